@@ -1,0 +1,13 @@
+//! smsflow: CSI surveys and staff-call escalation over SMPP.
+//!
+//! # Layout
+//!
+//! - [`smpp`]: the SMPP 3.4 wire layer: framing, the nom decoder for inbound PDUs, the rusmpp
+//!   based encoder for outbound PDUs, SMS text codecs, concatenation and delivery receipts.
+//!   It does no I/O and imports nothing from the rest of the crate, so it could become its own
+//!   crate.
+//!
+//! Later layers (sessions, flow engine, store, HTTP, reports) build on it; see README.md for the
+//! map of the whole project.
+
+pub mod smpp;
