@@ -1,1 +1,11 @@
-//! Protocol tests.
+//! The protocol tests: one integration binary (STYLE.md §4) for everything that exercises the
+//! wire layer through the crate's public API.
+//!
+//! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
+//! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
+//! - `robustness`: arbitrary input never panics.
+
+mod mo;
+mod robustness;
+mod util;
+mod vectors;

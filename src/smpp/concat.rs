@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::smpp::pdu::Sm;
+use crate::smpp::text::{self, MessageBody};
 use crate::smpp::udh::ConcatInfo;
 
 /// One received part, user data already stripped of its UDH.
@@ -32,6 +34,21 @@ pub struct Part {
     pub concat: ConcatInfo,
     pub data_coding: u8,
     pub payload: Vec<u8>,
+}
+
+impl Part {
+    /// The part a deliver_sm carries, or `None` when it is a message in one piece. The
+    /// concatenation info comes from the UDH or SAR TLVs ([`Sm::concat`]); the payload has its
+    /// UDH removed ([`Sm::payload`]).
+    pub fn from_sm(sm: &Sm<'_>) -> Option<Self> {
+        Some(Self {
+            concat: sm.concat()?,
+            source: sm.source_addr.to_str_lossy().into_owned(),
+            destination: sm.destination_addr.to_str_lossy().into_owned(),
+            data_coding: sm.data_coding,
+            payload: sm.payload().to_vec(),
+        })
+    }
 }
 
 /// Identifies one multi-part message. The total is part of the key because senders reuse
@@ -89,6 +106,25 @@ impl Assembled {
             .iter()
             .all(|p| p.data_coding == first)
             .then_some(first)
+    }
+}
+
+impl Assembled {
+    /// The message's content: decoded once over the joined payload when all parts share a
+    /// coding (so a character split across parts survives), else part by part. Binary parts
+    /// make the whole message binary.
+    pub fn body(&self) -> MessageBody {
+        if let Some(data_coding) = self.data_coding() {
+            return text::decode(data_coding, &self.payload());
+        }
+        let mut joined = String::new();
+        for part in &self.parts {
+            match text::decode(part.data_coding, &part.payload) {
+                MessageBody::Text(t) => joined.push_str(&t),
+                MessageBody::Binary(_) => return MessageBody::Binary(self.payload()),
+            }
+        }
+        MessageBody::Text(joined)
     }
 }
 

@@ -77,7 +77,9 @@ pub enum DecodeErrorKind {
     #[error("body ends inside {field} at offset {offset}")]
     Truncated { field: &'static str, offset: usize },
     /// `sm_length` points past the end of the body.
-    #[error("sm_length {sm_length} at offset {offset} exceeds the {available} octets left")]
+    #[error(
+        "short_message at offset {offset} has sm_length {sm_length} but {available} octets are left"
+    )]
     ShortMessageOverrun {
         sm_length: u8,
         offset: usize,
@@ -318,7 +320,7 @@ fn short_message(input: &[u8]) -> Res<'_, &[u8]> {
     take(sm_length)(rest).map_err(|_: nom::Err<Fault>| {
         nom::Err::Failure(Fault {
             what: What::ShortMessage { sm_length },
-            remaining: input.len(),
+            remaining: rest.len(),
         })
     })
 }

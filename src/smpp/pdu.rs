@@ -340,6 +340,12 @@ impl<const MAX: usize> fmt::Debug for COctetStr<'_, MAX> {
     }
 }
 
+impl<'a, const MAX: usize> From<&'a str> for COctetStr<'a, MAX> {
+    fn from(value: &'a str) -> Self {
+        Self(value.as_bytes())
+    }
+}
+
 impl<const MAX: usize> PartialEq<str> for COctetStr<'_, MAX> {
     fn eq(&self, other: &str) -> bool {
         self.0 == other.as_bytes()

@@ -1,0 +1,73 @@
+//! Helpers shared by the protocol tests.
+
+/// Octets from annotated hex: whitespace is ignored and `#` starts a comment to the line's end.
+pub fn hex(annotated: &str) -> Vec<u8> {
+    let digits: String = annotated
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .flat_map(|line| line.chars().filter(|c| !c.is_whitespace()))
+        .collect();
+    hex::decode(&digits).unwrap_or_else(|e| panic!("bad hex vector {digits:?}: {e}"))
+}
+
+/// A frame around `body`: header with the right command_length.
+pub fn frame(command_id: u32, status: u32, sequence_number: u32, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(16 + body.len());
+    f.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
+    f.extend_from_slice(&command_id.to_be_bytes());
+    f.extend_from_slice(&status.to_be_bytes());
+    f.extend_from_slice(&sequence_number.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// A deliver_sm body from its parts (SMPP 3.4 §4.6.1), for tests that vary one field.
+pub struct DeliverBody<'a> {
+    pub source_addr: &'a [u8],
+    pub esm_class: u8,
+    pub data_coding: u8,
+    pub short_message: &'a [u8],
+    pub tlvs: &'a [u8],
+}
+
+impl Default for DeliverBody<'_> {
+    fn default() -> Self {
+        Self {
+            source_addr: b"998901234567",
+            esm_class: 0,
+            data_coding: 0,
+            short_message: b"",
+            tlvs: b"",
+        }
+    }
+}
+
+impl DeliverBody<'_> {
+    pub fn build(&self) -> Vec<u8> {
+        let mut b = vec![0, 1, 1];
+        b.extend_from_slice(self.source_addr);
+        b.extend_from_slice(&[0, 3, 0]);
+        b.extend_from_slice(b"5700\0");
+        b.extend_from_slice(&[self.esm_class, 0, 0, 0, 0, 0, 0, self.data_coding, 0]);
+        b.push(u8::try_from(self.short_message.len()).expect("short_message over 255 octets"));
+        b.extend_from_slice(self.short_message);
+        b.extend_from_slice(self.tlvs);
+        b
+    }
+
+    pub fn frame(&self, sequence_number: u32) -> Vec<u8> {
+        frame(0x0000_0005, 0, sequence_number, &self.build())
+    }
+}
+
+/// One TLV: tag, length, value.
+pub fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
+    let mut t = tag.to_be_bytes().to_vec();
+    t.extend_from_slice(
+        &u16::try_from(value.len())
+            .expect("tlv over 64 KiB")
+            .to_be_bytes(),
+    );
+    t.extend_from_slice(value);
+    t
+}
