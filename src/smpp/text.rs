@@ -231,9 +231,46 @@ const GSM7_EXTENSION: [(u8, char); 10] = [
     (0x65, '€'),
 ];
 
+/// [`GSM7_FROM_ASCII`] entry for an ASCII char with no GSM 03.38 septet.
+const NOT_GSM: u8 = 0xFF;
+/// [`GSM7_FROM_ASCII`] flag: the char is in the extension table (escape + the low 7 bits).
+const EXTENDED: u8 = 0x80;
+
+/// ASCII char → its septet, `EXTENDED | code` for extension-table chars, or [`NOT_GSM`]; built
+/// at compile time from the two tables above so they stay the single source of truth.
+const GSM7_FROM_ASCII: [u8; 128] = {
+    let mut table = [NOT_GSM; 128];
+    let mut i = 0;
+    while i < GSM7_EXTENSION.len() {
+        let (code, c) = GSM7_EXTENSION[i];
+        if (c as u32) < 128 {
+            table[c as usize] = EXTENDED | code;
+        }
+        i += 1;
+    }
+    let mut code = 0;
+    while code < 128 {
+        let c = GSM7_DEFAULT[code] as u32;
+        // Slot ESC holds a display space, not an encoding of ' ' (0x20 is).
+        if c < 128 && code != ESC as usize {
+            table[c as usize] = code as u8;
+        }
+        code += 1;
+    }
+    table
+};
+
 /// The septets of one char: `[code]` from the default table or `[ESC, code]` from the extension
 /// table; the count is 1 or 2.
 fn gsm7_char(c: char) -> Option<([u8; 2], usize)> {
+    // Most texts are ASCII: answer those from a table instead of scanning the alphabet.
+    if let Some(&entry) = GSM7_FROM_ASCII.get(c as usize) {
+        return match entry {
+            NOT_GSM => None,
+            code if code & EXTENDED != 0 => Some(([ESC, code & !EXTENDED], 2)),
+            code => Some(([code, 0], 1)),
+        };
+    }
     let default = GSM7_DEFAULT
         .iter()
         .zip(0u8..)
@@ -342,7 +379,12 @@ fn is_high_surrogate(octet: u8) -> bool {
 
 /// UTF-16BE (UCS-2 with surrogate pairs).
 pub fn ucs2_encode(text: &str) -> Vec<u8> {
-    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
+    // Every UTF-16 unit (two octets) comes from at least one UTF-8 byte: this never regrows.
+    let mut octets = Vec::with_capacity(text.len() * 2);
+    for unit in text.encode_utf16() {
+        octets.extend_from_slice(&unit.to_be_bytes());
+    }
+    octets
 }
 
 /// UTF-16BE (UCS-2 with surrogate pairs) decoded tolerantly: a lone surrogate and an odd trailing
