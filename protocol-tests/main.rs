@@ -2,9 +2,11 @@
 //! wire layer through the crate's public API.
 //!
 //! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
+//! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
 
+mod differential;
 mod mo;
 mod robustness;
 mod util;

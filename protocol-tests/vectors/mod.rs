@@ -692,3 +692,25 @@ fn framing_splits_a_stream_of_frames() {
     );
     assert!(input.is_empty());
 }
+
+/// Repeated TLVs: the first of each tag wins, for `find` and for the SAR triple alike.
+#[test]
+fn repeated_tlvs_first_wins() {
+    let mut tlvs = tlv(tag::SAR_MSG_REF_NUM, &[0, 1]);
+    tlvs.extend(tlv(tag::SAR_TOTAL_SEGMENTS, &[2]));
+    tlvs.extend(tlv(tag::SAR_SEGMENT_SEQNUM, &[1]));
+    tlvs.extend(tlv(tag::SAR_MSG_REF_NUM, &[0, 9]));
+    let f = DeliverBody {
+        tlvs: &tlvs,
+        ..Default::default()
+    }
+    .frame(1);
+    let Pdu::DeliverSm(sm) = decode(&f).unwrap().pdu else {
+        panic!()
+    };
+    assert_eq!(
+        sm.tlvs.find(tag::SAR_MSG_REF_NUM).unwrap().typed(),
+        TlvValue::SarMsgRefNum(1)
+    );
+    assert_eq!(sm.tlvs.sar().map(|c| c.reference), Some(1));
+}

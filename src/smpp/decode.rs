@@ -525,11 +525,13 @@ fn submit_multi_resp(i: &[u8]) -> Res<'_, SubmitMultiResp<'_>> {
         });
         i = rest;
     }
+    let (i, tlvs) = tlvs(i)?;
     Ok((
         i,
         SubmitMultiResp {
             message_id,
             unsuccess_sme,
+            tlvs,
         },
     ))
 }

@@ -525,11 +525,12 @@ impl<'a> Tlvs<'a> {
     /// Concatenation by SAR TLVs, when all three are present and well-formed.
     pub fn sar(&self) -> Option<ConcatInfo> {
         let (mut reference, mut total, mut seq) = (None, None, None);
+        // The first of each wins, as in `find`.
         for tlv in self.iter() {
             match tlv.typed() {
-                TlvValue::SarMsgRefNum(v) => reference = Some(v),
-                TlvValue::SarTotalSegments(v) => total = Some(v),
-                TlvValue::SarSegmentSeqnum(v) => seq = Some(v),
+                TlvValue::SarMsgRefNum(v) => reference = reference.or(Some(v)),
+                TlvValue::SarTotalSegments(v) => total = total.or(Some(v)),
+                TlvValue::SarSegmentSeqnum(v) => seq = seq.or(Some(v)),
                 _ => {}
             }
         }
@@ -773,6 +774,7 @@ pub struct QuerySmResp<'a> {
 pub struct SubmitMultiResp<'a> {
     pub message_id: COctetStr<'a, 65>,
     pub unsuccess_sme: Vec<UnsuccessSme<'a>>,
+    pub tlvs: Tlvs<'a>,
 }
 
 /// One destination submit_multi could not reach.
