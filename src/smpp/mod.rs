@@ -26,6 +26,7 @@
 //! - [`udh`]: user data header parsing and building.
 //! - [`concat`]: sans-IO reassembly of concatenated MO messages.
 //! - [`receipt`]: delivery receipt parsing.
+//! - [`session`]: the ESME session state machine, sans I/O (time and frames are inputs).
 
 pub mod codec;
 pub mod concat;
@@ -33,6 +34,7 @@ pub mod decode;
 pub mod encode;
 pub mod pdu;
 pub mod receipt;
+pub mod session;
 pub mod text;
 pub mod udh;
 
