@@ -5,9 +5,11 @@
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
+//! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
 
 mod differential;
 mod mo;
 mod robustness;
+mod session;
 mod util;
 mod vectors;

@@ -7,7 +7,11 @@
 //!   It does no I/O and imports nothing from the rest of the crate, so it could become its own
 //!   crate.
 //!
+//! - [`esme`]: the SMPP client over tokio: one task per session, a pool per SMSC with
+//!   reconnect, a shared submit queue and TPS cap, inbound messages with ack handles.
+//!
 //! Later layers (sessions, flow engine, store, HTTP, reports) build on it; see README.md for the
 //! map of the whole project.
 
+pub mod esme;
 pub mod smpp;

@@ -1,0 +1,19 @@
+//! The ESME client over tokio: sessions driven over sockets, pooled per `[[smsc]]`.
+//!
+//! - [`connection`]: one session over one connection (the driver loop around
+//!   [`crate::smpp::session::Session`]); submit jobs, inbound messages and their ack handles.
+//! - [`pool`]: the sessions of one SMSC: reconnect with back-off, shared queue, TPS cap,
+//!   `submit` / `send_text`, status for readiness checks.
+//! - [`backoff`], [`rate`]: the pure timing rules the pool applies.
+//!
+//! Protocol decisions live in `smpp::session`; this module only moves bytes and waits.
+
+pub mod backoff;
+pub mod connection;
+pub mod pool;
+pub mod rate;
+
+pub use connection::{AckHandle, InboundMessage};
+pub use pool::{
+    BindKind, Pool, PoolConfig, SendError, Sent, SlotStatus, SubmitError, tcp_connector,
+};
