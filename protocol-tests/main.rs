@@ -3,11 +3,13 @@
 //!
 //! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
+//! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
 
 mod differential;
+mod interop;
 mod mo;
 mod robustness;
 mod session;
