@@ -219,12 +219,23 @@ pub async fn run_session(
             session.handle_close();
             continue;
         }
-        // 4. A held job whose slot has come, with room in the window, goes out now.
-        if let Some((_, at)) = &held
-            && *at <= now
-            && session.can_submit(now.into_std())
-            && let Some((job, _)) = held.take()
-        {
+        // 4. Submit while the window, the TPS slot and the queue allow, writing nothing in
+        //    between: a burst of jobs leaves in one write instead of one syscall each.
+        let mut submitted = false;
+        loop {
+            if held.is_none()
+                && !shutdown.is_cancelled()
+                && session.can_submit(now.into_std())
+                && let Some(job) = try_next_job(shared)
+            {
+                held = Some((job, reserve_slot(shared, now)));
+            }
+            let ready = held
+                .as_ref()
+                .is_some_and(|(_, at)| *at <= now && session.can_submit(now.into_std()));
+            let Some((job, _)) = held.take_if(|_| ready) else {
+                break;
+            };
             let token = next_token;
             next_token += 1;
             match session.submit(now.into_std(), token, job.command) {
@@ -240,6 +251,9 @@ pub async fn run_session(
                     }));
                 }
             }
+            submitted = true;
+        }
+        if submitted {
             continue;
         }
 
@@ -276,20 +290,32 @@ pub async fn run_session(
             }
             job = next_job(shared), if take_jobs => {
                 if let Some(job) = job {
-                    let at = match &shared.limiter {
-                        // The lock is never held across an await.
-                        Some(limiter) => Instant::from_std(
-                            limiter.lock().unwrap_or_else(|p| p.into_inner()).reserve(now.into_std()),
-                        ),
-                        None => now,
-                    };
-                    held = Some((job, at));
+                    held = Some((job, reserve_slot(shared, now)));
                 }
             }
             Some((seq, status)) = ack_rx.recv() => session.ack(seq, status),
             () = sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
             () = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
         }
+    }
+}
+
+/// A job already waiting in the queue, without waiting for one (or for the queue's lock).
+fn try_next_job(shared: &Shared) -> Option<SubmitJob> {
+    shared.jobs.as_ref()?.try_lock().ok()?.try_recv().ok()
+}
+
+/// When a job taken now may be sent: now, or the pool's next free TPS slot.
+fn reserve_slot(shared: &Shared, now: Instant) -> Instant {
+    match &shared.limiter {
+        // A std mutex: held for one arithmetic step, never across an await.
+        Some(limiter) => Instant::from_std(
+            limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reserve(now.into_std()),
+        ),
+        None => now,
     }
 }
 
