@@ -7,7 +7,13 @@
 //!   It does no I/O and imports nothing from the rest of the crate, so it could become its own
 //!   crate.
 //!
+//! - [`sim`]: the built-in SMSC simulator (tokio): binds, submit_sm answers, delivery receipts,
+//!   MO injection with SMSC retry semantics, fault injection, and simulated subscribers and staff
+//!   who answer surveys and escalations. Used by `smsflow smsc`, `smsflow demo`, the end-to-end
+//!   tests and the benches; it speaks SMPP only through [`smpp`].
+//!
 //! Later layers (sessions, flow engine, store, HTTP, reports) build on it; see README.md for the
 //! map of the whole project.
 
+pub mod sim;
 pub mod smpp;
