@@ -5,9 +5,11 @@
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
+//! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 
 mod differential;
 mod mo;
 mod robustness;
+mod sim;
 mod util;
 mod vectors;
