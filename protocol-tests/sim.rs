@@ -426,6 +426,42 @@ async fn throttle_next_refuses_exactly_n() {
 }
 
 #[tokio::test]
+async fn submit_latency_holds_the_answer_back() {
+    let smsc = start(config()).await;
+    let mut esme = Esme::bound(&smsc, BindMode::Transmitter).await;
+    smsc.set_submit_latency(Duration::from_millis(100));
+    // Both PDUs in one write, so the simulator reads them together: the enquire_link is
+    // answered at once, the submit_sm only after the latency.
+    let message = ShortMessage {
+        service_type: "",
+        source: Address {
+            ton: 3,
+            npi: 0,
+            addr: SHORT_CODE,
+        },
+        destination: Address {
+            ton: 1,
+            npi: 1,
+            addr: SUBSCRIBER,
+        },
+        esm_class: 0,
+        registered_delivery: 0,
+        data_coding: 0,
+        short_message: b"slow",
+        params: Vec::new(),
+    };
+    let mut both = encode::to_frame(&encode::submit_sm(7, &message).expect("encodes")).to_vec();
+    both.extend_from_slice(&encode::to_frame(&encode::enquire_link(8)));
+    esme.send_raw(&both).await;
+    let order: Vec<CommandId> = [esme.recv().await, esme.recv().await]
+        .iter()
+        .map(|frame| decode(frame).expect("decodes").command_id())
+        .collect();
+    assert_eq!(order, [CommandId::EnquireLinkResp, CommandId::SubmitSmResp]);
+    stop(smsc, vec![esme]).await;
+}
+
+#[tokio::test]
 async fn max_tps_throttles_beyond_the_burst() {
     let smsc = start(SimConfig {
         max_tps: Some(1),

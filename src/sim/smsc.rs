@@ -51,7 +51,7 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Answers not yet written before the simulator stops reading from a peer that does not read.
 const MAX_WRITE_BACKLOG: usize = 1024 * 1024;
 /// Receivers of [`SmscHandle::submitted`] that fall further behind than this miss events.
-const SUBMITTED_CAPACITY: usize = 65_536;
+const SUBMITTED_CAPACITY: usize = 8192;
 /// How long the parts of a concatenated MT may wait for the rest before they are dropped from
 /// the [`Submitted`] view.
 const MT_ASSEMBLY_TTL: Duration = Duration::from_secs(600);
@@ -1052,7 +1052,8 @@ impl Session {
         ) && due <= now
         {
             self.enquire_link_due = Some(now + every);
-            if self.enquire_link_outstanding.is_none() {
+            // Only a bound session is probed: before bind the ESME owes us nothing but a bind.
+            if self.bound.is_some() && self.enquire_link_outstanding.is_none() {
                 let seq = self.sequence_number();
                 self.write(&encode::enquire_link(seq));
                 self.enquire_link_outstanding =
