@@ -4,7 +4,7 @@
 //!
 //! Owns the classifier of MT texts ([`classify`]), the tables the replies are drawn from (the
 //! `const`s below: edit those when the flows' texts change), and [`Handsets`], a sans-IO planner
-//! that turns one MT into at most one planned reply. [`spawn`] is the small tokio driver that
+//! that turns one MT into at most one planned reply. `spawn` is the small tokio driver that
 //! waits the planned delay and injects the reply as an MO.
 //!
 //! Must not: read a clock or an unseeded random source in the planner (a reply is a function of
