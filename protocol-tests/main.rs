@@ -7,11 +7,13 @@
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
+//! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 
 mod differential;
 mod interop;
 mod mo;
 mod robustness;
 mod session;
+mod sim;
 mod util;
 mod vectors;

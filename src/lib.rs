@@ -9,9 +9,14 @@
 //!
 //! - [`esme`]: the SMPP client over tokio: one task per session, a pool per SMSC with
 //!   reconnect, a shared submit queue and TPS cap, inbound messages with ack handles.
+//! - [`sim`]: the built-in SMSC simulator (tokio): binds, submit_sm answers, delivery receipts,
+//!   MO injection with SMSC retry semantics, fault injection, and simulated subscribers and staff
+//!   who answer surveys and escalations. Used by `smsflow smsc`, `smsflow demo`, the end-to-end
+//!   tests and the benches; it speaks SMPP only through [`smpp`].
 //!
 //! Later layers (sessions, flow engine, store, HTTP, reports) build on it; see README.md for the
 //! map of the whole project.
 
 pub mod esme;
+pub mod sim;
 pub mod smpp;

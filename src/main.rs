@@ -1,8 +1,11 @@
 //! The `smsflow` binary: parses the command line and hands off to the library.
 
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use smsflow::sim::{self, SimConfig, SubscribersConfig};
 
 /// SMS surveys and staff-call escalation over SMPP.
 #[derive(Debug, Parser)]
@@ -23,6 +26,45 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         incidents: u32,
     },
+    /// Run the built-in SMSC simulator as a standalone server, for trying `run` by hand.
+    Smsc(SmscArgs),
+}
+
+/// What `smsflow smsc` takes; turned into a [`SimConfig`] before anything starts.
+#[derive(Debug, Args)]
+struct SmscArgs {
+    /// Address to accept ESME connections on.
+    #[arg(long, default_value = "127.0.0.1:2775")]
+    listen: SocketAddr,
+    /// The system_id ESMEs must bind with.
+    #[arg(long, default_value = "smsflow")]
+    system_id: String,
+    /// The password ESMEs must bind with.
+    #[arg(long, default_value = "smsflow")]
+    password: String,
+    /// Play subscribers and staff who answer surveys and escalations.
+    #[arg(long)]
+    subscribers: bool,
+    /// How long after a submit_sm its delivery receipt comes, e.g. `200ms`, `2s`.
+    #[arg(long, default_value = "200ms")]
+    receipt_delay: humantime::Duration,
+    /// Seed of every random choice (receipt outcomes, subscriber replies).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl SmscArgs {
+    fn into_config(self) -> SimConfig {
+        SimConfig {
+            listen: self.listen,
+            system_id: self.system_id,
+            password: self.password,
+            receipt_delay: self.receipt_delay.into(),
+            seed: self.seed,
+            subscribers: self.subscribers.then(SubscribersConfig::default),
+            ..SimConfig::default()
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -35,5 +77,65 @@ fn main() -> ExitCode {
             );
             ExitCode::FAILURE
         }
+        Command::Smsc(args) => run_smsc(args.into_config()),
+    }
+}
+
+/// Runs the simulator until SIGINT or SIGTERM, then unbinds every session.
+fn run_smsc(config: SimConfig) -> ExitCode {
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("smsflow smsc: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let smsc = match sim::start(config).await {
+            Ok(smsc) => smsc,
+            Err(error) => {
+                eprintln!("smsflow smsc: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "smsflow smsc listening on {} (system_id {})",
+            smsc.local_addr(),
+            smsc.config().system_id
+        );
+        if let Err(error) = shutdown_signal().await {
+            eprintln!("smsflow smsc: cannot wait for signals: {error}");
+        }
+        smsc.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default `info`.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
     }
 }
