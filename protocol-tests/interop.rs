@@ -352,3 +352,117 @@ async fn our_esme_against_node_smsc() {
     smsc.pdu("unbind").await;
     smsc.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_esme_against_our_simulator() {
+    use smsflow::sim::{self, Mo, SimConfig};
+
+    let smsc = sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        receipt_delay: Duration::from_millis(50),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = smsc.local_addr().port().to_string();
+
+    // A wrong password is refused.
+    let mut intruder = NodePeer::spawn(
+        "esme.js",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--system-id",
+            "smsflow",
+            "--password",
+            "nope",
+        ],
+    )
+    .await;
+    let failed = intruder
+        .event("bind_failed", |e| e["event"] == "bind_failed")
+        .await;
+    assert_eq!(failed["command_status"], 0x0E);
+    intruder.quit().await;
+
+    let mut esme = NodePeer::spawn(
+        "esme.js",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--system-id",
+            "smsflow",
+            "--password",
+            "smsflow",
+        ],
+    )
+    .await;
+    let bound = esme.event("bound", |e| e["event"] == "bound").await;
+    assert_eq!(bound["system_id"], "SMSFLOWSIM");
+
+    // submit_sm with a receipt requested: a message id, then a receipt naming it.
+    let mut submitted = smsc.submitted();
+    let text = text::ucs2_encode("Спасибо за вашу оценку!");
+    let done = esme
+        .command(json!({"cmd": "submit_sm", "source_addr": "5700", "destination_addr": "998901234567",
+                        "data_coding": 8, "registered_delivery": 1, "short_message_hex": hex(&text)}))
+        .await;
+    assert_eq!(done["command_status"], 0);
+    let message_id = done["message_id"]
+        .as_str()
+        .expect("a message id")
+        .to_owned();
+    let seen = tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.text, "Спасибо за вашу оценку!");
+    assert_eq!(seen.message_ids, [message_id.clone()]);
+    let receipt = esme
+        .event("receipt", |e| {
+            e["event"] == "pdu" && e["command"] == "deliver_sm" && e["fields"]["esm_class"] == 4
+        })
+        .await;
+    assert_eq!(
+        receipt["fields"]["receipted_message_id"],
+        message_id.as_str()
+    );
+    assert_eq!(receipt["fields"]["message_state"], 2);
+
+    // An injected MO reaches the node ESME, which acknowledges it.
+    let delivery = smsc
+        .inject_mo(Mo {
+            source: "998901234567".into(),
+            destination: "5700".into(),
+            text: "5 отлично".into(),
+        })
+        .unwrap();
+    let mo = esme
+        .event("mo", |e| {
+            e["event"] == "pdu" && e["command"] == "deliver_sm" && e["fields"]["esm_class"] == 0
+        })
+        .await;
+    assert_eq!(mo["fields"]["data_coding"], 8);
+    let octets = hex::decode(mo["fields"]["short_message_hex"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        text::decode(8, &octets),
+        MessageBody::Text("5 отлично".into())
+    );
+    let status = tokio::time::timeout(WAIT, delivery.outcome())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.is_ok(), "acknowledged by node: {status}");
+
+    // enquire_link and unbind from the node side.
+    let done = esme.command(json!({"cmd": "enquire_link"})).await;
+    assert_eq!(done["command_status"], 0);
+    let done = esme.command(json!({"cmd": "unbind"})).await;
+    assert_eq!(done["response_command"], "unbind_resp");
+    esme.quit().await;
+    smsc.shutdown().await;
+}
