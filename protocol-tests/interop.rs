@@ -421,7 +421,7 @@ async fn node_esme_against_our_simulator() {
         .unwrap()
         .unwrap();
     assert_eq!(seen.text, "Спасибо за вашу оценку!");
-    assert_eq!(seen.message_ids, [message_id.clone()]);
+    assert_eq!(seen.message_ids, std::slice::from_ref(&message_id));
     let receipt = esme
         .event("receipt", |e| {
             e["event"] == "pdu" && e["command"] == "deliver_sm" && e["fields"]["esm_class"] == 4
