@@ -3,6 +3,7 @@
 //!
 //! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
+//! - `esme`: the ESME pool against the simulator over real TCP, both directions at volume.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
@@ -10,6 +11,7 @@
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 
 mod differential;
+mod esme;
 mod interop;
 mod mo;
 mod robustness;

@@ -143,6 +143,10 @@ pub async fn run_session(
     }
 
     loop {
+        // 0. Acks the application already gave go out with this iteration's write.
+        while let Ok((seq, status)) = ack_rx.try_recv() {
+            session.ack(seq, status);
+        }
         // 1. Write what the session produced.
         if let Some(out) = session.poll_transmit()
             && io.write_all(&out).await.is_err()
@@ -195,10 +199,6 @@ pub async fn run_session(
             }
             let _ = io.shutdown().await;
             return SessionEnd { reason, was_bound };
-        }
-        // Apply any acks already queued so they go out in this iteration's write.
-        while let Ok((seq, status)) = ack_rx.try_recv() {
-            session.ack(seq, status);
         }
 
         let now = Instant::now();

@@ -621,6 +621,7 @@ impl Session {
             });
             return;
         };
+        self.prune_deadlines();
         match outstanding {
             RequestKind::Bind(mode) => {
                 if status.is_ok() {
@@ -671,6 +672,17 @@ impl Session {
                     outcome,
                 });
             }
+        }
+    }
+
+    /// Drops deadlines of answered requests from the front of the queue, so finding the next
+    /// live deadline stays O(1) while responses arrive roughly in order.
+    fn prune_deadlines(&mut self) {
+        while let Some(&(_, seq)) = self.deadlines.front() {
+            if self.outstanding.contains_key(&seq) {
+                break;
+            }
+            self.deadlines.pop_front();
         }
     }
 
