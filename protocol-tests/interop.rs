@@ -2,11 +2,12 @@
 //! `peer/package.json`), driven through the JSON-lines scripts in `peer/` (see its README).
 //!
 //! Real TCP on 127.0.0.1 and real time; every wait is for an event, bounded by a timeout so a
-//! broken peer fails the test instead of hanging it. Needs `npm ci` in `protocol-tests/peer`
-//! (`.ci/run` does it).
+//! broken peer fails the test instead of hanging it. The first test to need the peer runs
+//! `npm ci` in `protocol-tests/peer` if its `node_modules` is missing.
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -23,6 +24,26 @@ const WAIT: Duration = Duration::from_secs(15);
 
 const SURVEY: &str = "Спасибо за ваш звонок. Оцените, пожалуйста, нашу работу по шкале от 1 до 5, где 1 - очень плохо, 5 - отлично. Можете также оставить комментарий. Ваш отзыв важен для нас!";
 
+/// The peer's directory, with its pinned node dependencies installed (`npm ci`, once per test
+/// run, so `cargo test` works on a fresh checkout).
+fn install_peer() -> PathBuf {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/peer");
+            if !dir.join("node_modules/smpp").exists() {
+                let status = std::process::Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&dir)
+                    .status()
+                    .expect("npm runs (node >= 18 is needed for the interop tests)");
+                assert!(status.success(), "npm ci failed in {}", dir.display());
+            }
+            dir
+        })
+        .clone()
+}
+
 /// One node script, its stdin for commands and its stdout events.
 pub struct NodePeer {
     child: Child,
@@ -35,12 +56,7 @@ pub struct NodePeer {
 
 impl NodePeer {
     pub async fn spawn(script: &str, args: &[&str]) -> NodePeer {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/peer");
-        assert!(
-            dir.join("node_modules/smpp").exists(),
-            "node peer not installed: run `npm ci` in {}",
-            dir.display()
-        );
+        let dir = install_peer();
         let mut child = Command::new("node")
             .arg(script)
             .args(args)
