@@ -44,12 +44,7 @@ fn touch(pdu: &Pdu<'_>) {
             let _ = tlv.typed();
         }
         let _ = text::decode(sm.data_coding, sm.payload());
-        let _ = receipt::receipt(
-            sm.short_message,
-            sm.tlvs.receipted_message_id().map(|id| id.as_bytes()),
-            sm.tlvs.message_state(),
-            sm.tlvs.network_error_code(),
-        );
+        let _ = sm.tlvs.delivery_receipt(sm.short_message);
         if let Some(part) = smsflow::smpp::concat::Part::from_sm(sm) {
             let _ = part;
         }

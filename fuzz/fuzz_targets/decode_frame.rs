@@ -44,12 +44,7 @@ fn check(frame: &[u8]) {
                 for tlv in sm.tlvs {
                     let _ = tlv.typed();
                 }
-                let _ = receipt::receipt(
-                    sm.short_message,
-                    sm.tlvs.receipted_message_id().map(|id| id.as_bytes()),
-                    sm.tlvs.message_state(),
-                    sm.tlvs.network_error_code(),
-                );
+                let _ = sm.tlvs.delivery_receipt(sm.short_message);
             }
         }
         Err(e) => {

@@ -153,13 +153,7 @@ fn deliver_sm_receipt_with_tlvs() {
     assert_eq!(sm.tlvs.receipted_message_id().unwrap(), "5E0F1A2B");
     assert_eq!(sm.tlvs.message_state(), Some(2));
     assert_eq!(sm.tlvs.network_error_code(), Some(&[3, 0, 0][..]));
-    let receipt = smsflow::smpp::receipt::receipt(
-        sm.short_message,
-        sm.tlvs.receipted_message_id().map(|id| id.as_bytes()),
-        sm.tlvs.message_state(),
-        sm.tlvs.network_error_code(),
-    )
-    .unwrap();
+    let receipt = sm.tlvs.delivery_receipt(sm.short_message).unwrap();
     assert_eq!(receipt.message_id, "5E0F1A2B");
     assert!(receipt.state.is_success());
 }

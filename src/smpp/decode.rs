@@ -30,7 +30,8 @@ use nom::{
 
 use super::pdu::{
     AlertNotification, Bind, BindResp, COctetStr, Command, CommandId, CommandStatus, DataSm,
-    Header, Outbind, Pdu, QuerySm, QuerySmResp, Sm, SmResp, SubmitMultiResp, Tlvs, UnsuccessSme,
+    Header, Npi, Outbind, Pdu, QuerySm, QuerySmResp, Sm, SmResp, SubmitMultiResp, Tlvs, Ton,
+    UnsuccessSme,
 };
 
 /// Why a frame could not be decoded, and the header when there was one to answer.
@@ -304,6 +305,19 @@ fn u8_field<'a>(field: &'static str) -> impl Parser<&'a [u8], Output = u8, Error
     int(field, be_u8)
 }
 
+/// The (type of number, numbering plan, address) triplet every addressed PDU repeats.
+fn address<'a, const MAX: usize>(
+    ton: &'static str,
+    npi: &'static str,
+) -> impl Parser<&'a [u8], Output = (Ton, Npi, COctetStr<'a, MAX>), Error = Fault> {
+    move |i: &'a [u8]| {
+        let (i, t) = u8_field(ton).parse(i)?;
+        let (i, n) = u8_field(npi).parse(i)?;
+        let (i, addr) = cstr(i)?;
+        Ok((i, (Ton::from(t), Npi::from(n), addr)))
+    }
+}
+
 /// A C-octet string: octets up to a NUL, which is consumed. When no NUL comes before the body
 /// ends, the rest of the body is the value (tolerance: missing NUL on the last C-string); a
 /// field after it then fails as truncated, so the tolerance only ever applies to the last one.
@@ -396,12 +410,10 @@ fn outbind(i: &[u8]) -> Res<'_, Outbind<'_>> {
 
 fn sm(i: &[u8]) -> Res<'_, Sm<'_>> {
     let (i, service_type) = cstr(i)?;
-    let (i, source_addr_ton) = u8_field("source_addr_ton").parse(i)?;
-    let (i, source_addr_npi) = u8_field("source_addr_npi").parse(i)?;
-    let (i, source_addr) = cstr(i)?;
-    let (i, dest_addr_ton) = u8_field("dest_addr_ton").parse(i)?;
-    let (i, dest_addr_npi) = u8_field("dest_addr_npi").parse(i)?;
-    let (i, destination_addr) = cstr(i)?;
+    let (i, (source_addr_ton, source_addr_npi, source_addr)) =
+        address("source_addr_ton", "source_addr_npi").parse(i)?;
+    let (i, (dest_addr_ton, dest_addr_npi, destination_addr)) =
+        address("dest_addr_ton", "dest_addr_npi").parse(i)?;
     let (i, esm_class) = u8_field("esm_class").parse(i)?;
     let (i, protocol_id) = u8_field("protocol_id").parse(i)?;
     let (i, priority_flag) = u8_field("priority_flag").parse(i)?;
@@ -417,11 +429,11 @@ fn sm(i: &[u8]) -> Res<'_, Sm<'_>> {
         i,
         Sm {
             service_type,
-            source_addr_ton: source_addr_ton.into(),
-            source_addr_npi: source_addr_npi.into(),
+            source_addr_ton,
+            source_addr_npi,
             source_addr,
-            dest_addr_ton: dest_addr_ton.into(),
-            dest_addr_npi: dest_addr_npi.into(),
+            dest_addr_ton,
+            dest_addr_npi,
             destination_addr,
             esm_class: super::pdu::EsmClass(esm_class),
             protocol_id,
@@ -446,12 +458,10 @@ fn sm_resp(i: &[u8]) -> Res<'_, SmResp<'_>> {
 
 fn data_sm(i: &[u8]) -> Res<'_, DataSm<'_>> {
     let (i, service_type) = cstr(i)?;
-    let (i, source_addr_ton) = u8_field("source_addr_ton").parse(i)?;
-    let (i, source_addr_npi) = u8_field("source_addr_npi").parse(i)?;
-    let (i, source_addr) = cstr(i)?;
-    let (i, dest_addr_ton) = u8_field("dest_addr_ton").parse(i)?;
-    let (i, dest_addr_npi) = u8_field("dest_addr_npi").parse(i)?;
-    let (i, destination_addr) = cstr(i)?;
+    let (i, (source_addr_ton, source_addr_npi, source_addr)) =
+        address("source_addr_ton", "source_addr_npi").parse(i)?;
+    let (i, (dest_addr_ton, dest_addr_npi, destination_addr)) =
+        address("dest_addr_ton", "dest_addr_npi").parse(i)?;
     let (i, esm_class) = u8_field("esm_class").parse(i)?;
     let (i, registered_delivery) = u8_field("registered_delivery").parse(i)?;
     let (i, data_coding) = u8_field("data_coding").parse(i)?;
@@ -460,11 +470,11 @@ fn data_sm(i: &[u8]) -> Res<'_, DataSm<'_>> {
         i,
         DataSm {
             service_type,
-            source_addr_ton: source_addr_ton.into(),
-            source_addr_npi: source_addr_npi.into(),
+            source_addr_ton,
+            source_addr_npi,
             source_addr,
-            dest_addr_ton: dest_addr_ton.into(),
-            dest_addr_npi: dest_addr_npi.into(),
+            dest_addr_ton,
+            dest_addr_npi,
             destination_addr,
             esm_class: super::pdu::EsmClass(esm_class),
             registered_delivery,
@@ -476,15 +486,14 @@ fn data_sm(i: &[u8]) -> Res<'_, DataSm<'_>> {
 
 fn query_sm(i: &[u8]) -> Res<'_, QuerySm<'_>> {
     let (i, message_id) = cstr(i)?;
-    let (i, source_addr_ton) = u8_field("source_addr_ton").parse(i)?;
-    let (i, source_addr_npi) = u8_field("source_addr_npi").parse(i)?;
-    let (i, source_addr) = cstr(i)?;
+    let (i, (source_addr_ton, source_addr_npi, source_addr)) =
+        address("source_addr_ton", "source_addr_npi").parse(i)?;
     Ok((
         i,
         QuerySm {
             message_id,
-            source_addr_ton: source_addr_ton.into(),
-            source_addr_npi: source_addr_npi.into(),
+            source_addr_ton,
+            source_addr_npi,
             source_addr,
         },
     ))
@@ -512,14 +521,13 @@ fn submit_multi_resp(i: &[u8]) -> Res<'_, SubmitMultiResp<'_>> {
     i = rest;
     let mut unsuccess_sme = Vec::with_capacity(usize::from(no_unsuccess));
     for _ in 0..no_unsuccess {
-        let (rest, dest_addr_ton) = u8_field("unsuccess_sme.dest_addr_ton").parse(i)?;
-        let (rest, dest_addr_npi) = u8_field("unsuccess_sme.dest_addr_npi").parse(rest)?;
-        let (rest, destination_addr) = cstr(rest)?;
+        let (rest, (dest_addr_ton, dest_addr_npi, destination_addr)) =
+            address("unsuccess_sme.dest_addr_ton", "unsuccess_sme.dest_addr_npi").parse(i)?;
         let (rest, error_status_code) =
             int("unsuccess_sme.error_status_code", be_u32).parse(rest)?;
         unsuccess_sme.push(UnsuccessSme {
-            dest_addr_ton: dest_addr_ton.into(),
-            dest_addr_npi: dest_addr_npi.into(),
+            dest_addr_ton,
+            dest_addr_npi,
             destination_addr,
             error_status_code: CommandStatus(error_status_code),
         });
@@ -537,21 +545,19 @@ fn submit_multi_resp(i: &[u8]) -> Res<'_, SubmitMultiResp<'_>> {
 }
 
 fn alert_notification(i: &[u8]) -> Res<'_, AlertNotification<'_>> {
-    let (i, source_addr_ton) = u8_field("source_addr_ton").parse(i)?;
-    let (i, source_addr_npi) = u8_field("source_addr_npi").parse(i)?;
-    let (i, source_addr) = cstr(i)?;
-    let (i, esme_addr_ton) = u8_field("esme_addr_ton").parse(i)?;
-    let (i, esme_addr_npi) = u8_field("esme_addr_npi").parse(i)?;
-    let (i, esme_addr) = cstr(i)?;
+    let (i, (source_addr_ton, source_addr_npi, source_addr)) =
+        address("source_addr_ton", "source_addr_npi").parse(i)?;
+    let (i, (esme_addr_ton, esme_addr_npi, esme_addr)) =
+        address("esme_addr_ton", "esme_addr_npi").parse(i)?;
     let (i, tlvs) = tlvs(i)?;
     Ok((
         i,
         AlertNotification {
-            source_addr_ton: source_addr_ton.into(),
-            source_addr_npi: source_addr_npi.into(),
+            source_addr_ton,
+            source_addr_npi,
             source_addr,
-            esme_addr_ton: esme_addr_ton.into(),
-            esme_addr_npi: esme_addr_npi.into(),
+            esme_addr_ton,
+            esme_addr_npi,
             esme_addr,
             tlvs,
         },

@@ -220,9 +220,37 @@ impl ShortMessage<'_> {
     }
 }
 
+/// submit_sm and deliver_sm share one body layout; rusmpp gives them separate types with the
+/// same constructor, so one macro fills in either from a [`ShortMessage`].
+macro_rules! sm_body {
+    ($pdu:ident, $m:expr, $tlvs:expr) => {{
+        let m: &ShortMessage<'_> = $m;
+        let f = m.fields()?;
+        $pdu::new(
+            f.service_type,
+            Ton::from(m.source.ton),
+            Npi::from(m.source.npi),
+            f.source_addr,
+            Ton::from(m.destination.ton),
+            Npi::from(m.destination.npi),
+            f.destination_addr,
+            EsmClass::from(m.esm_class),
+            0,
+            PriorityFlag::default(),
+            EmptyOrFullCOctetString::empty(),
+            EmptyOrFullCOctetString::empty(),
+            RegisteredDelivery::from(m.registered_delivery),
+            ReplaceIfPresentFlag::default(),
+            DataCoding::from(m.data_coding),
+            0,
+            f.short_message,
+            $tlvs,
+        )
+    }};
+}
+
 /// submit_sm: one SMS (or one part of a concatenated one) towards a subscriber.
 pub fn submit_sm(sequence_number: u32, m: &ShortMessage<'_>) -> Result<Command, EncodeError> {
-    let f = m.fields()?;
     let tlvs = m
         .params
         .iter()
@@ -245,32 +273,12 @@ pub fn submit_sm(sequence_number: u32, m: &ShortMessage<'_>) -> Result<Command, 
             }
         })
         .collect();
-    let pdu = SubmitSm::new(
-        f.service_type,
-        Ton::from(m.source.ton),
-        Npi::from(m.source.npi),
-        f.source_addr,
-        Ton::from(m.destination.ton),
-        Npi::from(m.destination.npi),
-        f.destination_addr,
-        EsmClass::from(m.esm_class),
-        0,
-        PriorityFlag::default(),
-        EmptyOrFullCOctetString::empty(),
-        EmptyOrFullCOctetString::empty(),
-        RegisteredDelivery::from(m.registered_delivery),
-        ReplaceIfPresentFlag::default(),
-        DataCoding::from(m.data_coding),
-        0,
-        f.short_message,
-        tlvs,
-    );
+    let pdu = sm_body!(SubmitSm, m, tlvs);
     Ok(Command::new(RStatus::EsmeRok, sequence_number, pdu))
 }
 
 /// deliver_sm: an MO or a delivery receipt (used by the simulator).
 pub fn deliver_sm(sequence_number: u32, m: &ShortMessage<'_>) -> Result<Command, EncodeError> {
-    let f = m.fields()?;
     let mut tlvs = Vec::with_capacity(m.params.len());
     for p in &m.params {
         tlvs.push(match *p {
@@ -300,26 +308,7 @@ pub fn deliver_sm(sequence_number: u32, m: &ShortMessage<'_>) -> Result<Command,
             },
         });
     }
-    let pdu = DeliverSm::new(
-        f.service_type,
-        Ton::from(m.source.ton),
-        Npi::from(m.source.npi),
-        f.source_addr,
-        Ton::from(m.destination.ton),
-        Npi::from(m.destination.npi),
-        f.destination_addr,
-        EsmClass::from(m.esm_class),
-        0,
-        PriorityFlag::default(),
-        EmptyOrFullCOctetString::empty(),
-        EmptyOrFullCOctetString::empty(),
-        RegisteredDelivery::from(m.registered_delivery),
-        ReplaceIfPresentFlag::default(),
-        DataCoding::from(m.data_coding),
-        0,
-        f.short_message,
-        tlvs,
-    );
+    let pdu = sm_body!(DeliverSm, m, tlvs);
     Ok(Command::new(RStatus::EsmeRok, sequence_number, pdu))
 }
 

@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use super::receipt::{self, DeliveryReceipt, ReceiptError};
 use super::udh::{ConcatInfo, UDHI, UserDataHeader};
 
 /// Generates a `u32`-backed identifier enum that keeps unknown values in `Other`.
@@ -520,6 +521,17 @@ impl<'a> Tlvs<'a> {
     /// The raw 3 octets of `network_error_code` (network type, error code).
     pub fn network_error_code(&self) -> Option<&'a [u8]> {
         self.find(tag::NETWORK_ERROR_CODE).map(|tlv| tlv.value)
+    }
+
+    /// The delivery receipt a PDU with these TLVs and receipt `text` reports: the
+    /// receipted_message_id, message_state and network_error_code TLVs win over the text.
+    pub fn delivery_receipt(&self, text: &[u8]) -> Result<DeliveryReceipt, ReceiptError> {
+        receipt::receipt(
+            text,
+            self.receipted_message_id().map(|id| id.as_bytes()),
+            self.message_state(),
+            self.network_error_code(),
+        )
     }
 
     /// Concatenation by SAR TLVs, when all three are present and well-formed.

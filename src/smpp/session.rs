@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use super::decode::{DecodeError, decode};
 use super::encode::{self, BindMode, BindParams, EncodeError};
 use super::pdu::{Command, CommandId, CommandStatus, EsmClass, Pdu};
-use super::receipt::{self, DeliveryReceipt, ReceiptError};
+use super::receipt::{DeliveryReceipt, ReceiptError};
 use super::udh::ConcatInfo;
 
 /// Session states of SMPP 3.4 §2.2, plus the two handshakes in progress.
@@ -737,14 +737,10 @@ impl Session {
                 self.close(CloseReason::Unbound);
             }
             Pdu::DeliverSm(sm) => {
-                let receipt = sm.esm_class.is_receipt().then(|| {
-                    receipt::receipt(
-                        sm.short_message,
-                        sm.tlvs.receipted_message_id().map(|id| id.as_bytes()),
-                        sm.tlvs.message_state(),
-                        sm.tlvs.network_error_code(),
-                    )
-                });
+                let receipt = sm
+                    .esm_class
+                    .is_receipt()
+                    .then(|| sm.tlvs.delivery_receipt(sm.short_message));
                 self.unacked.insert(seq, CommandId::DeliverSm);
                 self.events.push_back(Event::Inbound(Inbound {
                     sequence_number: seq,
@@ -760,14 +756,10 @@ impl Session {
             }
             Pdu::DataSm(d) => {
                 let payload = d.tlvs.message_payload().unwrap_or_default();
-                let receipt = d.esm_class.is_receipt().then(|| {
-                    receipt::receipt(
-                        payload,
-                        d.tlvs.receipted_message_id().map(|id| id.as_bytes()),
-                        d.tlvs.message_state(),
-                        d.tlvs.network_error_code(),
-                    )
-                });
+                let receipt = d
+                    .esm_class
+                    .is_receipt()
+                    .then(|| d.tlvs.delivery_receipt(payload));
                 self.unacked.insert(seq, CommandId::DataSm);
                 self.events.push_back(Event::Inbound(Inbound {
                     sequence_number: seq,
