@@ -5,7 +5,7 @@
 //! Outbound: [`Pool::submit`] and [`Pool::send_text`] queue work that any bound session with
 //! room in its window takes; a job a session could not send before its link died goes back in
 //! the queue, so nothing queued is lost. Inbound: every MO and receipt arrives once on the
-//! receiver returned by [`Pool::start`], with its [`AckHandle`].
+//! receiver returned by [`Pool::start`], with its [`AckHandle`](super::AckHandle).
 
 use std::fmt;
 use std::future::Future;

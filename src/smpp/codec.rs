@@ -4,7 +4,7 @@
 //! the configured maximum means the stream can no longer be trusted to line up with PDU
 //! boundaries, so the decoder fails and the connection must be closed. It checks the length
 //! before buffering anything, so a hostile length cannot make us allocate. Everything inside a
-//! well-framed PDU is [`decode`](super::decode)'s business and is answered, not fatal.
+//! well-framed PDU is [`decode`](super::decode())'s business and is answered, not fatal.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};

@@ -1,6 +1,6 @@
 //! Outbound PDUs, built with rusmpp's types and encoded by rusmpp.
 //!
-//! We keep our own decoder (tolerant, zero-copy, see [`decode`](super::decode)) but let rusmpp
+//! We keep our own decoder (tolerant, zero-copy, see [`decode`](super::decode())) but let rusmpp
 //! write what we send: its types carry the specification's bounds, so a field we could not
 //! legally send is an [`EncodeError`] here rather than a rejection by the carrier later. Every
 //! bind announces interface_version 0x34 (rusmpp defaults to 5.0).

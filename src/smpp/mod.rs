@@ -20,11 +20,11 @@
 //!
 //! - [`codec`]: length-prefixed framing; rejects bad `command_length` before buffering.
 //! - [`pdu`]: the PDU types the decoder produces, borrowing from the frame.
-//! - [`decode`]: nom parsers over exactly one frame.
+//! - [`decode`](mod@decode): nom parsers over exactly one frame.
 //! - [`encode`]: outbound PDUs built with rusmpp's types.
 //! - [`text`]: GSM 03.38, UCS-2 and the other `data_coding` alphabets; MT segmentation.
 //! - [`udh`]: user data header parsing and building.
-//! - [`concat`]: sans-IO reassembly of concatenated MO messages.
+//! - [`concat`](mod@concat): sans-IO reassembly of concatenated MO messages.
 //! - [`receipt`]: delivery receipt parsing.
 //! - [`session`]: the ESME session state machine, sans I/O (time and frames are inputs).
 

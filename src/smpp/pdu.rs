@@ -1,4 +1,4 @@
-//! The inbound PDU types: what [`decode`](super::decode) produces from one frame.
+//! The inbound PDU types: what [`decode`](super::decode()) produces from one frame.
 //!
 //! Every string and octet field borrows from the frame, so decoding copies nothing; a caller
 //! that keeps a field past the frame's lifetime copies it explicitly. Unknown values are kept,
