@@ -13,10 +13,14 @@
 //!   MO injection with SMSC retry semantics, fault injection, and simulated subscribers and staff
 //!   who answer surveys and escalations. Used by `smsflow smsc`, `smsflow demo`, the end-to-end
 //!   tests and the benches; it speaks SMPP only through [`smpp`].
+//! - [`store`]: the durable state (sled): conversations and their party index, timelines,
+//!   timers, the outbox, ratings, incidents, opt-outs, event keys, script versions. One
+//!   transaction per conversation step; time is always an argument.
 //!
-//! Later layers (sessions, flow engine, store, HTTP, reports) build on it; see README.md for the
+//! Later layers (sessions, flow engine, HTTP, reports) build on it; see README.md for the
 //! map of the whole project.
 
 pub mod esme;
 pub mod sim;
 pub mod smpp;
+pub mod store;

@@ -1,0 +1,764 @@
+//! Store scenarios on temporary sled databases (in memory-backed temp dirs), plus a few on
+//! real directories for reopening and locking.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::json;
+
+use super::*;
+
+type TestResult = Result<(), StoreError>;
+
+/// A directory under the system temp dir, unique per test and process, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("smsflow-store-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Opens `path`, waiting out a lock still held by a store this test just dropped. sled
+/// releases memory (and so could release its file) through epoch-based reclamation, which
+/// may lag the last handle; it did not in our runs, but a late unlock would be a test
+/// artefact, not a bug.
+fn reopen(path: &Path) -> Result<Store, StoreError> {
+    let mut tries = 0;
+    loop {
+        match Store::open(path) {
+            Err(StoreError::Locked { .. }) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn conv(id: ConversationId, flow: &str, parties: &[&str], created_at: Millis) -> Conversation {
+    Conversation {
+        id,
+        flow: flow.to_string(),
+        flow_version: "5e3a9c".to_string(),
+        state: json!({"asked": 1, "operator": "op-17", "nested": {"list": [1, -2, 3.5, null, "ж"]}}),
+        parties: parties.iter().map(|p| p.to_string()).collect(),
+        status: ConversationStatus::Open,
+        event_key: Some(format!("call-{id}")),
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+fn entry(at: Millis, direction: Direction, text: &str) -> TimelineEntry {
+    TimelineEntry {
+        at,
+        direction,
+        party: "998901234567".to_string(),
+        text: text.to_string(),
+        status: "received".to_string(),
+        message_id: (direction == Direction::Out).then_some(7),
+    }
+}
+
+fn rating(conversation: ConversationId, at: Millis, score: u8) -> Rating {
+    Rating {
+        conversation,
+        flow: "survey".to_string(),
+        at,
+        msisdn: "998901234567".to_string(),
+        score,
+        operator: "op-17".to_string(),
+        channel: "call".to_string(),
+        comment: "Оператор был вежлив, но долго пришлось ждать на линии.".to_string(),
+    }
+}
+
+fn incident(conversation: ConversationId, at: Millis) -> Incident {
+    Incident {
+        conversation,
+        at,
+        fields: json!({"button": {"name": "Палата 315"}, "acknowledged_at_level": 2, "ack_ms": 35000}),
+    }
+}
+
+fn timer(conversation: ConversationId, name: &str, due: Millis) -> Timer {
+    Timer {
+        conversation,
+        name: name.to_string(),
+        due,
+    }
+}
+
+fn out(id: u64, conversation: ConversationId) -> OutMessage {
+    OutMessage {
+        id,
+        conversation,
+        to: "998901234567".to_string(),
+        text: "Спасибо за вашу оценку!".to_string(),
+        created_at: 1_000,
+    }
+}
+
+fn open_one(store: &Store, c: Conversation) -> TestResult {
+    store.commit(Commit {
+        conversation: Some(c),
+        ..Commit::default()
+    })
+}
+
+#[test]
+fn every_value_type_round_trips() -> TestResult {
+    fn check<T>(value: &T) -> TestResult
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug,
+    {
+        let bytes = keys::encode("test", b"k", value)?;
+        assert_eq!(bytes[0], keys::ENCODING_VERSION);
+        assert_eq!(&keys::decode::<T>("test", b"k", &bytes)?, value);
+        Ok(())
+    }
+    let mut c = conv(1, "survey", &["998901234567"], -5);
+    check(&c)?;
+    c.status = ConversationStatus::Finished {
+        outcome: "rated".into(),
+    };
+    c.event_key = None;
+    check(&c)?;
+    c.status = ConversationStatus::Errored {
+        error: "on_reply: boom".into(),
+    };
+    c.state = json!({});
+    check(&c)?;
+    check(&entry(1, Direction::In, "5"))?;
+    check(&entry(2, Direction::Out, "Спасибо"))?;
+    check(&rating(1, 3, 5))?;
+    check(&incident(1, 4))?;
+    check(&timer(1, "expire", i64::MIN))?;
+    check(&out(u64::MAX, 1))?;
+    check(&i64::MIN)?;
+    check(&u64::MAX)?;
+    check(&"source".to_string())?;
+
+    // And through the store, by every read path.
+    let store = Store::temporary()?;
+    let c = conv(2, "survey", &["998901234567"], 10);
+    store.commit(Commit {
+        conversation: Some(c.clone()),
+        timers_set: vec![timer(2, "expire", 20)],
+        timeline: vec![(2, entry(10, Direction::Out, "ask"))],
+        outbox: vec![out(9, 2)],
+        ratings: vec![rating(2, 11, 4)],
+        incidents: vec![incident(2, 12)],
+        ..Commit::default()
+    })?;
+    assert_eq!(store.conversation(2)?, Some(c));
+    assert_eq!(store.timers_of(2)?, vec![timer(2, "expire", 20)]);
+    assert_eq!(store.timeline(2)?, vec![entry(10, Direction::Out, "ask")]);
+    assert_eq!(store.outbox(10)?, vec![out(9, 2)]);
+    assert_eq!(store.ratings(0, 100)?, vec![rating(2, 11, 4)]);
+    assert_eq!(store.incidents(0, 100)?, vec![incident(2, 12)]);
+    assert_eq!(store.conversation(3)?, None);
+    Ok(())
+}
+
+#[test]
+fn corrupted_values_are_errors_naming_tree_and_key() -> TestResult {
+    let store = Store::temporary()?;
+    store
+        .inner
+        .conversations
+        .insert(keys::conversation(5), &[keys::ENCODING_VERSION, 0xc1][..])?;
+    store
+        .inner
+        .conversations
+        .insert(keys::conversation(6), &[9, 0x90][..])?;
+    store
+        .inner
+        .conversations
+        .insert(keys::conversation(7), &[][..])?;
+    for (id, detail) in [
+        (5, "messagepack"),
+        (6, "unknown value encoding 9"),
+        (7, "empty value"),
+    ] {
+        match store.conversation(id) {
+            Err(StoreError::Decode {
+                tree,
+                key,
+                detail: d,
+            }) => {
+                assert_eq!(tree, keys::CONVERSATIONS);
+                assert_eq!(key, keys::conversation(id).escape_ascii().to_string());
+                assert!(d.contains(detail), "{d}");
+            }
+            other => panic!("conversation {id}: {other:?}"),
+        }
+    }
+    let message = store.conversation(6).expect_err("corrupt").to_string();
+    assert!(
+        message.starts_with("corrupt entry conversations/"),
+        "{message}"
+    );
+    // A short index key is an error too, not a panic.
+    store
+        .inner
+        .party_index
+        .insert(&keys::party_prefix("1")[..], &[][..])?;
+    assert!(matches!(
+        store.open_conversations_of("1"),
+        Err(StoreError::Decode { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_commit_failing_midway_leaves_nothing() -> TestResult {
+    let store = Store::temporary()?;
+    let mut c = conv(1, "survey", &["998901234567"], 100);
+    open_one(&store, c.clone())?;
+    // A corrupt timer entry: the commit reads it only after staging its other writes.
+    store.inner.timer_index.insert(
+        keys::timer_index(1, "expire"),
+        &[keys::ENCODING_VERSION][..],
+    )?;
+
+    let before = c.clone();
+    c.status = ConversationStatus::Finished {
+        outcome: "rated".into(),
+    };
+    c.state = json!({"changed": true});
+    let result = store.commit(Commit {
+        conversation: Some(c.clone()),
+        timeline: vec![(1, entry(101, Direction::In, "5"))],
+        outbox: vec![out(3, 1)],
+        ratings: vec![rating(1, 101, 5)],
+        incidents: vec![incident(1, 101)],
+        opt_outs: vec!["998901234567".into()],
+        event_key: Some(("survey".into(), "call-x".into(), 1)),
+        script: Some(("survey".into(), "v2".into(), "fn on_event(e) {}".into())),
+        timers_set: vec![timer(1, "expire", 200)],
+        ..Commit::default()
+    });
+    match result {
+        Err(StoreError::Decode { tree, .. }) => assert_eq!(tree, keys::TIMER_INDEX),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.conversation(1)?, Some(before));
+    assert_eq!(store.open_conversations_of("998901234567")?, vec![1]);
+    assert!(store.timeline(1)?.is_empty());
+    assert!(store.outbox(10)?.is_empty());
+    assert!(store.ratings(i64::MIN, i64::MAX)?.is_empty());
+    assert!(store.incidents(i64::MIN, i64::MAX)?.is_empty());
+    assert!(!store.is_opted_out("998901234567")?);
+    assert_eq!(store.event_conversation("survey", "call-x")?, None);
+    assert_eq!(store.script("survey", "v2")?, None);
+    assert_eq!(store.next_timer_due()?, None);
+    Ok(())
+}
+
+#[test]
+fn party_index_follows_conversation_status() -> TestResult {
+    let store = Store::temporary()?;
+    let mut c = conv(1, "escalation", &["998901111111"], 100);
+    open_one(&store, c.clone())?;
+    assert_eq!(store.open_conversations_of("998901111111")?, vec![1]);
+    assert_eq!(store.open_conversations(Some("escalation"))?, vec![1]);
+
+    // Escalating adds a party; an update without changes keeps the index as it is.
+    c.parties.push("998902222222".into());
+    open_one(&store, c.clone())?;
+    open_one(&store, c.clone())?;
+    assert_eq!(store.open_conversations_of("998901111111")?, vec![1]);
+    assert_eq!(store.open_conversations_of("998902222222")?, vec![1]);
+
+    // A party can also leave while the conversation stays open.
+    c.parties.remove(0);
+    open_one(&store, c.clone())?;
+    assert!(store.open_conversations_of("998901111111")?.is_empty());
+
+    c.status = ConversationStatus::Finished {
+        outcome: "acknowledged".into(),
+    };
+    open_one(&store, c.clone())?;
+    assert!(store.open_conversations_of("998902222222")?.is_empty());
+    assert!(store.open_conversations(None)?.is_empty());
+    assert!(store.inner.party_index.is_empty());
+    assert_eq!(
+        store.conversation(1)?.map(|c| c.status),
+        Some(c.status.clone())
+    );
+
+    // Errored conversations leave the index too.
+    let mut e = conv(2, "survey", &["998903333333"], 100);
+    open_one(&store, e.clone())?;
+    e.status = ConversationStatus::Errored { error: "x".into() };
+    open_one(&store, e)?;
+    assert!(store.open_conversations_of("998903333333")?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn open_conversations_of_lists_newest_first() -> TestResult {
+    let store = Store::temporary()?;
+    // Created out of id order, one with a negative time, two at the same time.
+    open_one(&store, conv(10, "survey", &["99890"], 300))?;
+    open_one(&store, conv(11, "escalation", &["99890", "998901"], -50))?;
+    open_one(&store, conv(12, "survey", &["99890"], 500))?;
+    open_one(&store, conv(13, "survey", &["99890"], 300))?;
+    open_one(&store, conv(14, "survey", &["998901"], 900))?;
+    assert_eq!(store.open_conversations_of("99890")?, vec![12, 13, 10, 11]);
+    assert_eq!(store.open_conversations_of("998901")?, vec![14, 11]);
+    assert!(store.open_conversations_of("9989")?.is_empty());
+    assert_eq!(
+        store.open_conversations(Some("survey"))?,
+        vec![10, 12, 13, 14]
+    );
+    assert_eq!(store.open_conversations(Some("escalation"))?, vec![11]);
+    assert!(store.open_conversations(Some("surve"))?.is_empty());
+    assert_eq!(store.open_conversations(None)?, vec![10, 11, 12, 13, 14]);
+    Ok(())
+}
+
+#[test]
+fn timers_set_replace_cancel_and_fire_in_due_order() -> TestResult {
+    let store = Store::temporary()?;
+    assert_eq!(store.next_timer_due()?, None);
+    store.commit(Commit {
+        timers_set: vec![
+            timer(1, "expire", 5_000),
+            timer(2, "escalate", 3_000),
+            timer(1, "remind", 4_000),
+        ],
+        ..Commit::default()
+    })?;
+    assert_eq!(store.next_timer_due()?, Some(3_000));
+    assert_eq!(
+        store.due_timers(4_000, 10)?,
+        vec![timer(2, "escalate", 3_000), timer(1, "remind", 4_000)]
+    );
+    assert!(store.due_timers(2_999, 10)?.is_empty());
+    assert_eq!(
+        store.due_timers(i64::MAX, 1)?,
+        vec![timer(2, "escalate", 3_000)]
+    );
+
+    // Same name replaces: the old due time is gone from the due order.
+    store.commit(Commit {
+        timers_set: vec![timer(2, "escalate", 6_000)],
+        ..Commit::default()
+    })?;
+    assert_eq!(store.timers_of(2)?, vec![timer(2, "escalate", 6_000)]);
+    assert_eq!(store.next_timer_due()?, Some(4_000));
+    assert_eq!(store.due_timers(5_000, 10)?.len(), 2);
+
+    // Cancel, including an unknown name (a no-op).
+    store.commit(Commit {
+        timers_cancelled: vec![(1, "remind".into()), (1, "nope".into())],
+        ..Commit::default()
+    })?;
+    assert_eq!(store.timers_of(1)?, vec![timer(1, "expire", 5_000)]);
+    assert_eq!(
+        store.due_timers(i64::MAX, 10)?,
+        vec![timer(1, "expire", 5_000), timer(2, "escalate", 6_000)]
+    );
+
+    // Cancel and set of the same name in one commit: the set wins.
+    store.commit(Commit {
+        timers_cancelled: vec![(1, "expire".into())],
+        timers_set: vec![timer(1, "expire", 7_000)],
+        ..Commit::default()
+    })?;
+    assert_eq!(store.timers_of(1)?, vec![timer(1, "expire", 7_000)]);
+    assert_eq!(store.inner.timers.len(), 2);
+
+    store.commit(Commit {
+        timers_cancelled: vec![(1, "expire".into()), (2, "escalate".into())],
+        ..Commit::default()
+    })?;
+    assert_eq!(store.next_timer_due()?, None);
+    assert!(store.inner.timer_index.is_empty());
+    Ok(())
+}
+
+#[test]
+fn negative_and_equal_timestamps_keep_their_order() -> TestResult {
+    let store = Store::temporary()?;
+    store.commit(Commit {
+        timers_set: vec![
+            timer(3, "b", 0),
+            timer(2, "a", -10),
+            timer(1, "z", i64::MIN),
+            timer(1, "y", 0),
+        ],
+        ratings: vec![
+            rating(9, 0, 1),
+            rating(2, -1, 2),
+            rating(1, 0, 3),
+            rating(1, 0, 4),
+        ],
+        timeline: vec![
+            (1, entry(5, Direction::Out, "first")),
+            (1, entry(5, Direction::In, "second")),
+            (1, entry(-1, Direction::Out, "third")),
+        ],
+        ..Commit::default()
+    })?;
+    let order: Vec<(ConversationId, String)> = store
+        .due_timers(0, 10)?
+        .into_iter()
+        .map(|t| (t.conversation, t.name))
+        .collect();
+    assert_eq!(
+        order,
+        [(1, "z"), (2, "a"), (1, "y"), (3, "b")]
+            .map(|(c, n)| (c, n.to_string()))
+            .to_vec()
+    );
+    assert_eq!(store.next_timer_due()?, Some(i64::MIN));
+    // Equal times: by conversation, then in commit order.
+    let scores: Vec<u8> = store
+        .ratings(i64::MIN, i64::MAX)?
+        .iter()
+        .map(|r| r.score)
+        .collect();
+    assert_eq!(scores, vec![2, 3, 4, 1]);
+    store.commit(Commit {
+        ratings: vec![rating(1, 0, 5)],
+        ..Commit::default()
+    })?;
+    let scores: Vec<u8> = store.ratings(0, 1)?.iter().map(|r| r.score).collect();
+    assert_eq!(scores, vec![3, 4, 5, 1]);
+    // The timeline is in commit order, whatever the times say.
+    let texts: Vec<String> = store.timeline(1)?.into_iter().map(|e| e.text).collect();
+    assert_eq!(texts, ["first", "second", "third"]);
+    store.commit(Commit {
+        timeline: vec![(1, entry(-100, Direction::In, "fourth"))],
+        ..Commit::default()
+    })?;
+    assert_eq!(
+        store.timeline(1)?.last().map(|e| e.text.as_str()),
+        Some("fourth")
+    );
+    Ok(())
+}
+
+#[test]
+fn event_keys_are_idempotency_keys() -> TestResult {
+    let store = Store::temporary()?;
+    store.commit(Commit {
+        conversation: Some(conv(1, "survey", &["998901234567"], 1)),
+        event_key: Some(("survey".into(), "call-7781".into(), 1)),
+        ..Commit::default()
+    })?;
+    assert_eq!(store.event_conversation("survey", "call-7781")?, Some(1));
+    assert_eq!(store.event_conversation("escalation", "call-7781")?, None);
+    assert_eq!(store.event_conversation("survey", "call-778")?, None);
+
+    // The same key for the same conversation again is fine (a retried step).
+    store.commit(Commit {
+        event_key: Some(("survey".into(), "call-7781".into(), 1)),
+        ..Commit::default()
+    })?;
+
+    // A racing duplicate that created another conversation fails whole.
+    let result = store.commit(Commit {
+        conversation: Some(conv(2, "survey", &["998901234567"], 2)),
+        outbox: vec![out(5, 2)],
+        event_key: Some(("survey".into(), "call-7781".into(), 2)),
+        ..Commit::default()
+    });
+    match result {
+        Err(StoreError::EventKeyTaken {
+            flow,
+            key,
+            conversation,
+        }) => {
+            assert_eq!(
+                (flow.as_str(), key.as_str(), conversation),
+                ("survey", "call-7781", 1)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.conversation(2)?, None);
+    assert!(store.outbox(10)?.is_empty());
+    assert_eq!(store.open_conversations_of("998901234567")?, vec![1]);
+    Ok(())
+}
+
+#[test]
+fn ratings_and_incidents_by_half_open_time_range() -> TestResult {
+    let store = Store::temporary()?;
+    store.commit(Commit {
+        ratings: (0..10)
+            .map(|i| rating(i, i as Millis * 100, 1 + (i % 5) as u8))
+            .collect(),
+        incidents: (0..10)
+            .map(|i| incident(i, i as Millis * 100 - 500))
+            .collect(),
+        ..Commit::default()
+    })?;
+    let ats = |rs: Vec<Rating>| rs.iter().map(|r| r.at).collect::<Vec<_>>();
+    assert_eq!(ats(store.ratings(200, 500)?), vec![200, 300, 400]);
+    assert_eq!(ats(store.ratings(199, 201)?), vec![200]);
+    assert!(ats(store.ratings(200, 200)?).is_empty());
+    assert!(ats(store.ratings(500, 200)?).is_empty());
+    assert_eq!(store.ratings(i64::MIN, i64::MAX)?.len(), 10);
+    let ats: Vec<Millis> = store.incidents(-500, 0)?.iter().map(|i| i.at).collect();
+    assert_eq!(ats, vec![-500, -400, -300, -200, -100]);
+    Ok(())
+}
+
+#[test]
+fn opt_out_and_back_in() -> TestResult {
+    let store = Store::temporary()?;
+    assert!(!store.is_opted_out("998901234567")?);
+    store.commit(Commit {
+        opt_outs: vec!["998901234567".into()],
+        ..Commit::default()
+    })?;
+    assert!(store.is_opted_out("998901234567")?);
+    assert!(!store.is_opted_out("99890123456")?);
+    store.commit(Commit {
+        opt_ins: vec!["998901234567".into()],
+        ..Commit::default()
+    })?;
+    assert!(!store.is_opted_out("998901234567")?);
+    // Both in one commit: opted out.
+    store.commit(Commit {
+        opt_outs: vec!["998901234567".into()],
+        opt_ins: vec!["998901234567".into()],
+        ..Commit::default()
+    })?;
+    assert!(store.is_opted_out("998901234567")?);
+    Ok(())
+}
+
+#[test]
+fn last_conversation_at_tracks_the_newest_per_flow_and_party() -> TestResult {
+    let store = Store::temporary()?;
+    assert_eq!(store.last_conversation_at("survey", "998901234567")?, None);
+    let mut c = conv(1, "survey", &["998901234567"], 1_000);
+    open_one(&store, c.clone())?;
+    assert_eq!(
+        store.last_conversation_at("survey", "998901234567")?,
+        Some(1_000)
+    );
+    // Still there after the conversation ends.
+    c.status = ConversationStatus::Finished {
+        outcome: "expired".into(),
+    };
+    open_one(&store, c)?;
+    assert_eq!(
+        store.last_conversation_at("survey", "998901234567")?,
+        Some(1_000)
+    );
+    // A newer one moves it, an older one committed later does not.
+    open_one(&store, conv(3, "survey", &["998901234567"], 5_000))?;
+    open_one(&store, conv(2, "survey", &["998901234567"], 3_000))?;
+    assert_eq!(
+        store.last_conversation_at("survey", "998901234567")?,
+        Some(5_000)
+    );
+    // Per flow.
+    assert_eq!(
+        store.last_conversation_at("escalation", "998901234567")?,
+        None
+    );
+    // A party added later gets the conversation's creation time.
+    let mut e = conv(4, "escalation", &["998901111111"], 7_000);
+    open_one(&store, e.clone())?;
+    e.parties.push("998901234567".into());
+    e.updated_at = 9_000;
+    open_one(&store, e)?;
+    assert_eq!(
+        store.last_conversation_at("escalation", "998901234567")?,
+        Some(7_000)
+    );
+    Ok(())
+}
+
+#[test]
+fn script_versions_are_kept() -> TestResult {
+    let store = Store::temporary()?;
+    store.commit(Commit {
+        script: Some(("survey".into(), "aa".into(), "// v1".into())),
+        ..Commit::default()
+    })?;
+    store.commit(Commit {
+        script: Some(("survey".into(), "bb".into(), "// v2".into())),
+        ..Commit::default()
+    })?;
+    // A version is content-addressed: the first source stored under it stays.
+    store.commit(Commit {
+        script: Some(("survey".into(), "aa".into(), "// other".into())),
+        ..Commit::default()
+    })?;
+    assert_eq!(store.script("survey", "aa")?.as_deref(), Some("// v1"));
+    assert_eq!(store.script("survey", "bb")?.as_deref(), Some("// v2"));
+    assert_eq!(store.script("escalation", "aa")?, None);
+    Ok(())
+}
+
+#[test]
+fn outbox_drains_oldest_first() -> TestResult {
+    let store = Store::temporary()?;
+    let ids: Vec<u64> = (0..5).map(|_| store.next_id()).collect::<Result<_, _>>()?;
+    store.commit(Commit {
+        outbox: vec![out(ids[2], 1), out(ids[0], 1)],
+        ..Commit::default()
+    })?;
+    store.commit(Commit {
+        outbox: vec![out(ids[1], 2), out(ids[4], 2), out(ids[3], 1)],
+        ..Commit::default()
+    })?;
+    let batch: Vec<u64> = store.outbox(3)?.iter().map(|m| m.id).collect();
+    assert_eq!(batch, ids[..3]);
+    store.outbox_done(&batch)?;
+    store.outbox_done(&[u64::MAX])?;
+    let rest: Vec<u64> = store.outbox(10)?.iter().map(|m| m.id).collect();
+    assert_eq!(rest, ids[3..]);
+    store.outbox_done(&rest)?;
+    assert!(store.outbox(10)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn next_id_is_monotonic_nonzero_and_unique_across_restarts() -> TestResult {
+    let dir = TempDir::new("ids");
+    let mut last = 0;
+    {
+        let store = Store::open(&dir.0)?;
+        for _ in 0..100 {
+            let id = store.next_id()?;
+            assert!(id > last);
+            last = id;
+        }
+    }
+    let store = reopen(&dir.0)?;
+    assert!(store.next_id()? > last);
+    Ok(())
+}
+
+#[tokio::test]
+async fn reopen_finds_everything() -> TestResult {
+    let dir = TempDir::new("reopen");
+    let c = conv(1, "survey", &["998901234567"], 1_000);
+    {
+        let store = Store::open(&dir.0)?;
+        store.commit(Commit {
+            conversation: Some(c.clone()),
+            timers_set: vec![timer(1, "expire", 87_400_000)],
+            timeline: vec![(1, entry(1_000, Direction::Out, "ask"))],
+            outbox: vec![out(3, 1)],
+            ratings: vec![rating(1, 1_500, 5)],
+            incidents: vec![incident(1, 1_600)],
+            opt_outs: vec!["998909999999".into()],
+            event_key: Some(("survey".into(), "call-7781".into(), 1)),
+            script: Some(("survey".into(), "aa".into(), "// v1".into())),
+            ..Commit::default()
+        })?;
+        let handle = store.clone();
+        // The async barrier is usable from spawned tasks.
+        tokio::spawn(async move { handle.flush().await })
+            .await
+            .expect("flush task does not panic")?;
+    }
+    let store = reopen(&dir.0)?;
+    assert_eq!(store.conversation(1)?, Some(c));
+    assert_eq!(store.open_conversations_of("998901234567")?, vec![1]);
+    assert_eq!(store.open_conversations(Some("survey"))?, vec![1]);
+    assert_eq!(store.timers_of(1)?, vec![timer(1, "expire", 87_400_000)]);
+    assert_eq!(store.next_timer_due()?, Some(87_400_000));
+    assert_eq!(store.timeline(1)?.len(), 1);
+    assert_eq!(store.outbox(10)?, vec![out(3, 1)]);
+    assert_eq!(store.ratings(0, 2_000)?, vec![rating(1, 1_500, 5)]);
+    assert_eq!(store.incidents(0, 2_000)?, vec![incident(1, 1_600)]);
+    assert!(store.is_opted_out("998909999999")?);
+    assert_eq!(store.event_conversation("survey", "call-7781")?, Some(1));
+    assert_eq!(store.script("survey", "aa")?.as_deref(), Some("// v1"));
+    assert_eq!(
+        store.last_conversation_at("survey", "998901234567")?,
+        Some(1_000)
+    );
+    Ok(())
+}
+
+#[test]
+fn another_schema_version_is_refused() -> TestResult {
+    let dir = TempDir::new("schema");
+    {
+        let store = Store::open(&dir.0)?;
+        let meta = store.inner.db.open_tree(keys::META)?;
+        meta.insert(
+            keys::META_SCHEMA_VERSION,
+            &keys::schema_version_value(2)[..],
+        )?;
+        store.flush_sync()?;
+    }
+    match reopen(&dir.0) {
+        Err(StoreError::SchemaMismatch {
+            found,
+            expected,
+            path,
+        }) => {
+            assert_eq!((found, expected), (2, keys::SCHEMA_VERSION));
+            assert_eq!(path, dir.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn data_without_a_schema_version_is_refused() -> TestResult {
+    let dir = TempDir::new("noschema");
+    {
+        let db = sled::Config::new().path(&dir.0).open()?;
+        db.open_tree("conversations")?.insert(b"x", b"y")?;
+        db.flush()?;
+    }
+    let err = reopen(&dir.0).expect_err("no version recorded");
+    assert!(
+        matches!(err, StoreError::SchemaMismatch { found: 0, .. }),
+        "{err:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_names_it() -> TestResult {
+    let dir = TempDir::new("locked");
+    let _first = Store::open(&dir.0)?;
+    let err = Store::open(&dir.0).expect_err("sled locks the directory");
+    assert!(
+        matches!(&err, StoreError::Locked { path, .. } if *path == dir.0),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&dir.0.display().to_string()), "{message}");
+    assert!(message.contains("in use"), "{message}");
+    Ok(())
+}
+
+#[test]
+fn store_is_send_sync_and_flush_is_send() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    if let Ok(store) = Store::temporary() {
+        send_sync(&store);
+        send(store.flush());
+    }
+}
