@@ -4,6 +4,7 @@
 //! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
 //! - `esme`: the ESME pool against the simulator over real TCP, both directions at volume.
+//! - `flows`: the flow engine: shipped flows' own tests, restarts on disk, hot reload, versions.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
@@ -12,6 +13,7 @@
 
 mod differential;
 mod esme;
+mod flows;
 mod interop;
 mod mo;
 mod robustness;

@@ -17,10 +17,15 @@
 //!   timers, the outbox, ratings, incidents, opt-outs, event keys, script versions. One
 //!   transaction per conversation step; time is always an argument.
 //!
-//! Later layers (sessions, flow engine, HTTP, reports) build on it; see README.md for the
+//! - [`flow`]: the flow engine: Rhai scripts (survey, escalation, inbox) calling host functions
+//!   whose effects are committed with the conversation's state.
+//!
+//! Later layers (the service: HTTP, the MO→flow→MT pipeline; reports) build on these; see
+//! README.md for the
 //! map of the whole project.
 
 pub mod esme;
+pub mod flow;
 pub mod sim;
 pub mod smpp;
 pub mod store;

@@ -28,6 +28,15 @@ enum Command {
     },
     /// Run the built-in SMSC simulator as a standalone server, for trying `run` by hand.
     Smsc(SmscArgs),
+    /// Compile every flow, check its hooks and run the test_* functions inside the scripts.
+    Check {
+        /// The flow scripts (`*.rhai`).
+        #[arg(long, default_value = "scripts")]
+        scripts: std::path::PathBuf,
+        /// Time zone of local_hour() and quiet hours in the tests.
+        #[arg(long, default_value = "Asia/Tashkent")]
+        timezone: String,
+    },
 }
 
 /// What `smsflow smsc` takes; turned into a [`SimConfig`] before anything starts.
@@ -78,6 +87,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Command::Smsc(args) => run_smsc(args.into_config()),
+        Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
+    }
+}
+
+/// `smsflow check`: exit 0 when every script compiles and every test passes, 1 otherwise,
+/// 2 for bad usage.
+fn run_check(scripts: &std::path::Path, timezone: &str) -> ExitCode {
+    let zone = match jiff::tz::TimeZone::get(timezone) {
+        Ok(zone) => zone,
+        Err(error) => {
+            eprintln!("smsflow check: unknown time zone {timezone:?}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if !scripts.is_dir() {
+        eprintln!(
+            "smsflow check: {} is not a directory of flow scripts",
+            scripts.display()
+        );
+        return ExitCode::from(2);
+    }
+    let report = smsflow::flow::check::run(scripts, zone);
+    match smsflow::flow::check::print(&report, &mut std::io::stdout()) {
+        Ok(true) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -1,0 +1,318 @@
+//! The flow engine through its public API: the shipped flows' own tests (`smsflow check`),
+//! restarts mid-conversation over a real sled store on disk, hot reload, flow versions, and a
+//! runaway script.
+
+use std::path::Path;
+use std::process::Command;
+
+use smsflow::flow::check;
+use smsflow::flow::engine::{EngineConfig, FlowEngine, Routed};
+use smsflow::store::{ConversationStatus, Store};
+
+use crate::util::TempDir;
+
+const T0: i64 = check::START;
+const MINUTE: i64 = 60_000;
+
+fn scripts() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
+}
+
+fn engine_on(store: Store, dir: &Path) -> FlowEngine {
+    let (engine, errors) = FlowEngine::new(
+        store,
+        EngineConfig {
+            scripts_dir: Some(dir.to_owned()),
+            ..EngineConfig::default()
+        },
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    engine
+}
+
+fn status(engine: &FlowEngine, id: u64) -> ConversationStatus {
+    engine.store().conversation(id).unwrap().unwrap().status
+}
+
+fn outbox_texts(engine: &FlowEngine) -> Vec<(String, String)> {
+    let store = engine.store();
+    let messages = store.outbox(usize::MAX).unwrap();
+    store
+        .outbox_done(&messages.iter().map(|m| m.id).collect::<Vec<_>>())
+        .unwrap();
+    messages.into_iter().map(|m| (m.to, m.text)).collect()
+}
+
+#[test]
+fn shipped_flows_pass_their_own_tests() {
+    let report = check::run(
+        &scripts(),
+        jiff::tz::TimeZone::get("Asia/Tashkent").unwrap(),
+    );
+    let mut out = Vec::new();
+    let passed = check::print(&report, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(passed, "{out}");
+    assert!(report.tests.len() >= 20, "{out}");
+    for flow in ["survey", "escalation", "inbox"] {
+        assert!(
+            report.tests.iter().any(|t| t.flow == flow),
+            "no tests in {flow}.rhai"
+        );
+    }
+}
+
+#[test]
+fn smsflow_check_command_exits_by_result() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["check", "--scripts"])
+        .arg(scripts())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("ok    survey::test_asks_with_the_exact_text")
+    );
+
+    let dir = TempDir::new("check-fail");
+    std::fs::write(
+        dir.path().join("broken.rhai"),
+        "fn on_event(e) { send(e.msisdn, \"hi\"); }\nfn test_fails() { t_assert(false, \"planted\"); }\n",
+    )
+    .unwrap();
+    let failed = Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["check", "--scripts"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("FAIL  broken::test_fails"));
+}
+
+#[test]
+fn restart_mid_survey_continues() {
+    let data = TempDir::new("restart-survey");
+    let id = {
+        let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+        let event = serde_json::json!({"id": "call-1", "msisdn": "998901234567", "operator": "op-17", "channel": "call"});
+        let (result, duplicate) = engine.start(T0, "survey", event, Some("call-1")).unwrap();
+        assert!(!duplicate);
+        assert_eq!(result.outbox.len(), 1);
+        engine.store().flush_sync().unwrap();
+        result.conversation
+    };
+    // A new process: same store on disk, same scripts.
+    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+    let routed = engine
+        .reply(T0 + MINUTE, "998901234567", "5 спасибо", T0 + MINUTE)
+        .unwrap();
+    let Routed::Conversation(step) = routed else {
+        panic!("not routed to the survey: {routed:?}")
+    };
+    assert_eq!(step.conversation, id);
+    assert_eq!(step.finished.as_deref(), Some("rated"));
+    let ratings = engine.store().ratings(i64::MIN, i64::MAX).unwrap();
+    assert_eq!((ratings.len(), ratings[0].score), (1, 5));
+}
+
+#[test]
+fn restart_fires_a_pending_escalation_timer_once() {
+    let data = TempDir::new("restart-escalation");
+    let event = serde_json::json!({
+        "id": "inc-1", "button": {"id": 1, "name": "Палата 315", "location": "терапия"},
+        "levels": [["998901111111"], ["998902222222"]], "ack_timeout": "3m"
+    });
+    {
+        let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+        engine
+            .start(T0, "escalation", event, Some("inc-1"))
+            .unwrap();
+        assert_eq!(outbox_texts(&engine).len(), 1);
+        engine.store().flush_sync().unwrap();
+    }
+    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+    assert!(
+        engine.fire_due_timers(T0 + 2 * MINUTE).unwrap().is_empty(),
+        "not due yet"
+    );
+    let fired = engine.fire_due_timers(T0 + 3 * MINUTE).unwrap();
+    assert_eq!(fired.len(), 1);
+    let sent = outbox_texts(&engine);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "998902222222");
+    // Firing again at the same instant does nothing: the timer was consumed with the step.
+    assert!(engine.fire_due_timers(T0 + 3 * MINUTE).unwrap().is_empty());
+    assert!(outbox_texts(&engine).is_empty());
+}
+
+const V1: &str = r#"
+fn on_event(e) { this.to = e.msisdn; send(e.msisdn, "v1 ask"); }
+fn on_reply(msg) { send(this.to, "v1 thanks"); finish("done"); }
+"#;
+const V2: &str = r#"
+fn on_event(e) { this.to = e.msisdn; send(e.msisdn, "v2 ask"); }
+fn on_reply(msg) { send(this.to, "v2 thanks"); finish("done"); }
+"#;
+
+#[test]
+fn hot_reload_with_a_broken_script_keeps_the_last_good_version() {
+    let dir = TempDir::new("reload-broken");
+    let file = dir.path().join("demo.rhai");
+    std::fs::write(&file, V1).unwrap();
+    let engine = engine_on(Store::temporary().unwrap(), dir.path());
+    let v1 = engine.flow("demo").unwrap().version.clone();
+    // An edit with a syntax error.
+    std::fs::write(
+        &file,
+        "fn on_event(e) { send(e.msisdn, \"v2 ask\") \n fn oops(",
+    )
+    .unwrap();
+    bump_mtime(&file);
+    let errors = engine.reload();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].to_string().contains("demo.rhai:"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        engine.flow("demo").unwrap().version,
+        v1,
+        "the old version still runs"
+    );
+    let (step, _) = engine
+        .start(
+            T0,
+            "demo",
+            serde_json::json!({"msisdn": "998901234567"}),
+            None,
+        )
+        .unwrap();
+    assert!(step.error.is_none());
+    assert_eq!(
+        outbox_texts(&engine),
+        [("998901234567".to_owned(), "v1 ask".to_owned())]
+    );
+}
+
+#[test]
+fn a_conversation_started_on_v1_finishes_on_v1() {
+    let dir = TempDir::new("reload-versions");
+    let file = dir.path().join("demo.rhai");
+    std::fs::write(&file, V1).unwrap();
+    let data = TempDir::new("reload-versions-db");
+    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), dir.path());
+    engine
+        .start(
+            T0,
+            "demo",
+            serde_json::json!({"msisdn": "998900000001"}),
+            None,
+        )
+        .unwrap();
+    std::fs::write(&file, V2).unwrap();
+    bump_mtime(&file);
+    assert!(engine.reload().is_empty());
+    engine
+        .start(
+            T0,
+            "demo",
+            serde_json::json!({"msisdn": "998900000002"}),
+            None,
+        )
+        .unwrap();
+    engine.reply(T0, "998900000001", "x", T0).unwrap();
+    engine.reply(T0, "998900000002", "x", T0).unwrap();
+    let sent = outbox_texts(&engine);
+    assert!(
+        sent.contains(&("998900000001".to_owned(), "v1 thanks".to_owned())),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&("998900000002".to_owned(), "v2 thanks".to_owned())),
+        "{sent:?}"
+    );
+
+    // Still v1 after a restart, although the file now says v2.
+    engine
+        .start(
+            T0,
+            "demo",
+            serde_json::json!({"msisdn": "998900000003"}),
+            None,
+        )
+        .unwrap();
+    std::fs::write(&file, V1.replace("v1", "v3")).unwrap();
+    drop(engine);
+    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), dir.path());
+    outbox_texts(&engine);
+    engine.reply(T0, "998900000003", "x", T0).unwrap();
+    assert_eq!(
+        outbox_texts(&engine),
+        [("998900000003".to_owned(), "v2 thanks".to_owned())]
+    );
+}
+
+#[test]
+fn an_endless_loop_is_stopped_and_the_next_conversation_works() {
+    let dir = TempDir::new("endless");
+    std::fs::write(
+        dir.path().join("spin.rhai"),
+        r#"
+fn on_event(e) { this.to = e.msisdn; send(e.msisdn, "ask"); }
+fn on_reply(msg) { if msg.text == "spin" { loop { } } send(this.to, "fine"); finish("ok"); }
+"#,
+    )
+    .unwrap();
+    let engine = engine_on(Store::temporary().unwrap(), dir.path());
+    let (a, _) = engine
+        .start(
+            T0,
+            "spin",
+            serde_json::json!({"msisdn": "998900000001"}),
+            None,
+        )
+        .unwrap();
+    let Routed::Conversation(step) = engine.reply(T0, "998900000001", "spin", T0).unwrap() else {
+        panic!()
+    };
+    let error = step
+        .error
+        .expect("the loop is stopped with an error")
+        .to_string();
+    assert!(
+        error.contains("spin.rhai:3: on_reply"),
+        "the hook that ran away: {error}"
+    );
+    assert!(error.contains("too many operations"), "{error}");
+    assert!(matches!(
+        status(&engine, a.conversation),
+        ConversationStatus::Errored { .. }
+    ));
+    // The errored conversation is closed; the next one runs normally.
+    let (b, _) = engine
+        .start(
+            T0,
+            "spin",
+            serde_json::json!({"msisdn": "998900000002"}),
+            None,
+        )
+        .unwrap();
+    let Routed::Conversation(step) = engine.reply(T0, "998900000002", "hello", T0).unwrap() else {
+        panic!()
+    };
+    assert!(step.error.is_none());
+    assert_eq!(step.conversation, b.conversation);
+    assert_eq!(step.finished.as_deref(), Some("ok"));
+}
+
+/// Filesystems with coarse timestamps may give a rewrite the same mtime; make it differ.
+fn bump_mtime(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    file.set_modified(later).unwrap();
+}

@@ -1,0 +1,401 @@
+//! The functions flow scripts can call: the contract between operators' scripts and smsflow.
+//!
+//! Every function records an *effect* in the hook call's context; nothing is sent, stored or
+//! scheduled until the hook returns and the engine commits the effects together with the
+//! conversation's new state. So a hook that fails halfway changes nothing.
+//!
+//! | function | does |
+//! |---|---|
+//! | `send(to, text)` | queue an SMS to `to` (MSISDN, digits, optional `+`); `to` becomes a party, so its replies come back to this conversation |
+//! | `add_party(msisdn)` | route `msisdn`'s replies to this conversation without sending |
+//! | `set_timer(name, duration)` | `on_timer(name)` after `duration` (`"30s"`, `"3m"`, `"24h"`, or seconds); same name replaces |
+//! | `cancel_timer(name)` | forget a timer |
+//! | `finish(outcome)` | close the conversation (`"rated"`, `"no_response"`, ...); its parties are released |
+//! | `parse_rating(text, min, max)` | `#{ok, score, comment}` by the rating grammar of SPEC.md |
+//! | `record_rating(map)` | store a rating: `score`, `operator`, `channel`, `comment`, optional `msisdn` |
+//! | `record_incident(map)` | store an incident record (any fields) |
+//! | `start_flow(name, event)` | start a conversation of another flow (e.g. a survey opening an escalation) |
+//! | `now()` | the current time, milliseconds since the Unix epoch (a fake clock under `smsflow check`) |
+//! | `local_hour()` | the hour (0–23) now in the service's time zone (quiet hours) |
+//! | `seconds_until_local(hour)` | seconds from now until the next `hour`:00 in the service's time zone |
+//! | `days_since_last(flow, msisdn)` | days since `msisdn` last had a conversation of `flow`, or `-1.0` (survey fatigue) |
+//! | `opt_out(msisdn)`, `opt_in(msisdn)`, `is_opted_out(msisdn)` | the opt-out list; `send` to an opted-out number is dropped and logged |
+//! | `log(text)` | a line in the service log, tagged with flow and conversation |
+//! | `parse_duration(text)` | seconds in `"3m"`-style text (for durations in events) |
+//!
+//! Scripts cannot touch files, the network or the process: the engine has no such functions and
+//! `import` resolves nothing. Each hook call is bounded in operations, call depth and sizes.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
+
+use super::rating::parse_rating;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// What the host answers about the world outside the conversation.
+pub trait Lookup: Send + Sync {
+    fn is_opted_out(&self, msisdn: &str) -> bool;
+    /// When `msisdn` last had a conversation of `flow` (created), if ever.
+    fn last_conversation_at(&self, flow: &str, msisdn: &str) -> Option<Millis>;
+}
+
+/// A rating as a script recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatingRecord {
+    pub score: u8,
+    pub msisdn: Option<String>,
+    pub operator: String,
+    pub channel: String,
+    pub comment: String,
+}
+
+/// Everything one hook call asked for, in call order where order matters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    /// (to, text)
+    pub sends: Vec<(String, String)>,
+    /// Parties added by `send` or `add_party`.
+    pub parties: Vec<String>,
+    /// (name, due)
+    pub timers_set: Vec<(String, Millis)>,
+    pub timers_cancelled: Vec<String>,
+    pub finished: Option<String>,
+    pub ratings: Vec<RatingRecord>,
+    pub incidents: Vec<serde_json::Value>,
+    /// (flow, event)
+    pub flows_started: Vec<(String, serde_json::Value)>,
+    pub opt_outs: Vec<String>,
+    pub opt_ins: Vec<String>,
+    pub logs: Vec<String>,
+    /// Sends dropped because the recipient opted out.
+    pub suppressed: Vec<String>,
+}
+
+/// The per-call context the host functions reach through the call's tag.
+pub struct HookContext {
+    pub now: Millis,
+    pub timezone: jiff::tz::TimeZone,
+    pub lookup: Arc<dyn Lookup>,
+    pub effects: Effects,
+}
+
+impl HookContext {
+    /// Opted out as of this point of the hook: the store's list with this call's own
+    /// `opt_out`/`opt_in` applied on top.
+    fn opted_out(&self, msisdn: &str) -> bool {
+        let msisdn = msisdn.to_owned();
+        if self.effects.opt_ins.contains(&msisdn) {
+            return false;
+        }
+        self.effects.opt_outs.contains(&msisdn) || self.lookup.is_opted_out(&msisdn)
+    }
+}
+
+/// Shared handle put in the call's tag (a `Dynamic` must be `Clone + Send + Sync`).
+#[derive(Clone)]
+pub struct ContextHandle(pub Arc<Mutex<HookContext>>);
+
+impl ContextHandle {
+    pub fn new(context: HookContext) -> Self {
+        Self(Arc::new(Mutex::new(context)))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, HookContext> {
+        // A panic inside a host function cannot leave the context half-written in a way that
+        // matters: the whole call's effects are discarded on error.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+fn error(message: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        Position::NONE,
+    ))
+}
+
+fn with<T>(ctx: &NativeCallContext, f: impl FnOnce(&mut HookContext) -> Res<T>) -> Res<T> {
+    let handle = ctx
+        .tag()
+        .and_then(|tag| tag.clone().try_cast::<ContextHandle>())
+        .ok_or_else(|| error("this function is only available inside a flow hook"))?;
+    let mut guard = handle.lock();
+    f(&mut guard)
+}
+
+/// An MSISDN as SPEC.md accepts it: international digits, a leading `+` stripped.
+pub fn normalize_msisdn(raw: &str) -> Option<String> {
+    let digits = raw.trim().strip_prefix('+').unwrap_or(raw.trim());
+    let ok = (5..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| digits.to_owned())
+}
+
+/// `"30s"`, `"3m"`, `"24h"`, `"1h 30m"` (humantime), or an integer of seconds.
+pub fn duration_of(value: &Dynamic) -> Res<Duration> {
+    if let Ok(seconds) = value.as_int() {
+        return u64::try_from(seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| error(format!("negative duration: {seconds}")));
+    }
+    let text = value.clone().into_immutable_string().map_err(|t| {
+        error(format!(
+            "a duration is a string like \"3m\" or seconds, not {t}"
+        ))
+    })?;
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        error(format!(
+            "bad duration {:?}: {e} (try \"30s\", \"3m\", \"24h\")",
+            text.as_str()
+        ))
+    })
+}
+
+fn millis(duration: Duration) -> Millis {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_json(value: &Dynamic) -> Res<serde_json::Value> {
+    rhai::serde::from_dynamic(value)
+}
+
+fn map_str(map: &Map, key: &str) -> String {
+    map.get(key)
+        .filter(|v| !v.is_unit())
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
+/// Registers the host API on `engine`.
+pub fn register(engine: &mut Engine) {
+    engine.register_fn(
+        "send",
+        |ctx: NativeCallContext, to: &str, text: &str| -> Res<()> {
+            let to = normalize_msisdn(to).ok_or_else(|| {
+                error(format!(
+                    "send: {to:?} is not an MSISDN (international digits, optional +)"
+                ))
+            })?;
+            if text.is_empty() {
+                return Err(error("send: empty text"));
+            }
+            with(&ctx, |c| {
+                if c.opted_out(&to) {
+                    c.effects.suppressed.push(to);
+                    return Ok(());
+                }
+                if !c.effects.parties.contains(&to) {
+                    c.effects.parties.push(to.clone());
+                }
+                c.effects.sends.push((to, text.to_owned()));
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "add_party",
+        |ctx: NativeCallContext, msisdn: &str| -> Res<()> {
+            let msisdn = normalize_msisdn(msisdn)
+                .ok_or_else(|| error(format!("add_party: {msisdn:?} is not an MSISDN")))?;
+            with(&ctx, |c| {
+                if !c.effects.parties.contains(&msisdn) {
+                    c.effects.parties.push(msisdn);
+                }
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "set_timer",
+        |ctx: NativeCallContext, name: &str, after: Dynamic| -> Res<()> {
+            let after = duration_of(&after)?;
+            with(&ctx, |c| {
+                let due = c.now.saturating_add(millis(after));
+                c.effects.timers_cancelled.retain(|n| n != name);
+                c.effects.timers_set.retain(|(n, _)| n != name);
+                c.effects.timers_set.push((name.to_owned(), due));
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "cancel_timer",
+        |ctx: NativeCallContext, name: &str| -> Res<()> {
+            with(&ctx, |c| {
+                c.effects.timers_set.retain(|(n, _)| n != name);
+                if !c.effects.timers_cancelled.iter().any(|n| n == name) {
+                    c.effects.timers_cancelled.push(name.to_owned());
+                }
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "finish",
+        |ctx: NativeCallContext, outcome: &str| -> Res<()> {
+            with(&ctx, |c| {
+                c.effects.finished = Some(outcome.to_owned());
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn("parse_rating", |text: &str, min: i64, max: i64| -> Map {
+        let range = (u8::try_from(min), u8::try_from(max));
+        let parsed = match range {
+            (Ok(min), Ok(max)) if min <= max => parse_rating(text, min, max),
+            _ => None,
+        };
+        let mut map = Map::new();
+        map.insert("ok".into(), parsed.is_some().into());
+        map.insert(
+            "score".into(),
+            parsed
+                .as_ref()
+                .map_or(Dynamic::UNIT, |r| i64::from(r.score).into()),
+        );
+        map.insert(
+            "comment".into(),
+            parsed.map_or_else(String::new, |r| r.comment).into(),
+        );
+        map
+    });
+    engine.register_fn(
+        "record_rating",
+        |ctx: NativeCallContext, map: Map| -> Res<()> {
+            let score = map
+                .get("score")
+                .and_then(|s| s.as_int().ok())
+                .and_then(|s| u8::try_from(s).ok())
+                .ok_or_else(|| error("record_rating: `score` must be an integer 0..=255"))?;
+            let msisdn = map
+                .get("msisdn")
+                .filter(|v| !v.is_unit())
+                .map(|v| v.to_string());
+            let record = RatingRecord {
+                score,
+                msisdn,
+                operator: map_str(&map, "operator"),
+                channel: map_str(&map, "channel"),
+                comment: map_str(&map, "comment"),
+            };
+            with(&ctx, |c| {
+                c.effects.ratings.push(record);
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "record_incident",
+        |ctx: NativeCallContext, map: Map| -> Res<()> {
+            let value = to_json(&Dynamic::from_map(map))?;
+            with(&ctx, |c| {
+                c.effects.incidents.push(value);
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "start_flow",
+        |ctx: NativeCallContext, flow: &str, event: Map| -> Res<()> {
+            let value = to_json(&Dynamic::from_map(event))?;
+            with(&ctx, |c| {
+                c.effects.flows_started.push((flow.to_owned(), value));
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn("now", |ctx: NativeCallContext| -> Res<i64> {
+        with(&ctx, |c| Ok(c.now))
+    });
+    engine.register_fn("local_hour", |ctx: NativeCallContext| -> Res<i64> {
+        with(&ctx, |c| {
+            let at = jiff::Timestamp::from_millisecond(c.now)
+                .map_err(|e| error(format!("local_hour: {e}")))?;
+            Ok(i64::from(at.to_zoned(c.timezone.clone()).hour()))
+        })
+    });
+    engine.register_fn(
+        "seconds_until_local",
+        |ctx: NativeCallContext, hour: i64| -> Res<i64> {
+            let hour = i8::try_from(hour)
+                .ok()
+                .filter(|h| (0..24).contains(h))
+                .ok_or_else(|| error(format!("seconds_until_local: hour {hour} is not 0..=23")))?;
+            with(&ctx, |c| {
+                let now = jiff::Timestamp::from_millisecond(c.now)
+                    .map_err(|e| error(format!("seconds_until_local: {e}")))?
+                    .to_zoned(c.timezone.clone());
+                let mut target = now
+                    .with()
+                    .hour(hour)
+                    .minute(0)
+                    .second(0)
+                    .subsec_nanosecond(0)
+                    .build()
+                    .map_err(|e| error(format!("seconds_until_local: {e}")))?;
+                if target <= now {
+                    target = target
+                        .checked_add(jiff::Span::new().days(1))
+                        .map_err(|e| error(format!("seconds_until_local: {e}")))?;
+                }
+                Ok((target.timestamp().as_second() - now.timestamp().as_second()).max(0))
+            })
+        },
+    );
+    engine.register_fn(
+        "days_since_last",
+        |ctx: NativeCallContext, flow: &str, msisdn: &str| -> Res<f64> {
+            let msisdn = normalize_msisdn(msisdn).unwrap_or_else(|| msisdn.to_owned());
+            with(&ctx, |c| {
+                Ok(c.lookup
+                    .last_conversation_at(flow, &msisdn)
+                    .map_or(-1.0, |at| (c.now - at) as f64 / 86_400_000.0))
+            })
+        },
+    );
+    engine.register_fn(
+        "opt_out",
+        |ctx: NativeCallContext, msisdn: &str| -> Res<()> {
+            let msisdn = normalize_msisdn(msisdn)
+                .ok_or_else(|| error(format!("opt_out: {msisdn:?} is not an MSISDN")))?;
+            with(&ctx, |c| {
+                c.effects.opt_ins.retain(|m| *m != msisdn);
+                c.effects.opt_outs.push(msisdn);
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "opt_in",
+        |ctx: NativeCallContext, msisdn: &str| -> Res<()> {
+            let msisdn = normalize_msisdn(msisdn)
+                .ok_or_else(|| error(format!("opt_in: {msisdn:?} is not an MSISDN")))?;
+            with(&ctx, |c| {
+                c.effects.opt_outs.retain(|m| *m != msisdn);
+                c.effects.opt_ins.push(msisdn);
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "is_opted_out",
+        |ctx: NativeCallContext, msisdn: &str| -> Res<bool> {
+            let msisdn = normalize_msisdn(msisdn).unwrap_or_else(|| msisdn.to_owned());
+            with(&ctx, |c| Ok(c.opted_out(&msisdn)))
+        },
+    );
+    engine.register_fn("log", |ctx: NativeCallContext, text: &str| -> Res<()> {
+        with(&ctx, |c| {
+            c.effects.logs.push(text.to_owned());
+            Ok(())
+        })
+    });
+    engine.register_fn("parse_duration", |value: Dynamic| -> Res<i64> {
+        duration_of(&value).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    });
+}

@@ -1,0 +1,396 @@
+//! `smsflow check`: compile every flow, check its hooks, and run the `test_*` functions inside
+//! each script against a fake clock and a fake SMSC.
+//!
+//! Each test gets a fresh in-memory store and engine over the same scripts directory, a clock
+//! at a fixed instant, and these functions (only available under `check`):
+//!
+//! | function | does |
+//! |---|---|
+//! | `t_event(flow, event)` | post an event; returns the conversation id (the event's `id` is its idempotency key) |
+//! | `t_reply(from, text)` | an MO from `from`; returns the conversation it went to |
+//! | `t_advance(duration)` | move the clock, firing due timers in order |
+//! | `t_set_local_time("2026-11-23T23:30")` | set the clock to a local time in the service's zone |
+//! | `t_deliver(to, status)` | a delivery receipt (`"delivered"`, `"undeliverable"`, ...) for the last message to `to` |
+//! | `t_sent()`, `t_sent_to(msisdn)` | messages the fake SMSC got: `#{to, text}` / texts |
+//! | `t_ratings()`, `t_incidents()` | what was recorded |
+//! | `t_conversation(id)` | `#{status, outcome, state}` |
+//! | `t_assert(condition, message)`, `t_assert_eq(actual, expected)` | fail the test |
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
+
+use crate::store::{ConversationStatus, OutMessage, Store};
+
+use super::api::{Millis, duration_of};
+use super::engine::{EngineConfig, FlowEngine, Routed};
+use super::runner::{self, FlowError};
+
+/// Where the fake clock starts: Monday 2026-11-23 10:00 UTC (daytime in Tashkent too).
+pub const START: Millis = 1_795_428_000_000;
+
+/// The result of one script test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestOutcome {
+    pub flow: String,
+    pub test: String,
+    /// `None` when it passed.
+    pub failure: Option<String>,
+}
+
+/// Everything `check` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Scripts that did not compile or have bad hooks.
+    pub errors: Vec<FlowError>,
+    pub tests: Vec<TestOutcome>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.errors.is_empty() && self.tests.iter().all(|t| t.failure.is_none())
+    }
+}
+
+/// The state of one running test, reached by the `t_*` functions through the call's tag.
+struct Harness {
+    engine: Arc<FlowEngine>,
+    now: Mutex<Millis>,
+    sent: Mutex<Vec<OutMessage>>,
+}
+
+#[derive(Clone)]
+struct HarnessHandle(Arc<Harness>);
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+fn fail(message: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        Position::NONE,
+    ))
+}
+
+fn harness(ctx: &NativeCallContext) -> Res<Arc<Harness>> {
+    ctx.tag()
+        .and_then(|tag| tag.clone().try_cast::<HarnessHandle>())
+        .map(|h| h.0)
+        .ok_or_else(|| fail("t_* functions only work in test_* functions under `smsflow check`"))
+}
+
+impl Harness {
+    fn now(&self) -> Millis {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes what the engine put in the outbox, as the fake SMSC.
+    fn collect_outbox(&self) -> Res<()> {
+        let store = self.engine.store();
+        let messages = store.outbox(usize::MAX).map_err(|e| fail(e.to_string()))?;
+        let ids: Vec<u64> = messages.iter().map(|m| m.id).collect();
+        store.outbox_done(&ids).map_err(|e| fail(e.to_string()))?;
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(messages);
+        Ok(())
+    }
+
+    /// Moves the clock to `until`, firing every timer due on the way at its due time.
+    fn advance_to(&self, until: Millis) -> Res<()> {
+        loop {
+            let next = self
+                .engine
+                .store()
+                .next_timer_due()
+                .map_err(|e| fail(e.to_string()))?;
+            let at = match next {
+                Some(due) if due <= until => due.max(self.now()),
+                _ => break,
+            };
+            *self.now.lock().unwrap_or_else(|p| p.into_inner()) = at;
+            self.engine
+                .fire_due_timers(at)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = until;
+        self.collect_outbox()
+    }
+}
+
+fn to_dynamic<T: serde::Serialize>(value: &T) -> Res<Dynamic> {
+    rhai::serde::to_dynamic(value)
+}
+
+fn json_of(value: &Dynamic) -> Res<serde_json::Value> {
+    rhai::serde::from_dynamic(value)
+}
+
+/// Registers the `t_*` functions (they fail outside `check`).
+pub fn register(engine: &mut Engine) {
+    engine.register_fn(
+        "t_event",
+        |ctx: NativeCallContext, flow: &str, event: Map| -> Res<i64> {
+            let h = harness(&ctx)?;
+            let event = json_of(&Dynamic::from_map(event))?;
+            let key = event.get("id").and_then(|k| k.as_str()).map(str::to_owned);
+            let (result, _duplicate) = h
+                .engine
+                .start(h.now(), flow, event, key.as_deref())
+                .map_err(|e| fail(e.to_string()))?;
+            h.collect_outbox()?;
+            if let Some(error) = result.error {
+                return Err(fail(format!("on_event failed: {error}")));
+            }
+            Ok(result.conversation as i64)
+        },
+    );
+    engine.register_fn(
+        "t_reply",
+        |ctx: NativeCallContext, from: &str, text: &str| -> Res<i64> {
+            let h = harness(&ctx)?;
+            let now = h.now();
+            let routed = h
+                .engine
+                .reply(now, from, text, now)
+                .map_err(|e| fail(e.to_string()))?;
+            h.collect_outbox()?;
+            let (id, error) = match routed {
+                Routed::Conversation(r) | Routed::Inbox(r) => (r.conversation, r.error),
+                Routed::Unsolicited(id) => (id, None),
+            };
+            if let Some(error) = error {
+                return Err(fail(format!("on_reply failed: {error}")));
+            }
+            Ok(id as i64)
+        },
+    );
+    engine.register_fn(
+        "t_advance",
+        |ctx: NativeCallContext, by: Dynamic| -> Res<()> {
+            let h = harness(&ctx)?;
+            let by = duration_of(&by)?;
+            let until = h
+                .now()
+                .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
+            h.advance_to(until)
+        },
+    );
+    engine.register_fn(
+        "t_set_local_time",
+        |ctx: NativeCallContext, local: &str| -> Res<()> {
+            let h = harness(&ctx)?;
+            let civil: jiff::civil::DateTime = local
+                .parse()
+                .map_err(|e| fail(format!("t_set_local_time: {local:?}: {e}")))?;
+            let zone = h.engine.timezone().clone();
+            let at = civil
+                .to_zoned(zone)
+                .map_err(|e| fail(format!("t_set_local_time: {e}")))?
+                .timestamp()
+                .as_millisecond();
+            *h.now.lock().unwrap_or_else(|p| p.into_inner()) = at;
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "t_deliver",
+        |ctx: NativeCallContext, to: &str, status: &str| -> Res<()> {
+            let h = harness(&ctx)?;
+            let last = h
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .rev()
+                .find(|m| m.to == to)
+                .cloned()
+                .ok_or_else(|| fail(format!("t_deliver: nothing was sent to {to}")))?;
+            h.engine
+                .delivery(h.now(), last.conversation, to, status, Some(last.id))
+                .map_err(|e| fail(e.to_string()))?;
+            h.collect_outbox()
+        },
+    );
+    engine.register_fn("t_sent", |ctx: NativeCallContext| -> Res<Array> {
+        let h = harness(&ctx)?;
+        let sent = h.sent.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(sent
+            .iter()
+            .map(|m| {
+                let mut map = Map::new();
+                map.insert("to".into(), m.to.clone().into());
+                map.insert("text".into(), m.text.clone().into());
+                Dynamic::from_map(map)
+            })
+            .collect())
+    });
+    engine.register_fn(
+        "t_sent_to",
+        |ctx: NativeCallContext, to: &str| -> Res<Array> {
+            let h = harness(&ctx)?;
+            let sent = h.sent.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(sent
+                .iter()
+                .filter(|m| m.to == to)
+                .map(|m| m.text.clone().into())
+                .collect())
+        },
+    );
+    engine.register_fn("t_ratings", |ctx: NativeCallContext| -> Res<Array> {
+        let h = harness(&ctx)?;
+        let ratings = h
+            .engine
+            .store()
+            .ratings(i64::MIN, i64::MAX)
+            .map_err(|e| fail(e.to_string()))?;
+        ratings
+            .iter()
+            .map(|r| {
+                to_dynamic(&serde_json::json!({
+                    "score": r.score, "operator": r.operator, "channel": r.channel,
+                    "comment": r.comment, "msisdn": r.msisdn,
+                }))
+            })
+            .collect()
+    });
+    engine.register_fn("t_incidents", |ctx: NativeCallContext| -> Res<Array> {
+        let h = harness(&ctx)?;
+        let incidents = h
+            .engine
+            .store()
+            .incidents(i64::MIN, i64::MAX)
+            .map_err(|e| fail(e.to_string()))?;
+        incidents.iter().map(|i| to_dynamic(&i.fields)).collect()
+    });
+    engine.register_fn(
+        "t_conversation",
+        |ctx: NativeCallContext, id: i64| -> Res<Map> {
+            let h = harness(&ctx)?;
+            let conversation = h
+                .engine
+                .store()
+                .conversation(id as u64)
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| fail(format!("t_conversation: no conversation {id}")))?;
+            let (status, outcome) = match &conversation.status {
+                ConversationStatus::Open => ("open", Dynamic::UNIT),
+                ConversationStatus::Finished { outcome } => ("finished", outcome.clone().into()),
+                ConversationStatus::Errored { error } => ("errored", error.clone().into()),
+            };
+            let mut map = Map::new();
+            map.insert("status".into(), status.into());
+            map.insert("outcome".into(), outcome);
+            map.insert("state".into(), to_dynamic(&conversation.state)?);
+            Ok(map)
+        },
+    );
+    engine.register_fn("t_assert", |condition: bool, message: &str| -> Res<()> {
+        if condition {
+            Ok(())
+        } else {
+            Err(fail(format!("assertion failed: {message}")))
+        }
+    });
+    engine.register_fn(
+        "t_assert_eq",
+        |actual: Dynamic, expected: Dynamic| -> Res<()> {
+            // Compared as JSON so arrays and maps compare deeply and 35 equals 35.0.
+            let (a, e) = (json_of(&actual)?, json_of(&expected)?);
+            let same = a == e || matches!((a.as_f64(), e.as_f64()), (Some(x), Some(y)) if x == y);
+            if same {
+                Ok(())
+            } else {
+                Err(fail(format!("expected {e}, got {a}")))
+            }
+        },
+    );
+}
+
+/// Runs `check` over `dir`: every script compiled, every `test_*` function run.
+pub fn run(dir: &Path, timezone: jiff::tz::TimeZone) -> Report {
+    let mut report = Report::default();
+    let paths = match super::engine::script_paths(dir) {
+        Ok(paths) => paths,
+        Err(e) => {
+            report.errors.push(FlowError::Read {
+                path: dir.to_owned(),
+                message: e.to_string(),
+            });
+            return report;
+        }
+    };
+    let compiler = runner::engine(runner::Limits::default());
+    let mut flows = Vec::new();
+    for path in &paths {
+        match runner::compile_file(&compiler, path) {
+            Ok(flow) => flows.push(flow),
+            Err(e) => report.errors.push(e),
+        }
+    }
+    for flow in &flows {
+        for test in &flow.tests {
+            let failure = run_test(dir, &timezone, &flow.name, test).err();
+            report.tests.push(TestOutcome {
+                flow: flow.name.clone(),
+                test: test.clone(),
+                failure,
+            });
+        }
+    }
+    report
+}
+
+fn run_test(
+    dir: &Path,
+    timezone: &jiff::tz::TimeZone,
+    flow: &str,
+    test: &str,
+) -> Result<(), String> {
+    let store = Store::temporary().map_err(|e| e.to_string())?;
+    let (engine, errors) = FlowEngine::new(
+        store,
+        EngineConfig {
+            scripts_dir: Some(dir.to_owned()),
+            timezone: timezone.clone(),
+            ..EngineConfig::default()
+        },
+    );
+    if let Some(e) = errors.first() {
+        return Err(e.to_string());
+    }
+    let engine = Arc::new(engine);
+    let compiled = engine
+        .flow(flow)
+        .ok_or_else(|| format!("flow {flow} did not load"))?;
+    let handle = HarnessHandle(Arc::new(Harness {
+        engine: engine.clone(),
+        now: Mutex::new(START),
+        sent: Mutex::new(Vec::new()),
+    }));
+    runner::call_plain(engine.rhai(), &compiled, test, Dynamic::from(handle))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Prints a report the way `smsflow check` does; returns whether everything passed.
+pub fn print(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<bool> {
+    for error in &report.errors {
+        writeln!(out, "error: {error}")?;
+    }
+    for t in &report.tests {
+        match &t.failure {
+            None => writeln!(out, "ok    {}::{}", t.flow, t.test)?,
+            Some(why) => writeln!(out, "FAIL  {}::{}: {why}", t.flow, t.test)?,
+        }
+    }
+    let failed = report.tests.iter().filter(|t| t.failure.is_some()).count();
+    writeln!(
+        out,
+        "{} passed, {} failed",
+        report.tests.len() - failed,
+        failed + report.errors.len()
+    )?;
+    Ok(report.passed())
+}

@@ -1,0 +1,773 @@
+//! The flow engine: loads flow scripts (and reloads them when they change), routes inputs to
+//! conversations, calls their hooks, and commits each step's effects together with the new
+//! state in one store transaction.
+//!
+//! Time is an input (`now`), and nothing here does network I/O: messages to send land in the
+//! store's outbox, which the service drains into SMPP.
+//!
+//! Versions: a conversation records the content hash of the script it started on and keeps
+//! running on that version after the file changes (the source is kept in the store, so this
+//! holds across restarts too). A script that fails to compile leaves the last good version in
+//! place.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use rhai::{Dynamic, Engine, Map};
+
+use crate::store::{
+    Commit, Conversation, ConversationId, ConversationStatus, Direction, Incident, OutMessage,
+    Rating, Store, StoreError, TimelineEntry, Timer,
+};
+
+use super::api::{Effects, Lookup, Millis};
+use super::runner::{self, CallInput, CompiledFlow, FlowError, Hook, Limits};
+
+/// The flow that gets MOs from senders with no open conversation.
+pub const INBOX: &str = "inbox";
+
+/// How deep `start_flow` may chain (a survey opening an escalation opening ... ).
+const MAX_START_DEPTH: usize = 4;
+
+/// Conversations are stepped one at a time each; steps of different conversations run in
+/// parallel. Stripes keep the lock table small.
+const LOCK_STRIPES: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("unknown flow {flow:?} (flows: {known})")]
+    UnknownFlow { flow: String, known: String },
+    #[error("flow {flow:?} has no {hook} hook")]
+    MissingHook { flow: String, hook: &'static str },
+    #[error("conversation {0} not found")]
+    UnknownConversation(ConversationId),
+    #[error(
+        "the script version {version} of flow {flow:?} is gone (not on disk, not in the store)"
+    )]
+    VersionGone { flow: String, version: String },
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("state of conversation {conversation} is not a map: {message}")]
+    State {
+        conversation: ConversationId,
+        message: String,
+    },
+}
+
+/// What a step did, for the caller (HTTP responses, metrics, the SMPP side).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepResult {
+    pub conversation: ConversationId,
+    pub flow: String,
+    /// Messages committed to the outbox by this step (and by flows it started).
+    pub outbox: Vec<OutMessage>,
+    pub finished: Option<String>,
+    /// The script failed: the conversation is now errored (the input is still recorded).
+    pub error: Option<FlowError>,
+    /// Conversations started by `start_flow` during this step.
+    pub started: Vec<ConversationId>,
+}
+
+/// Where an MO went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Routed {
+    /// To the open conversation it belongs to.
+    Conversation(StepResult),
+    /// No open conversation: to the `inbox` flow.
+    Inbox(StepResult),
+    /// No open conversation and no inbox flow: stored as unsolicited.
+    Unsolicited(ConversationId),
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `*.rhai` files; the flow's name is the file stem. `None`: only [`FlowEngine::load_source`].
+    pub scripts_dir: Option<PathBuf>,
+    pub timezone: jiff::tz::TimeZone,
+    pub limits: Limits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            scripts_dir: None,
+            timezone: jiff::tz::TimeZone::UTC,
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    /// The version new conversations start on.
+    current: HashMap<String, Arc<CompiledFlow>>,
+    /// Every version seen, by (flow, version).
+    versions: HashMap<(String, String), Arc<CompiledFlow>>,
+    /// When each file was last (re)loaded, to reload only what changed.
+    modified: HashMap<PathBuf, SystemTime>,
+}
+
+/// See the module documentation.
+pub struct FlowEngine {
+    engine: Engine,
+    store: Store,
+    config: EngineConfig,
+    registry: RwLock<Registry>,
+    locks: Vec<Mutex<()>>,
+}
+
+struct StoreLookup(Store);
+
+impl Lookup for StoreLookup {
+    fn is_opted_out(&self, msisdn: &str) -> bool {
+        self.0.is_opted_out(msisdn).unwrap_or(false)
+    }
+
+    fn last_conversation_at(&self, flow: &str, msisdn: &str) -> Option<Millis> {
+        self.0.last_conversation_at(flow, msisdn).ok().flatten()
+    }
+}
+
+impl FlowEngine {
+    /// An engine over `store`; loads the scripts directory if there is one. Scripts that fail
+    /// to compile are returned (they are not loaded); the engine is usable regardless.
+    pub fn new(store: Store, config: EngineConfig) -> (FlowEngine, Vec<FlowError>) {
+        let engine = FlowEngine {
+            engine: runner::engine(config.limits),
+            store,
+            config,
+            registry: RwLock::new(Registry::default()),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        };
+        let errors = engine.reload();
+        (engine, errors)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn rhai(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The zone of `local_hour()` and quiet hours.
+    pub fn timezone(&self) -> &jiff::tz::TimeZone {
+        &self.config.timezone
+    }
+
+    /// Compiles every script in the directory that is new or changed since the last call. A
+    /// script that fails keeps its last good version running; its error is returned (and
+    /// logged) so the operator sees why the edit did not take.
+    pub fn reload(&self) -> Vec<FlowError> {
+        let Some(dir) = self.config.scripts_dir.clone() else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                return vec![FlowError::Read {
+                    path: dir,
+                    message: e.to_string(),
+                }];
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            let unchanged = {
+                let registry = self.read_registry();
+                modified.is_some() && registry.modified.get(&path) == modified.as_ref()
+            };
+            if unchanged {
+                continue;
+            }
+            match runner::compile_file(&self.engine, &path) {
+                Ok(flow) => {
+                    tracing::info!(flow = %flow.name, version = %flow.version, "flow loaded");
+                    self.install(flow);
+                }
+                Err(e) => {
+                    tracing::error!("{e}; the last good version (if any) keeps running");
+                    errors.push(e);
+                }
+            }
+            if let Some(modified) = modified {
+                self.write_registry().modified.insert(path, modified);
+            }
+        }
+        errors
+    }
+
+    /// Loads a flow from text (tests, and flows that do not live in files).
+    pub fn load_source(&self, name: &str, source: &str) -> Result<Arc<CompiledFlow>, FlowError> {
+        let flow = runner::compile(&self.engine, name, &format!("{name}.rhai"), source)?;
+        Ok(self.install(flow))
+    }
+
+    fn install(&self, flow: CompiledFlow) -> Arc<CompiledFlow> {
+        let flow = Arc::new(flow);
+        let mut registry = self.write_registry();
+        registry
+            .versions
+            .insert((flow.name.clone(), flow.version.clone()), flow.clone());
+        registry.current.insert(flow.name.clone(), flow.clone());
+        flow
+    }
+
+    /// The flows new conversations can start, by name.
+    pub fn flows(&self) -> Vec<Arc<CompiledFlow>> {
+        let mut flows: Vec<_> = self.read_registry().current.values().cloned().collect();
+        flows.sort_by(|a, b| a.name.cmp(&b.name));
+        flows
+    }
+
+    pub fn flow(&self, name: &str) -> Option<Arc<CompiledFlow>> {
+        self.read_registry().current.get(name).cloned()
+    }
+
+    fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_registry(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The version a conversation runs on: in memory, else from the store (after a restart).
+    fn version(&self, flow: &str, version: &str) -> Result<Arc<CompiledFlow>, EngineError> {
+        if let Some(found) = self
+            .read_registry()
+            .versions
+            .get(&(flow.to_owned(), version.to_owned()))
+        {
+            return Ok(found.clone());
+        }
+        let source = self
+            .store
+            .script(flow, version)?
+            .ok_or_else(|| EngineError::VersionGone {
+                flow: flow.to_owned(),
+                version: version.to_owned(),
+            })?;
+        let compiled = Arc::new(runner::compile(
+            &self.engine,
+            flow,
+            &format!("{flow}.rhai@{version}"),
+            &source,
+        )?);
+        self.write_registry()
+            .versions
+            .insert((flow.to_owned(), version.to_owned()), compiled.clone());
+        Ok(compiled)
+    }
+
+    fn lock(&self, id: ConversationId) -> std::sync::MutexGuard<'_, ()> {
+        self.locks[(id % LOCK_STRIPES as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------
+
+    /// Starts a conversation of `flow` from an event. With `event_key`, the same key again
+    /// returns the first conversation and does nothing (`Ok((id, true))`).
+    pub fn start(
+        &self,
+        now: Millis,
+        flow: &str,
+        event: serde_json::Value,
+        event_key: Option<&str>,
+    ) -> Result<(StepResult, bool), EngineError> {
+        if let Some(key) = event_key
+            && let Some(id) = self.store.event_conversation(flow, key)?
+        {
+            return Ok((
+                StepResult {
+                    conversation: id,
+                    flow: flow.to_owned(),
+                    ..StepResult::default()
+                },
+                true,
+            ));
+        }
+        let result = self.start_inner(now, flow, event, event_key, 0)?;
+        Ok((result, false))
+    }
+
+    fn start_inner(
+        &self,
+        now: Millis,
+        flow: &str,
+        event: serde_json::Value,
+        event_key: Option<&str>,
+        depth: usize,
+    ) -> Result<StepResult, EngineError> {
+        let compiled = self.flow(flow).ok_or_else(|| EngineError::UnknownFlow {
+            flow: flow.to_owned(),
+            known: self
+                .flows()
+                .iter()
+                .map(|f| f.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        if !compiled.has("on_event") {
+            return Err(EngineError::MissingHook {
+                flow: flow.to_owned(),
+                hook: "on_event",
+            });
+        }
+        let id = self.store.next_id()?;
+        let _guard = self.lock(id);
+        let conversation = Conversation {
+            id,
+            flow: flow.to_owned(),
+            flow_version: compiled.version.clone(),
+            state: serde_json::Value::Object(Default::default()),
+            parties: Vec::new(),
+            status: ConversationStatus::Open,
+            event_key: event_key.map(str::to_owned),
+            created_at: now,
+            updated_at: now,
+        };
+        let arg = rhai::serde::to_dynamic(&event).map_err(|e| EngineError::State {
+            conversation: id,
+            message: e.to_string(),
+        })?;
+        let commit = Commit {
+            event_key: event_key.map(|k| (flow.to_owned(), k.to_owned(), id)),
+            script: Some((
+                flow.to_owned(),
+                compiled.version.clone(),
+                compiled.source.to_string(),
+            )),
+            ..Commit::default()
+        };
+        self.step(
+            now,
+            &compiled,
+            conversation,
+            Hook::Event(arg),
+            commit,
+            None,
+            depth,
+        )
+    }
+
+    /// An MO from `from`: to the most recent open conversation where `from` is a party, else
+    /// to the inbox flow, else stored as unsolicited.
+    pub fn reply(
+        &self,
+        now: Millis,
+        from: &str,
+        text: &str,
+        received_at: Millis,
+    ) -> Result<Routed, EngineError> {
+        let from = super::api::normalize_msisdn(from).unwrap_or_else(|| from.to_owned());
+        let msg = message_map(&from, text, received_at);
+        let inbound = TimelineEntry {
+            at: received_at,
+            direction: Direction::In,
+            party: from.clone(),
+            text: text.to_owned(),
+            status: "received".into(),
+            message_id: None,
+        };
+        if let Some(&id) = self.store.open_conversations_of(&from)?.first() {
+            let _guard = self.lock(id);
+            // Re-read under the lock: another step may have finished it meanwhile.
+            if let Some(conversation) = self.store.conversation(id)?
+                && conversation.status.is_open()
+            {
+                let compiled = self.version(&conversation.flow, &conversation.flow_version)?;
+                if compiled.has("on_reply") {
+                    let result = self.step(
+                        now,
+                        &compiled,
+                        conversation,
+                        Hook::Reply(msg),
+                        Commit::default(),
+                        Some(inbound),
+                        0,
+                    )?;
+                    return Ok(Routed::Conversation(result));
+                }
+            }
+        }
+        if let Some(inbox) = self.flow(INBOX).filter(|f| f.has("on_reply")) {
+            let id = self.store.next_id()?;
+            let _guard = self.lock(id);
+            let conversation = Conversation {
+                id,
+                flow: INBOX.to_owned(),
+                flow_version: inbox.version.clone(),
+                state: serde_json::Value::Object(Default::default()),
+                parties: vec![from.clone()],
+                status: ConversationStatus::Open,
+                event_key: None,
+                created_at: now,
+                updated_at: now,
+            };
+            let commit = Commit {
+                script: Some((
+                    INBOX.to_owned(),
+                    inbox.version.clone(),
+                    inbox.source.to_string(),
+                )),
+                ..Commit::default()
+            };
+            let mut result = self.step(
+                now,
+                &inbox,
+                conversation,
+                Hook::Reply(msg),
+                commit,
+                Some(inbound),
+                0,
+            )?;
+            // An inbox conversation is one message long, whatever the script did.
+            if result.finished.is_none() && result.error.is_none() {
+                self.finish_now(now, id, "handled")?;
+                result.finished = Some("handled".into());
+            }
+            return Ok(Routed::Inbox(result));
+        }
+        let id = self.store.next_id()?;
+        self.store.commit(Commit {
+            conversation: Some(Conversation {
+                id,
+                flow: String::new(),
+                flow_version: String::new(),
+                state: serde_json::Value::Object(Default::default()),
+                parties: vec![from],
+                status: ConversationStatus::Finished {
+                    outcome: "unsolicited".into(),
+                },
+                event_key: None,
+                created_at: now,
+                updated_at: now,
+            }),
+            timeline: vec![(id, inbound)],
+            ..Commit::default()
+        })?;
+        Ok(Routed::Unsolicited(id))
+    }
+
+    /// Fires every timer due at or before `now`, earliest first; returns what each step did.
+    pub fn fire_due_timers(&self, now: Millis) -> Result<Vec<StepResult>, EngineError> {
+        let mut results = Vec::new();
+        loop {
+            let due = self.store.due_timers(now, 256)?;
+            if due.is_empty() {
+                return Ok(results);
+            }
+            for timer in due {
+                if let Some(result) = self.fire(timer.due.max(0).min(now), &timer)? {
+                    results.push(result);
+                }
+            }
+        }
+    }
+
+    /// Fires one timer (at `now`); `None` when its conversation is gone or closed.
+    pub fn fire(&self, now: Millis, timer: &Timer) -> Result<Option<StepResult>, EngineError> {
+        let _guard = self.lock(timer.conversation);
+        let cancel = Commit {
+            timers_cancelled: vec![(timer.conversation, timer.name.clone())],
+            ..Commit::default()
+        };
+        let Some(conversation) = self.store.conversation(timer.conversation)? else {
+            self.store.commit(cancel)?;
+            return Ok(None);
+        };
+        let compiled = self.version(&conversation.flow, &conversation.flow_version)?;
+        if !conversation.status.is_open() || !compiled.has("on_timer") {
+            self.store.commit(cancel)?;
+            return Ok(None);
+        }
+        // The fired timer is removed in the same commit as the step, so it fires exactly once
+        // (unless the hook sets it again).
+        self.step(
+            now,
+            &compiled,
+            conversation,
+            Hook::Timer(timer.name.clone()),
+            cancel,
+            None,
+            0,
+        )
+        .map(Some)
+    }
+
+    /// A delivery receipt for a message `conversation` sent to `to`.
+    pub fn delivery(
+        &self,
+        now: Millis,
+        conversation: ConversationId,
+        to: &str,
+        status: &str,
+        message_id: Option<u64>,
+    ) -> Result<Option<StepResult>, EngineError> {
+        let _guard = self.lock(conversation);
+        let Some(conv) = self.store.conversation(conversation)? else {
+            return Err(EngineError::UnknownConversation(conversation));
+        };
+        let compiled = self.version(&conv.flow, &conv.flow_version)?;
+        if !conv.status.is_open() || !compiled.has("on_delivery") {
+            return Ok(None);
+        }
+        let mut receipt = Map::new();
+        receipt.insert("to".into(), to.into());
+        receipt.insert("status".into(), status.into());
+        receipt.insert("delivered".into(), (status == "delivered").into());
+        receipt.insert(
+            "message_id".into(),
+            message_id.map_or(Dynamic::UNIT, |id| (id as i64).into()),
+        );
+        self.step(
+            now,
+            &compiled,
+            conv,
+            Hook::Delivery(receipt.into()),
+            Commit::default(),
+            None,
+            0,
+        )
+        .map(Some)
+    }
+
+    fn finish_now(
+        &self,
+        now: Millis,
+        id: ConversationId,
+        outcome: &str,
+    ) -> Result<(), EngineError> {
+        if let Some(mut conversation) = self.store.conversation(id)? {
+            conversation.status = ConversationStatus::Finished {
+                outcome: outcome.to_owned(),
+            };
+            conversation.updated_at = now;
+            let timers = self.store.timers_of(id)?;
+            self.store.commit(Commit {
+                conversation: Some(conversation),
+                timers_cancelled: timers.into_iter().map(|t| (id, t.name)).collect(),
+                ..Commit::default()
+            })?;
+        }
+        Ok(())
+    }
+
+    // ---- one step ---------------------------------------------------------------------------
+
+    /// Calls `hook` on `conversation` and commits everything it did, with `commit`'s extras.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        now: Millis,
+        flow: &CompiledFlow,
+        mut conversation: Conversation,
+        hook: Hook,
+        mut commit: Commit,
+        inbound: Option<TimelineEntry>,
+        depth: usize,
+    ) -> Result<StepResult, EngineError> {
+        let id = conversation.id;
+        let mut state =
+            rhai::serde::to_dynamic(&conversation.state).map_err(|e| EngineError::State {
+                conversation: id,
+                message: e.to_string(),
+            })?;
+        let input = CallInput {
+            now,
+            timezone: self.config.timezone.clone(),
+            lookup: Arc::new(StoreLookup(self.store.clone())),
+        };
+        if let Some(entry) = inbound {
+            commit.timeline.push((id, entry));
+        }
+        conversation.updated_at = now;
+        let mut result = StepResult {
+            conversation: id,
+            flow: flow.name.clone(),
+            ..StepResult::default()
+        };
+        let effects = match runner::call_hook(&self.engine, flow, &hook, &mut state, input) {
+            Ok(effects) => effects,
+            Err(error) => {
+                tracing::warn!(conversation = id, "{error}");
+                let timers = self.store.timers_of(id)?;
+                commit
+                    .timers_cancelled
+                    .extend(timers.into_iter().map(|t| (id, t.name)));
+                conversation.status = ConversationStatus::Errored {
+                    error: error.to_string(),
+                };
+                commit.conversation = Some(conversation);
+                self.store.commit(commit)?;
+                result.error = Some(error);
+                return Ok(result);
+            }
+        };
+        conversation.state = rhai::serde::from_dynamic(&state).map_err(|e| EngineError::State {
+            conversation: id,
+            message: e.to_string(),
+        })?;
+        let started = self.apply(now, &mut conversation, effects, &mut commit, &mut result)?;
+        commit.conversation = Some(conversation);
+        self.store.commit(commit)?;
+        // Flows the script started, each its own conversation and commit.
+        for (flow, event) in started {
+            if depth >= MAX_START_DEPTH {
+                tracing::warn!(conversation = id, %flow, "start_flow nested too deep; not started");
+                continue;
+            }
+            match self.start_inner(now, &flow, event, None, depth + 1) {
+                Ok(child) => {
+                    result.started.push(child.conversation);
+                    result.outbox.extend(child.outbox);
+                }
+                Err(e) => tracing::warn!(conversation = id, %flow, "start_flow failed: {e}"),
+            }
+        }
+        Ok(result)
+    }
+
+    /// Turns a hook's effects into store changes; returns the flows to start afterwards.
+    fn apply(
+        &self,
+        now: Millis,
+        conversation: &mut Conversation,
+        effects: Effects,
+        commit: &mut Commit,
+        result: &mut StepResult,
+    ) -> Result<Vec<(String, serde_json::Value)>, EngineError> {
+        let id = conversation.id;
+        for party in effects.parties {
+            if !conversation.parties.contains(&party) {
+                conversation.parties.push(party);
+            }
+        }
+        for (to, text) in effects.sends {
+            let message = OutMessage {
+                id: self.store.next_id()?,
+                conversation: id,
+                to: to.clone(),
+                text: text.clone(),
+                created_at: now,
+            };
+            commit.timeline.push((
+                id,
+                TimelineEntry {
+                    at: now,
+                    direction: Direction::Out,
+                    party: to,
+                    text,
+                    status: "queued".into(),
+                    message_id: Some(message.id),
+                },
+            ));
+            result.outbox.push(message.clone());
+            commit.outbox.push(message);
+        }
+        for to in effects.suppressed {
+            tracing::info!(conversation = id, "send to an opted-out number dropped");
+            commit.timeline.push((
+                id,
+                TimelineEntry {
+                    at: now,
+                    direction: Direction::Out,
+                    party: to,
+                    text: String::new(),
+                    status: "suppressed (opted out)".into(),
+                    message_id: None,
+                },
+            ));
+        }
+        for name in effects.timers_cancelled {
+            commit.timers_cancelled.push((id, name));
+        }
+        for (name, due) in effects.timers_set {
+            commit
+                .timers_cancelled
+                .retain(|(c, n)| !(*c == id && *n == name));
+            commit.timers_set.push(Timer {
+                conversation: id,
+                name,
+                due,
+            });
+        }
+        let default_msisdn = conversation.parties.first().cloned().unwrap_or_default();
+        for rating in effects.ratings {
+            commit.ratings.push(Rating {
+                conversation: id,
+                flow: conversation.flow.clone(),
+                at: now,
+                msisdn: rating.msisdn.unwrap_or_else(|| default_msisdn.clone()),
+                score: rating.score,
+                operator: rating.operator,
+                channel: rating.channel,
+                comment: rating.comment,
+            });
+        }
+        for fields in effects.incidents {
+            commit.incidents.push(Incident {
+                conversation: id,
+                at: now,
+                fields,
+            });
+        }
+        commit.opt_outs.extend(effects.opt_outs);
+        commit.opt_ins.extend(effects.opt_ins);
+        for line in effects.logs {
+            tracing::info!(target: "smsflow::flow", flow = %conversation.flow, conversation = id, "{line}");
+        }
+        if let Some(outcome) = effects.finished {
+            // A finished conversation keeps no timers.
+            let pending: Vec<String> = self
+                .store
+                .timers_of(id)?
+                .into_iter()
+                .map(|t| t.name)
+                .chain(commit.timers_set.drain(..).map(|t| t.name))
+                .collect();
+            commit
+                .timers_cancelled
+                .extend(pending.into_iter().map(|name| (id, name)));
+            conversation.status = ConversationStatus::Finished {
+                outcome: outcome.clone(),
+            };
+            result.finished = Some(outcome);
+        }
+        Ok(effects.flows_started)
+    }
+}
+
+fn message_map(from: &str, text: &str, received_at: Millis) -> Dynamic {
+    let mut msg = Map::new();
+    msg.insert("from".into(), from.into());
+    msg.insert("text".into(), text.into());
+    msg.insert("received_at".into(), received_at.into());
+    msg.into()
+}
+
+/// The scripts directory's `*.rhai` paths (for `smsflow check`).
+pub fn script_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}

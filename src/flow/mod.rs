@@ -1,0 +1,14 @@
+//! The flow engine: operators' Rhai scripts driving SMS conversations over durable state.
+//!
+//! - [`api`]: the functions scripts call (the script contract), recorded as effects.
+//! - [`runner`]: compiling scripts, calling one hook under limits.
+//! - [`engine`]: loading and hot-reloading flows, routing inputs to conversations, committing
+//!   each step's effects with the new state.
+//! - [`check`]: `smsflow check`, the `test_*` functions inside scripts on a fake clock.
+//! - [`rating`]: the rating grammar behind `parse_rating`.
+
+pub mod api;
+pub mod check;
+pub mod engine;
+pub mod rating;
+pub mod runner;

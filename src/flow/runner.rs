@@ -1,0 +1,303 @@
+//! Compiling flow scripts and calling one hook with limits.
+//!
+//! A hook call gets the conversation's state as `this`, runs under operation, call-depth and
+//! size limits, and returns the [`Effects`] it asked for, or a [`FlowError`] naming the script,
+//! the hook and the line. It touches nothing else: committing is the engine's job.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
+
+use super::api::{self, ContextHandle, Effects, HookContext, Lookup, Millis};
+
+/// Bounds on one hook call, so a runaway script is stopped with an error, not a hang.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Rhai operations per hook call. Default 500 000 (a survey step needs a few hundred).
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: 500_000,
+            max_call_levels: 32,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+        }
+    }
+}
+
+/// The hooks of SPEC.md and their parameter counts.
+pub const HOOKS: [(&str, usize); 4] = [
+    ("on_event", 1),
+    ("on_reply", 1),
+    ("on_timer", 1),
+    ("on_delivery", 1),
+];
+
+/// A hook invocation with its argument.
+#[derive(Debug, Clone)]
+pub enum Hook {
+    Event(Dynamic),
+    Reply(Dynamic),
+    Timer(String),
+    Delivery(Dynamic),
+}
+
+impl Hook {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Hook::Event(_) => "on_event",
+            Hook::Reply(_) => "on_reply",
+            Hook::Timer(_) => "on_timer",
+            Hook::Delivery(_) => "on_delivery",
+        }
+    }
+}
+
+/// One compiled version of a flow.
+#[derive(Debug, Clone)]
+pub struct CompiledFlow {
+    /// The file stem.
+    pub name: String,
+    /// Content hash of the source (hex), so the same text is the same version everywhere.
+    pub version: String,
+    pub source: Arc<str>,
+    pub ast: Arc<AST>,
+    /// Where it came from, for messages (`scripts/survey.rhai:12: ...`).
+    pub origin: String,
+    /// Hooks it defines.
+    pub hooks: Vec<&'static str>,
+    /// Its `test_*` functions (no parameters), for `smsflow check`.
+    pub tests: Vec<String>,
+}
+
+impl CompiledFlow {
+    pub fn has(&self, hook: &str) -> bool {
+        self.hooks.contains(&hook)
+    }
+}
+
+/// Why a script could not be used, or a hook call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    #[error("{origin}:{line}: {message}")]
+    Compile {
+        origin: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    BadHook { origin: String, message: String },
+    #[error("{origin}:{line}: {hook}: {message}")]
+    Hook {
+        origin: String,
+        hook: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+}
+
+/// The engine every flow runs on: the host API, limits, and no way out of the sandbox.
+pub fn engine(limits: Limits) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_string_size(limits.max_string_size)
+        .set_max_array_size(limits.max_array_size)
+        .set_max_map_size(limits.max_map_size)
+        .set_max_expr_depths(64, 32)
+        // `import` must not read files.
+        .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    // print/debug go to the log rather than stdout.
+    engine.on_print(|text| tracing::info!(target: "smsflow::flow", "{text}"));
+    engine.on_debug(|text, source, pos| {
+        tracing::debug!(target: "smsflow::flow", "{}:{}: {text}", source.unwrap_or("script"), pos.line().unwrap_or(0));
+    });
+    api::register(&mut engine);
+    super::check::register(&mut engine);
+    engine
+}
+
+/// A short content hash (FNV-1a 64): versions only need to be stable and distinct.
+pub fn version_of(source: &str) -> String {
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// Compiles `source` as flow `name`, checking its hooks' parameter counts.
+pub fn compile(
+    engine: &Engine,
+    name: &str,
+    origin: &str,
+    source: &str,
+) -> Result<CompiledFlow, FlowError> {
+    let ast = engine.compile(source).map_err(|e| FlowError::Compile {
+        origin: origin.to_owned(),
+        line: e.1.line().unwrap_or(0),
+        message: e.0.to_string(),
+    })?;
+    let mut hooks = Vec::new();
+    let mut tests = Vec::new();
+    for f in ast.iter_functions() {
+        if let Some(&(hook, arity)) = HOOKS.iter().find(|(h, _)| *h == f.name) {
+            if f.params.len() != arity {
+                return Err(FlowError::BadHook {
+                    origin: origin.to_owned(),
+                    message: format!(
+                        "hook {hook} takes {arity} parameter, found {} ({})",
+                        f.params.len(),
+                        f.params.join(", ")
+                    ),
+                });
+            }
+            hooks.push(hook);
+        } else if f.name.starts_with("on_") {
+            let known: Vec<_> = HOOKS.iter().map(|(h, _)| *h).collect();
+            return Err(FlowError::BadHook {
+                origin: origin.to_owned(),
+                message: format!("unknown hook {:?} (hooks are {})", f.name, known.join(", ")),
+            });
+        } else if f.name.starts_with("test_") && f.params.is_empty() {
+            tests.push(f.name.to_owned());
+        }
+    }
+    if hooks.is_empty() {
+        return Err(FlowError::BadHook {
+            origin: origin.to_owned(),
+            message: "defines no hook (on_event, on_reply, on_timer or on_delivery)".into(),
+        });
+    }
+    Ok(CompiledFlow {
+        name: name.to_owned(),
+        version: version_of(source),
+        source: source.into(),
+        ast: Arc::new(ast),
+        origin: origin.to_owned(),
+        hooks,
+        tests,
+    })
+}
+
+/// Reads and compiles `path`; the flow's name is the file stem.
+pub fn compile_file(engine: &Engine, path: &Path) -> Result<CompiledFlow, FlowError> {
+    let source = std::fs::read_to_string(path).map_err(|e| FlowError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    compile(engine, &name, &path.display().to_string(), &source)
+}
+
+/// What a hook call needs from outside.
+pub struct CallInput {
+    pub now: Millis,
+    pub timezone: jiff::tz::TimeZone,
+    pub lookup: Arc<dyn Lookup>,
+}
+
+/// Calls `hook` of `flow` with `state` as `this`. On success `state` holds the new state; on
+/// error it must be discarded (it may be half-changed).
+pub fn call_hook(
+    engine: &Engine,
+    flow: &CompiledFlow,
+    hook: &Hook,
+    state: &mut Dynamic,
+    input: CallInput,
+) -> Result<Effects, FlowError> {
+    let handle = ContextHandle::new(HookContext {
+        now: input.now,
+        timezone: input.timezone,
+        lookup: input.lookup,
+        effects: Effects::default(),
+    });
+    let mut scope = Scope::new();
+    let options = CallFnOptions::new()
+        .bind_this_ptr(state)
+        .with_tag(Dynamic::from(handle.clone()))
+        .eval_ast(false);
+    let result: Result<Dynamic, Box<EvalAltResult>> = match hook {
+        Hook::Event(arg) | Hook::Reply(arg) | Hook::Delivery(arg) => {
+            engine.call_fn_with_options(options, &mut scope, &flow.ast, hook.name(), (arg.clone(),))
+        }
+        Hook::Timer(name) => engine.call_fn_with_options(
+            options,
+            &mut scope,
+            &flow.ast,
+            hook.name(),
+            (Dynamic::from(name.clone()),),
+        ),
+    };
+    let _returned = result.map_err(|e| hook_error(flow, hook.name(), &e))?;
+    let effects = std::mem::take(&mut handle.lock().effects);
+    Ok(effects)
+}
+
+/// Calls a parameterless function (the `test_*` functions of `smsflow check`) with `tag`.
+pub fn call_plain(
+    engine: &Engine,
+    flow: &CompiledFlow,
+    function: &str,
+    tag: Dynamic,
+) -> Result<Dynamic, FlowError> {
+    let mut scope = Scope::new();
+    let options = CallFnOptions::new().with_tag(tag).eval_ast(false);
+    engine
+        .call_fn_with_options(options, &mut scope, &flow.ast, function, ())
+        .map_err(|e| hook_error(flow, function, &e))
+}
+
+/// The 1-based line where `fn name(` is defined, or 0.
+fn definition_line(source: &str, name: &str) -> usize {
+    let needle = format!("fn {name}(");
+    source
+        .lines()
+        .position(|l| l.trim_start().starts_with(&needle))
+        .map_or(0, |i| i + 1)
+}
+
+fn hook_error(flow: &CompiledFlow, hook: &str, e: &EvalAltResult) -> FlowError {
+    // The innermost position is the line in the script that failed.
+    let mut line = e.position().line().unwrap_or(0);
+    let mut inner = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, cause, pos) = inner {
+        if let Some(l) = cause.position().line().or(pos.line()) {
+            line = l;
+        }
+        inner = cause;
+    }
+    if line == 0 {
+        // Rhai reports no position for some errors (the operation limit among them): point at
+        // the hook's definition instead, so the message still names a line.
+        line = definition_line(&flow.source, hook);
+    }
+    let message = match inner {
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "stopped: too many operations (an endless loop?)".to_owned()
+        }
+        other => other.to_string(),
+    };
+    FlowError::Hook {
+        origin: flow.origin.clone(),
+        hook: hook.to_owned(),
+        line,
+        message,
+    }
+}
