@@ -316,3 +316,100 @@ fn bump_mtime(path: &Path) {
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
     file.set_modified(later).unwrap();
 }
+
+#[test]
+fn a_reply_goes_to_the_newest_open_conversation_of_its_sender() {
+    let engine = engine_on(Store::temporary().unwrap(), &scripts());
+    let survey =
+        serde_json::json!({"msisdn": "998901111111", "operator": "op-1", "channel": "call"});
+    let (first, _) = engine.start(T0, "survey", survey, None).unwrap();
+    // The same person is also staff on an incident opened later.
+    let incident = serde_json::json!({
+        "id": "inc-9", "button": {"id": 9, "name": "Касса 2", "location": "зал"},
+        "levels": [["998901111111"]], "ack_timeout": "3m"
+    });
+    let (second, _) = engine
+        .start(T0 + MINUTE, "escalation", incident, Some("inc-9"))
+        .unwrap();
+    let Routed::Conversation(step) = engine
+        .reply(T0 + 2 * MINUTE, "+998901111111", "OK", T0)
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        step.conversation, second.conversation,
+        "the newest open conversation"
+    );
+    assert_eq!(step.finished.as_deref(), Some("acknowledged"));
+    // With the incident closed, the next reply reaches the survey.
+    let Routed::Conversation(step) = engine
+        .reply(T0 + 3 * MINUTE, "998901111111", "5", T0)
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(step.conversation, first.conversation);
+    assert_eq!(step.finished.as_deref(), Some("rated"));
+}
+
+#[test]
+fn a_low_rating_opens_an_escalation_to_the_supervisors() {
+    let dir = TempDir::new("supervisors");
+    let survey = std::fs::read_to_string(scripts().join("survey.rhai"))
+        .unwrap()
+        .replace("supervisors: [],", "supervisors: [[\"998909999999\"]],");
+    std::fs::write(dir.path().join("survey.rhai"), survey).unwrap();
+    std::fs::copy(
+        scripts().join("escalation.rhai"),
+        dir.path().join("escalation.rhai"),
+    )
+    .unwrap();
+    let engine = engine_on(Store::temporary().unwrap(), dir.path());
+    let event =
+        serde_json::json!({"msisdn": "998901234567", "operator": "op-17", "channel": "call"});
+    engine.start(T0, "survey", event, None).unwrap();
+    outbox_texts(&engine);
+    let Routed::Conversation(step) = engine
+        .reply(T0, "998901234567", "1 никто не помог", T0)
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(step.started.len(), 1, "an escalation was opened");
+    let sent = outbox_texts(&engine);
+    let supervisor: Vec<_> = sent.iter().filter(|(to, _)| to == "998909999999").collect();
+    assert_eq!(supervisor.len(), 1, "{sent:?}");
+    assert!(
+        supervisor[0].1.contains("Оценка 1 от 998901234567"),
+        "{}",
+        supervisor[0].1
+    );
+    assert!(
+        supervisor[0].1.contains("никто не помог"),
+        "{}",
+        supervisor[0].1
+    );
+}
+
+#[test]
+fn scripts_cannot_reach_files() {
+    let dir = TempDir::new("sandbox");
+    std::fs::write(
+        dir.path().join("nosy.rhai"),
+        "fn on_event(e) { import \"/etc/passwd\" as p; send(e.msisdn, \"x\"); }\n",
+    )
+    .unwrap();
+    let engine = engine_on(Store::temporary().unwrap(), dir.path());
+    let (step, _) = engine
+        .start(
+            T0,
+            "nosy",
+            serde_json::json!({"msisdn": "998900000001"}),
+            None,
+        )
+        .unwrap();
+    let error = step.error.expect("import fails").to_string();
+    assert!(error.contains("nosy.rhai:1"), "{error}");
+    assert!(outbox_texts(&engine).is_empty());
+}
