@@ -120,6 +120,8 @@ pub struct FlowEngine {
     config: EngineConfig,
     registry: RwLock<Registry>,
     locks: Vec<Mutex<()>>,
+    /// Hook calls that failed (script error or limit hit), per flow, for metrics.
+    errors: Mutex<HashMap<String, u64>>,
 }
 
 struct StoreLookup(Store);
@@ -144,6 +146,7 @@ impl FlowEngine {
             config,
             registry: RwLock::new(Registry::default()),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            errors: Mutex::new(HashMap::new()),
         };
         let errors = engine.reload();
         (engine, errors)
@@ -155,6 +158,14 @@ impl FlowEngine {
 
     pub fn rhai(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Failed hook calls so far, by flow (the conversations are marked errored).
+    pub fn errors(&self) -> HashMap<String, u64> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The zone of `local_hour()` and quiet hours.
@@ -607,6 +618,12 @@ impl FlowEngine {
             Ok(effects) => effects,
             Err(error) => {
                 tracing::warn!(conversation = id, "{error}");
+                *self
+                    .errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(flow.name.clone())
+                    .or_default() += 1;
                 let timers = self.store.timers_of(id)?;
                 commit
                     .timers_cancelled
