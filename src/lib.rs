@@ -20,12 +20,14 @@
 //! - [`flow`]: the flow engine: Rhai scripts (survey, escalation, inbox) calling host functions
 //!   whose effects are committed with the conversation's state.
 //!
-//! Later layers (the service: HTTP, the MO→flow→MT pipeline; reports) build on these; see
-//! README.md for the
+//! - [`service`]: the MO→flow→MT pipeline and `smsflow demo`.
+//!
+//! Later layers (HTTP API, config, metrics, reports) build on these; see README.md for the
 //! map of the whole project.
 
 pub mod esme;
 pub mod flow;
+pub mod service;
 pub mod sim;
 pub mod smpp;
 pub mod store;

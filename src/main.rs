@@ -79,15 +79,42 @@ impl SmscArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { .. } => {
-            eprintln!(
-                "smsflow: the demo needs the SMPP sessions, flow engine and service, which are not \
-                 built yet; so far smsflow has its SMPP wire layer (run the tests to exercise it)"
-            );
-            ExitCode::FAILURE
-        }
+        Command::Demo { surveys, incidents } => run_demo(surveys, incidents),
         Command::Smsc(args) => run_smsc(args.into_config()),
         Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
+    }
+}
+
+/// `smsflow demo`: the whole product on loopback; prints the summaries.
+fn run_demo(surveys: u32, incidents: u32) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("smsflow demo: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = smsflow::service::demo::DemoConfig {
+        surveys,
+        incidents,
+        seed: 7,
+    };
+    println!(
+        "smsflow demo: built-in SMSC on loopback, {surveys} surveys and {incidents} staff calls; simulated people answer"
+    );
+    let progress = std::io::stderr().is_terminal();
+    match runtime.block_on(smsflow::service::demo::run(config, progress)) {
+        Ok(report) => {
+            let mut out = std::io::stdout();
+            if smsflow::service::demo::print(&report, &mut out).is_err() {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("smsflow demo: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,363 @@
+//! `smsflow demo`: the whole product on loopback, with nothing to configure.
+//!
+//! Starts the built-in SMSC simulator with simulated subscribers and staff, binds to it, runs
+//! the shipped flows (supervisors set, short escalation timeouts) over a store in a temporary
+//! directory, posts surveys and incidents, shows progress, and prints the CSI and incident
+//! summaries.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::esme::{Pool, PoolConfig, tcp_connector};
+use crate::flow::engine::{EngineConfig, FlowEngine};
+use crate::sim::{self, DelayRange, SimConfig, SubscribersConfig};
+use crate::store::{ConversationId, Incident, Rating, Store};
+
+use super::pipeline::{Pipeline, now_ms};
+
+const SURVEY: &str = include_str!("../../scripts/survey.rhai");
+const ESCALATION: &str = include_str!("../../scripts/escalation.rhai");
+const INBOX: &str = include_str!("../../scripts/inbox.rhai");
+
+/// Supervisors the demo sets in the survey flow (the shipped setting is empty).
+const SUPERVISORS: &str = r#"supervisors: [["998977000001"], ["998977000002"]],"#;
+
+const OPERATORS: [&str; 5] = ["op-11", "op-17", "op-23", "op-31", "op-42"];
+const CHANNELS: [&str; 4] = ["call", "chat", "ticket", "order"];
+const BUTTONS: [(&str, &str); 5] = [
+    ("Палата 315", "терапевтическое отделение"),
+    ("Палата 204", "хирургия"),
+    ("Стол 7", "ресторан, зал 1"),
+    ("Касса 2", "магазин"),
+    ("Примерочная 3", "магазин"),
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct DemoConfig {
+    pub surveys: u32,
+    pub incidents: u32,
+    pub seed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot prepare {path}: {source}")]
+    Files {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Sim(#[from] crate::sim::SimError),
+    #[error(transparent)]
+    Engine(#[from] crate::flow::engine::EngineError),
+    #[error("a shipped flow does not compile: {0}")]
+    Flow(String),
+    #[error("could not bind to the simulator within 10 s")]
+    NotBound,
+}
+
+/// What the demo did, for printing.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub surveys_sent: usize,
+    pub ratings: Vec<Rating>,
+    pub survey_outcomes: Vec<(String, usize)>,
+    pub incidents: Vec<Incident>,
+    pub elapsed: Duration,
+}
+
+/// Runs the demo; `progress` draws a progress bar on stderr.
+pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoError> {
+    let started = Instant::now();
+    let dir =
+        std::env::temp_dir().join(format!("smsflow-demo-{}-{}", std::process::id(), now_ms()));
+    let scripts = dir.join("scripts");
+    let files = |e| DemoError::Files {
+        path: dir.clone(),
+        source: e,
+    };
+    std::fs::create_dir_all(&scripts).map_err(files)?;
+    for (name, source) in [
+        (
+            "survey.rhai",
+            SURVEY.replacen("supervisors: [],", SUPERVISORS, 1),
+        ),
+        ("escalation.rhai", ESCALATION.to_owned()),
+        ("inbox.rhai", INBOX.to_owned()),
+    ] {
+        std::fs::write(scripts.join(name), source).map_err(files)?;
+    }
+    let result = run_in(&dir, config, progress).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map(|mut report| {
+        report.elapsed = started.elapsed();
+        report
+    })
+}
+
+async fn run_in(
+    dir: &std::path::Path,
+    config: DemoConfig,
+    progress: bool,
+) -> Result<DemoReport, DemoError> {
+    let store = Store::open(dir.join("data"))?;
+    let timezone = jiff::tz::TimeZone::get("Asia/Tashkent").unwrap_or(jiff::tz::TimeZone::UTC);
+    let (engine, errors) = FlowEngine::new(
+        store,
+        EngineConfig {
+            scripts_dir: Some(dir.join("scripts")),
+            timezone,
+            ..EngineConfig::default()
+        },
+    );
+    if let Some(e) = errors.first() {
+        return Err(DemoError::Flow(e.to_string()));
+    }
+    let engine = Arc::new(engine);
+
+    let smsc = sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().map_err(|_| DemoError::NotBound)?,
+        receipt_delay: Duration::from_millis(100),
+        receipt_failure_share: 0.05,
+        seed: config.seed,
+        subscribers: Some(SubscribersConfig {
+            reply_delay: DelayRange::new(Duration::from_millis(200), Duration::from_millis(1500)),
+            ack_delay: DelayRange::new(Duration::from_millis(800), Duration::from_secs(7)),
+        }),
+        ..SimConfig::default()
+    })
+    .await?;
+    let addr = smsc.local_addr();
+    let mut pool_config =
+        PoolConfig::new("demo", tcp_connector(addr.ip().to_string(), addr.port()));
+    pool_config.reconnect_min = Duration::from_millis(100);
+    pool_config.reconnect_max = Duration::from_secs(1);
+    let (pool, inbound) = Pool::start(pool_config, 1024);
+    let pool = Arc::new(pool);
+    let pipeline = Pipeline::start(engine.clone(), pool.clone(), inbound);
+
+    let bind_deadline = Instant::now() + Duration::from_secs(10);
+    while pool.bound() == 0 {
+        if Instant::now() > bind_deadline {
+            return Err(DemoError::NotBound);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Post the surveys and incidents, as a business system would.
+    let mut surveys = Vec::new();
+    let mut incidents = Vec::new();
+    let now = now_ms();
+    for i in 0..config.surveys {
+        let event = serde_json::json!({
+            "id": format!("call-{i}"),
+            "msisdn": format!("99890{:07}", 1_000_000 + i),
+            "operator": OPERATORS[i as usize % OPERATORS.len()],
+            "channel": CHANNELS[i as usize % CHANNELS.len()],
+            "comment": i % 3 != 0,
+        });
+        let (step, _) = engine.start(now, "survey", event, Some(&format!("call-{i}")))?;
+        surveys.push(step.conversation);
+    }
+    for i in 0..config.incidents {
+        let (name, location) = BUTTONS[i as usize % BUTTONS.len()];
+        let staff = |level: u32, n: u32| format!("998912{level}{:05}", i * 10 + n);
+        let event = serde_json::json!({
+            "id": format!("inc-{i}"),
+            "button": {"id": 100 + i, "name": name, "location": location, "type": 102},
+            "concentrator": {"host": "NURSE-PC-3", "ip": "10.0.0.17", "user": "station"},
+            "levels": [[staff(1, 0)], [staff(2, 0)], [staff(3, 0), staff(3, 1)]],
+            "ack_timeout": "4s",
+        });
+        let (step, _) = engine.start(now, "escalation", event, Some(&format!("inc-{i}")))?;
+        incidents.push(step.conversation);
+    }
+    pipeline.outbox_changed();
+
+    // Wait until every incident is closed and the surveys stop moving (silent subscribers
+    // never answer; their surveys would only close after 24 h).
+    let total = (surveys.len() + incidents.len()) as u64;
+    let bar = if progress {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed:>3} [{bar:40}] {pos}/{len} conversations closed  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut last_change = Instant::now();
+    let mut closed_before = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let closed_surveys = closed(&engine, &surveys)?;
+        let closed_incidents = closed(&engine, &incidents)?;
+        let closed_now = closed_surveys + closed_incidents;
+        let counts = pipeline.counts();
+        bar.set_position(closed_now as u64);
+        bar.set_message(format!("{} MO, {} MT", counts.mo, counts.mt_accepted));
+        if closed_now != closed_before {
+            closed_before = closed_now;
+            last_change = Instant::now();
+        }
+        let incidents_done = closed_incidents == incidents.len();
+        let surveys_quiet =
+            closed_surveys == surveys.len() || last_change.elapsed() > Duration::from_secs(4);
+        if (incidents_done && surveys_quiet) || Instant::now() > deadline {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+
+    pipeline.shutdown().await;
+    pool.shutdown().await;
+    smsc.shutdown().await;
+
+    let store = engine.store();
+    let mut outcomes: Vec<(String, usize)> = Vec::new();
+    for id in &surveys {
+        let outcome = match store.conversation(*id)?.map(|c| c.status) {
+            Some(crate::store::ConversationStatus::Finished { outcome }) => outcome,
+            Some(crate::store::ConversationStatus::Errored { .. }) => "errored".into(),
+            _ => "no answer yet".into(),
+        };
+        match outcomes.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, n)) => *n += 1,
+            None => outcomes.push((outcome, 1)),
+        }
+    }
+    outcomes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    Ok(DemoReport {
+        surveys_sent: surveys.len(),
+        ratings: store.ratings(i64::MIN, i64::MAX)?,
+        survey_outcomes: outcomes,
+        incidents: store.incidents(i64::MIN, i64::MAX)?,
+        elapsed: Duration::ZERO,
+    })
+}
+
+fn closed(engine: &FlowEngine, ids: &[ConversationId]) -> Result<usize, DemoError> {
+    let mut n = 0;
+    for id in ids {
+        if engine
+            .store()
+            .conversation(*id)?
+            .is_some_and(|c| !c.status.is_open())
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The summary the demo prints.
+pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let ratings = &report.ratings;
+    let responses = ratings.len();
+    let average = if responses == 0 {
+        0.0
+    } else {
+        ratings.iter().map(|r| f64::from(r.score)).sum::<f64>() / responses as f64
+    };
+    let pct = |n: usize| {
+        if responses == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / responses as f64
+        }
+    };
+    let positive = ratings.iter().filter(|r| r.score >= 4).count();
+    let negative = ratings.iter().filter(|r| r.score <= 2).count();
+    writeln!(out, "CSI survey")?;
+    writeln!(out, "  surveys sent      {:>6}", report.surveys_sent)?;
+    writeln!(
+        out,
+        "  responses         {:>6}  ({:.1} % response rate)",
+        responses,
+        if report.surveys_sent == 0 {
+            0.0
+        } else {
+            100.0 * responses as f64 / report.surveys_sent as f64
+        }
+    )?;
+    writeln!(out, "  average           {average:>6.2}")?;
+    writeln!(out, "  positive (4-5)    {:>5.1} %", pct(positive))?;
+    writeln!(out, "  negative (1-2)    {:>5.1} %", pct(negative))?;
+    writeln!(out, "  distribution")?;
+    for score in 1..=5u8 {
+        let n = ratings.iter().filter(|r| r.score == score).count();
+        writeln!(
+            out,
+            "    {score}  {n:>5}  {}",
+            "#".repeat((pct(n) / 2.0).round() as usize)
+        )?;
+    }
+    writeln!(out, "  outcomes")?;
+    for (outcome, n) in &report.survey_outcomes {
+        writeln!(out, "    {outcome:<16} {n:>5}")?;
+    }
+    let mut operators: Vec<(&str, usize, f64)> = Vec::new();
+    for r in ratings {
+        match operators.iter_mut().find(|(o, _, _)| *o == r.operator) {
+            Some((_, n, sum)) => {
+                *n += 1;
+                *sum += f64::from(r.score);
+            }
+            None => operators.push((&r.operator, 1, f64::from(r.score))),
+        }
+    }
+    operators.sort_by(|a, b| a.0.cmp(b.0));
+    writeln!(out, "  by operator")?;
+    for (operator, n, sum) in operators {
+        writeln!(
+            out,
+            "    {operator:<8} {n:>4} ratings  average {:.2}",
+            sum / n as f64
+        )?;
+    }
+
+    let incidents = &report.incidents;
+    let field = |i: &Incident, k: &str| i.fields.get(k).cloned().unwrap_or_default();
+    let acked: Vec<&Incident> = incidents
+        .iter()
+        .filter(|i| field(i, "acknowledged") == true)
+        .collect();
+    let escalated = incidents
+        .iter()
+        .filter(|i| field(i, "escalated") == true)
+        .count();
+    let mut ack_seconds: Vec<f64> = acked
+        .iter()
+        .filter_map(|i| field(i, "ack_seconds").as_f64())
+        .collect();
+    ack_seconds.sort_by(f64::total_cmp);
+    writeln!(out, "\nStaff calls")?;
+    writeln!(out, "  incidents         {:>6}", incidents.len())?;
+    writeln!(out, "  acknowledged      {:>6}", acked.len())?;
+    writeln!(
+        out,
+        "  unacknowledged    {:>6}",
+        incidents.len() - acked.len()
+    )?;
+    writeln!(out, "  escalated         {:>6}", escalated)?;
+    if !ack_seconds.is_empty() {
+        let median = ack_seconds[ack_seconds.len() / 2];
+        writeln!(out, "  median time to ack {median:>5.1} s")?;
+    }
+    for level in 1..=3 {
+        let n = acked.iter().filter(|i| field(i, "level") == level).count();
+        writeln!(out, "  acknowledged at level {level}  {n:>3}")?;
+    }
+    writeln!(out, "\nDone in {:.1} s.", report.elapsed.as_secs_f64())?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! The service: the parts wired together.
+//!
+//! - [`pipeline`]: MO → flow → MT between the SMPP pool and the flow engine; timers.
+//! - [`demo`]: `smsflow demo`, everything on loopback against the built-in simulator.
+
+pub mod demo;
+pub mod pipeline;
