@@ -21,12 +21,15 @@
 //!   whose effects are committed with the conversation's state.
 //!
 //! - [`service`]: the MO→flow→MT pipeline and `smsflow demo`.
+//! - [`http`]: the HTTP API (axum): events that start conversations, conversation reads,
+//!   `/healthz` and `/readyz`, bearer-token auth, JSON errors.
 //!
-//! Later layers (HTTP API, config, metrics, reports) build on these; see README.md for the
+//! Later layers (config, metrics, reports) build on these; see README.md for the
 //! map of the whole project.
 
 pub mod esme;
 pub mod flow;
+pub mod http;
 pub mod service;
 pub mod sim;
 pub mod smpp;

@@ -1,0 +1,522 @@
+//! The HTTP API (SPEC.md "HTTP API"): business systems post events that start conversations,
+//! operators read a conversation's state, timeline and timers, and orchestrators probe
+//! `/healthz` and `/readyz`.
+//!
+//! This module owns the routes, bearer-token auth, validation of event bodies (MSISDNs) and
+//! the mapping of every failure to a JSON error `{"error": "...", "detail": "..."}`, axum's
+//! own rejections (bad JSON, wrong content type, too large, unknown route, wrong method)
+//! included. It does no SMPP: an accepted event's messages land in the store's outbox and
+//! [`ApiState::on_accepted`] tells the service to drain it.
+//!
+//! Routes and statuses:
+//!
+//! | route | statuses |
+//! |---|---|
+//! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 413, 415, 422 |
+//! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
+//! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents`, `/reports` | 501 (not built yet) |
+//! | `GET /healthz` | 200 |
+//! | `GET /readyz` | 200, 503 |
+//!
+//! Duplicates (the same event `"id"` again) answer 202 like the first time, with
+//! `"duplicate": true`: SPEC.md gives one status for the route, and a client retrying after a
+//! timeout should not need a second success path. When no SMSC session is bound the event is
+//! still accepted (the outbox keeps its messages until a session binds) and the 202 says
+//! `"queued": true`; we always queue, so 503 is only ever answered by `/readyz`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use crate::flow::api::normalize_msisdn;
+use crate::flow::engine::{EngineError, FlowEngine, StepResult};
+use crate::store::{
+    ConversationId, ConversationStatus, Direction, Millis, StoreError, TimelineEntry, Timer,
+};
+
+/// Event bodies are small JSON objects; anything bigger is a mistake or an attack.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the handlers need from the rest of the service. Closures rather than the pool and the
+/// pipeline themselves, so tests can inject readiness and a clock without SMPP.
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: Arc<FlowEngine>,
+    /// Bearer tokens accepted on `/api`; empty = no auth (SPEC.md `http.tokens`).
+    pub tokens: Vec<String>,
+    /// true while at least one SMSC session is bound (the pool's `bound() > 0`)
+    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// called after an event was accepted so the outbox is drained now
+    pub on_accepted: Arc<dyn Fn() + Send + Sync>,
+    /// clock in ms (tests inject a fixed one)
+    pub now: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+/// Every way a request fails. `Display` is the short `"error"` of the JSON body; the
+/// `"detail"` says what exactly was wrong and, where it helps, how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unauthorized")]
+    Unauthorized(&'static str),
+    #[error("bad request")]
+    BadRequest(String),
+    #[error("unknown flow")]
+    UnknownFlow(String),
+    #[error("unknown conversation")]
+    UnknownConversation(ConversationId),
+    #[error("not found")]
+    NoRoute(String),
+    #[error("method not allowed")]
+    MethodNotAllowed(String),
+    #[error("payload too large")]
+    TooLarge(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType(String),
+    /// Well-formed but invalid (a bad MSISDN, a flow that cannot start from events).
+    #[error("invalid event")]
+    Invalid(String),
+    /// The flow's hook failed: the conversation exists (errored), so its id is in the body.
+    #[error("flow error")]
+    FlowFailed {
+        conversation: ConversationId,
+        detail: String,
+    },
+    #[error("not ready")]
+    NotReady,
+    #[error("not implemented")]
+    NotImplemented,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownFlow(_) | ApiError::UnknownConversation(_) | ApiError::NoRoute(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid(_) | ApiError::FlowFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Unauthorized(why) => (*why).to_owned(),
+            ApiError::BadRequest(d)
+            | ApiError::UnknownFlow(d)
+            | ApiError::NoRoute(d)
+            | ApiError::MethodNotAllowed(d)
+            | ApiError::TooLarge(d)
+            | ApiError::UnsupportedMediaType(d)
+            | ApiError::Invalid(d)
+            | ApiError::Internal(d) => d.clone(),
+            ApiError::FlowFailed { detail, .. } => detail.clone(),
+            ApiError::UnknownConversation(id) => format!("no conversation with id {id}"),
+            ApiError::NotReady => "no SMSC session is bound".to_owned(),
+            ApiError::NotImplemented => "reports arrive with the analytics issue".to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!("HTTP {status}: {}", self.detail());
+        }
+        let mut body = json!({"error": self.to_string(), "detail": self.detail()});
+        if let ApiError::FlowFailed { conversation, .. } = &self {
+            body["conversation"] = json!(conversation);
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    /// Keeps axum's status for size and content type; everything else about the body is a 400.
+    fn from(rejection: JsonRejection) -> ApiError {
+        let detail = rejection.body_text();
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge(format!("the body is over {BODY_LIMIT} bytes"))
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(detail),
+            _ => ApiError::BadRequest(detail),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        match error {
+            EngineError::UnknownFlow { .. } => ApiError::UnknownFlow(error.to_string()),
+            EngineError::MissingHook { .. } => {
+                ApiError::Invalid(format!("{error}: this flow cannot be started by an event"))
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A JSON object body; every rejection becomes an [`ApiError`] (so a JSON error body).
+struct EventBody(Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for EventBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
+        match value {
+            Value::Object(map) => Ok(EventBody(map)),
+            other => Err(ApiError::BadRequest(format!(
+                "the event must be a JSON object, not {}",
+                kind(&other)
+            ))),
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The API's routes on `state`; see the module documentation.
+pub fn router(state: ApiState) -> Router {
+    let state = Arc::new(state);
+    let api = Router::new()
+        .route("/api/v1/flows/{flow}/events", post(post_event))
+        .route("/api/v1/conversations/{id}", get(get_conversation))
+        .route("/api/v1/reports/csi", get(not_implemented))
+        .route("/api/v1/reports/incidents", get(not_implemented))
+        // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .merge(api)
+        .route("/reports", get(not_implemented))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+// ---- auth -----------------------------------------------------------------------------------
+
+async fn auth(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    if state.tokens.is_empty() {
+        return next.run(req).await;
+    }
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return ApiError::Unauthorized("an Authorization: Bearer TOKEN header is required")
+            .into_response();
+    };
+    let presented = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return ApiError::Unauthorized("the Authorization header must be \"Bearer TOKEN\"")
+            .into_response();
+    };
+    // Check every token, so the time taken does not say which one was close.
+    let mut ok = false;
+    for token in &state.tokens {
+        ok |= constant_time_eq(presented.as_bytes(), token.as_bytes());
+    }
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized("the bearer token is not one of http.tokens").into_response()
+    }
+}
+
+/// Equality whose time depends on the lengths only, not on where the bytes differ (a
+/// short-circuiting `==` would let a client guess a token byte by byte).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+// ---- events ---------------------------------------------------------------------------------
+
+async fn post_event(
+    State(state): State<Arc<ApiState>>,
+    flow: Result<Path<String>, PathRejection>,
+    body: Result<EventBody, ApiError>,
+) -> Result<Response, ApiError> {
+    let Path(flow) = flow?;
+    let EventBody(mut event) = body?;
+    if state.engine.flow(&flow).is_none() {
+        let known: Vec<_> = state
+            .engine
+            .flows()
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        return Err(ApiError::UnknownFlow(format!(
+            "no flow named {flow:?} (flows: {})",
+            known.join(", ")
+        )));
+    }
+    let key = event_key(&event)?;
+    normalize_event(&mut event)?;
+
+    let now = (state.now)();
+    let engine = state.engine.clone();
+    let started = {
+        let flow = flow.clone();
+        tokio::task::spawn_blocking(move || {
+            engine.start(now, &flow, Value::Object(event), key.as_deref())
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the flow engine task failed: {e}")))?
+    };
+    let (result, duplicate) = match started {
+        Ok(done) => done,
+        // A concurrent request with the same id won the race: that is a duplicate too.
+        Err(EngineError::Store(StoreError::EventKeyTaken { conversation, .. })) => (
+            StepResult {
+                conversation,
+                flow,
+                ..StepResult::default()
+            },
+            true,
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    if duplicate {
+        return Ok(accepted(result.conversation, true, false));
+    }
+    if !result.outbox.is_empty() {
+        (state.on_accepted)();
+    }
+    if let Some(error) = result.error {
+        return Err(ApiError::FlowFailed {
+            conversation: result.conversation,
+            detail: error.to_string(),
+        });
+    }
+    let queued = !result.outbox.is_empty() && !(state.ready)();
+    Ok(accepted(result.conversation, false, queued))
+}
+
+/// `queued` only appears when true, so the usual answer is exactly SPEC.md's example.
+fn accepted(conversation: ConversationId, duplicate: bool, queued: bool) -> Response {
+    let mut body = json!({"conversation": conversation, "duplicate": duplicate});
+    if queued {
+        body["queued"] = json!(true);
+    }
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+/// The idempotency key: the event's `"id"`, a string or a number (`7` and `"7"` are the same
+/// key). No `"id"`: every post starts a new conversation.
+fn event_key(event: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match event.get("id") {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "\"id\" must be a non-empty string or a number, not {}",
+            match other {
+                Value::String(_) => "an empty string",
+                other => kind(other),
+            }
+        ))),
+    }
+}
+
+/// Checks the MSISDNs the shipped flows read (`"msisdn"`, `"levels"`) and strips their `+`,
+/// so a typo is a 422 now rather than an errored conversation later.
+fn normalize_event(event: &mut Map<String, Value>) -> Result<(), ApiError> {
+    if let Some(value) = event.get_mut("msisdn") {
+        *value = Value::String(msisdn(value, "\"msisdn\"")?);
+    }
+    if let Some(levels) = event.get_mut("levels") {
+        let Value::Array(levels) = levels else {
+            return Err(ApiError::Invalid(format!(
+                "\"levels\" must be an array of arrays of MSISDNs, not {}",
+                kind(levels)
+            )));
+        };
+        for (i, level) in levels.iter_mut().enumerate() {
+            let Value::Array(numbers) = level else {
+                return Err(ApiError::Invalid(format!(
+                    "\"levels\"[{i}] must be an array of MSISDNs, not {}",
+                    kind(level)
+                )));
+            };
+            for (j, number) in numbers.iter_mut().enumerate() {
+                *number = Value::String(msisdn(number, &format!("\"levels\"[{i}][{j}]"))?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn msisdn(value: &Value, field: &str) -> Result<String, ApiError> {
+    let normalized = value.as_str().and_then(normalize_msisdn);
+    normalized.ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "{field} is not an MSISDN: {value} (international digits, 5 to 15, optional +)"
+        ))
+    })
+}
+
+// ---- conversations --------------------------------------------------------------------------
+
+async fn get_conversation(
+    State(state): State<Arc<ApiState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let id: ConversationId = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("conversation id {id:?} is not a number")))?;
+    let engine = state.engine.clone();
+    let body = tokio::task::spawn_blocking(move || conversation_json(&engine, id))
+        .await
+        .map_err(|e| ApiError::Internal(format!("the store task failed: {e}")))??;
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+fn conversation_json(engine: &FlowEngine, id: ConversationId) -> Result<Value, ApiError> {
+    let store = engine.store();
+    let internal = |e: StoreError| ApiError::Internal(e.to_string());
+    let conversation = store
+        .conversation(id)
+        .map_err(internal)?
+        .ok_or(ApiError::UnknownConversation(id))?;
+    let timeline = store.timeline(id).map_err(internal)?;
+    let timers = store.timers_of(id).map_err(internal)?;
+    let mut body = json!({
+        "id": conversation.id,
+        "flow": conversation.flow,
+        "flow_version": conversation.flow_version,
+        "parties": conversation.parties,
+        "state": conversation.state,
+        "created_at": rfc3339(conversation.created_at),
+        "updated_at": rfc3339(conversation.updated_at),
+        "timeline": timeline.iter().map(timeline_json).collect::<Vec<_>>(),
+        "timers": timers.iter().map(timer_json).collect::<Vec<_>>(),
+    });
+    match conversation.status {
+        ConversationStatus::Open => body["status"] = json!("open"),
+        ConversationStatus::Finished { outcome } => {
+            body["status"] = json!("finished");
+            body["outcome"] = json!(outcome);
+        }
+        ConversationStatus::Errored { error } => {
+            body["status"] = json!("errored");
+            body["error"] = json!(error);
+        }
+    }
+    Ok(body)
+}
+
+fn timeline_json(entry: &TimelineEntry) -> Value {
+    json!({
+        "at": rfc3339(entry.at),
+        "direction": match entry.direction {
+            Direction::In => "in",
+            Direction::Out => "out",
+        },
+        "party": entry.party,
+        "text": entry.text,
+        "status": entry.status,
+    })
+}
+
+fn timer_json(timer: &Timer) -> Value {
+    json!({"name": timer.name, "due": rfc3339(timer.due)})
+}
+
+/// RFC 3339 in UTC; a time jiff cannot represent (never written by us) shows as the raw ms.
+fn rfc3339(ms: Millis) -> Value {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => json!(t.to_string()),
+        Err(_) => json!(ms),
+    }
+}
+
+// ---- probes and the rest --------------------------------------------------------------------
+
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    if (state.ready)() {
+        Ok((StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response())
+    } else {
+        Err(ApiError::NotReady)
+    }
+}
+
+/// Reports are routed (so clients get an honest 501, not a 404) until the analytics work lands.
+async fn not_implemented() -> ApiError {
+    ApiError::NotImplemented
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute(format!("no route {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
