@@ -6,6 +6,7 @@
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
 //! - `esme`: the ESME pool against the simulator over real TCP, both directions at volume.
 //! - `flows`: the flow engine: shipped flows' own tests, restarts on disk, hot reload, versions.
+//! - `http`: the HTTP API over loopback sockets: every route and status code, JSON errors.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
@@ -16,6 +17,7 @@ mod demo;
 mod differential;
 mod esme;
 mod flows;
+mod http;
 mod interop;
 mod mo;
 mod robustness;
