@@ -22,9 +22,14 @@
 //!
 //! - [`service`]: the MO→flow→MT pipeline and `smsflow demo`.
 //!
-//! Later layers (HTTP API, config, metrics, reports) build on these; see README.md for the
+//! - [`config`]: `smsflow.toml`: the schema with its documented defaults, discovery
+//!   (`--config`, `./smsflow.toml`, built-in defaults) and every check made before `run`
+//!   starts; errors read `path:line: key: message`.
+//!
+//! Later layers (HTTP API, metrics, reports) build on these; see README.md for the
 //! map of the whole project.
 
+pub mod config;
 pub mod esme;
 pub mod flow;
 pub mod service;
