@@ -85,9 +85,10 @@ impl Default for ServiceConfig {
 }
 
 fn default_timezone() -> jiff::tz::TimeZone {
-    // The tz database is bundled (`tzdb-bundle-always` in Cargo.toml), so this name always
-    // resolves; the test `defaults_without_a_file` checks it.
-    jiff::tz::TimeZone::get("Asia/Tashkent").unwrap_or(jiff::tz::TimeZone::UTC)
+    // The tz database is compiled in (`tzdb-bundle-always` in Cargo.toml), so this name
+    // always resolves; `defaults_without_a_file` checks it. A silent UTC fallback would move
+    // every report period by five hours.
+    jiff::tz::TimeZone::get("Asia/Tashkent").expect("the bundled tzdb has Asia/Tashkent")
 }
 
 /// How an SMSC is bound: SMPP 3.4 §4.1.
