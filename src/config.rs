@@ -583,6 +583,12 @@ fn describe(message: &str, key: Option<String>) -> (Option<String>, String) {
         let key = key.or_else(|| Some(field.to_owned()));
         return (key, format!("unknown key ({hint})"));
     }
+    // serde's `unknown_variant`: "unknown variant `trx`, expected `transceiver` or `pair`".
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((value, expected)) = rest.split_once("`, expected ")
+    {
+        return (key, format!("unknown value \"{value}\" (use {expected})"));
+    }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
         let key = Some(match key {
@@ -940,7 +946,10 @@ mod tests {
         let e = error(&format!("{MINIMAL}bind = \"trx\"\n"));
         assert_eq!(e.key.as_deref(), Some("smsc[0].bind"));
         assert_eq!(e.line, Some(4));
-        assert!(e.message.contains("`transceiver` or `pair`"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "smsflow.toml:4: smsc[0].bind: unknown value \"trx\" (use `transceiver` or `pair`)"
+        );
         let config = parse(&format!("{MINIMAL}bind = \"pair\"\n")).unwrap();
         assert_eq!(config.smsc[0].bind, Bind::Pair);
     }
