@@ -19,14 +19,17 @@
 //!
 //! - [`flow`]: the flow engine: Rhai scripts (survey, escalation, inbox) calling host functions
 //!   whose effects are committed with the conversation's state.
-//!
 //! - [`service`]: the MO→flow→MT pipeline and `smsflow demo`.
 //! - [`http`]: the HTTP API (axum): events that start conversations, conversation reads,
 //!   `/healthz` and `/readyz`, bearer-token auth, JSON errors.
+//! - [`config`]: `smsflow.toml`: the schema with its documented defaults, discovery
+//!   (`--config`, `./smsflow.toml`, built-in defaults) and every check made before `run`
+//!   starts; errors read `path:line: key: message`.
 //!
-//! Later layers (config, metrics, reports) build on these; see README.md for the
+//! Later layers (metrics, reports, `smsflow run`) build on these; see README.md for the
 //! map of the whole project.
 
+pub mod config;
 pub mod esme;
 pub mod flow;
 pub mod http;
