@@ -102,10 +102,10 @@ impl Server {
     }
 }
 
-struct Resp {
-    status: u16,
-    head: String,
-    json: Value,
+pub struct Resp {
+    pub status: u16,
+    pub head: String,
+    pub json: Value,
 }
 
 impl Resp {
@@ -125,7 +125,7 @@ impl Resp {
 }
 
 /// One request on a fresh connection (`Connection: close`), the response read to its end.
-async fn raw(
+pub async fn raw(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,

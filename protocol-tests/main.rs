@@ -10,6 +10,7 @@
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `robustness`: arbitrary input never panics.
+//! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 
@@ -21,6 +22,7 @@ mod http;
 mod interop;
 mod mo;
 mod robustness;
+mod run;
 mod session;
 mod sim;
 mod util;

@@ -26,6 +26,12 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         incidents: u32,
     },
+    /// Run the service: bind to the SMSC, run the flows, serve the HTTP API.
+    Run {
+        /// The config file (default: ./smsflow.toml if present, else built-in defaults).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
     /// Run the built-in SMSC simulator as a standalone server, for trying `run` by hand.
     Smsc(SmscArgs),
     /// Compile every flow, check its hooks and run the test_* functions inside the scripts.
@@ -81,7 +87,41 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo { surveys, incidents } => run_demo(surveys, incidents),
         Command::Smsc(args) => run_smsc(args.into_config()),
+        Command::Run { config } => run_service(config.as_deref()),
         Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
+    }
+}
+
+/// `smsflow run`: exit 2 for a bad config (the message names file, line and key), 1 when the
+/// service fails, 0 after a clean stop on SIGINT/SIGTERM.
+fn run_service(config: Option<&std::path::Path>) -> ExitCode {
+    let config = match smsflow::config::Config::discover(config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("smsflow run: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("smsflow run: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = async {
+        if let Err(error) = shutdown_signal().await {
+            tracing::error!("cannot wait for signals: {error}");
+            std::future::pending::<()>().await;
+        }
+    };
+    match runtime.block_on(smsflow::service::run::run(config, stop)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("smsflow run: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,195 @@
+//! `smsflow run` as a process: config, bind to the simulator, an HTTP event becomes an SMS,
+//! the reply a rating, SIGTERM a clean exit; a bad config exits 2 naming the key.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use smsflow::sim::{self, Mo, SimConfig};
+use tokio::process::Command;
+
+use crate::http::raw;
+use crate::util::TempDir;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    // Bound and released at once: the service binds it right after (a tiny window for a clash
+    // with another process, acceptable in a test).
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
+    let smsc = sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        receipt_delay: Duration::from_millis(20),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = TempDir::new("run");
+    let http_port = free_port();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let config = format!(
+        r#"
+[service]
+data_dir = "{data}"
+scripts_dir = "{scripts}"
+timezone = "Asia/Tashkent"
+
+[[smsc]]
+name = "sim"
+host = "127.0.0.1"
+port = {port}
+system_id = "smsflow"
+password = "smsflow"
+reconnect_min = "100ms"
+reconnect_max = "1s"
+
+[http]
+listen = "127.0.0.1:{http_port}"
+tokens = ["t0ken"]
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"#,
+        data = dir.path().join("data").display(),
+        scripts = scripts.display(),
+        port = smsc.local_addr().port(),
+        metrics_port = free_port(),
+    );
+    let config_path = dir.path().join("smsflow.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut service = Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let auth = [("Authorization".to_owned(), "Bearer t0ken".to_owned())];
+    let json = [
+        auth[0].clone(),
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+    ];
+
+    // Ready once bound to the simulator.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(stream) = tokio::net::TcpStream::connect(http).await {
+            drop(stream);
+            if raw(http, "GET", "/readyz", &[], None).await.status == 200 {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // An event becomes the survey question at the SMSC.
+    let mut submitted = smsc.submitted();
+    let body = r#"{"id": "call-1", "msisdn": "+998901234567", "operator": "op-17", "channel": "call", "comment": true}"#;
+    let resp = raw(
+        http,
+        "POST",
+        "/api/v1/flows/survey/events",
+        &json,
+        Some(body.as_bytes()),
+    )
+    .await;
+    assert_eq!(resp.status, 202, "{}", resp.json);
+    let conversation = resp.json["conversation"].as_u64().unwrap();
+    let question = tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(question.destination, "998901234567");
+    assert!(
+        question.text.starts_with("Спасибо за ваш звонок. Оцените"),
+        "{}",
+        question.text
+    );
+
+    // The reply is acknowledged only once stored, then rated and thanked.
+    let delivery = smsc
+        .inject_mo(Mo {
+            source: "998901234567".into(),
+            destination: "5700".into(),
+            text: "5 отлично".into(),
+        })
+        .unwrap();
+    assert!(
+        tokio::time::timeout(WAIT, delivery.outcome())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_ok()
+    );
+    let thanks = tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        thanks.text.starts_with("Спасибо за вашу оценку!"),
+        "{}",
+        thanks.text
+    );
+    let resp = raw(
+        http,
+        "GET",
+        &format!("/api/v1/conversations/{conversation}"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(resp.json["status"], "finished", "{}", resp.json);
+    assert_eq!(resp.json["outcome"], "rated", "{}", resp.json);
+
+    // SIGTERM: unbind, flush, exit 0.
+    let pid = service.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(WAIT, service.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(smsc.stats().sessions_bound, 0, "unbound before exit");
+    smsc.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_config_exits_2_naming_the_file_and_key() {
+    let dir = TempDir::new("run-bad-config");
+    let path = dir.path().join("smsflow.toml");
+    std::fs::write(
+        &path,
+        "[[smsc]]\nname = \"x\"\npassword = \"p\"\nwindw = 10\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("smsflow.toml:4"), "{stderr}");
+    assert!(stderr.contains("windw"), "{stderr}");
+    assert!(stderr.contains("window"), "{stderr}");
+}

@@ -1,0 +1,160 @@
+//! `smsflow run`: the service from a checked [`Config`]: store, flows (hot-reloaded), the SMPP
+//! pool of the first `[[smsc]]`, the pipeline and the HTTP API, until SIGINT/SIGTERM.
+//!
+//! Shutdown order: stop taking HTTP events, stop the pipeline (sends in flight finish), unbind
+//! (the pool waits for responses in flight), flush the store.
+//!
+//! Not yet here (the service issue): metrics, more than one `[[smsc]]` carrying traffic (the
+//! others are reported and ignored), log redaction of MSISDNs.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Bind, Config, SmscConfig};
+use crate::esme::{BindKind, Pool, PoolConfig, tcp_connector};
+use crate::flow::engine::{EngineConfig, FlowEngine};
+use crate::http::{self, ApiState};
+use crate::smpp::encode::BindMode;
+use crate::smpp::session::SessionConfig;
+use crate::store::Store;
+
+use super::pipeline::{Pipeline, now_ms};
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// The pool settings of one `[[smsc]]`.
+pub fn pool_config(smsc: &SmscConfig) -> PoolConfig {
+    let mut pool = PoolConfig::new(
+        smsc.name.clone(),
+        tcp_connector(smsc.host.clone(), smsc.port),
+    );
+    pool.session = SessionConfig {
+        bind_mode: BindMode::Transceiver,
+        system_id: smsc.system_id.clone(),
+        password: smsc.password().to_owned(),
+        system_type: smsc.system_type.clone(),
+        address_range: smsc.address_range.clone(),
+        window: smsc.window as usize,
+        enquire_link_interval: smsc.enquire_link_interval,
+        response_timeout: smsc.response_timeout,
+        ..SessionConfig::default()
+    };
+    pool.bind = match smsc.bind {
+        Bind::Transceiver => BindKind::Transceiver,
+        Bind::Pair => BindKind::Pair,
+    };
+    pool.sessions = smsc.sessions as usize;
+    pool.tps = smsc.tps;
+    pool.reconnect_min = smsc.reconnect_min;
+    pool.reconnect_max = smsc.reconnect_max;
+    pool.source_addr = smsc.source_addr.clone();
+    pool.source_addr_ton = smsc.source_addr_ton;
+    pool.source_addr_npi = smsc.source_addr_npi;
+    pool.registered_delivery = smsc.registered_delivery;
+    pool
+}
+
+/// Runs the service until `stop` resolves.
+pub async fn run(
+    config: Config,
+    stop_requested: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let store = Store::open(&config.service.data_dir)?;
+    let (engine, errors) = FlowEngine::new(
+        store,
+        EngineConfig {
+            scripts_dir: Some(config.service.scripts_dir.clone()),
+            timezone: config.service.timezone.clone(),
+            ..EngineConfig::default()
+        },
+    );
+    for error in &errors {
+        tracing::error!("{error}");
+    }
+    let engine = Arc::new(engine);
+    let flows: Vec<String> = engine.flows().iter().map(|f| f.name.clone()).collect();
+    tracing::info!(flows = ?flows, "flows loaded");
+
+    // One carrier carries the traffic for now; more are configuration errors waiting to happen,
+    // so say it loudly instead of dropping them silently.
+    let smsc = &config.smsc[0];
+    for ignored in &config.smsc[1..] {
+        tracing::warn!(smsc = %ignored.name, "only the first [[smsc]] carries traffic in this version; this one is not used");
+    }
+    let (pool, inbound) = Pool::start(pool_config(smsc), 4096);
+    let pool = Arc::new(pool);
+    let pipeline = Pipeline::start(engine.clone(), pool.clone(), inbound);
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            what: "the HTTP API",
+            addr: config.http.listen,
+            source,
+        })?;
+    tracing::info!(listen = %config.http.listen, "http api listening");
+    let state = ApiState {
+        engine: engine.clone(),
+        tokens: config
+            .http
+            .tokens
+            .iter()
+            .map(|t| t.expose().to_owned())
+            .collect(),
+        ready: Arc::new({
+            let pool = pool.clone();
+            move || pool.bound() > 0
+        }),
+        on_accepted: Arc::new({
+            let pipeline = pipeline.clone();
+            move || pipeline.outbox_changed()
+        }),
+        now: Arc::new(now_ms),
+    };
+    let http_stop = Arc::new(tokio::sync::Notify::new());
+    let http = tokio::spawn(http::serve(listener, state, {
+        let http_stop = http_stop.clone();
+        async move { http_stop.notified().await }
+    }));
+
+    // Operators edit flows while the service runs: pick up changed scripts.
+    let reload = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let engine = engine.clone();
+                let _ = tokio::task::spawn_blocking(move || engine.reload()).await;
+            }
+        }
+    });
+
+    stop_requested.await;
+    tracing::info!("stopping: no new events, finishing what is in flight");
+    // notify_one keeps a permit, so the server stops even if it is not waiting yet.
+    http_stop.notify_one();
+    reload.abort();
+    let http_result = http.await;
+    pipeline.shutdown().await;
+    pool.shutdown().await;
+    engine.store().flush().await?;
+    tracing::info!("stopped");
+    match http_result {
+        Ok(Err(e)) => Err(RunError::Http(e)),
+        _ => Ok(()),
+    }
+}
