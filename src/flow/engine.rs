@@ -73,6 +73,12 @@ pub struct StepResult {
     pub started: Vec<ConversationId>,
 }
 
+/// A committed step and the flows it asked to start (started once its lock is released).
+struct Stepped {
+    result: StepResult,
+    starts: Vec<(String, serde_json::Value)>,
+}
+
 /// Where an MO went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Routed {
@@ -341,7 +347,7 @@ impl FlowEngine {
             });
         }
         let id = self.store.next_id()?;
-        let _guard = self.lock(id);
+        let guard = self.lock(id);
         let conversation = Conversation {
             id,
             flow: flow.to_owned(),
@@ -366,15 +372,9 @@ impl FlowEngine {
             )),
             ..Commit::default()
         };
-        self.step(
-            now,
-            &compiled,
-            conversation,
-            Hook::Event(arg),
-            commit,
-            None,
-            depth,
-        )
+        let stepped = self.step(now, &compiled, conversation, Hook::Event(arg), commit, None)?;
+        drop(guard);
+        Ok(self.launch(now, stepped, depth))
     }
 
     /// An MO from `from`: to the most recent open conversation where `from` is a party, else
@@ -397,29 +397,29 @@ impl FlowEngine {
             message_id: None,
         };
         if let Some(&id) = self.store.open_conversations_of(&from)?.first() {
-            let _guard = self.lock(id);
+            let guard = self.lock(id);
             // Re-read under the lock: another step may have finished it meanwhile.
             if let Some(conversation) = self.store.conversation(id)?
                 && conversation.status.is_open()
             {
                 let compiled = self.version(&conversation.flow, &conversation.flow_version)?;
                 if compiled.has("on_reply") {
-                    let result = self.step(
+                    let stepped = self.step(
                         now,
                         &compiled,
                         conversation,
                         Hook::Reply(msg),
                         Commit::default(),
                         Some(inbound),
-                        0,
                     )?;
-                    return Ok(Routed::Conversation(result));
+                    drop(guard);
+                    return Ok(Routed::Conversation(self.launch(now, stepped, 0)));
                 }
             }
         }
         if let Some(inbox) = self.flow(INBOX).filter(|f| f.has("on_reply")) {
             let id = self.store.next_id()?;
-            let _guard = self.lock(id);
+            let guard = self.lock(id);
             let conversation = Conversation {
                 id,
                 flow: INBOX.to_owned(),
@@ -439,21 +439,21 @@ impl FlowEngine {
                 )),
                 ..Commit::default()
             };
-            let mut result = self.step(
+            let mut stepped = self.step(
                 now,
                 &inbox,
                 conversation,
                 Hook::Reply(msg),
                 commit,
                 Some(inbound),
-                0,
             )?;
             // An inbox conversation is one message long, whatever the script did.
-            if result.finished.is_none() && result.error.is_none() {
+            if stepped.result.finished.is_none() && stepped.result.error.is_none() {
                 self.finish_now(now, id, "handled")?;
-                result.finished = Some("handled".into());
+                stepped.result.finished = Some("handled".into());
             }
-            return Ok(Routed::Inbox(result));
+            drop(guard);
+            return Ok(Routed::Inbox(self.launch(now, stepped, 0)));
         }
         let id = self.store.next_id()?;
         self.store.commit(Commit {
@@ -494,7 +494,7 @@ impl FlowEngine {
 
     /// Fires one timer (at `now`); `None` when its conversation is gone or closed.
     pub fn fire(&self, now: Millis, timer: &Timer) -> Result<Option<StepResult>, EngineError> {
-        let _guard = self.lock(timer.conversation);
+        let guard = self.lock(timer.conversation);
         let cancel = Commit {
             timers_cancelled: vec![(timer.conversation, timer.name.clone())],
             ..Commit::default()
@@ -510,16 +510,16 @@ impl FlowEngine {
         }
         // The fired timer is removed in the same commit as the step, so it fires exactly once
         // (unless the hook sets it again).
-        self.step(
+        let stepped = self.step(
             now,
             &compiled,
             conversation,
             Hook::Timer(timer.name.clone()),
             cancel,
             None,
-            0,
-        )
-        .map(Some)
+        )?;
+        drop(guard);
+        Ok(Some(self.launch(now, stepped, 0)))
     }
 
     /// A delivery receipt for a message `conversation` sent to `to`.
@@ -531,7 +531,7 @@ impl FlowEngine {
         status: &str,
         message_id: Option<u64>,
     ) -> Result<Option<StepResult>, EngineError> {
-        let _guard = self.lock(conversation);
+        let guard = self.lock(conversation);
         let Some(conv) = self.store.conversation(conversation)? else {
             return Err(EngineError::UnknownConversation(conversation));
         };
@@ -547,16 +547,16 @@ impl FlowEngine {
             "message_id".into(),
             message_id.map_or(Dynamic::UNIT, |id| (id as i64).into()),
         );
-        self.step(
+        let stepped = self.step(
             now,
             &compiled,
             conv,
             Hook::Delivery(receipt.into()),
             Commit::default(),
             None,
-            0,
-        )
-        .map(Some)
+        )?;
+        drop(guard);
+        Ok(Some(self.launch(now, stepped, 0)))
     }
 
     fn finish_now(
@@ -592,8 +592,7 @@ impl FlowEngine {
         hook: Hook,
         mut commit: Commit,
         inbound: Option<TimelineEntry>,
-        depth: usize,
-    ) -> Result<StepResult, EngineError> {
+    ) -> Result<Stepped, EngineError> {
         let id = conversation.id;
         let mut state =
             rhai::serde::to_dynamic(&conversation.state).map_err(|e| EngineError::State {
@@ -634,20 +633,30 @@ impl FlowEngine {
                 commit.conversation = Some(conversation);
                 self.store.commit(commit)?;
                 result.error = Some(error);
-                return Ok(result);
+                return Ok(Stepped {
+                    result,
+                    starts: Vec::new(),
+                });
             }
         };
         conversation.state = rhai::serde::from_dynamic(&state).map_err(|e| EngineError::State {
             conversation: id,
             message: e.to_string(),
         })?;
-        let started = self.apply(now, &mut conversation, effects, &mut commit, &mut result)?;
+        let starts = self.apply(now, &mut conversation, effects, &mut commit, &mut result)?;
         commit.conversation = Some(conversation);
         self.store.commit(commit)?;
-        // Flows the script started, each its own conversation and commit.
-        for (flow, event) in started {
+        Ok(Stepped { result, starts })
+    }
+
+    /// Starts the flows a step asked for, each its own conversation and commit. Called with no
+    /// conversation lock held: a started conversation's lock may share a stripe with its
+    /// parent's, and the locks are not reentrant.
+    fn launch(&self, now: Millis, stepped: Stepped, depth: usize) -> StepResult {
+        let Stepped { mut result, starts } = stepped;
+        for (flow, event) in starts {
             if depth >= MAX_START_DEPTH {
-                tracing::warn!(conversation = id, %flow, "start_flow nested too deep; not started");
+                tracing::warn!(conversation = result.conversation, %flow, "start_flow nested too deep; not started");
                 continue;
             }
             match self.start_inner(now, &flow, event, None, depth + 1) {
@@ -655,10 +664,12 @@ impl FlowEngine {
                     result.started.push(child.conversation);
                     result.outbox.extend(child.outbox);
                 }
-                Err(e) => tracing::warn!(conversation = id, %flow, "start_flow failed: {e}"),
+                Err(e) => {
+                    tracing::warn!(conversation = result.conversation, %flow, "start_flow failed: {e}")
+                }
             }
         }
-        Ok(result)
+        result
     }
 
     /// Turns a hook's effects into store changes; returns the flows to start afterwards.
