@@ -457,3 +457,36 @@ fn many_started_flows_never_deadlock_on_a_lock_stripe() {
         .expect("no deadlock");
     assert_eq!(started, 300);
 }
+
+/// A timer that sets itself again with no delay must not spin the timer task or hang
+/// `smsflow check`: one pass per call in the service, a clear failure under check.
+#[test]
+fn a_timer_that_re_arms_itself_at_once_does_not_spin() {
+    let dir = TempDir::new("rearm");
+    std::fs::write(
+        dir.path().join("rearm.rhai"),
+        r#"
+fn on_event(e) { this.n = 0; set_timer("tick", 0); }
+fn on_timer(name) { this.n += 1; set_timer("tick", 0); }
+fn test_spins() { t_event("rearm", #{}); t_advance("1m"); }
+"#,
+    )
+    .unwrap();
+    let engine = engine_on(Store::temporary().unwrap(), dir.path());
+    engine
+        .start(T0, "rearm", serde_json::json!({}), None)
+        .unwrap();
+    assert_eq!(
+        engine.fire_due_timers(T0).unwrap().len(),
+        1,
+        "one pass per call"
+    );
+    assert_eq!(engine.fire_due_timers(T0).unwrap().len(), 1);
+
+    let report = check::run(dir.path(), jiff::tz::TimeZone::UTC);
+    let failure = report.tests[0]
+        .failure
+        .clone()
+        .expect("the runaway test fails");
+    assert!(failure.contains("timers kept firing"), "{failure}");
+}

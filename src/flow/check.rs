@@ -30,6 +30,9 @@ use super::runner::{self, FlowError};
 /// Where the fake clock starts: Monday 2026-11-23 10:00 UTC (daytime in Tashkent too).
 pub const START: Millis = 1_795_428_000_000;
 
+/// Rounds of timer firing one `t_advance` may take before the test fails as runaway.
+const MAX_TIMER_ROUNDS: usize = 10_000;
+
 /// The result of one script test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestOutcome {
@@ -99,7 +102,7 @@ impl Harness {
 
     /// Moves the clock to `until`, firing every timer due on the way at its due time.
     fn advance_to(&self, until: Millis) -> Res<()> {
-        loop {
+        for _ in 0..MAX_TIMER_ROUNDS {
             let next = self
                 .engine
                 .store()
@@ -113,6 +116,17 @@ impl Harness {
             self.engine
                 .fire_due_timers(at)
                 .map_err(|e| fail(e.to_string()))?;
+        }
+        if self
+            .engine
+            .store()
+            .next_timer_due()
+            .map_err(|e| fail(e.to_string()))?
+            .is_some_and(|due| due <= until)
+        {
+            return Err(fail(format!(
+                "timers kept firing {MAX_TIMER_ROUNDS} times without the clock reaching the end (a timer set again with no delay?)"
+            )));
         }
         *self.now.lock().unwrap_or_else(|p| p.into_inner()) = until;
         self.collect_outbox()

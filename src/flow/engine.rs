@@ -28,6 +28,9 @@ use super::runner::{self, CallInput, CompiledFlow, FlowError, Hook, Limits};
 /// The flow that gets MOs from senders with no open conversation.
 pub const INBOX: &str = "inbox";
 
+/// Timers fired per [`FlowEngine::fire_due_timers`] call; the rest wait for the next tick.
+const MAX_TIMERS_PER_PASS: usize = 10_000;
+
 /// How deep `start_flow` may chain (a survey opening an escalation opening ... ).
 const MAX_START_DEPTH: usize = 4;
 
@@ -476,20 +479,19 @@ impl FlowEngine {
         Ok(Routed::Unsolicited(id))
     }
 
-    /// Fires every timer due at or before `now`, earliest first; returns what each step did.
+    /// Fires the timers due at or before `now`, earliest first (one pass); returns what each
+    /// step did.
     pub fn fire_due_timers(&self, now: Millis) -> Result<Vec<StepResult>, EngineError> {
-        let mut results = Vec::new();
-        loop {
-            let due = self.store.due_timers(now, 256)?;
-            if due.is_empty() {
-                return Ok(results);
-            }
-            for timer in due {
-                if let Some(result) = self.fire(timer.due.max(0).min(now), &timer)? {
-                    results.push(result);
-                }
+        // One pass over what is due now: a timer a hook sets again with no delay fires on the
+        // next call, not in a loop here (a script must not be able to spin the timer task).
+        let due = self.store.due_timers(now, MAX_TIMERS_PER_PASS)?;
+        let mut results = Vec::with_capacity(due.len());
+        for timer in due {
+            if let Some(result) = self.fire(timer.due.min(now), &timer)? {
+                results.push(result);
             }
         }
+        Ok(results)
     }
 
     /// Fires one timer (at `now`); `None` when its conversation is gone or closed.
