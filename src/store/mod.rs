@@ -611,6 +611,24 @@ fn time_range<T: serde::de::DeserializeOwned>(
 
 /// A [`Commit`] encoded into keys and values, ready to apply (possibly more than once, when
 /// sled retries a conflicting transaction).
+/// Encodes each item of one table for a commit: its key (which may take a fresh id) and its
+/// value, before the transaction starts.
+fn encode_each<'a, T, K: AsRef<[u8]>, V: serde::Serialize + ?Sized + 'a>(
+    tree: &'static str,
+    items: &'a [T],
+    key: impl Fn(&'a T) -> Result<K, StoreError>,
+    value: impl Fn(&'a T) -> &'a V,
+) -> Result<Vec<(K, Vec<u8>)>, StoreError> {
+    items
+        .iter()
+        .map(|item| {
+            let k = key(item)?;
+            let v = keys::encode(tree, k.as_ref(), value(item))?;
+            Ok((k, v))
+        })
+        .collect()
+}
+
 struct Prepared<'c> {
     conversation: Option<PreparedConversation<'c>>,
     /// (conversation, name, [`keys::TIMER_INDEX`] key)
@@ -683,38 +701,30 @@ impl<'c> Prepared<'c> {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        let timeline = commit
-            .timeline
-            .iter()
-            .map(|(id, entry)| {
-                let key = keys::timeline(*id, store.next_id()?);
-                Ok((key, keys::encode(keys::TIMELINE, &key, entry)?))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        let outbox = commit
-            .outbox
-            .iter()
-            .map(|m| {
-                let key = keys::outbox(m.id);
-                Ok((key, keys::encode(keys::OUTBOX, &key, m)?))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        let ratings = commit
-            .ratings
-            .iter()
-            .map(|r| {
-                let key = keys::by_time(r.at, r.conversation, store.next_id()?);
-                Ok((key, keys::encode(keys::RATINGS, &key, r)?))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        let incidents = commit
-            .incidents
-            .iter()
-            .map(|r| {
-                let key = keys::by_time(r.at, r.conversation, store.next_id()?);
-                Ok((key, keys::encode(keys::INCIDENTS, &key, r)?))
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let timeline = encode_each(
+            keys::TIMELINE,
+            &commit.timeline,
+            |(id, _)| Ok(keys::timeline(*id, store.next_id()?)),
+            |(_, entry)| entry,
+        )?;
+        let outbox = encode_each(
+            keys::OUTBOX,
+            &commit.outbox,
+            |m| Ok(keys::outbox(m.id)),
+            |m| m,
+        )?;
+        let ratings = encode_each(
+            keys::RATINGS,
+            &commit.ratings,
+            |r| Ok(keys::by_time(r.at, r.conversation, store.next_id()?)),
+            |r| r,
+        )?;
+        let incidents = encode_each(
+            keys::INCIDENTS,
+            &commit.incidents,
+            |r| Ok(keys::by_time(r.at, r.conversation, store.next_id()?)),
+            |r| r,
+        )?;
         let event_key = match &commit.event_key {
             Some((flow, key, id)) => {
                 let k = keys::event_key(flow, key);
