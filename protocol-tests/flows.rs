@@ -310,6 +310,25 @@ fn on_reply(msg) { if msg.text == "spin" { loop { } } send(this.to, "fine"); fin
     assert_eq!(step.finished.as_deref(), Some("ok"));
 }
 
+/// A scripts directory with the shipped survey (supervisor 998909999999 set, plus `edits` to
+/// its settings) and the shipped escalation flow it opens.
+fn survey_with_supervisors(name: &str, edits: &[(&str, &str)]) -> TempDir {
+    let dir = TempDir::new(name);
+    let mut survey = std::fs::read_to_string(scripts().join("survey.rhai"))
+        .unwrap()
+        .replace("supervisors: [],", "supervisors: [[\"998909999999\"]],");
+    for (from, to) in edits {
+        survey = survey.replace(from, to);
+    }
+    std::fs::write(dir.path().join("survey.rhai"), survey).unwrap();
+    std::fs::copy(
+        scripts().join("escalation.rhai"),
+        dir.path().join("escalation.rhai"),
+    )
+    .unwrap();
+    dir
+}
+
 /// Filesystems with coarse timestamps may give a rewrite the same mtime; make it differ.
 fn bump_mtime(path: &Path) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
@@ -355,16 +374,7 @@ fn a_reply_goes_to_the_newest_open_conversation_of_its_sender() {
 
 #[test]
 fn a_low_rating_opens_an_escalation_to_the_supervisors() {
-    let dir = TempDir::new("supervisors");
-    let survey = std::fs::read_to_string(scripts().join("survey.rhai"))
-        .unwrap()
-        .replace("supervisors: [],", "supervisors: [[\"998909999999\"]],");
-    std::fs::write(dir.path().join("survey.rhai"), survey).unwrap();
-    std::fs::copy(
-        scripts().join("escalation.rhai"),
-        dir.path().join("escalation.rhai"),
-    )
-    .unwrap();
+    let dir = survey_with_supervisors("supervisors", &[]);
     let engine = engine_on(Store::temporary().unwrap(), dir.path());
     let event =
         serde_json::json!({"msisdn": "998901234567", "operator": "op-17", "channel": "call"});
@@ -419,17 +429,7 @@ fn scripts_cannot_reach_files() {
 /// deadlocked. Seen in CI as a hung demo. Hundreds of low ratings each open an escalation.
 #[test]
 fn many_started_flows_never_deadlock_on_a_lock_stripe() {
-    let dir = TempDir::new("stripes");
-    let survey = std::fs::read_to_string(scripts().join("survey.rhai"))
-        .unwrap()
-        .replace("supervisors: [],", "supervisors: [[\"998909999999\"]],")
-        .replace("fatigue_days: 7,", "fatigue_days: 0,");
-    std::fs::write(dir.path().join("survey.rhai"), survey).unwrap();
-    std::fs::copy(
-        scripts().join("escalation.rhai"),
-        dir.path().join("escalation.rhai"),
-    )
-    .unwrap();
+    let dir = survey_with_supervisors("stripes", &[("fatigue_days: 7,", "fatigue_days: 0,")]);
     let engine = engine_on(Store::temporary().unwrap(), dir.path());
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
