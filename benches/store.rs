@@ -73,6 +73,7 @@ fn start(store: &Store, id: u64, at: i64) -> Commit {
             to: msisdn(id),
             text: ASK.into(),
             created_at: at,
+            flow: "survey".into(),
         }],
         event_key: Some(("survey".into(), format!("call-{id}"), id)),
         ..Commit::default()
@@ -110,6 +111,7 @@ fn rated(store: &Store, id: u64, at: i64) -> Commit {
             to: msisdn(id),
             text: THANKS.into(),
             created_at: at,
+            flow: "survey".into(),
         }],
         ratings: vec![Rating {
             conversation: id,

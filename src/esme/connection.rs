@@ -18,6 +18,7 @@ use crate::smpp::pdu::CommandStatus;
 use crate::smpp::session::{CloseReason, Event, Inbound, Outcome, Session, SessionConfig, State};
 
 use super::rate::TpsLimiter;
+use super::telemetry::SessionMetrics;
 
 /// Anything a session can run over: a TCP stream, TLS later, an in-memory duplex in tests.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -125,7 +126,9 @@ pub async fn run_session(
     let mut codec = FrameCodec::new(shared.max_command_length);
     let mut read_buf = BytesMut::with_capacity(64 * 1024);
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
-    let mut replies: HashMap<u64, oneshot::Sender<JobResult>> = HashMap::new();
+    // Each reply with when its submit_sm was written (submit latency).
+    let mut replies: HashMap<u64, (oneshot::Sender<JobResult>, Instant)> = HashMap::new();
+    let mut telemetry = SessionMetrics::new(&shared.smsc);
     let mut next_token = 0u64;
     // A job taken from the queue, waiting for its TPS slot (or for window room after a race).
     let mut held: Option<(SubmitJob, Instant)> = None;
@@ -148,16 +151,18 @@ pub async fn run_session(
             session.ack(seq, status);
         }
         // 1. Write what the session produced.
-        if let Some(out) = session.poll_transmit()
-            && io.write_all(&out).await.is_err()
-        {
-            session.handle_close();
+        if let Some(out) = session.poll_transmit() {
+            telemetry.pdus_out(&out);
+            if io.write_all(&out).await.is_err() {
+                session.handle_close();
+            }
         }
         // 2. Hand out events.
         while let Some(event) = session.poll_event() {
             match event {
                 Event::Completed { token, outcome, .. } => {
-                    if let Some(reply) = replies.remove(&token) {
+                    if let Some((reply, sent_at)) = replies.remove(&token) {
+                        telemetry.submitted(sent_at.elapsed());
                         let _ = reply.send(Ok(outcome));
                     }
                 }
@@ -178,12 +183,18 @@ pub async fn run_session(
                     }
                 }
                 Event::Closed { ref reason } => {
+                    telemetry.set_bound(false);
                     observer(&event);
                     end = Some(reason.clone());
                 }
                 other => {
-                    if matches!(other, Event::Bound { .. }) {
-                        was_bound = true;
+                    match other {
+                        Event::Bound { .. } => {
+                            was_bound = true;
+                            telemetry.set_bound(true);
+                        }
+                        Event::Throttled { .. } => telemetry.throttled(),
+                        _ => {}
                     }
                     observer(&other);
                 }
@@ -195,12 +206,14 @@ pub async fn run_session(
                 let _ = job.reply.send(Err(NotSent(job.command)));
             }
             if let Some(out) = session.poll_transmit() {
+                telemetry.pdus_out(&out);
                 let _ = io.write_all(&out).await;
             }
             let _ = io.shutdown().await;
             return SessionEnd { reason, was_bound };
         }
 
+        telemetry.set_in_flight(session.pending_submits());
         let now = Instant::now();
         // 3. Shutdown: stop taking jobs; unbind once submits are answered and inbound
         //    messages acknowledged, or after one response timeout at most.
@@ -240,7 +253,7 @@ pub async fn run_session(
             next_token += 1;
             match session.submit(now.into_std(), token, job.command) {
                 Ok(_) => {
-                    replies.insert(token, job.reply);
+                    replies.insert(token, (job.reply, now));
                 }
                 Err(e) => {
                     tracing::error!(smsc = %shared.smsc, error = %e, "submit refused by the session");
@@ -276,7 +289,10 @@ pub async fn run_session(
                     Ok(0) | Err(_) => session.handle_close(),
                     Ok(_) => loop {
                         match codec.decode(&mut read_buf) {
-                            Ok(Some(frame)) => session.handle_frame(Instant::now().into_std(), frame),
+                            Ok(Some(frame)) => {
+                                telemetry.pdu_in(&frame);
+                                session.handle_frame(Instant::now().into_std(), frame);
+                            }
                             Ok(None) => break,
                             Err(e) => {
                                 // Framing is lost: nothing after this can be trusted.

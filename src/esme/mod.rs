@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod connection;
 pub mod pool;
 pub mod rate;
+mod telemetry;
 
 pub use connection::{AckHandle, InboundMessage};
 pub use pool::{

@@ -18,8 +18,8 @@ use std::time::SystemTime;
 use rhai::{Dynamic, Engine, Map};
 
 use crate::store::{
-    Commit, Conversation, ConversationId, ConversationStatus, Direction, Incident, OutMessage,
-    Rating, Store, StoreError, TimelineEntry, Timer,
+    Commit, Conversation, ConversationId, ConversationStatus, Direction, Incident, MoRecord,
+    OutMessage, Rating, Store, StoreError, TimelineEntry, Timer,
 };
 
 use super::api::{Effects, Lookup, Millis};
@@ -389,6 +389,19 @@ impl FlowEngine {
         text: &str,
         received_at: Millis,
     ) -> Result<Routed, EngineError> {
+        self.reply_mo(now, from, text, received_at, None)
+    }
+
+    /// [`FlowEngine::reply`] for an MO that came over SMPP: `mo` is stored in the same commit
+    /// as the step it causes (redelivery mark, consumed parts).
+    pub fn reply_mo(
+        &self,
+        now: Millis,
+        from: &str,
+        text: &str,
+        received_at: Millis,
+        mut mo: Option<MoRecord>,
+    ) -> Result<Routed, EngineError> {
         let from = super::api::normalize_msisdn(from).unwrap_or_else(|| from.to_owned());
         let msg = message_map(&from, text, received_at);
         let inbound = TimelineEntry {
@@ -412,7 +425,10 @@ impl FlowEngine {
                         &compiled,
                         conversation,
                         Hook::Reply(msg),
-                        Commit::default(),
+                        Commit {
+                            mo: mo.take(),
+                            ..Commit::default()
+                        },
                         Some(inbound),
                     )?;
                     drop(guard);
@@ -440,6 +456,7 @@ impl FlowEngine {
                     inbox.version.clone(),
                     inbox.source.to_string(),
                 )),
+                mo: mo.take(),
                 ..Commit::default()
             };
             let mut stepped = self.step(
@@ -474,6 +491,7 @@ impl FlowEngine {
                 updated_at: now,
             }),
             timeline: vec![(id, inbound)],
+            mo,
             ..Commit::default()
         })?;
         Ok(Routed::Unsolicited(id))
@@ -634,6 +652,9 @@ impl FlowEngine {
                 };
                 commit.conversation = Some(conversation);
                 self.store.commit(commit)?;
+                metrics::counter!(crate::metrics::FLOW_ERRORS,
+                    "flow" => flow.name.clone(), "hook" => hook.name())
+                .increment(1);
                 result.error = Some(error);
                 return Ok(Stepped {
                     result,
@@ -647,7 +668,9 @@ impl FlowEngine {
         })?;
         let starts = self.apply(now, &mut conversation, effects, &mut commit, &mut result)?;
         commit.conversation = Some(conversation);
+        let recorded = Recorded::of(&commit);
         self.store.commit(commit)?;
+        recorded.count();
         Ok(Stepped { result, starts })
     }
 
@@ -696,6 +719,7 @@ impl FlowEngine {
                 to: to.clone(),
                 text: text.clone(),
                 created_at: now,
+                flow: conversation.flow.clone(),
             };
             commit.timeline.push((
                 id,
@@ -800,4 +824,35 @@ pub fn script_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     paths.sort();
     Ok(paths)
+}
+
+/// What a step recorded, for the ratings and escalations metrics once its commit succeeded.
+struct Recorded {
+    scores: Vec<u8>,
+    /// The level that took each escalated incident's call, `None` when nobody did.
+    escalations: Vec<Option<i64>>,
+}
+
+impl Recorded {
+    fn of(commit: &Commit) -> Recorded {
+        Recorded {
+            scores: commit.ratings.iter().map(|r| r.score).collect(),
+            escalations: commit
+                .incidents
+                .iter()
+                .filter(|i| i.fields.get("escalated").and_then(|e| e.as_bool()) == Some(true))
+                .map(|i| i.fields.get("level").and_then(|l| l.as_i64()))
+                .collect(),
+        }
+    }
+
+    fn count(&self) {
+        for score in &self.scores {
+            metrics::counter!(crate::metrics::RATINGS, "score" => score.to_string()).increment(1);
+        }
+        for level in &self.escalations {
+            let level = level.map_or_else(|| "none".to_owned(), |l| l.to_string());
+            metrics::counter!(crate::metrics::ESCALATIONS, "level" => level).increment(1);
+        }
+    }
 }

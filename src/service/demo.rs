@@ -139,7 +139,7 @@ async fn run_in(
     pool_config.reconnect_max = Duration::from_secs(1);
     let (pool, inbound) = Pool::start(pool_config, 1024);
     let pool = Arc::new(pool);
-    let pipeline = Pipeline::start(engine.clone(), pool.clone(), inbound);
+    let pipeline = Pipeline::start(engine.clone(), vec![pool.clone()], inbound);
 
     let bind_deadline = Instant::now() + Duration::from_secs(10);
     while pool.bound() == 0 {

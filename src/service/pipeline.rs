@@ -1,30 +1,42 @@
-//! The MO → flow → MT pipeline: wires the SMPP pool to the flow engine.
+//! The MO → flow → MT pipeline: wires the SMPP pools to the flow engine and the store.
 //!
-//! - **Inbound**: an MO (reassembled when it came in parts) goes to the flow engine, whose step
-//!   is committed to the store; after a store flush the deliver_sm is acknowledged, so an
-//!   acknowledged MO is always on disk. A receipt goes to the conversation that sent the
-//!   message (`on_delivery`).
-//! - **Outbound**: the store's outbox is drained into the pool; each message leaves the outbox
-//!   once the SMSC accepted (or finally refused) it.
-//! - **Timers**: due timers fire from the store's timer tree.
-//!
-//! What this first version does not do yet (the service issue): MO parts are held in memory
-//! until their message completes (acknowledged on arrival), a redelivered MO is not recognised,
-//! and an outbox message whose submit timed out is not retried.
+//! - **Inbound** ([`Pipeline::inbound_loop`]): messages are taken in batches; each is stored
+//!   (a part of a concatenated MO as a part, a whole MO as the step of the conversation it
+//!   answers) and the batch shares one store flush before its deliver_sm_resps go out, so an
+//!   acknowledged MO is always on disk and durability costs one fsync per batch, not per
+//!   message. A receipt updates its message's status and reaches `on_delivery`.
+//! - **Redelivery**: a step stores its MO's content as "acknowledgement pending" in the same
+//!   transaction; the mark is dropped once the response is handed to the session. An MO that
+//!   arrives while its mark is still there (the SMSC resending after a crash between the
+//!   flush and the response) is acknowledged and not processed again. Marks left by a crash
+//!   are swept after [`MO_MARK_TTL`].
+//! - **Outbound** ([`Pipeline::outbox_loop`]): the durable outbox is read in id order and
+//!   each message submitted through a pool. A message leaves the outbox (with its status and
+//!   SMSC ids, for receipts) when the SMSC accepted it or refused it for good, in batches
+//!   followed by a flush. No answer, a lost link or a temporary refusal means another attempt
+//!   after a growing pause. After a clean stop nothing is sent twice; after a crash, the
+//!   messages submitted since the last outbox flush are sent again (at-least-once, bounded by
+//!   the window and one flush interval).
+//! - **Timers** fire from the store's timer tree, one pass per tick.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::esme::{InboundMessage, Pool};
+use crate::esme::{AckHandle, InboundMessage, Pool, SendError, Sent, SubmitError};
 use crate::flow::engine::{FlowEngine, Routed};
-use crate::smpp::concat::{Offer, Part, Reassembler};
+use crate::metrics as names;
+use crate::smpp::concat::{Assembled, Offer, Part, Reassembler};
+use crate::smpp::pdu::CommandStatus;
+use crate::smpp::receipt::{DeliveryReceipt, id_forms};
 use crate::smpp::text::{self, MessageBody};
-use crate::store::ConversationId;
+use crate::store::{MoRecord, OutMessage, OutboxOutcome, keys};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -33,50 +45,66 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Inbound messages handled per store flush, at most.
+const MAX_INBOUND_BATCH: usize = 512;
+/// How long the parts of an incomplete concatenated MO wait for the rest.
+const PART_TTL: Duration = Duration::from_secs(300);
+/// Incomplete concatenated MOs held at once (the oldest goes first beyond it).
+const MAX_PENDING_MESSAGES: usize = 10_000;
+/// How long an "acknowledgement pending" mark outlives a crash. SMSCs redeliver within
+/// minutes; after this a repeated text is a new message.
+pub const MO_MARK_TTL: Duration = Duration::from_secs(3600);
+/// Outbox messages being submitted at once, at most.
+const MAX_SENDING: usize = 8192;
+/// First and longest pause before a failed submit is tried again.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// An MT message still not accepted after this long is given up ("failed: expired"); carriers
+/// keep undelivered messages about as long.
+const MT_GIVE_UP_MS: i64 = 24 * 3600 * 1000;
+/// How long a stop waits for submits in flight before leaving them in the outbox.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
 /// Counters of what went through, for progress and the summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     pub mo: u64,
+    pub mo_redelivered: u64,
     pub mt_accepted: u64,
+    pub mt_retried: u64,
     pub mt_failed: u64,
     pub receipts: u64,
     pub timers: u64,
     pub script_errors: u64,
 }
 
-/// A message the SMSC accepted: which conversation and outbox entry it belongs to.
-#[derive(Debug, Clone)]
-struct SentPart {
-    conversation: ConversationId,
-    outbox_id: u64,
-    to: String,
-}
-
 /// The running pipeline.
 pub struct Pipeline {
     engine: Arc<FlowEngine>,
-    pool: Arc<Pool>,
-    outbox_ready: Arc<Notify>,
-    counts: Arc<Mutex<Counts>>,
-    /// SMSC message id → the message it belongs to (for receipts).
-    sent: Arc<Mutex<HashMap<String, SentPart>>>,
+    /// One pool per `[[smsc]]`; MT messages go to a bound one, round robin.
+    pools: Vec<Arc<Pool>>,
+    next_pool: AtomicUsize,
+    outbox_ready: Notify,
+    counts: Mutex<Counts>,
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
 }
 
 impl Pipeline {
-    /// Starts the inbound, outbound and timer tasks.
+    /// Starts the inbound, outbound and timer tasks. `inbound` carries the messages of every
+    /// pool.
     pub fn start(
         engine: Arc<FlowEngine>,
-        pool: Arc<Pool>,
+        pools: Vec<Arc<Pool>>,
         inbound: mpsc::Receiver<InboundMessage>,
     ) -> Arc<Pipeline> {
+        assert!(!pools.is_empty(), "a pipeline needs at least one SMPP pool");
         let pipeline = Arc::new(Pipeline {
             engine,
-            pool,
-            outbox_ready: Arc::new(Notify::new()),
-            counts: Arc::new(Mutex::new(Counts::default())),
-            sent: Arc::new(Mutex::new(HashMap::new())),
+            pools,
+            next_pool: AtomicUsize::new(0),
+            outbox_ready: Notify::new(),
+            counts: Mutex::new(Counts::default()),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
         });
@@ -85,6 +113,7 @@ impl Pipeline {
             tasks.spawn(pipeline.clone().inbound_loop(inbound));
             tasks.spawn(pipeline.clone().outbox_loop());
             tasks.spawn(pipeline.clone().timer_loop());
+            tasks.spawn(pipeline.clone().gauge_loop());
         }
         pipeline
     }
@@ -106,98 +135,269 @@ impl Pipeline {
         self.outbox_ready.notify_one();
     }
 
-    /// Stops the tasks (in-flight sends finish; the pool is shut down by its owner).
+    /// Stops the tasks: inbound messages not yet stored are left unacknowledged (the SMSC
+    /// redelivers them), submits in flight finish and are recorded. The pools are shut down by
+    /// their owner afterwards.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         while tasks.join_next().await.is_some() {}
     }
 
+    /// A pool for the next MT: a bound one, round robin; any when none is bound (the submit
+    /// waits in its queue until it binds).
+    fn pool(&self) -> &Arc<Pool> {
+        let start = self.next_pool.fetch_add(1, Ordering::Relaxed);
+        let n = self.pools.len();
+        (0..n)
+            .map(|i| &self.pools[(start + i) % n])
+            .find(|p| p.bound() > 0)
+            .unwrap_or(&self.pools[start % n])
+    }
+
+    // --- inbound ----------------------------------------------------------------------------
+
     async fn inbound_loop(self: Arc<Self>, mut inbound: mpsc::Receiver<InboundMessage>) {
-        let mut reassembler = Reassembler::new(Duration::from_secs(300), 10_000);
+        let mut reassembler = Reassembler::new(PART_TTL, MAX_PENDING_MESSAGES);
+        self.restore_parts(&mut reassembler);
+        let mut expiry = tokio::time::interval(Duration::from_secs(1));
+        let mut batch = Vec::with_capacity(MAX_INBOUND_BATCH);
         loop {
-            let message = tokio::select! {
-                message = inbound.recv() => match message {
-                    Some(message) => message,
-                    None => return,
-                },
-                () = self.shutdown.cancelled() => return,
-            };
-            if let Some(receipt) = &message.inbound.receipt {
-                self.on_receipt(receipt);
-                message.ack.ack();
-                continue;
-            }
-            let i = &message.inbound;
-            let text = match i.concat {
-                None => Some(body_text(text::decode(i.data_coding, &i.payload))),
-                Some(concat) => {
-                    let part = Part {
-                        source: i.source_addr.clone(),
-                        destination: i.destination_addr.clone(),
-                        concat,
-                        data_coding: i.data_coding,
-                        payload: i.payload.to_vec(),
-                    };
-                    match reassembler.offer(SystemTime::now(), part) {
-                        Ok(Offer::Complete(whole)) => Some(body_text(whole.body())),
-                        Ok(_) => None,
-                        Err(_) => Some(body_text(text::decode(i.data_coding, &i.payload))),
-                    }
+            tokio::select! {
+                n = inbound.recv_many(&mut batch, MAX_INBOUND_BATCH) => if n == 0 { return },
+                _ = expiry.tick() => {
+                    self.release_expired(&mut reassembler);
+                    continue;
                 }
-            };
-            let Some(text) = text else {
-                message.ack.ack();
-                continue;
-            };
-            let now = now_ms();
-            match self.engine.reply(now, &i.source_addr, &text, now) {
-                Ok(routed) => {
-                    if let Routed::Conversation(step) | Routed::Inbox(step) = &routed
-                        && step.error.is_some()
-                    {
-                        self.count(|c| c.script_errors += 1);
-                    }
-                    self.count(|c| c.mo += 1);
-                    // Acknowledged only once the step is on disk.
-                    match self.engine.store().flush().await {
-                        Ok(()) => message.ack.ack(),
-                        Err(e) => {
-                            tracing::error!("store flush failed, MO left for redelivery: {e}");
-                            message.ack.retry_later();
+                () = self.shutdown.cancelled() => return,
+            }
+            let handled: Vec<Handled> = batch
+                .drain(..)
+                .map(|message| self.take_in(message, &mut reassembler))
+                .collect();
+            // One flush for the whole batch: then every response can go out.
+            let flushed = self.engine.store().flush().await;
+            if let Err(e) = &flushed {
+                tracing::error!("store flush failed; the SMSC will redeliver this batch: {e}");
+            }
+            for h in handled {
+                match (&flushed, h.stored) {
+                    (Ok(()), true) => {
+                        h.ack.ack();
+                        if let Some(mark) = h.mark
+                            && let Err(e) = self.engine.store().mo_acknowledged(&mark)
+                        {
+                            tracing::warn!("cannot clear an MO mark: {e}");
                         }
                     }
-                    self.outbox_changed();
+                    _ => h.ack.retry_later(),
                 }
+            }
+            self.outbox_changed();
+        }
+    }
+
+    /// Stores one inbound message (not yet durably: the caller flushes the batch).
+    fn take_in(&self, message: InboundMessage, reassembler: &mut Reassembler) -> Handled {
+        let InboundMessage {
+            smsc,
+            inbound: i,
+            ack,
+        } = message;
+        if let Some(receipt) = &i.receipt {
+            let stored = match receipt {
+                Ok(receipt) => self.on_receipt(receipt),
+                // An unreadable receipt cannot be matched; acknowledging it loses nothing.
                 Err(e) => {
-                    tracing::error!("MO not stored, left for redelivery: {e}");
-                    message.ack.retry_later();
+                    tracing::debug!(%smsc, "unreadable delivery receipt: {e}");
+                    true
                 }
+            };
+            return Handled::new(ack, stored, None);
+        }
+        let concat = i.concat.map(|c| (c.reference, c.total, c.seq));
+        let mark = keys::mo(
+            &i.source_addr,
+            &i.destination_addr,
+            i.data_coding,
+            concat,
+            &i.payload,
+        );
+        match self.engine.store().mo_seen(&mark) {
+            Ok(true) => {
+                self.count(|c| c.mo_redelivered += 1);
+                metrics::counter!(names::MO_REDELIVERED, "smsc" => smsc.to_string()).increment(1);
+                return Handled::new(ack, true, Some(mark));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!("cannot read the store: {e}");
+                return Handled::new(ack, false, None);
+            }
+        }
+        let Some(concat) = i.concat else {
+            let text = body_text(text::decode(i.data_coding, &i.payload));
+            let record = MoRecord {
+                pending_ack: vec![mark.clone()],
+                parts: Vec::new(),
+            };
+            let stored = self.deliver(&i.source_addr, &text, record);
+            return Handled::new(ack, stored, Some(mark));
+        };
+        let part = Part {
+            source: i.source_addr.clone(),
+            destination: i.destination_addr.clone(),
+            concat,
+            data_coding: i.data_coding,
+            payload: i.payload.to_vec(),
+        };
+        if let Err(e) = self.engine.store().put_part(&part) {
+            tracing::error!("cannot store an MO part: {e}");
+            return Handled::new(ack, false, None);
+        }
+        match reassembler.offer(SystemTime::now(), part) {
+            Ok(Offer::Complete(whole)) => {
+                let record = MoRecord {
+                    pending_ack: vec![mark.clone()],
+                    parts: part_keys(&whole),
+                };
+                let stored = self.deliver(&whole.key.source, &body_text(whole.body()), record);
+                Handled::new(ack, stored, Some(mark))
+            }
+            // Stored and held (a duplicate copy changes nothing); acknowledged after the flush.
+            Ok(_) => Handled::new(ack, true, None),
+            Err(e) => {
+                // Concatenation info that cannot be right (seq 0, seq > total): the part is
+                // a message of its own.
+                tracing::debug!(%smsc, "bad concatenation info, taking the part alone: {e}");
+                let text = body_text(text::decode(i.data_coding, &i.payload));
+                let record = MoRecord {
+                    pending_ack: vec![mark.clone()],
+                    parts: Vec::new(),
+                };
+                let stored = self.deliver(&i.source_addr, &text, record);
+                Handled::new(ack, stored, Some(mark))
             }
         }
     }
 
-    fn on_receipt(
-        &self,
-        receipt: &Result<crate::smpp::receipt::DeliveryReceipt, crate::smpp::receipt::ReceiptError>,
-    ) {
-        let Ok(receipt) = receipt else {
-            return;
+    /// Routes one whole MO to the flows; `true` when its step is stored.
+    fn deliver(&self, from: &str, text: &str, record: MoRecord) -> bool {
+        let now = now_ms();
+        match self.engine.reply_mo(now, from, text, now, Some(record)) {
+            Ok(routed) => {
+                let flow = match &routed {
+                    Routed::Conversation(step) | Routed::Inbox(step) => {
+                        if step.error.is_some() {
+                            self.count(|c| c.script_errors += 1);
+                        }
+                        step.flow.clone()
+                    }
+                    Routed::Unsolicited(_) => "none".to_owned(),
+                };
+                metrics::counter!(names::MO_MESSAGES, "flow" => flow).increment(1);
+                self.count(|c| c.mo += 1);
+                true
+            }
+            Err(e) => {
+                tracing::error!("MO not stored, left for redelivery: {e}");
+                false
+            }
+        }
+    }
+
+    /// Parts stored before a restart go back into the reassembler. A message found complete
+    /// here was completed by a part whose response may never have been sent: every part is
+    /// marked, so the SMSC's redelivery of it is recognised.
+    fn restore_parts(&self, reassembler: &mut Reassembler) {
+        let parts = match self.engine.store().parts() {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::error!("cannot read stored MO parts: {e}");
+                return;
+            }
         };
+        if !parts.is_empty() {
+            tracing::info!(parts = parts.len(), "restoring MO parts stored before the restart");
+        }
+        for part in parts {
+            if let Ok(Offer::Complete(whole)) = reassembler.offer(SystemTime::now(), part) {
+                let record = MoRecord {
+                    pending_ack: whole
+                        .parts
+                        .iter()
+                        .map(|p| {
+                            let c = (whole.key.reference, whole.key.total, p.seq);
+                            keys::mo(
+                                &whole.key.source,
+                                &whole.key.destination,
+                                p.data_coding,
+                                Some(c),
+                                &p.payload,
+                            )
+                        })
+                        .collect(),
+                    parts: part_keys(&whole),
+                };
+                self.deliver(&whole.key.source, &body_text(whole.body()), record);
+            }
+        }
+    }
+
+    /// Messages whose missing parts never came (TTL, or pushed out by newer ones) go to the
+    /// flows as far as they got: a reply missing its end is still a reply.
+    fn release_expired(&self, reassembler: &mut Reassembler) {
+        let mut released = reassembler.expire(SystemTime::now());
+        released.extend(reassembler.take_evicted());
+        for whole in released {
+            tracing::info!(missing = ?whole.missing, "concatenated MO incomplete; taking the parts received");
+            let record = MoRecord {
+                pending_ack: Vec::new(),
+                parts: part_keys(&whole),
+            };
+            self.deliver(&whole.key.source, &body_text(whole.body()), record);
+        }
+    }
+
+    /// A delivery receipt: the status of the message it names, then `on_delivery`. `false`
+    /// when it could not be stored (the SMSC sends it again).
+    fn on_receipt(&self, receipt: &DeliveryReceipt) -> bool {
         self.count(|c| c.receipts += 1);
-        let part = self
-            .sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&receipt.message_id);
-        let Some(part) = part else {
-            return;
+        let store = self.engine.store();
+        let mut found = None;
+        for id in id_forms(&receipt.message_id) {
+            match store.sent_part(&id) {
+                Ok(Some(part)) => {
+                    found = Some((id, part));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!("cannot read the store: {e}");
+                    return false;
+                }
+            }
+        }
+        // Not ours (sent before the store was new, or already final): nothing to update.
+        let Some((id, part)) = found else {
+            return true;
         };
         let status = if receipt.state.is_success() {
             "delivered"
-        } else {
+        } else if receipt.state.is_final() {
             "undeliverable"
+        } else {
+            "enroute"
         };
+        let forget = receipt.state.is_final().then_some(id.as_str());
+        if let Err(e) = store.set_message_status(part.outbox_id, status, forget) {
+            tracing::error!("cannot store a receipt: {e}");
+            return false;
+        }
+        if receipt.state.is_final() {
+            metrics::counter!(names::MT_MESSAGES, "flow" => part.flow.clone(), "status" => status)
+                .increment(1);
+        }
         match self.engine.delivery(
             now_ms(),
             part.conversation,
@@ -208,73 +408,185 @@ impl Pipeline {
             Ok(_) => self.outbox_changed(),
             Err(e) => tracing::debug!("receipt for conversation {}: {e}", part.conversation),
         }
+        true
     }
 
+    // --- outbound ---------------------------------------------------------------------------
+
     async fn outbox_loop(self: Arc<Self>) {
-        let in_flight: Arc<Mutex<HashSet<u64>>> = Arc::new(Mutex::new(HashSet::new()));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(OutMessage, SendResult)>();
         let mut sends = JoinSet::new();
+        // The highest outbox id read: new messages are read after it. Ids are taken before
+        // their step commits, so a message can land behind the cursor; a rescan from the start
+        // every second finds those, skipping the ones already sending or waiting to retry.
+        let mut cursor = 0u64;
+        let mut rescan = Instant::now();
+        let mut known: HashSet<u64> = HashSet::new();
+        let mut sending = 0usize;
+        // Messages waiting for another attempt, by when; attempts so far by id.
+        let mut retries: BTreeMap<(Instant, u64), OutMessage> = BTreeMap::new();
+        let mut attempts: HashMap<u64, u32> = HashMap::new();
+        let mut finished = Vec::new();
         loop {
-            let batch = match self.engine.store().outbox(512) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::error!("cannot read the outbox: {e}");
-                    Vec::new()
-                }
-            };
-            for message in batch {
-                if !in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(message.id)
+            if !self.shutdown.is_cancelled() {
+                let now = Instant::now();
+                let mut due = Vec::new();
+                while sending + due.len() < MAX_SENDING
+                    && let Some(entry) = retries.first_entry()
+                    && entry.key().0 <= now
                 {
-                    continue;
+                    due.push(entry.remove());
                 }
-                let this = self.clone();
-                let in_flight = in_flight.clone();
-                sends.spawn(async move {
-                    let result = this.pool.send_text(&message.to, &message.text).await;
-                    match result {
-                        Ok(sent) => {
-                            this.count(|c| c.mt_accepted += 1);
-                            let mut map = this.sent.lock().unwrap_or_else(|p| p.into_inner());
-                            for id in sent.message_ids {
-                                map.insert(
-                                    id,
-                                    SentPart {
-                                        conversation: message.conversation,
-                                        outbox_id: message.id,
-                                        to: message.to.clone(),
-                                    },
-                                );
-                            }
-                        }
-                        Err(e) => {
-                            this.count(|c| c.mt_failed += 1);
-                            tracing::warn!(to = %message.to, "message not sent: {e}");
-                        }
-                    }
-                    if let Err(e) = this.engine.store().outbox_done(&[message.id]) {
-                        tracing::error!("cannot clear outbox entry {}: {e}", message.id);
-                    }
-                    in_flight
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&message.id);
-                });
+                let room = MAX_SENDING - sending - due.len();
+                if now >= rescan {
+                    cursor = 0;
+                    rescan = now + Duration::from_secs(1);
+                }
+                let mut fresh = if room > 0 {
+                    self.engine
+                        .store()
+                        .outbox_after(cursor, room.min(1024))
+                        .unwrap_or_else(|e| {
+                            tracing::error!("cannot read the outbox: {e}");
+                            Vec::new()
+                        })
+                } else {
+                    Vec::new()
+                };
+                if let Some(last) = fresh.last() {
+                    cursor = last.id;
+                }
+                fresh.retain(|m| known.insert(m.id));
+                for message in due.into_iter().chain(fresh) {
+                    sending += 1;
+                    let this = self.clone();
+                    let done = done_tx.clone();
+                    sends.spawn(async move {
+                        let result = this.pool().send_text(&message.to, &message.text).await;
+                        let _ = done.send((message, result));
+                    });
+                }
             }
             while sends.try_join_next().is_some() {}
+
+            let next_retry = retries
+                .first_key_value()
+                .map(|((at, _), _)| *at)
+                .into_iter()
+                .chain([rescan])
+                .min();
             tokio::select! {
+                n = done_rx.recv_many(&mut finished, 4096) => if n == 0 { return },
                 () = self.outbox_ready.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
-                () = self.shutdown.cancelled() => {
-                    while sends.join_next().await.is_some() {}
-                    return;
+                () = sleep_until(next_retry) => {}
+                () = self.shutdown.cancelled(), if !self.shutdown.is_cancelled() => {}
+            }
+            sending -= finished.len();
+            self.record(&mut finished, &mut retries, &mut attempts, &mut known)
+                .await;
+
+            if self.shutdown.is_cancelled() {
+                // Submits in flight finish (the pools are still up) and are recorded;
+                // what does not finish in time stays in the outbox for the next start.
+                let deadline = Instant::now() + STOP_GRACE;
+                while sending > 0 {
+                    tokio::select! {
+                        n = done_rx.recv_many(&mut finished, 4096) => if n == 0 { break },
+                        () = tokio::time::sleep_until(deadline) => {
+                            tracing::warn!(sending, "stopping with submits unanswered; they stay in the outbox");
+                            break;
+                        }
+                    }
+                    sending -= finished.len();
+                    self.record(&mut finished, &mut retries, &mut attempts, &mut known)
+                        .await;
                 }
+                sends.abort_all();
+                return;
             }
         }
     }
 
+    /// Takes finished messages out of the outbox (one transaction and one flush for the lot)
+    /// and schedules the ones to try again.
+    async fn record(
+        &self,
+        finished: &mut Vec<(OutMessage, SendResult)>,
+        retries: &mut BTreeMap<(Instant, u64), OutMessage>,
+        attempts: &mut HashMap<u64, u32>,
+        known: &mut HashSet<u64>,
+    ) {
+        if finished.is_empty() {
+            return;
+        }
+        let mut outcomes = Vec::with_capacity(finished.len());
+        for (message, result) in finished.drain(..) {
+            let (status, smsc_ids) = match result {
+                Ok(sent) => ("sent".to_owned(), sent.message_ids),
+                // The pool stopped before sending it: it stays for the next start.
+                Err(SendError {
+                    error: SubmitError::Shutdown,
+                    ..
+                }) => {
+                    known.remove(&message.id);
+                    continue;
+                }
+                Err(e) if is_temporary(&e.error) && now_ms() - message.created_at < MT_GIVE_UP_MS => {
+                    let n = attempts.entry(message.id).or_insert(0);
+                    *n += 1;
+                    let pause = RETRY_MIN
+                        .saturating_mul(1 << (*n - 1).min(16))
+                        .min(RETRY_MAX);
+                    tracing::warn!(to = %redact(&message.to), attempt = *n, ?pause, "message not sent, will retry: {e}");
+                    self.count(|c| c.mt_retried += 1);
+                    metrics::counter!(names::MT_MESSAGES, "flow" => message.flow.clone(), "status" => "retried")
+                        .increment(1);
+                    retries.insert((Instant::now() + pause, message.id), message);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(to = %redact(&message.to), "message refused for good: {e}");
+                    (format!("failed: {}", e.error), e.accepted)
+                }
+            };
+            attempts.remove(&message.id);
+            known.remove(&message.id);
+            let accepted = status == "sent";
+            self.count(|c| {
+                if accepted {
+                    c.mt_accepted += 1;
+                } else {
+                    c.mt_failed += 1;
+                }
+            });
+            metrics::counter!(names::MT_MESSAGES,
+                "flow" => message.flow.clone(),
+                "status" => if accepted { "accepted" } else { "failed" })
+            .increment(1);
+            outcomes.push(OutboxOutcome {
+                message,
+                status,
+                smsc_ids: smsc_ids.iter().map(|id| id_forms(id).swap_remove(0)).collect(),
+            });
+        }
+        if outcomes.is_empty() {
+            return;
+        }
+        let store = self.engine.store();
+        if let Err(e) = store.outbox_finished(&outcomes) {
+            // They stay in the outbox: sent again after a restart (at-least-once).
+            tracing::error!("cannot record sent messages: {e}");
+            return;
+        }
+        if let Err(e) = store.flush().await {
+            tracing::error!("store flush failed: {e}");
+        }
+    }
+
+    // --- timers and gauges ------------------------------------------------------------------
+
     async fn timer_loop(self: Arc<Self>) {
+        let mut sweep = Instant::now();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -292,13 +604,139 @@ impl Pipeline {
                 Ok(_) => {}
                 Err(e) => tracing::error!("timers: {e}"),
             }
+            if sweep.elapsed() >= Duration::from_secs(60) {
+                sweep = Instant::now();
+                let before = now_ms() - MO_MARK_TTL.as_millis() as i64;
+                match self.engine.store().sweep_mo_marks(before) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(marks = n, "swept MO marks left by a crash"),
+                    Err(e) => tracing::warn!("cannot sweep MO marks: {e}"),
+                }
+            }
         }
     }
+
+    /// Gauges read from the store every few seconds (cheap index scans).
+    async fn gauge_loop(self: Arc<Self>) {
+        let mut flows_seen: Vec<String> = Vec::new();
+        loop {
+            let store = self.engine.store();
+            if let Ok(counts) = store.open_counts() {
+                for flow in self.engine.flows().iter().map(|f| f.name.clone()) {
+                    if !flows_seen.contains(&flow) {
+                        flows_seen.push(flow);
+                    }
+                }
+                for flow in &flows_seen {
+                    let n = counts.iter().find(|(f, _)| f == flow).map_or(0, |(_, n)| *n);
+                    metrics::gauge!(names::CONVERSATIONS_OPEN, "flow" => flow.clone()).set(n as f64);
+                }
+                for (flow, _) in counts {
+                    if !flows_seen.contains(&flow) {
+                        flows_seen.push(flow);
+                    }
+                }
+            }
+            metrics::gauge!(names::OUTBOX_PENDING).set(store.outbox_len() as f64);
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+type SendResult = Result<Sent, SendError>;
+
+/// One inbound message, stored (or not) and waiting for the batch's flush.
+struct Handled {
+    ack: AckHandle,
+    /// Whether it is in the store; otherwise the SMSC is asked to redeliver.
+    stored: bool,
+    /// The "acknowledgement pending" mark to clear once the response is handed over.
+    mark: Option<Vec<u8>>,
+}
+
+impl Handled {
+    fn new(ack: AckHandle, stored: bool, mark: Option<Vec<u8>>) -> Handled {
+        Handled { ack, stored, mark }
+    }
+}
+
+/// Whether a failed submit is worth another attempt: the SMSC may not have it (no answer, lost
+/// link) or said "not now".
+fn is_temporary(error: &SubmitError) -> bool {
+    match error {
+        SubmitError::TimedOut { .. } | SubmitError::LinkLost | SubmitError::Throttled { .. } => {
+            true
+        }
+        SubmitError::Rejected { status } => matches!(
+            *status,
+            CommandStatus::ESME_RSYSERR
+                | CommandStatus::ESME_RMSGQFUL
+                | CommandStatus::ESME_RTHROTTLED
+                | CommandStatus::ESME_RX_T_APPN
+        ),
+        SubmitError::Shutdown | SubmitError::Encode(_) => false,
+    }
+}
+
+fn part_keys(whole: &Assembled) -> Vec<Vec<u8>> {
+    whole
+        .parts
+        .iter()
+        .map(|p| keys::part(&whole.key, p.seq))
+        .collect()
 }
 
 fn body_text(body: MessageBody) -> String {
     match body {
         MessageBody::Text(text) => text,
         MessageBody::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An MSISDN for logs: the country and operator prefix and the last two digits stay, the
+/// subscriber's digits in between do not (`998901234567` → `99890*****67`).
+pub fn redact(msisdn: &str) -> String {
+    let n = msisdn.chars().count();
+    if n <= 6 {
+        return "*".repeat(n);
+    }
+    msisdn
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i < 5 || i >= n - 2 { c } else { '*' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_keeps_prefix_and_last_two() {
+        assert_eq!(redact("998901234567"), "99890*****67");
+        assert_eq!(redact("12345"), "*****");
+        assert_eq!(redact(""), "");
+    }
+
+    #[test]
+    fn temporary_errors_are_retried_and_refusals_are_not() {
+        assert!(is_temporary(&SubmitError::LinkLost));
+        assert!(is_temporary(&SubmitError::Rejected {
+            status: CommandStatus::ESME_RMSGQFUL
+        }));
+        assert!(!is_temporary(&SubmitError::Rejected {
+            status: CommandStatus::ESME_RINVDSTADR
+        }));
+        assert!(!is_temporary(&SubmitError::Shutdown));
     }
 }

@@ -97,7 +97,7 @@ pub async fn run(
     }
     let (pool, inbound) = Pool::start(pool_config(smsc), 4096);
     let pool = Arc::new(pool);
-    let pipeline = Pipeline::start(engine.clone(), pool.clone(), inbound);
+    let pipeline = Pipeline::start(engine.clone(), vec![pool.clone()], inbound);
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await

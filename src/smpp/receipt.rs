@@ -411,6 +411,29 @@ pub fn ids_match(submitted: &str, receipted: &str) -> bool {
     decimal_equals_hex(a, b) || decimal_equals_hex(b, a)
 }
 
+/// The forms an SMSC message id may take in a receipt, for lookups by exact key: first the
+/// canonical form (leading zeros dropped, lowercase) under which a submitted id is kept, then
+/// the same number read the other way round (decimal ↔ hex), as [`ids_match`] tolerates.
+pub fn id_forms(id: &str) -> Vec<String> {
+    let canonical = id.trim_start_matches('0').to_ascii_lowercase();
+    let mut forms = vec![canonical.clone()];
+    if canonical.is_empty() {
+        return forms;
+    }
+    if canonical.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = canonical.parse::<u128>()
+    {
+        forms.push(format!("{n:x}"));
+    }
+    if canonical.bytes().all(|b| b.is_ascii_hexdigit())
+        && let Ok(n) = u128::from_str_radix(&canonical, 16)
+    {
+        forms.push(n.to_string());
+    }
+    forms.dedup();
+    forms
+}
+
 /// `decimal` read in base 10 equals `hex` read in base 16; both must consist only of their
 /// digits (no sign, no `0x`), and must fit in a `u128`.
 fn decimal_equals_hex(decimal: &str, hex: &str) -> bool {
@@ -879,6 +902,20 @@ mod tests {
             prop_assert!(ids_match(&decimal, &hex));
             prop_assert!(ids_match(&upper_hex, &padded_decimal));
             prop_assert_eq!(ids_match(&a, &b), ids_match(&b, &a));
+        }
+
+        /// A receipt id finds the submitted id kept under its canonical form whenever
+        /// [`ids_match`] says they are the same message.
+        #[test]
+        fn id_forms_find_every_matching_id(n in any::<u64>(), a in "[0-9a-fA-F]{1,12}", b in "[0-9a-fA-F]{1,12}") {
+            let kept = |submitted: &str| id_forms(submitted)[0].clone();
+            let (decimal, hex) = (n.to_string(), format!("{n:X}"));
+            prop_assert!(id_forms(&hex).contains(&kept(&decimal)));
+            let padded = format!("00{decimal}");
+            prop_assert!(id_forms(&padded).contains(&kept(&hex)));
+            if ids_match(&a, &b) && !a.trim_start_matches('0').is_empty() {
+                prop_assert!(id_forms(&b).contains(&kept(&a)));
+            }
         }
     }
 }

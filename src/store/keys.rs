@@ -28,6 +28,10 @@
 //! | [`SCRIPTS`] | `lp(flow) \| version` | the script's source |
 //! | [`OUTBOX`] | `id(8)` | [`OutMessage`](super::OutMessage) |
 //! | [`LAST_BY_PARTY`] | `lp(flow) \| msisdn` | `created_at` of the newest conversation |
+//! | [`INBOUND`] | `'a' \| mo key` | `received_at`: an MO whose step is stored but whose deliver_sm_resp may not have reached the SMSC |
+//! | [`INBOUND`] | `'p' \| lp(source) \| lp(destination) \| reference(2) \| total(1) \| seq(1)` | [`Part`](crate::smpp::concat::Part) of a message not yet complete |
+//! | [`DELIVERY`] | `'s' \| smsc message id` | [`SentPart`](super::SentPart): which outbox message an SMSC id belongs to (receipts) |
+//! | [`DELIVERY`] | `'m' \| outbox id(8)` | the MT message's status ("sent", "delivered", ...), overlaid on the timeline |
 //! | [`META`] | [`META_SCHEMA_VERSION`] | [`SCHEMA_VERSION`] as 4 raw BE bytes |
 //!
 //! `seq` is an id from `Store::next_id`, taken per entry: it makes entries with equal
@@ -38,12 +42,16 @@
 //!
 //! # One transaction over many trees
 //!
-//! `Store::commit` runs one sled transaction over the 13 trees it may write (all but
-//! [`META`]), as a tuple: sled 0.34 implements `Transactional` for tuples of up to 14
-//! `&Tree`s, which gives every tree a named view and costs one small overlay per tree. We
-//! kept one tree per table rather than grouping tables by key prefix into fewer trees: range
-//! scans stay plain, and a table's keys never need a tag byte. A 15th table would mean moving
-//! to the `[&Tree]` slice form (same semantics, views by index).
+//! `Store::commit` runs one sled transaction over the 14 trees it may write (all but
+//! [`META`] and [`DELIVERY`]), as a tuple: sled 0.34 implements `Transactional` for tuples
+//! of up to 14 `&Tree`s, which gives every tree a named view and costs one small overlay per
+//! tree. We kept one tree per table rather than grouping tables by key prefix into fewer
+//! trees: range scans stay plain, and a table's keys never need a tag byte. The two trees
+//! the service keeps about SMPP traffic ([`INBOUND`], [`DELIVERY`]) hold two small tables
+//! each, told apart by a tag byte; only [`INBOUND`] is written with conversation steps (an MO
+//! is marked seen in the same transaction as the step it caused). A further table in the
+//! transaction would mean moving to the `[&Tree]` slice form (same semantics, views by
+//! index).
 //!
 //! # Values
 //!
@@ -78,6 +86,8 @@ pub const EVENT_KEYS: &str = "event_keys";
 pub const SCRIPTS: &str = "scripts";
 pub const OUTBOX: &str = "outbox";
 pub const LAST_BY_PARTY: &str = "last_by_party";
+pub const INBOUND: &str = "inbound";
+pub const DELIVERY: &str = "delivery";
 pub const META: &str = "meta";
 
 /// The [`META`] key of the schema version.
@@ -140,6 +150,14 @@ pub fn open_prefix(flow: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(4 + flow.len() + 8);
     put_lp(&mut key, flow);
     key
+}
+
+/// The flow of an [`OPEN`] key.
+pub fn open_flow(key: &[u8]) -> Result<String, StoreError> {
+    let bad = || StoreError::decode(OPEN, key, "not lp(flow) | id(8)");
+    let len = u32::from_be_bytes(key.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let flow = key.get(4..4 + len as usize).ok_or_else(bad)?;
+    String::from_utf8(flow.to_vec()).map_err(|_| bad())
 }
 
 pub fn open(flow: &str, id: ConversationId) -> Vec<u8> {
@@ -215,6 +233,58 @@ pub fn outbox(id: u64) -> [u8; 8] {
 
 pub fn last_by_party(flow: &str, msisdn: &str) -> Vec<u8> {
     event_key(flow, msisdn)
+}
+
+/// An MO's content: the deliver_sm fields a redelivery repeats (the SMSC gives a redelivered
+/// MO a new sequence number and nothing else to recognise it by). `concat` is
+/// `(reference, total, seq)` for a part of a concatenated message.
+pub fn mo(
+    source: &str,
+    destination: &str,
+    data_coding: u8,
+    concat: Option<(u16, u8, u8)>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + source.len() + destination.len() + payload.len());
+    k.push(b'a');
+    put_lp(&mut k, source);
+    put_lp(&mut k, destination);
+    k.push(data_coding);
+    match concat {
+        Some((reference, total, seq)) => {
+            k.push(1);
+            k.extend_from_slice(&reference.to_be_bytes());
+            k.extend_from_slice(&[total, seq]);
+        }
+        None => k.push(0),
+    }
+    k.extend_from_slice(payload);
+    k
+}
+
+pub const MO_PREFIX: &[u8] = b"a";
+pub const PART_PREFIX: &[u8] = b"p";
+
+pub fn part(key: &crate::smpp::concat::MessageKey, seq: u8) -> Vec<u8> {
+    let mut k = vec![b'p'];
+    put_lp(&mut k, &key.source);
+    put_lp(&mut k, &key.destination);
+    k.extend_from_slice(&key.reference.to_be_bytes());
+    k.push(key.total);
+    k.push(seq);
+    k
+}
+
+pub fn sent_part(smsc_message_id: &str) -> Vec<u8> {
+    let mut k = vec![b's'];
+    k.extend_from_slice(smsc_message_id.as_bytes());
+    k
+}
+
+pub fn message_status(outbox_id: u64) -> [u8; 9] {
+    let mut k = [b'm'; 9];
+    k[1..].copy_from_slice(&outbox_id.to_be_bytes());
+    k
 }
 
 // --- values ----------------------------------------------------------------------------

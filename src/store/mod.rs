@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::smpp::concat::Part;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -124,6 +126,40 @@ pub struct OutMessage {
     pub to: String,
     pub text: String,
     pub created_at: Millis,
+    /// The flow of `conversation` (for metrics); empty in values written before it existed.
+    #[serde(default)]
+    pub flow: String,
+}
+
+/// Which outbox message an SMSC message id belongs to, so a delivery receipt (even one that
+/// arrives after a restart) reaches its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentPart {
+    pub conversation: ConversationId,
+    pub outbox_id: u64,
+    pub to: String,
+    pub flow: String,
+}
+
+/// What an outbox message came to, recorded by [`Store::outbox_finished`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxOutcome {
+    pub message: OutMessage,
+    /// "sent" (the SMSC accepted every part) or "failed: ..." (refused for good).
+    pub status: String,
+    /// The SMSC's id of each accepted part.
+    pub smsc_ids: Vec<String>,
+}
+
+/// The MO a step answers, stored with the step (see [`Commit::mo`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MoRecord {
+    /// The deliver_sms whose deliver_sm_resp is still to be sent ([`keys::mo`]): marked seen
+    /// with the step, so a redelivery after a crash is recognised; the service unmarks them
+    /// with [`Store::mo_acknowledged`] once the response is on its way.
+    pub pending_ack: Vec<Vec<u8>>,
+    /// Stored parts ([`keys::part`]) the step consumed: removed with it.
+    pub parts: Vec<Vec<u8>>,
 }
 
 /// Everything one step of a conversation changes, applied atomically by [`Store::commit`].
@@ -154,6 +190,8 @@ pub struct Commit {
     /// (flow, version, source): keeps a script version's source so a conversation started on
     /// it can finish on it after a restart. A version already stored is left as it is.
     pub script: Option<(String, String, String)>,
+    /// The MO the step answers, when it came over SMPP.
+    pub mo: Option<MoRecord>,
 }
 
 /// Why a store operation failed.
@@ -249,6 +287,8 @@ struct Inner {
     scripts: sled::Tree,
     outbox: sled::Tree,
     last_by_party: sled::Tree,
+    inbound: sled::Tree,
+    delivery: sled::Tree,
 }
 
 impl fmt::Debug for Store {
@@ -269,8 +309,9 @@ struct Head {
     created_at: Millis,
 }
 
-/// The 13 trees [`Store::commit`] writes, as one transaction's views.
+/// The 14 trees [`Store::commit`] writes, as one transaction's views.
 type Views = (
+    TransactionalTree,
     TransactionalTree,
     TransactionalTree,
     TransactionalTree,
@@ -371,6 +412,8 @@ impl Store {
             scripts: db.open_tree(keys::SCRIPTS)?,
             outbox: db.open_tree(keys::OUTBOX)?,
             last_by_party: db.open_tree(keys::LAST_BY_PARTY)?,
+            inbound: db.open_tree(keys::INBOUND)?,
+            delivery: db.open_tree(keys::DELIVERY)?,
             db,
             path,
         };
@@ -407,6 +450,7 @@ impl Store {
             &i.scripts,
             &i.outbox,
             &i.last_by_party,
+            &i.inbound,
         );
         trees
             .transaction(|views| prepared.apply(views))
@@ -465,13 +509,22 @@ impl Store {
         Ok(ids)
     }
 
-    /// The conversation's messages in order of commit.
+    /// The conversation's messages in order of commit; an MT message shows its latest status
+    /// (queued, sent, delivered, ...).
     pub fn timeline(&self, id: ConversationId) -> Result<Vec<TimelineEntry>, StoreError> {
-        values(
+        let mut entries: Vec<TimelineEntry> = values(
             self.inner.timeline.scan_prefix(keys::conversation(id)),
             keys::TIMELINE,
             usize::MAX,
-        )
+        )?;
+        for entry in &mut entries {
+            if let Some(outbox_id) = entry.message_id
+                && let Some(status) = self.message_status(outbox_id)?
+            {
+                entry.status = status;
+            }
+        }
+        Ok(entries)
     }
 
     /// The conversation's pending timers, by name.
@@ -557,6 +610,38 @@ impl Store {
         values(self.inner.outbox.iter(), keys::OUTBOX, limit)
     }
 
+    /// [`Store::outbox`] from the message after `after` on: the service reads each message
+    /// once and keeps the ones it retries in memory.
+    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutMessage>, StoreError> {
+        let Some(from) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        values(
+            self.inner.outbox.range(keys::outbox(from)..),
+            keys::OUTBOX,
+            limit,
+        )
+    }
+
+    /// How many messages wait in the outbox (counts every entry: for metrics, not hot paths).
+    pub fn outbox_len(&self) -> usize {
+        self.inner.outbox.len()
+    }
+
+    /// Open conversations per flow, by flow name (counts index keys; decodes no values).
+    pub fn open_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for entry in self.inner.open.iter() {
+            let (key, _) = entry?;
+            let flow = keys::open_flow(&key)?;
+            match counts.last_mut() {
+                Some((last, n)) if *last == flow => *n += 1,
+                _ => counts.push((flow, 1)),
+            }
+        }
+        Ok(counts)
+    }
+
     /// Removes messages from the outbox, atomically. Unknown ids are ignored.
     pub fn outbox_done(&self, ids: &[u64]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
@@ -565,6 +650,150 @@ impl Store {
         }
         self.inner.outbox.apply_batch(batch)?;
         Ok(())
+    }
+}
+
+impl Store {
+    // --- SMPP bookkeeping: MO redelivery, stored parts, sent messages ------------------------
+
+    /// Whether a step already stored this deliver_sm ([`keys::mo`]) while its response may
+    /// not have reached the SMSC: a redelivery, to acknowledge without processing again.
+    pub fn mo_seen(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.inner.inbound.contains_key(key)?)
+    }
+
+    /// The deliver_sm_resp of a marked MO is on its way: forget the mark, so the same text
+    /// sent again later (a second "OK") is a new message.
+    pub fn mo_acknowledged(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.inner.inbound.remove(key)?;
+        Ok(())
+    }
+
+    /// Removes MO marks made before `before` (left by a crash between a step and its
+    /// response; the SMSC redelivers within minutes, so old marks only stand in the way).
+    pub fn sweep_mo_marks(&self, before: Millis) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.inner.inbound.scan_prefix(keys::MO_PREFIX) {
+            let (key, value) = entry?;
+            let at: Millis = keys::decode(keys::INBOUND, &key, &value)?;
+            if at < before {
+                self.inner.inbound.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Keeps a part of a concatenated MO until its message is complete (then the step that
+    /// consumes it removes it, see [`MoRecord::parts`]). Not flushed.
+    pub fn put_part(&self, part: &Part) -> Result<Vec<u8>, StoreError> {
+        let key = keys::part(&part_message_key(part), part.concat.seq);
+        let value = keys::encode(keys::INBOUND, &key, part)?;
+        self.inner.inbound.insert(&key[..], value)?;
+        Ok(key)
+    }
+
+    /// Every stored part, for the reassembler after a restart.
+    pub fn parts(&self) -> Result<Vec<Part>, StoreError> {
+        values(
+            self.inner.inbound.scan_prefix(keys::PART_PREFIX),
+            keys::INBOUND,
+            usize::MAX,
+        )
+    }
+
+    pub fn remove_parts(&self, part_keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for key in part_keys {
+            batch.remove(&key[..]);
+        }
+        self.inner.inbound.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Takes messages out of the outbox with what became of them, atomically: the status each
+    /// message's timeline entry shows and, for accepted parts, which message a receipt for
+    /// that SMSC id belongs to.
+    pub fn outbox_finished(&self, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
+        let mut writes = Vec::new();
+        for o in outcomes {
+            let m = &o.message;
+            let status_key = keys::message_status(m.id);
+            writes.push((
+                status_key.to_vec(),
+                keys::encode(keys::DELIVERY, &status_key, &o.status)?,
+            ));
+            let sent = SentPart {
+                conversation: m.conversation,
+                outbox_id: m.id,
+                to: m.to.clone(),
+                flow: m.flow.clone(),
+            };
+            for id in &o.smsc_ids {
+                let key = keys::sent_part(id);
+                let value = keys::encode(keys::DELIVERY, &key, &sent)?;
+                writes.push((key, value));
+            }
+        }
+        let i = &*self.inner;
+        (&i.outbox, &i.delivery)
+            .transaction(|(outbox, delivery)| {
+                for o in outcomes {
+                    outbox.remove(&keys::outbox(o.message.id)[..])?;
+                }
+                for (key, value) in &writes {
+                    delivery.insert(&key[..], &value[..])?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
+    }
+
+    /// The message an SMSC id was given to (see [`Store::outbox_finished`]).
+    pub fn sent_part(&self, smsc_message_id: &str) -> Result<Option<SentPart>, StoreError> {
+        get(
+            &self.inner.delivery,
+            keys::DELIVERY,
+            &keys::sent_part(smsc_message_id),
+        )
+    }
+
+    /// A receipt's news for an outbox message's timeline entry. A final receipt also forgets
+    /// the SMSC id, which no further receipt will name.
+    pub fn set_message_status(
+        &self,
+        outbox_id: u64,
+        status: &str,
+        forget_smsc_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let key = keys::message_status(outbox_id);
+        let mut batch = sled::Batch::default();
+        batch.insert(&key[..], keys::encode(keys::DELIVERY, &key, status)?);
+        if let Some(id) = forget_smsc_id {
+            batch.remove(keys::sent_part(id));
+        }
+        self.inner.delivery.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn message_status(&self, outbox_id: u64) -> Result<Option<String>, StoreError> {
+        get(
+            &self.inner.delivery,
+            keys::DELIVERY,
+            &keys::message_status(outbox_id),
+        )
+    }
+}
+
+fn part_message_key(part: &Part) -> crate::smpp::concat::MessageKey {
+    crate::smpp::concat::MessageKey {
+        source: part.source.clone(),
+        destination: part.destination.clone(),
+        reference: part.concat.reference,
+        total: part.concat.total,
     }
 }
 
@@ -643,6 +872,9 @@ struct Prepared<'c> {
     event_key: Option<PreparedEventKey<'c>>,
     /// (key, encoded source)
     script: Option<(Vec<u8>, Vec<u8>)>,
+    mo: Option<&'c MoRecord>,
+    /// When the MO was marked, encoded.
+    mo_at: Vec<u8>,
 }
 
 struct PreparedTimer<'c> {
@@ -674,6 +906,7 @@ struct PreparedConversation<'c> {
 
 impl<'c> Prepared<'c> {
     fn new(store: &Store, commit: &'c Commit) -> Result<Prepared<'c>, StoreError> {
+        let mo_marked_at = commit.conversation.as_ref().map_or(0, |c| c.updated_at);
         let conversation = match &commit.conversation {
             Some(c) => {
                 let key = keys::conversation(c.id);
@@ -763,6 +996,8 @@ impl<'c> Prepared<'c> {
             opt_ins: &commit.opt_ins,
             event_key,
             script,
+            mo: commit.mo.as_ref(),
+            mo_at: keys::encode(keys::INBOUND, keys::MO_PREFIX, &mo_marked_at)?,
         })
     }
 
@@ -784,7 +1019,17 @@ impl<'c> Prepared<'c> {
             scripts,
             outbox,
             last_by_party,
+            inbound,
         ) = views;
+
+        if let Some(mo) = self.mo {
+            for key in &mo.pending_ack {
+                inbound.insert(&key[..], &self.mo_at[..])?;
+            }
+            for key in &mo.parts {
+                inbound.remove(&key[..])?;
+            }
+        }
 
         if let Some(p) = &self.conversation {
             let c = p.conversation;

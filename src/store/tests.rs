@@ -108,6 +108,7 @@ fn out(id: u64, conversation: ConversationId) -> OutMessage {
         to: "998901234567".to_string(),
         text: "Спасибо за вашу оценку!".to_string(),
         created_at: 1_000,
+        flow: "survey".to_string(),
     }
 }
 

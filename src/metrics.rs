@@ -1,0 +1,94 @@
+//! Prometheus metrics: SPEC.md's names in one place, their help texts and histogram buckets,
+//! and the recorder `smsflow run` serves on `[metrics] listen`.
+//!
+//! Code records through the `metrics` facade with the constants below; until a recorder is
+//! installed (tests, `check`, library users) every call is a no-op.
+
+use std::sync::OnceLock;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// `{smsc, direction, command}`: every PDU read or written; `direction` is `in` or `out`.
+pub const PDUS: &str = "smsflow_pdus_total";
+/// `{smsc}`: sessions bound now.
+pub const SESSIONS_BOUND: &str = "smsflow_sessions_bound";
+/// `{smsc}`: requests sent and not yet answered, over all sessions of the SMSC.
+pub const WINDOW_IN_FLIGHT: &str = "smsflow_window_in_flight";
+/// `{smsc}`: from writing a submit_sm to its submit_sm_resp.
+pub const SUBMIT_LATENCY: &str = "smsflow_submit_latency_seconds";
+/// `{smsc}`: ESME_RTHROTTLED answers (each one is resent after a pause).
+pub const THROTTLED: &str = "smsflow_throttled_total";
+/// `{flow}`: MO messages handled (a concatenated message counts once); `inbox` when no
+/// conversation was waiting, `none` when there is no inbox flow either.
+pub const MO_MESSAGES: &str = "smsflow_mo_messages_total";
+/// `{smsc}`: MOs the SMSC delivered again after smsflow had already stored them (recognised and
+/// acknowledged, not processed twice).
+pub const MO_REDELIVERED: &str = "smsflow_mo_redelivered_total";
+/// `{flow, status}`: MT messages by what became of them: `accepted` (submit_sm_resp OK),
+/// `retried` (no answer or a temporary error; sent again later), `failed` (refused for good),
+/// then from receipts `delivered` / `undeliverable`.
+pub const MT_MESSAGES: &str = "smsflow_mt_messages_total";
+/// `{flow, hook}`: hooks that failed (the conversation stops with the error).
+pub const FLOW_ERRORS: &str = "smsflow_flow_errors_total";
+/// `{score}`: ratings recorded.
+pub const RATINGS: &str = "smsflow_ratings_total";
+/// `{level}`: incidents that escalated past the first level, by the level that finally took the
+/// call (`none` when nobody did).
+pub const ESCALATIONS: &str = "smsflow_escalations_total";
+/// `{flow}`: open conversations.
+pub const CONVERSATIONS_OPEN: &str = "smsflow_conversations_open";
+/// Messages waiting in the durable outbox.
+pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
+
+/// Submit latency buckets: an SMSC on the same LAN answers in a millisecond or two, a loaded
+/// carrier in hundreds; `response_timeout` defaults to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the process-wide Prometheus recorder (once; later calls return the same handle)
+/// and describes every metric, so `/metrics` lists them all from the start.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(SUBMIT_LATENCY.into()), &LATENCY_BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(PDUS, "SMPP PDUs read (direction=in) and written (direction=out)");
+    describe_gauge!(SESSIONS_BOUND, "SMPP sessions bound now");
+    describe_gauge!(WINDOW_IN_FLIGHT, "SMPP requests awaiting a response");
+    describe_histogram!(
+        SUBMIT_LATENCY,
+        Unit::Seconds,
+        "submit_sm to submit_sm_resp"
+    );
+    describe_counter!(THROTTLED, "ESME_RTHROTTLED responses from the SMSC");
+    describe_counter!(MO_MESSAGES, "MO messages handled, by the flow they went to");
+    describe_counter!(
+        MO_REDELIVERED,
+        "MO messages the SMSC delivered again after they were stored (processed once)"
+    );
+    describe_counter!(MT_MESSAGES, "MT messages by outcome");
+    describe_counter!(FLOW_ERRORS, "flow hooks that failed");
+    describe_counter!(RATINGS, "ratings recorded, by score");
+    describe_counter!(
+        ESCALATIONS,
+        "incidents that escalated, by the level that took the call"
+    );
+    describe_gauge!(CONVERSATIONS_OPEN, "open conversations");
+    describe_gauge!(OUTBOX_PENDING, "MT messages waiting in the durable outbox");
+}
