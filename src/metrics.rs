@@ -68,14 +68,13 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_counter!(PDUS, "SMPP PDUs read (direction=in) and written (direction=out)");
+    describe_counter!(
+        PDUS,
+        "SMPP PDUs read (direction=in) and written (direction=out)"
+    );
     describe_gauge!(SESSIONS_BOUND, "SMPP sessions bound now");
     describe_gauge!(WINDOW_IN_FLIGHT, "SMPP requests awaiting a response");
-    describe_histogram!(
-        SUBMIT_LATENCY,
-        Unit::Seconds,
-        "submit_sm to submit_sm_resp"
-    );
+    describe_histogram!(SUBMIT_LATENCY, Unit::Seconds, "submit_sm to submit_sm_resp");
     describe_counter!(THROTTLED, "ESME_RTHROTTLED responses from the SMSC");
     describe_counter!(MO_MESSAGES, "MO messages handled, by the flow they went to");
     describe_counter!(

@@ -318,7 +318,10 @@ impl Pipeline {
             }
         };
         if !parts.is_empty() {
-            tracing::info!(parts = parts.len(), "restoring MO parts stored before the restart");
+            tracing::info!(
+                parts = parts.len(),
+                "restoring MO parts stored before the restart"
+            );
         }
         for part in parts {
             if let Ok(Offer::Complete(whole)) = reassembler.offer(SystemTime::now(), part) {
@@ -531,7 +534,9 @@ impl Pipeline {
                     known.remove(&message.id);
                     continue;
                 }
-                Err(e) if is_temporary(&e.error) && now_ms() - message.created_at < MT_GIVE_UP_MS => {
+                Err(e)
+                    if is_temporary(&e.error) && now_ms() - message.created_at < MT_GIVE_UP_MS =>
+                {
                     let n = attempts.entry(message.id).or_insert(0);
                     *n += 1;
                     let pause = RETRY_MIN
@@ -566,7 +571,10 @@ impl Pipeline {
             outcomes.push(OutboxOutcome {
                 message,
                 status,
-                smsc_ids: smsc_ids.iter().map(|id| id_forms(id).swap_remove(0)).collect(),
+                smsc_ids: smsc_ids
+                    .iter()
+                    .map(|id| id_forms(id).swap_remove(0))
+                    .collect(),
             });
         }
         if outcomes.is_empty() {
@@ -628,8 +636,12 @@ impl Pipeline {
                     }
                 }
                 for flow in &flows_seen {
-                    let n = counts.iter().find(|(f, _)| f == flow).map_or(0, |(_, n)| *n);
-                    metrics::gauge!(names::CONVERSATIONS_OPEN, "flow" => flow.clone()).set(n as f64);
+                    let n = counts
+                        .iter()
+                        .find(|(f, _)| f == flow)
+                        .map_or(0, |(_, n)| *n);
+                    metrics::gauge!(names::CONVERSATIONS_OPEN, "flow" => flow.clone())
+                        .set(n as f64);
                 }
                 for (flow, _) in counts {
                     if !flows_seen.contains(&flow) {

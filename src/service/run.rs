@@ -1,11 +1,8 @@
-//! `smsflow run`: the service from a checked [`Config`]: store, flows (hot-reloaded), the SMPP
-//! pool of the first `[[smsc]]`, the pipeline and the HTTP API, until SIGINT/SIGTERM.
+//! `smsflow run`: the service from a checked [`Config`]: store, flows (hot-reloaded), one SMPP
+//! pool per `[[smsc]]`, the pipeline, the HTTP API and `/metrics`, until SIGINT/SIGTERM.
 //!
 //! Shutdown order: stop taking HTTP events, stop the pipeline (sends in flight finish), unbind
-//! (the pool waits for responses in flight), flush the store.
-//!
-//! Not yet here (the service issue): metrics, more than one `[[smsc]]` carrying traffic (the
-//! others are reported and ignored), log redaction of MSISDNs.
+//! (the pools wait for responses in flight), flush the store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,15 +86,26 @@ pub async fn run(
     let flows: Vec<String> = engine.flows().iter().map(|f| f.name.clone()).collect();
     tracing::info!(flows = ?flows, "flows loaded");
 
-    // One carrier carries the traffic for now; more are configuration errors waiting to happen,
-    // so say it loudly instead of dropping them silently.
-    let smsc = &config.smsc[0];
-    for ignored in &config.smsc[1..] {
-        tracing::warn!(smsc = %ignored.name, "only the first [[smsc]] carries traffic in this version; this one is not used");
+    let metrics = serve_metrics(config.metrics.listen).await?;
+
+    // Every carrier's MOs go into one queue; MTs go out through any bound carrier.
+    let (inbound_tx, inbound) = tokio::sync::mpsc::channel(4096);
+    let mut pools = Vec::new();
+    let mut forwarders = Vec::new();
+    for smsc in &config.smsc {
+        let (pool, mut rx) = Pool::start(pool_config(smsc), 4096);
+        pools.push(Arc::new(pool));
+        let tx = inbound_tx.clone();
+        forwarders.push(tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                if tx.send(message).await.is_err() {
+                    break;
+                }
+            }
+        }));
     }
-    let (pool, inbound) = Pool::start(pool_config(smsc), 4096);
-    let pool = Arc::new(pool);
-    let pipeline = Pipeline::start(engine.clone(), vec![pool.clone()], inbound);
+    drop(inbound_tx);
+    let pipeline = Pipeline::start(engine.clone(), pools.clone(), inbound);
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -116,8 +124,8 @@ pub async fn run(
             .map(|t| t.expose().to_owned())
             .collect(),
         ready: Arc::new({
-            let pool = pool.clone();
-            move || pool.bound() > 0
+            let pools = pools.clone();
+            move || pools.iter().any(|p| p.bound() > 0)
         }),
         on_accepted: Arc::new({
             let pipeline = pipeline.clone();
@@ -150,11 +158,52 @@ pub async fn run(
     reload.abort();
     let http_result = http.await;
     pipeline.shutdown().await;
-    pool.shutdown().await;
+    for pool in &pools {
+        pool.shutdown().await;
+    }
+    for forwarder in forwarders {
+        forwarder.abort();
+    }
+    metrics.abort();
     engine.store().flush().await?;
     tracing::info!("stopped");
     match http_result {
         Ok(Err(e)) => Err(RunError::Http(e)),
         _ => Ok(()),
     }
+}
+
+/// Serves `GET /metrics` (Prometheus text) on `listen` until aborted.
+async fn serve_metrics(
+    listen: std::net::SocketAddr,
+) -> Result<tokio::task::JoinHandle<()>, RunError> {
+    let handle = crate::metrics::install();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            what: "metrics",
+            addr: listen,
+            source,
+        })?;
+    tracing::info!(%listen, "metrics listening");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics server failed: {e}");
+        }
+    }))
 }

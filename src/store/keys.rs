@@ -155,7 +155,12 @@ pub fn open_prefix(flow: &str) -> Vec<u8> {
 /// The flow of an [`OPEN`] key.
 pub fn open_flow(key: &[u8]) -> Result<String, StoreError> {
     let bad = || StoreError::decode(OPEN, key, "not lp(flow) | id(8)");
-    let len = u32::from_be_bytes(key.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let len = u32::from_be_bytes(
+        key.get(..4)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
     let flow = key.get(4..4 + len as usize).ok_or_else(bad)?;
     String::from_utf8(flow.to_vec()).map_err(|_| bad())
 }

@@ -1,0 +1,290 @@
+//! The service pipeline in-process against the simulator over TCP, on a store on disk: what
+//! happens across a restart (stored parts, redelivered MOs) and when a submit gets no answer.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smsflow::esme::{Pool, PoolConfig, tcp_connector};
+use smsflow::flow::engine::{EngineConfig, FlowEngine};
+use smsflow::service::pipeline::{Pipeline, now_ms};
+use smsflow::sim::{self, Mo, RawDeliver, SimAddress, SimConfig, SmscHandle};
+use smsflow::store::{MoRecord, Store, keys};
+
+use crate::util::TempDir;
+
+const WAIT: Duration = Duration::from_secs(20);
+const MSISDN: &str = "998901234567";
+
+struct Service {
+    pipeline: Arc<Pipeline>,
+    pool: Arc<Pool>,
+}
+
+fn open_engine(data: &Path) -> Arc<FlowEngine> {
+    let store = Store::open(data).unwrap();
+    let (engine, errors) = FlowEngine::new(
+        store,
+        EngineConfig {
+            scripts_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
+            ..EngineConfig::default()
+        },
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    Arc::new(engine)
+}
+
+async fn start(engine: Arc<FlowEngine>, smsc: &SmscHandle, response_timeout: Duration) -> Service {
+    let addr = smsc.local_addr();
+    let mut config = PoolConfig::new("sim", tcp_connector(addr.ip().to_string(), addr.port()));
+    config.session.response_timeout = response_timeout;
+    config.reconnect_min = Duration::from_millis(50);
+    let (pool, inbound) = Pool::start(config, 1024);
+    let pool = Arc::new(pool);
+    let pipeline = Pipeline::start(engine, vec![pool.clone()], inbound);
+    Service { pipeline, pool }
+}
+
+impl Service {
+    async fn stop(self) {
+        self.pipeline.shutdown().await;
+        self.pool.shutdown().await;
+        self.pipeline.engine().store().flush().await.unwrap();
+    }
+}
+
+async fn simulator() -> SmscHandle {
+    sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        receipt_delay: Duration::from_millis(10),
+        retry_delay: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn survey_event() -> serde_json::Value {
+    serde_json::json!({"id": "call-1", "msisdn": MSISDN, "operator": "op-1", "channel": "call"})
+}
+
+/// One part of a two-part GSM MO with an 8-bit concatenation UDH.
+fn part(seq: u8, text: &str) -> RawDeliver {
+    let mut short_message = vec![0x05, 0x00, 0x03, 0x42, 0x02, seq];
+    short_message.extend_from_slice(text.as_bytes());
+    RawDeliver {
+        service_type: String::new(),
+        source: SimAddress::guess(MSISDN),
+        destination: SimAddress::guess("5700"),
+        esm_class: 0x40,
+        registered_delivery: 0,
+        data_coding: 0,
+        short_message,
+        tlvs: Vec::new(),
+    }
+}
+
+async fn inject(smsc: &SmscHandle, raw: RawDeliver) -> smsflow::smpp::pdu::CommandStatus {
+    let delivery = smsc.inject_deliver(raw).unwrap();
+    tokio::time::timeout(WAIT, delivery.outcome())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The first part arrives before a restart, the second after: the message is whole, because
+/// the first part was stored before it was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concatenated_reply_survives_a_restart_between_its_parts() {
+    let dir = TempDir::new("pipeline-parts");
+    let data = dir.path().join("data");
+    let smsc = simulator().await;
+    let mut submitted = smsc.submitted();
+
+    let engine = open_engine(&data);
+    let (started, _) = engine
+        .start(now_ms(), "survey", survey_event(), Some("call-1"))
+        .unwrap();
+    let service = start(engine, &smsc, Duration::from_secs(5)).await;
+    let question = tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(question.destination, MSISDN);
+    let first = inject(&smsc, part(1, "4 operator was polite ")).await;
+    assert!(first.is_ok(), "{first:?}");
+    service.stop().await;
+
+    let engine = open_engine(&data);
+    assert_eq!(
+        engine.store().parts().unwrap().len(),
+        1,
+        "part 1 is on disk"
+    );
+    let service = start(engine.clone(), &smsc, Duration::from_secs(5)).await;
+    let second = inject(&smsc, part(2, "but I waited long")).await;
+    assert!(second.is_ok(), "{second:?}");
+    let thanks = tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        thanks.text.starts_with("Спасибо за вашу оценку!"),
+        "{}",
+        thanks.text
+    );
+
+    let ratings = engine.store().ratings(0, i64::MAX).unwrap();
+    assert_eq!(ratings.len(), 1);
+    assert_eq!(ratings[0].conversation, started.conversation);
+    assert_eq!(ratings[0].score, 4);
+    assert_eq!(ratings[0].comment, "operator was polite but I waited long");
+    assert!(
+        engine.store().parts().unwrap().is_empty(),
+        "consumed parts are removed"
+    );
+    service.stop().await;
+    smsc.shutdown().await;
+}
+
+/// A crash after an MO's step was stored but before its response left: the SMSC delivers it
+/// again, and it is acknowledged without a second step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_mo_is_acknowledged_and_processed_once() {
+    let dir = TempDir::new("pipeline-redelivery");
+    let engine = open_engine(&dir.path().join("data"));
+    engine
+        .start(now_ms(), "survey", survey_event(), Some("call-1"))
+        .unwrap();
+    // What the pipeline stores for the MO "5" from MSISDN to 5700 (GSM, one part).
+    let mark = keys::mo(MSISDN, "5700", 0, None, b"5");
+    let record = MoRecord {
+        pending_ack: vec![mark.clone()],
+        parts: Vec::new(),
+    };
+    engine
+        .reply_mo(now_ms(), MSISDN, "5", now_ms(), Some(record))
+        .unwrap();
+    assert!(engine.store().mo_seen(&mark).unwrap());
+
+    let smsc = simulator().await;
+    let mut submitted = smsc.submitted();
+    let service = start(engine.clone(), &smsc, Duration::from_secs(5)).await;
+    let redelivered = smsc
+        .inject_mo(Mo {
+            source: MSISDN.into(),
+            destination: "5700".into(),
+            text: "5".into(),
+        })
+        .unwrap();
+    let status = tokio::time::timeout(WAIT, redelivered.outcome())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.is_ok(), "{status:?}");
+    let pipeline = service.pipeline.clone();
+    until(
+        || pipeline.counts().mo_redelivered == 1,
+        "the redelivery is recognised",
+    )
+    .await;
+    assert_eq!(pipeline.counts().mo, 0, "no second step");
+    assert_eq!(engine.store().ratings(0, i64::MAX).unwrap().len(), 1);
+    assert!(
+        !engine.store().mo_seen(&mark).unwrap(),
+        "the mark goes with the response"
+    );
+
+    // The same text again is a new message now (it goes to the inbox flow).
+    let again = smsc
+        .inject_mo(Mo {
+            source: MSISDN.into(),
+            destination: "5700".into(),
+            text: "5".into(),
+        })
+        .unwrap();
+    assert!(
+        tokio::time::timeout(WAIT, again.outcome())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_ok()
+    );
+    until(|| pipeline.counts().mo == 1, "the second 5 is processed").await;
+    service.stop().await;
+    // Only what the first steps queued: the question and the thanks (the inbox flow answers a
+    // stray "5" with nothing).
+    let mut texts = Vec::new();
+    while let Ok(m) = submitted.try_recv() {
+        texts.push(m.text);
+    }
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    smsc.shutdown().await;
+}
+
+/// A submit the SMSC does not answer in time is sent again later; the message leaves the
+/// outbox only once accepted, and its timeline entry follows it to "delivered".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_without_answer_is_retried_until_accepted() {
+    let dir = TempDir::new("pipeline-retry");
+    let engine = open_engine(&dir.path().join("data"));
+    let smsc = simulator().await;
+    smsc.set_submit_latency(Duration::from_secs(2));
+    let mut submitted = smsc.submitted();
+    let service = start(engine.clone(), &smsc, Duration::from_millis(300)).await;
+    let (started, _) = engine
+        .start(now_ms(), "survey", survey_event(), Some("call-1"))
+        .unwrap();
+    service.pipeline.outbox_changed();
+
+    let pipeline = service.pipeline.clone();
+    until(
+        || pipeline.counts().mt_retried >= 1,
+        "a timed-out submit is retried",
+    )
+    .await;
+    assert_eq!(
+        engine.store().outbox(10).unwrap().len(),
+        1,
+        "still in the outbox"
+    );
+    smsc.set_submit_latency(Duration::ZERO);
+    until(
+        || pipeline.counts().mt_accepted == 1,
+        "the retry is accepted",
+    )
+    .await;
+    assert!(engine.store().outbox(10).unwrap().is_empty());
+    let question = tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(question.destination, MSISDN);
+
+    let store = engine.store().clone();
+    let id = started.conversation;
+    until(
+        || {
+            store
+                .timeline(id)
+                .unwrap()
+                .iter()
+                .any(|e| e.status == "delivered")
+        },
+        "the receipt marks the question delivered",
+    )
+    .await;
+    service.stop().await;
+    smsc.shutdown().await;
+}
