@@ -105,6 +105,8 @@ impl Server {
 pub struct Resp {
     pub status: u16,
     pub head: String,
+    /// The body as text; `json` is it parsed when the response says it is JSON.
+    pub body: String,
     pub json: Value,
 }
 
@@ -157,7 +159,10 @@ pub async fn raw(
         .split_once("\r\n\r\n")
         .expect("a complete response head");
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let json = if body.is_empty() {
+    let is_json = head
+        .to_ascii_lowercase()
+        .contains("content-type: application/json");
+    let json = if body.is_empty() || !is_json {
         Value::Null
     } else {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
@@ -165,6 +170,7 @@ pub async fn raw(
     Resp {
         status,
         head: head.to_owned(),
+        body: body.to_owned(),
         json,
     }
 }

@@ -13,7 +13,7 @@ use crate::util::TempDir;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     // Bound and released at once: the service binds it right after (a tiny window for a clash
     // with another process, acceptable in a test).
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -34,6 +34,7 @@ async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
     .unwrap();
     let dir = TempDir::new("run");
     let http_port = free_port();
+    let metrics_port = free_port();
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     let config = format!(
         r#"
@@ -61,7 +62,6 @@ listen = "127.0.0.1:{metrics_port}"
         data = dir.path().join("data").display(),
         scripts = scripts.display(),
         port = smsc.local_addr().port(),
-        metrics_port = free_port(),
     );
     let config_path = dir.path().join("smsflow.toml");
     std::fs::write(&config_path, config).unwrap();
@@ -154,6 +154,40 @@ listen = "127.0.0.1:{metrics_port}"
     .await;
     assert_eq!(resp.json["status"], "finished", "{}", resp.json);
     assert_eq!(resp.json["outcome"], "rated", "{}", resp.json);
+
+    // Prometheus sees SPEC's metrics, with this traffic in them.
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let text = loop {
+        let resp = raw(metrics, "GET", "/metrics", &[], None).await;
+        assert_eq!(resp.status, 200);
+        // Gauges read from the store are refreshed every few seconds.
+        if resp
+            .body
+            .contains("smsflow_conversations_open{flow=\"survey\"} 0")
+        {
+            break resp.body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", resp.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for needle in [
+        // The question and the thanks are two UCS-2 messages of several parts each.
+        "smsflow_pdus_total{smsc=\"sim\",direction=\"out\",command=\"submit_sm\"}",
+        "smsflow_pdus_total{smsc=\"sim\",direction=\"in\",command=\"deliver_sm\"}",
+        "smsflow_sessions_bound{smsc=\"sim\"} 1",
+        "smsflow_window_in_flight{smsc=\"sim\"}",
+        "smsflow_submit_latency_seconds_bucket{smsc=\"sim\",le=\"0.005\"}",
+        "smsflow_submit_latency_seconds_count{smsc=\"sim\"}",
+        "smsflow_throttled_total{smsc=\"sim\"} 0",
+        "smsflow_mo_messages_total{flow=\"survey\"} 1",
+        "smsflow_mt_messages_total{flow=\"survey\",status=\"accepted\"} 2",
+        "smsflow_ratings_total{score=\"5\"} 1",
+        "# TYPE smsflow_flow_errors_total counter",
+        "# TYPE smsflow_escalations_total counter",
+    ] {
+        assert!(text.contains(needle), "no {needle} in\n{text}");
+    }
 
     // SIGTERM: unbind, flush, exit 0.
     let pid = service.id().unwrap().to_string();

@@ -67,6 +67,21 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Registers the labelled counters that start at zero, so `/metrics` shows them (and rates
+/// work) before the first error, rating or escalation: per flow and hook, per score, and the
+/// "nobody took it" escalation level.
+pub fn register_zeroes(flows: &[String]) {
+    for flow in flows {
+        for hook in ["on_event", "on_reply", "on_timer", "on_delivery"] {
+            metrics::counter!(FLOW_ERRORS, "flow" => flow.clone(), "hook" => hook).increment(0);
+        }
+    }
+    for score in 1..=5u8 {
+        metrics::counter!(RATINGS, "score" => score.to_string()).increment(0);
+    }
+    metrics::counter!(ESCALATIONS, "level" => "none").increment(0);
+}
+
 fn describe() {
     describe_counter!(
         PDUS,

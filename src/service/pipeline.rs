@@ -635,6 +635,7 @@ impl Pipeline {
                         flows_seen.push(flow);
                     }
                 }
+                names::register_zeroes(&flows_seen);
                 for flow in &flows_seen {
                     let n = counts
                         .iter()
