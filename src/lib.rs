@@ -33,6 +33,7 @@ pub mod config;
 pub mod esme;
 pub mod flow;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod service;
 pub mod sim;

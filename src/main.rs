@@ -213,15 +213,21 @@ fn run_smsc(config: SimConfig) -> ExitCode {
     })
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default `info`.
+/// Logs to stderr with MSISDNs redacted (see [`smsflow::logging`]); `RUST_LOG` overrides the
+/// default `info`.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    if smsflow::logging::redaction_enabled() {
+        builder
+            .with_writer(smsflow::logging::Redacting(std::io::stderr))
+            .init();
+    } else {
+        builder.with_writer(std::io::stderr).init();
+    }
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

@@ -542,7 +542,7 @@ impl Pipeline {
                     let pause = RETRY_MIN
                         .saturating_mul(1 << (*n - 1).min(16))
                         .min(RETRY_MAX);
-                    tracing::warn!(to = %redact(&message.to), attempt = *n, ?pause, "message not sent, will retry: {e}");
+                    tracing::warn!(to = %message.to, attempt = *n, ?pause, "message not sent, will retry: {e}");
                     self.count(|c| c.mt_retried += 1);
                     metrics::counter!(names::MT_MESSAGES, "flow" => message.flow.clone(), "status" => "retried")
                         .increment(1);
@@ -550,7 +550,7 @@ impl Pipeline {
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(to = %redact(&message.to), "message refused for good: {e}");
+                    tracing::warn!(to = %message.to, "message refused for good: {e}");
                     (format!("failed: {}", e.error), e.accepted)
                 }
             };
@@ -716,30 +716,9 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// An MSISDN for logs: the country and operator prefix and the last two digits stay, the
-/// subscriber's digits in between do not (`998901234567` → `99890*****67`).
-pub fn redact(msisdn: &str) -> String {
-    let n = msisdn.chars().count();
-    if n <= 6 {
-        return "*".repeat(n);
-    }
-    msisdn
-        .chars()
-        .enumerate()
-        .map(|(i, c)| if i < 5 || i >= n - 2 { c } else { '*' })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_keeps_prefix_and_last_two() {
-        assert_eq!(redact("998901234567"), "99890*****67");
-        assert_eq!(redact("12345"), "*****");
-        assert_eq!(redact(""), "");
-    }
 
     #[test]
     fn temporary_errors_are_retried_and_refusals_are_not() {
