@@ -160,27 +160,44 @@ impl Pipeline {
     async fn inbound_loop(self: Arc<Self>, mut inbound: mpsc::Receiver<InboundMessage>) {
         let mut reassembler = Reassembler::new(PART_TTL, MAX_PENDING_MESSAGES);
         self.restore_parts(&mut reassembler);
+        // Stored batches go to the acker, which flushes and responds while the next batch is
+        // being stored (a pipelined group commit).
+        let (stored_tx, stored_rx) = mpsc::unbounded_channel();
+        let acker = tokio::spawn(self.clone().ack_loop(stored_rx));
         let mut expiry = tokio::time::interval(Duration::from_secs(1));
         let mut batch = Vec::with_capacity(MAX_INBOUND_BATCH);
         loop {
             tokio::select! {
-                n = inbound.recv_many(&mut batch, MAX_INBOUND_BATCH) => if n == 0 { return },
+                n = inbound.recv_many(&mut batch, MAX_INBOUND_BATCH) => if n == 0 { break },
                 _ = expiry.tick() => {
                     self.release_expired(&mut reassembler);
                     continue;
                 }
-                () = self.shutdown.cancelled() => return,
+                () = self.shutdown.cancelled() => break,
             }
             let handled: Vec<Handled> = batch
                 .drain(..)
                 .map(|message| self.take_in(message, &mut reassembler))
                 .collect();
-            // One flush for the whole batch: then every response can go out.
+            if stored_tx.send(handled).is_err() {
+                break;
+            }
+        }
+        // What was stored is still flushed and acknowledged.
+        drop(stored_tx);
+        let _ = acker.await;
+    }
+
+    /// Flushes the store once for every stored batch waiting (however many), then sends
+    /// their responses: an acknowledged MO is always on disk.
+    async fn ack_loop(self: Arc<Self>, mut stored: mpsc::UnboundedReceiver<Vec<Handled>>) {
+        let mut batches = Vec::new();
+        while stored.recv_many(&mut batches, usize::MAX).await > 0 {
             let flushed = self.engine.store().flush().await;
             if let Err(e) = &flushed {
-                tracing::error!("store flush failed; the SMSC will redeliver this batch: {e}");
+                tracing::error!("store flush failed; the SMSC will redeliver these MOs: {e}");
             }
-            for h in handled {
+            for h in batches.drain(..).flatten() {
                 match (&flushed, h.stored) {
                     (Ok(()), true) => {
                         h.ack.ack();
@@ -193,6 +210,7 @@ impl Pipeline {
                     _ => h.ack.retry_later(),
                 }
             }
+            // The steps' messages are durable now: send them.
             self.outbox_changed();
         }
     }
