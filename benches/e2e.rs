@@ -89,7 +89,10 @@ async fn run(surveys: usize, window: usize) {
             loop {
                 match rx.recv().await {
                     Ok(m) if m.text.starts_with(THANKS) => {
-                        thanked.lock().unwrap().insert(m.destination, Instant::now());
+                        thanked
+                            .lock()
+                            .unwrap()
+                            .insert(m.destination, Instant::now());
                     }
                     Ok(_) => {
                         questions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -199,7 +202,11 @@ async fn run(surveys: usize, window: usize) {
         replies_elapsed.as_secs_f64(),
         thanked.len()
     );
-    println!("  reply latency     p50 {:.1} ms, p99 {:.1} ms", pct(0.50), pct(0.99));
+    println!(
+        "  reply latency     p50 {:.1} ms, p99 {:.1} ms",
+        pct(0.50),
+        pct(0.99)
+    );
     if let Some(rss) = peak_rss_mib() {
         println!("  peak RSS          {rss:.0} MiB (service and simulator together)");
     }

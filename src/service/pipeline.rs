@@ -410,6 +410,16 @@ impl Pipeline {
         } else {
             "enroute"
         };
+        // A message in parts gets a receipt per part: the first part's speaks for the
+        // message, a later part's only when it failed.
+        if part.part > 0 && status != "undeliverable" {
+            if receipt.state.is_final()
+                && let Err(e) = store.forget_sent_part(&id)
+            {
+                tracing::warn!("cannot forget a receipted part: {e}");
+            }
+            return true;
+        }
         let forget = receipt.state.is_final().then_some(id.as_str());
         if let Err(e) = store.set_message_status(part.outbox_id, status, forget) {
             tracing::error!("cannot store a receipt: {e}");

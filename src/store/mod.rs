@@ -139,6 +139,9 @@ pub struct SentPart {
     pub outbox_id: u64,
     pub to: String,
     pub flow: String,
+    /// Which part of the message (0-based): a long text gets one receipt per part.
+    #[serde(default)]
+    pub part: usize,
 }
 
 /// What an outbox message came to, recorded by [`Store::outbox_finished`].
@@ -723,13 +726,14 @@ impl Store {
                 status_key.to_vec(),
                 keys::encode(keys::DELIVERY, &status_key, &o.status)?,
             ));
-            let sent = SentPart {
-                conversation: m.conversation,
-                outbox_id: m.id,
-                to: m.to.clone(),
-                flow: m.flow.clone(),
-            };
-            for id in &o.smsc_ids {
+            for (part, id) in o.smsc_ids.iter().enumerate() {
+                let sent = SentPart {
+                    conversation: m.conversation,
+                    outbox_id: m.id,
+                    to: m.to.clone(),
+                    flow: m.flow.clone(),
+                    part,
+                };
                 let key = keys::sent_part(id);
                 let value = keys::encode(keys::DELIVERY, &key, &sent)?;
                 writes.push((key, value));
@@ -776,6 +780,14 @@ impl Store {
             batch.remove(keys::sent_part(id));
         }
         self.inner.delivery.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Forgets an SMSC id whose final receipt came (see [`Store::set_message_status`]).
+    pub fn forget_sent_part(&self, smsc_message_id: &str) -> Result<(), StoreError> {
+        self.inner
+            .delivery
+            .remove(keys::sent_part(smsc_message_id))?;
         Ok(())
     }
 
