@@ -637,6 +637,83 @@ fn outbox_drains_oldest_first() -> TestResult {
 }
 
 #[test]
+fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
+    let store = Store::temporary()?;
+    let (a, b) = (store.next_id()?, store.next_id()?);
+    let mut queued = entry(1_000, Direction::Out, "вопрос");
+    queued.status = "queued".into();
+    queued.message_id = Some(a);
+    store.commit(Commit {
+        conversation: Some(conv(1, "survey", &["998901234567"], 1_000)),
+        timeline: vec![(1, queued)],
+        outbox: vec![out(a, 1), out(b, 1)],
+        ..Commit::default()
+    })?;
+    assert_eq!(store.outbox_after(a, 10)?.len(), 1, "read after a cursor");
+    store.outbox_finished(&[OutboxOutcome {
+        message: out(a, 1),
+        status: "sent".into(),
+        smsc_ids: vec!["1f".into(), "20".into()],
+    }])?;
+    assert_eq!(
+        store.outbox(10)?.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [b]
+    );
+    assert_eq!(store.timeline(1)?[0].status, "sent");
+    let second = store.sent_part("20")?.expect("part 2 is known");
+    assert_eq!((second.outbox_id, second.part), (a, 1));
+    store.set_message_status(a, "delivered", Some("1f"))?;
+    assert_eq!(store.timeline(1)?[0].status, "delivered");
+    assert!(
+        store.sent_part("1f")?.is_none(),
+        "a final receipt forgets its id"
+    );
+    assert_eq!(store.open_counts()?, [("survey".to_string(), 1)]);
+    Ok(())
+}
+
+#[test]
+fn mo_marks_go_with_steps_and_old_ones_are_swept() -> TestResult {
+    let store = Store::temporary()?;
+    let part = crate::smpp::concat::Part {
+        source: "998901234567".into(),
+        destination: "5700".into(),
+        concat: crate::smpp::udh::ConcatInfo {
+            reference: 7,
+            total: 2,
+            seq: 1,
+        },
+        data_coding: 8,
+        payload: vec![0x04, 0x34],
+    };
+    let part_key = store.put_part(&part)?;
+    assert_eq!(store.parts()?, std::slice::from_ref(&part));
+    let (old, new) = (
+        keys::mo("998901234567", "5700", 0, None, b"5"),
+        keys::mo("998901234567", "5700", 0, None, b"OK"),
+    );
+    for (mark, at) in [(&old, 1_000), (&new, 9_000)] {
+        let mut c = conv(at as u64, "survey", &["998901234567"], at);
+        c.updated_at = at;
+        store.commit(Commit {
+            conversation: Some(c),
+            mo: Some(MoRecord {
+                pending_ack: vec![mark.clone()],
+                parts: vec![part_key.clone()],
+            }),
+            ..Commit::default()
+        })?;
+    }
+    assert!(store.parts()?.is_empty(), "the step consumed the part");
+    assert!(store.mo_seen(&old)? && store.mo_seen(&new)?);
+    assert_eq!(store.sweep_mo_marks(5_000)?, 1);
+    assert!(!store.mo_seen(&old)? && store.mo_seen(&new)?);
+    store.mo_acknowledged(&new)?;
+    assert!(!store.mo_seen(&new)?);
+    Ok(())
+}
+
+#[test]
 fn next_id_is_monotonic_nonzero_and_unique_across_restarts() -> TestResult {
     let dir = TempDir::new("ids");
     let mut last = 0;
