@@ -33,6 +33,7 @@ pub mod config;
 pub mod esme;
 pub mod flow;
 pub mod http;
+pub mod report;
 pub mod service;
 pub mod sim;
 pub mod smpp;
