@@ -9,6 +9,7 @@
 //! - `http`: the HTTP API over loopback sockets: every route and status code, JSON errors.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
+//! - `reports`: the report routes over HTTP and `smsflow report` as a process.
 //! - `robustness`: arbitrary input never panics.
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
@@ -21,6 +22,7 @@ mod flows;
 mod http;
 mod interop;
 mod mo;
+mod reports;
 mod robustness;
 mod run;
 mod session;

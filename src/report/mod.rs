@@ -11,6 +11,7 @@
 //!   known answers.
 //! - [`source`]: reads that data from the [`Store`] (the only module here that does).
 //! - [`remote`]: asks a running service for the JSON when it holds the store's lock.
+//! - [`cli`]: `smsflow report`: store or service, then render.
 //! - [`render`]: table, CSV, JSON, XLSX, HTML.
 //!
 //! # Raw logs, no tallies
@@ -24,6 +25,7 @@
 //! whole history, not just the range.
 
 pub mod anomalies;
+pub mod cli;
 pub mod comments;
 pub mod csi;
 pub mod incidents;
