@@ -4,7 +4,7 @@
 //!
 //! Comments are Russian, Uzbek (Latin, with `oʻ`/`gʻ` written with any apostrophe, and
 //! Cyrillic) and English. Each comment is split into words (letters, plus an apostrophe between
-//! letters), lowercased (`ё` as `е`), stripped of stopwords from small built-in lists, and
+//! letters), lowercased (Russian `ё` as `е`), stripped of stopwords from small built-in lists, and
 //! stemmed: Russian and English with the Snowball stemmers (rust-stemmers), Uzbek with a light
 //! suffix stripper (plural and case endings; there is no maintained Uzbek stemmer). A negation
 //! stays with its word: `не дозвонился` counts as one term `не дозвон`, `yaxshi emas` as
@@ -251,16 +251,14 @@ pub fn terms(comment: &str) -> Vec<Token> {
 }
 
 /// Lowercased words: runs of letters, with an apostrophe between two letters kept (as `ʻ`
-/// after o/g, the Uzbek oʻ gʻ; as `ʼ` otherwise) and `ё` read as `е`.
+/// after o/g, the Uzbek oʻ gʻ; as `ʼ` otherwise).
 pub fn words(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut current = String::new();
     for (i, &c) in chars.iter().enumerate() {
         if c.is_alphabetic() {
-            for l in c.to_lowercase() {
-                current.push(if l == 'ё' { 'е' } else { l });
-            }
+            current.extend(c.to_lowercase());
         } else if is_apostrophe(c)
             && !current.is_empty()
             && chars.get(i + 1).is_some_and(|n| n.is_alphabetic())
@@ -315,7 +313,8 @@ pub fn stem(word: &str, uzbek_latin: bool, uzbek_cyrillic: bool) -> String {
         if uzbek_cyrillic {
             strip_suffix(word, UZ_CYRILLIC_SUFFIXES)
         } else {
-            RUSSIAN.stem(word).into_owned()
+            // Russian writes ё as е more often than not; Uzbek ё is a letter of its own.
+            RUSSIAN.stem(&word.replace('ё', "е")).into_owned()
         }
     } else if latin && !cyrillic {
         if uzbek_latin {
@@ -708,6 +707,8 @@ mod tests {
     #[test]
     fn uzbek_cyrillic_and_english() {
         assert_eq!(terms_of("Хизматдан қониқдим"), ["хизмат", "қониқдим"]);
+        assert_eq!(terms_of("жуда ёмон"), ["ёмон"]);
+        assert_eq!(terms_of("Всё плохо, ждём"), ["плох", "ждем"]);
         assert_eq!(
             terms_of("The operator was very helpful and polite"),
             ["oper", "help", "polit"]

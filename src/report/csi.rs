@@ -77,8 +77,8 @@ pub struct CsiStats {
     pub response_rate: Option<f64>,
     /// Mean score (2 decimals); null without responses.
     pub average: Option<f64>,
-    /// The 95 % confidence interval of `average` (see `confidence_interval`); null below two
-    /// responses.
+    /// The 95 % confidence interval of `average` (see `confidence_interval`), clipped to 1–5;
+    /// null below two responses.
     pub ci95: Option<[f64; 2]>,
     /// Share of 4–5, 0–100.
     pub positive_pct: Option<f64>,
@@ -386,7 +386,9 @@ fn stats(t: &Tally, min_sample: u64) -> CsiStats {
         responses: s.n,
         response_rate: (t.sent > 0).then(|| stats::round(100.0 * s.n as f64 / t.sent as f64, 1)),
         average: s.mean().map(|m| stats::round(m, 2)),
-        ci95: stats::mean_ci(s).map(|(lo, hi)| [stats::round(lo, 2), stats::round(hi, 2)]),
+        // Clipped to the scale: no mean of 1–5 scores lies outside it, whatever t says.
+        ci95: stats::mean_ci(s)
+            .map(|(lo, hi)| [stats::round(lo.max(1.0), 2), stats::round(hi.min(5.0), 2)]),
         positive_pct: s.positive_pct().map(|p| stats::round(p, 1)),
         negative_pct: s.negative_pct().map(|p| stats::round(p, 1)),
         distribution: Distribution::from_counts(&s.distribution),
