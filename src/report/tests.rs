@@ -675,3 +675,81 @@ fn report_of_100k_ratings() {
     assert_eq!(r.total.responses, 100_000);
     assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
 }
+
+/// The store side of the same measurement: 100k rated survey conversations (each with its
+/// question in the timeline) in a sled store, then the CSI report of the last 30 of 90 days.
+/// Ignored by default (seeding takes a while in a debug build); run with
+/// `cargo test --lib report_from_store_100k -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn report_from_store_100k() {
+    use crate::store::{Commit, Conversation, ConversationStatus, Direction, Store, TimelineEntry};
+    let store = Store::temporary().unwrap();
+    let zone = zone();
+    let start = day_start(&zone, date(2026, 9, 1));
+    let ops = ["op-11", "op-17", "op-23", "op-31", "op-42"];
+    let mut rng = Rng(7);
+    let seeding = std::time::Instant::now();
+    for i in 0..100_000u64 {
+        let at = start + i as i64 * 77_760;
+        let op = ops[rng.below(5) as usize];
+        let id = i + 1;
+        let mut commit = Commit {
+            conversation: Some(Conversation {
+                id,
+                flow: "survey".into(),
+                flow_version: "v".into(),
+                state: serde_json::json!({"msisdn": "998901234567", "operator": op,
+                                          "channel": "call", "comment": true}),
+                parties: vec![],
+                status: ConversationStatus::Finished {
+                    outcome: "rated".into(),
+                },
+                event_key: None,
+                created_at: at,
+                updated_at: at,
+            }),
+            ..Commit::default()
+        };
+        commit.timeline.push((
+            id,
+            TimelineEntry {
+                at,
+                direction: Direction::Out,
+                party: "998901234567".into(),
+                text: "Спасибо за ваш звонок. Оцените, пожалуйста, нашу работу".into(),
+                status: "delivered".into(),
+                message_id: Some(id),
+            },
+        ));
+        commit.ratings.push(rating(
+            at + 60_000,
+            rng.score([4, 9, 20, 50, 100]),
+            op,
+            "call",
+            if i % 4 == 0 {
+                "Долго ждать на линии"
+            } else {
+                ""
+            },
+        ));
+        store.commit(commit).unwrap();
+    }
+    println!("seeded 100k conversations in {:?}", seeding.elapsed());
+    let q = Query {
+        from: date(2026, 11, 1),
+        ..november(Grouping::Operator)
+    };
+    let began = std::time::Instant::now();
+    let data = super::source::csi_data(&store, &q, &zone).unwrap();
+    let loaded = began.elapsed();
+    let r = csi_of(&data, &q);
+    println!(
+        "CSI report from the store, 30 of 90 days: load {loaded:?} ({} ratings, {} sends of the \
+         history window), total {:?}",
+        data.ratings.len(),
+        data.sends.len(),
+        began.elapsed()
+    );
+    assert!(r.total.responses > 30_000);
+}

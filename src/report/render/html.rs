@@ -51,7 +51,8 @@ h3 { font-size: 14px; margin: 0 0 8px; color: #52606d; font-weight: 600; }
 .card .value { font-size: 24px; font-weight: 650; margin-top: 2px; }
 .card .note { color: #616e7c; font-size: 12px; }
 .up { color: #1a7f37; } .down { color: #c62828; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; margin-top: 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 12px; margin-top: 12px; }
+.wide { grid-column: 1 / -1; }
 .panel { background: #fff; border-radius: 8px; padding: 12px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); overflow-x: auto; }
 svg { display: block; width: 100%; height: auto; }
 svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", sans-serif; fill: #3e4c59; }
@@ -149,7 +150,7 @@ fn csi_section(out: &mut String, r: &CsiReport) {
         out,
         "Responses",
         &t.responses.to_string(),
-        &format!("response rate {} %", num(t.response_rate, 1)),
+        &format!("response rate {}&nbsp;%", num(t.response_rate, 1)),
     );
     card(
         out,
@@ -183,7 +184,7 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     );
     let _ = writeln!(out, "</div>\n<div class=\"charts\">");
 
-    panel(
+    panel_wide(
         out,
         &format!("Average score and responses by {}", r.trend_period),
         &trend_chart(&r.trend),
@@ -197,7 +198,7 @@ fn csi_section(out: &mut String, r: &CsiReport) {
             )
         })
         .collect();
-    panel(out, "Distribution of scores", &column_chart(&dist, true));
+    panel(out, "Distribution of scores", &column_chart(&dist, true, W));
     panel(
         out,
         &format!("Average by {} (95% CI)", r.by),
@@ -275,8 +276,9 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     ] {
         let _ = writeln!(
             out,
-            "<div class=\"panel\"><h3>{} · {n} comments</h3>",
-            escape(title)
+            "<div class=\"panel\"><h3>{} · {n} comment{}</h3>",
+            escape(title),
+            if n == 1 { "" } else { "s" }
         );
         if terms.is_empty() {
             let _ = writeln!(out, "<p class=\"empty\">No comments.</p>");
@@ -375,17 +377,17 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
         .iter()
         .map(|g| (short_period(&g.key), g.stats.incidents as f64, ACCENT))
         .collect();
-    panel(
+    panel_wide(
         out,
         &format!("Staff calls by {}", r.trend_period),
-        &column_chart(&trend, false),
+        &column_chart(&trend, false, WIDE),
     );
     let hist: Vec<(String, f64, &str)> = r
         .ack_histogram
         .iter()
         .map(|b| (b.label.clone(), b.count as f64, ACCENT))
         .collect();
-    panel(out, "Time to acknowledge", &column_chart(&hist, true));
+    panel(out, "Time to acknowledge", &column_chart(&hist, true, W));
     let levels: Vec<(String, f64, &str)> = t
         .acknowledged_at_level
         .iter()
@@ -396,7 +398,11 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
             WARN,
         )))
         .collect();
-    panel(out, "Acknowledged at level", &column_chart(&levels, true));
+    panel(
+        out,
+        "Acknowledged at level",
+        &column_chart(&levels, true, W),
+    );
     let _ = writeln!(out, "</div>");
     let _ = writeln!(
         out,
@@ -435,6 +441,15 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
     let _ = writeln!(out, "</table></div>");
 }
 
+/// A chart panel across the whole width of the grid (the trends).
+fn panel_wide(out: &mut String, title: &str, svg: &str) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel wide\"><h3>{}</h3>{svg}</div>",
+        escape(title)
+    );
+}
+
 fn panel(out: &mut String, title: &str, svg: &str) {
     let _ = writeln!(
         out,
@@ -452,17 +467,24 @@ fn short_period(key: &str) -> String {
     }
 }
 
-/// Which of `n` x labels to draw so that at most `max` appear, always the first and last.
-fn label_every(n: usize, max: usize) -> usize {
-    n.div_ceil(max.max(1)).max(1)
+/// Whether to draw x label `i` of `n` so that about `max` appear, the first and the last
+/// always, and none crowding the last.
+fn show_label(i: usize, n: usize, max: usize) -> bool {
+    let every = n.div_ceil(max.max(1)).max(1);
+    let last = n.saturating_sub(1);
+    i == last || (i % every == 0 && last - i >= every)
 }
 
+/// Width of a chart in half of the grid, and of one across it (SVG units; the page scales
+/// them to the panel).
 const W: f64 = 560.0;
+const WIDE: f64 = 1120.0;
 const H: f64 = 240.0;
 
 /// The trend: responses as grey columns (right axis), the average as a line on the 1–5 scale
 /// (left axis), gaps where a period had no responses.
 fn trend_chart(trend: &[CsiGroup]) -> String {
+    const W: f64 = WIDE;
     let (left, right, top, bottom) = (34.0, 40.0, 14.0, 34.0);
     let pw = W - left - right;
     let ph = H - top - bottom;
@@ -554,9 +576,8 @@ fn trend_chart(trend: &[CsiGroup]) -> String {
             );
         }
     }
-    let every = label_every(n, 8);
     for (i, g) in trend.iter().enumerate() {
-        if i % every == 0 || i == n - 1 {
+        if show_label(i, n, 16) {
             let _ = write!(
                 s,
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
@@ -577,24 +598,39 @@ fn trend_chart(trend: &[CsiGroup]) -> String {
     s
 }
 
-/// Vertical columns with their value on top (and the share of the total when `pct`).
-fn column_chart(bars: &[(String, f64, &str)], pct: bool) -> String {
-    let (left, right, top, bottom) = (16.0, 16.0, 22.0, 30.0);
-    let pw = W - left - right;
+/// Vertical columns with their value on top (and the share of the total when `pct`); with
+/// many columns the values are left to the tooltips and the axis shows the maximum.
+fn column_chart(bars: &[(String, f64, &str)], pct: bool, w: f64) -> String {
+    let (left, right, top, bottom) = (34.0, 16.0, 22.0, 30.0);
+    let pw = w - left - right;
     let ph = H - top - bottom;
-    let mut s = format!("<svg viewBox=\"0 0 {W} {H}\" role=\"img\">");
+    let mut s = format!("<svg viewBox=\"0 0 {w} {H}\" role=\"img\">");
     let n = bars.len().max(1);
     let step = pw / n as f64;
     let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1.0);
     let total: f64 = bars.iter().map(|b| b.1).sum();
+    let values_on_bars = bars.len() <= 16;
     let _ = write!(
         s,
         "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#9aa5b1\"/>",
-        W - right,
+        w - right,
         top + ph,
         top + ph
     );
-    let every = label_every(bars.len(), 12);
+    if !values_on_bars {
+        // A scale instead: the maximum and a gridline at it.
+        let _ = write!(
+            s,
+            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{top}\" y2=\"{top}\" stroke=\"#e4e7eb\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{max}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>",
+            w - right,
+            left - 6.0,
+            top + 4.0,
+            left - 6.0,
+            top + ph + 4.0
+        );
+    }
     for (i, (label, value, colour)) in bars.iter().enumerate() {
         let bw = (step * 0.7).max(1.0);
         let h = ph * value / max;
@@ -606,7 +642,7 @@ fn column_chart(bars: &[(String, f64, &str)], pct: bool) -> String {
             top + ph - h,
             escape(label)
         );
-        if bars.len() <= 16 {
+        if values_on_bars {
             let text = if pct && total > 0.0 {
                 format!("{value} ({:.0} %)", 100.0 * value / total)
             } else {
@@ -620,7 +656,7 @@ fn column_chart(bars: &[(String, f64, &str)], pct: bool) -> String {
                 escape(&text)
             );
         }
-        if i % every == 0 || i == bars.len() - 1 {
+        if show_label(i, bars.len(), (w / 70.0) as usize) {
             let _ = write!(
                 s,
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
