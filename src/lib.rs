@@ -22,12 +22,14 @@
 //! - [`service`]: the MO→flow→MT pipeline and `smsflow demo`.
 //! - [`http`]: the HTTP API (axum): events that start conversations, conversation reads,
 //!   `/healthz` and `/readyz`, bearer-token auth, JSON errors.
+//! - [`report`]: the CSI and incident reports: pure computation over ratings, incidents and
+//!   survey sends (periods in the configured zone, confidence intervals, comment terms,
+//!   anomalies), and their formats (table, CSV, JSON, XLSX, HTML with SVG charts).
 //! - [`config`]: `smsflow.toml`: the schema with its documented defaults, discovery
 //!   (`--config`, `./smsflow.toml`, built-in defaults) and every check made before `run`
 //!   starts; errors read `path:line: key: message`.
 //!
-//! Later layers (metrics, reports, `smsflow run`) build on these; see README.md for the
-//! map of the whole project.
+//! Metrics are the layer still to come; see README.md for the map of the whole project.
 
 pub mod config;
 pub mod esme;

@@ -9,7 +9,7 @@
 //! - [`csi`], [`incidents`], [`comments`], [`anomalies`], [`stats`]: pure computation over plain
 //!   data ([`CsiData`], incidents); no store, no clock, so tests feed generated data with
 //!   known answers.
-//! - [`source`]: reads that data from the [`Store`] (the only module here that does).
+//! - [`source`]: reads that data from the [`Store`](crate::store::Store) (the only module here that does).
 //! - [`remote`]: asks a running service for the JSON when it holds the store's lock.
 //! - [`cli`]: `smsflow report`: store or service, then render.
 //! - [`render`]: table, CSV, JSON, XLSX, HTML.

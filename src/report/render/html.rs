@@ -472,7 +472,7 @@ fn short_period(key: &str) -> String {
 fn show_label(i: usize, n: usize, max: usize) -> bool {
     let every = n.div_ceil(max.max(1)).max(1);
     let last = n.saturating_sub(1);
-    i == last || (i % every == 0 && last - i >= every)
+    i == last || (i.is_multiple_of(every) && last - i >= every)
 }
 
 /// Width of a chart in half of the grid, and of one across it (SVG units; the page scales
