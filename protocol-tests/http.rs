@@ -476,20 +476,6 @@ async fn a_body_over_64_kib_is_413() {
 }
 
 #[tokio::test]
-async fn reports_are_501_until_the_analytics_work() {
-    let server = Server::start(&[]).await;
-    for path in [
-        "/api/v1/reports/csi",
-        "/api/v1/reports/incidents",
-        "/reports",
-    ] {
-        let r = server.get(path).await;
-        r.assert_error(501, "not implemented");
-        assert_eq!(r.json["detail"], "reports arrive with the analytics issue");
-    }
-}
-
-#[tokio::test]
 async fn serve_stops_on_shutdown() {
     let mut server = Server::start(&[]).await;
     assert_eq!(server.get("/healthz").await.status, 200);

@@ -12,6 +12,7 @@
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `pipeline`: the service pipeline on a store on disk: MO parts across a restart, a
 //!   redelivered MO processed once, submits retried until accepted.
+//! - `reports`: the report routes over HTTP and `smsflow report` as a process.
 //! - `robustness`: arbitrary input never panics.
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
@@ -26,6 +27,7 @@ mod http;
 mod interop;
 mod mo;
 mod pipeline;
+mod reports;
 mod robustness;
 mod run;
 mod session;

@@ -19,15 +19,20 @@
 //!
 //! - [`flow`]: the flow engine: Rhai scripts (survey, escalation, inbox) calling host functions
 //!   whose effects are committed with the conversation's state.
-//! - [`service`]: the MO→flow→MT pipeline and `smsflow demo`.
+//! - [`service`]: the MO→flow→MT pipeline, `smsflow run` and `smsflow demo`.
 //! - [`http`]: the HTTP API (axum): events that start conversations, conversation reads,
 //!   `/healthz` and `/readyz`, bearer-token auth, JSON errors.
+//! - [`report`]: the CSI and incident reports: pure computation over ratings, incidents and
+//!   survey sends (periods in the configured zone, confidence intervals, comment terms,
+//!   anomalies), and their formats (table, CSV, JSON, XLSX, HTML with SVG charts).
 //! - [`config`]: `smsflow.toml`: the schema with its documented defaults, discovery
 //!   (`--config`, `./smsflow.toml`, built-in defaults) and every check made before `run`
 //!   starts; errors read `path:line: key: message`.
 //!
-//! Later layers (metrics, reports, `smsflow run`) build on these; see README.md for the
-//! map of the whole project.
+//! - [`metrics`]: SPEC's Prometheus metric names, help texts and the recorder `run` serves;
+//!   [`logging`]: the log writer that masks MSISDNs.
+//!
+//! See README.md for the map of the whole project.
 
 pub mod config;
 pub mod esme;
@@ -35,6 +40,7 @@ pub mod flow;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod report;
 pub mod service;
 pub mod sim;
 pub mod smpp;

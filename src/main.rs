@@ -43,6 +43,61 @@ enum Command {
         #[arg(long, default_value = "Asia/Tashkent")]
         timezone: String,
     },
+    /// Print a report: the CSI survey (`csi`) or staff calls and escalation (`incidents`).
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Customer satisfaction: responses, averages, groups, comments, anomalies.
+    Csi(ReportArgs),
+    /// Staff calls: acknowledged, escalated, time to ack.
+    Incidents(ReportArgs),
+}
+
+/// What both reports take.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// First day, YYYY-MM-DD, in service.timezone (default: 29 days before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day, inclusive (default: today).
+    #[arg(long)]
+    to: Option<String>,
+    /// Rows: day, week, month, or operator, channel (csi), location, button (incidents).
+    #[arg(long)]
+    by: Option<String>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// The config file (default: ./smsflow.toml if present, else built-in defaults).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Table,
+    Csv,
+    Json,
+    Html,
+    Xlsx,
+}
+
+impl From<FormatArg> for smsflow::report::render::Format {
+    fn from(f: FormatArg) -> Self {
+        use smsflow::report::render::Format;
+        match f {
+            FormatArg::Table => Format::Table,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Json => Format::Json,
+            FormatArg::Html => Format::Html,
+            FormatArg::Xlsx => Format::Xlsx,
+        }
+    }
 }
 
 /// What `smsflow smsc` takes; turned into a [`SimConfig`] before anything starts.
@@ -89,6 +144,68 @@ fn main() -> ExitCode {
         Command::Smsc(args) => run_smsc(args.into_config()),
         Command::Run { config } => run_service(config.as_deref()),
         Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
+        Command::Report(command) => run_report(command),
+    }
+}
+
+/// `smsflow report`: exit 2 for bad usage or a bad config, 1 when the report cannot be made.
+fn run_report(command: ReportCommand) -> ExitCode {
+    use smsflow::report::{Kind, cli};
+    let (kind, args) = match command {
+        ReportCommand::Csi(args) => (Kind::Csi, args),
+        ReportCommand::Incidents(args) => (Kind::Incidents, args),
+    };
+    let config = match smsflow::config::Config::discover(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = smsflow::report::render::Format::from(args.format);
+    if format.is_binary() && args.out.is_none() && std::io::stdout().is_terminal() {
+        eprintln!("smsflow report: xlsx is a binary file: add --out FILE");
+        return ExitCode::from(2);
+    }
+    let request = cli::Request {
+        kind,
+        from: args.from,
+        to: args.to,
+        by: args.by,
+        format,
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (bytes, origin) = match cli::run(&request, &config, now) {
+        Ok(done) => done,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
+    if let cli::Origin::Service(addr) = &origin {
+        eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
+    }
+    let written = match &args.out {
+        Some(path) => std::fs::write(path, &bytes).map_err(|e| (path.display().to_string(), e)),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| ("standard output".to_owned(), e))
+        }
+    };
+    match written {
+        Ok(()) => {
+            if let Some(path) = &args.out {
+                eprintln!("smsflow report: wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err((what, error)) => {
+            eprintln!("smsflow report: cannot write {what}: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP API (SPEC.md "HTTP API"): business systems post events that start conversations,
-//! operators read a conversation's state, timeline and timers, and orchestrators probe
-//! `/healthz` and `/readyz`.
+//! operators read a conversation's state, timeline and timers and the reports (JSON, or the
+//! `/reports` dashboard page), and orchestrators probe `/healthz` and `/readyz`.
 //!
 //! This module owns the routes, bearer-token auth, validation of event bodies (MSISDNs) and
 //! the mapping of every failure to a JSON error `{"error": "...", "detail": "..."}`, axum's
@@ -14,7 +14,8 @@
 //! |---|---|
 //! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 413, 415, 422 |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
-//! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents`, `/reports` | 501 (not built yet) |
+//! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
+//! | `GET /reports` (HTML dashboard, no auth: it is for browsers) | 200, 400 |
 //! | `GET /healthz` | 200 |
 //! | `GET /readyz` | 200, 503 |
 //!
@@ -28,16 +29,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::flow::api::normalize_msisdn;
 use crate::flow::engine::{EngineError, FlowEngine, StepResult};
+use crate::report::{self, Kind, Report};
 use crate::store::{
     ConversationId, ConversationStatus, Direction, Millis, StoreError, TimelineEntry, Timer,
 };
@@ -91,8 +93,6 @@ pub enum ApiError {
     },
     #[error("not ready")]
     NotReady,
-    #[error("not implemented")]
-    NotImplemented,
     #[error("internal error")]
     Internal(String),
 }
@@ -110,7 +110,6 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::FlowFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,7 +128,6 @@ impl ApiError {
             ApiError::FlowFailed { detail, .. } => detail.clone(),
             ApiError::UnknownConversation(id) => format!("no conversation with id {id}"),
             ApiError::NotReady => "no SMSC session is bound".to_owned(),
-            ApiError::NotImplemented => "reports arrive with the analytics issue".to_owned(),
         }
     }
 }
@@ -171,6 +169,18 @@ impl From<JsonRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> ApiError {
         ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<report::QueryError> for ApiError {
+    fn from(error: report::QueryError) -> ApiError {
+        ApiError::BadRequest(error.to_string())
     }
 }
 
@@ -221,13 +231,13 @@ pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/api/v1/flows/{flow}/events", post(post_event))
         .route("/api/v1/conversations/{id}", get(get_conversation))
-        .route("/api/v1/reports/csi", get(not_implemented))
-        .route("/api/v1/reports/incidents", get(not_implemented))
+        .route("/api/v1/reports/csi", get(csi_report))
+        .route("/api/v1/reports/incidents", get(incident_report))
         // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .merge(api)
-        .route("/reports", get(not_implemented))
+        .route("/reports", get(dashboard))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(no_route)
@@ -494,6 +504,74 @@ fn rfc3339(ms: Millis) -> Value {
     }
 }
 
+// ---- reports --------------------------------------------------------------------------------
+
+/// Query pairs of a report request; a malformed query string is a 400.
+type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+async fn csi_report(
+    State(state): State<Arc<ApiState>>,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    report_json(&state, Kind::Csi, pairs).await
+}
+
+async fn incident_report(
+    State(state): State<Arc<ApiState>>,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    report_json(&state, Kind::Incidents, pairs).await
+}
+
+/// The JSON document of a report (the same as `smsflow report --format json`).
+async fn report_json(state: &ApiState, kind: Kind, pairs: Pairs) -> Result<Response, ApiError> {
+    let Query(pairs) = pairs?;
+    let query = report::Query::from_pairs(kind, &pairs, today(state))?;
+    let report = build_report(state, query).await?;
+    Ok((StatusCode::OK, axum::Json(report.to_json())).into_response())
+}
+
+/// The dashboard: both reports on one HTML page. Takes `from`, `to` and `by` (a CSI grouping;
+/// the incident part follows it when it is a period, else groups by location).
+async fn dashboard(State(state): State<Arc<ApiState>>, pairs: Pairs) -> Result<Response, ApiError> {
+    let Query(pairs) = pairs?;
+    let csi = report::Query::from_pairs(Kind::Csi, &pairs, today(&state))?;
+    let incidents = report::Query {
+        kind: Kind::Incidents,
+        by: if csi.by.period().is_some() {
+            csi.by
+        } else {
+            Kind::Incidents.default_grouping()
+        },
+        ..csi.clone()
+    };
+    let (csi, incidents) = (
+        build_report(&state, csi).await?,
+        build_report(&state, incidents).await?,
+    );
+    let (Report::Csi(csi), Report::Incidents(incidents)) = (csi, incidents) else {
+        return Err(ApiError::Internal("a report of the wrong kind".to_owned()));
+    };
+    let page = report::render::html::page(Some(&csi), Some(&incidents));
+    Ok((StatusCode::OK, Html(page)).into_response())
+}
+
+/// Today in the service's time zone: the default end of a report.
+fn today(state: &ApiState) -> jiff::civil::Date {
+    report::query::today(state.engine.timezone(), (state.now)())
+}
+
+/// Reads the store off the async threads (a report scans ratings and conversations).
+async fn build_report(state: &ApiState, query: report::Query) -> Result<Report, ApiError> {
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        report::source::build(engine.store(), &query, engine.timezone())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the report task failed: {e}")))?
+    .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 // ---- probes and the rest --------------------------------------------------------------------
 
 async fn healthz() -> Response {
@@ -506,11 +584,6 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError
     } else {
         Err(ApiError::NotReady)
     }
-}
-
-/// Reports are routed (so clients get an honest 501, not a 404) until the analytics work lands.
-async fn not_implemented() -> ApiError {
-    ApiError::NotImplemented
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

@@ -2,8 +2,8 @@
 //!
 //! Starts the built-in SMSC simulator with simulated subscribers and staff, binds to it, runs
 //! the shipped flows (supervisors set, short escalation timeouts) over a store in a temporary
-//! directory, posts surveys and incidents, shows progress, and prints the CSI and incident
-//! summaries.
+//! directory, posts surveys and incidents, shows progress, prints the CSI and incident reports
+//! (the tables of `smsflow report`) and writes the HTML dashboard to a file it names.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::esme::{Pool, PoolConfig, tcp_connector};
 use crate::flow::engine::{EngineConfig, FlowEngine};
+use crate::report::{self, CsiReport, IncidentReport, Kind, Report};
 use crate::sim::{self, DelayRange, SimConfig, SubscribersConfig};
 use crate::store::{ConversationId, Incident, Rating, Store};
 
@@ -68,7 +69,19 @@ pub struct DemoReport {
     pub ratings: Vec<Rating>,
     pub survey_outcomes: Vec<(String, usize)>,
     pub incidents: Vec<Incident>,
+    /// The CSI report of the last 30 days (by operator), as `smsflow report csi` makes it.
+    pub csi: Option<Box<CsiReport>>,
+    /// The incident report of the last 30 days (by location).
+    pub incident_report: Option<Box<IncidentReport>>,
+    /// Where the HTML dashboard was written, if it could be.
+    pub html: Option<PathBuf>,
     pub elapsed: Duration,
+}
+
+/// The demo's HTML dashboard, in the temp directory (the same name every run, so a browser tab
+/// can be reloaded).
+pub fn html_path() -> PathBuf {
+    std::env::temp_dir().join("smsflow-demo-report.html")
 }
 
 /// Runs the demo; `progress` draws a progress bar on stderr.
@@ -95,6 +108,18 @@ pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoE
     let result = run_in(&dir, config, progress).await;
     let _ = std::fs::remove_dir_all(&dir);
     result.map(|mut report| {
+        if report.csi.is_some() || report.incident_report.is_some() {
+            let page = report::render::html::page(
+                report.csi.as_deref(),
+                report.incident_report.as_deref(),
+            );
+            // Written beside and renamed, so a reader never sees half a page.
+            let path = html_path();
+            let partial = path.with_extension(format!("html.{}", std::process::id()));
+            if std::fs::write(&partial, page).is_ok() && std::fs::rename(&partial, &path).is_ok() {
+                report.html = Some(path);
+            }
+        }
         report.elapsed = started.elapsed();
         report
     })
@@ -237,11 +262,30 @@ async fn run_in(
         }
     }
     outcomes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let zone = engine.timezone();
+    let today = report::query::today(zone, now_ms());
+    let build = |kind| -> Result<Option<Report>, DemoError> {
+        match report::Query::parse(kind, None, None, None, today) {
+            Ok(query) => Ok(Some(report::source::build(store, &query, zone)?)),
+            Err(_) => Ok(None),
+        }
+    };
+    let csi = match build(Kind::Csi)? {
+        Some(Report::Csi(r)) => Some(r),
+        _ => None,
+    };
+    let incident_report = match build(Kind::Incidents)? {
+        Some(Report::Incidents(r)) => Some(r),
+        _ => None,
+    };
     Ok(DemoReport {
         surveys_sent: surveys.len(),
         ratings: store.ratings(i64::MIN, i64::MAX)?,
         survey_outcomes: outcomes,
         incidents: store.incidents(i64::MIN, i64::MAX)?,
+        csi,
+        incident_report,
+        html: None,
         elapsed: Duration::ZERO,
     })
 }
@@ -260,103 +304,35 @@ fn closed(engine: &FlowEngine, ids: &[ConversationId]) -> Result<usize, DemoErro
     Ok(n)
 }
 
-/// The summary the demo prints.
+/// What the demo prints: how the surveys ended, then the CSI and incident reports as
+/// `smsflow report` tables, and where the HTML dashboard is.
 pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let ratings = &report.ratings;
-    let responses = ratings.len();
-    let average = if responses == 0 {
-        0.0
-    } else {
-        ratings.iter().map(|r| f64::from(r.score)).sum::<f64>() / responses as f64
-    };
-    let pct = |n: usize| {
-        if responses == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / responses as f64
-        }
-    };
-    let positive = ratings.iter().filter(|r| r.score >= 4).count();
-    let negative = ratings.iter().filter(|r| r.score <= 2).count();
-    writeln!(out, "CSI survey")?;
-    writeln!(out, "  surveys sent      {:>6}", report.surveys_sent)?;
+    let outcomes: Vec<String> = report
+        .survey_outcomes
+        .iter()
+        .map(|(outcome, n)| format!("{outcome} {n}"))
+        .collect();
     writeln!(
         out,
-        "  responses         {:>6}  ({:.1} % response rate)",
-        responses,
-        if report.surveys_sent == 0 {
-            0.0
-        } else {
-            100.0 * responses as f64 / report.surveys_sent as f64
-        }
+        "CSI survey: {} surveys posted; outcomes: {}\n",
+        report.surveys_sent,
+        outcomes.join(", ")
     )?;
-    writeln!(out, "  average           {average:>6.2}")?;
-    writeln!(out, "  positive (4-5)    {:>5.1} %", pct(positive))?;
-    writeln!(out, "  negative (1-2)    {:>5.1} %", pct(negative))?;
-    writeln!(out, "  distribution")?;
-    for score in 1..=5u8 {
-        let n = ratings.iter().filter(|r| r.score == score).count();
+    match &report.csi {
+        Some(csi) => write!(out, "{}", report::render::table::csi(csi))?,
+        None => writeln!(out, "(no CSI report)")?,
+    }
+    writeln!(out)?;
+    match &report.incident_report {
+        Some(r) => write!(out, "{}", report::render::table::incidents(r))?,
+        None => writeln!(out, "Staff calls: (no incident report)")?,
+    }
+    if let Some(path) = &report.html {
         writeln!(
             out,
-            "    {score}  {n:>5}  {}",
-            "#".repeat((pct(n) / 2.0).round() as usize)
+            "\nHTML report (charts): {}\n  the same page a running service serves at GET /reports",
+            path.display()
         )?;
-    }
-    writeln!(out, "  outcomes")?;
-    for (outcome, n) in &report.survey_outcomes {
-        writeln!(out, "    {outcome:<16} {n:>5}")?;
-    }
-    let mut operators: Vec<(&str, usize, f64)> = Vec::new();
-    for r in ratings {
-        match operators.iter_mut().find(|(o, _, _)| *o == r.operator) {
-            Some((_, n, sum)) => {
-                *n += 1;
-                *sum += f64::from(r.score);
-            }
-            None => operators.push((&r.operator, 1, f64::from(r.score))),
-        }
-    }
-    operators.sort_by(|a, b| a.0.cmp(b.0));
-    writeln!(out, "  by operator")?;
-    for (operator, n, sum) in operators {
-        writeln!(
-            out,
-            "    {operator:<8} {n:>4} ratings  average {:.2}",
-            sum / n as f64
-        )?;
-    }
-
-    let incidents = &report.incidents;
-    let field = |i: &Incident, k: &str| i.fields.get(k).cloned().unwrap_or_default();
-    let acked: Vec<&Incident> = incidents
-        .iter()
-        .filter(|i| field(i, "acknowledged") == true)
-        .collect();
-    let escalated = incidents
-        .iter()
-        .filter(|i| field(i, "escalated") == true)
-        .count();
-    let mut ack_seconds: Vec<f64> = acked
-        .iter()
-        .filter_map(|i| field(i, "ack_seconds").as_f64())
-        .collect();
-    ack_seconds.sort_by(f64::total_cmp);
-    writeln!(out, "\nStaff calls")?;
-    writeln!(out, "  incidents         {:>6}", incidents.len())?;
-    writeln!(out, "  acknowledged      {:>6}", acked.len())?;
-    writeln!(
-        out,
-        "  unacknowledged    {:>6}",
-        incidents.len() - acked.len()
-    )?;
-    writeln!(out, "  escalated         {:>6}", escalated)?;
-    if !ack_seconds.is_empty() {
-        let median = ack_seconds[ack_seconds.len() / 2];
-        writeln!(out, "  median time to ack {median:>5.1} s")?;
-    }
-    for level in 1..=3 {
-        let n = acked.iter().filter(|i| field(i, "level") == level).count();
-        writeln!(out, "  acknowledged at level {level}  {n:>3}")?;
     }
     writeln!(out, "\nDone in {:.1} s.", report.elapsed.as_secs_f64())?;
     Ok(())

@@ -12,6 +12,7 @@
 //! panic.
 
 pub mod keys;
+pub mod query;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

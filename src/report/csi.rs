@@ -1,0 +1,422 @@
+//! The CSI report: surveys sent and delivered, responses, response rate, average with its
+//! confidence interval, positive/negative shares and the 1–5 distribution, for the whole
+//! range and per group, each against its previous period; plus the trend, the comment
+//! analysis and the anomalies. Pure: [`compute`] takes plain data and returns the document.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::ToSpan;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use super::anomalies::{self, Anomaly};
+use super::comments::{self, Comments};
+use super::query::{Grouping, Period, Query, local_date};
+use super::stats::{self, CI_METHOD, Scores};
+use super::{CsiData, Distribution, zone_name};
+
+/// Groups with fewer responses are flagged `insufficient_sample` and not ranked: an average
+/// of three answers says more about those three customers than about the operator.
+pub const MIN_SAMPLE: u64 = 5;
+
+/// The key of a group whose operator or channel is empty.
+pub const NONE_KEY: &str = "(none)";
+
+/// Settings of a CSI report beyond the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CsiOptions {
+    /// See [`MIN_SAMPLE`].
+    pub min_sample: u64,
+}
+
+impl Default for CsiOptions {
+    fn default() -> Self {
+        CsiOptions {
+            min_sample: MIN_SAMPLE,
+        }
+    }
+}
+
+/// The CSI report document (SPEC.md "Report JSON"); the CLI's `--format json` and
+/// `GET /api/v1/reports/csi` give exactly this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsiReport {
+    pub from: String,
+    pub to: String,
+    pub by: String,
+    /// IANA name of the zone the dates are in.
+    pub timezone: String,
+    /// The range the `change` of `total` is measured against.
+    pub previous_from: String,
+    pub previous_to: String,
+    pub min_sample: u64,
+    /// How `ci95` is computed.
+    pub confidence_interval: String,
+    pub total: CsiStats,
+    pub groups: Vec<CsiGroup>,
+    /// `"day"`, `"week"` or `"month"`: the step of `trend`.
+    pub trend_period: String,
+    /// Every period of the range in order, empty ones included.
+    pub trend: Vec<CsiGroup>,
+    pub comments: Comments,
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// One row: the whole range, a group, or a point of the trend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsiStats {
+    /// Survey conversations created in the period that sent their question.
+    pub surveys_sent: u64,
+    /// Of those, the ones whose question has a delivery receipt saying delivered.
+    pub delivered: u64,
+    /// Ratings recorded in the period.
+    pub responses: u64,
+    /// responses / surveys_sent, 0–100; null when nothing was sent. Can pass 100 when
+    /// answers come in for surveys sent before the period.
+    pub response_rate: Option<f64>,
+    /// Mean score (2 decimals); null without responses.
+    pub average: Option<f64>,
+    /// The 95 % confidence interval of `average` (see `confidence_interval`), clipped to 1–5;
+    /// null below two responses.
+    pub ci95: Option<[f64; 2]>,
+    /// Share of 4–5, 0–100.
+    pub positive_pct: Option<f64>,
+    /// Share of 1–2, 0–100.
+    pub negative_pct: Option<f64>,
+    pub distribution: Distribution,
+    /// Fewer than `min_sample` responses: shown, not ranked.
+    pub insufficient_sample: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Previous>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+}
+
+/// A group of the report: its key (operator, channel or period) and its numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsiGroup {
+    pub key: String,
+    #[serde(flatten)]
+    pub stats: CsiStats,
+    /// 1 = best average, among groups with a sufficient sample (operator and channel
+    /// groupings only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+    /// A period group only partly inside `from..=to`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// The numbers of the period a row is compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Previous {
+    /// A period key, or `FROM..TO` for the range before the report's.
+    pub period: String,
+    pub surveys_sent: u64,
+    pub responses: u64,
+    pub average: Option<f64>,
+    pub positive_pct: Option<f64>,
+}
+
+/// This period minus the previous one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub surveys_sent: i64,
+    pub responses: i64,
+    /// Null when either period has no responses.
+    pub average: Option<f64>,
+    /// Percentage points.
+    pub positive_pct: Option<f64>,
+}
+
+/// Scores plus survey counts of one bucket.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    scores: Scores,
+    sent: u64,
+    delivered: u64,
+}
+
+impl Tally {
+    fn merge(&mut self, other: &Tally) {
+        self.scores.merge(&other.scores);
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+    }
+}
+
+/// The first day of data [`compute`] needs: the previous range, the period before the first
+/// group, and the anomaly baselines all lie before `query.from`.
+pub fn history_start(query: &Query) -> Date {
+    let (previous_from, _) = query.previous_range();
+    let period = query.by.period().unwrap_or(Period::Day);
+    previous_from
+        .min(period.previous(query.from))
+        .min(anomalies::baseline_start(period, query.from))
+}
+
+/// A rating or a survey send, reduced to what bucketing needs.
+struct Fact<'a> {
+    date: Date,
+    operator: &'a str,
+    channel: &'a str,
+    tally: Tally,
+}
+
+/// The CSI report of `query` over `data` (which should cover [`history_start`]..=`to`; facts
+/// outside that are ignored), with dates in `zone`.
+pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOptions) -> CsiReport {
+    let min = options.min_sample;
+    let mut facts = Vec::with_capacity(data.ratings.len() + data.sends.len());
+    for r in &data.ratings {
+        let mut tally = Tally::default();
+        tally.scores.add(r.score);
+        facts.push(Fact {
+            date: local_date(zone, r.at),
+            operator: &r.operator,
+            channel: &r.channel,
+            tally,
+        });
+    }
+    for s in &data.sends {
+        facts.push(Fact {
+            date: local_date(zone, s.at),
+            operator: &s.operator,
+            channel: &s.channel,
+            tally: Tally {
+                sent: 1,
+                delivered: u64::from(s.delivered),
+                ..Tally::default()
+            },
+        });
+    }
+    let (prev_from, prev_to) = query.previous_range();
+    let current = |d: Date| query.from <= d && d <= query.to;
+
+    // Total, against the range before.
+    let mut total = Tally::default();
+    let mut total_prev = Tally::default();
+    for f in &facts {
+        if current(f.date) {
+            total.merge(&f.tally);
+        } else if prev_from <= f.date && f.date <= prev_to {
+            total_prev.merge(&f.tally);
+        }
+    }
+    let mut total_stats = stats(&total, min);
+    compare(
+        &mut total_stats,
+        &total,
+        &total_prev,
+        format!("{prev_from}..{prev_to}"),
+    );
+
+    // Groups.
+    let groups = match query.by.period() {
+        Some(period) => period_groups(query, period, &facts, min),
+        None => key_groups(query, &facts, min, prev_from, prev_to),
+    };
+
+    // Trend: every period of the range.
+    let trend_period = Period::for_trend(query.days());
+    let mut by_trend: HashMap<String, Tally> = HashMap::new();
+    for f in facts.iter().filter(|f| current(f.date)) {
+        by_trend
+            .entry(trend_period.key(f.date))
+            .or_default()
+            .merge(&f.tally);
+    }
+    let trend = trend_period
+        .each(query.from, query.to)
+        .into_iter()
+        .map(|(key, _)| CsiGroup {
+            stats: stats(&by_trend.get(&key).copied().unwrap_or_default(), min),
+            key,
+            rank: None,
+            partial: false,
+        })
+        .collect();
+
+    // Comments over the range; anomalies over each key's history.
+    let in_range: Vec<_> = data
+        .ratings
+        .iter()
+        .filter(|r| current(local_date(zone, r.at)))
+        .collect();
+    let comments = comments::analyse(in_range.iter().copied());
+    let anomalies = anomalies::find(query, zone, &data.ratings, min);
+
+    CsiReport {
+        from: query.from.to_string(),
+        to: query.to.to_string(),
+        by: query.by.name().to_owned(),
+        timezone: zone_name(zone),
+        previous_from: prev_from.to_string(),
+        previous_to: prev_to.to_string(),
+        min_sample: min,
+        confidence_interval: CI_METHOD.to_owned(),
+        total: total_stats,
+        groups,
+        trend_period: period_name(trend_period).to_owned(),
+        trend,
+        comments,
+        anomalies,
+    }
+}
+
+fn period_name(p: Period) -> &'static str {
+    match p {
+        Period::Day => "day",
+        Period::Week => "week",
+        Period::Month => "month",
+    }
+}
+
+/// Groups by day/week/month: each period of the range (clipped to it), compared with the whole
+/// period before it.
+fn period_groups(query: &Query, period: Period, facts: &[Fact], min: u64) -> Vec<CsiGroup> {
+    let mut clipped: HashMap<String, Tally> = HashMap::new();
+    let mut whole: HashMap<String, Tally> = HashMap::new();
+    for f in facts {
+        let key = period.key(f.date);
+        if query.from <= f.date && f.date <= query.to {
+            clipped.entry(key.clone()).or_default().merge(&f.tally);
+        }
+        whole.entry(key).or_default().merge(&f.tally);
+    }
+    period
+        .each(query.from, query.to)
+        .into_iter()
+        .map(|(key, start)| {
+            let now = clipped.get(&key).copied().unwrap_or_default();
+            let mut s = stats(&now, min);
+            let prev_key = period.key(period.previous(start));
+            let prev = whole.get(&prev_key).copied().unwrap_or_default();
+            compare(&mut s, &now, &prev, prev_key);
+            let end = period.next(start).checked_sub(1.day()).unwrap_or(start);
+            CsiGroup {
+                key,
+                stats: s,
+                rank: None,
+                partial: start < query.from || end > query.to,
+            }
+        })
+        .collect()
+}
+
+/// Groups by operator or channel, compared with the same key in the range before; ranked by
+/// average among the groups with enough responses.
+fn key_groups(
+    query: &Query,
+    facts: &[Fact],
+    min: u64,
+    prev_from: Date,
+    prev_to: Date,
+) -> Vec<CsiGroup> {
+    let key_of = |f: &Fact| -> String {
+        let k = if query.by == Grouping::Channel {
+            f.channel
+        } else {
+            f.operator
+        };
+        if k.is_empty() {
+            NONE_KEY.to_owned()
+        } else {
+            k.to_owned()
+        }
+    };
+    let mut now: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut before: HashMap<String, Tally> = HashMap::new();
+    for f in facts {
+        if query.from <= f.date && f.date <= query.to {
+            now.entry(key_of(f)).or_default().merge(&f.tally);
+        } else if prev_from <= f.date && f.date <= prev_to {
+            before.entry(key_of(f)).or_default().merge(&f.tally);
+        }
+    }
+    let label = format!("{prev_from}..{prev_to}");
+    let mut groups: Vec<CsiGroup> = now
+        .into_iter()
+        .map(|(key, tally)| {
+            let mut s = stats(&tally, min);
+            let prev = before.get(&key).copied().unwrap_or_default();
+            compare(&mut s, &tally, &prev, label.clone());
+            CsiGroup {
+                key,
+                stats: s,
+                rank: None,
+                partial: false,
+            }
+        })
+        .collect();
+    // Ranked first, best average first (ties by more responses, then by key); the rest after,
+    // by key.
+    groups.sort_by(|a, b| {
+        let ranked = |g: &CsiGroup| !g.stats.insufficient_sample;
+        ranked(b)
+            .cmp(&ranked(a))
+            .then_with(|| {
+                if ranked(a) {
+                    let avg = |g: &CsiGroup| g.stats.average.unwrap_or(0.0);
+                    avg(b)
+                        .total_cmp(&avg(a))
+                        .then(b.stats.responses.cmp(&a.stats.responses))
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    let mut rank = 0;
+    for g in &mut groups {
+        if !g.stats.insufficient_sample {
+            rank += 1;
+            g.rank = Some(rank);
+        }
+    }
+    groups
+}
+
+fn stats(t: &Tally, min_sample: u64) -> CsiStats {
+    let s = &t.scores;
+    CsiStats {
+        surveys_sent: t.sent,
+        delivered: t.delivered,
+        responses: s.n,
+        response_rate: (t.sent > 0).then(|| stats::round(100.0 * s.n as f64 / t.sent as f64, 1)),
+        average: s.mean().map(|m| stats::round(m, 2)),
+        // Clipped to the scale: no mean of 1–5 scores lies outside it, whatever t says.
+        ci95: stats::mean_ci(s)
+            .map(|(lo, hi)| [stats::round(lo.max(1.0), 2), stats::round(hi.min(5.0), 2)]),
+        positive_pct: s.positive_pct().map(|p| stats::round(p, 1)),
+        negative_pct: s.negative_pct().map(|p| stats::round(p, 1)),
+        distribution: Distribution::from_counts(&s.distribution),
+        insufficient_sample: s.n < min_sample,
+        previous: None,
+        change: None,
+    }
+}
+
+/// Fills `previous` and `change` of `s` (the stats of `now`) from the tally of the period
+/// before. Deltas come from the unrounded numbers, then are rounded.
+fn compare(s: &mut CsiStats, now: &Tally, prev: &Tally, period: String) {
+    let p = &prev.scores;
+    let diff = |a: Option<f64>, b: Option<f64>, places| match (a, b) {
+        (Some(a), Some(b)) => Some(stats::round(a - b, places)),
+        _ => None,
+    };
+    s.change = Some(Change {
+        surveys_sent: now.sent as i64 - prev.sent as i64,
+        responses: now.scores.n as i64 - p.n as i64,
+        average: diff(now.scores.mean(), p.mean(), 2),
+        positive_pct: diff(now.scores.positive_pct(), p.positive_pct(), 1),
+    });
+    s.previous = Some(Previous {
+        period,
+        surveys_sent: prev.sent,
+        responses: p.n,
+        average: p.mean().map(|m| stats::round(m, 2)),
+        positive_pct: p.positive_pct().map(|x| stats::round(x, 1)),
+    });
+}

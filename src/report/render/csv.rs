@@ -1,0 +1,148 @@
+//! CSV: one header, a `total` row, then one row per group; numbers unformatted (`.` decimal
+//! point), empty cells for "no value". Comments and anomalies are in the JSON, XLSX and HTML
+//! formats: they do not fit one rectangular table.
+
+use crate::report::Report;
+use crate::report::csi::CsiStats;
+use crate::report::incidents::IncidentStats;
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    match report {
+        Report::Csi(r) => {
+            row(
+                &mut out,
+                [
+                    r.by.as_str(),
+                    "surveys_sent",
+                    "delivered",
+                    "responses",
+                    "response_rate",
+                    "average",
+                    "ci95_low",
+                    "ci95_high",
+                    "positive_pct",
+                    "negative_pct",
+                    "score_1",
+                    "score_2",
+                    "score_3",
+                    "score_4",
+                    "score_5",
+                    "insufficient_sample",
+                    "rank",
+                    "previous_average",
+                    "change_average",
+                    "change_responses",
+                ]
+                .map(str::to_owned),
+            );
+            row(&mut out, csi_cells("total", &r.total, None));
+            for g in &r.groups {
+                row(&mut out, csi_cells(&g.key, &g.stats, g.rank));
+            }
+        }
+        Report::Incidents(r) => {
+            let levels: u32 = std::iter::once(&r.total)
+                .chain(r.groups.iter().map(|g| &g.stats))
+                .filter_map(|s| s.acknowledged_at_level.max_key())
+                .max()
+                .unwrap_or(0);
+            let mut header: Vec<String> = [
+                r.by.as_str(),
+                "incidents",
+                "acknowledged",
+                "unacknowledged",
+                "escalated",
+                "acknowledged_pct",
+                "escalated_pct",
+                "median_ack_seconds",
+                "p90_ack_seconds",
+                "max_ack_seconds",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            header.extend((1..=levels).map(|l| format!("acknowledged_at_level_{l}")));
+            row(&mut out, header);
+            row(&mut out, incident_cells("total", &r.total, levels));
+            for g in &r.groups {
+                row(&mut out, incident_cells(&g.key, &g.stats, levels));
+            }
+        }
+    }
+    out
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn csi_cells(key: &str, s: &CsiStats, rank: Option<u32>) -> Vec<String> {
+    let mut cells = vec![
+        key.to_owned(),
+        s.surveys_sent.to_string(),
+        s.delivered.to_string(),
+        s.responses.to_string(),
+        opt(s.response_rate),
+        opt(s.average),
+        opt(s.ci95.map(|c| c[0])),
+        opt(s.ci95.map(|c| c[1])),
+        opt(s.positive_pct),
+        opt(s.negative_pct),
+    ];
+    cells.extend((1..=5).map(|k| s.distribution.count(k).to_string()));
+    cells.push(s.insufficient_sample.to_string());
+    cells.push(rank.map(|r| r.to_string()).unwrap_or_default());
+    cells.push(opt(s.previous.as_ref().and_then(|p| p.average)));
+    cells.push(opt(s.change.as_ref().and_then(|c| c.average)));
+    cells.push(
+        s.change
+            .as_ref()
+            .map(|c| c.responses.to_string())
+            .unwrap_or_default(),
+    );
+    cells
+}
+
+fn incident_cells(key: &str, s: &IncidentStats, levels: u32) -> Vec<String> {
+    let mut cells = vec![
+        key.to_owned(),
+        s.incidents.to_string(),
+        s.acknowledged.to_string(),
+        s.unacknowledged.to_string(),
+        s.escalated.to_string(),
+        opt(s.acknowledged_pct),
+        opt(s.escalated_pct),
+        opt(s.median_ack_seconds),
+        opt(s.p90_ack_seconds),
+        opt(s.max_ack_seconds),
+    ];
+    cells.extend((1..=levels).map(|l| s.acknowledged_at_level.get(l).to_string()));
+    cells
+}
+
+/// One CSV record (RFC 4180 quoting), CRLF-terminated.
+fn row(out: &mut String, cells: impl IntoIterator<Item = String>) {
+    let cells: Vec<String> = cells.into_iter().map(|c| quote(&c)).collect();
+    out.push_str(&cells.join(","));
+    out.push_str("\r\n");
+}
+
+fn quote(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_quoted_when_needed() {
+        assert_eq!(quote("ресторан, зал 1"), "\"ресторан, зал 1\"");
+        assert_eq!(quote("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote("op-17"), "op-17");
+    }
+}

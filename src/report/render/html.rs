@@ -1,0 +1,758 @@
+//! The HTML dashboard (`--format html`, `GET /reports`, the demo's report file): one
+//! self-contained page, inline CSS and inline SVG charts: the CSI trend, the score
+//! distribution, the average per group with its confidence interval, staff calls per period
+//! and the time-to-ack distribution. No scripts, fonts, images or links to anything outside
+//! the page: it renders the same offline, from a file or behind a strict proxy. (Inline SVG in
+//! HTML5 needs no `xmlns`, so the page contains no URL at all.)
+
+use std::fmt::Write;
+
+use super::{duration, num, signed};
+use crate::report::csi::{CsiGroup, CsiReport};
+use crate::report::incidents::IncidentReport;
+
+/// Score colours, 1 (red) to 5 (green).
+const SCORE_COLOURS: [&str; 5] = ["#d73027", "#fc8d59", "#e6c229", "#91cf60", "#1a9850"];
+const ACCENT: &str = "#2f6fb3";
+const MUTED: &str = "#b8c2cc";
+const WARN: &str = "#d9534f";
+
+/// At most this many groups are drawn as bars (all are in the table).
+pub const MAX_BARS: usize = 20;
+
+/// Text safe inside HTML elements and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 24px 32px 48px; background: #f4f6f8; color: #1f2933;
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", sans-serif; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 32px 0 12px; padding-bottom: 4px; border-bottom: 2px solid #d5dde5; }
+h3 { font-size: 14px; margin: 0 0 8px; color: #52606d; font-weight: 600; }
+.sub { color: #616e7c; margin: 0 0 8px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+.card { background: #fff; border-radius: 8px; padding: 12px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+.card .label { color: #616e7c; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
+.card .value { font-size: 24px; font-weight: 650; margin-top: 2px; }
+.card .note { color: #616e7c; font-size: 12px; }
+.up { color: #1a7f37; } .down { color: #c62828; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 12px; margin-top: 12px; }
+.wide { grid-column: 1 / -1; }
+.panel { background: #fff; border-radius: 8px; padding: 12px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); overflow-x: auto; }
+svg { display: block; width: 100%; height: auto; }
+svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", sans-serif; fill: #3e4c59; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 4px 8px; text-align: right; border-bottom: 1px solid #e4e7eb; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+th { color: #52606d; font-weight: 600; background: #f9fafb; }
+td.muted, tr.muted td { color: #9aa5b1; }
+.terms { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; margin-top: 12px; }
+.term { display: flex; align-items: center; gap: 8px; margin: 3px 0; }
+.term .w { width: 150px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.term .bar { height: 10px; border-radius: 3px; }
+.term .n { color: #616e7c; font-size: 12px; }
+blockquote { margin: 6px 0; padding: 4px 10px; border-left: 3px solid #d5dde5; color: #52606d; font-size: 13px; }
+.empty { color: #9aa5b1; font-style: italic; }
+footer { margin-top: 32px; color: #9aa5b1; font-size: 12px; }
+"#;
+
+/// The whole page with whichever reports are given.
+pub fn page(csi: Option<&CsiReport>, incidents: Option<&IncidentReport>) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"ru\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>smsflow reports</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+    );
+    let range = csi
+        .map(|r| (&r.from, &r.to, &r.timezone))
+        .or(incidents.map(|r| (&r.from, &r.to, &r.timezone)));
+    let _ = writeln!(out, "<h1>smsflow reports</h1>");
+    if let Some((from, to, zone)) = range {
+        let _ = writeln!(
+            out,
+            "<p class=\"sub\">{} – {} · {}</p>",
+            escape(from),
+            escape(to),
+            escape(zone)
+        );
+    }
+    if let Some(r) = csi {
+        csi_section(&mut out, r);
+    }
+    if let Some(r) = incidents {
+        incident_section(&mut out, r);
+    }
+    let _ = writeln!(
+        out,
+        "<footer>Generated by smsflow. Averages are on the 1–5 scale; positive = 4–5, \
+         negative = 1–2.</footer>\n</body>\n</html>"
+    );
+    out
+}
+
+fn card(out: &mut String, label: &str, value: &str, note: &str) {
+    let _ = write!(
+        out,
+        "<div class=\"card\"><div class=\"label\">{}</div><div class=\"value\">{}</div>\
+         <div class=\"note\">{note}</div></div>",
+        escape(label),
+        escape(value)
+    );
+}
+
+/// A change with an arrow and colour (`note` HTML).
+fn change_note(delta: Option<f64>, places: usize, what: &str) -> String {
+    match delta {
+        Some(d) if d != 0.0 => format!(
+            "<span class=\"{}\">{} {}</span> {}",
+            if d > 0.0 { "up" } else { "down" },
+            if d > 0.0 { "▲" } else { "▼" },
+            escape(&signed(Some(d), places)),
+            escape(what)
+        ),
+        Some(_) => format!("no change {}", escape(what)),
+        None => String::new(),
+    }
+}
+
+fn csi_section(out: &mut String, r: &CsiReport) {
+    let t = &r.total;
+    let _ = writeln!(
+        out,
+        "<h2>Customer satisfaction (CSI)</h2>\n<div class=\"cards\">"
+    );
+    let vs = format!("vs {}..{}", r.previous_from, r.previous_to);
+    let change = t.change.as_ref();
+    card(
+        out,
+        "Surveys sent",
+        &t.surveys_sent.to_string(),
+        &format!("{} delivered", t.delivered),
+    );
+    card(
+        out,
+        "Responses",
+        &t.responses.to_string(),
+        &format!("response rate {}&nbsp;%", num(t.response_rate, 1)),
+    );
+    card(
+        out,
+        "Average",
+        &num(t.average, 2),
+        &match t.ci95 {
+            Some([lo, hi]) => format!(
+                "95% CI {lo:.2}–{hi:.2}<br>{}",
+                change_note(change.and_then(|c| c.average), 2, &vs)
+            ),
+            None => change_note(change.and_then(|c| c.average), 2, &vs),
+        },
+    );
+    card(
+        out,
+        "Positive (4–5)",
+        &format!("{} %", num(t.positive_pct, 1)),
+        &change_note(change.and_then(|c| c.positive_pct), 1, "pp"),
+    );
+    card(
+        out,
+        "Negative (1–2)",
+        &format!("{} %", num(t.negative_pct, 1)),
+        "",
+    );
+    card(
+        out,
+        "Anomalies",
+        &r.anomalies.len().to_string(),
+        "periods clearly below baseline",
+    );
+    let _ = writeln!(out, "</div>\n<div class=\"charts\">");
+
+    panel_wide(
+        out,
+        &format!("Average score and responses by {}", r.trend_period),
+        &trend_chart(&r.trend),
+    );
+    let dist: Vec<(String, f64, &str)> = (1..=5u8)
+        .map(|s| {
+            (
+                s.to_string(),
+                t.distribution.count(s) as f64,
+                SCORE_COLOURS[usize::from(s - 1)],
+            )
+        })
+        .collect();
+    panel(out, "Distribution of scores", &column_chart(&dist, true, W));
+    panel(
+        out,
+        &format!("Average by {} (95% CI)", r.by),
+        &group_bars(&r.groups, r.min_sample),
+    );
+    let _ = writeln!(out, "</div>");
+
+    // Groups table.
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>By {}</h3><table>\n\
+         <tr><th>{}</th><th>sent</th><th>delivered</th><th>responses</th><th>rate %</th>\
+         <th>average</th><th>95% CI</th><th>positive %</th><th>negative %</th><th>Δ average</th>\
+         <th>Δ responses</th><th>rank</th></tr>",
+        escape(&r.by),
+        escape(&r.by)
+    );
+    for g in &r.groups {
+        let s = &g.stats;
+        let c = s.change.as_ref();
+        let _ = writeln!(
+            out,
+            "<tr{}><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if s.insufficient_sample {
+                " class=\"muted\""
+            } else {
+                ""
+            },
+            escape(&g.key),
+            if g.partial { " (partial)" } else { "" },
+            s.surveys_sent,
+            s.delivered,
+            s.responses,
+            num(s.response_rate, 1),
+            num(s.average, 2),
+            s.ci95
+                .map(|[lo, hi]| format!("{lo:.2}–{hi:.2}"))
+                .unwrap_or_else(|| "–".into()),
+            num(s.positive_pct, 1),
+            num(s.negative_pct, 1),
+            escape(&signed(c.and_then(|c| c.average), 2)),
+            escape(&signed(c.map(|c| c.responses as f64), 0)),
+            match (g.rank, s.insufficient_sample) {
+                (Some(rank), _) => rank.to_string(),
+                (None, true) => format!("fewer than {} responses", r.min_sample),
+                (None, false) => String::new(),
+            }
+        );
+    }
+    let _ = writeln!(out, "</table></div>");
+
+    // Comments.
+    let c = &r.comments;
+    let _ = writeln!(out, "<div class=\"terms\">");
+    for (negative, title, terms, bigrams, examples, colour, n) in [
+        (
+            true,
+            "What negative comments (1–2) say",
+            &c.negative_terms,
+            &c.negative_bigrams,
+            &c.negative_examples,
+            SCORE_COLOURS[0],
+            c.negative_comments,
+        ),
+        (
+            false,
+            "What positive comments (4–5) say",
+            &c.positive_terms,
+            &c.positive_bigrams,
+            &c.positive_examples,
+            SCORE_COLOURS[4],
+            c.positive_comments,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "<div class=\"panel\"><h3>{} · {n} comment{}</h3>",
+            escape(title),
+            if n == 1 { "" } else { "s" }
+        );
+        if terms.is_empty() {
+            let _ = writeln!(out, "<p class=\"empty\">No comments.</p>");
+        }
+        let max = terms
+            .iter()
+            .chain(bigrams)
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(1) as f64;
+        for (term, count) in terms.iter().chain(bigrams) {
+            let _ = writeln!(
+                out,
+                "<div class=\"term\"><span class=\"w\" title=\"{}\">{}</span>\
+                 <span class=\"bar\" style=\"width:{:.0}px;background:{colour}\"></span>\
+                 <span class=\"n\">{count}</span></div>",
+                escape(term),
+                escape(c.word(negative, term)),
+                6.0 + 180.0 * (*count as f64) / max
+            );
+        }
+        if let Some((term, _)) = terms.first()
+            && let Some(e) = examples.get(term)
+        {
+            for comment in e.comments.iter().take(3) {
+                let _ = writeln!(out, "<blockquote>{}</blockquote>", escape(comment));
+            }
+        }
+        let _ = writeln!(out, "</div>");
+    }
+    let _ = writeln!(out, "</div>");
+
+    // Anomalies.
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>Anomalies: averages clearly below \
+         their trailing baseline</h3>"
+    );
+    if r.anomalies.is_empty() {
+        let _ = writeln!(out, "<p class=\"empty\">None in this range.</p>");
+    } else {
+        let _ = writeln!(
+            out,
+            "<table><tr><th>key</th><th>period</th><th>average</th><th>baseline</th>\
+             <th>limit</th><th>responses</th></tr>"
+        );
+        for a in &r.anomalies {
+            let _ = writeln!(
+                out,
+                "<tr><td>{} {}</td><td>{}</td><td class=\"down\">{:.2}</td><td>{:.2}</td>\
+                 <td>{:.2}</td><td>{}</td></tr>",
+                escape(&a.dimension),
+                escape(&a.key),
+                escape(&a.period),
+                a.average,
+                a.baseline,
+                a.lower_limit,
+                a.responses
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+    let _ = writeln!(out, "</div>");
+}
+
+fn incident_section(out: &mut String, r: &IncidentReport) {
+    let t = &r.total;
+    let _ = writeln!(
+        out,
+        "<h2>Staff calls and escalation</h2>\n<div class=\"cards\">"
+    );
+    card(out, "Incidents", &t.incidents.to_string(), "");
+    card(
+        out,
+        "Acknowledged",
+        &t.acknowledged.to_string(),
+        &format!("{} %", num(t.acknowledged_pct, 1)),
+    );
+    card(out, "Unacknowledged", &t.unacknowledged.to_string(), "");
+    card(
+        out,
+        "Escalated",
+        &t.escalated.to_string(),
+        &format!("{} %", num(t.escalated_pct, 1)),
+    );
+    card(
+        out,
+        "Median time to ack",
+        &duration(t.median_ack_seconds),
+        "",
+    );
+    card(out, "p90 time to ack", &duration(t.p90_ack_seconds), "");
+    let _ = writeln!(out, "</div>\n<div class=\"charts\">");
+    let trend: Vec<(String, f64, &str)> = r
+        .trend
+        .iter()
+        .map(|g| (short_period(&g.key), g.stats.incidents as f64, ACCENT))
+        .collect();
+    panel_wide(
+        out,
+        &format!("Staff calls by {}", r.trend_period),
+        &column_chart(&trend, false, WIDE),
+    );
+    let hist: Vec<(String, f64, &str)> = r
+        .ack_histogram
+        .iter()
+        .map(|b| (b.label.clone(), b.count as f64, ACCENT))
+        .collect();
+    panel(out, "Time to acknowledge", &column_chart(&hist, true, W));
+    let levels: Vec<(String, f64, &str)> = t
+        .acknowledged_at_level
+        .iter()
+        .map(|(l, n)| (format!("level {l}"), n as f64, ACCENT))
+        .chain(std::iter::once((
+            "none".to_owned(),
+            t.unacknowledged as f64,
+            WARN,
+        )))
+        .collect();
+    panel(
+        out,
+        "Acknowledged at level",
+        &column_chart(&levels, true, W),
+    );
+    let _ = writeln!(out, "</div>");
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>By {}</h3><table>\n<tr><th>{}</th>\
+         <th>incidents</th><th>acknowledged</th><th>unacknowledged</th><th>escalated</th>\
+         <th>median</th><th>p90</th><th>by level</th></tr>",
+        escape(&r.by),
+        escape(&r.by)
+    );
+    for g in &r.groups {
+        let s = &g.stats;
+        let levels: Vec<String> = s
+            .acknowledged_at_level
+            .iter()
+            .map(|(l, n)| format!("L{l}: {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td></tr>",
+            if s.incidents == 0 {
+                " class=\"muted\""
+            } else {
+                ""
+            },
+            escape(&g.key),
+            s.incidents,
+            s.acknowledged,
+            s.unacknowledged,
+            s.escalated,
+            escape(&duration(s.median_ack_seconds)),
+            escape(&duration(s.p90_ack_seconds)),
+            escape(&levels.join(", "))
+        );
+    }
+    let _ = writeln!(out, "</table></div>");
+}
+
+/// A chart panel across the whole width of the grid (the trends).
+fn panel_wide(out: &mut String, title: &str, svg: &str) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel wide\"><h3>{}</h3>{svg}</div>",
+        escape(title)
+    );
+}
+
+fn panel(out: &mut String, title: &str, svg: &str) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\"><h3>{}</h3>{svg}</div>",
+        escape(title)
+    );
+}
+
+/// `2026-11-21` → `11-21`; other keys unchanged.
+fn short_period(key: &str) -> String {
+    if key.len() == 10 && key.as_bytes().get(4) == Some(&b'-') {
+        key[5..].to_owned()
+    } else {
+        key.to_owned()
+    }
+}
+
+/// Whether to draw x label `i` of `n` so that about `max` appear, the first and the last
+/// always, and none crowding the last.
+fn show_label(i: usize, n: usize, max: usize) -> bool {
+    let every = n.div_ceil(max.max(1)).max(1);
+    let last = n.saturating_sub(1);
+    i == last || (i.is_multiple_of(every) && last - i >= every)
+}
+
+/// Width of a chart in half of the grid, and of one across it (SVG units; the page scales
+/// them to the panel).
+const W: f64 = 560.0;
+const WIDE: f64 = 1120.0;
+const H: f64 = 240.0;
+
+/// The trend: responses as grey columns (right axis), the average as a line on the 1–5 scale
+/// (left axis), gaps where a period had no responses.
+fn trend_chart(trend: &[CsiGroup]) -> String {
+    const W: f64 = WIDE;
+    let (left, right, top, bottom) = (34.0, 40.0, 14.0, 34.0);
+    let pw = W - left - right;
+    let ph = H - top - bottom;
+    let mut s =
+        format!("<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"average score trend\">");
+    if trend.is_empty() {
+        s.push_str("</svg>");
+        return s;
+    }
+    let n = trend.len();
+    let step = pw / n as f64;
+    let x = |i: usize| left + step * (i as f64 + 0.5);
+    let y = |v: f64| top + ph * (5.0 - v) / 4.0;
+    let max_resp = trend
+        .iter()
+        .map(|g| g.stats.responses)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    // Grid and left axis (scores).
+    for v in 1..=5 {
+        let yy = y(f64::from(v));
+        let _ = write!(
+            s,
+            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#e4e7eb\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
+            W - right,
+            left - 6.0,
+            yy + 4.0
+        );
+    }
+    // Right axis (responses).
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"start\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"start\">0</text>",
+        W - right + 6.0,
+        top + 4.0,
+        max_resp,
+        W - right + 6.0,
+        top + ph + 4.0
+    );
+    for (i, g) in trend.iter().enumerate() {
+        let h = ph * g.stats.responses as f64 / max_resp;
+        let bw = (step * 0.6).max(1.0);
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{h:.1}\" fill=\"#dde3ea\">\
+             <title>{}: {} responses</title></rect>",
+            x(i) - bw / 2.0,
+            top + ph - h,
+            escape(&g.key),
+            g.stats.responses
+        );
+    }
+    // The average line, in segments over periods that have one.
+    let mut segment: Vec<String> = Vec::new();
+    let mut segments: Vec<Vec<String>> = Vec::new();
+    for (i, g) in trend.iter().enumerate() {
+        match g.stats.average {
+            Some(a) => segment.push(format!("{:.1},{:.1}", x(i), y(a))),
+            None => {
+                if !segment.is_empty() {
+                    segments.push(std::mem::take(&mut segment));
+                }
+            }
+        }
+    }
+    if !segment.is_empty() {
+        segments.push(segment);
+    }
+    for seg in &segments {
+        let _ = write!(
+            s,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{ACCENT}\" stroke-width=\"2\"/>",
+            seg.join(" ")
+        );
+    }
+    for (i, g) in trend.iter().enumerate() {
+        if let Some(a) = g.stats.average {
+            let _ = write!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{ACCENT}\"><title>{}: average \
+                 {a:.2} ({} responses)</title></circle>",
+                x(i),
+                y(a),
+                escape(&g.key),
+                g.stats.responses
+            );
+        }
+    }
+    for (i, g) in trend.iter().enumerate() {
+        if show_label(i, n, 16) {
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x(i),
+                H - bottom + 16.0,
+                escape(&short_period(&g.key))
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{left}\" y=\"{:.1}\" text-anchor=\"start\" fill=\"{ACCENT}\">— average (1–5)\
+         </text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">▮ responses</text></svg>",
+        H - 4.0,
+        W - right,
+        H - 4.0
+    );
+    s
+}
+
+/// Vertical columns with their value on top (and the share of the total when `pct`); with
+/// many columns the values are left to the tooltips and the axis shows the maximum.
+fn column_chart(bars: &[(String, f64, &str)], pct: bool, w: f64) -> String {
+    let (left, right, top, bottom) = (34.0, 16.0, 22.0, 30.0);
+    let pw = w - left - right;
+    let ph = H - top - bottom;
+    let mut s = format!("<svg viewBox=\"0 0 {w} {H}\" role=\"img\">");
+    let n = bars.len().max(1);
+    let step = pw / n as f64;
+    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1.0);
+    let total: f64 = bars.iter().map(|b| b.1).sum();
+    let values_on_bars = bars.len() <= 16;
+    let _ = write!(
+        s,
+        "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#9aa5b1\"/>",
+        w - right,
+        top + ph,
+        top + ph
+    );
+    if !values_on_bars {
+        // A scale instead: the maximum and a gridline at it.
+        let _ = write!(
+            s,
+            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{top}\" y2=\"{top}\" stroke=\"#e4e7eb\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{max}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>",
+            w - right,
+            left - 6.0,
+            top + 4.0,
+            left - 6.0,
+            top + ph + 4.0
+        );
+    }
+    for (i, (label, value, colour)) in bars.iter().enumerate() {
+        let bw = (step * 0.7).max(1.0);
+        let h = ph * value / max;
+        let x = left + step * i as f64 + (step - bw) / 2.0;
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{h:.1}\" fill=\"{colour}\" \
+             rx=\"2\"><title>{}: {value}</title></rect>",
+            top + ph - h,
+            escape(label)
+        );
+        if values_on_bars {
+            let text = if pct && total > 0.0 {
+                format!("{value} ({:.0} %)", 100.0 * value / total)
+            } else {
+                format!("{value}")
+            };
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + bw / 2.0,
+                top + ph - h - 5.0,
+                escape(&text)
+            );
+        }
+        if show_label(i, bars.len(), (w / 70.0) as usize) {
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + bw / 2.0,
+                H - bottom + 16.0,
+                escape(label)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Horizontal bars of each group's average on the 1–5 scale with its 95 % interval as a
+/// whisker; groups under the minimum sample in grey.
+fn group_bars(groups: &[CsiGroup], min_sample: u64) -> String {
+    let shown: Vec<&CsiGroup> = groups.iter().take(MAX_BARS).collect();
+    let row = 22.0;
+    let (left, right, top) = (150.0, 70.0, 8.0);
+    let height = top + row * shown.len().max(1) as f64 + 26.0;
+    let pw = W - left - right;
+    let x = |v: f64| left + pw * (v - 1.0) / 4.0;
+    let mut s = format!("<svg viewBox=\"0 0 {W} {height:.0}\" role=\"img\">");
+    for v in 1..=5 {
+        let xx = x(f64::from(v));
+        let _ = write!(
+            s,
+            "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{top}\" y2=\"{:.1}\" stroke=\"#e4e7eb\"/>\
+             <text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{v}</text>",
+            height - 22.0,
+            height - 8.0
+        );
+    }
+    for (i, g) in shown.iter().enumerate() {
+        let y = top + row * i as f64;
+        let label: String = if g.key.chars().count() > 22 {
+            g.key.chars().take(21).chain(std::iter::once('…')).collect()
+        } else {
+            g.key.clone()
+        };
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 8.0,
+            y + 15.0,
+            escape(&label)
+        );
+        let Some(avg) = g.stats.average else {
+            let _ = write!(
+                s,
+                "<text x=\"{left}\" y=\"{:.1}\" class=\"empty\">no responses</text>",
+                y + 15.0
+            );
+            continue;
+        };
+        let colour = if g.stats.insufficient_sample {
+            MUTED
+        } else {
+            ACCENT
+        };
+        let _ = write!(
+            s,
+            "<rect x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"{colour}\" \
+             rx=\"2\"><title>{}: {avg:.2} ({} responses)</title></rect>",
+            y + 4.0,
+            (x(avg) - left).max(1.0),
+            escape(&g.key),
+            g.stats.responses
+        );
+        if let Some([lo, hi]) = g.stats.ci95 {
+            let (lo, hi) = (x(lo.max(1.0)), x(hi.min(5.0)));
+            let _ = write!(
+                s,
+                "<line x1=\"{lo:.1}\" x2=\"{hi:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1f2933\"/>\
+                 <line x1=\"{lo:.1}\" x2=\"{lo:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1f2933\"/>\
+                 <line x1=\"{hi:.1}\" x2=\"{hi:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1f2933\"/>",
+                y + 11.0,
+                y + 11.0,
+                y + 7.0,
+                y + 15.0,
+                y + 7.0,
+                y + 15.0
+            );
+        }
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\">{avg:.2}{}</text>",
+            W - right + 6.0,
+            y + 15.0,
+            if g.stats.insufficient_sample {
+                format!(" (n&lt;{min_sample})")
+            } else {
+                String::new()
+            }
+        );
+    }
+    s.push_str("</svg>");
+    s
+}

@@ -1,0 +1,88 @@
+//! The report formats: an aligned terminal table (fits 100 columns), CSV (the groups, one row
+//! per group after a `total` row), JSON (the document itself), XLSX (a sheet per section with a
+//! trend chart) and a self-contained HTML page with inline SVG charts (no external URL of any
+//! kind, so it opens offline and from a file).
+
+pub mod csv;
+pub mod html;
+pub mod table;
+pub mod xlsx;
+
+use super::Report;
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Html,
+    Xlsx,
+}
+
+impl Format {
+    /// Binary formats are not written to a terminal.
+    pub fn is_binary(self) -> bool {
+        self == Format::Xlsx
+    }
+}
+
+/// Why a report could not be rendered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    #[error("cannot build the workbook: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+}
+
+/// `report` in `format`, as the bytes to write.
+pub fn render(report: &Report, format: Format) -> Result<Vec<u8>, RenderError> {
+    Ok(match format {
+        Format::Table => table::render(report).into_bytes(),
+        Format::Csv => csv::render(report).into_bytes(),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
+            s.push('\n');
+            s.into_bytes()
+        }
+        Format::Html => {
+            let (csi, incidents) = match report {
+                Report::Csi(r) => (Some(&**r), None),
+                Report::Incidents(r) => (None, Some(&**r)),
+            };
+            html::page(csi, incidents).into_bytes()
+        }
+        Format::Xlsx => xlsx::render(report)?,
+    })
+}
+
+/// `x` with `places` decimals, or `–` for no value.
+pub(crate) fn num(x: Option<f64>, places: usize) -> String {
+    match x {
+        Some(x) => format!("{x:.places$}"),
+        None => "–".to_owned(),
+    }
+}
+
+/// A signed change (`+0.12`, `−3`), or blank.
+pub(crate) fn signed(x: Option<f64>, places: usize) -> String {
+    match x {
+        Some(x) if x > 0.0 => format!("+{x:.places$}"),
+        Some(x) if x < 0.0 => format!("−{:.places$}", -x),
+        Some(_) => format!("{:.places$}", 0.0),
+        None => String::new(),
+    }
+}
+
+/// Seconds as `35 s`, `2m 05s`, `1h 02m`.
+pub(crate) fn duration(seconds: Option<f64>) -> String {
+    let Some(s) = seconds else {
+        return "–".to_owned();
+    };
+    let s = s.round() as i64;
+    match s {
+        ..60 => format!("{s} s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,335 @@
+//! The terminal table: what `smsflow report` prints by default and what the demo ends with.
+//! Every line fits in 100 columns (keys are cut with `…`).
+
+use std::fmt::Write;
+
+use super::{duration, num, signed};
+use crate::report::csi::{CsiGroup, CsiReport, CsiStats};
+use crate::report::incidents::{IncidentReport, IncidentStats};
+use crate::report::{Distribution, Report};
+
+/// The widest line the table writes.
+pub const WIDTH: usize = 100;
+
+pub fn render(report: &Report) -> String {
+    match report {
+        Report::Csi(r) => csi(r),
+        Report::Incidents(r) => incidents(r),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// `text` padded (or cut with `…`) to `width` characters.
+fn cell(text: &str, width: usize, align: Align) -> String {
+    let n = text.chars().count();
+    if n > width {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        return cut;
+    }
+    let pad = " ".repeat(width - n);
+    match align {
+        Align::Left => format!("{text}{pad}"),
+        Align::Right => format!("{pad}{text}"),
+    }
+}
+
+fn line(cells: &[(String, usize, Align)]) -> String {
+    let parts: Vec<String> = cells.iter().map(|(t, w, a)| cell(t, *w, *a)).collect();
+    parts.join(" ").trim_end().to_owned()
+}
+
+fn distribution(d: &Distribution) -> String {
+    (1..=5)
+        .map(|s| format!("{s}: {}", d.count(s)))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+fn ci(s: &CsiStats) -> String {
+    match s.ci95 {
+        Some([lo, hi]) => format!("{lo:.2}–{hi:.2}"),
+        None => "–".to_owned(),
+    }
+}
+
+/// The CSI report as text.
+pub fn csi(r: &CsiReport) -> String {
+    let mut out = String::new();
+    let t = &r.total;
+    let _ = writeln!(
+        out,
+        "CSI report {} .. {} ({}), by {}",
+        r.from, r.to, r.timezone, r.by
+    );
+    let _ = writeln!(
+        out,
+        "  surveys sent {}, delivered {}, responses {} (response rate {} %)",
+        t.surveys_sent,
+        t.delivered,
+        t.responses,
+        num(t.response_rate, 1)
+    );
+    let _ = writeln!(
+        out,
+        "  average {} (95% CI {}), positive (4-5) {} %, negative (1-2) {} %",
+        num(t.average, 2),
+        ci(t),
+        num(t.positive_pct, 1),
+        num(t.negative_pct, 1)
+    );
+    let _ = writeln!(out, "  distribution  {}", distribution(&t.distribution));
+    if let (Some(c), Some(p)) = (&t.change, &t.previous) {
+        let _ = writeln!(
+            out,
+            "  vs {}: average {} → {} ({}), responses {} ({})",
+            p.period,
+            num(p.average, 2),
+            num(t.average, 2),
+            if c.average.is_some() {
+                signed(c.average, 2)
+            } else {
+                "–".into()
+            },
+            t.responses,
+            signed(Some(c.responses as f64), 0)
+        );
+    }
+    let _ = writeln!(out);
+    out.push_str(&csi_groups(&r.by, &r.groups));
+    if r.groups.iter().any(|g| g.stats.insufficient_sample) {
+        let _ = writeln!(
+            out,
+            "  * fewer than {} responses: shown but not ranked",
+            r.min_sample
+        );
+    }
+
+    let c = &r.comments;
+    for (negative, title, terms, bigrams, n) in [
+        (
+            true,
+            "Negative comments (1-2)",
+            &c.negative_terms,
+            &c.negative_bigrams,
+            c.negative_comments,
+        ),
+        (
+            false,
+            "Positive comments (4-5)",
+            &c.positive_terms,
+            &c.positive_bigrams,
+            c.positive_comments,
+        ),
+    ] {
+        let _ = writeln!(out, "\n{title}: {n}");
+        if terms.is_empty() {
+            let _ = writeln!(out, "  (no comments)");
+            continue;
+        }
+        wrap_terms(&mut out, "  terms   ", terms, |t| c.word(negative, t));
+        if !bigrams.is_empty() {
+            wrap_terms(&mut out, "  phrases ", bigrams, |t| c.word(negative, t));
+        }
+        if let Some((term, _)) = terms.first() {
+            let examples = if negative {
+                &c.negative_examples
+            } else {
+                &c.positive_examples
+            };
+            if let Some(e) = examples.get(term) {
+                for comment in e.comments.iter().take(2) {
+                    let _ = writeln!(
+                        out,
+                        "  «{}»",
+                        cell(comment, WIDTH - 6, Align::Left).trim_end()
+                    );
+                }
+            }
+        }
+    }
+
+    let _ = writeln!(out, "\nAnomalies: {}", r.anomalies.len());
+    for a in &r.anomalies {
+        let _ = writeln!(
+            out,
+            "  {} {} {}: average {:.2} vs baseline {:.2} ({} responses; limit {:.2})",
+            a.dimension,
+            cell(&a.key, 16, Align::Left).trim_end(),
+            a.period,
+            a.average,
+            a.baseline,
+            a.responses,
+            a.lower_limit
+        );
+    }
+    out
+}
+
+/// `label` then `word (n)` items, wrapped at [`WIDTH`].
+fn wrap_terms<'a>(
+    out: &mut String,
+    label: &str,
+    terms: &'a [(String, u64)],
+    word: impl Fn(&'a str) -> &'a str,
+) {
+    let indent = " ".repeat(label.chars().count());
+    let mut current = label.to_owned();
+    let mut first = true;
+    for (term, n) in terms {
+        let item = format!("{} ({n})", word(term));
+        let sep = if first { "" } else { ", " };
+        if !first && current.chars().count() + sep.len() + item.chars().count() > WIDTH {
+            let _ = writeln!(out, "{},", current.trim_end());
+            current = indent.clone();
+            current.push_str(&item);
+        } else {
+            current.push_str(sep);
+            current.push_str(&item);
+        }
+        first = false;
+    }
+    let _ = writeln!(out, "{current}");
+}
+
+fn csi_groups(by: &str, groups: &[CsiGroup]) -> String {
+    use Align::*;
+    let mut out = String::new();
+    let head = |t: &str, w, a| (t.to_owned(), w, a);
+    let _ = writeln!(
+        out,
+        "{}",
+        line(&[
+            head(by, 18, Left),
+            head("sent", 6, Right),
+            head("deliv", 6, Right),
+            head("resp", 5, Right),
+            head("rate%", 6, Right),
+            head("avg", 5, Right),
+            head("95% CI", 10, Right),
+            head("pos%", 5, Right),
+            head("neg%", 5, Right),
+            head("Δavg", 6, Right),
+            head("Δresp", 6, Right),
+            head("rank", 4, Right),
+        ])
+    );
+    for g in groups {
+        let s = &g.stats;
+        let change = s.change.as_ref();
+        let mut key = g.key.clone();
+        if g.partial {
+            key.push('~');
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            line(&[
+                (key, 18, Left),
+                (s.surveys_sent.to_string(), 6, Right),
+                (s.delivered.to_string(), 6, Right),
+                (s.responses.to_string(), 5, Right),
+                (num(s.response_rate, 1), 6, Right),
+                (num(s.average, 2), 5, Right),
+                (ci(s), 10, Right),
+                (num(s.positive_pct, 1), 5, Right),
+                (num(s.negative_pct, 1), 5, Right),
+                (signed(change.and_then(|c| c.average), 2), 6, Right),
+                (signed(change.map(|c| c.responses as f64), 0), 6, Right),
+                (
+                    match (g.rank, s.insufficient_sample) {
+                        (Some(r), _) => r.to_string(),
+                        (None, true) => "*".to_owned(),
+                        (None, false) => String::new(),
+                    },
+                    4,
+                    Right
+                ),
+            ])
+        );
+    }
+    out
+}
+
+fn levels(s: &IncidentStats) -> String {
+    s.acknowledged_at_level
+        .iter()
+        .map(|(l, n)| format!("L{l}:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The incident report as text.
+pub fn incidents(r: &IncidentReport) -> String {
+    use Align::*;
+    let mut out = String::new();
+    let t = &r.total;
+    let _ = writeln!(
+        out,
+        "Staff calls {} .. {} ({}), by {}",
+        r.from, r.to, r.timezone, r.by
+    );
+    let _ = writeln!(
+        out,
+        "  incidents {}, acknowledged {} ({} %), unacknowledged {}, escalated {} ({} %)",
+        t.incidents,
+        t.acknowledged,
+        num(t.acknowledged_pct, 1),
+        t.unacknowledged,
+        t.escalated,
+        num(t.escalated_pct, 1)
+    );
+    let _ = writeln!(
+        out,
+        "  time to ack: median {}, p90 {}, max {}",
+        duration(t.median_ack_seconds),
+        duration(t.p90_ack_seconds),
+        duration(t.max_ack_seconds)
+    );
+    let _ = writeln!(out, "  acknowledged at level  {}", levels(t));
+    let hist: Vec<String> = r
+        .ack_histogram
+        .iter()
+        .map(|b| format!("{} {}", b.label, b.count))
+        .collect();
+    let _ = writeln!(out, "  time to ack histogram  {}", hist.join(", "));
+    let _ = writeln!(out);
+    let head = |t: &str, w, a| (t.to_owned(), w, a);
+    let _ = writeln!(
+        out,
+        "{}",
+        line(&[
+            head(&r.by, 26, Left),
+            head("calls", 6, Right),
+            head("ack", 5, Right),
+            head("unack", 6, Right),
+            head("esc", 5, Right),
+            head("median", 8, Right),
+            head("p90", 8, Right),
+            head("by level", 22, Left),
+        ])
+    );
+    for g in &r.groups {
+        let s = &g.stats;
+        let _ = writeln!(
+            out,
+            "{}",
+            line(&[
+                (g.key.clone(), 26, Left),
+                (s.incidents.to_string(), 6, Right),
+                (s.acknowledged.to_string(), 5, Right),
+                (s.unacknowledged.to_string(), 6, Right),
+                (s.escalated.to_string(), 5, Right),
+                (duration(s.median_ack_seconds), 8, Right),
+                (duration(s.p90_ack_seconds), 8, Right),
+                (levels(s), 22, Left),
+            ])
+        );
+    }
+    out
+}

@@ -1,0 +1,377 @@
+//! XLSX (rust_xlsxwriter): one sheet per section, numbers stored as numbers (so the workbook
+//! sums, sorts and charts without conversion), empty cells for "no value", and a native line
+//! chart of the trend next to its data.
+
+use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
+
+use crate::report::Report;
+use crate::report::csi::{CsiReport, CsiStats};
+use crate::report::incidents::{IncidentReport, IncidentStats};
+
+/// One cell to write.
+enum Cell {
+    Text(String),
+    Number(f64),
+    Empty,
+}
+
+fn t(s: impl Into<String>) -> Cell {
+    Cell::Text(s.into())
+}
+
+fn n(x: impl Into<f64>) -> Cell {
+    Cell::Number(x.into())
+}
+
+fn o(x: Option<f64>) -> Cell {
+    x.map(Cell::Number).unwrap_or(Cell::Empty)
+}
+
+/// Rows of one sheet, header first (bold, frozen).
+fn sheet(
+    book: &mut Workbook,
+    name: &str,
+    header: &[&str],
+    rows: Vec<Vec<Cell>>,
+) -> Result<(), XlsxError> {
+    let bold = Format::new().set_bold();
+    let ws: &mut Worksheet = book.add_worksheet();
+    ws.set_name(name)?;
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *h, &bold)?;
+        ws.set_column_width(c as u16, if c == 0 { 24 } else { 14 })?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    for (r, row) in rows.into_iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, cell) in row.into_iter().enumerate() {
+            let c = c as u16;
+            match cell {
+                Cell::Text(s) => {
+                    ws.write_string(r, c, s)?;
+                }
+                Cell::Number(x) => {
+                    ws.write_number(r, c, x)?;
+                }
+                Cell::Empty => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A line chart of `series` (column indexes of sheet `name`) over `points` rows, placed at
+/// row 1 of column `at`.
+fn trend_chart(
+    book: &mut Workbook,
+    name: &str,
+    points: u32,
+    series: &[(u16, &str)],
+    title: &str,
+    at: u16,
+) -> Result<(), XlsxError> {
+    if points == 0 {
+        return Ok(());
+    }
+    let mut chart = Chart::new(ChartType::Line);
+    for (col, label) in series {
+        chart
+            .add_series()
+            .set_name(*label)
+            .set_categories((name, 1, 0, points, 0))
+            .set_values((name, 1, *col, points, *col));
+    }
+    chart.title().set_name(title);
+    chart.set_width(720).set_height(360);
+    let ws = book.worksheet_from_name(name)?;
+    ws.insert_chart(1, at, &chart)?;
+    Ok(())
+}
+
+pub fn render(report: &Report) -> Result<Vec<u8>, XlsxError> {
+    let mut book = Workbook::new();
+    match report {
+        Report::Csi(r) => csi(&mut book, r)?,
+        Report::Incidents(r) => incidents(&mut book, r)?,
+    }
+    book.save_to_buffer()
+}
+
+const CSI_HEADER: [&str; 19] = [
+    "key",
+    "surveys_sent",
+    "delivered",
+    "responses",
+    "response_rate",
+    "average",
+    "ci95_low",
+    "ci95_high",
+    "positive_pct",
+    "negative_pct",
+    "score_1",
+    "score_2",
+    "score_3",
+    "score_4",
+    "score_5",
+    "rank",
+    "insufficient_sample",
+    "change_average",
+    "change_responses",
+];
+
+fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>) -> Vec<Cell> {
+    let mut row = vec![
+        t(key),
+        n(s.surveys_sent as f64),
+        n(s.delivered as f64),
+        n(s.responses as f64),
+        o(s.response_rate),
+        o(s.average),
+        o(s.ci95.map(|c| c[0])),
+        o(s.ci95.map(|c| c[1])),
+        o(s.positive_pct),
+        o(s.negative_pct),
+    ];
+    row.extend((1..=5).map(|k| n(s.distribution.count(k) as f64)));
+    row.push(o(rank.map(f64::from)));
+    row.push(t(if s.insufficient_sample { "yes" } else { "" }));
+    row.push(o(s.change.as_ref().and_then(|c| c.average)));
+    row.push(o(s.change.as_ref().map(|c| c.responses as f64)));
+    row
+}
+
+fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
+    let s = &r.total;
+    let summary = vec![
+        vec![t("from"), t(&r.from)],
+        vec![t("to"), t(&r.to)],
+        vec![t("by"), t(&r.by)],
+        vec![t("timezone"), t(&r.timezone)],
+        vec![t("surveys_sent"), n(s.surveys_sent as f64)],
+        vec![t("delivered"), n(s.delivered as f64)],
+        vec![t("responses"), n(s.responses as f64)],
+        vec![t("response_rate"), o(s.response_rate)],
+        vec![t("average"), o(s.average)],
+        vec![t("ci95_low"), o(s.ci95.map(|c| c[0]))],
+        vec![t("ci95_high"), o(s.ci95.map(|c| c[1]))],
+        vec![t("positive_pct"), o(s.positive_pct)],
+        vec![t("negative_pct"), o(s.negative_pct)],
+        vec![t("score_1"), n(s.distribution.count(1) as f64)],
+        vec![t("score_2"), n(s.distribution.count(2) as f64)],
+        vec![t("score_3"), n(s.distribution.count(3) as f64)],
+        vec![t("score_4"), n(s.distribution.count(4) as f64)],
+        vec![t("score_5"), n(s.distribution.count(5) as f64)],
+        vec![
+            t("previous_average"),
+            o(s.previous.as_ref().and_then(|p| p.average)),
+        ],
+        vec![
+            t("change_average"),
+            o(s.change.as_ref().and_then(|c| c.average)),
+        ],
+        vec![t("confidence_interval"), t(&r.confidence_interval)],
+    ];
+    sheet(book, "Summary", &["field", "value"], summary)?;
+    sheet(
+        book,
+        "Groups",
+        &CSI_HEADER,
+        r.groups
+            .iter()
+            .map(|g| csi_row(&g.key, &g.stats, g.rank))
+            .collect(),
+    )?;
+    sheet(
+        book,
+        "Trend",
+        &CSI_HEADER,
+        r.trend
+            .iter()
+            .map(|g| csi_row(&g.key, &g.stats, None))
+            .collect(),
+    )?;
+    trend_chart(
+        book,
+        "Trend",
+        r.trend.len() as u32,
+        &[(5, "average")],
+        &format!("Average score by {}", r.trend_period),
+        CSI_HEADER.len() as u16 + 1,
+    )?;
+    let c = &r.comments;
+    let mut rows = Vec::new();
+    for (polarity, negative, terms, bigrams, examples) in [
+        (
+            "negative",
+            true,
+            &c.negative_terms,
+            &c.negative_bigrams,
+            &c.negative_examples,
+        ),
+        (
+            "positive",
+            false,
+            &c.positive_terms,
+            &c.positive_bigrams,
+            &c.positive_examples,
+        ),
+    ] {
+        for (kind, list) in [("term", terms), ("phrase", bigrams)] {
+            for (term, count) in list {
+                let mut row = vec![
+                    t(polarity),
+                    t(kind),
+                    t(term),
+                    t(c.word(negative, term)),
+                    n(*count as f64),
+                ];
+                if let Some(e) = examples.get(term) {
+                    row.extend(e.comments.iter().map(t));
+                }
+                rows.push(row);
+            }
+        }
+    }
+    sheet(
+        book,
+        "Comments",
+        &[
+            "polarity",
+            "kind",
+            "term",
+            "word",
+            "comments",
+            "example 1",
+            "example 2",
+            "example 3",
+        ],
+        rows,
+    )?;
+    sheet(
+        book,
+        "Anomalies",
+        &[
+            "key",
+            "dimension",
+            "period",
+            "average",
+            "baseline",
+            "responses",
+            "baseline_responses",
+            "lower_limit",
+            "z",
+        ],
+        r.anomalies
+            .iter()
+            .map(|a| {
+                vec![
+                    t(&a.key),
+                    t(&a.dimension),
+                    t(&a.period),
+                    n(a.average),
+                    n(a.baseline),
+                    n(a.responses as f64),
+                    n(a.baseline_responses as f64),
+                    n(a.lower_limit),
+                    o(a.z),
+                ]
+            })
+            .collect(),
+    )?;
+    Ok(())
+}
+
+fn incident_row(key: &str, s: &IncidentStats, levels: u32) -> Vec<Cell> {
+    let mut row = vec![
+        t(key),
+        n(s.incidents as f64),
+        n(s.acknowledged as f64),
+        n(s.unacknowledged as f64),
+        n(s.escalated as f64),
+        o(s.acknowledged_pct),
+        o(s.escalated_pct),
+        o(s.median_ack_seconds),
+        o(s.p90_ack_seconds),
+        o(s.max_ack_seconds),
+    ];
+    row.extend((1..=levels).map(|l| n(s.acknowledged_at_level.get(l) as f64)));
+    row
+}
+
+fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
+    let levels: u32 = std::iter::once(&r.total)
+        .chain(r.groups.iter().map(|g| &g.stats))
+        .filter_map(|s| s.acknowledged_at_level.max_key())
+        .max()
+        .unwrap_or(0);
+    let mut header: Vec<String> = [
+        "key",
+        "incidents",
+        "acknowledged",
+        "unacknowledged",
+        "escalated",
+        "acknowledged_pct",
+        "escalated_pct",
+        "median_ack_seconds",
+        "p90_ack_seconds",
+        "max_ack_seconds",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    header.extend((1..=levels).map(|l| format!("level_{l}")));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut summary = vec![
+        vec![t("from"), t(&r.from)],
+        vec![t("to"), t(&r.to)],
+        vec![t("by"), t(&r.by)],
+        vec![t("timezone"), t(&r.timezone)],
+    ];
+    let total = incident_row("total", &r.total, levels);
+    for (name, cell) in header.iter().zip(total).skip(1) {
+        summary.push(vec![t(*name), cell]);
+    }
+    sheet(book, "Summary", &["field", "value"], summary)?;
+    sheet(
+        book,
+        "Groups",
+        &header,
+        r.groups
+            .iter()
+            .map(|g| incident_row(&g.key, &g.stats, levels))
+            .collect(),
+    )?;
+    sheet(
+        book,
+        "Trend",
+        &header,
+        r.trend
+            .iter()
+            .map(|g| incident_row(&g.key, &g.stats, levels))
+            .collect(),
+    )?;
+    trend_chart(
+        book,
+        "Trend",
+        r.trend.len() as u32,
+        &[(1, "incidents"), (4, "escalated")],
+        &format!("Staff calls by {}", r.trend_period),
+        header.len() as u16 + 1,
+    )?;
+    sheet(
+        book,
+        "Time to ack",
+        &["bucket", "from_seconds", "to_seconds", "acknowledged"],
+        r.ack_histogram
+            .iter()
+            .map(|b| {
+                vec![
+                    t(&b.label),
+                    n(b.from_seconds),
+                    o(b.to_seconds),
+                    n(b.count as f64),
+                ]
+            })
+            .collect(),
+    )?;
+    Ok(())
+}
