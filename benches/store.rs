@@ -74,6 +74,7 @@ fn start(store: &Store, id: u64, at: i64) -> Commit {
             text: ASK.into(),
             created_at: at,
             flow: "survey".into(),
+            opening: true,
         }],
         event_key: Some(("survey".into(), format!("call-{id}"), id)),
         ..Commit::default()
@@ -112,6 +113,7 @@ fn rated(store: &Store, id: u64, at: i64) -> Commit {
             text: THANKS.into(),
             created_at: at,
             flow: "survey".into(),
+            opening: true,
         }],
         ratings: vec![Rating {
             conversation: id,

@@ -31,6 +31,31 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
         })
         .collect();
     assert_eq!(posted.len(), 2, "{:?}", report.incidents);
+    // Every metric of SPEC.md, with the demo's traffic in it.
+    for name in [
+        "smsflow_pdus_total{smsc=\"demo\",direction=\"out\",command=\"submit_sm\"}",
+        "smsflow_sessions_bound{smsc=\"demo\"}",
+        "smsflow_window_in_flight{smsc=\"demo\"}",
+        "smsflow_submit_latency_seconds_bucket{smsc=\"demo\"",
+        "smsflow_throttled_total{smsc=\"demo\"}",
+        "smsflow_mo_messages_total{flow=\"survey\"}",
+        "smsflow_mt_messages_total{flow=\"survey\",status=\"accepted\"}",
+        "smsflow_mt_messages_total{flow=\"escalation\",status=\"accepted\"}",
+        "smsflow_flow_errors_total{flow=\"survey\",hook=\"on_reply\"}",
+        "smsflow_ratings_total{score=\"5\"}",
+        "smsflow_escalations_total{level=",
+        "smsflow_conversations_open{flow=\"survey\"}",
+        "smsflow_survey_funnel_total{stage=\"sent\"}",
+        "smsflow_survey_funnel_total{stage=\"rated\"}",
+        "smsflow_ack_seconds_bucket{level=",
+        "smsflow_conversations_finished_total{flow=\"survey\",outcome=\"rated\"}",
+    ] {
+        assert!(
+            report.metrics.contains(name),
+            "no {name} in\n{}",
+            report.metrics
+        );
+    }
     let mut out = Vec::new();
     demo::print(&report, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();

@@ -38,6 +38,15 @@ pub const RATINGS: &str = "smsflow_ratings_total";
 pub const ESCALATIONS: &str = "smsflow_escalations_total";
 /// `{flow}`: open conversations.
 pub const CONVERSATIONS_OPEN: &str = "smsflow_conversations_open";
+/// `{level}`: seconds from an incident to the OK that took it, by the level that took it.
+pub const ACK_SECONDS: &str = "smsflow_ack_seconds";
+/// `{flow, outcome}`: conversations that ended, by the outcome the script gave (`error` when a
+/// hook failed).
+pub const CONVERSATIONS_FINISHED: &str = "smsflow_conversations_finished_total";
+/// `{stage}`: surveys by how far they got: `sent` (question accepted by the SMSC),
+/// `delivered` (its receipt), `replied`, then `rated` / `not_understood`, or `expired` (no
+/// answer in time).
+pub const SURVEY_FUNNEL: &str = "smsflow_survey_funnel_total";
 /// Messages waiting in the durable outbox.
 pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
 
@@ -47,6 +56,22 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Time-to-ack buckets: staff answer within seconds to a few minutes; `ack_timeout` is
+/// typically 3 minutes per level.
+const ACK_BUCKETS: [f64; 12] = [
+    5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
+/// The funnel stages a survey that ended with `outcome` passed after `delivered`.
+pub fn survey_stages(outcome: &str) -> &'static [&'static str] {
+    match outcome {
+        "rated" => &["replied", "rated"],
+        "not_understood" => &["replied", "not_understood"],
+        "no_response" => &["expired"],
+        _ => &[],
+    }
+}
+
 /// Installs the process-wide Prometheus recorder (once; later calls return the same handle)
 /// and describes every metric, so `/metrics` lists them all from the start.
 pub fn install() -> PrometheusHandle {
@@ -55,6 +80,8 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(SUBMIT_LATENCY.into()), &LATENCY_BUCKETS)
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Full(ACK_SECONDS.into()), &ACK_BUCKETS)
                 .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -80,6 +107,16 @@ pub fn register_zeroes(flows: &[String]) {
         metrics::counter!(RATINGS, "score" => score.to_string()).increment(0);
     }
     metrics::counter!(ESCALATIONS, "level" => "none").increment(0);
+    for stage in [
+        "sent",
+        "delivered",
+        "replied",
+        "rated",
+        "not_understood",
+        "expired",
+    ] {
+        metrics::counter!(SURVEY_FUNNEL, "stage" => stage).increment(0);
+    }
 }
 
 fn describe() {
@@ -105,4 +142,11 @@ fn describe() {
     );
     describe_gauge!(CONVERSATIONS_OPEN, "open conversations");
     describe_gauge!(OUTBOX_PENDING, "MT messages waiting in the durable outbox");
+    describe_histogram!(
+        ACK_SECONDS,
+        Unit::Seconds,
+        "incident to acknowledgement, by the level that took the call"
+    );
+    describe_counter!(CONVERSATIONS_FINISHED, "conversations ended, by outcome");
+    describe_counter!(SURVEY_FUNNEL, "surveys that reached each stage");
 }

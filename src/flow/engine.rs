@@ -591,11 +591,14 @@ impl FlowEngine {
             };
             conversation.updated_at = now;
             let timers = self.store.timers_of(id)?;
-            self.store.commit(Commit {
+            let commit = Commit {
                 conversation: Some(conversation),
                 timers_cancelled: timers.into_iter().map(|t| (id, t.name)).collect(),
                 ..Commit::default()
-            })?;
+            };
+            let recorded = Recorded::of(&commit);
+            self.store.commit(commit)?;
+            recorded.count();
         }
         Ok(())
     }
@@ -667,6 +670,12 @@ impl FlowEngine {
             message: e.to_string(),
         })?;
         let starts = self.apply(now, &mut conversation, effects, &mut commit, &mut result)?;
+        if matches!(hook, Hook::Event(_)) {
+            // What the event hook sends opens the conversation (the survey question).
+            for message in &mut commit.outbox {
+                message.opening = true;
+            }
+        }
         commit.conversation = Some(conversation);
         let recorded = Recorded::of(&commit);
         self.store.commit(commit)?;
@@ -720,6 +729,7 @@ impl FlowEngine {
                 text: text.clone(),
                 created_at: now,
                 flow: conversation.flow.clone(),
+                opening: false,
             };
             commit.timeline.push((
                 id,
@@ -826,33 +836,68 @@ pub fn script_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// What a step recorded, for the ratings and escalations metrics once its commit succeeded.
+/// What a step recorded, for the metrics once its commit succeeded.
 struct Recorded {
     scores: Vec<u8>,
     /// The level that took each escalated incident's call, `None` when nobody did.
     escalations: Vec<Option<i64>>,
+    /// (level, seconds) of each acknowledged incident.
+    acks: Vec<(i64, f64)>,
+    /// (flow, outcome) when the step finished the conversation.
+    finished: Option<(String, String)>,
 }
 
 impl Recorded {
     fn of(commit: &Commit) -> Recorded {
+        let field = |i: &Incident, name: &str| i.fields.get(name).cloned();
         Recorded {
             scores: commit.ratings.iter().map(|r| r.score).collect(),
             escalations: commit
                 .incidents
                 .iter()
-                .filter(|i| i.fields.get("escalated").and_then(|e| e.as_bool()) == Some(true))
-                .map(|i| i.fields.get("level").and_then(|l| l.as_i64()))
+                .filter(|i| field(i, "escalated").and_then(|e| e.as_bool()) == Some(true))
+                .map(|i| field(i, "level").and_then(|l| l.as_i64()))
                 .collect(),
+            acks: commit
+                .incidents
+                .iter()
+                .filter(|i| field(i, "acknowledged").and_then(|a| a.as_bool()) == Some(true))
+                .filter_map(|i| {
+                    Some((
+                        field(i, "level")?.as_i64()?,
+                        field(i, "ack_seconds")?.as_f64()?,
+                    ))
+                })
+                .collect(),
+            finished: commit.conversation.as_ref().and_then(|c| match &c.status {
+                ConversationStatus::Finished { outcome } => Some((c.flow.clone(), outcome.clone())),
+                ConversationStatus::Errored { .. } => Some((c.flow.clone(), "error".to_owned())),
+                ConversationStatus::Open => None,
+            }),
         }
     }
 
     fn count(&self) {
+        use crate::metrics as names;
         for score in &self.scores {
-            metrics::counter!(crate::metrics::RATINGS, "score" => score.to_string()).increment(1);
+            metrics::counter!(names::RATINGS, "score" => score.to_string()).increment(1);
         }
         for level in &self.escalations {
             let level = level.map_or_else(|| "none".to_owned(), |l| l.to_string());
-            metrics::counter!(crate::metrics::ESCALATIONS, "level" => level).increment(1);
+            metrics::counter!(names::ESCALATIONS, "level" => level).increment(1);
+        }
+        for (level, seconds) in &self.acks {
+            metrics::histogram!(names::ACK_SECONDS, "level" => level.to_string()).record(*seconds);
+        }
+        if let Some((flow, outcome)) = &self.finished {
+            metrics::counter!(names::CONVERSATIONS_FINISHED,
+                "flow" => flow.clone(), "outcome" => outcome.clone())
+            .increment(1);
+            if flow == "survey" {
+                for stage in names::survey_stages(outcome) {
+                    metrics::counter!(names::SURVEY_FUNNEL, "stage" => *stage).increment(1);
+                }
+            }
         }
     }
 }

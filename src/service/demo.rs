@@ -75,6 +75,10 @@ pub struct DemoReport {
     pub incident_report: Option<Box<IncidentReport>>,
     /// Where the HTML dashboard was written, if it could be.
     pub html: Option<PathBuf>,
+    /// The Prometheus text a running service would serve at `/metrics`, after the run.
+    pub metrics: String,
+    /// Where that text was written, if it could be.
+    pub metrics_file: Option<PathBuf>,
     pub elapsed: Duration,
 }
 
@@ -87,6 +91,7 @@ pub fn html_path() -> PathBuf {
 /// Runs the demo; `progress` draws a progress bar on stderr.
 pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
+    let metrics = crate::metrics::install();
     let dir =
         std::env::temp_dir().join(format!("smsflow-demo-{}-{}", std::process::id(), now_ms()));
     let scripts = dir.join("scripts");
@@ -119,6 +124,11 @@ pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoE
             if std::fs::write(&partial, page).is_ok() && std::fs::rename(&partial, &path).is_ok() {
                 report.html = Some(path);
             }
+        }
+        report.metrics = metrics.render();
+        let path = std::env::temp_dir().join("smsflow-demo-metrics.prom");
+        if std::fs::write(&path, &report.metrics).is_ok() {
+            report.metrics_file = Some(path);
         }
         report.elapsed = started.elapsed();
         report
@@ -286,6 +296,8 @@ async fn run_in(
         csi,
         incident_report,
         html: None,
+        metrics: String::new(),
+        metrics_file: None,
         elapsed: Duration::ZERO,
     })
 }
@@ -331,6 +343,13 @@ pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Res
         writeln!(
             out,
             "\nHTML report (charts): {}\n  the same page a running service serves at GET /reports",
+            path.display()
+        )?;
+    }
+    if let Some(path) = &report.metrics_file {
+        writeln!(
+            out,
+            "Metrics after the run: {}\n  what GET /metrics of a running service shows",
             path.display()
         )?;
     }

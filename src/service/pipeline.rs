@@ -428,6 +428,9 @@ impl Pipeline {
         if receipt.state.is_final() {
             metrics::counter!(names::MT_MESSAGES, "flow" => part.flow.clone(), "status" => status)
                 .increment(1);
+            if status == "delivered" && part.opening && part.flow == "survey" {
+                metrics::counter!(names::SURVEY_FUNNEL, "stage" => "delivered").increment(1);
+            }
         }
         match self.engine.delivery(
             now_ms(),
@@ -596,6 +599,9 @@ impl Pipeline {
                 "flow" => message.flow.clone(),
                 "status" => if accepted { "accepted" } else { "failed" })
             .increment(1);
+            if accepted && message.opening && message.flow == "survey" {
+                metrics::counter!(names::SURVEY_FUNNEL, "stage" => "sent").increment(1);
+            }
             outcomes.push(OutboxOutcome {
                 message,
                 status,

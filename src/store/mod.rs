@@ -130,6 +130,10 @@ pub struct OutMessage {
     /// The flow of `conversation` (for metrics); empty in values written before it existed.
     #[serde(default)]
     pub flow: String,
+    /// Sent by the hook that started the conversation (a survey's question): the first stage
+    /// of the survey funnel.
+    #[serde(default)]
+    pub opening: bool,
 }
 
 /// Which outbox message an SMSC message id belongs to, so a delivery receipt (even one that
@@ -143,6 +147,9 @@ pub struct SentPart {
     /// Which part of the message (0-based): a long text gets one receipt per part.
     #[serde(default)]
     pub part: usize,
+    /// See [`OutMessage::opening`].
+    #[serde(default)]
+    pub opening: bool,
 }
 
 /// What an outbox message came to, recorded by [`Store::outbox_finished`].
@@ -734,6 +741,7 @@ impl Store {
                     to: m.to.clone(),
                     flow: m.flow.clone(),
                     part,
+                    opening: m.opening,
                 };
                 let key = keys::sent_part(id);
                 let value = keys::encode(keys::DELIVERY, &key, &sent)?;

@@ -109,6 +109,7 @@ fn out(id: u64, conversation: ConversationId) -> OutMessage {
         text: "Спасибо за вашу оценку!".to_string(),
         created_at: 1_000,
         flow: "survey".to_string(),
+        opening: false,
     }
 }
 
