@@ -31,6 +31,13 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
         })
         .collect();
     assert_eq!(posted.len(), 2, "{:?}", report.incidents);
+    // Receipts reach the report: the questions show as delivered (the simulator fails 5 %).
+    let csi = report.csi.as_ref().expect("a CSI report");
+    assert!(
+        csi.total.delivered > 0 && csi.total.delivered <= 12,
+        "delivered {}",
+        csi.total.delivered
+    );
     // Every metric of SPEC.md, with the demo's traffic in it.
     for name in [
         "smsflow_pdus_total{smsc=\"demo\",direction=\"out\",command=\"submit_sm\"}",

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, keys, values};
+use super::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, keys};
 
 /// A conversation that sent at least one message (not suppressed by an opt-out).
 #[derive(Debug, Clone, PartialEq)]
@@ -49,11 +49,8 @@ impl Store {
                 continue;
             }
             let id = keys::trailing_u64(keys::CONVERSATIONS, &key)?;
-            let timeline: Vec<TimelineEntry> = values(
-                self.inner.timeline.scan_prefix(keys::conversation(id)),
-                keys::TIMELINE,
-                usize::MAX,
-            )?;
+            // With each message's latest status (receipts update it).
+            let timeline: Vec<TimelineEntry> = self.timeline(id)?;
             let mut sent = false;
             let mut delivered = false;
             for e in timeline.iter().filter(|e| e.direction == Direction::Out) {
