@@ -54,9 +54,13 @@ impl Service {
 }
 
 async fn simulator() -> SmscHandle {
+    simulator_with_receipts_after(Duration::from_millis(10)).await
+}
+
+async fn simulator_with_receipts_after(receipt_delay: Duration) -> SmscHandle {
     sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        receipt_delay: Duration::from_millis(10),
+        receipt_delay,
         retry_delay: Duration::from_millis(100),
         ..SimConfig::default()
     })
@@ -283,6 +287,40 @@ async fn a_submit_without_answer_is_retried_until_accepted() {
                 .any(|e| e.status == "delivered")
         },
         "the receipt marks the question delivered",
+    )
+    .await;
+    service.stop().await;
+    smsc.shutdown().await;
+}
+
+/// An SMSC that sends the receipt right behind the submit_sm_resp: the receipt can arrive
+/// before the pipeline recorded which message that SMSC id belongs to, and still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_that_overtakes_the_submit_record_still_counts() {
+    let dir = TempDir::new("pipeline-early-receipt");
+    let engine = open_engine(&dir.path().join("data"));
+    let smsc = simulator_with_receipts_after(Duration::ZERO).await;
+    let service = start(engine.clone(), &smsc, Duration::from_secs(5)).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let event = serde_json::json!({"id": format!("call-{i}"), "msisdn": format!("99890765{i:04}"),
+            "operator": "op-1", "channel": "call"});
+        let (started, _) = engine.start(now_ms(), "survey", event, None).unwrap();
+        ids.push(started.conversation);
+    }
+    service.pipeline.outbox_changed();
+    let store = engine.store().clone();
+    until(
+        || {
+            ids.iter().all(|&id| {
+                store
+                    .timeline(id)
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.status == "delivered")
+            })
+        },
+        "every question marked delivered",
     )
     .await;
     service.stop().await;

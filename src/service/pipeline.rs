@@ -62,6 +62,10 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 /// An MT message still not accepted after this long is given up ("failed: expired"); carriers
 /// keep undelivered messages about as long.
 const MT_GIVE_UP_MS: i64 = 24 * 3600 * 1000;
+/// Receipts kept while their submit's outcome is being recorded, at most, and for how long
+/// once the map is full (receipts for messages that are not ours are forgotten that way).
+const MAX_EARLY_RECEIPTS: usize = 10_000;
+const EARLY_RECEIPT_TTL: Duration = Duration::from_secs(60);
 /// How long a stop waits for submits in flight before leaving them in the outbox.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
@@ -88,6 +92,9 @@ pub struct Pipeline {
     counts: Mutex<Counts>,
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
+    /// Receipts that came before their submit's outcome was recorded (an SMSC may send the
+    /// receipt within milliseconds of the submit_sm_resp), by canonical SMSC id.
+    early_receipts: Mutex<HashMap<String, (Instant, DeliveryReceipt)>>,
 }
 
 impl Pipeline {
@@ -107,6 +114,7 @@ impl Pipeline {
             counts: Mutex::new(Counts::default()),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
+            early_receipts: Mutex::new(HashMap::new()),
         });
         {
             let mut tasks = pipeline.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -192,7 +200,7 @@ impl Pipeline {
     /// their responses: an acknowledged MO is always on disk.
     async fn ack_loop(self: Arc<Self>, mut stored: mpsc::UnboundedReceiver<Vec<Handled>>) {
         let mut batches = Vec::new();
-        while stored.recv_many(&mut batches, usize::MAX).await > 0 {
+        while stored.recv_many(&mut batches, 1024).await > 0 {
             let flushed = self.engine.store().flush().await;
             if let Err(e) = &flushed {
                 tracing::error!("store flush failed; the SMSC will redeliver these MOs: {e}");
@@ -399,8 +407,10 @@ impl Pipeline {
                 }
             }
         }
-        // Not ours (sent before the store was new, or already final): nothing to update.
+        // Not known yet (its submit is still being recorded), or not ours (sent before the
+        // store was new, already final): kept a while in case it is the first.
         let Some((id, part)) = found else {
+            self.keep_early_receipt(receipt);
             return true;
         };
         let status = if receipt.state.is_success() {
@@ -623,6 +633,40 @@ impl Pipeline {
         if let Err(e) = store.flush().await {
             tracing::error!("store flush failed: {e}");
         }
+        let early: Vec<DeliveryReceipt> = {
+            let mut kept = self
+                .early_receipts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if kept.is_empty() {
+                Vec::new()
+            } else {
+                outcomes
+                    .iter()
+                    .flat_map(|o| &o.smsc_ids)
+                    .filter_map(|id| kept.remove(id).map(|(_, r)| r))
+                    .collect()
+            }
+        };
+        for receipt in &early {
+            self.on_receipt(receipt);
+        }
+    }
+
+    fn keep_early_receipt(&self, receipt: &DeliveryReceipt) {
+        let mut kept = self
+            .early_receipts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= MAX_EARLY_RECEIPTS {
+            let now = Instant::now();
+            kept.retain(|_, (at, _)| now.duration_since(*at) < EARLY_RECEIPT_TTL);
+            if kept.len() >= MAX_EARLY_RECEIPTS {
+                return;
+            }
+        }
+        let id = id_forms(&receipt.message_id).swap_remove(0);
+        kept.insert(id, (Instant::now(), receipt.clone()));
     }
 
     // --- timers and gauges ------------------------------------------------------------------
