@@ -1,6 +1,6 @@
 //! The MO → flow → MT pipeline: wires the SMPP pools to the flow engine and the store.
 //!
-//! - **Inbound** ([`Pipeline::inbound_loop`]): messages are taken in batches; each is stored
+//! - **Inbound** (`Pipeline::inbound_loop`): messages are taken in batches; each is stored
 //!   (a part of a concatenated MO as a part, a whole MO as the step of the conversation it
 //!   answers) and the batch shares one store flush before its deliver_sm_resps go out, so an
 //!   acknowledged MO is always on disk and durability costs one fsync per batch, not per
@@ -10,7 +10,7 @@
 //!   arrives while its mark is still there (the SMSC resending after a crash between the
 //!   flush and the response) is acknowledged and not processed again. Marks left by a crash
 //!   are swept after [`MO_MARK_TTL`].
-//! - **Outbound** ([`Pipeline::outbox_loop`]): the durable outbox is read in id order and
+//! - **Outbound** (`Pipeline::outbox_loop`): the durable outbox is read in id order and
 //!   each message submitted through a pool. A message leaves the outbox (with its status and
 //!   SMSC ids, for receipts) when the SMSC accepted it or refused it for good, in batches
 //!   followed by a flush. No answer, a lost link or a temporary refusal means another attempt
