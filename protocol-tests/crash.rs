@@ -20,11 +20,10 @@ use tokio::task::JoinSet;
 
 use crate::http::raw;
 use crate::run::free_port;
-use crate::util::TempDir;
+use crate::util::{TempDir, WAIT, until, until_ready};
 
 const SURVEYS: usize = 200;
 const WINDOW: usize = 50;
-const WAIT: Duration = Duration::from_secs(60);
 const QUESTION: &str = "Спасибо за ваш звонок. Оцените";
 const THANKS: &str = "Спасибо за вашу оценку!";
 
@@ -41,33 +40,6 @@ fn spawn(config: &Path) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap()
-}
-
-async fn until_ready(http: std::net::SocketAddr) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if tokio::net::TcpStream::connect(http).await.is_ok()
-            && raw(http, "GET", "/readyz", &[], None).await.status == 200
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the service never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn until(mut done: impl FnMut() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,11 @@ use std::time::Duration;
 use smsflow::esme::{Pool, PoolConfig, tcp_connector};
 use smsflow::flow::engine::{EngineConfig, FlowEngine};
 use smsflow::service::pipeline::{Pipeline, now_ms};
-use smsflow::sim::{self, Mo, RawDeliver, SimAddress, SimConfig, SmscHandle};
+use smsflow::sim::{self, RawDeliver, SimAddress, SimConfig, SmscHandle};
 use smsflow::store::{MoRecord, Store, keys};
 
-use crate::util::TempDir;
+use crate::util::{TempDir, WAIT, send_mo, until};
 
-const WAIT: Duration = Duration::from_secs(20);
 const MSISDN: &str = "998901234567";
 
 struct Service {
@@ -96,17 +95,6 @@ async fn inject(smsc: &SmscHandle, raw: RawDeliver) -> smsflow::smpp::pdu::Comma
         .unwrap()
 }
 
-async fn until(mut done: impl FnMut() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The first part arrives before a restart, the second after: the message is whole, because
 /// the first part was stored before it was acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,17 +173,7 @@ async fn a_redelivered_mo_is_acknowledged_and_processed_once() {
     let smsc = simulator().await;
     let mut submitted = smsc.submitted();
     let service = start(engine.clone(), &smsc, Duration::from_secs(5)).await;
-    let redelivered = smsc
-        .inject_mo(Mo {
-            source: MSISDN.into(),
-            destination: "5700".into(),
-            text: "5".into(),
-        })
-        .unwrap();
-    let status = tokio::time::timeout(WAIT, redelivered.outcome())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = send_mo(&smsc, MSISDN, "5").await;
     assert!(status.is_ok(), "{status:?}");
     let pipeline = service.pipeline.clone();
     until(
@@ -211,20 +189,7 @@ async fn a_redelivered_mo_is_acknowledged_and_processed_once() {
     );
 
     // The same text again is a new message now (it goes to the inbox flow).
-    let again = smsc
-        .inject_mo(Mo {
-            source: MSISDN.into(),
-            destination: "5700".into(),
-            text: "5".into(),
-        })
-        .unwrap();
-    assert!(
-        tokio::time::timeout(WAIT, again.outcome())
-            .await
-            .unwrap()
-            .unwrap()
-            .is_ok()
-    );
+    assert!(send_mo(&smsc, MSISDN, "5").await.is_ok());
     until(|| pipeline.counts().mo == 1, "the second 5 is processed").await;
     service.stop().await;
     // Only what the first steps queued: the question and the thanks (the inbox flow answers a

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use smsflow::sim::{self, Mo, SimConfig};
+use smsflow::sim::{self, SimConfig};
 use tokio::process::Command;
 
 use crate::http::raw;
-use crate::util::TempDir;
+use crate::util::{TempDir, send_mo, until_ready};
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::util::WAIT;
 
 pub(crate) fn free_port() -> u16 {
     // Bound and released at once: the service binds it right after (a tiny window for a clash
@@ -81,20 +81,7 @@ listen = "127.0.0.1:{metrics_port}"
     ];
 
     // Ready once bound to the simulator.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Ok(stream) = tokio::net::TcpStream::connect(http).await {
-            drop(stream);
-            if raw(http, "GET", "/readyz", &[], None).await.status == 200 {
-                break;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the service never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_ready(http).await;
 
     // An event becomes the survey question at the SMSC.
     let mut submitted = smsc.submitted();
@@ -121,20 +108,7 @@ listen = "127.0.0.1:{metrics_port}"
     );
 
     // The reply is acknowledged only once stored, then rated and thanked.
-    let delivery = smsc
-        .inject_mo(Mo {
-            source: "998901234567".into(),
-            destination: "5700".into(),
-            text: "5 отлично".into(),
-        })
-        .unwrap();
-    assert!(
-        tokio::time::timeout(WAIT, delivery.outcome())
-            .await
-            .unwrap()
-            .unwrap()
-            .is_ok()
-    );
+    assert!(send_mo(&smsc, "998901234567", "5 отлично").await.is_ok());
     let thanks = tokio::time::timeout(WAIT, submitted.recv())
         .await
         .unwrap()

@@ -96,3 +96,59 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// How long the end-to-end tests wait for anything before failing.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `done` until it holds; fails naming `what` after [`WAIT`]. For state that has no event
+/// to await (a counter of another task, a row in the store).
+pub async fn until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A subscriber's MO to the short code 5700 through the simulator; returns once the ESME
+/// answered it for good, with that answer.
+pub async fn send_mo(
+    smsc: &smsflow::sim::SmscHandle,
+    from: &str,
+    text: &str,
+) -> smsflow::smpp::pdu::CommandStatus {
+    let delivery = smsc
+        .inject_mo(smsflow::sim::Mo {
+            source: from.into(),
+            destination: "5700".into(),
+            text: text.into(),
+        })
+        .unwrap();
+    tokio::time::timeout(WAIT, delivery.outcome())
+        .await
+        .expect("the MO is answered")
+        .unwrap()
+}
+
+/// Waits until `smsflow run` at `http` answers `/readyz` with 200 (bound to an SMSC).
+pub async fn until_ready(http: std::net::SocketAddr) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if tokio::net::TcpStream::connect(http).await.is_ok()
+            && crate::http::raw(http, "GET", "/readyz", &[], None)
+                .await
+                .status
+                == 200
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service never became ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -2,6 +2,7 @@
 //! point), empty cells for "no value". Comments and anomalies are in the JSON, XLSX and HTML
 //! formats: they do not fit one rectangular table.
 
+use super::{Field, csi_fields};
 use crate::report::Report;
 use crate::report::csi::CsiStats;
 use crate::report::incidents::IncidentStats;
@@ -10,32 +11,13 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     match report {
         Report::Csi(r) => {
-            row(
-                &mut out,
-                [
-                    r.by.as_str(),
-                    "surveys_sent",
-                    "delivered",
-                    "responses",
-                    "response_rate",
-                    "average",
-                    "ci95_low",
-                    "ci95_high",
-                    "positive_pct",
-                    "negative_pct",
-                    "score_1",
-                    "score_2",
-                    "score_3",
-                    "score_4",
-                    "score_5",
-                    "insufficient_sample",
-                    "rank",
-                    "previous_average",
-                    "change_average",
-                    "change_responses",
-                ]
-                .map(str::to_owned),
+            let mut header = vec![r.by.clone()];
+            header.extend(
+                csi_fields(&r.total, None)
+                    .into_iter()
+                    .map(|(name, _)| name.to_owned()),
             );
+            row(&mut out, header);
             row(&mut out, csi_cells("total", &r.total, None));
             for g in &r.groups {
                 row(&mut out, csi_cells(&g.key, &g.stats, g.rank));
@@ -77,28 +59,14 @@ fn opt(x: Option<f64>) -> String {
 }
 
 fn csi_cells(key: &str, s: &CsiStats, rank: Option<u32>) -> Vec<String> {
-    let mut cells = vec![
-        key.to_owned(),
-        s.surveys_sent.to_string(),
-        s.delivered.to_string(),
-        s.responses.to_string(),
-        opt(s.response_rate),
-        opt(s.average),
-        opt(s.ci95.map(|c| c[0])),
-        opt(s.ci95.map(|c| c[1])),
-        opt(s.positive_pct),
-        opt(s.negative_pct),
-    ];
-    cells.extend((1..=5).map(|k| s.distribution.count(k).to_string()));
-    cells.push(s.insufficient_sample.to_string());
-    cells.push(rank.map(|r| r.to_string()).unwrap_or_default());
-    cells.push(opt(s.previous.as_ref().and_then(|p| p.average)));
-    cells.push(opt(s.change.as_ref().and_then(|c| c.average)));
-    cells.push(
-        s.change
-            .as_ref()
-            .map(|c| c.responses.to_string())
-            .unwrap_or_default(),
+    let mut cells = vec![key.to_owned()];
+    cells.extend(
+        csi_fields(s, rank)
+            .into_iter()
+            .map(|(_, field)| match field {
+                Field::Number(x) => opt(x),
+                Field::Flag(b) => b.to_string(),
+            }),
     );
     cells
 }

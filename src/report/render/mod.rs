@@ -9,6 +9,7 @@ pub mod table;
 pub mod xlsx;
 
 use super::Report;
+use super::csi::CsiStats;
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,4 +86,51 @@ pub(crate) fn duration(seconds: Option<f64>) -> String {
         60..3600 => format!("{}m {:02}s", s / 60, s % 60),
         _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// One value of a tabular report row: XLSX keeps numbers as numbers, CSV writes text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Field {
+    /// `None` is an empty cell ("no value").
+    Number(Option<f64>),
+    Flag(bool),
+}
+
+const SCORE_COLUMNS: [&str; 5] = ["score_1", "score_2", "score_3", "score_4", "score_5"];
+
+/// The CSI columns of one row (the total, a group or a trend period) after its key, in the
+/// order CSV and XLSX both write them; XLSX charts `average`, the 5th.
+pub(crate) fn csi_fields(s: &CsiStats, rank: Option<u32>) -> Vec<(&'static str, Field)> {
+    let count = |n: u64| Field::Number(Some(n as f64));
+    let mut fields = vec![
+        ("surveys_sent", count(s.surveys_sent)),
+        ("delivered", count(s.delivered)),
+        ("responses", count(s.responses)),
+        ("response_rate", Field::Number(s.response_rate)),
+        ("average", Field::Number(s.average)),
+        ("ci95_low", Field::Number(s.ci95.map(|c| c[0]))),
+        ("ci95_high", Field::Number(s.ci95.map(|c| c[1]))),
+        ("positive_pct", Field::Number(s.positive_pct)),
+        ("negative_pct", Field::Number(s.negative_pct)),
+    ];
+    for (k, name) in (1..=5u8).zip(SCORE_COLUMNS) {
+        fields.push((name, count(s.distribution.count(k))));
+    }
+    fields.extend([
+        ("insufficient_sample", Field::Flag(s.insufficient_sample)),
+        ("rank", Field::Number(rank.map(f64::from))),
+        (
+            "previous_average",
+            Field::Number(s.previous.as_ref().and_then(|p| p.average)),
+        ),
+        (
+            "change_average",
+            Field::Number(s.change.as_ref().and_then(|c| c.average)),
+        ),
+        (
+            "change_responses",
+            Field::Number(s.change.as_ref().map(|c| c.responses as f64)),
+        ),
+    ]);
+    fields
 }

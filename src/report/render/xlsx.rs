@@ -4,6 +4,7 @@
 
 use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
 
+use super::{Field, csi_fields};
 use crate::report::Report;
 use crate::report::csi::{CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
@@ -12,6 +13,7 @@ use crate::report::incidents::{IncidentReport, IncidentStats};
 enum Cell {
     Text(String),
     Number(f64),
+    Flag(bool),
     Empty,
 }
 
@@ -52,6 +54,9 @@ fn sheet(
                 }
                 Cell::Number(x) => {
                     ws.write_number(r, c, x)?;
+                }
+                Cell::Flag(b) => {
+                    ws.write_boolean(r, c, b)?;
                 }
                 Cell::Empty => {}
             }
@@ -97,46 +102,23 @@ pub fn render(report: &Report) -> Result<Vec<u8>, XlsxError> {
     book.save_to_buffer()
 }
 
-const CSI_HEADER: [&str; 19] = [
-    "key",
-    "surveys_sent",
-    "delivered",
-    "responses",
-    "response_rate",
-    "average",
-    "ci95_low",
-    "ci95_high",
-    "positive_pct",
-    "negative_pct",
-    "score_1",
-    "score_2",
-    "score_3",
-    "score_4",
-    "score_5",
-    "rank",
-    "insufficient_sample",
-    "change_average",
-    "change_responses",
-];
+/// The CSI columns: the key, then [`csi_fields`]'s (the same for any row).
+fn csi_header(any_row: &CsiStats) -> Vec<&'static str> {
+    let mut header = vec!["key"];
+    header.extend(csi_fields(any_row, None).into_iter().map(|(name, _)| name));
+    header
+}
 
 fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>) -> Vec<Cell> {
-    let mut row = vec![
-        t(key),
-        n(s.surveys_sent as f64),
-        n(s.delivered as f64),
-        n(s.responses as f64),
-        o(s.response_rate),
-        o(s.average),
-        o(s.ci95.map(|c| c[0])),
-        o(s.ci95.map(|c| c[1])),
-        o(s.positive_pct),
-        o(s.negative_pct),
-    ];
-    row.extend((1..=5).map(|k| n(s.distribution.count(k) as f64)));
-    row.push(o(rank.map(f64::from)));
-    row.push(t(if s.insufficient_sample { "yes" } else { "" }));
-    row.push(o(s.change.as_ref().and_then(|c| c.average)));
-    row.push(o(s.change.as_ref().map(|c| c.responses as f64)));
+    let mut row = vec![t(key)];
+    row.extend(
+        csi_fields(s, rank)
+            .into_iter()
+            .map(|(_, field)| match field {
+                Field::Number(x) => o(x),
+                Field::Flag(b) => Cell::Flag(b),
+            }),
+    );
     row
 }
 
@@ -175,7 +157,7 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
     sheet(
         book,
         "Groups",
-        &CSI_HEADER,
+        &csi_header(&r.total),
         r.groups
             .iter()
             .map(|g| csi_row(&g.key, &g.stats, g.rank))
@@ -184,7 +166,7 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
     sheet(
         book,
         "Trend",
-        &CSI_HEADER,
+        &csi_header(&r.total),
         r.trend
             .iter()
             .map(|g| csi_row(&g.key, &g.stats, None))
@@ -196,7 +178,7 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
         r.trend.len() as u32,
         &[(5, "average")],
         &format!("Average score by {}", r.trend_period),
-        CSI_HEADER.len() as u16 + 1,
+        csi_header(&r.total).len() as u16 + 1,
     )?;
     let c = &r.comments;
     let mut rows = Vec::new();
