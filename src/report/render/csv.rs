@@ -2,7 +2,7 @@
 //! point), empty cells for "no value". Comments and anomalies are in the JSON, XLSX and HTML
 //! formats: they do not fit one rectangular table.
 
-use super::{Field, csi_fields};
+use super::{Field, csi_fields, incident_fields, incident_levels};
 use crate::report::Report;
 use crate::report::csi::CsiStats;
 use crate::report::incidents::IncidentStats;
@@ -24,26 +24,13 @@ pub fn render(report: &Report) -> String {
             }
         }
         Report::Incidents(r) => {
-            let levels: u32 = std::iter::once(&r.total)
-                .chain(r.groups.iter().map(|g| &g.stats))
-                .filter_map(|s| s.acknowledged_at_level.max_key())
-                .max()
-                .unwrap_or(0);
-            let mut header: Vec<String> = [
-                r.by.as_str(),
-                "incidents",
-                "acknowledged",
-                "unacknowledged",
-                "escalated",
-                "acknowledged_pct",
-                "escalated_pct",
-                "median_ack_seconds",
-                "p90_ack_seconds",
-                "max_ack_seconds",
-            ]
-            .map(str::to_owned)
-            .to_vec();
-            header.extend((1..=levels).map(|l| format!("acknowledged_at_level_{l}")));
+            let levels = incident_levels(r);
+            let mut header = vec![r.by.clone()];
+            header.extend(
+                incident_fields(&r.total, levels)
+                    .into_iter()
+                    .map(|(name, _)| name),
+            );
             row(&mut out, header);
             row(&mut out, incident_cells("total", &r.total, levels));
             for g in &r.groups {
@@ -72,20 +59,16 @@ fn csi_cells(key: &str, s: &CsiStats, rank: Option<u32>) -> Vec<String> {
 }
 
 fn incident_cells(key: &str, s: &IncidentStats, levels: u32) -> Vec<String> {
-    let mut cells = vec![
-        key.to_owned(),
-        s.incidents.to_string(),
-        s.acknowledged.to_string(),
-        s.unacknowledged.to_string(),
-        s.escalated.to_string(),
-        opt(s.acknowledged_pct),
-        opt(s.escalated_pct),
-        opt(s.median_ack_seconds),
-        opt(s.p90_ack_seconds),
-        opt(s.max_ack_seconds),
-    ];
-    cells.extend((1..=levels).map(|l| s.acknowledged_at_level.get(l).to_string()));
+    let mut cells = vec![key.to_owned()];
+    cells.extend(incident_fields(s, levels).into_iter().map(|(_, f)| cell(f)));
     cells
+}
+
+fn cell(field: Field) -> String {
+    match field {
+        Field::Number(x) => opt(x),
+        Field::Flag(b) => b.to_string(),
+    }
 }
 
 /// One CSV record (RFC 4180 quoting), CRLF-terminated.

@@ -10,6 +10,7 @@ pub mod xlsx;
 
 use super::Report;
 use super::csi::CsiStats;
+use super::incidents::{IncidentReport, IncidentStats};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,5 +133,42 @@ pub(crate) fn csi_fields(s: &CsiStats, rank: Option<u32>) -> Vec<(&'static str, 
             Field::Number(s.change.as_ref().map(|c| c.responses as f64)),
         ),
     ]);
+    fields
+}
+
+/// How many `acknowledged_at_level_N` columns the incident rows need: the highest level any
+/// row (total or group) was acknowledged at.
+pub(crate) fn incident_levels(r: &IncidentReport) -> u32 {
+    std::iter::once(&r.total)
+        .chain(r.groups.iter().map(|g| &g.stats))
+        .filter_map(|s| s.acknowledged_at_level.max_key())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The incident columns of one row after its key, in the order CSV and XLSX both write them;
+/// XLSX charts `incidents` (1st) and `escalated` (4th).
+pub(crate) fn incident_fields(s: &IncidentStats, levels: u32) -> Vec<(String, Field)> {
+    let count = |n: u64| Field::Number(Some(n as f64));
+    let mut fields = vec![
+        ("incidents", count(s.incidents)),
+        ("acknowledged", count(s.acknowledged)),
+        ("unacknowledged", count(s.unacknowledged)),
+        ("escalated", count(s.escalated)),
+        ("acknowledged_pct", Field::Number(s.acknowledged_pct)),
+        ("escalated_pct", Field::Number(s.escalated_pct)),
+        ("median_ack_seconds", Field::Number(s.median_ack_seconds)),
+        ("p90_ack_seconds", Field::Number(s.p90_ack_seconds)),
+        ("max_ack_seconds", Field::Number(s.max_ack_seconds)),
+    ]
+    .into_iter()
+    .map(|(name, field)| (name.to_owned(), field))
+    .collect::<Vec<_>>();
+    fields.extend((1..=levels).map(|l| {
+        (
+            format!("acknowledged_at_level_{l}"),
+            count(s.acknowledged_at_level.get(l)),
+        )
+    }));
     fields
 }

@@ -4,7 +4,7 @@
 
 use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
 
-use super::{Field, csi_fields};
+use super::{Field, csi_fields, incident_fields, incident_levels};
 use crate::report::Report;
 use crate::report::csi::{CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
@@ -264,43 +264,26 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
 }
 
 fn incident_row(key: &str, s: &IncidentStats, levels: u32) -> Vec<Cell> {
-    let mut row = vec![
-        t(key),
-        n(s.incidents as f64),
-        n(s.acknowledged as f64),
-        n(s.unacknowledged as f64),
-        n(s.escalated as f64),
-        o(s.acknowledged_pct),
-        o(s.escalated_pct),
-        o(s.median_ack_seconds),
-        o(s.p90_ack_seconds),
-        o(s.max_ack_seconds),
-    ];
-    row.extend((1..=levels).map(|l| n(s.acknowledged_at_level.get(l) as f64)));
+    let mut row = vec![t(key)];
+    row.extend(incident_fields(s, levels).into_iter().map(|(_, f)| cell(f)));
     row
 }
 
+fn cell(field: Field) -> Cell {
+    match field {
+        Field::Number(x) => o(x),
+        Field::Flag(b) => Cell::Flag(b),
+    }
+}
+
 fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
-    let levels: u32 = std::iter::once(&r.total)
-        .chain(r.groups.iter().map(|g| &g.stats))
-        .filter_map(|s| s.acknowledged_at_level.max_key())
-        .max()
-        .unwrap_or(0);
-    let mut header: Vec<String> = [
-        "key",
-        "incidents",
-        "acknowledged",
-        "unacknowledged",
-        "escalated",
-        "acknowledged_pct",
-        "escalated_pct",
-        "median_ack_seconds",
-        "p90_ack_seconds",
-        "max_ack_seconds",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    header.extend((1..=levels).map(|l| format!("level_{l}")));
+    let levels = incident_levels(r);
+    let mut header = vec!["key".to_owned()];
+    header.extend(
+        incident_fields(&r.total, levels)
+            .into_iter()
+            .map(|(name, _)| name),
+    );
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut summary = vec![
         vec![t("from"), t(&r.from)],
