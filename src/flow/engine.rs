@@ -654,7 +654,9 @@ impl FlowEngine {
                     error: error.to_string(),
                 };
                 commit.conversation = Some(conversation);
+                let recorded = Recorded::of(&commit);
                 self.store.commit(commit)?;
+                recorded.count();
                 metrics::counter!(crate::metrics::FLOW_ERRORS,
                     "flow" => flow.name.clone(), "hook" => hook.name())
                 .increment(1);

@@ -1,5 +1,7 @@
 //! The durable state of smsflow: conversations, their timelines and timers, the outbox,
-//! ratings, incidents, opt-outs, idempotency keys and script versions, in one sled database.
+//! ratings, incidents, opt-outs, idempotency keys and script versions, in one sled database;
+//! and what the service keeps about SMPP traffic: MOs whose response may not have reached the
+//! SMSC, parts of concatenated MOs, and which SMSC id belongs to which sent message.
 //!
 //! [`Store`] is a typed facade: callers see the types below and never sled's bytes; the layout
 //! (trees, keys, value encoding, schema version) is in [`keys`]. Everything one step of a
