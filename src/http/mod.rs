@@ -349,6 +349,15 @@ async fn post_event(
         ),
         Err(e) => return Err(e.into()),
     };
+    // Accepted means on disk: a crash after the 202 must not lose the event (and its SMS must
+    // not leave before the conversation that sent it is durable). Concurrent requests share
+    // sled's flushes.
+    state
+        .engine
+        .store()
+        .flush()
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot make the event durable: {e}")))?;
     if duplicate {
         return Ok(accepted(result.conversation, true, false));
     }
