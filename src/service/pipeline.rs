@@ -13,10 +13,11 @@
 //! - **Outbound** (`Pipeline::outbox_loop`): the durable outbox is read in id order and
 //!   each message submitted through a pool. A message leaves the outbox (with its status and
 //!   SMSC ids, for receipts) when the SMSC accepted it or refused it for good, in batches
-//!   followed by a flush. No answer, a lost link or a temporary refusal means another attempt
-//!   after a growing pause. After a clean stop nothing is sent twice; after a crash, the
-//!   messages submitted since the last outbox flush are sent again (at-least-once, bounded by
-//!   the window and one flush interval).
+//!   followed by a flush. A message is submitted only after a flush that covers the step that
+//!   queued it. No answer, a lost link or a temporary refusal means another attempt after a
+//!   growing pause. After a clean stop nothing is sent twice; after a crash, the messages
+//!   accepted since the last outbox flush are sent again (at-least-once, bounded by the
+//!   window).
 //! - **Timers** fire from the store's timer tree, one pass per tick.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -501,6 +502,19 @@ impl Pipeline {
                     cursor = last.id;
                 }
                 fresh.retain(|m| known.insert(m.id));
+                // A message leaves only once the step that queued it is on disk: else a crash
+                // could lose the step (and the MO's ack) after its SMS went out, and the
+                // redelivered MO would send it again.
+                if !fresh.is_empty()
+                    && let Err(e) = self.engine.store().flush().await
+                {
+                    tracing::error!("store flush failed; not sending yet: {e}");
+                    for m in &fresh {
+                        known.remove(&m.id);
+                    }
+                    cursor = 0;
+                    fresh.clear();
+                }
                 for message in due.into_iter().chain(fresh) {
                     sending += 1;
                     let this = self.clone();
