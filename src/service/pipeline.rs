@@ -36,6 +36,7 @@ use crate::metrics as names;
 use crate::smpp::concat::{Assembled, Offer, Part, Reassembler};
 use crate::smpp::pdu::CommandStatus;
 use crate::smpp::receipt::{DeliveryReceipt, id_forms};
+use crate::smpp::session::Inbound;
 use crate::smpp::text::{self, MessageBody};
 use crate::store::{MoRecord, OutMessage, OutboxOutcome, keys};
 
@@ -263,13 +264,7 @@ impl Pipeline {
             }
         }
         let Some(concat) = i.concat else {
-            let text = body_text(text::decode(i.data_coding, &i.payload));
-            let record = MoRecord {
-                pending_ack: vec![mark.clone()],
-                parts: Vec::new(),
-            };
-            let stored = self.deliver(&i.source_addr, &text, record);
-            return Handled::new(ack, stored, Some(mark));
+            return self.take_alone(&i, ack, mark);
         };
         let part = Part {
             source: i.source_addr.clone(),
@@ -297,15 +292,21 @@ impl Pipeline {
                 // Concatenation info that cannot be right (seq 0, seq > total): the part is
                 // a message of its own.
                 tracing::debug!(%smsc, "bad concatenation info, taking the part alone: {e}");
-                let text = body_text(text::decode(i.data_coding, &i.payload));
-                let record = MoRecord {
-                    pending_ack: vec![mark.clone()],
-                    parts: Vec::new(),
-                };
-                let stored = self.deliver(&i.source_addr, &text, record);
-                Handled::new(ack, stored, Some(mark))
+                self.take_alone(&i, ack, mark)
             }
         }
+    }
+
+    /// An MO in one piece (or a part that cannot be placed, taken as one): its own text is
+    /// the message.
+    fn take_alone(&self, i: &Inbound, ack: AckHandle, mark: Vec<u8>) -> Handled {
+        let text = body_text(text::decode(i.data_coding, &i.payload));
+        let record = MoRecord {
+            pending_ack: vec![mark.clone()],
+            parts: Vec::new(),
+        };
+        let stored = self.deliver(&i.source_addr, &text, record);
+        Handled::new(ack, stored, Some(mark))
     }
 
     /// Routes one whole MO to the flows; `true` when its step is stored.
