@@ -291,3 +291,26 @@ async fn a_receipt_that_overtakes_the_submit_record_still_counts() {
     service.stop().await;
     smsc.shutdown().await;
 }
+
+/// A part whose concatenation info cannot be right (part 3 of 2) is taken as a message of
+/// its own, and its stored copy goes with that step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_that_cannot_be_placed_is_a_message_and_leaves_no_stored_part() {
+    let dir = TempDir::new("pipeline-bad-part");
+    let engine = open_engine(&dir.path().join("data"));
+    engine
+        .start(now_ms(), "survey", survey_event(), Some("call-1"))
+        .unwrap();
+    let smsc = simulator().await;
+    let service = start(engine.clone(), &smsc, Duration::from_secs(5)).await;
+    assert!(inject(&smsc, part(3, "5")).await.is_ok());
+    let ratings = engine.store().ratings(0, i64::MAX).unwrap();
+    assert_eq!(ratings.len(), 1, "rated from the part alone");
+    assert_eq!(ratings[0].score, 5);
+    assert!(
+        engine.store().parts().unwrap().is_empty(),
+        "nothing left to restore"
+    );
+    service.stop().await;
+    smsc.shutdown().await;
+}

@@ -264,7 +264,7 @@ impl Pipeline {
             }
         }
         let Some(concat) = i.concat else {
-            return self.take_alone(&i, ack, mark);
+            return self.take_alone(&i, ack, mark, Vec::new());
         };
         let part = Part {
             source: i.source_addr.clone(),
@@ -273,10 +273,13 @@ impl Pipeline {
             data_coding: i.data_coding,
             payload: i.payload.to_vec(),
         };
-        if let Err(e) = self.engine.store().put_part(&part) {
-            tracing::error!("cannot store an MO part: {e}");
-            return Handled::new(ack, false, None);
-        }
+        let part_key = match self.engine.store().put_part(&part) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!("cannot store an MO part: {e}");
+                return Handled::new(ack, false, None);
+            }
+        };
         match reassembler.offer(SystemTime::now(), part) {
             Ok(Offer::Complete(whole)) => {
                 let record = MoRecord {
@@ -292,18 +295,25 @@ impl Pipeline {
                 // Concatenation info that cannot be right (seq 0, seq > total): the part is
                 // a message of its own.
                 tracing::debug!(%smsc, "bad concatenation info, taking the part alone: {e}");
-                self.take_alone(&i, ack, mark)
+                // Its stored copy goes with the step, or a restart would offer it again.
+                self.take_alone(&i, ack, mark, vec![part_key])
             }
         }
     }
 
     /// An MO in one piece (or a part that cannot be placed, taken as one): its own text is
-    /// the message.
-    fn take_alone(&self, i: &Inbound, ack: AckHandle, mark: Vec<u8>) -> Handled {
+    /// the message. `parts` are stored parts the step consumes.
+    fn take_alone(
+        &self,
+        i: &Inbound,
+        ack: AckHandle,
+        mark: Vec<u8>,
+        parts: Vec<Vec<u8>>,
+    ) -> Handled {
         let text = body_text(text::decode(i.data_coding, &i.payload));
         let record = MoRecord {
             pending_ack: vec![mark.clone()],
-            parts: Vec::new(),
+            parts,
         };
         let stored = self.deliver(&i.source_addr, &text, record);
         Handled::new(ack, stored, Some(mark))
