@@ -20,7 +20,7 @@
 //!   window).
 //! - **Timers** fire from the store's timer tree, one pass per tick.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -729,28 +729,31 @@ impl Pipeline {
 
     /// Gauges read from the store every few seconds (cheap index scans).
     async fn gauge_loop(self: Arc<Self>) {
-        let mut flows_seen: Vec<String> = Vec::new();
+        // Every flow seen so far (loaded, or with open conversations): its gauge is set each
+        // round, to 0 once its last conversation closes.
+        let mut flows: BTreeSet<String> = BTreeSet::new();
         loop {
             let store = self.engine.store();
             if let Ok(counts) = store.open_counts() {
-                for flow in self.engine.flows().iter().map(|f| f.name.clone()) {
-                    if !flows_seen.contains(&flow) {
-                        flows_seen.push(flow);
-                    }
+                let new: Vec<String> = self
+                    .engine
+                    .flows()
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .chain(counts.iter().map(|(flow, _)| flow.clone()))
+                    .filter(|flow| !flows.contains(flow))
+                    .collect();
+                if !new.is_empty() {
+                    names::register_zeroes(&new);
+                    flows.extend(new);
                 }
-                names::register_zeroes(&flows_seen);
-                for flow in &flows_seen {
+                for flow in &flows {
                     let n = counts
                         .iter()
                         .find(|(f, _)| f == flow)
                         .map_or(0, |(_, n)| *n);
                     metrics::gauge!(names::CONVERSATIONS_OPEN, "flow" => flow.clone())
                         .set(n as f64);
-                }
-                for (flow, _) in counts {
-                    if !flows_seen.contains(&flow) {
-                        flows_seen.push(flow);
-                    }
                 }
             }
             metrics::gauge!(names::OUTBOX_PENDING).set(store.outbox_len() as f64);
