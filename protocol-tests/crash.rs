@@ -10,18 +10,16 @@
 //! many there were.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smsflow::sim::{self, Mo, SimConfig, Submitted};
 use smsflow::store::Store;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use crate::http::raw;
-use crate::run::free_port;
+use crate::run::{ServiceSetup, service_setup, spawn_service};
 use crate::util::{TempDir, WAIT, until, until_ready};
 
 const SURVEYS: usize = 200;
@@ -31,17 +29,6 @@ const THANKS: &str = "Спасибо за вашу оценку!";
 
 fn msisdn(i: usize) -> String {
     format!("99893{:07}", i)
-}
-
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,44 +68,11 @@ async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
     };
 
     let dir = TempDir::new("crash");
-    let data = dir.path().join("data");
-    let http_port = free_port();
-    let http: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-    let config = dir.path().join("smsflow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[service]
-data_dir = "{data}"
-scripts_dir = "{scripts}"
+    let ServiceSetup {
+        config, data, http, ..
+    } = service_setup(dir.path(), smsc.local_addr().port(), &[]);
 
-[[smsc]]
-name = "sim"
-port = {port}
-system_id = "smsflow"
-password = "smsflow"
-reconnect_min = "50ms"
-reconnect_max = "500ms"
-
-[http]
-listen = "{http}"
-tokens = []
-
-[metrics]
-listen = "127.0.0.1:{metrics}"
-"#,
-            data = data.display(),
-            scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("scripts")
-                .display(),
-            port = smsc.local_addr().port(),
-            metrics = free_port(),
-        ),
-    )
-    .unwrap();
-
-    let mut service = spawn(&config);
+    let mut service = spawn_service(&config);
     until_ready(http).await;
     let json = [("Content-Type".to_owned(), "application/json".to_owned())];
     for i in 0..SURVEYS {
@@ -147,7 +101,7 @@ listen = "127.0.0.1:{metrics}"
             service.start_kill().unwrap();
             let status = service.wait().await.unwrap();
             assert!(!status.success(), "killed, not exited: {status:?}");
-            service = spawn(&config);
+            service = spawn_service(&config);
         }
         while outcomes.len() >= WINDOW {
             outcomes.join_next().await.unwrap().unwrap();

@@ -1,19 +1,20 @@
 //! `smsflow run` as a process: config, bind to the simulator, an HTTP event becomes an SMS,
 //! the reply a rating, SIGTERM a clean exit; a bad config exits 2 naming the key.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use smsflow::sim::{self, SimConfig};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use crate::http::raw;
 use crate::util::{TempDir, send_mo, until_ready};
 
 use crate::util::WAIT;
 
-pub(crate) fn free_port() -> u16 {
+fn free_port() -> u16 {
     // Bound and released at once: the service binds it right after (a tiny window for a clash
     // with another process, acceptable in a test).
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -21,6 +22,72 @@ pub(crate) fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A `smsflow run` set up in a test directory against the simulator: its config file, data
+/// directory and the (free) addresses of its API and metrics.
+pub(crate) struct ServiceSetup {
+    pub config: PathBuf,
+    pub data: PathBuf,
+    pub http: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+/// Writes `smsflow.toml` in `dir` for the simulator on `smsc_port`, the shipped scripts and
+/// the API `tokens` (none: no auth).
+pub(crate) fn service_setup(dir: &Path, smsc_port: u16, tokens: &[&str]) -> ServiceSetup {
+    let setup = ServiceSetup {
+        config: dir.join("smsflow.toml"),
+        data: dir.join("data"),
+        http: SocketAddr::from(([127, 0, 0, 1], free_port())),
+        metrics: SocketAddr::from(([127, 0, 0, 1], free_port())),
+    };
+    let tokens: Vec<String> = tokens.iter().map(|t| format!("{t:?}")).collect();
+    let config = format!(
+        r#"
+[service]
+data_dir = "{data}"
+scripts_dir = "{scripts}"
+timezone = "Asia/Tashkent"
+
+[[smsc]]
+name = "sim"
+host = "127.0.0.1"
+port = {smsc_port}
+system_id = "smsflow"
+password = "smsflow"
+reconnect_min = "50ms"
+reconnect_max = "500ms"
+
+[http]
+listen = "{http}"
+tokens = [{tokens}]
+
+[metrics]
+listen = "{metrics}"
+"#,
+        data = setup.data.display(),
+        scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .display(),
+        http = setup.http,
+        metrics = setup.metrics,
+        tokens = tokens.join(", "),
+    );
+    std::fs::write(&setup.config, config).unwrap();
+    setup
+}
+
+/// `smsflow run --config config` as a child process, killed if the test drops it.
+pub(crate) fn spawn_service(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,47 +100,9 @@ async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
     .await
     .unwrap();
     let dir = TempDir::new("run");
-    let http_port = free_port();
-    let metrics_port = free_port();
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    let config = format!(
-        r#"
-[service]
-data_dir = "{data}"
-scripts_dir = "{scripts}"
-timezone = "Asia/Tashkent"
-
-[[smsc]]
-name = "sim"
-host = "127.0.0.1"
-port = {port}
-system_id = "smsflow"
-password = "smsflow"
-reconnect_min = "100ms"
-reconnect_max = "1s"
-
-[http]
-listen = "127.0.0.1:{http_port}"
-tokens = ["t0ken"]
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-"#,
-        data = dir.path().join("data").display(),
-        scripts = scripts.display(),
-        port = smsc.local_addr().port(),
-    );
-    let config_path = dir.path().join("smsflow.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut service = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let http: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let setup = service_setup(dir.path(), smsc.local_addr().port(), &["t0ken"]);
+    let mut service = spawn_service(&setup.config);
+    let http = setup.http;
     let auth = [("Authorization".to_owned(), "Bearer t0ken".to_owned())];
     let json = [
         auth[0].clone(),
@@ -130,7 +159,7 @@ listen = "127.0.0.1:{metrics_port}"
     assert_eq!(resp.json["outcome"], "rated", "{}", resp.json);
 
     // Prometheus sees SPEC's metrics, with this traffic in them.
-    let metrics: std::net::SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let metrics = setup.metrics;
     let deadline = tokio::time::Instant::now() + WAIT;
     let text = loop {
         let resp = raw(metrics, "GET", "/metrics", &[], None).await;
