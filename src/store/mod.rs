@@ -262,6 +262,16 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
 }
 
+/// A failed transaction: our own abort as it was, or sled's storage error.
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> StoreError {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
 impl StoreError {
     fn decode(tree: &'static str, key: &[u8], detail: impl Into<String>) -> StoreError {
         StoreError::Decode {
@@ -467,10 +477,7 @@ impl Store {
         );
         trees
             .transaction(|views| prepared.apply(views))
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            .map_err(StoreError::from)
     }
 
     /// Durability barrier: returns once everything committed before the call is on disk. The
@@ -761,10 +768,7 @@ impl Store {
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            .map_err(StoreError::from)
     }
 
     /// The message an SMSC id was given to (see [`Store::outbox_finished`]).
