@@ -35,7 +35,7 @@ use crate::flow::engine::{FlowEngine, Routed};
 use crate::metrics as names;
 use crate::smpp::concat::{Assembled, Offer, Part, Reassembler};
 use crate::smpp::pdu::CommandStatus;
-use crate::smpp::receipt::{DeliveryReceipt, id_forms};
+use crate::smpp::receipt::{DeliveryReceipt, canonical_id, id_forms};
 use crate::smpp::session::Inbound;
 use crate::smpp::text::{self, MessageBody};
 use crate::store::{MoRecord, OutMessage, OutboxOutcome, keys};
@@ -640,10 +640,7 @@ impl Pipeline {
             outcomes.push(OutboxOutcome {
                 message,
                 status,
-                smsc_ids: smsc_ids
-                    .iter()
-                    .map(|id| id_forms(id).swap_remove(0))
-                    .collect(),
+                smsc_ids: smsc_ids.iter().map(|id| canonical_id(id)).collect(),
             });
         }
         if outcomes.is_empty() {
@@ -690,7 +687,7 @@ impl Pipeline {
                 return;
             }
         }
-        let id = id_forms(&receipt.message_id).swap_remove(0);
+        let id = canonical_id(&receipt.message_id);
         kept.insert(id, (Instant::now(), receipt.clone()));
     }
 

@@ -411,11 +411,17 @@ pub fn ids_match(submitted: &str, receipted: &str) -> bool {
     decimal_equals_hex(a, b) || decimal_equals_hex(b, a)
 }
 
+/// The form under which a submitted SMSC message id is kept: leading zeros dropped, lowercase
+/// (the first of [`id_forms`]).
+pub fn canonical_id(id: &str) -> String {
+    id.trim_start_matches('0').to_ascii_lowercase()
+}
+
 /// The forms an SMSC message id may take in a receipt, for lookups by exact key: first the
 /// canonical form (leading zeros dropped, lowercase) under which a submitted id is kept, then
 /// the same number read the other way round (decimal ↔ hex), as [`ids_match`] tolerates.
 pub fn id_forms(id: &str) -> Vec<String> {
-    let canonical = id.trim_start_matches('0').to_ascii_lowercase();
+    let canonical = canonical_id(id);
     let mut forms = vec![canonical.clone()];
     if canonical.is_empty() {
         return forms;
@@ -908,7 +914,7 @@ mod tests {
         /// [`ids_match`] says they are the same message.
         #[test]
         fn id_forms_find_every_matching_id(n in any::<u64>(), a in "[0-9a-fA-F]{1,12}", b in "[0-9a-fA-F]{1,12}") {
-            let kept = |submitted: &str| id_forms(submitted)[0].clone();
+            let kept = canonical_id;
             let (decimal, hex) = (n.to_string(), format!("{n:X}"));
             prop_assert!(id_forms(&hex).contains(&kept(&decimal)));
             let padded = format!("00{decimal}");
