@@ -2,6 +2,7 @@
 //! wire layer through the crate's public API.
 //!
 //! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
+//! - `concurrency`: many HTTP posters during an MO burst against `smsflow run`: all answered.
 //! - `crash`: `kill -9` of `smsflow run` mid-burst: every reply rated once, duplicates bounded.
 //! - `demo`: `smsflow demo` end to end.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
@@ -18,6 +19,7 @@
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 
+mod concurrency;
 mod crash;
 mod demo;
 mod differential;

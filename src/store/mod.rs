@@ -13,6 +13,7 @@
 //! about flows. A corrupted value is a [`StoreError::Decode`] naming the tree and key, never a
 //! panic.
 
+mod durability;
 pub mod keys;
 pub mod query;
 
@@ -260,6 +261,10 @@ pub enum StoreError {
     /// I/O or an internal error of sled after opening.
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    /// A flush did not reach the medium (sled's flush or the `fdatasync` after it failed):
+    /// nothing written since the last good flush may be acknowledged.
+    #[error("store not durable: {0}")]
+    Durability(String),
 }
 
 /// A failed transaction: our own abort as it was, or sled's storage error.
@@ -295,6 +300,8 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
+    /// The only code that flushes (see [`durability`]).
+    flusher: durability::Flusher,
     /// For error messages; `<temporary>` for [`Store::temporary`].
     path: PathBuf,
     conversations: sled::Tree,
@@ -377,17 +384,18 @@ impl Store {
                 }
             }
         })?;
-        Store::from_db(db, path.to_path_buf())
+        Store::from_db(db, path.to_path_buf(), true)
     }
 
     /// A store in a temporary directory that sled removes when the last handle drops: for
     /// tests and `smsflow check`.
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Store::from_db(db, PathBuf::from("<temporary>"))
+        Store::from_db(db, PathBuf::from("<temporary>"), false)
     }
 
-    fn from_db(db: sled::Db, path: PathBuf) -> Result<Store, StoreError> {
+    /// `on_disk`: `path` is sled's directory, whose log the flusher `fdatasync`s.
+    fn from_db(db: sled::Db, path: PathBuf, on_disk: bool) -> Result<Store, StoreError> {
         let existing: Vec<sled::IVec> = db.tree_names();
         let meta = db.open_tree(keys::META)?;
         match meta.get(keys::META_SCHEMA_VERSION)? {
@@ -437,6 +445,7 @@ impl Store {
             last_by_party: db.open_tree(keys::LAST_BY_PARTY)?,
             inbound: db.open_tree(keys::INBOUND)?,
             delivery: db.open_tree(keys::DELIVERY)?,
+            flusher: durability::Flusher::start(db.clone(), on_disk.then_some(path.as_path()))?,
             db,
             path,
         };
@@ -480,17 +489,17 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Durability barrier: returns once everything committed before the call is on disk. The
-    /// service acks MOs after it, so many commits share one fsync.
+    /// Durability barrier: returns once everything committed before the call is on the
+    /// medium (sled's flush, then `fdatasync` of its log). Concurrent callers share one flush
+    /// (see [`durability`]); the service acks MOs after it.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush_async().await?;
-        Ok(())
+        self.inner.flusher.flush().await
     }
 
-    /// [`Store::flush`] for callers outside the runtime (shutdown, `report`, tests).
+    /// [`Store::flush`] for callers outside the runtime (shutdown, `report`, tests); blocks
+    /// the calling thread.
     pub fn flush_sync(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
-        Ok(())
+        self.inner.flusher.flush_blocking()
     }
 
     pub fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
