@@ -314,3 +314,92 @@ async fn a_part_that_cannot_be_placed_is_a_message_and_leaves_no_stored_part() {
     service.stop().await;
     smsc.shutdown().await;
 }
+
+/// A receipt per part, as most carriers send them for a long MT: the message is delivered
+/// when all of its parts are (receipts for parts 3, 1, 2 in that order), undeliverable as
+/// soon as one part fails (part 2 of the second message), and `on_delivery` hears each change
+/// of the message's status once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_receipts_for_every_part_of_a_long_message_decide_its_status() {
+    let dir = TempDir::new("pipeline-part-receipts");
+    let engine = open_engine(&dir.path().join("data"));
+    engine
+        .load_source(
+            "long",
+            r#"
+            fn on_event(event) {
+                this.seen = [];
+                send(event.msisdn, event.text);
+            }
+            fn on_delivery(receipt) { this.seen.push(receipt.status); }
+            "#,
+        )
+        .unwrap();
+    // The simulator's own receipts would come an hour later: the test sends its own.
+    let smsc = simulator_with_receipts_after(Duration::from_secs(3600)).await;
+    let mut submitted = smsc.submitted();
+    let service = start(engine.clone(), &smsc, Duration::from_secs(5)).await;
+    let long = "Спасибо! ".repeat(20);
+    let mut sent = Vec::new();
+    for msisdn in ["998901110001", "998901110002"] {
+        let event = serde_json::json!({"msisdn": msisdn, "text": long});
+        let (started, _) = engine.start(now_ms(), "long", event, None).unwrap();
+        service.pipeline.outbox_changed();
+        let message = tokio::time::timeout(WAIT, submitted.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.message_ids.len(), 3, "three parts");
+        sent.push((started.conversation, message.message_ids));
+    }
+    let store = engine.store().clone();
+    let pipeline = service.pipeline.clone();
+    until(
+        || pipeline.counts().mt_accepted == 2,
+        "both messages recorded",
+    )
+    .await;
+    let receipt = |id: &str, stat: &str| {
+        RawDeliver {
+        service_type: String::new(),
+        source: SimAddress::guess("998901110001"),
+        destination: SimAddress::guess("5700"),
+        esm_class: 0x04,
+        registered_delivery: 0,
+        data_coding: 0,
+        short_message: format!(
+            "id:{id} sub:001 dlvrd:001 submit date:2612011200 done date:2612011201 stat:{stat} err:000 text:"
+        )
+        .into_bytes(),
+        tlvs: Vec::new(),
+    }
+    };
+    let status = |conversation: u64| store.timeline(conversation).unwrap()[0].status.clone();
+    let seen = |conversation: u64| {
+        store.conversation(conversation).unwrap().unwrap().state["seen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    let (a, ids) = &sent[0];
+    assert!(inject(&smsc, receipt(&ids[2], "DELIVRD")).await.is_ok());
+    assert_eq!(status(*a), "enroute", "part 3 of 3 delivered");
+    assert!(inject(&smsc, receipt(&ids[0], "DELIVRD")).await.is_ok());
+    assert_eq!(status(*a), "enroute", "parts 3 and 1 delivered");
+    assert!(inject(&smsc, receipt(&ids[1], "DELIVRD")).await.is_ok());
+    assert_eq!(status(*a), "delivered", "every part delivered");
+    assert_eq!(seen(*a), ["enroute", "delivered"]);
+
+    let (b, ids) = &sent[1];
+    assert!(inject(&smsc, receipt(&ids[1], "UNDELIV")).await.is_ok());
+    assert_eq!(status(*b), "undeliverable", "part 2 failed");
+    assert!(inject(&smsc, receipt(&ids[0], "DELIVRD")).await.is_ok());
+    assert!(inject(&smsc, receipt(&ids[2], "DELIVRD")).await.is_ok());
+    assert_eq!(status(*b), "undeliverable", "later parts change nothing");
+    assert_eq!(seen(*b), ["undeliverable"]);
+    service.stop().await;
+    smsc.shutdown().await;
+}

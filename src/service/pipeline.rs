@@ -38,7 +38,7 @@ use crate::smpp::pdu::CommandStatus;
 use crate::smpp::receipt::{DeliveryReceipt, canonical_id, id_forms};
 use crate::smpp::session::Inbound;
 use crate::smpp::text::{self, MessageBody};
-use crate::store::{MoRecord, OutMessage, OutboxOutcome, keys};
+use crate::store::{MoRecord, OutMessage, OutboxOutcome, PartState, ReceiptApplied, keys};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -400,54 +400,39 @@ impl Pipeline {
         }
     }
 
-    /// A delivery receipt: the status of the message it names, then `on_delivery`. `false`
-    /// when it could not be stored (the SMSC sends it again).
+    /// A delivery receipt: the state of the part it names, the message's status from all its
+    /// parts, and `on_delivery` when that status changed. `false` when it could not be stored
+    /// (the SMSC sends it again).
     fn on_receipt(&self, receipt: &DeliveryReceipt) -> bool {
         self.count(|c| c.receipts += 1);
-        let store = self.engine.store();
-        let mut found = None;
-        for id in id_forms(&receipt.message_id) {
-            match store.sent_part(&id) {
-                Ok(Some(part)) => {
-                    found = Some((id, part));
-                    break;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!("cannot read the store: {e}");
-                    return false;
-                }
+        let state = if receipt.state.is_success() {
+            PartState::Delivered
+        } else if receipt.state.is_final() {
+            PartState::Undeliverable
+        } else {
+            PartState::Enroute
+        };
+        let applied = match self
+            .engine
+            .store()
+            .apply_receipt(&id_forms(&receipt.message_id), state)
+        {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::error!("cannot store a receipt: {e}");
+                return false;
             }
-        }
+        };
         // Not known yet (its submit is still being recorded), or not ours (sent before the
         // store was new, already final): kept a while in case it is the first.
-        let Some((id, part)) = found else {
+        let Some(ReceiptApplied { part, changed }) = applied else {
             self.keep_early_receipt(receipt);
             return true;
         };
-        let status = if receipt.state.is_success() {
-            "delivered"
-        } else if receipt.state.is_final() {
-            "undeliverable"
-        } else {
-            "enroute"
-        };
-        // A message in parts gets a receipt per part: the first part's speaks for the
-        // message, a later part's only when it failed.
-        if part.part > 0 && status != "undeliverable" {
-            if receipt.state.is_final()
-                && let Err(e) = store.forget_sent_part(&id)
-            {
-                tracing::warn!("cannot forget a receipted part: {e}");
-            }
+        let Some(status) = changed else {
             return true;
-        }
-        let forget = receipt.state.is_final().then_some(id.as_str());
-        if let Err(e) = store.set_message_status(part.outbox_id, status, forget) {
-            tracing::error!("cannot store a receipt: {e}");
-            return false;
-        }
-        if receipt.state.is_final() {
+        };
+        if status != "enroute" {
             metrics::counter!(names::MT_MESSAGES, "flow" => part.flow.clone(), "status" => status)
                 .increment(1);
             if status == "delivered" && part.opening && part.flow == "survey" {

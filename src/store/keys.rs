@@ -32,6 +32,7 @@
 //! | [`INBOUND`] | `'p' \| lp(source) \| lp(destination) \| reference(2) \| total(1) \| seq(1)` | [`Part`](crate::smpp::concat::Part) of a message not yet complete |
 //! | [`DELIVERY`] | `'s' \| smsc message id` | [`SentPart`](super::SentPart): which outbox message an SMSC id belongs to (receipts) |
 //! | [`DELIVERY`] | `'m' \| outbox id(8)` | the MT message's status ("sent", "delivered", ...), overlaid on the timeline |
+//! | [`DELIVERY`] | `'r' \| outbox id(8)` | [`PartState`](super::PartState) of each part: what its receipts said |
 //! | [`META`] | [`META_SCHEMA_VERSION`] | [`SCHEMA_VERSION`] as 4 raw BE bytes |
 //!
 //! `seq` is an id from `Store::next_id`, taken per entry: it makes entries with equal
@@ -288,6 +289,12 @@ pub fn sent_part(smsc_message_id: &str) -> Vec<u8> {
 
 pub fn message_status(outbox_id: u64) -> [u8; 9] {
     let mut k = [b'm'; 9];
+    k[1..].copy_from_slice(&outbox_id.to_be_bytes());
+    k
+}
+
+pub fn message_parts(outbox_id: u64) -> [u8; 9] {
+    let mut k = [b'r'; 9];
     k[1..].copy_from_slice(&outbox_id.to_be_bytes());
     k
 }

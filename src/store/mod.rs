@@ -13,9 +13,12 @@
 //! about flows. A corrupted value is a [`StoreError::Decode`] naming the tree and key, never a
 //! panic.
 
+mod delivery;
 mod durability;
 pub mod keys;
 pub mod query;
+
+pub use delivery::{PartState, ReceiptApplied};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -738,89 +741,6 @@ impl Store {
         }
         self.inner.inbound.apply_batch(batch)?;
         Ok(())
-    }
-
-    /// Takes messages out of the outbox with what became of them, atomically: the status each
-    /// message's timeline entry shows and, for accepted parts, which message a receipt for
-    /// that SMSC id belongs to.
-    pub fn outbox_finished(&self, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
-        let mut writes = Vec::new();
-        for o in outcomes {
-            let m = &o.message;
-            let status_key = keys::message_status(m.id);
-            writes.push((
-                status_key.to_vec(),
-                keys::encode(keys::DELIVERY, &status_key, &o.status)?,
-            ));
-            for (part, id) in o.smsc_ids.iter().enumerate() {
-                let sent = SentPart {
-                    conversation: m.conversation,
-                    outbox_id: m.id,
-                    to: m.to.clone(),
-                    flow: m.flow.clone(),
-                    part,
-                    opening: m.opening,
-                };
-                let key = keys::sent_part(id);
-                let value = keys::encode(keys::DELIVERY, &key, &sent)?;
-                writes.push((key, value));
-            }
-        }
-        let i = &*self.inner;
-        (&i.outbox, &i.delivery)
-            .transaction(|(outbox, delivery)| {
-                for o in outcomes {
-                    outbox.remove(&keys::outbox(o.message.id)[..])?;
-                }
-                for (key, value) in &writes {
-                    delivery.insert(&key[..], &value[..])?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(StoreError::from)
-    }
-
-    /// The message an SMSC id was given to (see [`Store::outbox_finished`]).
-    pub fn sent_part(&self, smsc_message_id: &str) -> Result<Option<SentPart>, StoreError> {
-        get(
-            &self.inner.delivery,
-            keys::DELIVERY,
-            &keys::sent_part(smsc_message_id),
-        )
-    }
-
-    /// A receipt's news for an outbox message's timeline entry. A final receipt also forgets
-    /// the SMSC id, which no further receipt will name.
-    pub fn set_message_status(
-        &self,
-        outbox_id: u64,
-        status: &str,
-        forget_smsc_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let key = keys::message_status(outbox_id);
-        let mut batch = sled::Batch::default();
-        batch.insert(&key[..], keys::encode(keys::DELIVERY, &key, status)?);
-        if let Some(id) = forget_smsc_id {
-            batch.remove(keys::sent_part(id));
-        }
-        self.inner.delivery.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Forgets an SMSC id whose final receipt came (see [`Store::set_message_status`]).
-    pub fn forget_sent_part(&self, smsc_message_id: &str) -> Result<(), StoreError> {
-        self.inner
-            .delivery
-            .remove(keys::sent_part(smsc_message_id))?;
-        Ok(())
-    }
-
-    fn message_status(&self, outbox_id: u64) -> Result<Option<String>, StoreError> {
-        get(
-            &self.inner.delivery,
-            keys::DELIVERY,
-            &keys::message_status(outbox_id),
-        )
     }
 }
 

@@ -663,11 +663,24 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
     assert_eq!(store.timeline(1)?[0].status, "sent");
     let second = store.sent_part("20")?.expect("part 2 is known");
     assert_eq!((second.outbox_id, second.part), (a, 1));
-    store.set_message_status(a, "delivered", Some("1f"))?;
+    let forms = |id: &str| vec![id.to_owned()];
+    let first = store.apply_receipt(&forms("1f"), PartState::Delivered)?;
+    assert_eq!(
+        first.map(|r| r.changed),
+        Some(Some("enroute")),
+        "part 2 is still on its way"
+    );
+    assert_eq!(store.timeline(1)?[0].status, "enroute");
+    let second = store.apply_receipt(&forms("20"), PartState::Delivered)?;
+    assert_eq!(second.map(|r| r.changed), Some(Some("delivered")));
     assert_eq!(store.timeline(1)?[0].status, "delivered");
     assert!(
         store.sent_part("1f")?.is_none(),
         "a final receipt forgets its id"
+    );
+    assert_eq!(
+        store.apply_receipt(&forms("1f"), PartState::Delivered)?,
+        None
     );
     assert_eq!(store.open_counts()?, [("survey".to_string(), 1)]);
     Ok(())
@@ -840,4 +853,58 @@ fn store_is_send_sync_and_flush_is_send() {
         send_sync(&store);
         send(store.flush());
     }
+}
+
+/// A three-part message whose parts' receipts come in any order: the message is delivered
+/// once all three are, and undeliverable as soon as one part fails, whatever comes after.
+#[test]
+fn receipts_for_every_part_decide_the_message_status() -> TestResult {
+    let store = Store::temporary()?;
+    let forms = |id: &str| vec![id.to_owned()];
+    let send = |ids: [&str; 3]| -> Result<u64, StoreError> {
+        let id = store.next_id()?;
+        let mut queued = entry(1_000, Direction::Out, "длинное сообщение");
+        queued.status = "queued".into();
+        queued.message_id = Some(id);
+        store.commit(Commit {
+            conversation: Some(conv(id, "survey", &[], 1_000)),
+            timeline: vec![(id, queued)],
+            outbox: vec![out(id, id)],
+            ..Commit::default()
+        })?;
+        store.outbox_finished(&[OutboxOutcome {
+            message: out(id, id),
+            status: "sent".into(),
+            smsc_ids: ids.iter().map(|s| s.to_string()).collect(),
+        }])?;
+        Ok(id)
+    };
+    let status = |id: u64| store.timeline(id).map(|t| t[0].status.clone());
+
+    // Parts 3, 1, 2 delivered in that order; an ENROUTE for part 1 on the way.
+    let a = send(["a1", "a2", "a3"])?;
+    let applied = |id: &str, state| store.apply_receipt(&forms(id), state);
+    assert_eq!(
+        applied("a3", PartState::Delivered)?.unwrap().changed,
+        Some("enroute")
+    );
+    assert_eq!(applied("a1", PartState::Enroute)?.unwrap().changed, None);
+    assert_eq!(status(a)?, "enroute");
+    assert_eq!(applied("a1", PartState::Delivered)?.unwrap().changed, None);
+    let last = applied("a2", PartState::Delivered)?.unwrap();
+    assert_eq!((last.part.outbox_id, last.part.part), (a, 1));
+    assert_eq!(last.changed, Some("delivered"));
+    assert_eq!(status(a)?, "delivered");
+
+    // Part 2 fails: undeliverable at once; parts 1 and 3 delivered later change nothing.
+    let b = send(["b1", "b2", "b3"])?;
+    assert_eq!(
+        applied("b2", PartState::Undeliverable)?.unwrap().changed,
+        Some("undeliverable")
+    );
+    assert_eq!(status(b)?, "undeliverable");
+    assert_eq!(applied("b1", PartState::Delivered)?.unwrap().changed, None);
+    assert_eq!(applied("b3", PartState::Delivered)?.unwrap().changed, None);
+    assert_eq!(status(b)?, "undeliverable");
+    Ok(())
 }
