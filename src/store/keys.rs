@@ -4,6 +4,17 @@
 //! Everything that decides the bytes on disk lives here, so a change to any of it is one diff
 //! next to [`SCHEMA_VERSION`]. This module does no I/O.
 //!
+//! # Trees
+//!
+//! - [`LOG`]: the step log. One key per group commit (`seq(8)`), holding every record of
+//!   the group (`log.rs`); written by the one writer thread before the group's waiters
+//!   are answered. Entries up to the checkpoint are pruned.
+//! - [`STATE`]: the checkpoint: every table below, told apart by a tag byte. Written only by
+//!   the checkpoint, as one atomic `apply_batch` together with [`CHECKPOINT`], the last log
+//!   entry it covers; so on a restart the state is this tree plus the log after it, and no
+//!   record is ever applied twice.
+//! - [`META`]: the schema version, under [`META_SCHEMA_VERSION`].
+//!
 //! # Keys
 //!
 //! sled orders keys as byte strings, so every integer in a key is big-endian and every
@@ -13,46 +24,27 @@
 //! scan for `"99890"` cannot match `"998901"`; a string at the end of a key is stored bare.
 //! `lp(s)` below means `len(s) as u32 BE | s`.
 //!
-//! | tree | key | value |
+//! | tag | key | value |
 //! |---|---|---|
-//! | [`CONVERSATIONS`] | `id(8)` | [`Conversation`](super::Conversation) |
-//! | [`PARTY_INDEX`] | `lp(msisdn) \| created_at(8) \| id(8)` | empty; only while the conversation is open |
-//! | [`OPEN`] | `lp(flow) \| id(8)` | empty; only while the conversation is open |
-//! | [`TIMERS`] | `due(8) \| conversation(8) \| name` | [`Timer`](super::Timer) |
-//! | [`TIMER_INDEX`] | `conversation(8) \| name` | [`Timer`](super::Timer) (finds the [`TIMERS`] entry to replace or cancel) |
-//! | [`TIMELINE`] | `conversation(8) \| seq(8)` | [`TimelineEntry`](super::TimelineEntry) |
-//! | [`RATINGS`] | `at(8) \| conversation(8) \| seq(8)` | [`Rating`](super::Rating) |
-//! | [`INCIDENTS`] | `at(8) \| conversation(8) \| seq(8)` | [`Incident`](super::Incident) |
-//! | [`OPT_OUTS`] | `msisdn` | empty |
-//! | [`EVENT_KEYS`] | `lp(flow) \| key` | conversation id |
-//! | [`SCRIPTS`] | `lp(flow) \| version` | the script's source |
-//! | [`OUTBOX`] | `id(8)` | [`OutMessage`](super::OutMessage) |
-//! | [`LAST_BY_PARTY`] | `lp(flow) \| msisdn` | `created_at` of the newest conversation |
-//! | [`INBOUND`] | `'a' \| mo key` | `received_at`: an MO whose step is stored but whose deliver_sm_resp may not have reached the SMSC |
-//! | [`INBOUND`] | `'p' \| lp(source) \| lp(destination) \| reference(2) \| total(1) \| seq(1)` | [`Part`](crate::smpp::concat::Part) of a message not yet complete |
-//! | [`DELIVERY`] | `'s' \| smsc message id` | [`SentPart`](super::SentPart): which outbox message an SMSC id belongs to (receipts) |
-//! | [`DELIVERY`] | `'m' \| outbox id(8)` | the MT message's status ("sent", "delivered", ...), overlaid on the timeline |
-//! | [`DELIVERY`] | `'r' \| outbox id(8)` | [`PartState`](super::PartState) of each part: what its receipts said |
-//! | [`META`] | [`META_SCHEMA_VERSION`] | [`SCHEMA_VERSION`] as 4 raw BE bytes |
+//! | `c` | `id(8)` | the conversation and its timers (`state::ConversationRecord`) |
+//! | `h` | `id(8)` | empty: the conversation is hot (open, or has timers), loaded at start |
+//! | `C` | `lp(flow) \| created_at(8) \| id(8)` | empty: conversations by flow and creation time (reports) |
+//! | `T` | `id(8) \| seq(8)` | `Vec<`[`TimelineEntry`](super::TimelineEntry)`>`: the entries one checkpoint added |
+//! | `r` | `hour(8) \| seq(8)` | `Vec<`[`Rating`](super::Rating)`>` of that hour, one chunk per checkpoint |
+//! | `i` | `hour(8) \| seq(8)` | `Vec<`[`Incident`](super::Incident)`>`, likewise |
+//! | `o` | `id(8)` | [`OutMessage`](super::OutMessage) waiting to be sent |
+//! | `x` | `msisdn` | empty: opted out |
+//! | `e` | `lp(flow) \| key` | conversation id of an HTTP event key |
+//! | `s` | `lp(flow) \| version` | a script version's source |
+//! | `l` | `lp(flow) \| msisdn` | `created_at` of the newest conversation (survey fatigue) |
+//! | `a` | [`mo`] | `received_at`: an MO whose step is stored but whose deliver_sm_resp may not have reached the SMSC |
+//! | `p` | [`part`] | [`Part`](crate::smpp::concat::Part) of a message not yet complete |
+//! | `d` | `smsc message id` | [`SentPart`](super::SentPart): which message an SMSC id belongs to |
+//! | `m` | `outbox id(8)` | a sent message's status and its parts' states (`delivery::Delivery`) |
+//! | `k` | | [`CHECKPOINT`]: the last log seq the checkpoint covers |
 //!
-//! `seq` is an id from `Store::next_id`, taken per entry: it makes entries with equal
-//! timestamps distinct and keeps them in commit order. The party index puts `created_at`
-//! before the id so that a reverse prefix scan lists a party's conversations newest first.
-//! [`OPEN`] is not in the original list of trees: without it `open_conversations` (metrics,
-//! keeping old script versions alive) would have to decode every conversation ever stored.
-//!
-//! # One transaction over many trees
-//!
-//! `Store::commit` runs one sled transaction over the 14 trees it may write (all but
-//! [`META`] and [`DELIVERY`]), as a tuple: sled 0.34 implements `Transactional` for tuples
-//! of up to 14 `&Tree`s, which gives every tree a named view and costs one small overlay per
-//! tree. We kept one tree per table rather than grouping tables by key prefix into fewer
-//! trees: range scans stay plain, and a table's keys never need a tag byte. The two trees
-//! the service keeps about SMPP traffic ([`INBOUND`], [`DELIVERY`]) hold two small tables
-//! each, told apart by a tag byte; only [`INBOUND`] is written with conversation steps (an MO
-//! is marked seen in the same transaction as the step it caused). A further table in the
-//! transaction would mean moving to the `[&Tree]` slice form (same semantics, views by
-//! index).
+//! `seq` in `T`, `r` and `i` is the checkpoint's log seq: every chunk key is new, so a
+//! checkpoint never reads what it writes, and a time range is a key range.
 //!
 //! # Values
 //!
@@ -67,38 +59,47 @@ use serde::de::DeserializeOwned;
 
 use super::{ConversationId, Millis, StoreError};
 
-/// The layout this code reads and writes. Opening a store that records another version is
-/// an error ([`StoreError::SchemaMismatch`]); there is no silent migration.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout this code reads and writes. A store of version 1 (smsflow up to d911031: one
+/// tree per table, every step a transaction) is migrated at start (`v1.rs`); any other
+/// version is an error ([`StoreError::SchemaMismatch`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// First byte of every non-empty value (other than the schema version itself).
 pub const ENCODING_VERSION: u8 = 1;
 
-pub const CONVERSATIONS: &str = "conversations";
-pub const PARTY_INDEX: &str = "party_index";
-pub const OPEN: &str = "open";
-pub const TIMERS: &str = "timers";
-pub const TIMER_INDEX: &str = "timer_index";
-pub const TIMELINE: &str = "timeline";
-pub const RATINGS: &str = "ratings";
-pub const INCIDENTS: &str = "incidents";
-pub const OPT_OUTS: &str = "opt_outs";
-pub const EVENT_KEYS: &str = "event_keys";
-pub const SCRIPTS: &str = "scripts";
-pub const OUTBOX: &str = "outbox";
-pub const LAST_BY_PARTY: &str = "last_by_party";
-pub const INBOUND: &str = "inbound";
-pub const DELIVERY: &str = "delivery";
+pub const LOG: &str = "log";
+pub const STATE: &str = "state";
 pub const META: &str = "meta";
 
 /// The [`META`] key of the schema version.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
+/// The [`STATE`] key of the checkpoint's log seq.
+pub const CHECKPOINT: &[u8] = b"k";
+
+pub const CONVERSATION: u8 = b'c';
+pub const HOT: u8 = b'h';
+pub const CREATED: u8 = b'C';
+pub const TIMELINE: u8 = b'T';
+pub const RATINGS: u8 = b'r';
+pub const INCIDENTS: u8 = b'i';
+pub const OUTBOX: u8 = b'o';
+pub const OPT_OUT: u8 = b'x';
+pub const EVENT_KEY: u8 = b'e';
+pub const SCRIPT: u8 = b's';
+pub const LAST_BY_PARTY: u8 = b'l';
+pub const MO_MARK: u8 = b'a';
+pub const PART: u8 = b'p';
+pub const SENT_PART: u8 = b'd';
+pub const DELIVERY: u8 = b'm';
+
+const HOUR_MS: Millis = 3_600_000;
+
 // --- key parts -------------------------------------------------------------------------
 
 /// `i64` as 8 bytes whose byte order is numeric order (sign bit flipped, big-endian).
 pub fn put_millis(key: &mut Vec<u8>, at: Millis) {
-    key.extend_from_slice(&((at as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(&time(at));
 }
 
 pub fn put_u64(key: &mut Vec<u8>, n: u64) {
@@ -113,132 +114,125 @@ pub fn put_lp(key: &mut Vec<u8>, s: &str) {
     key.extend_from_slice(s.as_bytes());
 }
 
+/// The 8-byte order-preserving form of a time.
+pub fn time(at: Millis) -> [u8; 8] {
+    ((at as u64) ^ (1 << 63)).to_be_bytes()
+}
+
 fn millis_from(bytes: [u8; 8]) -> Millis {
     (u64::from_be_bytes(bytes) ^ (1 << 63)) as Millis
 }
 
 /// The `u64` in the last 8 bytes of a key (the id of most index keys).
-pub fn trailing_u64(tree: &'static str, key: &[u8]) -> Result<u64, StoreError> {
+pub fn trailing_u64(key: &[u8]) -> Result<u64, StoreError> {
     key.len()
         .checked_sub(8)
         .and_then(|at| key[at..].try_into().ok())
         .map(u64::from_be_bytes)
-        .ok_or_else(|| StoreError::decode(tree, key, "key shorter than 8 bytes"))
+        .ok_or_else(|| StoreError::decode(STATE, key, "key shorter than 8 bytes"))
+}
+
+fn tagged(tag: u8, capacity: usize) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + capacity);
+    key.push(tag);
+    key
+}
+
+fn tagged_u64(tag: u8, n: u64) -> Vec<u8> {
+    let mut key = tagged(tag, 8);
+    put_u64(&mut key, n);
+    key
+}
+
+/// `tag | lp(a) | b`.
+fn tagged_pair(tag: u8, a: &str, b: &str) -> Vec<u8> {
+    let mut key = tagged(tag, 4 + a.len() + b.len());
+    put_lp(&mut key, a);
+    key.extend_from_slice(b.as_bytes());
+    key
 }
 
 // --- key builders ----------------------------------------------------------------------
 
-pub fn conversation(id: ConversationId) -> [u8; 8] {
-    id.to_be_bytes()
+pub fn conversation(id: ConversationId) -> Vec<u8> {
+    tagged_u64(CONVERSATION, id)
 }
 
-/// All [`PARTY_INDEX`] keys of `msisdn`.
-pub fn party_prefix(msisdn: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + msisdn.len() + 16);
-    put_lp(&mut key, msisdn);
+pub fn hot(id: ConversationId) -> Vec<u8> {
+    tagged_u64(HOT, id)
+}
+
+/// All `C` keys of `flow`.
+pub fn created_prefix(flow: &str) -> Vec<u8> {
+    let mut key = tagged(CREATED, 4 + flow.len() + 16);
+    put_lp(&mut key, flow);
     key
 }
 
-pub fn party(msisdn: &str, created_at: Millis, id: ConversationId) -> Vec<u8> {
-    let mut key = party_prefix(msisdn);
+pub fn created(flow: &str, created_at: Millis, id: ConversationId) -> Vec<u8> {
+    let mut key = created_prefix(flow);
     put_millis(&mut key, created_at);
     put_u64(&mut key, id);
     key
 }
 
-/// All [`OPEN`] keys of `flow`.
-pub fn open_prefix(flow: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + flow.len() + 8);
-    put_lp(&mut key, flow);
+/// The `C` key of `flow` at `created_at` before every id: a bound of a time range.
+pub fn created_from(flow: &str, created_at: Millis) -> Vec<u8> {
+    let mut key = created_prefix(flow);
+    put_millis(&mut key, created_at);
     key
 }
 
-/// The flow of an [`OPEN`] key.
-pub fn open_flow(key: &[u8]) -> Result<String, StoreError> {
-    let bad = || StoreError::decode(OPEN, key, "not lp(flow) | id(8)");
-    let len = u32::from_be_bytes(
-        key.get(..4)
-            .ok_or_else(bad)?
-            .try_into()
-            .map_err(|_| bad())?,
-    );
-    let flow = key.get(4..4 + len as usize).ok_or_else(bad)?;
-    String::from_utf8(flow.to_vec()).map_err(|_| bad())
+pub fn timeline_prefix(id: ConversationId) -> Vec<u8> {
+    tagged_u64(TIMELINE, id)
 }
 
-pub fn open(flow: &str, id: ConversationId) -> Vec<u8> {
-    let mut key = open_prefix(flow);
-    put_u64(&mut key, id);
+pub fn timeline(id: ConversationId, seq: u64) -> Vec<u8> {
+    let mut key = timeline_prefix(id);
+    put_u64(&mut key, seq);
     key
 }
 
-pub fn timer(due: Millis, conversation: ConversationId, name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16 + name.len());
-    put_millis(&mut key, due);
-    put_u64(&mut key, conversation);
-    key.extend_from_slice(name.as_bytes());
+/// The hour a rating or incident at `at` is chunked under.
+pub fn hour(at: Millis) -> Millis {
+    at.div_euclid(HOUR_MS).saturating_mul(HOUR_MS)
+}
+
+/// A chunk of ratings (`tag` [`RATINGS`]) or incidents ([`INCIDENTS`]) of one hour.
+pub fn chunk(tag: u8, hour: Millis, seq: u64) -> Vec<u8> {
+    let mut key = tagged(tag, 16);
+    put_millis(&mut key, hour);
+    put_u64(&mut key, seq);
     key
 }
 
-/// The first [`TIMERS`] key that is due after `now`: everything before it is due.
-/// `None` when `now` is the last representable time (then everything is due).
-pub fn timers_after(now: Millis) -> Option<[u8; 8]> {
-    now.checked_add(1).map(time)
-}
-
-pub fn timer_index(conversation: ConversationId, name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + name.len());
-    put_u64(&mut key, conversation);
-    key.extend_from_slice(name.as_bytes());
+/// The first chunk key of `hour`: a bound of a time-range scan.
+pub fn chunk_from(tag: u8, hour: Millis) -> Vec<u8> {
+    let mut key = tagged(tag, 8);
+    put_millis(&mut key, hour);
     key
 }
 
-pub fn timeline(conversation: ConversationId, seq: u64) -> [u8; 16] {
-    let mut key = [0; 16];
-    key[..8].copy_from_slice(&conversation.to_be_bytes());
-    key[8..].copy_from_slice(&seq.to_be_bytes());
+pub fn outbox(id: u64) -> Vec<u8> {
+    tagged_u64(OUTBOX, id)
+}
+
+pub fn opt_out(msisdn: &str) -> Vec<u8> {
+    let mut key = tagged(OPT_OUT, msisdn.len());
+    key.extend_from_slice(msisdn.as_bytes());
     key
-}
-
-/// [`RATINGS`] and [`INCIDENTS`]: by time, then conversation, then `seq`.
-pub fn by_time(at: Millis, conversation: ConversationId, seq: u64) -> [u8; 24] {
-    let mut key = [0; 24];
-    key[..8].copy_from_slice(&time(at));
-    key[8..16].copy_from_slice(&conversation.to_be_bytes());
-    key[16..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// The 8-byte time prefix: the bound of a time-range scan over [`RATINGS`] or [`INCIDENTS`].
-pub fn time(at: Millis) -> [u8; 8] {
-    ((at as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-/// The due time a [`TIMERS`] key starts with.
-pub fn timer_due(key: &[u8]) -> Result<Millis, StoreError> {
-    key.get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map(millis_from)
-        .ok_or_else(|| StoreError::decode(TIMERS, key, "key shorter than 8 bytes"))
 }
 
 pub fn event_key(flow: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(4 + flow.len() + key.len());
-    put_lp(&mut k, flow);
-    k.extend_from_slice(key.as_bytes());
-    k
+    tagged_pair(EVENT_KEY, flow, key)
 }
 
 pub fn script(flow: &str, version: &str) -> Vec<u8> {
-    event_key(flow, version)
-}
-
-pub fn outbox(id: u64) -> [u8; 8] {
-    id.to_be_bytes()
+    tagged_pair(SCRIPT, flow, version)
 }
 
 pub fn last_by_party(flow: &str, msisdn: &str) -> Vec<u8> {
-    event_key(flow, msisdn)
+    tagged_pair(LAST_BY_PARTY, flow, msisdn)
 }
 
 /// An MO's content: the deliver_sm fields a redelivery repeats (the SMSC gives a redelivered
@@ -252,7 +246,7 @@ pub fn mo(
     payload: &[u8],
 ) -> Vec<u8> {
     let mut k = Vec::with_capacity(16 + source.len() + destination.len() + payload.len());
-    k.push(b'a');
+    k.push(MO_MARK);
     put_lp(&mut k, source);
     put_lp(&mut k, destination);
     k.push(data_coding);
@@ -268,11 +262,8 @@ pub fn mo(
     k
 }
 
-pub const MO_PREFIX: &[u8] = b"a";
-pub const PART_PREFIX: &[u8] = b"p";
-
 pub fn part(key: &crate::smpp::concat::MessageKey, seq: u8) -> Vec<u8> {
-    let mut k = vec![b'p'];
+    let mut k = vec![PART];
     put_lp(&mut k, &key.source);
     put_lp(&mut k, &key.destination);
     k.extend_from_slice(&key.reference.to_be_bytes());
@@ -282,34 +273,35 @@ pub fn part(key: &crate::smpp::concat::MessageKey, seq: u8) -> Vec<u8> {
 }
 
 pub fn sent_part(smsc_message_id: &str) -> Vec<u8> {
-    let mut k = vec![b's'];
+    let mut k = tagged(SENT_PART, smsc_message_id.len());
     k.extend_from_slice(smsc_message_id.as_bytes());
     k
 }
 
-pub fn message_status(outbox_id: u64) -> [u8; 9] {
-    let mut k = [b'm'; 9];
-    k[1..].copy_from_slice(&outbox_id.to_be_bytes());
-    k
+pub fn delivery(outbox_id: u64) -> Vec<u8> {
+    tagged_u64(DELIVERY, outbox_id)
 }
 
-pub fn message_parts(outbox_id: u64) -> [u8; 9] {
-    let mut k = [b'r'; 9];
-    k[1..].copy_from_slice(&outbox_id.to_be_bytes());
-    k
+pub fn log(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// The `created_at` of a `C` key (after `lp(flow)`, before the id).
+pub fn created_at_of(key: &[u8]) -> Result<Millis, StoreError> {
+    key.len()
+        .checked_sub(16)
+        .and_then(|at| key[at..at + 8].try_into().ok())
+        .map(millis_from)
+        .ok_or_else(|| StoreError::decode(STATE, key, "not a conversation time key"))
 }
 
 // --- values ----------------------------------------------------------------------------
 
 /// [`ENCODING_VERSION`] then named MessagePack.
-pub fn encode<T: Serialize + ?Sized>(
-    tree: &'static str,
-    key: &[u8],
-    value: &T,
-) -> Result<Vec<u8>, StoreError> {
+pub fn encode<T: Serialize + ?Sized>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![ENCODING_VERSION];
     rmp_serde::encode::write_named(&mut out, value).map_err(|e| StoreError::Encode {
-        tree,
+        tree: STATE,
         key: super::show_key(key),
         source: e,
     })?;
@@ -362,17 +354,17 @@ mod tests {
 
     #[test]
     fn length_prefix_keeps_prefix_scans_apart() {
-        let a = party("99890", 0, 1);
-        assert!(!a.starts_with(&party_prefix("998901")));
-        assert!(!party("998901", 0, 1).starts_with(&party_prefix("99890")));
-        assert!(a.starts_with(&party_prefix("99890")));
+        let a = created("survey", 0, 1);
+        assert!(!a.starts_with(&created_prefix("surve")));
+        assert!(a.starts_with(&created_prefix("survey")));
+        assert!(!event_key("99890", "1").starts_with(&event_key("998901", "")));
     }
 
     #[test]
-    fn timers_after_bounds_due_keys() {
-        let bound = timers_after(10).expect("10 + 1 fits");
-        assert!(timer(10, u64::MAX, "zzz").as_slice() < bound.as_slice());
-        assert!(timer(11, 0, "").as_slice() >= bound.as_slice());
-        assert_eq!(timers_after(i64::MAX), None);
+    fn hours_and_chunks_sort_by_time() {
+        assert_eq!(hour(-1), -HOUR_MS);
+        assert_eq!(hour(HOUR_MS + 5), HOUR_MS);
+        assert!(chunk(RATINGS, hour(-1), 9) < chunk(RATINGS, hour(0), 1));
+        assert_eq!(created_at_of(&created("survey", -7, 3)).unwrap(), -7);
     }
 }

@@ -2,9 +2,10 @@
 //! something in a time range, and whether it was delivered. Kept apart from the write path in
 //! `mod.rs`; nothing here writes.
 
-use serde::Deserialize;
+use std::collections::BTreeSet;
 
-use super::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, keys};
+use super::state::created_keys;
+use super::{ConversationId, Direction, Millis, Store, StoreError, keys};
 
 /// A conversation that sent at least one message (not suppressed by an opt-out).
 #[derive(Debug, Clone, PartialEq)]
@@ -17,56 +18,63 @@ pub struct SentConversation {
     pub delivered: bool,
 }
 
-/// The fields of a stored conversation the first pass needs (the script state is skipped).
-#[derive(Deserialize)]
-struct Brief {
-    flow: String,
-    created_at: Millis,
-}
-
-#[derive(Deserialize)]
-struct WithState {
-    state: serde_json::Value,
-}
-
 impl Store {
     /// Conversations of `flow` created with `from <= created_at < to` that have an Out
     /// timeline entry whose status does not start with `"suppressed"`, by id.
     ///
-    /// Conversations are keyed by id, not time, so this reads every conversation's head:
-    /// linear in the store's conversations (see the report module for measurements).
+    /// Reads only that range of the creation-time index, then each conversation found.
     pub fn sent_conversations(
         &self,
         flow: &str,
         from: Millis,
         to: Millis,
     ) -> Result<Vec<SentConversation>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.inner.conversations.iter() {
-            let (key, value) = entry?;
-            let brief: Brief = keys::decode(keys::CONVERSATIONS, &key, &value)?;
-            if brief.flow != flow || brief.created_at < from || brief.created_at >= to {
-                continue;
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let prefix = keys::created_prefix(flow);
+        let pending = self.state().pending(None, None, Some(&prefix));
+        let mut ids = BTreeSet::new();
+        let in_range = |key: &[u8]| -> Result<bool, StoreError> {
+            let at = keys::created_at_of(key)?;
+            Ok(from <= at && at < to)
+        };
+        for entry in
+            (self.inner.cold).range(keys::created_from(flow, from)..keys::created_from(flow, to))
+        {
+            let (key, _) = entry?;
+            ids.insert(keys::trailing_u64(&key)?);
+        }
+        let layered = pending.layers.iter().flat_map(|l| created_keys(l, &prefix));
+        for key in layered.chain(pending.dirty_created) {
+            if in_range(&key)? {
+                ids.insert(keys::trailing_u64(&key)?);
             }
-            let id = keys::trailing_u64(keys::CONVERSATIONS, &key)?;
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(conversation) = self.conversation(id)? else {
+                continue;
+            };
             // With each message's latest status (receipts update it).
-            let timeline: Vec<TimelineEntry> = self.timeline(id)?;
             let mut sent = false;
             let mut delivered = false;
-            for e in timeline.iter().filter(|e| e.direction == Direction::Out) {
+            for e in self
+                .timeline(id)?
+                .iter()
+                .filter(|e| e.direction == Direction::Out)
+            {
                 sent |= !e.status.starts_with("suppressed");
                 delivered |= e.status == "delivered";
             }
-            if !sent {
-                continue;
+            if sent {
+                out.push(SentConversation {
+                    id,
+                    created_at: conversation.created_at,
+                    state: conversation.state,
+                    delivered,
+                });
             }
-            let WithState { state } = keys::decode(keys::CONVERSATIONS, &key, &value)?;
-            out.push(SentConversation {
-                id,
-                created_at: brief.created_at,
-                state,
-                delivered,
-            });
         }
         Ok(out)
     }

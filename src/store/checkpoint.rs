@@ -1,0 +1,97 @@
+//! Checkpoints and recovery: a frozen layer as one sled batch, and the state back from the
+//! last checkpoint plus the log after it.
+
+use std::collections::BTreeMap;
+
+use super::log::{self, Record};
+use super::state::{Layer, State};
+use super::{Incident, Millis, Rating, StoreError, keys};
+
+/// Everything `layer` changed, as one batch with the checkpoint's log `seq`: sled applies a
+/// batch atomically, so the state tree is always one checkpoint, never half of one.
+pub(super) fn batch(layer: &Layer, seq: u64) -> Result<sled::Batch, StoreError> {
+    let mut batch = sled::Batch::default();
+    for (key, slot) in &layer.kv {
+        match &slot.value {
+            Some(value) => batch.insert(&key[..], &value[..]),
+            None => batch.remove(&key[..]),
+        }
+    }
+    for (id, entries) in &layer.timeline {
+        let key = keys::timeline(*id, seq);
+        batch.insert(&key[..], keys::encode(&key, entries)?);
+    }
+    chunks(
+        &mut batch,
+        keys::RATINGS,
+        &layer.ratings,
+        |r: &Rating| r.at,
+        seq,
+    )?;
+    chunks(
+        &mut batch,
+        keys::INCIDENTS,
+        &layer.incidents,
+        |i: &Incident| i.at,
+        seq,
+    )?;
+    batch.insert(keys::CHECKPOINT, &seq.to_be_bytes()[..]);
+    Ok(batch)
+}
+
+/// One chunk key per hour of `items`.
+fn chunks<T: serde::Serialize>(
+    batch: &mut sled::Batch,
+    tag: u8,
+    items: &[T],
+    at: impl Fn(&T) -> Millis,
+    seq: u64,
+) -> Result<(), StoreError> {
+    let mut by_hour: BTreeMap<Millis, Vec<&T>> = BTreeMap::new();
+    for item in items {
+        by_hour.entry(keys::hour(at(item))).or_default().push(item);
+    }
+    for (hour, items) in by_hour {
+        let key = keys::chunk(tag, hour, seq);
+        batch.insert(&key[..], keys::encode(&key, &items)?);
+    }
+    Ok(())
+}
+
+/// The log seq of the checkpoint in `state` (0: none yet).
+pub(super) fn checkpointed(state: &sled::Tree) -> Result<u64, StoreError> {
+    match state.get(keys::CHECKPOINT)? {
+        Some(v) => (v[..].try_into().ok().map(u64::from_be_bytes))
+            .ok_or_else(|| StoreError::decode(keys::STATE, keys::CHECKPOINT, "not 8 bytes")),
+        None => Ok(0),
+    }
+}
+
+/// Applies the log after the checkpoint to `state` (loaded from it); returns the next seq
+/// and how many records there were.
+pub(super) fn replay(log: &sled::Tree, state: &mut State) -> Result<(u64, usize), StoreError> {
+    let from = state.checkpointed + 1;
+    let mut next = from;
+    let mut replayed = 0;
+    for entry in log.range(keys::log(from)..) {
+        let (key, group) = entry?;
+        for record in log::records(&key, &group)? {
+            apply_again(state, &record, &key)?;
+            replayed += 1;
+        }
+        next = keys::trailing_u64(&key)? + 1;
+    }
+    Ok((next, replayed))
+}
+
+/// A record that applied once applies again to the same state; if it does not, the store is
+/// not what this build wrote.
+fn apply_again(state: &mut State, record: &Record, key: &[u8]) -> Result<(), StoreError> {
+    state.apply(record).map(|_| ()).map_err(|e| {
+        StoreError::decode(
+            keys::LOG,
+            key,
+            format!("a logged record does not apply: {e}"),
+        )
+    })
+}

@@ -1,0 +1,186 @@
+//! The store's types: what callers give it and get back. The store owns how they are laid
+//! out on disk ([`super::keys`]).
+
+use serde::{Deserialize, Serialize};
+
+pub type ConversationId = u64;
+/// Milliseconds since the Unix epoch (UTC). Time is always an input: the store never reads a
+/// clock.
+pub type Millis = i64;
+
+/// One running (or ended) conversation of a flow: what the script needs to take its next step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub flow: String,
+    /// Content hash of the script version the conversation runs on (hex).
+    pub flow_version: String,
+    /// The script's `this`: a JSON object.
+    pub state: serde_json::Value,
+    /// MSISDNs whose MOs route to this conversation while it is open.
+    pub parties: Vec<String>,
+    pub status: ConversationStatus,
+    /// The HTTP event's idempotency key, if it came from one.
+    pub event_key: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConversationStatus {
+    Open,
+    /// The script called `finish(outcome)`.
+    Finished {
+        outcome: String,
+    },
+    /// A hook failed; the conversation stops rather than retrying a broken script forever.
+    Errored {
+        error: String,
+    },
+}
+
+impl ConversationStatus {
+    pub fn is_open(&self) -> bool {
+        matches!(self, ConversationStatus::Open)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    /// MO: from a party to us.
+    In,
+    /// MT: from us to a party.
+    Out,
+}
+
+/// One message of a conversation, as the HTTP timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: Millis,
+    pub direction: Direction,
+    pub party: String,
+    pub text: String,
+    /// "received", "queued", "sent", "delivered", "failed", ... (free text, set by the service)
+    pub status: String,
+    /// Outbox message id for Out entries.
+    pub message_id: Option<u64>,
+}
+
+/// A CSI survey answer (`record_rating`), the unit of the CSI report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    pub conversation: ConversationId,
+    pub flow: String,
+    pub at: Millis,
+    pub msisdn: String,
+    pub score: u8,
+    pub operator: String,
+    pub channel: String,
+    pub comment: String,
+}
+
+/// What an escalation recorded about one incident (`record_incident`), the unit of the
+/// incident report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub conversation: ConversationId,
+    pub at: Millis,
+    /// What the script recorded (`record_incident(map)`).
+    pub fields: serde_json::Value,
+}
+
+/// A named timer of a conversation; `(conversation, name)` is unique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    pub conversation: ConversationId,
+    pub name: String,
+    pub due: Millis,
+}
+
+/// An MT message committed with the step that sent it, waiting for the service to submit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutMessage {
+    /// From [`super::Store::next_id`]: the outbox is drained in id order.
+    pub id: u64,
+    pub conversation: ConversationId,
+    pub to: String,
+    pub text: String,
+    pub created_at: Millis,
+    /// The flow of `conversation` (for metrics); empty in values written before it existed.
+    #[serde(default)]
+    pub flow: String,
+    /// Sent by the hook that started the conversation (a survey's question): the first stage
+    /// of the survey funnel.
+    #[serde(default)]
+    pub opening: bool,
+}
+
+/// Which outbox message an SMSC message id belongs to, so a delivery receipt (even one that
+/// arrives after a restart) reaches its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentPart {
+    pub conversation: ConversationId,
+    pub outbox_id: u64,
+    pub to: String,
+    pub flow: String,
+    /// Which part of the message (0-based): a long text gets one receipt per part.
+    #[serde(default)]
+    pub part: usize,
+    /// See [`OutMessage::opening`].
+    #[serde(default)]
+    pub opening: bool,
+}
+
+/// What an outbox message came to, recorded by [`super::Store::outbox_finished`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxOutcome {
+    pub message: OutMessage,
+    /// "sent" (the SMSC accepted every part) or "failed: ..." (refused for good).
+    pub status: String,
+    /// The SMSC's id of each accepted part.
+    pub smsc_ids: Vec<String>,
+}
+
+/// The MO a step answers, stored with the step (see [`Commit::mo`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoRecord {
+    /// The deliver_sms whose deliver_sm_resp is still to be sent ([`keys::mo`](super::keys::mo)): marked seen
+    /// with the step, so a redelivery after a crash is recognised; the service unmarks them
+    /// with [`super::Store::mo_acknowledged`] once the response is on its way.
+    pub pending_ack: Vec<Vec<u8>>,
+    /// Stored parts ([`keys::part`](super::keys::part)) the step consumed: removed with it.
+    pub parts: Vec<Vec<u8>>,
+}
+
+/// Everything one step of a conversation changes, applied atomically by [`super::Store::commit`].
+///
+/// The party index is derived from `conversation`: after the commit a conversation's parties
+/// are indexed exactly while its status is Open, so there are no separate fields for it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Inserted or replaced. When its status is not Open, all its parties leave the party
+    /// index. Its timers stay until cancelled (list them with [`super::Store::timers_of`]).
+    pub conversation: Option<Conversation>,
+    /// Same `(conversation, name)` replaces the old due time. Cancels apply before sets, so a
+    /// name in both lists ends up set. Timers belong to stored conversations (this commit's
+    /// or an earlier one's); those of an unknown conversation are ignored.
+    pub timers_set: Vec<Timer>,
+    pub timers_cancelled: Vec<(ConversationId, String)>,
+    /// Appended; each entry gets its own sequence number, in this order.
+    pub timeline: Vec<(ConversationId, TimelineEntry)>,
+    pub outbox: Vec<OutMessage>,
+    pub ratings: Vec<Rating>,
+    pub incidents: Vec<Incident>,
+    /// Applied after `opt_ins`, so an MSISDN in both ends opted out.
+    pub opt_outs: Vec<String>,
+    pub opt_ins: Vec<String>,
+    /// (flow, key, conversation): the idempotency key of an HTTP event. If the key already
+    /// names another conversation the whole commit fails with
+    /// [`StoreError::EventKeyTaken`](super::StoreError::EventKeyTaken).
+    pub event_key: Option<(String, String, ConversationId)>,
+    /// (flow, version, source): keeps a script version's source so a conversation started on
+    /// it can finish on it after a restart. A version already stored is left as it is.
+    pub script: Option<(String, String, String)>,
+    /// The MO the step answers, when it came over SMPP.
+    pub mo: Option<MoRecord>,
+}

@@ -1,0 +1,354 @@
+//! The store writer: the one thread that writes to sled and flushes it.
+//!
+//! Steps apply to the state in memory at once ([`super::state`]) and leave their records in
+//! the log group. Whoever needs them durable (an MO's deliver_sm_resp, an HTTP 202, a
+//! message about to be submitted) queues a waiter. The writer takes every waiter queued and
+//! the whole group, writes the group as **one** key of the log tree, calls sled's
+//! synchronous `flush()` once, `fdatasync`s sled's log file, and completes every waiter: a
+//! group commit, one device flush however many ask.
+//!
+//! Every few thousand records or fraction of a second it also freezes the dirty layer and
+//! writes it as a checkpoint (one atomic `apply_batch` with the log seq it covers), then
+//! prunes the log behind it once a flush made the checkpoint durable.
+//!
+//! Why one thread: sled 0.34 deadlocks on concurrent `flush_async` (spacejam/sled#1308, fixed
+//! only on sled's unreleased main; also #1412), and per-key writes from many threads cost
+//! sled's locks and the kernel's futexes more than the writes themselves. Why `fdatasync`:
+//! sled writes its log with `pwrite` and `sync_file_range`, which does not flush the device's
+//! volatile cache; "acknowledged after the flush" must mean on the medium. sled's own
+//! background flusher is off (`flush_every_ms(None)`), so this thread's flush is the only one.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::state::{Layer, State};
+use super::{StoreError, checkpoint, keys, lock};
+
+/// How long the writer sleeps when nobody waits: records nobody flushed (receipts, say) are
+/// written at least this often.
+const TICK: Duration = Duration::from_millis(20);
+/// A checkpoint is written once this many records are in the dirty layer ...
+const CHECKPOINT_RECORDS: u64 = 4096;
+/// ... or this long after the last one, whichever comes first.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What a caller asks of the writer.
+enum Request {
+    /// Answer once everything applied so far is durable.
+    Flush(Waiter),
+    /// Write a checkpoint now, answer once sled has it (tests and `smsflow` tools).
+    Checkpoint(Waiter),
+}
+
+/// How a caller waits for its flush: from async code or from a plain thread.
+enum Waiter {
+    Async(tokio::sync::oneshot::Sender<Result<(), String>>),
+    Blocking(mpsc::SyncSender<Result<(), String>>),
+}
+
+impl Waiter {
+    fn complete(self, result: Result<(), String>) {
+        // A caller that stopped waiting (a cancelled request) needs no answer.
+        let _ = match self {
+            Waiter::Async(tx) => tx.send(result),
+            Waiter::Blocking(tx) => tx.send(result).map_err(|_| Ok(())),
+        };
+    }
+}
+
+/// What the writer thread owns.
+pub(super) struct Disk {
+    pub db: sled::Db,
+    pub log: sled::Tree,
+    pub state: sled::Tree,
+    /// sled's log file, `fdatasync`ed after each flush (`None` for a temporary store).
+    pub file: Option<File>,
+    /// The seq of the next log group.
+    pub next_seq: u64,
+}
+
+impl Disk {
+    /// `dir`: sled's directory, whose `db` file is its log (`None`: a temporary store, which
+    /// needs no device durability).
+    pub fn new(db: sled::Db, dir: Option<&Path>, next_seq: u64) -> Result<Disk, StoreError> {
+        let file = match dir {
+            Some(dir) => Some(File::open(dir.join("db")).map_err(|e| {
+                StoreError::Durability(format!("cannot open sled's log file for fdatasync: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(Disk {
+            log: db.open_tree(keys::LOG)?,
+            state: db.open_tree(keys::STATE)?,
+            db,
+            file,
+            next_seq,
+        })
+    }
+
+    /// sled's flush, then the device's: the error as text, since every waiter of the group
+    /// gets the same one.
+    fn flush(&self) -> Result<(), String> {
+        self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
+        if let Some(file) = &self.file {
+            file.sync_data()
+                .map_err(|e| format!("fdatasync of sled's log: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The writer thread's handle. Dropping it writes what is left, checkpoints it and waits for
+/// the thread, so the thread's sled handle is gone (and the directory unlocked) when the
+/// store is.
+pub(super) struct Writer {
+    queue: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    /// Set: the thread stops as if the process died after its last group commit (no final
+    /// checkpoint), so tests can check recovery from the log.
+    #[cfg_attr(not(test), allow(dead_code))]
+    crash: Arc<AtomicBool>,
+}
+
+impl Writer {
+    pub fn start(disk: Disk, state: Arc<Mutex<State>>) -> Result<Writer, StoreError> {
+        let (queue, requests) = mpsc::channel::<Request>();
+        let crash = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("smsflow-store".into())
+            .spawn({
+                let crash = crash.clone();
+                move || Thread::new(disk, state).run(requests, &crash)
+            })
+            .map_err(|e| StoreError::Durability(format!("cannot start the store writer: {e}")))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+            crash,
+        })
+    }
+
+    /// Writes a checkpoint of everything applied so far; blocks until sled has it.
+    pub fn checkpoint_blocking(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Request::Checkpoint(Waiter::Blocking(tx)))?;
+        rx.recv()
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Durability)
+    }
+
+    /// On drop, stop after the last group commit without the final checkpoint.
+    #[cfg(test)]
+    pub fn crash_on_drop(&self) {
+        self.crash.store(true, Ordering::Relaxed);
+    }
+
+    /// Returns once everything applied before the call is on the medium.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::Flush(Waiter::Async(tx)))?;
+        rx.await
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Durability)
+    }
+
+    /// [`Writer::flush`] for a plain thread (blocks it).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Request::Flush(Waiter::Blocking(tx)))?;
+        rx.recv()
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Durability)
+    }
+
+    fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.send(request).ok())
+            .ok_or_else(stopped)
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Durability("the store writer stopped".into())
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Thread {
+    disk: Disk,
+    state: Arc<Mutex<State>>,
+    last_checkpoint: Instant,
+    /// A checkpoint sled has but that no flush covered yet: the log up to it is pruned after
+    /// the next flush.
+    unpruned: Option<u64>,
+    /// The oldest log seq that may still be in the log tree.
+    pruned_to: u64,
+    /// Why the store stopped taking writes (a log write or a flush failed).
+    failed: Option<String>,
+}
+
+impl Thread {
+    fn new(disk: Disk, state: Arc<Mutex<State>>) -> Thread {
+        // Groups a crash left behind the checkpoint go with the next prune.
+        let first = match disk.log.first() {
+            Ok(Some((key, _))) => keys::trailing_u64(&key).ok(),
+            _ => None,
+        };
+        let checkpointed = lock(&state).checkpointed;
+        Thread {
+            pruned_to: first.unwrap_or(disk.next_seq).min(checkpointed + 1),
+            disk,
+            state,
+            last_checkpoint: Instant::now(),
+            unpruned: None,
+            failed: None,
+        }
+    }
+
+    fn run(mut self, queue: mpsc::Receiver<Request>, crash: &AtomicBool) {
+        loop {
+            let mut requests = Vec::new();
+            let stopping = match queue.recv_timeout(TICK) {
+                Ok(first) => {
+                    requests.push(first);
+                    requests.extend(queue.try_iter());
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            let (mut waiters, mut after_checkpoint) = (Vec::new(), Vec::new());
+            for request in requests {
+                match request {
+                    Request::Flush(w) => waiters.push(w),
+                    Request::Checkpoint(w) => after_checkpoint.push(w),
+                }
+            }
+            if stopping && crash.load(Ordering::Relaxed) {
+                self.round(waiters, false);
+                return;
+            }
+            let force = stopping || !after_checkpoint.is_empty();
+            self.round(waiters, force);
+            if force {
+                // A second round makes the checkpoint durable and prunes the log behind it;
+                // on a stop, the next start is quick.
+                self.round(Vec::new(), false);
+                let result = match &self.failed {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                };
+                for w in after_checkpoint {
+                    w.complete(result.clone());
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// One group commit, and a checkpoint when one is due (`force`: now).
+    fn round(&mut self, waiters: Vec<Waiter>, force: bool) {
+        if let Some(failed) = &self.failed {
+            for waiter in waiters {
+                waiter.complete(Err(failed.clone()));
+            }
+            return;
+        }
+        let (group, frozen) = {
+            let mut state = lock(&self.state);
+            let group = std::mem::take(&mut state.log);
+            let due = state.dirty.records >= CHECKPOINT_RECORDS
+                || force
+                || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+            let frozen = if due && state.frozen.is_none() && !state.dirty.is_empty() {
+                let layer = Arc::new(std::mem::take(&mut state.dirty));
+                state.frozen = Some(layer.clone());
+                Some(layer)
+            } else {
+                state.frozen.clone()
+            };
+            (group, frozen)
+        };
+        let wrote = !group.is_empty();
+        let mut result = Ok(());
+        if wrote {
+            let seq = self.disk.next_seq;
+            result = (self.disk.log.insert(keys::log(seq), group))
+                .map(|_| self.disk.next_seq += 1)
+                .map_err(|e| format!("log write: {e}"));
+        }
+        if result.is_ok() && (wrote || !waiters.is_empty() || self.unpruned.is_some()) {
+            result = self.disk.flush();
+        }
+        if let Err(e) = &result {
+            // What is in memory can no longer be matched to what is on disk: nothing more is
+            // acknowledged until a restart replays the log (a failed fdatasync may have lost
+            // pages the kernel had; trying again would hide that).
+            tracing::error!(
+                "the store could not be made durable, refusing writes until a restart: {e}"
+            );
+            lock(&self.state).failed = Some(e.clone());
+            self.failed = Some(e.clone());
+        }
+        for waiter in waiters {
+            waiter.complete(result.clone());
+        }
+        if result.is_err() {
+            return;
+        }
+        if let Some(seq) = self.unpruned.take() {
+            self.prune(seq);
+        }
+        if let Some(layer) = frozen {
+            self.checkpoint(&layer);
+        }
+    }
+
+    /// Writes the frozen layer as the checkpoint of everything logged so far.
+    fn checkpoint(&mut self, layer: &Layer) {
+        let seq = self.disk.next_seq.saturating_sub(1);
+        let written = checkpoint::batch(layer, seq).and_then(|batch| {
+            self.disk.state.apply_batch(batch)?;
+            Ok(())
+        });
+        match written {
+            Ok(()) => {
+                let mut state = lock(&self.state);
+                state.frozen = None;
+                state.checkpointed = seq;
+                drop(state);
+                self.unpruned = Some(seq);
+                self.last_checkpoint = Instant::now();
+            }
+            // The layer stays frozen (reads still see it) and is tried again next round.
+            Err(e) => tracing::error!("cannot write a store checkpoint, will retry: {e}"),
+        }
+    }
+
+    /// Removes the log groups a durable checkpoint covers.
+    fn prune(&mut self, upto: u64) {
+        let mut batch = sled::Batch::default();
+        for seq in self.pruned_to..=upto {
+            batch.remove(&keys::log(seq)[..]);
+        }
+        match self.disk.log.apply_batch(batch) {
+            Ok(()) => self.pruned_to = upto + 1,
+            Err(e) => tracing::warn!("cannot prune the store log: {e}"),
+        }
+    }
+}
