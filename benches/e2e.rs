@@ -1,25 +1,27 @@
-//! End-to-end load run of the service pipeline, durable mode: the SMSC simulator, the ESME
-//! pool, the pipeline and the flow engine with the shipped survey flow, on a sled store on
-//! disk (every acknowledged MO flushed), all in this process over loopback TCP.
+//! End-to-end load run of `smsflow run` as its own process, durable mode: the SMSC simulator
+//! in this process, the service (the release binary, shipped survey flow, sled on disk, every
+//! acknowledged MO and every 202 on the medium) in another, over loopback TCP.
 //!
-//! 1. N surveys are opened (as the HTTP API would) and their questions sent.
-//! 2. The simulator pushes N replies ("5") at a window of W unacknowledged deliver_sm.
-//! 3. Reported: MO/s (acknowledged deliver_sm), replies/s (thank-you messages the simulator
-//!    accepted), p50/p99 reply latency (MO injected → thanks accepted) and peak RSS.
+//! 1. N survey events are posted over HTTP, 64 in flight on keep-alive connections.
+//! 2. Once every question reached the SMSC, the simulator pushes N replies ("5") at a window
+//!    of W unacknowledged deliver_sm.
 //!
-//! Prints numbers; asserts nothing (timing has no place in tests).
+//! Reported per phase: rate, CPU µs of the service process per event or reply (user + system
+//! from /proc over the phase), latency percentiles, and the service's peak RSS. Prints
+//! numbers; asserts nothing (timing has no place in tests).
 //!
-//! `cargo bench --bench e2e [-- --surveys N --window W]` (defaults: 20000 surveys, window 100)
+//! `cargo bench --bench e2e [-- --surveys N --window W --posters P]` (defaults: 20000
+//! surveys, window 100, 64 posters)
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use smsflow::esme::{Pool, PoolConfig, tcp_connector};
-use smsflow::flow::engine::{EngineConfig, FlowEngine};
-use smsflow::service::pipeline::{Pipeline, now_ms};
 use smsflow::sim::{self, Mo, SimConfig};
-use smsflow::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 const THANKS: &str = "Спасибо за вашу оценку!";
@@ -37,38 +39,117 @@ fn msisdn(i: usize) -> String {
     format!("99890{:07}", i)
 }
 
-/// Peak resident set size of this process (the simulator included), from /proc.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// CPU seconds (user + system) of process `pid` so far, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A /proc/PID/status value in MiB (VmHWM: peak RSS, VmRSS: now).
+fn rss_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// One keep-alive HTTP/1.1 connection: POST, read the status and the body by its length.
+struct Http {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Http {
+    async fn connect(addr: SocketAddr) -> Http {
+        let stream = TcpStream::connect(addr).await.expect("connect to the API");
+        stream.set_nodelay(true).expect("nodelay");
+        Http {
+            stream,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    async fn post(&mut self, path: &str, body: &str) -> u16 {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send");
+        self.buf.clear();
+        loop {
+            let mut chunk = [0u8; 2048];
+            let n = self.stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the service closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&self.buf);
+            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if rest.len() >= length {
+                    return head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+    }
 }
 
 fn main() {
     let surveys = arg("--surveys", 20_000);
     let window = arg("--window", 100);
+    let posters = arg("--posters", 64);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(run(surveys, window));
+    runtime.block_on(run(surveys, window, posters));
 }
 
-async fn run(surveys: usize, window: usize) {
+async fn run(surveys: usize, window: usize, posters: usize) {
     let dir = std::env::temp_dir().join(format!("smsflow-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(dir.join("data")).expect("store");
-    let (engine, errors) = FlowEngine::new(
-        store,
-        EngineConfig {
-            scripts_dir: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
-            ..EngineConfig::default()
-        },
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    let engine = Arc::new(engine);
+    std::fs::create_dir_all(&dir).expect("bench dir");
 
     let smsc = sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
@@ -78,7 +159,6 @@ async fn run(surveys: usize, window: usize) {
     })
     .await
     .expect("simulator");
-    // Thanks accepted by the simulator, by subscriber.
     let thanked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let questions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let collector = tokio::spawn({
@@ -106,49 +186,100 @@ async fn run(surveys: usize, window: usize) {
         }
     });
 
-    let addr = smsc.local_addr();
-    let mut config = PoolConfig::new("sim", tcp_connector(addr.ip().to_string(), addr.port()));
-    config.session.window = 256;
-    let (pool, inbound) = Pool::start(config, 8192);
-    let pool = Arc::new(pool);
-    let pipeline = Pipeline::start(engine.clone(), vec![pool.clone()], inbound);
-    while pool.bound() == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = dir.join("smsflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\ndata_dir = \"{data}\"\nscripts_dir = \"{scripts}\"\n\n\
+             [[smsc]]\nname = \"sim\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             system_id = \"smsflow\"\npassword = \"smsflow\"\nwindow = 256\n\n\
+             [http]\nlisten = \"{http}\"\ntokens = []\n\n[metrics]\nlisten = \"{metrics}\"\n",
+            data = dir.join("data").display(),
+            scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scripts")
+                .display(),
+            port = smsc.local_addr().port(),
+        ),
+    )
+    .expect("config");
+    let mut service = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("smsflow run");
+    let pid = service.id().expect("pid");
+    while smsc.stats().sessions_bound == 0 || TcpStream::connect(http).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // 1. Open the surveys.
+    // 1. Events over HTTP, `posters` in flight.
+    let cpu0 = cpu_seconds(pid);
     let started = Instant::now();
-    for i in 0..surveys {
-        let event = serde_json::json!({"id": format!("call-{i}"), "msisdn": msisdn(i),
-            "operator": format!("op-{}", i % 20), "channel": "call"});
-        engine
-            .start(now_ms(), "survey", event, Some(&format!("call-{i}")))
-            .expect("survey starts");
-        if i % 1024 == 0 {
-            pipeline.outbox_changed();
-        }
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..posters {
+        let next = next.clone();
+        tasks.spawn(async move {
+            let mut conn = Http::connect(http).await;
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= surveys {
+                    return latencies;
+                }
+                let body = serde_json::json!({"id": format!("call-{i}"), "msisdn": msisdn(i),
+                    "operator": format!("op-{}", i % 20), "channel": "call"})
+                .to_string();
+                let at = Instant::now();
+                let status = conn.post("/api/v1/flows/survey/events", &body).await;
+                assert_eq!(status, 202, "event {i}");
+                latencies.push(at.elapsed());
+            }
+        });
     }
-    pipeline.outbox_changed();
+    let mut latencies = Vec::with_capacity(surveys);
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done.expect("poster"));
+    }
+    let posted = started.elapsed();
+    let event_cpu = cpu_seconds(pid) - cpu0;
+    latencies.sort();
+    println!("events: {surveys} over HTTP, {posters} in flight, each on disk before its 202");
+    println!(
+        "  accepted          {:>9.0} /s  ({:.2} s)",
+        surveys as f64 / posted.as_secs_f64(),
+        posted.as_secs_f64()
+    );
+    println!(
+        "  service CPU       {:>9.1} µs per event",
+        event_cpu * 1e6 / surveys as f64
+    );
+    println!(
+        "  latency           p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
     while questions.load(std::sync::atomic::Ordering::Relaxed) < surveys {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let opened = started.elapsed();
     println!(
-        "opened {surveys} surveys in {:.2} s ({:.0} surveys/s, questions accepted by the SMSC)",
-        opened.as_secs_f64(),
-        surveys as f64 / opened.as_secs_f64()
+        "  questions sent    {:.2} s after the first post; service RSS {:.0} MiB with {surveys} open",
+        started.elapsed().as_secs_f64(),
+        rss_mib(pid, "VmRSS:")
     );
 
     // 2. Replies at window W.
     let mut injected_at = Vec::with_capacity(surveys);
     let mut acks = JoinSet::new();
+    let cpu0 = cpu_seconds(pid);
     let started = Instant::now();
-    let mut last_ack = started;
     for i in 0..surveys {
         while acks.len() >= window {
-            if let Some(Ok(at)) = acks.join_next().await {
-                last_ack = last_ack.max(at);
-            }
+            acks.join_next().await;
         }
         injected_at.push(Instant::now());
         let delivery = smsc
@@ -161,36 +292,22 @@ async fn run(surveys: usize, window: usize) {
         acks.spawn(async move {
             let status = delivery.outcome().await.expect("outcome");
             assert!(status.is_ok(), "{status:?}");
-            Instant::now()
         });
     }
-    while let Some(done) = acks.join_next().await {
-        last_ack = last_ack.max(done.expect("ack task"));
-    }
-    let mo_elapsed = last_ack - started;
-    loop {
-        if thanked.lock().unwrap().len() >= surveys {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            eprintln!("gave up waiting for every thanks");
-            break;
-        }
+    while acks.join_next().await.is_some() {}
+    let mo_elapsed = started.elapsed();
+    while thanked.lock().unwrap().len() < surveys && started.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let reply_cpu = cpu_seconds(pid) - cpu0;
     let thanked = thanked.lock().unwrap().clone();
     let last_thanks = thanked.values().max().copied().unwrap_or(started);
     let mut latencies: Vec<Duration> = (0..surveys)
         .filter_map(|i| Some(*thanked.get(&msisdn(i))? - injected_at[i]))
         .collect();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
     let replies_elapsed = last_thanks - started;
-    println!("replies: {surveys} at window {window}, durable (flush before every ack batch)");
+    println!("replies: {surveys} at window {window}, each MO on disk before its deliver_sm_resp");
     println!(
         "  MO acknowledged   {:>9.0} /s  ({:.2} s)",
         surveys as f64 / mo_elapsed.as_secs_f64(),
@@ -203,21 +320,21 @@ async fn run(surveys: usize, window: usize) {
         thanked.len()
     );
     println!(
-        "  reply latency     p50 {:.1} ms, p99 {:.1} ms",
-        pct(0.50),
-        pct(0.99)
+        "  service CPU       {:>9.1} µs per reply",
+        reply_cpu * 1e6 / surveys as f64
     );
-    if let Some(rss) = peak_rss_mib() {
-        println!("  peak RSS          {rss:.0} MiB (service and simulator together)");
-    }
-    let counts = pipeline.counts();
     println!(
-        "  pipeline          {} MO, {} MT accepted, {} retried, {} script errors",
-        counts.mo, counts.mt_accepted, counts.mt_retried, counts.script_errors
+        "  reply latency     p50 {:.1} ms, p99 {:.1} ms (MO injected → thanks accepted)",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
     );
+    println!("  service peak RSS  {:.0} MiB", rss_mib(pid, "VmHWM:"));
 
-    pipeline.shutdown().await;
-    pool.shutdown().await;
+    let _ = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), service.wait()).await;
     collector.abort();
     smsc.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
