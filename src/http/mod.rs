@@ -12,7 +12,7 @@
 //!
 //! | route | statuses |
 //! |---|---|
-//! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 413, 415, 422 |
+//! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
 //! | `GET /reports` (HTML dashboard, no auth: it is for browsers) | 200, 400 |
@@ -23,7 +23,8 @@
 //! `"duplicate": true`: SPEC.md gives one status for the route, and a client retrying after a
 //! timeout should not need a second success path. When no SMSC session is bound the event is
 //! still accepted (the outbox keeps its messages until a session binds) and the 202 says
-//! `"queued": true`; we always queue, so 503 is only ever answered by `/readyz`.
+//! `"queued": true`; we always queue. An event answered 503 (with `Retry-After`) found the
+//! store behind the disk ([`crate::store::MAX_UNWRITTEN`]): nothing was started.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -93,6 +94,10 @@ pub enum ApiError {
     },
     #[error("not ready")]
     NotReady,
+    /// The store is behind the disk (see `StoreError::Overloaded`): nothing was started;
+    /// the client retries after `Retry-After`.
+    #[error("overloaded")]
+    Overloaded(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -109,7 +114,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::FlowFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,6 +129,7 @@ impl ApiError {
             | ApiError::TooLarge(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Invalid(d)
+            | ApiError::Overloaded(d)
             | ApiError::Internal(d) => d.clone(),
             ApiError::FlowFailed { detail, .. } => detail.clone(),
             ApiError::UnknownConversation(id) => format!("no conversation with id {id}"),
@@ -147,6 +153,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ApiError::Overloaded(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -190,6 +201,9 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownFlow { .. } => ApiError::UnknownFlow(error.to_string()),
             EngineError::MissingHook { .. } => {
                 ApiError::Invalid(format!("{error}: this flow cannot be started by an event"))
+            }
+            EngineError::Store(StoreError::Overloaded(_)) => {
+                ApiError::Overloaded(error.to_string())
             }
             other => ApiError::Internal(other.to_string()),
         }
