@@ -185,3 +185,184 @@ async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
     collector.abort();
     smsc.shutdown().await;
 }
+
+/// An LCG: the kill points of [`kill_9_at_20_random_points_under_mixed_load`] from a seed
+/// (`SMSFLOW_CRASH_SEED`, printed), so a failing run can be repeated.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+/// Posts `i`'s survey event until it is answered 202 (the service may be down or dying:
+/// the event id makes a retry safe).
+async fn post_until_accepted(http: std::net::SocketAddr, i: usize) {
+    let json = [("Content-Type".to_owned(), "application/json".to_owned())];
+    let body = serde_json::json!({"id": format!("call-{i}"), "msisdn": msisdn(i),
+        "operator": "op-1", "channel": "call"})
+    .to_string();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            crate::http::try_raw(
+                http,
+                "POST",
+                "/api/v1/flows/survey/events",
+                &json,
+                Some(body.as_bytes()),
+            ),
+        )
+        .await;
+        if let Ok(Some(resp)) = attempt
+            && resp.status == 202
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "event {i} never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The long run of the crash test: surveys opened over HTTP, replies over SMPP and new
+/// events all at once, with `kill -9` at 20 random points (each followed by a restart on the
+/// same data directory). Every acknowledged MO must be rated exactly once and every accepted
+/// event must have its conversation. Ignored in CI for its length:
+/// `cargo test --release --test protocol-tests kill_9_at_20 -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 20 kills under load (about a minute in release)"]
+async fn kill_9_at_20_random_points_under_mixed_load() {
+    const SURVEYS: usize = 600;
+    const LATE_EVENTS: usize = 200;
+    const KILLS: usize = 20;
+    let seed = std::env::var("SMSFLOW_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("SMSFLOW_CRASH_SEED={seed}");
+    let mut rng = Lcg(seed);
+    let smsc = sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        receipt_delay: Duration::from_millis(10),
+        retry_delay: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = TempDir::new("crash-loop");
+    let ServiceSetup {
+        config, data, http, ..
+    } = service_setup(dir.path(), smsc.local_addr().port(), &[]);
+    let mut service = spawn_service(&config);
+    until_ready(http).await;
+    let mut posts = JoinSet::new();
+    for i in 0..SURVEYS {
+        while posts.len() >= 16 {
+            posts.join_next().await.unwrap().unwrap();
+        }
+        posts.spawn(post_until_accepted(http, i));
+    }
+    while let Some(done) = posts.join_next().await {
+        done.unwrap();
+    }
+
+    // Replies and late events while the killer works.
+    let killer = tokio::spawn(async move {
+        let mut kills = 0;
+        for _ in 0..KILLS {
+            tokio::time::sleep(Duration::from_millis(100 + rng.next(400))).await;
+            service.start_kill().unwrap();
+            let status = service.wait().await.unwrap();
+            assert!(!status.success(), "killed, not exited: {status:?}");
+            kills += 1;
+            service = spawn_service(&config);
+        }
+        (kills, service)
+    });
+    for i in SURVEYS..SURVEYS + LATE_EVENTS {
+        posts.spawn(post_until_accepted(http, i));
+    }
+    let mut replies = JoinSet::new();
+    for i in 0..SURVEYS {
+        while replies.len() >= WINDOW {
+            replies.join_next().await.unwrap().unwrap();
+        }
+        let delivery = smsc
+            .inject_mo(Mo {
+                source: msisdn(i),
+                destination: "5700".into(),
+                text: format!("{}", 1 + i % 5),
+            })
+            .unwrap();
+        replies.spawn(async move {
+            // Each kill may cost a redelivery round; the SMSC keeps trying.
+            let status = tokio::time::timeout(WAIT * 3, delivery.outcome())
+                .await
+                .expect("every reply is acknowledged in the end")
+                .unwrap();
+            assert!(status.is_ok(), "{status:?}");
+        });
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    while let Some(done) = replies.join_next().await {
+        done.unwrap();
+    }
+    while let Some(done) = posts.join_next().await {
+        done.unwrap();
+    }
+    let (kills, mut service) = killer.await.unwrap();
+    until_ready(http).await;
+
+    let pid = service.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    assert!(service.wait().await.unwrap().success());
+    let store = Store::open(&data).unwrap();
+    let ratings = store.ratings(i64::MIN, i64::MAX).unwrap();
+    let mut by_subscriber: HashMap<&str, u8> = HashMap::new();
+    let mut doubled = 0;
+    for r in &ratings {
+        if by_subscriber.insert(&r.msisdn, r.score).is_some() {
+            doubled += 1;
+        }
+    }
+    let lost = (0..SURVEYS)
+        .filter(|&i| by_subscriber.get(msisdn(i).as_str()) != Some(&(1 + (i % 5) as u8)))
+        .count();
+    let events_lost = (0..SURVEYS + LATE_EVENTS)
+        .filter(|i| {
+            store
+                .event_conversation("survey", &format!("call-{i}"))
+                .unwrap()
+                .is_none()
+        })
+        .count();
+    println!(
+        "crash loop: {kills} kills, {} ratings, {lost} replies lost, {doubled} rated twice, {events_lost} events lost, {} deliver_sm redelivered",
+        ratings.len(),
+        smsc.stats().mo_redelivered
+    );
+    assert_eq!((lost, doubled, events_lost), (0, 0, 0));
+    smsc.shutdown().await;
+}

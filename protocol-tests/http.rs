@@ -134,7 +134,21 @@ pub async fn raw(
     headers: &[(String, String)],
     body: Option<&[u8]>,
 ) -> Resp {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    try_raw(addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|| panic!("no complete response to {method} {path}"))
+}
+
+/// [`raw`] for a server that may be down or dying: `None` when the connection is refused or
+/// the response is cut short.
+pub async fn try_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Option<Resp> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -155,24 +169,23 @@ pub async fn raw(
         }
     }
     let text = String::from_utf8(received).unwrap();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("a complete response head");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
     let is_json = head
         .to_ascii_lowercase()
         .contains("content-type: application/json");
     let json = if body.is_empty() || !is_json {
         Value::Null
     } else {
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+        // A JSON body cut short is no complete response.
+        serde_json::from_str(body).ok()?
     };
-    Resp {
+    Some(Resp {
         status,
         head: head.to_owned(),
         body: body.to_owned(),
         json,
-    }
+    })
 }
 
 const SURVEY: &str = "/api/v1/flows/survey/events";
