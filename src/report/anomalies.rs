@@ -17,12 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::ToSpan;
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use super::query::{Grouping, Period, Query, local_date};
+use super::query::{Grouping, Period, Query};
 use super::stats::{self, Scores};
-use crate::store::Rating;
 
 /// Trailing periods the baseline covers: 28 days, 8 weeks or 6 months.
 pub fn baseline_periods(period: Period) -> u32 {
@@ -74,10 +72,23 @@ pub fn baseline_start(period: Period, from: Date) -> Date {
     day
 }
 
+/// The scores of one local day of one operator and channel: what anomalies are judged on.
+#[derive(Debug, Clone, Copy)]
+pub struct DayScores<'a> {
+    pub date: Date,
+    pub operator: &'a str,
+    pub channel: &'a str,
+    pub scores: &'a Scores,
+}
+
 /// Anomalies in the periods of `query` (its own period for day/week/month groupings, days
 /// otherwise), per operator (per channel for `by=channel`), and for the whole service when
-/// the grouping is a period. `ratings` should reach back to [`baseline_start`].
-pub fn find(query: &Query, zone: &TimeZone, ratings: &[Rating], min_sample: u64) -> Vec<Anomaly> {
+/// the grouping is a period. `days` should reach back to [`baseline_start`].
+pub fn find<'a>(
+    query: &Query,
+    days: impl IntoIterator<Item = DayScores<'a>>,
+    min_sample: u64,
+) -> Vec<Anomaly> {
     let period = query.by.period().unwrap_or(Period::Day);
     let dimensions: &[&str] = match query.by {
         Grouping::Channel => &["channel"],
@@ -85,25 +96,25 @@ pub fn find(query: &Query, zone: &TimeZone, ratings: &[Rating], min_sample: u64)
         _ => &["operator"],
     };
     // key → day → scores
-    let mut days: HashMap<(&str, &str), BTreeMap<Date, Scores>> = HashMap::new();
-    for r in ratings {
-        let date = local_date(zone, r.at);
+    let mut days_of: HashMap<(&str, &str), BTreeMap<Date, Scores>> = HashMap::new();
+    for d in days {
         for &dimension in dimensions {
             let key = match dimension {
-                "channel" => r.channel.as_str(),
-                "operator" => r.operator.as_str(),
+                "channel" => d.channel,
+                "operator" => d.operator,
                 _ => ALL,
             };
-            days.entry((dimension, key))
+            days_of
+                .entry((dimension, key))
                 .or_default()
-                .entry(date)
+                .entry(d.date)
                 .or_default()
-                .add(r.score);
+                .merge(d.scores);
         }
     }
     let periods = period.each(query.from, query.to);
     let mut found = Vec::new();
-    for ((dimension, key), by_day) in &days {
+    for ((dimension, key), by_day) in &days_of {
         if key.is_empty() {
             continue;
         }

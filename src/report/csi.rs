@@ -191,6 +191,18 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
             },
         });
     }
+    for t in &data.tallies {
+        facts.push(Fact {
+            date: t.date,
+            operator: &t.operator,
+            channel: &t.channel,
+            tally: Tally {
+                scores: t.scores,
+                sent: t.sent,
+                delivered: t.delivered,
+            },
+        });
+    }
     let (prev_from, prev_to) = query.previous_range();
     let current = |d: Date| query.from <= d && d <= query.to;
 
@@ -239,13 +251,18 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         .collect();
 
     // Comments over the range; anomalies over each key's history.
-    let in_range: Vec<_> = data
-        .ratings
-        .iter()
+    let in_range: Vec<_> = (data.ratings.iter())
+        .chain(&data.comments)
         .filter(|r| current(local_date(zone, r.at)))
         .collect();
     let comments = comments::analyse(in_range.iter().copied());
-    let anomalies = anomalies::find(query, zone, &data.ratings, min);
+    let days = facts.iter().map(|f| anomalies::DayScores {
+        date: f.date,
+        operator: f.operator,
+        channel: f.channel,
+        scores: &f.tally.scores,
+    });
+    let anomalies = anomalies::find(query, days, min);
 
     CsiReport {
         from: query.from.to_string(),

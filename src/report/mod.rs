@@ -57,11 +57,28 @@ pub struct SurveySend {
     pub delivered: bool,
 }
 
-/// Everything the CSI report is computed from.
+/// Counts of one local day, operator and channel, already summed (the store's tallies).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DayTally {
+    pub date: jiff::civil::Date,
+    pub operator: String,
+    pub channel: String,
+    pub scores: stats::Scores,
+    pub sent: u64,
+    pub delivered: u64,
+}
+
+/// Everything the CSI report is computed from: raw records, day tallies, or both (they are
+/// added up, so a fact must be in one of them only).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CsiData {
+    /// Counted, and their comments analysed.
     pub ratings: Vec<Rating>,
     pub sends: Vec<SurveySend>,
+    pub tallies: Vec<DayTally>,
+    /// Ratings whose comments are analysed but which are not counted (their scores are in
+    /// `tallies`).
+    pub comments: Vec<Rating>,
 }
 
 /// Small numbers (a score, a level) → how many, as a JSON object with the numbers as keys

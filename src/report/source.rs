@@ -4,8 +4,9 @@
 use jiff::tz::TimeZone;
 
 use super::query::{Kind, Query, range_ms};
-use super::{CsiData, CsiOptions, Report, SurveySend, csi, incidents};
-use crate::store::{Store, StoreError};
+use super::stats::Scores;
+use super::{CsiData, CsiOptions, DayTally, Report, SurveySend, csi, incidents};
+use crate::store::{Store, StoreError, tally};
 
 /// The flow whose conversations are surveys (`surveys_sent`, `delivered`).
 pub const SURVEY_FLOW: &str = "survey";
@@ -30,8 +31,20 @@ pub fn build(store: &Store, query: &Query, zone: &TimeZone) -> Result<Report, St
     })
 }
 
-/// Ratings and survey sends from [`csi::history_start`] to the end of the range.
+/// The counts from [`csi::history_start`] to the end of the range, and the comments of the
+/// range: from the store's day tallies when they are counted in `zone` (a few keys per day,
+/// whatever the volume), else from the raw records.
 pub fn csi_data(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData, StoreError> {
+    if store.tally_zone() == tally::zone_name(zone) {
+        csi_tallies(store, query, zone)
+    } else {
+        csi_records(store, query, zone)
+    }
+}
+
+/// [`csi_data`] from the raw records: every rating and survey conversation of the window
+/// (linear in them), for a zone the tallies are not counted in.
+pub fn csi_records(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData, StoreError> {
     let (from, to) = range_ms(zone, csi::history_start(query), query.to);
     let ratings = store.ratings(from, to)?;
     let sends = store
@@ -53,5 +66,41 @@ pub fn csi_data(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData
             }
         })
         .collect();
-    Ok(CsiData { ratings, sends })
+    Ok(CsiData {
+        ratings,
+        sends,
+        ..CsiData::default()
+    })
+}
+
+fn csi_tallies(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData, StoreError> {
+    let tallies = store
+        .tallies(csi::history_start(query), query.to)
+        .into_iter()
+        .map(|(key, t)| {
+            let mut scores = Scores::default();
+            for (&score, &n) in &t.scores {
+                scores.add_n(score, n);
+            }
+            // Ratings of every flow count; sends are the survey flow's.
+            let survey = key.flow == SURVEY_FLOW;
+            DayTally {
+                date: key.day,
+                operator: key.operator,
+                channel: key.channel,
+                scores,
+                sent: if survey { t.sent } else { 0 },
+                delivered: if survey { t.delivered } else { 0 },
+            }
+        })
+        .collect();
+    let (from, to) = range_ms(zone, query.from, query.to);
+    let comments = (store.ratings(from, to)?.into_iter())
+        .filter(|r| !r.comment.trim().is_empty())
+        .collect();
+    Ok(CsiData {
+        tallies,
+        comments,
+        ..CsiData::default()
+    })
 }

@@ -30,6 +30,17 @@ impl Scores {
         }
     }
 
+    /// `n` scores of `score` at once (a tally).
+    pub fn add_n(&mut self, score: u8, n: u64) {
+        let x = f64::from(score);
+        self.n += n;
+        self.sum += x * n as f64;
+        self.sum_sq += x * x * n as f64;
+        if (1..=5).contains(&score) {
+            self.distribution[usize::from(score - 1)] += n;
+        }
+    }
+
     pub fn merge(&mut self, other: &Scores) {
         self.n += other.n;
         self.sum += other.sum;

@@ -364,6 +364,7 @@ fn noisy_data_anomaly_only_where_planted() {
         let data = CsiData {
             ratings: noisy(seed, Some((Some(2), day))),
             sends: Vec::new(),
+            ..CsiData::default()
         };
         let r = csi_of(&data, &november(Grouping::Operator));
         assert!(
@@ -401,6 +402,7 @@ fn noisy_data_whole_bad_day_by_day() {
     let data = CsiData {
         ratings: noisy(9, Some((None, day))),
         sends: Vec::new(),
+        ..CsiData::default()
     };
     let r = csi_of(&data, &november(Grouping::Day));
     let all: Vec<&str> = r
@@ -421,6 +423,7 @@ fn noisy_data_whole_bad_day_by_day() {
         let quiet = CsiData {
             ratings: noisy(seed, None),
             sends: Vec::new(),
+            ..CsiData::default()
         };
         let r = csi_of(&quiet, &november(Grouping::Day));
         assert!(
@@ -752,4 +755,173 @@ fn report_from_store_100k() {
         began.elapsed()
     );
     assert!(r.total.responses > 30_000);
+}
+
+/// The report from the store's tallies is the report from its raw records: 400 surveys over
+/// October and November through the store's own write paths (question queued, its outcome,
+/// receipts delivered, undeliverable or none, a rating with or without a comment, or no
+/// answer), compared document to document for every grouping, across a checkpoint and a
+/// restart in another zone (which recounts the tallies).
+#[test]
+fn the_report_from_tallies_equals_the_report_from_raw_records() {
+    use super::source::{csi_data, csi_records};
+    use crate::store::{
+        Commit, Conversation, ConversationStatus, Direction, OutMessage, OutboxOutcome, PartState,
+        Store, TimelineEntry,
+    };
+    let zone = zone();
+    let dir = std::env::temp_dir().join(format!("smsflow-report-tallies-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open_in(&dir, &TimeZone::UTC).unwrap();
+    drop(store);
+    let store = Store::open_in(&dir, &zone).unwrap();
+    let start = day_start(&zone, date(2026, 10, 1));
+    let ops = ["op-11", "op-17", "op-23", "(none)", ""];
+    let mut rng = Rng(11);
+    for i in 0..400u64 {
+        let id = 1_000 + i;
+        let at = start + (i as i64) * 13_000_000 + rng.below(3_600_000) as i64;
+        let op = ops[rng.below(5) as usize];
+        let channel = ["call", "chat"][rng.below(2) as usize];
+        let mut c = Conversation {
+            id,
+            flow: "survey".into(),
+            flow_version: "v".into(),
+            state: serde_json::json!({"operator": op, "channel": channel}),
+            parties: vec!["998901234567".into()],
+            status: ConversationStatus::Open,
+            event_key: None,
+            created_at: at,
+            updated_at: at,
+        };
+        let question = OutMessage {
+            id: 10_000 + i,
+            conversation: id,
+            to: "998901234567".into(),
+            text: "Оцените".into(),
+            created_at: at,
+            flow: "survey".into(),
+            opening: true,
+        };
+        store
+            .commit(Commit {
+                conversation: Some(c.clone()),
+                timeline: vec![(
+                    id,
+                    TimelineEntry {
+                        at,
+                        direction: Direction::Out,
+                        party: "998901234567".into(),
+                        text: "Оцените".into(),
+                        status: "queued".into(),
+                        message_id: Some(question.id),
+                    },
+                )],
+                outbox: vec![question.clone()],
+                ..Commit::default()
+            })
+            .unwrap();
+        let smsc_id = format!("m{i}");
+        store
+            .outbox_finished(&[OutboxOutcome {
+                message: question,
+                status: "sent".into(),
+                smsc_ids: vec![smsc_id.clone()],
+            }])
+            .unwrap();
+        match rng.below(10) {
+            0 => {}
+            1 => {
+                store
+                    .apply_receipt(&[smsc_id], PartState::Undeliverable)
+                    .unwrap();
+            }
+            _ => {
+                store
+                    .apply_receipt(&[smsc_id], PartState::Delivered)
+                    .unwrap();
+            }
+        }
+        if i == 200 {
+            store.checkpoint().unwrap();
+        }
+        let answered = at + 60_000 + rng.below(86_400_000) as i64;
+        c.updated_at = answered;
+        let mut finish = Commit::default();
+        if rng.below(10) < 7 {
+            c.status = ConversationStatus::Finished {
+                outcome: "rated".into(),
+            };
+            let comment = if rng.below(3) == 0 {
+                "долго ждать, но вежливо"
+            } else {
+                ""
+            };
+            let mut r = rating(
+                answered,
+                rng.score([5, 10, 25, 55, 100]),
+                op,
+                channel,
+                comment,
+            );
+            r.conversation = id;
+            finish.ratings.push(r);
+        } else {
+            c.status = ConversationStatus::Finished {
+                outcome: "no_response".into(),
+            };
+        }
+        finish.conversation = Some(c);
+        store.commit(finish).unwrap();
+    }
+    store.flush_sync().unwrap();
+    let compare = |store: &Store| {
+        for by in [
+            Grouping::Operator,
+            Grouping::Channel,
+            Grouping::Day,
+            Grouping::Week,
+        ] {
+            let q = november(by);
+            let tallied = csi_data(store, &q, &zone).unwrap();
+            assert!(!tallied.tallies.is_empty(), "the tallies are used");
+            let raw = csi_records(store, &q, &zone).unwrap();
+            assert!(raw.tallies.is_empty());
+            let a = serde_json::to_value(csi_of(&tallied, &q)).unwrap();
+            let b = serde_json::to_value(csi_of(&raw, &q)).unwrap();
+            assert_eq!(a, b, "by {by:?}");
+        }
+    };
+    compare(&store);
+    // Reopened in UTC the tallies are recounted, and still agree (in UTC).
+    drop(store);
+    let utc = Store::open_in(&dir, &TimeZone::UTC).unwrap();
+    for by in [Grouping::Operator, Grouping::Day] {
+        let q = november(by);
+        let tallied = csi_data(&utc, &q, &TimeZone::UTC).unwrap();
+        assert!(!tallied.tallies.is_empty());
+        let raw = csi_records(&utc, &q, &TimeZone::UTC).unwrap();
+        assert_eq!(
+            serde_json::to_value(csi::compute(
+                &q,
+                &TimeZone::UTC,
+                &tallied,
+                &CsiOptions::default()
+            ))
+            .unwrap(),
+            serde_json::to_value(csi::compute(
+                &q,
+                &TimeZone::UTC,
+                &raw,
+                &CsiOptions::default()
+            ))
+            .unwrap(),
+            "UTC, by {by:?}"
+        );
+    }
+    drop(utc);
+    let store = Store::open_in(&dir, &zone).unwrap();
+    compare(&store);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -140,8 +140,8 @@ async fn run_in(
     config: DemoConfig,
     progress: bool,
 ) -> Result<DemoReport, DemoError> {
-    let store = Store::open(dir.join("data"))?;
     let timezone = jiff::tz::TimeZone::get("Asia/Tashkent").unwrap_or(jiff::tz::TimeZone::UTC);
+    let store = Store::open_in(dir.join("data"), &timezone)?;
     let (engine, errors) = FlowEngine::new(
         store,
         EngineConfig {

@@ -70,7 +70,8 @@ pub async fn run(
     config: Config,
     stop_requested: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let store = Store::open(&config.service.data_dir)?;
+    // CSI tallies count local days of service.timezone (recounted if it changed).
+    let store = Store::open_in(&config.service.data_dir, &config.service.timezone)?;
     let (engine, errors) = FlowEngine::new(
         store,
         EngineConfig {

@@ -41,6 +41,8 @@
 //! | `p` | [`part`] | [`Part`](crate::smpp::concat::Part) of a message not yet complete |
 //! | `d` | `smsc message id` | [`SentPart`](super::SentPart): which message an SMSC id belongs to |
 //! | `m` | `outbox id(8)` | a sent message's status and its parts' states (`delivery::Delivery`) |
+//! | `y` | `lp(flow) \| year(2) month(1) day(1) \| lp(operator) \| channel` | a CSI tally of one local day (`tally.rs`) |
+//! | `z` | | [`TALLY_ZONE`]: the IANA zone the tallies' days are in |
 //! | `k` | | [`CHECKPOINT`]: the last log seq the checkpoint covers |
 //!
 //! `seq` in `T`, `r` and `i` is the checkpoint's log seq: every chunk key is new, so a
@@ -92,6 +94,10 @@ pub const MO_MARK: u8 = b'a';
 pub const PART: u8 = b'p';
 pub const SENT_PART: u8 = b'd';
 pub const DELIVERY: u8 = b'm';
+pub const TALLY: u8 = b'y';
+
+/// The [`STATE`] key of the zone the tallies are counted in.
+pub const TALLY_ZONE: &[u8] = b"z";
 
 const HOUR_MS: Millis = 3_600_000;
 

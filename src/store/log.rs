@@ -38,6 +38,12 @@ pub(super) enum Record {
         smsc_id: String,
         state: PartState,
     },
+    /// Every tally, recounted from the raw records in `zone` (IANA name): a store opened in
+    /// another zone than it counted in, or one written before tallies.
+    TalliesRebuilt {
+        zone: String,
+        tallies: Vec<(Vec<u8>, super::tally::Tally)>,
+    },
 }
 
 /// Appends `record` to a group: `u32` BE length, then the record as a store value.

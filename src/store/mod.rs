@@ -28,6 +28,7 @@ pub mod keys;
 mod log;
 pub mod query;
 mod state;
+pub mod tally;
 pub mod types;
 mod v1;
 mod writer;
@@ -35,8 +36,11 @@ mod writer;
 pub use delivery::{PartState, ReceiptApplied};
 pub use types::*;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use jiff::tz::TimeZone;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::Record;
@@ -166,8 +170,21 @@ impl Store {
     /// Creates or opens the store in directory `path`: checks (or records)
     /// [`keys::SCHEMA_VERSION`], migrates a version 1 store, loads the checkpoint and replays
     /// the log after it.
+    ///
+    /// CSI tallies count days in the zone they were counted in (UTC for a new store); see
+    /// [`Store::open_in`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        let path = path.as_ref();
+        Store::open_with(path.as_ref(), None)
+    }
+
+    /// [`Store::open`] with the tallies' days in `zone` (`service.timezone`): a store that
+    /// counted in another zone (or before tallies) recounts them from the raw records first,
+    /// with a progress line.
+    pub fn open_in(path: impl AsRef<Path>, zone: &TimeZone) -> Result<Store, StoreError> {
+        Store::open_with(path.as_ref(), Some(zone))
+    }
+
+    fn open_with(path: &Path, zone: Option<&TimeZone>) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(SLED_CACHE_BYTES)
@@ -189,25 +206,55 @@ impl Store {
                     }
                 }
             })?;
-        Store::from_db(db, path.to_path_buf(), true)
+        Store::from_db(db, path.to_path_buf(), true, zone)
     }
 
     /// A store in a temporary directory that sled removes when the last handle drops: for
     /// tests and `smsflow check`.
     pub fn temporary() -> Result<Store, StoreError> {
+        Store::temporary_with(None)
+    }
+
+    /// [`Store::temporary`] counting its tallies' days in `zone`.
+    pub fn temporary_in(zone: &TimeZone) -> Result<Store, StoreError> {
+        Store::temporary_with(Some(zone))
+    }
+
+    fn temporary_with(zone: Option<&TimeZone>) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .temporary(true)
             .flush_every_ms(None)
             .open()?;
-        Store::from_db(db, PathBuf::from("<temporary>"), false)
+        Store::from_db(db, PathBuf::from("<temporary>"), false, zone)
     }
 
     /// `on_disk`: `path` is sled's directory, whose log the writer `fdatasync`s.
-    fn from_db(db: sled::Db, path: PathBuf, on_disk: bool) -> Result<Store, StoreError> {
+    fn from_db(
+        db: sled::Db,
+        path: PathBuf,
+        on_disk: bool,
+        zone: Option<&TimeZone>,
+    ) -> Result<Store, StoreError> {
         v1::check_schema(&db, &path)?;
         let disk = writer::Disk::new(db.clone(), on_disk.then_some(path.as_path()), 0)?;
         let cold = disk.state.clone();
-        let mut state = State::new(cold.clone(), checkpoint::checkpointed(&cold)?);
+        let checkpointed = checkpoint::checkpointed(&cold)?;
+        // The zone to count in: the one asked for, else the one counted in so far.
+        let recorded: Option<String> = match cold.get(keys::TALLY_ZONE)? {
+            Some(v) => Some(keys::decode(keys::STATE, keys::TALLY_ZONE, &v)?),
+            None => None,
+        };
+        let zone = match (zone, &recorded) {
+            (Some(zone), _) => zone.clone(),
+            (None, Some(name)) => TimeZone::get(name).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "store: tallies were counted in {name:?}, unknown here ({e}); counting in UTC"
+                );
+                TimeZone::UTC
+            }),
+            (None, None) => TimeZone::UTC,
+        };
+        let mut state = State::new(cold.clone(), checkpointed, zone);
         state.load()?;
         let (next_seq, replayed) = checkpoint::replay(&disk.log, &mut state)?;
         if replayed > 0 {
@@ -216,9 +263,10 @@ impl Store {
                 "store: replayed the log after the checkpoint"
             );
         }
+        let recount = state.tally_zone.as_deref() != Some(tally::zone_name(state.zone()).as_str());
         let state = Arc::new(Mutex::new(state));
         let writer = writer::Writer::start(writer::Disk { next_seq, ..disk }, state.clone())?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 writer,
                 state,
@@ -226,7 +274,83 @@ impl Store {
                 cold,
                 path,
             }),
-        })
+        };
+        if recount {
+            store.recount_tallies()?;
+        }
+        Ok(store)
+    }
+
+    /// Recounts every tally from the raw records (ratings, conversations and their
+    /// timelines) in the store's zone: linear in the store, once per change of zone.
+    fn recount_tallies(&self) -> Result<(), StoreError> {
+        let zone = self.state().zone().clone();
+        let name = tally::zone_name(&zone);
+        let started = std::time::Instant::now();
+        let mut tallies: BTreeMap<tally::TallyKey, tally::Tally> = BTreeMap::new();
+        let mut add = |key: tally::TallyKey, delta: tally::Delta| {
+            tally::apply(tallies.entry(key).or_default(), &delta);
+        };
+        for r in self.ratings(Millis::MIN, Millis::MAX)? {
+            let (key, delta) = tally::of_rating(&zone, &r);
+            add(key, delta);
+        }
+        let ids = self.conversation_ids()?;
+        if ids.len() > 10_000 {
+            tracing::info!(zone = %name, conversations = ids.len(), "store: counting CSI tallies from the raw records");
+        }
+        for (n, id) in ids.into_iter().enumerate() {
+            if n > 0 && n % 100_000 == 0 {
+                tracing::info!(conversations = n, "store: counting CSI tallies");
+            }
+            let Some(c) = self.conversation(id)? else {
+                continue;
+            };
+            for delta in tally::of_history(&c, &self.timeline(id)?) {
+                add(tally::of_conversation(&zone, &c), delta);
+            }
+        }
+        let tallies: Vec<(Vec<u8>, tally::Tally)> = (tallies.into_iter())
+            .map(|(k, t)| (tally::key_bytes(&k), t))
+            .collect();
+        let n = tallies.len();
+        self.write(Record::TalliesRebuilt {
+            zone: name.clone(),
+            tallies,
+        })?;
+        self.flush_sync()?;
+        tracing::info!(zone = %name, tallies = n, seconds = started.elapsed().as_secs_f64(), "store: CSI tallies counted");
+        Ok(())
+    }
+
+    /// Every conversation's id, from the creation-time index.
+    fn conversation_ids(&self) -> Result<Vec<ConversationId>, StoreError> {
+        let prefix = [keys::CREATED];
+        let pending = self.state().pending(None, None, Some(&prefix));
+        let mut ids = std::collections::BTreeSet::new();
+        for entry in self.inner.cold.scan_prefix(prefix) {
+            ids.insert(keys::trailing_u64(&entry?.0)?);
+        }
+        let layered = (pending.layers.iter()).flat_map(|l| state::created_keys(l, &prefix));
+        for key in layered.chain(pending.dirty_created) {
+            ids.insert(keys::trailing_u64(&key)?);
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    /// The CSI tallies of every flow from local day `from` to `to` (inclusive), in the zone
+    /// [`Store::tally_zone`] names.
+    pub fn tallies(
+        &self,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+    ) -> Vec<(tally::TallyKey, tally::Tally)> {
+        self.state().tallies(from, to)
+    }
+
+    /// The zone the tallies' days are in (its IANA name).
+    pub fn tally_zone(&self) -> String {
+        tally::zone_name(self.state().zone())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

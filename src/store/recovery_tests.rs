@@ -103,6 +103,22 @@ fn a_restart_after_a_crash_replays_the_log_after_the_checkpoint() -> TestResult 
         assert!(store.timers_of(id)?.is_empty());
     }
     assert_eq!(store.ratings(i64::MIN, i64::MAX)?.len(), 2);
+    // The tallies replayed with the steps, each counted once.
+    let day = jiff::civil::date(1970, 1, 1);
+    let tallies = store.tallies(day, day);
+    let survey = || {
+        tallies
+            .iter()
+            .filter(|(k, _)| k.flow == "survey")
+            .map(|(_, t)| t)
+    };
+    assert_eq!(
+        survey().map(|t| t.responses()).sum::<u64>(),
+        2,
+        "{tallies:?}"
+    );
+    let rated: u64 = survey().filter_map(|t| t.outcomes.get("rated")).sum();
+    assert_eq!(rated, 2, "{tallies:?}");
     assert_eq!(store.open_conversations(None)?, [3]);
     assert_eq!(store.open_conversations_of("998909999999")?, [3]);
     assert_eq!(store.next_timer_due()?, Some(60_000));

@@ -17,14 +17,16 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use jiff::tz::TimeZone;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::delivery::{Delivery, PartState, ReceiptApplied};
 use super::log::Record;
+use super::tally::{self, Delta, Tally, TallyKey};
 use super::{
-    Commit, Conversation, ConversationId, Incident, Millis, OutMessage, OutboxOutcome, Rating,
-    SentPart, StoreError, TimelineEntry, Timer, keys,
+    Commit, Conversation, ConversationId, ConversationStatus, Incident, Millis, OutMessage,
+    OutboxOutcome, Rating, SentPart, StoreError, TimelineEntry, Timer, keys,
 };
 use crate::smpp::concat::{MessageKey, Part};
 
@@ -105,6 +107,11 @@ pub(super) struct State {
     parts: BTreeMap<Vec<u8>, Part>,
     /// Flow names, shared by the hot conversations.
     flows: HashSet<Arc<str>>,
+    /// CSI tallies, whole (see `tally.rs`), by local day in `zone`.
+    tallies: BTreeMap<TallyKey, Tally>,
+    zone: TimeZone,
+    /// The zone the tallies were counted in, as recorded (`None`: never counted).
+    pub tally_zone: Option<String>,
     pub dirty: Layer,
     /// The layer being written as a checkpoint; `None` once sled has it.
     pub frozen: Option<Arc<Layer>>,
@@ -117,9 +124,12 @@ pub(super) struct State {
 }
 
 impl State {
-    pub fn new(cold: sled::Tree, checkpointed: u64) -> State {
+    pub fn new(cold: sled::Tree, checkpointed: u64, zone: TimeZone) -> State {
         State {
             cold,
+            tallies: BTreeMap::new(),
+            zone,
+            tally_zone: None,
             hot: HashMap::new(),
             parties: HashMap::new(),
             timers: BTreeSet::new(),
@@ -179,6 +189,12 @@ impl State {
             let part: Part = keys::decode(keys::STATE, &key, &value)?;
             self.parts.insert(key.to_vec(), part);
         }
+        for entry in self.cold.scan_prefix([keys::TALLY]) {
+            let (key, value) = entry?;
+            let t: Tally = keys::decode(keys::STATE, &key, &value)?;
+            self.tallies.insert(tally::key_from(&key)?, t);
+        }
+        self.tally_zone = self.lookup(keys::TALLY_ZONE)?;
         Ok(())
     }
 
@@ -438,6 +454,22 @@ impl State {
         }
     }
 
+    /// The tallies from day `from` to day `to` (inclusive), of every flow.
+    pub fn tallies(
+        &self,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+    ) -> Vec<(TallyKey, Tally)> {
+        (self.tallies.iter())
+            .filter(|(k, _)| from <= k.day && k.day <= to)
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect()
+    }
+
+    pub fn zone(&self) -> &TimeZone {
+        &self.zone
+    }
+
     /// (parties indexed, timers pending), for tests that check nothing is left behind.
     #[cfg(test)]
     pub fn index_sizes(&self) -> (usize, usize) {
@@ -478,9 +510,48 @@ impl State {
             Record::Receipt { smsc_id, state } => {
                 return Ok(Applied::Receipt(self.apply_receipt(smsc_id, *state)?));
             }
+            Record::TalliesRebuilt { zone, tallies } => self.replace_tallies(zone, tallies)?,
         }
         self.dirty.records += 1;
         Ok(Applied::Done)
+    }
+
+    /// Adds `delta` to the tally `key`, and its new value to the dirty layer.
+    fn count(&mut self, key: TallyKey, delta: &Delta) {
+        let bytes = tally::key_bytes(&key);
+        let t = self.tallies.entry(key).or_default();
+        tally::apply(t, delta);
+        // A tally is a handful of numbers; it cannot fail to encode.
+        if let Ok(value) = keys::encode(&bytes, t) {
+            self.put(bytes, value, false);
+        }
+    }
+
+    fn replace_tallies(
+        &mut self,
+        zone: &str,
+        tallies: &[(Vec<u8>, Tally)],
+    ) -> Result<(), StoreError> {
+        let mut fresh = Vec::with_capacity(tallies.len());
+        for (bytes, t) in tallies {
+            fresh.push((
+                tally::key_from(bytes)?,
+                bytes.clone(),
+                keys::encode(bytes, t)?,
+                t,
+            ));
+        }
+        let zone_value = keys::encode(keys::TALLY_ZONE, zone)?;
+        for key in std::mem::take(&mut self.tallies).into_keys() {
+            self.remove(tally::key_bytes(&key));
+        }
+        for (key, bytes, value, t) in fresh {
+            self.put(bytes, value, false);
+            self.tallies.insert(key, t.clone());
+        }
+        self.put(keys::TALLY_ZONE.to_vec(), zone_value, false);
+        self.tally_zone = Some(zone.to_owned());
+        Ok(())
     }
 
     fn unmark(&mut self, key: &[u8]) {
@@ -571,7 +642,33 @@ impl State {
             _ => None,
         };
 
+        let mut counts: Vec<(TallyKey, Delta)> = (c.ratings.iter())
+            .map(|r| tally::of_rating(&self.zone, r))
+            .collect();
+        for ch in changes.iter().filter(|ch| ch.stepped) {
+            let new = &ch.record.conversation;
+            let key = || tally::of_conversation(&self.zone, new);
+            if c.outbox
+                .iter()
+                .any(|m| m.opening && m.conversation == ch.id)
+            {
+                counts.push((key(), Delta::Sent));
+            }
+            let was_open = ch.old.as_ref().is_none_or(|o| o.open);
+            let outcome = match &new.status {
+                ConversationStatus::Open => None,
+                ConversationStatus::Finished { outcome } => Some(outcome.clone()),
+                ConversationStatus::Errored { .. } => Some("error".to_owned()),
+            };
+            if let Some(outcome) = outcome.filter(|_| was_open) {
+                counts.push((key(), Delta::Outcome(outcome)));
+            }
+        }
+
         // Then the changes, which cannot fail.
+        for (key, delta) in &counts {
+            self.count(key.clone(), delta);
+        }
         if let Some(mo) = &c.mo {
             for key in &mo.parts {
                 if self.parts.remove(key).is_some() {
@@ -642,6 +739,7 @@ impl State {
                 created_at: h.created_at,
                 parties: h.parties.clone(),
                 timers: h.timers.clone(),
+                open: h.open,
                 hot: true,
             }),
             (None, Some(r)) => Some(OldHead {
@@ -649,6 +747,7 @@ impl State {
                 created_at: r.conversation.created_at,
                 parties: r.conversation.parties.clone(),
                 timers: r.timers.iter().cloned().collect(),
+                open: r.conversation.status.is_open(),
                 hot: false,
             }),
             (None, None) => None,
@@ -770,11 +869,20 @@ impl State {
             Some(d) => Some(keys::encode(&key, d)?),
             None => None,
         };
+        // The opening message (a survey's question) delivered counts for its conversation.
+        let delivered = match (changed, part.opening) {
+            (Some("delivered"), true) => (self.record(part.conversation)?)
+                .map(|r| tally::of_conversation(&self.zone, &r.conversation)),
+            _ => None,
+        };
         if state.is_final() {
             self.remove(sent_key);
         }
         if let Some(value) = value {
             self.put(key, value, false);
+        }
+        if let Some(key) = delivered {
+            self.count(key, &Delta::Delivered);
         }
         self.dirty.records += 1;
         Ok(Some(ReceiptApplied { part, changed }))
@@ -794,6 +902,7 @@ struct OldHead {
     created_at: Millis,
     parties: Vec<String>,
     timers: BTreeMap<String, Millis>,
+    open: bool,
     hot: bool,
 }
 

@@ -1,0 +1,204 @@
+//! CSI tallies: per local day (the store's time zone) × flow × operator × channel, the
+//! ratings per score, surveys sent and delivered, and finished conversations per outcome.
+//!
+//! They change in the same record as the step that causes them (a rating, a question
+//! queued, a receipt, a conversation's end), so they always agree with the raw records and a
+//! report reads a few keys per day instead of every rating. They are small (one value per
+//! day and key) and live in memory whole, checkpointed like the rest. A store opened in
+//! another zone, or written before tallies (schema 1), rebuilds them from the raw records.
+//!
+//! Operator and channel of a send or an outcome are the conversation's `this.operator` and
+//! `this.channel` (the shipped survey sets them; other flows leave them empty).
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use super::{Conversation, Millis, Rating, StoreError, keys};
+
+/// Which tally: a local day, and the flow, operator and channel.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TallyKey {
+    pub day: Date,
+    pub flow: String,
+    pub operator: String,
+    pub channel: String,
+}
+
+/// The counts of one [`TallyKey`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Ratings recorded that day, per score.
+    pub scores: BTreeMap<u8, u64>,
+    /// Conversations created that day whose opening step queued a message (a survey's
+    /// question).
+    pub sent: u64,
+    /// Of those, the ones whose opening message a receipt marked delivered.
+    pub delivered: u64,
+    /// Conversations created that day that finished, per outcome ("error" for a hook that
+    /// failed).
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub fn responses(&self) -> u64 {
+        self.scores.values().sum()
+    }
+}
+
+/// How a record changes the tallies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delta {
+    Rating(u8),
+    Sent,
+    Delivered,
+    Outcome(String),
+}
+
+/// The local day of `at` in `zone`.
+pub(super) fn day(zone: &TimeZone, at: Millis) -> Date {
+    match jiff::Timestamp::from_millisecond(at) {
+        Ok(ts) => zone.to_datetime(ts).date(),
+        Err(_) if at < 0 => Date::MIN,
+        Err(_) => Date::MAX,
+    }
+}
+
+pub(super) fn of_rating(zone: &TimeZone, r: &Rating) -> (TallyKey, Delta) {
+    let key = TallyKey {
+        day: day(zone, r.at),
+        flow: r.flow.clone(),
+        operator: r.operator.clone(),
+        channel: r.channel.clone(),
+    };
+    (key, Delta::Rating(r.score))
+}
+
+/// The key of a conversation's sends and outcome: its creation day, its flow, and what its
+/// state says of operator and channel.
+pub(super) fn of_conversation(zone: &TimeZone, c: &Conversation) -> TallyKey {
+    let text = |name: &str| {
+        c.state
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    TallyKey {
+        day: day(zone, c.created_at),
+        flow: c.flow.clone(),
+        operator: text("operator"),
+        channel: text("channel"),
+    }
+}
+
+/// What a conversation's record and timeline say it counted, for a recount: sent when it
+/// sent something (its first message not suppressed by an opt-out), delivered when that
+/// message's receipt said so, and its outcome once it ended.
+pub(super) fn of_history(c: &Conversation, timeline: &[super::TimelineEntry]) -> Vec<Delta> {
+    let mut deltas = Vec::new();
+    let first = timeline
+        .iter()
+        .find(|e| e.direction == super::Direction::Out && !e.status.starts_with("suppressed"));
+    if let Some(first) = first {
+        deltas.push(Delta::Sent);
+        if first.status == "delivered" {
+            deltas.push(Delta::Delivered);
+        }
+    }
+    match &c.status {
+        super::ConversationStatus::Open => {}
+        super::ConversationStatus::Finished { outcome } => {
+            deltas.push(Delta::Outcome(outcome.clone()))
+        }
+        super::ConversationStatus::Errored { .. } => deltas.push(Delta::Outcome("error".into())),
+    }
+    deltas
+}
+
+/// A zone's name as the store records it: its IANA name, else `UTC±hh:mm` of its offset now.
+pub fn zone_name(zone: &TimeZone) -> String {
+    match zone.iana_name() {
+        Some(name) => name.to_owned(),
+        None => format!("UTC{}", zone.to_offset(jiff::Timestamp::now())),
+    }
+}
+
+pub(super) fn apply(tally: &mut Tally, delta: &Delta) {
+    match delta {
+        Delta::Rating(score) => *tally.scores.entry(*score).or_default() += 1,
+        Delta::Sent => tally.sent += 1,
+        Delta::Delivered => tally.delivered += 1,
+        Delta::Outcome(outcome) => *tally.outcomes.entry(outcome.clone()).or_default() += 1,
+    }
+}
+
+/// `y | lp(flow) | day(4) | lp(operator) | channel`: a flow's days are a key range.
+pub(super) fn key_bytes(key: &TallyKey) -> Vec<u8> {
+    let mut k = prefix(&key.flow);
+    k.extend_from_slice(&day_bytes(key.day));
+    keys::put_lp(&mut k, &key.operator);
+    k.extend_from_slice(key.channel.as_bytes());
+    k
+}
+
+pub(super) fn prefix(flow: &str) -> Vec<u8> {
+    let mut k = vec![keys::TALLY];
+    keys::put_lp(&mut k, flow);
+    k
+}
+
+/// A day as year (sign bit flipped, BE), month, day: byte order is date order.
+fn day_bytes(day: Date) -> [u8; 4] {
+    let [y0, y1] = ((day.year() as u16) ^ (1 << 15)).to_be_bytes();
+    [y0, y1, day.month() as u8, day.day() as u8]
+}
+
+pub(super) fn key_from(bytes: &[u8]) -> Result<TallyKey, StoreError> {
+    let bad = || StoreError::decode(keys::STATE, bytes, "not a tally key");
+    let rest = bytes.get(1..).ok_or_else(bad)?;
+    let (flow, rest) = take_lp(rest).ok_or_else(bad)?;
+    let d = rest.get(..4).ok_or_else(bad)?;
+    let year = (u16::from_be_bytes([d[0], d[1]]) ^ (1 << 15)) as i16;
+    let day = Date::new(year, d[2] as i8, d[3] as i8).map_err(|_| bad())?;
+    let (operator, channel) = take_lp(&rest[4..]).ok_or_else(bad)?;
+    Ok(TallyKey {
+        day,
+        flow,
+        operator,
+        channel: String::from_utf8(channel.to_vec()).map_err(|_| bad())?,
+    })
+}
+
+fn take_lp(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let s = String::from_utf8(bytes.get(4..4 + len)?.to_vec()).ok()?;
+    Some((s, &bytes[4 + len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_keys_round_trip_and_sort_by_flow_then_day() {
+        let key = |y, m, d, op: &str| TallyKey {
+            day: Date::new(y, m, d).unwrap(),
+            flow: "survey".into(),
+            operator: op.into(),
+            channel: "call".into(),
+        };
+        let a = key(2026, 11, 30, "op-9");
+        let b = key(2026, 12, 1, "op-1");
+        assert!(key_bytes(&a) < key_bytes(&b));
+        assert_eq!(key_from(&key_bytes(&a)).unwrap(), a);
+        assert_eq!(
+            key_from(&key_bytes(&key(-5, 1, 1, ""))).unwrap(),
+            key(-5, 1, 1, "")
+        );
+        assert!(key_bytes(&key(-5, 1, 1, "")) < key_bytes(&a));
+        assert!(key_bytes(&a).starts_with(&prefix("survey")));
+    }
+}
