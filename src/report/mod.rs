@@ -37,7 +37,6 @@ pub mod stats;
 
 use std::collections::BTreeMap;
 
-use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Millis, Rating};
@@ -169,16 +168,9 @@ impl Report {
     }
 }
 
-/// The zone's IANA name, or its fixed offset when it has none.
-pub fn zone_name(zone: &TimeZone) -> String {
-    match zone.iana_name() {
-        Some(name) => name.to_owned(),
-        None => {
-            let offset = zone.to_offset(jiff::Timestamp::now());
-            format!("UTC{offset}")
-        }
-    }
-}
+/// The zone's IANA name, or its fixed offset when it has none (as the store names the zone
+/// of its tallies).
+pub use crate::store::tally::zone_name;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use jiff::tz::TimeZone;
 use super::query::{Kind, Query, range_ms};
 use super::stats::Scores;
 use super::{CsiData, CsiOptions, DayTally, Report, SurveySend, csi, incidents};
-use crate::store::{Store, StoreError, tally};
+use crate::store::{Store, StoreError};
 
 /// The flow whose conversations are surveys (`surveys_sent`, `delivered`).
 pub const SURVEY_FLOW: &str = "survey";
@@ -35,7 +35,7 @@ pub fn build(store: &Store, query: &Query, zone: &TimeZone) -> Result<Report, St
 /// range: from the store's day tallies when they are counted in `zone` (a few keys per day,
 /// whatever the volume), else from the raw records.
 pub fn csi_data(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData, StoreError> {
-    if store.tally_zone() == tally::zone_name(zone) {
+    if store.tally_zone() == super::zone_name(zone) {
         csi_tallies(store, query, zone)
     } else {
         csi_records(store, query, zone)
@@ -95,9 +95,7 @@ fn csi_tallies(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData,
         })
         .collect();
     let (from, to) = range_ms(zone, query.from, query.to);
-    let comments = (store.ratings(from, to)?.into_iter())
-        .filter(|r| !r.comment.trim().is_empty())
-        .collect();
+    let comments = store.commented_ratings(from, to)?;
     Ok(CsiData {
         tallies,
         comments,

@@ -769,12 +769,23 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
         Commit, Conversation, ConversationStatus, Direction, OutMessage, OutboxOutcome, PartState,
         Store, TimelineEntry,
     };
+    // sled lets go of a dropped store's lock through deferred reclamation, which can lag.
+    let open_in = |dir: &std::path::Path, zone: &TimeZone| {
+        for _ in 0..100 {
+            match Store::open_in(dir, zone) {
+                Err(crate::store::StoreError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("{} stays locked", dir.display())
+    };
     let zone = zone();
     let dir = std::env::temp_dir().join(format!("smsflow-report-tallies-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open_in(&dir, &TimeZone::UTC).unwrap();
-    drop(store);
-    let store = Store::open_in(&dir, &zone).unwrap();
+    drop(open_in(&dir, &TimeZone::UTC));
+    let store = open_in(&dir, &zone);
     let start = day_start(&zone, date(2026, 10, 1));
     let ops = ["op-11", "op-17", "op-23", "(none)", ""];
     let mut rng = Rng(11);
@@ -895,7 +906,7 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
     compare(&store);
     // Reopened in UTC the tallies are recounted, and still agree (in UTC).
     drop(store);
-    let utc = Store::open_in(&dir, &TimeZone::UTC).unwrap();
+    let utc = open_in(&dir, &TimeZone::UTC);
     for by in [Grouping::Operator, Grouping::Day] {
         let q = november(by);
         let tallied = csi_data(&utc, &q, &TimeZone::UTC).unwrap();
@@ -920,7 +931,7 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
         );
     }
     drop(utc);
-    let store = Store::open_in(&dir, &zone).unwrap();
+    let store = open_in(&dir, &zone);
     compare(&store);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);

@@ -21,20 +21,12 @@ pub(super) fn batch(layer: &Layer, seq: u64) -> Result<sled::Batch, StoreError> 
         let key = keys::timeline(*id, seq);
         batch.insert(&key[..], keys::encode(&key, entries)?);
     }
-    chunks(
-        &mut batch,
-        keys::RATINGS,
-        &layer.ratings,
-        |r: &Rating| r.at,
-        seq,
-    )?;
-    chunks(
-        &mut batch,
-        keys::INCIDENTS,
-        &layer.incidents,
-        |i: &Incident| i.at,
-        seq,
-    )?;
+    let (commented, plain): (Vec<&Rating>, Vec<&Rating>) =
+        layer.ratings.iter().partition(|r| super::has_comment(r));
+    chunks(&mut batch, keys::COMMENTED, &commented, |r| r.at, seq)?;
+    chunks(&mut batch, keys::RATINGS, &plain, |r| r.at, seq)?;
+    let incidents: Vec<&Incident> = layer.incidents.iter().collect();
+    chunks(&mut batch, keys::INCIDENTS, &incidents, |i| i.at, seq)?;
     batch.insert(keys::CHECKPOINT, &seq.to_be_bytes()[..]);
     Ok(batch)
 }
@@ -43,12 +35,12 @@ pub(super) fn batch(layer: &Layer, seq: u64) -> Result<sled::Batch, StoreError> 
 fn chunks<T: serde::Serialize>(
     batch: &mut sled::Batch,
     tag: u8,
-    items: &[T],
+    items: &[&T],
     at: impl Fn(&T) -> Millis,
     seq: u64,
 ) -> Result<(), StoreError> {
     let mut by_hour: BTreeMap<Millis, Vec<&T>> = BTreeMap::new();
-    for item in items {
+    for &item in items {
         by_hour.entry(keys::hour(at(item))).or_default().push(item);
     }
     for (hour, items) in by_hour {

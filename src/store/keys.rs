@@ -30,7 +30,8 @@
 //! | `h` | `id(8)` | empty: the conversation is hot (open, or has timers), loaded at start |
 //! | `C` | `lp(flow) \| created_at(8) \| id(8)` | empty: conversations by flow and creation time (reports) |
 //! | `T` | `id(8) \| seq(8)` | `Vec<`[`TimelineEntry`](super::TimelineEntry)`>`: the entries one checkpoint added |
-//! | `r` | `hour(8) \| seq(8)` | `Vec<`[`Rating`](super::Rating)`>` of that hour, one chunk per checkpoint |
+//! | `r` | `hour(8) \| seq(8)` | `Vec<`[`Rating`](super::Rating)`>` without a comment, of that hour, one chunk per checkpoint |
+//! | `R` | `hour(8) \| seq(8)` | likewise the ratings with a comment (what comment analysis reads) |
 //! | `i` | `hour(8) \| seq(8)` | `Vec<`[`Incident`](super::Incident)`>`, likewise |
 //! | `o` | `id(8)` | [`OutMessage`](super::OutMessage) waiting to be sent |
 //! | `x` | `msisdn` | empty: opted out |
@@ -84,6 +85,7 @@ pub const HOT: u8 = b'h';
 pub const CREATED: u8 = b'C';
 pub const TIMELINE: u8 = b'T';
 pub const RATINGS: u8 = b'r';
+pub const COMMENTED: u8 = b'R';
 pub const INCIDENTS: u8 = b'i';
 pub const OUTBOX: u8 = b'o';
 pub const OPT_OUT: u8 = b'x';

@@ -50,9 +50,43 @@ use state::{Applied, State};
 /// a stalled disk becomes back-pressure, never unbounded memory.
 pub const MAX_UNWRITTEN: usize = 64 << 20;
 
+/// Records kept in hourly chunks, and how a time-range read takes them.
+struct Chunked<T: 'static> {
+    /// Chunk tags to read (ratings with and without a comment are chunked apart).
+    tags: &'static [u8],
+    of_layer: fn(&state::Layer) -> &Vec<T>,
+    keep: fn(&T) -> bool,
+    order: fn(&T) -> (Millis, ConversationId),
+}
+
+const RATINGS: Chunked<Rating> = Chunked {
+    tags: &[keys::RATINGS, keys::COMMENTED],
+    of_layer: |l| &l.ratings,
+    keep: |_| true,
+    order: |r| (r.at, r.conversation),
+};
+
+const COMMENTED: Chunked<Rating> = Chunked {
+    tags: &[keys::COMMENTED],
+    keep: |r| has_comment(r),
+    ..RATINGS
+};
+
+const INCIDENTS: Chunked<Incident> = Chunked {
+    tags: &[keys::INCIDENTS],
+    of_layer: |l| &l.incidents,
+    keep: |_| true,
+    order: |i| (i.at, i.conversation),
+};
+
+/// Whether a rating goes to the commented chunks.
+fn has_comment(r: &Rating) -> bool {
+    !r.comment.trim().is_empty()
+}
+
 /// sled's page cache: the checkpointed tables (reports, closed conversations); the hot state
 /// is ours.
-const SLED_CACHE_BYTES: u64 = 128 << 20;
+const SLED_CACHE_BYTES: u64 = 64 << 20;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -485,66 +519,51 @@ impl Store {
 
     /// Ratings with `from <= at < to`, by time, then conversation, then commit order.
     pub fn ratings(&self, from: Millis, to: Millis) -> Result<Vec<Rating>, StoreError> {
-        let order = |r: &Rating| (r.at, r.conversation);
-        self.time_range(
-            keys::RATINGS,
-            from,
-            to,
-            |l| &l.ratings,
-            |p| p.dirty_ratings,
-            order,
-        )
+        self.time_range(&RATINGS, from, to, |p| p.dirty_ratings)
+    }
+
+    /// [`Store::ratings`] with a comment: what comment analysis reads, without decoding the
+    /// (many more) ratings that have none.
+    pub fn commented_ratings(&self, from: Millis, to: Millis) -> Result<Vec<Rating>, StoreError> {
+        self.time_range(&COMMENTED, from, to, |p| p.dirty_ratings)
     }
 
     /// Incidents with `from <= at < to`, by time, then conversation, then commit order.
     pub fn incidents(&self, from: Millis, to: Millis) -> Result<Vec<Incident>, StoreError> {
-        let order = |i: &Incident| (i.at, i.conversation);
-        self.time_range(
-            keys::INCIDENTS,
-            from,
-            to,
-            |l| &l.incidents,
-            |p| p.dirty_incidents,
-            order,
-        )
+        self.time_range(&INCIDENTS, from, to, |p| p.dirty_incidents)
     }
 
-    /// The chunks of `tag` whose hours meet `[from, to)`, then the layers', filtered and in
-    /// `order` (time first; stable, so equal keys stay in commit order).
+    /// The chunks of `what` whose hours meet `[from, to)`, then the layers', filtered and in
+    /// order (time first; stable, so equal keys stay in commit order).
     fn time_range<T: Clone + serde::de::DeserializeOwned>(
         &self,
-        tag: u8,
+        what: &Chunked<T>,
         from: Millis,
         to: Millis,
-        of_layer: impl Fn(&state::Layer) -> &Vec<T>,
         of_dirty: impl FnOnce(state::Pending) -> Vec<T>,
-        order: impl Fn(&T) -> (Millis, ConversationId),
     ) -> Result<Vec<T>, StoreError> {
-        let at = |x: &T| order(x).0;
         if from >= to {
             return Ok(Vec::new());
         }
+        let wanted = |x: &T| (from..to).contains(&(what.order)(x).0) && (what.keep)(x);
         let pending = self.state().pending(None, Some((from, to)), None);
         let mut out = Vec::new();
-        let start = keys::chunk_from(tag, keys::hour(from));
-        let end = keys::chunk(tag, keys::hour(to - 1), u64::MAX);
-        for entry in self.inner.cold.range(start..=end) {
-            let (key, value) = entry?;
-            if keys::trailing_u64(&key)? <= pending.horizon {
-                let chunk: Vec<T> = keys::decode(keys::STATE, &key, &value)?;
-                out.extend(chunk.into_iter().filter(|x| (from..to).contains(&at(x))));
+        for &tag in what.tags {
+            let start = keys::chunk_from(tag, keys::hour(from));
+            let end = keys::chunk(tag, keys::hour(to - 1), u64::MAX);
+            for entry in self.inner.cold.range(start..=end) {
+                let (key, value) = entry?;
+                if keys::trailing_u64(&key)? <= pending.horizon {
+                    let chunk: Vec<T> = keys::decode(keys::STATE, &key, &value)?;
+                    out.extend(chunk.into_iter().filter(wanted));
+                }
             }
         }
         for layer in &pending.layers {
-            out.extend(
-                of_layer(layer)
-                    .iter()
-                    .filter(|x| (from..to).contains(&at(x)))
-                    .cloned(),
-            );
+            out.extend((what.of_layer)(layer).iter().filter(|x| wanted(x)).cloned());
         }
-        out.extend(of_dirty(pending));
-        out.sort_by_key(|x| order(x));
+        out.extend(of_dirty(pending).into_iter().filter(wanted));
+        out.sort_by_key(|x| (what.order)(x));
         Ok(out)
     }
 

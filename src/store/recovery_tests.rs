@@ -53,13 +53,29 @@ fn reads_merge_the_checkpoint_with_the_steps_after_it() -> TestResult {
     survey(&store, 1, 11)?;
     store.checkpoint()?;
     survey(&store, 2, 12)?;
+    let silent = Rating {
+        comment: " ".into(),
+        ..rating(1, 3_000, 4)
+    };
     store.commit(Commit {
         timeline: vec![(1, entry(3_000, Direction::Out, "ещё"))],
         incidents: vec![incident(1, 3_000)],
+        ratings: vec![silent],
         ..Commit::default()
     })?;
     for round in 0..2 {
-        assert_eq!(store.ratings(i64::MIN, i64::MAX)?.len(), 2, "round {round}");
+        let scores: Vec<u8> = store
+            .ratings(i64::MIN, i64::MAX)?
+            .iter()
+            .map(|r| r.score)
+            .collect();
+        assert_eq!(scores, [5, 5, 4], "round {round}");
+        let commented = store.commented_ratings(i64::MIN, i64::MAX)?;
+        assert_eq!(
+            commented.len(),
+            2,
+            "round {round}: the rating without a comment is apart"
+        );
         assert_eq!(store.incidents(0, 4_000)?.len(), 1, "round {round}");
         let texts: Vec<String> = store.timeline(1)?.into_iter().map(|e| e.text).collect();
         assert_eq!(texts, ["Оцените", "5", "ещё"], "round {round}");

@@ -45,7 +45,9 @@ struct Hot {
     created_at: Millis,
     parties: Vec<String>,
     open: bool,
-    timers: BTreeMap<String, Millis>,
+    /// (name, due), by name: as in the record (a map per conversation would cost a tree node
+    /// each, for one or two timers).
+    timers: Vec<(String, Millis)>,
     /// The encoded [`ConversationRecord`] (shared with the dirty layer's `c` value).
     record: Arc<[u8]>,
 }
@@ -230,7 +232,7 @@ impl State {
                 created_at: c.created_at,
                 parties: c.parties.clone(),
                 open,
-                timers: record.timers.iter().cloned().collect(),
+                timers: record.timers.clone(),
                 record: encoded,
             },
         );
@@ -352,10 +354,10 @@ impl State {
         self.hot.get(&id).map_or_else(Vec::new, |h| {
             h.timers
                 .iter()
-                .map(|(name, &due)| Timer {
+                .map(|(name, due)| Timer {
                     conversation: id,
                     name: name.clone(),
-                    due,
+                    due: *due,
                 })
                 .collect()
         })
@@ -738,7 +740,7 @@ impl State {
                 flow: h.flow.to_string(),
                 created_at: h.created_at,
                 parties: h.parties.clone(),
-                timers: h.timers.clone(),
+                timers: h.timers.iter().cloned().collect(),
                 open: h.open,
                 hot: true,
             }),

@@ -221,7 +221,13 @@ fn migrate(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
         ratings.entry(keys::hour(r.at)).or_default().push(r);
     }
     for (hour, chunk) in ratings {
-        out.put_value(keys::chunk(keys::RATINGS, hour, 0), &chunk)?;
+        let (commented, plain): (Vec<Rating>, Vec<Rating>) =
+            chunk.into_iter().partition(super::has_comment);
+        for (tag, chunk) in [(keys::COMMENTED, commented), (keys::RATINGS, plain)] {
+            if !chunk.is_empty() {
+                out.put_value(keys::chunk(tag, hour, 0), &chunk)?;
+            }
+        }
     }
     let mut incidents: BTreeMap<Millis, Vec<Incident>> = BTreeMap::new();
     for entry in tree(INCIDENTS)?.iter() {
