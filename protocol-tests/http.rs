@@ -40,6 +40,7 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(true));
         let accepted = Arc::new(AtomicUsize::new(0));
         let state = ApiState {
+            store: engine.store().clone(),
             engine: engine.clone(),
             tokens: tokens.iter().map(|t| t.to_string()).collect(),
             ready: {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use smsflow::esme::{Pool, PoolConfig, tcp_connector};
 use smsflow::flow::engine::{EngineConfig, FlowEngine};
-use smsflow::service::pipeline::{Pipeline, now_ms};
+use smsflow::service::driver::{Pipeline, now_ms};
 use smsflow::sim::{self, RawDeliver, SimAddress, SimConfig, SmscHandle};
-use smsflow::store::{MoRecord, Store, keys};
+use smsflow::store::{MoMark, MoRecord, Store};
 
 use crate::util::{TempDir, WAIT, send_mo, until};
 
@@ -40,7 +40,8 @@ async fn start(engine: Arc<FlowEngine>, smsc: &SmscHandle, response_timeout: Dur
     config.reconnect_min = Duration::from_millis(50);
     let (pool, inbound) = Pool::start(config, 1024);
     let pool = Arc::new(pool);
-    let pipeline = Pipeline::start(engine, vec![pool.clone()], inbound);
+    let store = engine.store().clone();
+    let pipeline = Pipeline::start(engine, store, vec![pool.clone()], inbound);
     Service { pipeline, pool }
 }
 
@@ -160,7 +161,7 @@ async fn a_redelivered_mo_is_acknowledged_and_processed_once() {
         .start(now_ms(), "survey", survey_event(), Some("call-1"))
         .unwrap();
     // What the pipeline stores for the MO "5" from MSISDN to 5700 (GSM, one part).
-    let mark = keys::mo(MSISDN, "5700", 0, None, b"5");
+    let mark = MoMark::new(MSISDN, "5700", 0, None, b"5");
     let record = MoRecord {
         pending_ack: vec![mark.clone()],
         parts: Vec::new(),

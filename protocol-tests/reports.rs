@@ -144,6 +144,7 @@ async fn service(store: Store) -> Service {
     assert!(errors.is_empty(), "{errors:?}");
     let engine = Arc::new(engine);
     let state = ApiState {
+        store: engine.store().clone(),
         engine: engine.clone(),
         tokens: vec![TOKEN.to_owned()],
         ready: Arc::new(|| true),

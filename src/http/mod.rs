@@ -42,7 +42,7 @@ use crate::flow::api::normalize_msisdn;
 use crate::flow::engine::{EngineError, FlowEngine, StepResult};
 use crate::report::{self, Kind, Report};
 use crate::store::{
-    ConversationId, ConversationStatus, Direction, Millis, StoreError, TimelineEntry, Timer,
+    ConversationId, ConversationStatus, Direction, Millis, Store, StoreError, TimelineEntry, Timer,
 };
 
 /// Event bodies are small JSON objects; anything bigger is a mistake or an attack.
@@ -53,6 +53,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     pub engine: Arc<FlowEngine>,
+    /// The engine's store: events are made durable on it, conversations and reports read
+    /// from it.
+    pub store: Store,
     /// Bearer tokens accepted on `/api`; empty = no auth (SPEC.md `http.tokens`).
     pub tokens: Vec<String>,
     /// true while at least one SMSC session is bound (the pool's `bound() > 0`)
@@ -365,10 +368,9 @@ async fn post_event(
     };
     // Accepted means on disk: a crash after the 202 must not lose the event (and its SMS must
     // not leave before the conversation that sent it is durable). Concurrent requests share
-    // sled's flushes.
+    // one group commit.
     state
-        .engine
-        .store()
+        .store
         .flush()
         .await
         .map_err(|e| ApiError::Internal(format!("cannot make the event durable: {e}")))?;
@@ -461,15 +463,14 @@ async fn get_conversation(
     let id: ConversationId = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("conversation id {id:?} is not a number")))?;
-    let engine = state.engine.clone();
-    let body = tokio::task::spawn_blocking(move || conversation_json(&engine, id))
+    let store = state.store.clone();
+    let body = tokio::task::spawn_blocking(move || conversation_json(&store, id))
         .await
         .map_err(|e| ApiError::Internal(format!("the store task failed: {e}")))??;
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-fn conversation_json(engine: &FlowEngine, id: ConversationId) -> Result<Value, ApiError> {
-    let store = engine.store();
+fn conversation_json(store: &Store, id: ConversationId) -> Result<Value, ApiError> {
     let internal = |e: StoreError| ApiError::Internal(e.to_string());
     let conversation = store
         .conversation(id)
@@ -586,13 +587,11 @@ fn today(state: &ApiState) -> jiff::civil::Date {
 
 /// Reads the store off the async threads (a report scans ratings and conversations).
 async fn build_report(state: &ApiState, query: report::Query) -> Result<Report, ApiError> {
-    let engine = state.engine.clone();
-    tokio::task::spawn_blocking(move || {
-        report::source::build(engine.store(), &query, engine.timezone())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("the report task failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
+    let (store, engine) = (state.store.clone(), state.engine.clone());
+    tokio::task::spawn_blocking(move || report::source::build(&store, &query, engine.timezone()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("the report task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 // ---- probes and the rest --------------------------------------------------------------------

@@ -17,7 +17,7 @@ use crate::report::{self, CsiReport, IncidentReport, Kind, Report};
 use crate::sim::{self, DelayRange, SimConfig, SubscribersConfig};
 use crate::store::{ConversationId, Incident, Rating, Store};
 
-use super::pipeline::{Pipeline, now_ms};
+use super::driver::{Pipeline, now_ms};
 
 const SURVEY: &str = include_str!("../../scripts/survey.rhai");
 const ESCALATION: &str = include_str!("../../scripts/escalation.rhai");
@@ -143,7 +143,7 @@ async fn run_in(
     let timezone = jiff::tz::TimeZone::get("Asia/Tashkent").unwrap_or(jiff::tz::TimeZone::UTC);
     let store = Store::open_in(dir.join("data"), &timezone)?;
     let (engine, errors) = FlowEngine::new(
-        store,
+        store.clone(),
         EngineConfig {
             scripts_dir: Some(dir.join("scripts")),
             timezone,
@@ -174,7 +174,7 @@ async fn run_in(
     pool_config.reconnect_max = Duration::from_secs(1);
     let (pool, inbound) = Pool::start(pool_config, 1024);
     let pool = Arc::new(pool);
-    let pipeline = Pipeline::start(engine.clone(), vec![pool.clone()], inbound);
+    let pipeline = Pipeline::start(engine.clone(), store.clone(), vec![pool.clone()], inbound);
 
     let bind_deadline = Instant::now() + Duration::from_secs(10);
     while pool.bound() == 0 {

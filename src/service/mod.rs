@@ -1,9 +1,19 @@
 //! The service: the parts wired together.
 //!
-//! - [`pipeline`]: MO → flow → MT between the SMPP pool and the flow engine; timers.
+//! The core is sans-IO, shaped like `smpp::session`: time and events in, decisions out.
+//!
+//! - [`inbound`]: what to do with each deliver_sm (receipt, redelivery, part to hold, whole
+//!   MO to deliver).
+//! - [`outbox`]: which MT messages to submit now, retries and back-off, give-up.
+//! - [`receipts`]: what a receipt says of its part; receipts that overtake their submit.
+//! - [`driver`]: the tokio tasks doing what those decide between the SMPP pools, the flow
+//!   engine and the store; timers and gauges.
 //! - [`demo`]: `smsflow demo`, everything on loopback against the built-in simulator.
-//! - [`run`]: `smsflow run`: config, store, flows, SMPP pool, pipeline and HTTP API.
+//! - [`run`]: `smsflow run`: config, store, flows, SMPP pools, driver and HTTP API.
 
 pub mod demo;
-pub mod pipeline;
+pub mod driver;
+pub mod inbound;
+pub mod outbox;
+pub mod receipts;
 pub mod run;

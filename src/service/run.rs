@@ -16,7 +16,7 @@ use crate::smpp::encode::BindMode;
 use crate::smpp::session::SessionConfig;
 use crate::store::Store;
 
-use super::pipeline::{Pipeline, now_ms};
+use super::driver::{Pipeline, now_ms};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ pub async fn run(
     // CSI tallies count local days of service.timezone (recounted if it changed).
     let store = Store::open_in(&config.service.data_dir, &config.service.timezone)?;
     let (engine, errors) = FlowEngine::new(
-        store,
+        store.clone(),
         EngineConfig {
             scripts_dir: Some(config.service.scripts_dir.clone()),
             timezone: config.service.timezone.clone(),
@@ -106,7 +106,7 @@ pub async fn run(
         }));
     }
     drop(inbound_tx);
-    let pipeline = Pipeline::start(engine.clone(), pools.clone(), inbound);
+    let pipeline = Pipeline::start(engine.clone(), store.clone(), pools.clone(), inbound);
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -118,6 +118,7 @@ pub async fn run(
     tracing::info!(listen = %config.http.listen, "http api listening");
     let state = ApiState {
         engine: engine.clone(),
+        store: store.clone(),
         tokens: config
             .http
             .tokens
@@ -166,7 +167,7 @@ pub async fn run(
         forwarder.abort();
     }
     metrics.abort();
-    engine.store().flush().await?;
+    store.flush().await?;
     tracing::info!("stopped");
     match http_result {
         Ok(Err(e)) => Err(RunError::Http(e)),

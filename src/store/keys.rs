@@ -39,7 +39,7 @@
 //! | `s` | `lp(flow) \| version` | a script version's source |
 //! | `l` | `lp(flow) \| msisdn` | `created_at` of the newest conversation (survey fatigue) |
 //! | `a` | [`mo`] | `received_at`: an MO whose step is stored but whose deliver_sm_resp may not have reached the SMSC |
-//! | `p` | [`part`] | [`Part`](crate::smpp::concat::Part) of a message not yet complete |
+//! | `p` | [`part`] | [`MoPart`](super::MoPart) of a message not yet complete |
 //! | `d` | `smsc message id` | [`SentPart`](super::SentPart): which message an SMSC id belongs to |
 //! | `m` | `outbox id(8)` | a sent message's status and its parts' states (`delivery::Delivery`) |
 //! | `y` | `lp(flow) \| year(2) month(1) day(1) \| lp(operator) \| channel` | a CSI tally of one local day (`tally.rs`) |
@@ -270,12 +270,12 @@ pub fn mo(
     k
 }
 
-pub fn part(key: &crate::smpp::concat::MessageKey, seq: u8) -> Vec<u8> {
+pub fn part(source: &str, destination: &str, reference: u16, total: u8, seq: u8) -> Vec<u8> {
     let mut k = vec![PART];
-    put_lp(&mut k, &key.source);
-    put_lp(&mut k, &key.destination);
-    k.extend_from_slice(&key.reference.to_be_bytes());
-    k.push(key.total);
+    put_lp(&mut k, source);
+    put_lp(&mut k, destination);
+    k.extend_from_slice(&reference.to_be_bytes());
+    k.push(total);
     k.push(seq);
     k
 }

@@ -11,8 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::delivery::PartState;
-use super::{Commit, OutboxOutcome, StoreError, keys};
-use crate::smpp::concat::Part;
+use super::{Commit, MoPart, OutboxOutcome, StoreError, keys};
 
 /// One change to the store.
 // A record is built once, applied by reference and encoded: boxing the commit would only add
@@ -27,7 +26,7 @@ pub(super) enum Record {
     /// Marks left by a crash, swept.
     MarksSwept(Vec<Vec<u8>>),
     /// A part of a concatenated MO, kept until its message is complete.
-    PartPut(Part),
+    PartPut(MoPart),
     PartsRemoved(Vec<Vec<u8>>),
     /// Messages taken out of the outbox without an outcome.
     OutboxDone(Vec<u64>),

@@ -24,7 +24,7 @@
 
 mod checkpoint;
 mod delivery;
-pub mod keys;
+mod keys;
 mod log;
 pub mod query;
 mod state;
@@ -34,6 +34,7 @@ mod v1;
 mod writer;
 
 pub use delivery::{PartState, ReceiptApplied};
+pub use keys::SCHEMA_VERSION;
 pub use types::*;
 
 use std::collections::BTreeMap;
@@ -103,7 +104,7 @@ pub enum StoreError {
     /// Any other failure to open the directory (permissions, a file in the way, ...).
     #[error("cannot open store {}: {source}", path.display())]
     Open { path: PathBuf, source: sled::Error },
-    /// The store was written with another layout ([`keys::SCHEMA_VERSION`]); `found` is 0
+    /// The store was written with another layout ([`SCHEMA_VERSION`]); `found` is 0
     /// when it has data but records no version.
     #[error(
         "store {} has schema version {found} but this smsflow reads version {expected} (and \
@@ -202,7 +203,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl Store {
     /// Creates or opens the store in directory `path`: checks (or records)
-    /// [`keys::SCHEMA_VERSION`], migrates a version 1 store, loads the checkpoint and replays
+    /// [`SCHEMA_VERSION`], migrates a version 1 store, loads the checkpoint and replays
     /// the log after it.
     ///
     /// CSI tallies count days in the zone they were counted in (UTC for a new store); see
@@ -642,16 +643,17 @@ impl Store {
 
     // --- SMPP bookkeeping: MO redelivery, stored parts ---------------------------------------
 
-    /// Whether a step already stored this deliver_sm ([`keys::mo`]) while its response may
-    /// not have reached the SMSC: a redelivery, to acknowledge without processing again.
-    pub fn mo_seen(&self, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.state().mo_seen(key))
+    /// Whether a step already stored this deliver_sm while its response may not have
+    /// reached the SMSC: a redelivery, to acknowledge without processing again.
+    pub fn mo_seen(&self, mark: &MoMark) -> Result<bool, StoreError> {
+        Ok(self.state().mo_seen(&mark.0))
     }
 
     /// The deliver_sm_resp of a marked MO is on its way: forget the mark, so the same text
     /// sent again later (a second "OK") is a new message.
-    pub fn mo_acknowledged(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.write(Record::MoAcknowledged(key.to_vec())).map(|_| ())
+    pub fn mo_acknowledged(&self, mark: &MoMark) -> Result<(), StoreError> {
+        self.write(Record::MoAcknowledged(mark.0.clone()))
+            .map(|_| ())
     }
 
     /// Removes MO marks made before `before` (left by a crash between a step and its
@@ -667,28 +669,19 @@ impl Store {
 
     /// Keeps a part of a concatenated MO until its message is complete (then the step that
     /// consumes it removes it, see [`MoRecord::parts`]). Durable after the next flush.
-    pub fn put_part(&self, part: &crate::smpp::concat::Part) -> Result<Vec<u8>, StoreError> {
-        let key = keys::part(
-            &crate::smpp::concat::MessageKey {
-                source: part.source.clone(),
-                destination: part.destination.clone(),
-                reference: part.concat.reference,
-                total: part.concat.total,
-            },
-            part.concat.seq,
-        );
+    pub fn put_part(&self, part: &MoPart) -> Result<PartKey, StoreError> {
         self.write(Record::PartPut(part.clone()))?;
-        Ok(key)
+        Ok(PartKey::of(part))
     }
 
     /// Every stored part, for the reassembler after a restart.
-    pub fn parts(&self) -> Result<Vec<crate::smpp::concat::Part>, StoreError> {
+    pub fn parts(&self) -> Result<Vec<MoPart>, StoreError> {
         Ok(self.state().parts())
     }
 
-    pub fn remove_parts(&self, part_keys: &[Vec<u8>]) -> Result<(), StoreError> {
-        self.write(Record::PartsRemoved(part_keys.to_vec()))
-            .map(|_| ())
+    pub fn remove_parts(&self, parts: &[PartKey]) -> Result<(), StoreError> {
+        let keys = parts.iter().map(|k| k.0.clone()).collect();
+        self.write(Record::PartsRemoved(keys)).map(|_| ())
     }
 }
 

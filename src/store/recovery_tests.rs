@@ -246,13 +246,14 @@ mod v1_layout {
         put(
             db,
             "inbound",
-            &keys::mo(MSISDN, "5700", 0, None, b"5"),
+            &MoMark::new(MSISDN, "5700", 0, None, b"5").0,
             &1_600i64,
         )?;
-        let part = crate::smpp::concat::Part {
+        // Written by version 1 as smpp::concat::Part: the same fields.
+        let part = MoPart {
             source: MSISDN.into(),
             destination: "5700".into(),
-            concat: crate::smpp::udh::ConcatInfo {
+            concat: MoConcat {
                 reference: 7,
                 total: 2,
                 seq: 1,
@@ -260,16 +261,7 @@ mod v1_layout {
             data_coding: 0,
             payload: b"4 ".to_vec(),
         };
-        let pk = keys::part(
-            &crate::smpp::concat::MessageKey {
-                source: MSISDN.into(),
-                destination: "5700".into(),
-                reference: 7,
-                total: 2,
-            },
-            1,
-        );
-        put(db, "inbound", &pk, &part)?;
+        put(db, "inbound", &PartKey::of(&part).0, &part)?;
         // The rated survey's question (102) delivered; its thanks (103) in two parts, the
         // first delivered.
         let mut m = vec![b'm'];
@@ -335,7 +327,7 @@ fn a_version_1_store_is_migrated_at_open() -> TestResult {
     assert_eq!(store.script("survey", "aa")?.as_deref(), Some("// v1"));
     assert_eq!(store.outbox(10)?, [out(101, 1)]);
     assert_eq!(store.last_conversation_at("survey", MSISDN)?, Some(1_000));
-    assert!(store.mo_seen(&keys::mo(MSISDN, "5700", 0, None, b"5"))?);
+    assert!(store.mo_seen(&MoMark::new(MSISDN, "5700", 0, None, b"5"))?);
     assert_eq!(store.parts()?.len(), 1);
     assert_eq!(store.sent_conversations("survey", 0, 2_000)?.len(), 2);
     // The two-part thanks: part 2's receipt completes it, from the migrated part states.

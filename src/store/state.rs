@@ -25,10 +25,9 @@ use super::delivery::{Delivery, PartState, ReceiptApplied};
 use super::log::Record;
 use super::tally::{self, Delta, Tally, TallyKey};
 use super::{
-    Commit, Conversation, ConversationId, ConversationStatus, Incident, Millis, OutMessage,
-    OutboxOutcome, Rating, SentPart, StoreError, TimelineEntry, Timer, keys,
+    Commit, Conversation, ConversationId, ConversationStatus, Incident, Millis, MoPart, OutMessage,
+    OutboxOutcome, PartKey, Rating, SentPart, StoreError, TimelineEntry, Timer, keys,
 };
-use crate::smpp::concat::{MessageKey, Part};
 
 /// A conversation as the `c` key holds it: the conversation and its pending timers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,7 +105,7 @@ pub(super) struct State {
     opt_outs: HashSet<String>,
     scripts: HashMap<(String, String), String>,
     marks: HashMap<Vec<u8>, Millis>,
-    parts: BTreeMap<Vec<u8>, Part>,
+    parts: BTreeMap<Vec<u8>, MoPart>,
     /// Flow names, shared by the hot conversations.
     flows: HashSet<Arc<str>>,
     /// CSI tallies, whole (see `tally.rs`), by local day in `zone`.
@@ -188,7 +187,7 @@ impl State {
         }
         for entry in self.cold.scan_prefix([keys::PART]) {
             let (key, value) = entry?;
-            let part: Part = keys::decode(keys::STATE, &key, &value)?;
+            let part: MoPart = keys::decode(keys::STATE, &key, &value)?;
             self.parts.insert(key.to_vec(), part);
         }
         for entry in self.cold.scan_prefix([keys::TALLY]) {
@@ -413,7 +412,7 @@ impl State {
         self.marks.contains_key(key)
     }
 
-    pub fn parts(&self) -> Vec<Part> {
+    pub fn parts(&self) -> Vec<MoPart> {
         self.parts.values().cloned().collect()
     }
 
@@ -491,7 +490,7 @@ impl State {
                 }
             }
             Record::PartPut(part) => {
-                let key = keys::part(&part_message_key(part), part.concat.seq);
+                let key = PartKey::of(part).0;
                 let value = keys::encode(&key, part)?;
                 let absent = self.parts.insert(key.clone(), part.clone()).is_none();
                 self.put(key, value, absent);
@@ -624,8 +623,8 @@ impl State {
         let mo_at = c.conversation.as_ref().map_or(0, |c| c.updated_at);
         let mut marks = Vec::new();
         if let Some(mo) = &c.mo {
-            for key in &mo.pending_ack {
-                marks.push((key.clone(), keys::encode(key, &mo_at)?));
+            for mark in &mo.pending_ack {
+                marks.push((mark.0.clone(), keys::encode(&mark.0, &mo_at)?));
             }
         }
         let mut outbox = Vec::with_capacity(c.outbox.len());
@@ -672,7 +671,7 @@ impl State {
             self.count(key.clone(), delta);
         }
         if let Some(mo) = &c.mo {
-            for key in &mo.parts {
+            for PartKey(key) in &mo.parts {
                 if self.parts.remove(key).is_some() {
                     self.remove(key.clone());
                 }
@@ -927,15 +926,6 @@ pub(super) fn created_keys(layer: &Layer, prefix: &[u8]) -> Vec<Vec<u8>> {
         .collect();
     keys.sort();
     keys
-}
-
-fn part_message_key(part: &Part) -> MessageKey {
-    MessageKey {
-        source: part.source.clone(),
-        destination: part.destination.clone(),
-        reference: part.concat.reference,
-        total: part.concat.total,
-    }
 }
 
 /// `lp(a) | b` back into its strings.

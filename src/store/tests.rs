@@ -687,10 +687,10 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
 #[test]
 fn mo_marks_go_with_steps_and_old_ones_are_swept() -> TestResult {
     let store = Store::temporary()?;
-    let part = crate::smpp::concat::Part {
+    let part = MoPart {
         source: "998901234567".into(),
         destination: "5700".into(),
-        concat: crate::smpp::udh::ConcatInfo {
+        concat: MoConcat {
             reference: 7,
             total: 2,
             seq: 1,
@@ -701,8 +701,8 @@ fn mo_marks_go_with_steps_and_old_ones_are_swept() -> TestResult {
     let part_key = store.put_part(&part)?;
     assert_eq!(store.parts()?, std::slice::from_ref(&part));
     let (old, new) = (
-        keys::mo("998901234567", "5700", 0, None, b"5"),
-        keys::mo("998901234567", "5700", 0, None, b"OK"),
+        MoMark::new("998901234567", "5700", 0, None, b"5"),
+        MoMark::new("998901234567", "5700", 0, None, b"OK"),
     );
     for (mark, at) in [(&old, 1_000), (&new, 9_000)] {
         let mut c = conv(at as u64, "survey", &["998901234567"], at);

@@ -1,5 +1,5 @@
 //! The store's types: what callers give it and get back. The store owns how they are laid
-//! out on disk ([`super::keys`]).
+//! out on disk (`keys.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -144,12 +144,82 @@ pub struct OutboxOutcome {
 /// The MO a step answers, stored with the step (see [`Commit::mo`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoRecord {
-    /// The deliver_sms whose deliver_sm_resp is still to be sent ([`keys::mo`](super::keys::mo)): marked seen
-    /// with the step, so a redelivery after a crash is recognised; the service unmarks them
-    /// with [`super::Store::mo_acknowledged`] once the response is on its way.
-    pub pending_ack: Vec<Vec<u8>>,
-    /// Stored parts ([`keys::part`](super::keys::part)) the step consumed: removed with it.
-    pub parts: Vec<Vec<u8>>,
+    /// The deliver_sms whose deliver_sm_resp is still to be sent: marked seen with the step,
+    /// so a redelivery after a crash is recognised; the service unmarks them with
+    /// [`super::Store::mo_acknowledged`] once the response is on its way.
+    pub pending_ack: Vec<MoMark>,
+    /// Stored parts the step consumed: removed with it.
+    pub parts: Vec<PartKey>,
+}
+
+/// An MO's content as the store recognises a redelivery by: the deliver_sm fields a
+/// redelivery repeats (the SMSC gives a redelivered MO a new sequence number and nothing else
+/// to recognise it by). The store owns its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MoMark(pub(super) Vec<u8>);
+
+impl MoMark {
+    /// `concat` is `(reference, total, seq)` for a part of a concatenated message.
+    pub fn new(
+        source: &str,
+        destination: &str,
+        data_coding: u8,
+        concat: Option<(u16, u8, u8)>,
+        payload: &[u8],
+    ) -> MoMark {
+        MoMark(super::keys::mo(
+            source,
+            destination,
+            data_coding,
+            concat,
+            payload,
+        ))
+    }
+}
+
+/// A part of a concatenated MO kept until its message is complete: the store's copy of
+/// what the SMPP layer reassembles (same fields, so it needs nothing of `smpp`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoPart {
+    pub source: String,
+    pub destination: String,
+    pub concat: MoConcat,
+    pub data_coding: u8,
+    /// The part's user data, UDH removed.
+    pub payload: Vec<u8>,
+}
+
+/// Where a part belongs: the sender's reference, the number of parts, this one's (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoConcat {
+    pub reference: u16,
+    pub total: u8,
+    pub seq: u8,
+}
+
+/// Which stored part ([`MoPart`]); the store owns its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PartKey(pub(super) Vec<u8>);
+
+impl PartKey {
+    /// Part `seq` of the message `reference` (of `total` parts) from `source` to
+    /// `destination`.
+    pub fn new(source: &str, destination: &str, reference: u16, total: u8, seq: u8) -> PartKey {
+        PartKey(super::keys::part(
+            source,
+            destination,
+            reference,
+            total,
+            seq,
+        ))
+    }
+
+    pub fn of(part: &MoPart) -> PartKey {
+        let c = part.concat;
+        PartKey::new(&part.source, &part.destination, c.reference, c.total, c.seq)
+    }
 }
 
 /// Everything one step of a conversation changes, applied atomically by [`super::Store::commit`].

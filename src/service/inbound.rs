@@ -1,0 +1,213 @@
+//! Inbound MOs, without I/O: what to do with each deliver_sm the sessions hand over. Time
+//! is an input; the driver does what [`Inbound::handle`] decides against the store and the
+//! flows, and acknowledges the MO once that is durable.
+//!
+//! - A delivery receipt is a receipt (see `receipts.rs`).
+//! - An MO whose mark the store has is a **redelivery** (the SMSC resending after a crash
+//!   between the flush and the response): acknowledged, not processed again.
+//! - A part of a concatenated MO is **held**: stored, acknowledged, and kept in the
+//!   reassembler until the message is complete; the step that takes the whole message
+//!   removes the stored parts.
+//! - A whole MO (one piece, a completed message, or a part whose concatenation info cannot
+//!   be right) is **delivered** to the flows with its mark, stored with the step.
+
+use std::time::{Duration, SystemTime};
+
+use crate::smpp::concat::{Assembled, Offer, Part, Reassembler};
+use crate::smpp::receipt::{DeliveryReceipt, ReceiptError};
+use crate::smpp::session::Inbound as Deliver;
+use crate::smpp::text::{self, MessageBody};
+use crate::smpp::udh::ConcatInfo;
+use crate::store::{MoConcat, MoMark, MoPart, MoRecord, PartKey};
+
+/// How long the parts of an incomplete concatenated MO wait for the rest.
+pub const PART_TTL: Duration = Duration::from_secs(300);
+/// Incomplete concatenated MOs held at once (the oldest goes first beyond it).
+pub const MAX_PENDING_MESSAGES: usize = 10_000;
+
+/// What to do with one deliver_sm.
+#[derive(Debug)]
+pub enum Decision {
+    /// A delivery receipt (unreadable ones can be acknowledged: nothing matches them).
+    Receipt(Result<DeliveryReceipt, ReceiptError>),
+    /// Its step is stored already: acknowledge it, process nothing.
+    Redelivered(MoMark),
+    /// A part of a message not yet complete: store it, then acknowledge.
+    Hold(MoPart),
+    /// A whole message for the flows.
+    Deliver(Mo),
+}
+
+/// A whole MO for the flows, and what its step stores with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mo {
+    pub from: String,
+    pub text: String,
+    pub record: MoRecord,
+    /// The mark to clear once its response is on its way (`None`: nothing waits for one).
+    pub mark: Option<MoMark>,
+}
+
+/// See the module documentation.
+pub struct Inbound {
+    reassembler: Reassembler,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            reassembler: Reassembler::new(PART_TTL, MAX_PENDING_MESSAGES),
+        }
+    }
+}
+
+/// The mark a deliver_sm's step stores: its content as a redelivery repeats it.
+pub fn mark(i: &Deliver) -> MoMark {
+    let concat = i.concat.map(|c| (c.reference, c.total, c.seq));
+    MoMark::new(
+        &i.source_addr,
+        &i.destination_addr,
+        i.data_coding,
+        concat,
+        &i.payload,
+    )
+}
+
+impl Inbound {
+    /// Decides about `i`, received at `now`; `seen`: the store has its [`mark`].
+    pub fn handle(&mut self, now: SystemTime, i: &Deliver, seen: bool) -> Decision {
+        if let Some(receipt) = &i.receipt {
+            return Decision::Receipt(receipt.clone());
+        }
+        let mark = mark(i);
+        if seen {
+            return Decision::Redelivered(mark);
+        }
+        let alone = |mark: MoMark| {
+            Decision::Deliver(Mo {
+                from: i.source_addr.clone(),
+                text: body_text(text::decode(i.data_coding, &i.payload)),
+                record: MoRecord {
+                    pending_ack: vec![mark.clone()],
+                    parts: Vec::new(),
+                },
+                mark: Some(mark),
+            })
+        };
+        let Some(concat) = i.concat else {
+            return alone(mark);
+        };
+        let part = Part {
+            source: i.source_addr.clone(),
+            destination: i.destination_addr.clone(),
+            concat,
+            data_coding: i.data_coding,
+            payload: i.payload.to_vec(),
+        };
+        let stored = to_store(&part);
+        match self.reassembler.offer(now, part) {
+            Ok(Offer::Complete(whole)) => Decision::Deliver(Mo {
+                mark: Some(mark.clone()),
+                ..whole_mo(&whole, vec![mark])
+            }),
+            // Held (a duplicate copy changes nothing): stored, then acknowledged.
+            Ok(_) => Decision::Hold(stored),
+            // Concatenation info that cannot be right (seq 0, seq > total): the part is a
+            // message of its own.
+            Err(e) => {
+                tracing::debug!(source = %i.source_addr, "bad concatenation info, taking the part alone: {e}");
+                alone(mark)
+            }
+        }
+    }
+
+    /// Parts stored before a restart, back into the reassembler. A message found complete
+    /// here was completed by a part whose response may never have been sent: every part is
+    /// marked, so the SMSC's redelivery of it is recognised.
+    pub fn restore(&mut self, now: SystemTime, parts: Vec<MoPart>) -> Vec<Mo> {
+        let mut whole = Vec::new();
+        for part in parts {
+            if let Ok(Offer::Complete(done)) = self.reassembler.offer(now, from_store(part)) {
+                let marks = (done.parts.iter())
+                    .map(|p| {
+                        let c = (done.key.reference, done.key.total, p.seq);
+                        let k = &done.key;
+                        MoMark::new(
+                            &k.source,
+                            &k.destination,
+                            p.data_coding,
+                            Some(c),
+                            &p.payload,
+                        )
+                    })
+                    .collect();
+                whole.push(whole_mo(&done, marks));
+            }
+        }
+        whole
+    }
+
+    /// Messages whose missing parts never came (TTL, or pushed out by newer ones), as far as
+    /// they got: a reply missing its end is still a reply.
+    pub fn expire(&mut self, now: SystemTime) -> Vec<Mo> {
+        let mut released = self.reassembler.expire(now);
+        released.extend(self.reassembler.take_evicted());
+        (released.iter())
+            .map(|done| {
+                tracing::info!(missing = ?done.missing, "concatenated MO incomplete; taking the parts received");
+                whole_mo(done, Vec::new())
+            })
+            .collect()
+    }
+}
+
+/// The MO of an assembled message whose step consumes its stored parts.
+fn whole_mo(whole: &Assembled, pending_ack: Vec<MoMark>) -> Mo {
+    let k = &whole.key;
+    Mo {
+        from: k.source.clone(),
+        text: body_text(whole.body()),
+        record: MoRecord {
+            pending_ack,
+            parts: (whole.parts.iter())
+                .map(|p| PartKey::new(&k.source, &k.destination, k.reference, k.total, p.seq))
+                .collect(),
+        },
+        mark: None,
+    }
+}
+
+fn body_text(body: MessageBody) -> String {
+    match body {
+        MessageBody::Text(text) => text,
+        MessageBody::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn to_store(p: &Part) -> MoPart {
+    MoPart {
+        source: p.source.clone(),
+        destination: p.destination.clone(),
+        concat: MoConcat {
+            reference: p.concat.reference,
+            total: p.concat.total,
+            seq: p.concat.seq,
+        },
+        data_coding: p.data_coding,
+        payload: p.payload.clone(),
+    }
+}
+
+fn from_store(p: MoPart) -> Part {
+    Part {
+        source: p.source,
+        destination: p.destination,
+        concat: ConcatInfo {
+            reference: p.concat.reference,
+            total: p.concat.total,
+            seq: p.concat.seq,
+        },
+        data_coding: p.data_coding,
+        payload: p.payload,
+    }
+}

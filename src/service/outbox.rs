@@ -1,0 +1,299 @@
+//! The outbox's policy, without I/O: which messages to submit now, what a submit's result
+//! means (accepted, refused for good, or worth another attempt after a growing pause), and
+//! when to wake next. Time is an input; the driver reads the store, submits through the pools
+//! and records what [`Outbox::handle_result`] decides.
+//!
+//! Messages are read in id order after a cursor. Ids are taken before their step commits, so
+//! a message can land behind the cursor: a rescan from the start every [`RESCAN`] finds those,
+//! skipping the ones already sending or waiting to retry.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::esme::{SendError, Sent, SubmitError};
+use crate::smpp::pdu::CommandStatus;
+use crate::smpp::receipt::canonical_id;
+use crate::store::{Millis, OutMessage, OutboxOutcome};
+
+/// Outbox messages being submitted at once, at most.
+pub const MAX_SENDING: usize = 8192;
+/// Messages read from the store per pass, at most.
+pub const READ_BATCH: usize = 1024;
+/// First and longest pause before a failed submit is tried again.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// An MT message still not accepted after this long is given up ("failed: expired");
+/// carriers keep undelivered messages about as long.
+pub const GIVE_UP_MS: Millis = 24 * 3600 * 1000;
+/// How often the outbox is read again from its first message.
+pub const RESCAN: Duration = Duration::from_secs(1);
+
+pub type SendResult = Result<Sent, SendError>;
+
+/// What became of one submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Accepted, or refused for good: take it out of the outbox with this outcome.
+    Finished(OutboxOutcome),
+    /// Worth another attempt, after `pause` (this was attempt `attempt`).
+    Retry { pause: Duration, attempt: u32 },
+    /// The pool stopped before sending it: it stays in the outbox for the next start.
+    Kept,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Outbox {
+    /// The highest id read; new messages are read after it.
+    cursor: u64,
+    rescan_at: Instant,
+    /// Sending or waiting to retry: not to be read again.
+    known: HashSet<u64>,
+    retries: BTreeMap<(Instant, u64), OutMessage>,
+    attempts: HashMap<u64, u32>,
+    sending: usize,
+}
+
+impl Outbox {
+    pub fn new(now: Instant) -> Outbox {
+        Outbox {
+            cursor: 0,
+            rescan_at: now,
+            known: HashSet::new(),
+            retries: BTreeMap::new(),
+            attempts: HashMap::new(),
+            sending: 0,
+        }
+    }
+
+    /// Retries due at `now` (taken out of the wait), and where and how many fresh messages
+    /// to read from the store: `(after id, at most)`; nothing to read when there is no room.
+    pub fn poll_due(&mut self, now: Instant) -> (Vec<OutMessage>, Option<(u64, usize)>) {
+        let mut due = Vec::new();
+        while self.sending + due.len() < MAX_SENDING
+            && let Some(entry) = self.retries.first_entry()
+            && entry.key().0 <= now
+        {
+            due.push(entry.remove());
+        }
+        if now >= self.rescan_at {
+            self.cursor = 0;
+            self.rescan_at = now + RESCAN;
+        }
+        let room = MAX_SENDING - self.sending - due.len();
+        let read = (room > 0).then(|| (self.cursor, room.min(READ_BATCH)));
+        (due, read)
+    }
+
+    /// Messages read after the cursor: the ones not already sending or waiting.
+    pub fn handle_fresh(&mut self, mut fresh: Vec<OutMessage>) -> Vec<OutMessage> {
+        if let Some(last) = fresh.last() {
+            self.cursor = last.id;
+        }
+        fresh.retain(|m| self.known.insert(m.id));
+        fresh
+    }
+
+    /// The store could not make `fresh` durable: they are not sent now, and read again.
+    pub fn handle_not_durable(&mut self, fresh: &[OutMessage]) {
+        for m in fresh {
+            self.known.remove(&m.id);
+        }
+        self.cursor = 0;
+    }
+
+    /// `n` messages handed to the pools.
+    pub fn handle_submitted(&mut self, n: usize) {
+        self.sending += n;
+    }
+
+    /// A submit's result, at `now` (`now_ms` on the wall clock, for the give-up age).
+    pub fn handle_result(
+        &mut self,
+        now: Instant,
+        now_ms: Millis,
+        message: OutMessage,
+        result: SendResult,
+    ) -> Decision {
+        self.sending = self.sending.saturating_sub(1);
+        let (status, smsc_ids) = match result {
+            Ok(sent) => ("sent".to_owned(), sent.message_ids),
+            Err(SendError {
+                error: SubmitError::Shutdown,
+                ..
+            }) => {
+                self.known.remove(&message.id);
+                return Decision::Kept;
+            }
+            Err(e) if is_temporary(&e.error) && now_ms - message.created_at < GIVE_UP_MS => {
+                let n = self.attempts.entry(message.id).or_insert(0);
+                *n += 1;
+                let attempt = *n;
+                let pause = backoff(attempt);
+                self.retries.insert((now + pause, message.id), message);
+                return Decision::Retry { pause, attempt };
+            }
+            Err(e) => (format!("failed: {}", e.error), e.accepted),
+        };
+        self.attempts.remove(&message.id);
+        self.known.remove(&message.id);
+        Decision::Finished(OutboxOutcome {
+            message,
+            status,
+            smsc_ids: smsc_ids.iter().map(|id| canonical_id(id)).collect(),
+        })
+    }
+
+    /// When the next retry or rescan is due.
+    pub fn poll_timeout(&self) -> Instant {
+        match self.retries.first_key_value() {
+            Some(((at, _), _)) => (*at).min(self.rescan_at),
+            None => self.rescan_at,
+        }
+    }
+
+    /// Submits handed out and not answered yet.
+    pub fn sending(&self) -> usize {
+        self.sending
+    }
+}
+
+/// The pause before attempt `attempt + 1`: doubling from [`RETRY_MIN`] up to [`RETRY_MAX`].
+pub fn backoff(attempt: u32) -> Duration {
+    RETRY_MIN
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
+}
+
+/// Whether a failed submit is worth another attempt: the SMSC may not have it (no answer, lost
+/// link) or said "not now".
+pub fn is_temporary(error: &SubmitError) -> bool {
+    match error {
+        SubmitError::TimedOut { .. } | SubmitError::LinkLost | SubmitError::Throttled { .. } => {
+            true
+        }
+        SubmitError::Rejected { status } => matches!(
+            *status,
+            CommandStatus::ESME_RSYSERR
+                | CommandStatus::ESME_RMSGQFUL
+                | CommandStatus::ESME_RTHROTTLED
+                | CommandStatus::ESME_RX_T_APPN
+        ),
+        SubmitError::Shutdown | SubmitError::Encode(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64, created_at: Millis) -> OutMessage {
+        OutMessage {
+            id,
+            conversation: 1,
+            to: "998901234567".into(),
+            text: "Спасибо".into(),
+            created_at,
+            flow: "survey".into(),
+            opening: false,
+        }
+    }
+
+    fn refused(error: SubmitError) -> SendResult {
+        Err(SendError {
+            parts: 1,
+            failed_part: 1,
+            accepted: Vec::new(),
+            error,
+        })
+    }
+
+    #[test]
+    fn temporary_errors_are_retried_and_refusals_are_not() {
+        assert!(is_temporary(&SubmitError::LinkLost));
+        assert!(is_temporary(&SubmitError::Rejected {
+            status: CommandStatus::ESME_RMSGQFUL
+        }));
+        assert!(!is_temporary(&SubmitError::Rejected {
+            status: CommandStatus::ESME_RINVDSTADR
+        }));
+        assert!(!is_temporary(&SubmitError::Shutdown));
+    }
+
+    /// On virtual time: a message that keeps failing waits 1, 2, 4 … 60 s between attempts,
+    /// is read again only when its pause is over, and is given up a day after it was queued.
+    #[test]
+    fn a_failing_submit_backs_off_to_a_minute_and_is_given_up_after_a_day() {
+        let t0 = Instant::now();
+        let mut outbox = Outbox::new(t0);
+        let (due, read) = outbox.poll_due(t0);
+        assert!(due.is_empty());
+        assert_eq!(read, Some((0, READ_BATCH)));
+        let fresh = outbox.handle_fresh(vec![message(7, 0)]);
+        assert_eq!(fresh.len(), 1);
+        assert!(
+            outbox.handle_fresh(vec![message(7, 0)]).is_empty(),
+            "read once"
+        );
+        outbox.handle_submitted(1);
+
+        let mut now = t0;
+        let mut m = message(7, 0);
+        for (attempt, secs) in [1, 2, 4, 8, 16, 32, 60, 60, 60].into_iter().enumerate() {
+            let pause = Duration::from_secs(secs);
+            let decision = outbox.handle_result(now, 1_000, m, refused(SubmitError::LinkLost));
+            let attempt = attempt as u32 + 1;
+            assert_eq!(decision, Decision::Retry { pause, attempt });
+            assert!(
+                outbox.poll_timeout() <= now + pause,
+                "it wakes for the retry"
+            );
+            let early = now + pause - Duration::from_millis(1);
+            assert!(outbox.poll_due(early).0.is_empty(), "not before its pause");
+            now += pause;
+            m = outbox.poll_due(now).0.pop().expect("due after its pause");
+            outbox.handle_submitted(1);
+        }
+        // A day after it was queued, the next failure gives it up.
+        match outbox.handle_result(now, GIVE_UP_MS + 1, m, refused(SubmitError::LinkLost)) {
+            Decision::Finished(outcome) => {
+                assert!(
+                    outcome.status.starts_with("failed: link lost"),
+                    "{}",
+                    outcome.status
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(outbox.sending(), 0);
+    }
+
+    #[test]
+    fn an_accepted_message_leaves_with_its_ids_and_a_stopped_pool_keeps_it() {
+        let t0 = Instant::now();
+        let mut outbox = Outbox::new(t0);
+        outbox.handle_fresh(vec![message(1, 0), message(2, 0)]);
+        outbox.handle_submitted(2);
+        let sent = Sent {
+            message_ids: vec!["00AB".into(), "0ac".into()],
+        };
+        match outbox.handle_result(t0, 0, message(1, 0), Ok(sent)) {
+            Decision::Finished(o) => {
+                assert_eq!(o.status, "sent");
+                assert_eq!(o.smsc_ids, ["ab", "ac"], "kept canonical");
+            }
+            other => panic!("{other:?}"),
+        }
+        let stopped = refused(SubmitError::Shutdown);
+        assert_eq!(
+            outbox.handle_result(t0, 0, message(2, 0), stopped),
+            Decision::Kept
+        );
+        // Kept messages are read again (after the rescan).
+        let (_, read) = outbox.poll_due(t0 + RESCAN);
+        assert_eq!(read, Some((0, READ_BATCH)));
+        assert_eq!(outbox.handle_fresh(vec![message(2, 0)]).len(), 1);
+    }
+}
