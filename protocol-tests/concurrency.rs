@@ -46,7 +46,7 @@ async fn post_event(http: std::net::SocketAddr, i: usize) -> u16 {
 }
 
 /// Regression: 32 concurrent posts (8 while replies flowed) hung the whole service for good,
-/// `/healthz` included: sled 0.34 deadlocks on concurrent `flush_async` (spacejam/sled#1308),
+/// `/healthz` included: sled 0.34 deadlocks on concurrent asynchronous flushes (spacejam/sled#1308),
 /// which the HTTP handler, the MO acker and the outbox all called. Every flush now goes
 /// through the store's one flusher thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

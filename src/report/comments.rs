@@ -37,6 +37,10 @@ pub struct Comments {
     pub negative_comments: u64,
     /// Comments with a 4–5 rating that had any text.
     pub positive_comments: u64,
+    /// How many of those the terms were counted in (all, up to [`MAX_ANALYSED`]; beyond it
+    /// a random sample): the terms' counts are out of this many.
+    #[serde(default)]
+    pub analysed: u64,
     pub negative_terms: Vec<(String, u64)>,
     pub positive_terms: Vec<(String, u64)>,
     pub negative_bigrams: Vec<(String, u64)>,
@@ -56,6 +60,15 @@ pub struct Examples {
 }
 
 impl Comments {
+    /// `" (terms from a sample of N)"` when the terms were counted in a sample, else empty.
+    pub fn sample_note(&self) -> String {
+        if self.analysed < self.negative_comments + self.positive_comments {
+            format!(" (terms from a random sample of {})", self.analysed)
+        } else {
+            String::new()
+        }
+    }
+
     /// The readable form of a listed term: its usual spelling, else the stem.
     pub fn word<'a>(&'a self, negative: bool, term: &'a str) -> &'a str {
         let examples = if negative {
@@ -71,6 +84,12 @@ impl Comments {
     }
 }
 
+/// Comments whose terms are counted per report, at most: beyond it a random sample, drawn
+/// from the records themselves so the same report gives the same terms (a few microseconds
+/// each; 5 000 put a term's share within ±1.4 points at 95 %, and keep a report over
+/// millions of ratings well under a tenth of a second).
+pub const MAX_ANALYSED: usize = 5_000;
+
 /// Analyses the comments of `ratings` (any order; examples prefer the newest).
 pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>) -> Comments {
     let mut ratings: Vec<&Rating> = ratings
@@ -78,6 +97,18 @@ pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>) -> Comments {
         .filter(|r| r.score != 3 && !r.comment.trim().is_empty())
         .collect();
     ratings.sort_by_key(|r| std::cmp::Reverse(r.at));
+    let (all_negative, all_positive) = (
+        ratings.iter().filter(|r| r.score <= 2).count() as u64,
+        ratings.iter().filter(|r| r.score > 2).count() as u64,
+    );
+    if ratings.len() > MAX_ANALYSED {
+        // The comments with the smallest hash of (conversation, time): random, yet fixed.
+        let draw = |r: &&Rating| splitmix64(r.conversation ^ (r.at as u64).rotate_left(32));
+        ratings.select_nth_unstable_by_key(MAX_ANALYSED, draw);
+        ratings.truncate(MAX_ANALYSED);
+        ratings.sort_by_key(|r| std::cmp::Reverse(r.at));
+    }
+    let analysed = ratings.len() as u64;
     let mut negative = Side::default();
     let mut positive = Side::default();
     for r in &ratings {
@@ -91,8 +122,9 @@ pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>) -> Comments {
     let (negative_terms, negative_bigrams, negative_examples) = negative.top();
     let (positive_terms, positive_bigrams, positive_examples) = positive.top();
     Comments {
-        negative_comments: negative.comments.len() as u64,
-        positive_comments: positive.comments.len() as u64,
+        negative_comments: all_negative,
+        positive_comments: all_positive,
+        analysed,
         negative_terms,
         positive_terms,
         negative_bigrams,
@@ -100,6 +132,14 @@ pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>) -> Comments {
         negative_examples,
         positive_examples,
     }
+}
+
+/// A 64-bit mix (SplitMix64's finaliser): neighbouring inputs give unrelated outputs.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 type Ranked = Vec<(String, u64)>;
@@ -745,5 +785,42 @@ mod tests {
             ["Очень долго ждать", "Долго ждал, долго, долго!"]
         );
         assert_eq!(c.word(true, "долг"), "долго");
+    }
+
+    #[test]
+    fn many_comments_are_counted_in_an_even_sample_and_totalled_whole() {
+        let ratings: Vec<Rating> = (0..12_000)
+            .map(|i| Rating {
+                conversation: i,
+                flow: "survey".into(),
+                at: i as i64,
+                msisdn: "998901234567".into(),
+                score: 1,
+                operator: "op-1".into(),
+                channel: "call".into(),
+                comment: if i % 2 == 0 {
+                    "долго ждать"
+                } else {
+                    "грубый оператор"
+                }
+                .into(),
+            })
+            .collect();
+        let c = analyse(&ratings);
+        assert_eq!(c.negative_comments, 12_000, "the total is every comment");
+        assert_eq!(c.analysed as usize, MAX_ANALYSED);
+        let long = c
+            .negative_terms
+            .iter()
+            .find(|(t, _)| t == "долг")
+            .expect("listed")
+            .1;
+        // About half of the sample, as of the whole (±3 % of it).
+        let half = MAX_ANALYSED as u64 / 2;
+        assert!(
+            long.abs_diff(half) < MAX_ANALYSED as u64 * 3 / 100,
+            "{long} of {MAX_ANALYSED}"
+        );
+        assert!(c.sample_note().contains("5000"), "{}", c.sample_note());
     }
 }

@@ -11,7 +11,7 @@
 //! writes it as a checkpoint (one atomic `apply_batch` with the log seq it covers), then
 //! prunes the log behind it once a flush made the checkpoint durable.
 //!
-//! Why one thread: sled 0.34 deadlocks on concurrent `flush_async` (spacejam/sled#1308, fixed
+//! Why one thread: sled 0.34 deadlocks when its asynchronous flush runs concurrently (spacejam/sled#1308, fixed
 //! only on sled's unreleased main; also #1412), and per-key writes from many threads cost
 //! sled's locks and the kernel's futexes more than the writes themselves. Why `fdatasync`:
 //! sled writes its log with `pwrite` and `sync_file_range`, which does not flush the device's

@@ -276,9 +276,10 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     ] {
         let _ = writeln!(
             out,
-            "<div class=\"panel\"><h3>{} · {n} comment{}</h3>",
+            "<div class=\"panel\"><h3>{} · {n} comment{}{}</h3>",
             escape(title),
-            if n == 1 { "" } else { "s" }
+            if n == 1 { "" } else { "s" },
+            escape(&c.sample_note())
         );
         if terms.is_empty() {
             let _ = writeln!(out, "<p class=\"empty\">No comments.</p>");

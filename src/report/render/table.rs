@@ -127,7 +127,7 @@ pub fn csi(r: &CsiReport) -> String {
             c.positive_comments,
         ),
     ] {
-        let _ = writeln!(out, "\n{title}: {n}");
+        let _ = writeln!(out, "\n{title}: {n}{}", c.sample_note());
         if terms.is_empty() {
             let _ = writeln!(out, "  (no comments)");
             continue;
