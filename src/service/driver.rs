@@ -22,20 +22,18 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::inbound::{self, Decision, Inbound, Mo};
-use super::outbox::{self, Outbox, SendResult};
-use super::receipts::{self, EarlyReceipts};
+pub use super::core::Counts;
+use super::core::{Core, millis};
+use super::inbound::Inbound;
+use super::outbox::{Outbox, SendResult};
 use crate::esme::{AckHandle, InboundMessage, Pool};
-use crate::flow::engine::{FlowEngine, Routed};
+use crate::flow::engine::FlowEngine;
 use crate::metrics as names;
-use crate::smpp::receipt::{DeliveryReceipt, id_forms};
-use crate::store::{MoMark, OutMessage, OutboxOutcome, ReceiptApplied, Store};
+use crate::store::{MoMark, OutMessage, Store};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    millis(SystemTime::now())
 }
 
 /// Inbound messages handled per batch, at most.
@@ -46,31 +44,17 @@ pub const MO_MARK_TTL: Duration = Duration::from_secs(3600);
 /// How long a stop waits for submits in flight before leaving them in the outbox.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// Counters of what went through, for progress and the summary.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub mo: u64,
-    pub mo_redelivered: u64,
-    pub mt_accepted: u64,
-    pub mt_retried: u64,
-    pub mt_failed: u64,
-    pub receipts: u64,
-    pub timers: u64,
-    pub script_errors: u64,
-}
-
-/// The running service core.
+/// The running service.
 pub struct Pipeline {
+    core: Core,
     engine: Arc<FlowEngine>,
     store: Store,
     /// One pool per `[[smsc]]`; MT messages go to a bound one, round robin.
     pools: Vec<Arc<Pool>>,
     next_pool: AtomicUsize,
     outbox_ready: Notify,
-    counts: Mutex<Counts>,
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
-    early_receipts: Mutex<EarlyReceipts>,
 }
 
 impl Pipeline {
@@ -84,15 +68,14 @@ impl Pipeline {
     ) -> Arc<Pipeline> {
         assert!(!pools.is_empty(), "a pipeline needs at least one SMPP pool");
         let pipeline = Arc::new(Pipeline {
+            core: Core::new(engine.clone(), store.clone()),
             engine,
             store,
             pools,
             next_pool: AtomicUsize::new(0),
             outbox_ready: Notify::new(),
-            counts: Mutex::new(Counts::default()),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
-            early_receipts: Mutex::new(EarlyReceipts::default()),
         });
         {
             let mut tasks = pipeline.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -109,11 +92,7 @@ impl Pipeline {
     }
 
     pub fn counts(&self) -> Counts {
-        *self.counts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn count(&self, f: impl FnOnce(&mut Counts)) {
-        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+        self.core.counts()
     }
 
     /// Wakes the outbox drainer (after a step that may have queued messages).
@@ -152,7 +131,7 @@ impl Pipeline {
                     "restoring MO parts stored before the restart"
                 );
                 for mo in inbound.restore(SystemTime::now(), parts) {
-                    self.deliver(mo);
+                    self.core.deliver(now_ms(), mo);
                 }
             }
             Ok(_) => {}
@@ -169,7 +148,7 @@ impl Pipeline {
                 n = messages.recv_many(&mut batch, MAX_INBOUND_BATCH) => if n == 0 { break },
                 _ = expiry.tick() => {
                     for mo in inbound.expire(SystemTime::now()) {
-                        self.deliver(mo);
+                        self.core.deliver(now_ms(), mo);
                     }
                     continue;
                 }
@@ -177,7 +156,26 @@ impl Pipeline {
             }
             let handled: Vec<Handled> = batch
                 .drain(..)
-                .map(|message| self.take_in(message, &mut inbound))
+                .map(
+                    |InboundMessage {
+                         smsc,
+                         inbound: i,
+                         ack,
+                     }| {
+                        let taken = (self.core).take_in(
+                            &mut inbound,
+                            SystemTime::now(),
+                            Instant::now(),
+                            &smsc,
+                            &i,
+                        );
+                        Handled {
+                            ack,
+                            stored: taken.stored,
+                            mark: taken.mark,
+                        }
+                    },
+                )
                 .collect();
             if stored_tx.send(handled).is_err() {
                 break;
@@ -212,130 +210,6 @@ impl Pipeline {
             // The steps' messages are durable now: send them.
             self.outbox_changed();
         }
-    }
-
-    /// Does what `inbound` decides for one message (durable after the batch's flush).
-    fn take_in(&self, message: InboundMessage, inbound: &mut Inbound) -> Handled {
-        let InboundMessage {
-            smsc,
-            inbound: i,
-            ack,
-        } = message;
-        let seen = if i.receipt.is_some() {
-            false
-        } else {
-            match self.store.mo_seen(&inbound::mark(&i)) {
-                Ok(seen) => seen,
-                Err(e) => {
-                    tracing::error!("cannot read the store: {e}");
-                    return Handled::new(ack, false, None);
-                }
-            }
-        };
-        match inbound.handle(SystemTime::now(), &i, seen) {
-            Decision::Receipt(Ok(receipt)) => {
-                let stored = self.on_receipt(&receipt);
-                Handled::new(ack, stored, None)
-            }
-            // An unreadable receipt cannot be matched; acknowledging it loses nothing.
-            Decision::Receipt(Err(e)) => {
-                tracing::debug!(%smsc, "unreadable delivery receipt: {e}");
-                Handled::new(ack, true, None)
-            }
-            Decision::Redelivered(mark) => {
-                self.count(|c| c.mo_redelivered += 1);
-                metrics::counter!(names::MO_REDELIVERED, "smsc" => smsc.to_string()).increment(1);
-                Handled::new(ack, true, Some(mark))
-            }
-            Decision::Hold(part) => match self.store.put_part(&part) {
-                Ok(_) => Handled::new(ack, true, None),
-                Err(e) => {
-                    tracing::error!("cannot store an MO part: {e}");
-                    Handled::new(ack, false, None)
-                }
-            },
-            Decision::Deliver(mo) => {
-                let mark = mo.mark.clone();
-                let stored = self.deliver(mo);
-                Handled::new(ack, stored, mark)
-            }
-        }
-    }
-
-    /// Routes one whole MO to the flows; `true` when its step is stored.
-    fn deliver(&self, mo: Mo) -> bool {
-        let now = now_ms();
-        match self
-            .engine
-            .reply_mo(now, &mo.from, &mo.text, now, Some(mo.record))
-        {
-            Ok(routed) => {
-                let flow = match &routed {
-                    Routed::Conversation(step) | Routed::Inbox(step) => {
-                        if step.error.is_some() {
-                            self.count(|c| c.script_errors += 1);
-                        }
-                        step.flow.clone()
-                    }
-                    Routed::Unsolicited(_) => "none".to_owned(),
-                };
-                metrics::counter!(names::MO_MESSAGES, "flow" => flow).increment(1);
-                self.count(|c| c.mo += 1);
-                true
-            }
-            Err(e) => {
-                tracing::error!("MO not stored, left for redelivery: {e}");
-                false
-            }
-        }
-    }
-
-    /// A delivery receipt: the state of the part it names, the message's status from all its
-    /// parts, and `on_delivery` when that status changed. `false` when it could not be stored
-    /// (the SMSC sends it again).
-    fn on_receipt(&self, receipt: &DeliveryReceipt) -> bool {
-        self.count(|c| c.receipts += 1);
-        let state = receipts::part_state(receipt);
-        let applied = match self
-            .store
-            .apply_receipt(&id_forms(&receipt.message_id), state)
-        {
-            Ok(applied) => applied,
-            Err(e) => {
-                tracing::error!("cannot store a receipt: {e}");
-                return false;
-            }
-        };
-        // Not known yet (its submit is still being recorded), or not ours: kept a while.
-        let Some(ReceiptApplied { part, changed }) = applied else {
-            (self
-                .early_receipts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()))
-            .keep(Instant::now(), receipt);
-            return true;
-        };
-        let Some(status) = changed else {
-            return true;
-        };
-        if status != "enroute" {
-            metrics::counter!(names::MT_MESSAGES, "flow" => part.flow.clone(), "status" => status)
-                .increment(1);
-            if status == "delivered" && part.opening && part.flow == "survey" {
-                metrics::counter!(names::SURVEY_FUNNEL, "stage" => "delivered").increment(1);
-            }
-        }
-        match self.engine.delivery(
-            now_ms(),
-            part.conversation,
-            &part.to,
-            status,
-            Some(part.outbox_id),
-        ) {
-            Ok(_) => self.outbox_changed(),
-            Err(e) => tracing::debug!("receipt for conversation {}: {e}", part.conversation),
-        }
-        true
     }
 
     // --- outbound ---------------------------------------------------------------------------
@@ -416,65 +290,15 @@ impl Pipeline {
         if finished.is_empty() {
             return;
         }
-        let mut outcomes = Vec::with_capacity(finished.len());
-        for (message, result) in finished.drain(..) {
-            let flow = message.flow.clone();
-            let to = message.to.clone();
-            let opening = message.opening;
-            match outbox.handle_result(Instant::now(), now_ms(), message, result) {
-                outbox::Decision::Kept => {}
-                outbox::Decision::Retry { pause, attempt } => {
-                    tracing::warn!(%to, attempt, ?pause, "message not sent, will retry");
-                    self.count(|c| c.mt_retried += 1);
-                    metrics::counter!(names::MT_MESSAGES, "flow" => flow, "status" => "retried")
-                        .increment(1);
-                }
-                outbox::Decision::Finished(outcome) => {
-                    let accepted = outcome.status == "sent";
-                    if !accepted {
-                        tracing::warn!(%to, "message refused for good: {}", outcome.status);
-                    }
-                    self.count_outcome(&flow, accepted, opening);
-                    outcomes.push(outcome);
-                }
-            }
-        }
+        let (at, now) = (Instant::now(), now_ms());
+        let outcomes = self.core.record(outbox, at, now, finished.drain(..));
         if outcomes.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.outbox_finished(&outcomes) {
-            // They stay in the outbox: sent again after a restart (at-least-once).
-            tracing::error!("cannot record sent messages: {e}");
             return;
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!("store flush failed: {e}");
         }
-        let early = (self
-            .early_receipts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()))
-        .take(outcomes.iter().flat_map(|o: &OutboxOutcome| &o.smsc_ids));
-        for receipt in &early {
-            self.on_receipt(receipt);
-        }
-    }
-
-    fn count_outcome(&self, flow: &str, accepted: bool, opening: bool) {
-        self.count(|c| {
-            if accepted {
-                c.mt_accepted += 1;
-            } else {
-                c.mt_failed += 1;
-            }
-        });
-        metrics::counter!(names::MT_MESSAGES,
-            "flow" => flow.to_owned(),
-            "status" => if accepted { "accepted" } else { "failed" })
-        .increment(1);
-        if accepted && opening && flow == "survey" {
-            metrics::counter!(names::SURVEY_FUNNEL, "stage" => "sent").increment(1);
-        }
+        self.core.after_recorded(at, now, &outcomes);
     }
 
     // --- timers and gauges ------------------------------------------------------------------
@@ -486,17 +310,8 @@ impl Pipeline {
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
                 () = self.shutdown.cancelled() => return,
             }
-            match self.engine.fire_due_timers(now_ms()) {
-                Ok(steps) if !steps.is_empty() => {
-                    let errors = steps.iter().filter(|s| s.error.is_some()).count() as u64;
-                    self.count(|c| {
-                        c.timers += steps.len() as u64;
-                        c.script_errors += errors;
-                    });
-                    self.outbox_changed();
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!("timers: {e}"),
+            if self.core.fire_timers(now_ms()) {
+                self.outbox_changed();
             }
             if sweep.elapsed() >= Duration::from_secs(60) {
                 sweep = Instant::now();
@@ -554,10 +369,4 @@ struct Handled {
     stored: bool,
     /// The "acknowledgement pending" mark to clear once the response is handed over.
     mark: Option<MoMark>,
-}
-
-impl Handled {
-    fn new(ack: AckHandle, stored: bool, mark: Option<MoMark>) -> Handled {
-        Handled { ack, stored, mark }
-    }
 }

@@ -6,11 +6,14 @@
 //!   MO to deliver).
 //! - [`outbox`]: which MT messages to submit now, retries and back-off, give-up.
 //! - [`receipts`]: what a receipt says of its part; receipts that overtake their submit.
-//! - [`driver`]: the tokio tasks doing what those decide between the SMPP pools, the flow
-//!   engine and the store; timers and gauges.
+//! - [`core`]: the steps between those decisions and the flows and store, on explicit time
+//!   (what the driver calls and a simulation drives).
+//! - [`driver`]: the tokio tasks around the core: SMPP pools in, acks after the group
+//!   commit, submits out; timers and gauges.
 //! - [`demo`]: `smsflow demo`, everything on loopback against the built-in simulator.
 //! - [`run`]: `smsflow run`: config, store, flows, SMPP pools, driver and HTTP API.
 
+pub mod core;
 pub mod demo;
 pub mod driver;
 pub mod inbound;
