@@ -18,6 +18,8 @@
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
+//! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
+//!   step, on a few hundred seeds; invariants checked on each.
 
 mod concurrency;
 mod crash;
@@ -34,5 +36,6 @@ mod robustness;
 mod run;
 mod session;
 mod sim;
+mod simulation;
 mod util;
 mod vectors;

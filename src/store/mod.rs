@@ -169,6 +169,24 @@ fn show_key(key: &[u8]) -> String {
     key.escape_ascii().to_string()
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone, Copy)]
+struct Options<'a> {
+    /// The zone of the tallies' days (`None`: the one they were counted in).
+    zone: Option<&'a TimeZone>,
+    /// The writer also writes on its own timer (see [`Store::open_simulated`]).
+    timed: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            zone: None,
+            timed: true,
+        }
+    }
+}
+
 /// The store. Cloning is cheap (one `Arc`); every clone is the same store.
 #[derive(Clone)]
 pub struct Store {
@@ -209,17 +227,32 @@ impl Store {
     /// CSI tallies count days in the zone they were counted in (UTC for a new store); see
     /// [`Store::open_in`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        Store::open_with(path.as_ref(), None)
+        Store::open_with(path.as_ref(), Options::default())
     }
 
     /// [`Store::open`] with the tallies' days in `zone` (`service.timezone`): a store that
     /// counted in another zone (or before tallies) recounts them from the raw records first,
     /// with a progress line.
     pub fn open_in(path: impl AsRef<Path>, zone: &TimeZone) -> Result<Store, StoreError> {
-        Store::open_with(path.as_ref(), Some(zone))
+        let options = Options {
+            zone: Some(zone),
+            ..Options::default()
+        };
+        Store::open_with(path.as_ref(), options)
     }
 
-    fn open_with(path: &Path, zone: Option<&TimeZone>) -> Result<Store, StoreError> {
+    /// [`Store::open_in`] for a deterministic simulation: the writer writes only when asked
+    /// (a flush or a checkpoint), never on a timer, and checkpoints by record count alone, so
+    /// what is on disk at a (simulated) crash depends only on the calls made.
+    pub fn open_simulated(path: impl AsRef<Path>, zone: &TimeZone) -> Result<Store, StoreError> {
+        let options = Options {
+            zone: Some(zone),
+            timed: false,
+        };
+        Store::open_with(path.as_ref(), options)
+    }
+
+    fn open_with(path: &Path, options: Options<'_>) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(SLED_CACHE_BYTES)
@@ -241,26 +274,29 @@ impl Store {
                     }
                 }
             })?;
-        Store::from_db(db, path.to_path_buf(), true, zone)
+        Store::from_db(db, path.to_path_buf(), true, options)
     }
 
     /// A store in a temporary directory that sled removes when the last handle drops: for
     /// tests and `smsflow check`.
     pub fn temporary() -> Result<Store, StoreError> {
-        Store::temporary_with(None)
+        Store::temporary_with(Options::default())
     }
 
     /// [`Store::temporary`] counting its tallies' days in `zone`.
     pub fn temporary_in(zone: &TimeZone) -> Result<Store, StoreError> {
-        Store::temporary_with(Some(zone))
+        Store::temporary_with(Options {
+            zone: Some(zone),
+            ..Options::default()
+        })
     }
 
-    fn temporary_with(zone: Option<&TimeZone>) -> Result<Store, StoreError> {
+    fn temporary_with(options: Options<'_>) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .temporary(true)
             .flush_every_ms(None)
             .open()?;
-        Store::from_db(db, PathBuf::from("<temporary>"), false, zone)
+        Store::from_db(db, PathBuf::from("<temporary>"), false, options)
     }
 
     /// `on_disk`: `path` is sled's directory, whose log the writer `fdatasync`s.
@@ -268,10 +304,11 @@ impl Store {
         db: sled::Db,
         path: PathBuf,
         on_disk: bool,
-        zone: Option<&TimeZone>,
+        Options { zone, timed }: Options<'_>,
     ) -> Result<Store, StoreError> {
         v1::check_schema(&db, &path)?;
-        let disk = writer::Disk::new(db.clone(), on_disk.then_some(path.as_path()), 0)?;
+        let mut disk = writer::Disk::new(db.clone(), on_disk.then_some(path.as_path()), 0)?;
+        disk.timed = timed;
         let cold = disk.state.clone();
         let checkpointed = checkpoint::checkpointed(&cold)?;
         // The zone to count in: the one asked for, else the one counted in so far.
@@ -358,8 +395,9 @@ impl Store {
         Ok(())
     }
 
-    /// Every conversation's id, from the creation-time index.
-    fn conversation_ids(&self) -> Result<Vec<ConversationId>, StoreError> {
+    /// Every conversation's id, from the creation-time index (linear in the store: for
+    /// recounts, exports and checks, not for a hot path).
+    pub fn conversation_ids(&self) -> Result<Vec<ConversationId>, StoreError> {
         let prefix = [keys::CREATED];
         let pending = self.state().pending(None, None, Some(&prefix));
         let mut ids = std::collections::BTreeSet::new();
@@ -434,6 +472,19 @@ impl Store {
     /// the calling thread.
     pub fn flush_sync(&self) -> Result<(), StoreError> {
         self.inner.writer.flush_blocking()
+    }
+
+    /// Stops as a killed process would, for crash simulations and tests: what no flush made
+    /// durable yet is lost (a group the writer is writing may or may not reach the disk),
+    /// nothing more is written, and no final checkpoint either. Every handle refuses writes
+    /// from now on; reopen the directory (once the last handle is dropped) to recover.
+    pub fn simulate_crash(&self) {
+        {
+            let mut state = self.state();
+            state.log.clear();
+            state.failed = Some("the process crashed (simulated)".into());
+        }
+        self.inner.writer.crash();
     }
 
     /// Writes a checkpoint of everything committed so far and prunes the log behind it;

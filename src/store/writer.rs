@@ -76,6 +76,9 @@ pub(super) struct Disk {
     pub file: Option<File>,
     /// The seq of the next log group.
     pub next_seq: u64,
+    /// Also write on [`TICK`] and checkpoint on [`CHECKPOINT_INTERVAL`]; off, only what is
+    /// asked for (a deterministic simulation).
+    pub timed: bool,
 }
 
 impl Disk {
@@ -94,6 +97,7 @@ impl Disk {
             db,
             file,
             next_seq,
+            timed: true,
         })
     }
 
@@ -115,9 +119,7 @@ impl Disk {
 pub(super) struct Writer {
     queue: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
-    /// Set: the thread stops as if the process died after its last group commit (no final
-    /// checkpoint), so tests can check recovery from the log.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Set: the process "died" (see [`Writer::crash`]).
     crash: Arc<AtomicBool>,
 }
 
@@ -129,7 +131,7 @@ impl Writer {
             .name("smsflow-store".into())
             .spawn({
                 let crash = crash.clone();
-                move || Thread::new(disk, state).run(requests, &crash)
+                move || Thread::new(disk, state, crash).run(requests)
             })
             .map_err(|e| StoreError::Durability(format!("cannot start the store writer: {e}")))?;
         Ok(Writer {
@@ -148,10 +150,11 @@ impl Writer {
             .map_err(StoreError::Durability)
     }
 
-    /// On drop, stop after the last group commit without the final checkpoint.
-    #[cfg(test)]
-    pub fn crash_on_drop(&self) {
-        self.crash.store(true, Ordering::Relaxed);
+    /// From now on the thread writes nothing more, as if the process had died: a group it
+    /// is writing may or may not reach the disk, nothing after it does, and there is no final
+    /// checkpoint. The caller stops the store taking records first.
+    pub fn crash(&self) {
+        self.crash.store(true, Ordering::SeqCst);
     }
 
     /// Returns once everything applied before the call is on the medium.
@@ -204,10 +207,11 @@ struct Thread {
     pruned_to: u64,
     /// Why the store stopped taking writes (a log write or a flush failed).
     failed: Option<String>,
+    crash: Arc<AtomicBool>,
 }
 
 impl Thread {
-    fn new(disk: Disk, state: Arc<Mutex<State>>) -> Thread {
+    fn new(disk: Disk, state: Arc<Mutex<State>>, crash: Arc<AtomicBool>) -> Thread {
         // Groups a crash left behind the checkpoint go with the next prune.
         let first = match disk.log.first() {
             Ok(Some((key, _))) => keys::trailing_u64(&key).ok(),
@@ -221,13 +225,19 @@ impl Thread {
             last_checkpoint: Instant::now(),
             unpruned: None,
             failed: None,
+            crash,
         }
     }
 
-    fn run(mut self, queue: mpsc::Receiver<Request>, crash: &AtomicBool) {
+    fn run(mut self, queue: mpsc::Receiver<Request>) {
         loop {
             let mut requests = Vec::new();
-            let stopping = match queue.recv_timeout(TICK) {
+            let received = if self.disk.timed {
+                queue.recv_timeout(TICK)
+            } else {
+                queue.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            let stopping = match received {
                 Ok(first) => {
                     requests.push(first);
                     requests.extend(queue.try_iter());
@@ -243,9 +253,15 @@ impl Thread {
                     Request::Checkpoint(w) => after_checkpoint.push(w),
                 }
             }
-            if stopping && crash.load(Ordering::Relaxed) {
-                self.round(waiters, false);
-                return;
+            if self.crash.load(Ordering::SeqCst) {
+                let crashed = Err("the process crashed (simulated)".to_owned());
+                for w in waiters.into_iter().chain(after_checkpoint) {
+                    w.complete(crashed.clone());
+                }
+                if stopping {
+                    return;
+                }
+                continue;
             }
             let force = stopping || !after_checkpoint.is_empty();
             self.round(waiters, force);
@@ -280,7 +296,7 @@ impl Thread {
             let group = std::mem::take(&mut state.log);
             let due = state.dirty.records >= CHECKPOINT_RECORDS
                 || force
-                || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+                || (self.disk.timed && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL);
             let frozen = if due && state.frozen.is_none() && !state.dirty.is_empty() {
                 let layer = Arc::new(std::mem::take(&mut state.dirty));
                 state.frozen = Some(layer.clone());
