@@ -1,16 +1,16 @@
 //! What users do at once, against `smsflow run` as a process: a contact center posting events
 //! from many agents while a burst of survey replies comes in over SMPP.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use smsflow::sim::{self, Mo, SimConfig};
 use smsflow::store::Store;
-use tokio::process::Command;
 use tokio::task::JoinSet;
 
 use crate::http::raw;
-use crate::run::{ServiceSetup, service_setup, spawn_service};
+use crate::run::{
+    ServiceSetup, ratings_by_subscriber, service_setup, spawn_service, stop_with_sigterm,
+};
 use crate::util::{TempDir, WAIT, until_ready};
 
 const SURVEYS: usize = 2_000;
@@ -117,31 +117,10 @@ async fn issue_10_concurrent_event_posts_during_an_mo_burst_all_answered_and_rat
     assert_eq!(health.status, 200);
 
     // A clean stop, then the store says what was rated and started.
-    let pid = service.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
-    let exit = tokio::time::timeout(WAIT, service.wait())
-        .await
-        .expect("SIGTERM stops the service")
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    stop_with_sigterm(&mut service).await;
     let store = Store::open(&data).unwrap();
-    let ratings = store.ratings(i64::MIN, i64::MAX).unwrap();
-    let mut by_subscriber: HashMap<&str, u8> = HashMap::new();
-    for r in &ratings {
-        assert!(
-            by_subscriber.insert(&r.msisdn, r.score).is_none(),
-            "{} rated twice",
-            r.msisdn
-        );
-    }
-    assert_eq!(ratings.len(), SURVEYS, "one rating per reply");
+    let by_subscriber = ratings_by_subscriber(&store);
+    assert_eq!(by_subscriber.len(), SURVEYS, "one rating per reply");
     for i in 0..SURVEYS {
         assert_eq!(
             by_subscriber.get(msisdn(i).as_str()),

@@ -1,6 +1,7 @@
 //! `smsflow run` as a process: config, bind to the simulator, an HTTP event becomes an SMS,
 //! the reply a rating, SIGTERM a clean exit; a bad config exits 2 naming the key.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -88,6 +89,35 @@ pub(crate) fn spawn_service(config: &Path) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// SIGTERM to `service`; returns once it exited, asserting it exited cleanly.
+pub(crate) async fn stop_with_sigterm(service: &mut Child) {
+    let pid = service.id().expect("running").to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let exit = tokio::time::timeout(WAIT, service.wait())
+        .await
+        .expect("SIGTERM stops the service")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// The ratings in `store`, by subscriber; none may be rated twice.
+pub(crate) fn ratings_by_subscriber(store: &smsflow::store::Store) -> HashMap<String, u8> {
+    let mut by_subscriber = HashMap::new();
+    for r in store.ratings(i64::MIN, i64::MAX).unwrap() {
+        assert!(
+            by_subscriber.insert(r.msisdn.clone(), r.score).is_none(),
+            "{} rated twice",
+            r.msisdn
+        );
+    }
+    by_subscriber
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,18 +223,7 @@ async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
     }
 
     // SIGTERM: unbind, flush, exit 0.
-    let pid = service.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(WAIT, service.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    stop_with_sigterm(&mut service).await;
     assert_eq!(smsc.stats().sessions_bound, 0, "unbound before exit");
     smsc.shutdown().await;
 }

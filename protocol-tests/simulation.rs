@@ -116,6 +116,8 @@ struct Sim {
     crashes: usize,
     /// Submits handed out but not recorded when a crash came.
     in_flight_at_crash: usize,
+    /// Crashes, lost responses and refused or lost submits happen (off while settling).
+    faults: bool,
 }
 
 fn engine_config() -> EngineConfig {
@@ -158,6 +160,7 @@ impl Sim {
             lost_after_taken: 0,
             crashes: 0,
             in_flight_at_crash: 0,
+            faults: true,
         };
         sim.start();
         sim
@@ -205,6 +208,11 @@ impl Sim {
         self.start();
     }
 
+    /// A fault with probability `percent` / 100, while faults are on.
+    fn fault(&mut self, percent: u64) -> bool {
+        self.faults && self.rng.chance(percent)
+    }
+
     fn flush(&mut self) -> bool {
         self.node().core.store.flush_sync().is_ok()
     }
@@ -223,7 +231,7 @@ impl Sim {
             serde_json::json!({"id": id, "msisdn": msisdn, "operator": "op-1", "channel": "call"});
         let engine = &self.node.as_ref().unwrap().core.engine;
         engine.start(now, "survey", event, Some(&id)).unwrap();
-        if self.rng.chance(5) {
+        if self.fault(5) {
             // Killed before the flush: the client saw no 202 and posts again later.
             return self.crash();
         }
@@ -297,7 +305,7 @@ impl Sim {
         let taken = node
             .core
             .take_in(&mut node.inbound, wall, mono, "sim", &deliver);
-        if self.rng.chance(4) {
+        if self.fault(4) {
             // Killed before the group commit: no response; the SMSC sends it again.
             self.pending.push(mo);
             return self.crash();
@@ -306,13 +314,13 @@ impl Sim {
             self.pending.push(mo);
             return;
         }
-        if self.rng.chance(4) {
+        if self.fault(4) {
             // Killed after the flush, before the response left: the SMSC sends it again and
             // the stored mark must make it a redelivery.
             self.pending.push(mo);
             return self.crash();
         }
-        if self.rng.chance(5) {
+        if self.fault(5) {
             // The response was lost on the way: the SMSC sends it again.
             self.pending.push(mo.clone());
         } else if let Some(mark) = &taken.mark {
@@ -350,7 +358,7 @@ impl Sim {
             let result = self.submit(&m);
             results.push((m, result));
         }
-        if self.rng.chance(4) {
+        if self.fault(4) {
             // Killed between the submits and their recorded outcome: they go again.
             self.in_flight_at_crash += results.iter().filter(|(_, r)| r.is_ok()).count();
             return self.crash();
@@ -405,7 +413,7 @@ impl Sim {
             to: m.to.clone(),
             ids: ids.clone(),
         });
-        if self.rng.chance(3) {
+        if self.fault(3) {
             // Taken, but the answer never came: the service retries, the SMSC has it twice.
             self.lost_after_taken += 1;
             return failed(SubmitError::TimedOut {
@@ -474,6 +482,7 @@ impl Sim {
 
     /// No more faults: deliver, send and receipt everything, then let every timer fire.
     fn settle(&mut self) {
+        self.faults = false;
         for round in 0..10_000 {
             if self.events.iter().any(|e| !e.2) {
                 self.post_event();
@@ -481,11 +490,11 @@ impl Sim {
             }
             let idle = self.pending.is_empty() && self.receipts.is_empty();
             if !self.pending.is_empty() {
-                self.deliver_one_reliably();
+                self.deliver_one();
             } else if !self.receipts.is_empty() {
                 self.queue_receipt();
             }
-            self.outbox_pass_reliably();
+            self.outbox_pass();
             if idle && self.node().core.store.outbox_len() == 0 {
                 return;
             }
@@ -495,77 +504,6 @@ impl Sim {
             }
         }
         panic!("the simulation did not settle");
-    }
-
-    fn deliver_one_reliably(&mut self) {
-        let mo = self.pending.pop().unwrap();
-        let deliver = Deliver {
-            sequence_number: 1,
-            command_id: CommandId::DeliverSm,
-            source_addr: mo.from.clone(),
-            destination_addr: "5700".into(),
-            esm_class: EsmClass(if mo.receipt.is_some() { 0x04 } else { 0 }),
-            data_coding: mo.data_coding,
-            concat: mo.concat,
-            payload: Bytes::from(mo.payload.clone()),
-            receipt: mo.receipt.clone().map(Ok),
-        };
-        let (wall, mono) = (self.wall, self.mono);
-        let node = self.node.as_mut().unwrap();
-        let taken = node
-            .core
-            .take_in(&mut node.inbound, wall, mono, "sim", &deliver);
-        assert!(taken.stored && node.core.store.flush_sync().is_ok());
-        if let Some(mark) = &taken.mark {
-            node.core.store.mo_acknowledged(mark).unwrap();
-        }
-        if let Some(score) = mo.score {
-            self.acked.entry(mo.from).or_insert(score);
-        }
-    }
-
-    fn outbox_pass_reliably(&mut self) {
-        let (at, now) = (self.mono, self.now_ms());
-        let node = self.node.as_mut().unwrap();
-        let (due, read) = node.outbox.poll_due(at);
-        let fresh = match read {
-            Some((after, limit)) => node
-                .outbox
-                .handle_fresh(node.core.store.outbox_after(after, limit).unwrap()),
-            None => Vec::new(),
-        };
-        let messages: Vec<_> = due.into_iter().chain(fresh).collect();
-        if messages.is_empty() {
-            return;
-        }
-        node.core.store.flush_sync().unwrap();
-        node.outbox.handle_submitted(messages.len());
-        let mut results = Vec::new();
-        for m in messages {
-            let parts = text::encode(&m.text, 1).parts.len();
-            let ids: Vec<String> = (0..parts)
-                .map(|_| {
-                    self.next_smsc_id += 1;
-                    format!(
-                        "{:x}",
-                        self.next_smsc_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | (1 << 63)
-                    )
-                })
-                .collect();
-            for id in &ids {
-                self.receipts.push((id.clone(), MessageState::Delivered));
-            }
-            self.accepted.push(Accepted {
-                message: m.id,
-                to: m.to.clone(),
-                ids: ids.clone(),
-            });
-            results.push((m, Ok(Sent { message_ids: ids })));
-        }
-        let node = self.node.as_mut().unwrap();
-        let outcomes = node.core.record(&mut node.outbox, at, now, results);
-        node.core.store.flush_sync().unwrap();
-        node.core.after_recorded(at, now, &outcomes);
     }
 
     /// The promises of the module documentation.
