@@ -3,6 +3,7 @@
 //! sleeps or reads a clock: every time is an argument, and durability is the caller's
 //! (`Store::flush` before an ack or a submit).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -10,10 +11,10 @@ use tokio::time::Instant;
 
 use super::inbound::{self, Decision, Inbound, Mo};
 use super::outbox::{self, Outbox, SendResult};
-use super::receipts::{self, EarlyReceipts};
+use super::receipts::{self, EarlyReceipts, IdBase, Kept};
 use crate::flow::engine::{FlowEngine, Routed};
 use crate::metrics as names;
-use crate::smpp::receipt::{DeliveryReceipt, id_forms};
+use crate::smpp::receipt::id_forms;
 use crate::smpp::session::Inbound as Deliver;
 use crate::store::{Millis, MoMark, OutMessage, OutboxOutcome, ReceiptApplied, Store};
 
@@ -46,6 +47,8 @@ pub struct Core {
     pub store: Store,
     counts: Mutex<Counts>,
     early: Mutex<EarlyReceipts>,
+    /// What each SMSC's receipts showed of their ids, by `[[smsc]]` name.
+    bases: Mutex<HashMap<String, IdBase>>,
 }
 
 impl Core {
@@ -55,6 +58,7 @@ impl Core {
             store,
             counts: Mutex::new(Counts::default()),
             early: Mutex::new(EarlyReceipts::default()),
+            bases: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,7 +99,13 @@ impl Core {
         };
         match inbound.handle(now, i, seen) {
             Decision::Receipt(Ok(receipt)) => {
-                let (stored, changed) = self.on_receipt(at, now_ms, &receipt);
+                let kept = Kept {
+                    at,
+                    receipt,
+                    from: i.source_addr.clone(),
+                    smsc: smsc.to_owned(),
+                };
+                let (stored, changed) = self.on_receipt(now_ms, kept);
                 taken(stored, None, changed)
             }
             // An unreadable receipt cannot be matched; acknowledging it loses nothing.
@@ -147,29 +157,68 @@ impl Core {
         }
     }
 
-    /// A delivery receipt: the state of the part it names, the message's status from all its
-    /// parts, and `on_delivery` when that status changed. Returns (stored, the flows took a
-    /// step). Not stored: the SMSC sends it again.
-    pub fn on_receipt(
-        &self,
-        at: Instant,
-        now_ms: Millis,
-        receipt: &DeliveryReceipt,
-    ) -> (bool, bool) {
+    /// A delivery receipt (with whom and which SMSC it came from): the state of the part it
+    /// names, the message's status from all its parts, and `on_delivery` when that status
+    /// changed. Returns (stored, the flows took a step). Not stored: the SMSC sends it again.
+    pub fn on_receipt(&self, now_ms: Millis, receipt: Kept) -> (bool, bool) {
         self.count(|c| c.receipts += 1);
+        self.apply_receipt(now_ms, receipt, false)
+    }
+
+    /// Receipts that waited [`receipts::GRACE`] for their own message: from an SMSC whose
+    /// receipts carry ids in the other base, matched that way (for the same recipient); else
+    /// forgotten. Whether a flow stepped.
+    pub fn poll_overdue_receipts(&self, at: Instant, now_ms: Millis) -> bool {
+        let overdue = (self.early.lock().unwrap_or_else(|p| p.into_inner())).poll_overdue(at);
+        let mut stepped = false;
+        for kept in overdue {
+            stepped |= self.apply_receipt(now_ms, kept, true).1;
+        }
+        stepped
+    }
+
+    fn base(&self, smsc: &str) -> IdBase {
+        let bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
+        bases.get(smsc).copied().unwrap_or_default()
+    }
+
+    fn learn(&self, smsc: &str, base: IdBase) {
+        let mut bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
+        let known = bases.entry(smsc.to_owned()).or_default();
+        if *known == IdBase::Unknown {
+            tracing::info!(%smsc, ?base, "receipt ids of this smsc");
+            *known = base;
+        }
+    }
+
+    /// `overdue`: the receipt waited its grace; its id may be read in the other base (unless
+    /// its SMSC showed it gives them as they are), and unmatched it is forgotten.
+    fn apply_receipt(&self, now_ms: Millis, kept: Kept, overdue: bool) -> (bool, bool) {
+        let receipt = &kept.receipt;
         let state = receipts::part_state(receipt);
-        let applied = match (self.store).apply_receipt(&id_forms(&receipt.message_id), state) {
+        let mut forms = id_forms(&receipt.message_id);
+        if !overdue || self.base(&kept.smsc) == IdBase::Same {
+            forms.truncate(1);
+        }
+        let applied = match (self.store).apply_receipt_from(&forms, Some(&kept.from), state) {
             Ok(applied) => applied,
             Err(e) => {
                 tracing::error!("cannot store a receipt: {e}");
                 return (false, false);
             }
         };
-        // Not known yet (its submit is still being recorded), or not ours: kept a while.
+        // Not known yet (its submit is still being recorded, or its id is in the other
+        // base), or not ours: kept a while.
         let Some(ReceiptApplied { part, changed }) = applied else {
-            (self.early.lock().unwrap_or_else(|p| p.into_inner())).keep(at, receipt);
+            if !overdue {
+                (self.early.lock().unwrap_or_else(|p| p.into_inner())).keep(kept);
+            }
             return (true, false);
         };
+        self.learn(
+            &kept.smsc,
+            if overdue { IdBase::Other } else { IdBase::Same },
+        );
         let Some(status) = changed else {
             return (true, false);
         };
@@ -234,11 +283,11 @@ impl Core {
     }
 
     /// Applies the receipts that came before these outcomes were recorded.
-    pub fn after_recorded(&self, at: Instant, now_ms: Millis, outcomes: &[OutboxOutcome]) {
+    pub fn after_recorded(&self, now_ms: Millis, outcomes: &[OutboxOutcome]) {
         let early = (self.early.lock().unwrap_or_else(|p| p.into_inner()))
             .take(outcomes.iter().flat_map(|o| &o.smsc_ids));
-        for receipt in &early {
-            self.on_receipt(at, now_ms, receipt);
+        for kept in early {
+            self.apply_receipt(now_ms, kept, false);
         }
     }
 

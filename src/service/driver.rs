@@ -298,7 +298,7 @@ impl Pipeline {
         if let Err(e) = self.store.flush().await {
             tracing::error!("store flush failed: {e}");
         }
-        self.core.after_recorded(at, now, &outcomes);
+        self.core.after_recorded(now, &outcomes);
     }
 
     // --- timers and gauges ------------------------------------------------------------------
@@ -310,7 +310,8 @@ impl Pipeline {
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
                 () = self.shutdown.cancelled() => return,
             }
-            if self.core.fire_timers(now_ms()) {
+            let stepped = self.core.fire_timers(now_ms());
+            if self.core.poll_overdue_receipts(Instant::now(), now_ms()) || stepped {
                 self.outbox_changed();
             }
             if sweep.elapsed() >= Duration::from_secs(60) {

@@ -1,10 +1,18 @@
 //! Delivery receipts, without I/O: what a receipt says of its part, and the receipts that
 //! came before their submit's outcome was recorded.
 //!
-//! An SMSC may send the receipt within milliseconds of the submit_sm_resp, before the driver
-//! recorded which message that SMSC id belongs to. Such a receipt is kept (by canonical id)
-//! and applied once the outcome is recorded; a receipt for a message that is not ours (sent
-//! before the store was new) is forgotten after [`EARLY_TTL`] once the map is full.
+//! A receipt is matched by the id it carries. An SMSC may send it within milliseconds of the
+//! submit_sm_resp, before the driver recorded which message that SMSC id belongs to: such a
+//! receipt is kept (by canonical id) and applied once the outcome is recorded. One still
+//! unmatched after [`GRACE`] may carry the id in the other base (decimal for a hex
+//! submit_sm_resp, or the reverse): only then is it matched that way, because short
+//! sequential ids read the other way round are often another message's id, which is no
+//! longer a risk once its own message had time to be recorded; and once an SMSC's receipt
+//! matched as given, its ids are not read the other way again (until a restart). A receipt
+//! for a message that is not ours (sent before the store was new, or a copy whose
+//! submit_sm_resp was lost) is forgotten after that. What is left: right after a restart,
+//! before that SMSC's first receipt matched, an overdue foreign receipt with a short
+//! sequential id may still match another message to the same recipient.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,6 +26,8 @@ use crate::store::PartState;
 pub const MAX_EARLY: usize = 10_000;
 /// ... and how long each is kept once the map is full.
 pub const EARLY_TTL: Duration = Duration::from_secs(60);
+/// How long a receipt waits for its own message before its id is read in the other base.
+pub const GRACE: Duration = Duration::from_secs(5);
 
 /// What a receipt says of its part.
 pub fn part_state(receipt: &DeliveryReceipt) -> PartState {
@@ -30,38 +40,72 @@ pub fn part_state(receipt: &DeliveryReceipt) -> PartState {
     }
 }
 
+/// A receipt waiting for its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub at: Instant,
+    pub receipt: DeliveryReceipt,
+    /// Its source_addr: the number the message went to.
+    pub from: String,
+    /// The `[[smsc]]` it came from.
+    pub smsc: String,
+}
+
+/// What an SMSC's receipts showed of their ids so far (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdBase {
+    #[default]
+    Unknown,
+    /// A receipt carried a submit's id as the submit_sm_resp gave it: no other base is tried.
+    Same,
+    /// A receipt matched only in the other base.
+    Other,
+}
+
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct EarlyReceipts {
-    kept: HashMap<String, (Instant, DeliveryReceipt)>,
+    /// By canonical id.
+    kept: HashMap<String, Kept>,
 }
 
 impl EarlyReceipts {
     /// Keeps a receipt no recorded message claims (yet). A full map first drops what is older
     /// than [`EARLY_TTL`]; still full, the receipt is not kept.
-    pub fn keep(&mut self, now: Instant, receipt: &DeliveryReceipt) {
+    pub fn keep(&mut self, kept: Kept) {
         if self.kept.len() >= MAX_EARLY {
+            let now = kept.at;
             self.kept
-                .retain(|_, (at, _)| now.duration_since(*at) < EARLY_TTL);
+                .retain(|_, k| now.duration_since(k.at) < EARLY_TTL);
             if self.kept.len() >= MAX_EARLY {
                 return;
             }
         }
         self.kept
-            .insert(canonical_id(&receipt.message_id), (now, receipt.clone()));
+            .insert(canonical_id(&kept.receipt.message_id), kept);
     }
 
-    /// The kept receipts for these (canonical) SMSC ids, taken out.
-    pub fn take<'a>(
-        &mut self,
-        smsc_ids: impl IntoIterator<Item = &'a String>,
-    ) -> Vec<DeliveryReceipt> {
+    /// Receipts kept for [`GRACE`] or longer at `now`, taken out: to be matched in the other
+    /// base, or forgotten.
+    pub fn poll_overdue(&mut self, now: Instant) -> Vec<Kept> {
+        let overdue: Vec<String> = (self.kept.iter())
+            .filter(|(_, k)| now.duration_since(k.at) >= GRACE)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out: Vec<Kept> = (overdue.into_iter())
+            .filter_map(|id| self.kept.remove(&id))
+            .collect();
+        out.sort_by_key(|k| k.at);
+        out
+    }
+
+    /// The kept receipts for these (canonical) SMSC ids, taken out, with whom they came from.
+    pub fn take<'a>(&mut self, smsc_ids: impl IntoIterator<Item = &'a String>) -> Vec<Kept> {
         if self.kept.is_empty() {
             return Vec::new();
         }
-        smsc_ids
-            .into_iter()
-            .filter_map(|id| self.kept.remove(id).map(|(_, r)| r))
+        (smsc_ids.into_iter())
+            .filter_map(|id| self.kept.remove(id))
             .collect()
     }
 
@@ -79,12 +123,17 @@ mod tests {
     use super::*;
     use crate::smpp::receipt::MessageState;
 
-    fn receipt(id: &str, state: MessageState) -> DeliveryReceipt {
-        DeliveryReceipt {
-            message_id: id.into(),
-            state,
-            error: None,
-            done_at: None,
+    fn receipt(at: Instant, id: &str, state: MessageState) -> Kept {
+        Kept {
+            at,
+            receipt: DeliveryReceipt {
+                message_id: id.into(),
+                state,
+                error: None,
+                done_at: None,
+            },
+            from: "998901234567".into(),
+            smsc: "sim".into(),
         }
     }
 
@@ -92,30 +141,44 @@ mod tests {
     fn early_receipts_wait_for_their_outcome_and_a_full_map_forgets_old_ones() {
         let t0 = Instant::now();
         let mut early = EarlyReceipts::default();
-        early.keep(t0, &receipt("00AB", MessageState::Delivered));
+        early.keep(receipt(t0, "00AB", MessageState::Delivered));
         assert!(early.take(&["cd".to_owned()]).is_empty());
         let taken = early.take(&["ab".to_owned()]);
         assert_eq!(taken.len(), 1, "found under its canonical id");
-        assert_eq!(part_state(&taken[0]), PartState::Delivered);
+        assert_eq!(part_state(&taken[0].receipt), PartState::Delivered);
+        assert_eq!(taken[0].from, "998901234567", "with whom it came from");
+        early.keep(receipt(t0, "5", MessageState::Delivered));
+        assert!(
+            early
+                .poll_overdue(t0 + GRACE - Duration::from_millis(1))
+                .is_empty()
+        );
+        assert_eq!(
+            early.poll_overdue(t0 + GRACE).len(),
+            1,
+            "overdue after its grace"
+        );
         assert!(early.is_empty());
 
         for i in 0..MAX_EARLY {
-            early.keep(t0, &receipt(&format!("{i:x}"), MessageState::Enroute));
+            early.keep(receipt(t0, &format!("{i:x}"), MessageState::Enroute));
         }
         // Full: a new one is dropped until the old ones are past their TTL.
-        early.keep(
+        early.keep(receipt(
             t0 + Duration::from_secs(1),
-            &receipt("fresh", MessageState::Undeliverable),
-        );
+            "fresh",
+            MessageState::Undeliverable,
+        ));
         assert_eq!(early.len(), MAX_EARLY);
         assert!(early.take(&["fresh".to_owned()]).is_empty());
-        early.keep(
+        early.keep(receipt(
             t0 + EARLY_TTL,
-            &receipt("fresh", MessageState::Undeliverable),
-        );
+            "fresh",
+            MessageState::Undeliverable,
+        ));
         assert_eq!(early.len(), 1);
         assert_eq!(
-            part_state(&early.take(&["fresh".to_owned()])[0]),
+            part_state(&early.take(&["fresh".to_owned()])[0].receipt),
             PartState::Undeliverable
         );
     }

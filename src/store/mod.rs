@@ -683,7 +683,18 @@ impl Store {
         id_forms: &[String],
         state: PartState,
     ) -> Result<Option<ReceiptApplied>, StoreError> {
-        let Some(smsc_id) = self.state().known_form(id_forms)? else {
+        self.apply_receipt_from(id_forms, None, state)
+    }
+
+    /// [`Store::apply_receipt`] for a receipt from `recipient` (its source_addr: the number
+    /// the message went to), which a form other than the receipt's own must match.
+    pub fn apply_receipt_from(
+        &self,
+        id_forms: &[String],
+        recipient: Option<&str>,
+        state: PartState,
+    ) -> Result<Option<ReceiptApplied>, StoreError> {
+        let Some(smsc_id) = self.state().known_form(id_forms, recipient)? else {
             return Ok(None);
         };
         match self.write(Record::Receipt { smsc_id, state })? {

@@ -844,11 +844,30 @@ impl State {
         Ok(())
     }
 
-    /// The SMSC id form under which a sent part is kept, of `forms`.
-    pub fn known_form(&self, forms: &[String]) -> Result<Option<String>, StoreError> {
-        for id in forms {
-            if self.exists(&keys::sent_part(id))? {
-                return Ok(Some(id.clone()));
+    /// The SMSC id form under which a sent part is kept, of `forms` (the receipt's own form
+    /// first). Another form (the same number read in the other base) counts only for a part
+    /// sent to `recipient`, when the receipt names one: short sequential ids read the other
+    /// way round are often another message's id, and that message is someone else's.
+    pub fn known_form(
+        &self,
+        forms: &[String],
+        recipient: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let digits = |n: &str| n.trim().trim_start_matches('+').to_owned();
+        for (n, id) in forms.iter().enumerate() {
+            let key = keys::sent_part(id);
+            if n == 0 {
+                if self.exists(&key)? {
+                    return Ok(Some(id.clone()));
+                }
+                continue;
+            }
+            let Some(part) = self.lookup::<SentPart>(&key)? else {
+                continue;
+            };
+            match recipient.map(digits).filter(|r| !r.is_empty()) {
+                Some(r) if r != digits(&part.to) => continue,
+                _ => return Ok(Some(id.clone())),
             }
         }
         Ok(None)

@@ -909,3 +909,31 @@ fn receipts_for_every_part_decide_the_message_status() -> TestResult {
     assert_eq!(status(b)?, "undeliverable");
     Ok(())
 }
+
+/// Found by the simulation (sequential SMSC ids): a receipt for id "10" whose own message is
+/// not recorded yet matched message B's id "16" (the same number read as hex), and marked
+/// someone else's message delivered. Another base now counts only for the receipt's own
+/// recipient.
+#[test]
+fn issue_18_a_receipt_is_not_matched_to_another_subscribers_message_by_its_other_base() -> TestResult
+{
+    let store = Store::temporary()?;
+    let mut other = out(7, 1);
+    other.to = "998902222222".into();
+    open_one(&store, conv(1, "survey", &["998902222222"], 1_000))?;
+    store.outbox_finished(&[OutboxOutcome {
+        message: other,
+        status: "sent".into(),
+        smsc_ids: vec!["16".into()],
+    }])?;
+    let forms = crate::smpp::receipt::id_forms("10");
+    assert!(forms.contains(&"16".to_owned()), "{forms:?}");
+    let from_x = store.apply_receipt_from(&forms, Some("+998901111111"), PartState::Delivered)?;
+    assert_eq!(from_x, None, "kept for its own message, not given to B's");
+    assert_eq!(store.state().message_status(7)?, Some("sent".into()));
+    // From B's own number, the other base still finds B's message (receipts in decimal for
+    // hex submit ids, the tolerance it is there for).
+    let from_b = store.apply_receipt_from(&forms, Some("998902222222"), PartState::Delivered)?;
+    assert_eq!(from_b.map(|r| r.changed), Some(Some("delivered")));
+    Ok(())
+}
