@@ -1,17 +1,13 @@
 //! What users do at once, against `smsflow run` as a process: a contact center posting events
 //! from many agents while a burst of survey replies comes in over SMPP.
 
-use std::time::Duration;
-
-use smsflow::sim::{self, Mo, SimConfig};
+use smsflow::sim::Mo;
 use smsflow::store::Store;
 use tokio::task::JoinSet;
 
 use crate::http::raw;
-use crate::run::{
-    ServiceSetup, ratings_by_subscriber, service_setup, spawn_service, stop_with_sigterm,
-};
-use crate::util::{TempDir, WAIT, until_ready};
+use crate::run::{ServiceSetup, ratings_by_subscriber, simulator_and_service, stop_with_sigterm};
+use crate::util::WAIT;
 
 const SURVEYS: usize = 2_000;
 const POSTERS: usize = 256;
@@ -51,20 +47,8 @@ async fn post_event(http: std::net::SocketAddr, i: usize) -> u16 {
 /// through the store's one flusher thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_10_concurrent_event_posts_during_an_mo_burst_all_answered_and_rated_once() {
-    let smsc = sim::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        receipt_delay: Duration::from_millis(10),
-        retry_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = TempDir::new("concurrency");
-    let ServiceSetup {
-        config, data, http, ..
-    } = service_setup(dir.path(), smsc.local_addr().port(), &[]);
-    let mut service = spawn_service(&config);
-    until_ready(http).await;
+    let (smsc, _dir, setup, mut service) = simulator_and_service("concurrency").await;
+    let ServiceSetup { data, http, .. } = setup;
 
     // The surveys the replies answer, opened by 32 posters at once.
     let mut posts = JoinSet::new();

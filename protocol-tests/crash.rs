@@ -19,7 +19,8 @@ use tokio::task::JoinSet;
 
 use crate::http::raw;
 use crate::run::{
-    ServiceSetup, ratings_by_subscriber, service_setup, spawn_service, stop_with_sigterm,
+    ServiceSetup, ratings_by_subscriber, service_setup, simulator_and_service, spawn_service,
+    stop_with_sigterm,
 };
 use crate::util::{TempDir, WAIT, until, until_ready};
 
@@ -237,20 +238,10 @@ async fn kill_9_at_20_random_points_under_mixed_load() {
         });
     println!("SMSFLOW_CRASH_SEED={seed}");
     let mut rng = Lcg(seed);
-    let smsc = sim::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        receipt_delay: Duration::from_millis(10),
-        retry_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = TempDir::new("crash-loop");
+    let (smsc, _dir, setup, mut service) = simulator_and_service("crash-loop").await;
     let ServiceSetup {
         config, data, http, ..
-    } = service_setup(dir.path(), smsc.local_addr().port(), &[]);
-    let mut service = spawn_service(&config);
-    until_ready(http).await;
+    } = setup;
     let mut posts = JoinSet::new();
     for i in 0..SURVEYS {
         while posts.len() >= 16 {

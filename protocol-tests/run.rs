@@ -91,6 +91,26 @@ pub(crate) fn spawn_service(config: &Path) -> Child {
         .unwrap()
 }
 
+/// The simulator (receipts after 10 ms, redeliveries after 200 ms) and `smsflow run` bound
+/// to it in a fresh directory named after `name`, ready.
+pub(crate) async fn simulator_and_service(
+    name: &str,
+) -> (sim::SmscHandle, TempDir, ServiceSetup, Child) {
+    let smsc = sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        receipt_delay: Duration::from_millis(10),
+        retry_delay: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = TempDir::new(name);
+    let setup = service_setup(dir.path(), smsc.local_addr().port(), &[]);
+    let service = spawn_service(&setup.config);
+    until_ready(setup.http).await;
+    (smsc, dir, setup, service)
+}
+
 /// SIGTERM to `service`; returns once it exited, asserting it exited cleanly.
 pub(crate) async fn stop_with_sigterm(service: &mut Child) {
     let pid = service.id().expect("running").to_string();

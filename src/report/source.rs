@@ -6,7 +6,7 @@ use jiff::tz::TimeZone;
 use super::query::{Kind, Query, range_ms};
 use super::stats::Scores;
 use super::{CsiData, CsiOptions, DayTally, Report, SurveySend, csi, incidents};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, tally};
 
 /// The flow whose conversations are surveys (`surveys_sent`, `delivered`).
 pub const SURVEY_FLOW: &str = "survey";
@@ -51,17 +51,11 @@ pub fn csi_records(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiD
         .sent_conversations(SURVEY_FLOW, from, to)?
         .into_iter()
         .map(|c| {
-            let text = |name: &str| {
-                c.state
-                    .get(name)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned()
-            };
+            let (operator, channel) = tally::operator_and_channel(&c.state);
             SurveySend {
                 at: c.created_at,
-                operator: text("operator"),
-                channel: text("channel"),
+                operator,
+                channel,
                 delivered: c.delivered,
             }
         })

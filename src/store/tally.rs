@@ -79,19 +79,24 @@ pub(super) fn of_rating(zone: &TimeZone, r: &Rating) -> (TallyKey, Delta) {
 /// The key of a conversation's sends and outcome: its creation day, its flow, and what its
 /// state says of operator and channel.
 pub(super) fn of_conversation(zone: &TimeZone, c: &Conversation) -> TallyKey {
+    let (operator, channel) = operator_and_channel(&c.state);
+    TallyKey {
+        day: day(zone, c.created_at),
+        flow: c.flow.clone(),
+        operator,
+        channel,
+    }
+}
+
+/// A conversation state's `operator` and `channel` (empty when missing or not text).
+pub fn operator_and_channel(state: &serde_json::Value) -> (String, String) {
     let text = |name: &str| {
-        c.state
-            .get(name)
+        (state.get(name))
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned()
     };
-    TallyKey {
-        day: day(zone, c.created_at),
-        flow: c.flow.clone(),
-        operator: text("operator"),
-        channel: text("channel"),
-    }
+    (text("operator"), text("channel"))
 }
 
 /// What a conversation's record and timeline say it counted, for a recount: sent when it
