@@ -16,7 +16,8 @@
 //! message's status agrees with its parts' receipts; no survey stays open past its timer.
 //!
 //! A failing seed prints itself; `SMSFLOW_SIM_SEED=<seed> cargo test --test protocol-tests
-//! simulation -- --nocapture` replays it, `SMSFLOW_SIM_SEEDS=<n>` runs n seeds (CI runs 200).
+//! simulation -- --nocapture` replays it; `SMSFLOW_SIM_SEEDS=<n>` runs seeds 1 to n (CI runs
+//! 200), `SMSFLOW_SIM_SEEDS=<a>..<b>` a range.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -513,7 +514,9 @@ impl Sim {
 
     /// The promises of the module documentation.
     fn check(&mut self, seed: u64) {
-        // Every survey's timer fires: nothing stays open.
+        // Everything in flight arrives, then every survey's timer fires: nothing stays open.
+        // (A day first and the replies after would be answers to closed surveys.)
+        self.settle();
         self.tick(Duration::from_secs(25 * 3600));
         self.settle();
         let store = &self.node.as_ref().unwrap().core.store;
@@ -538,7 +541,8 @@ impl Sim {
             // The first valid answer rates the survey; a later one finds it closed.
             if !rated.contains_key(msisdn.as_str()) {
                 fail(format!(
-                    "{msisdn}'s acknowledged reply {score} was not rated"
+                    "{msisdn}'s acknowledged reply {score} was not rated: {:#?}",
+                    story(store, msisdn)
                 ));
             }
         }
@@ -648,6 +652,20 @@ impl Sim {
     }
 }
 
+/// What the store holds of `msisdn`'s conversations, for a failure's message.
+fn story(store: &Store, msisdn: &str) -> Vec<String> {
+    (store.conversation_ids().unwrap().into_iter())
+        .filter_map(|id| store.conversation(id).unwrap())
+        .filter(|c| c.parties.iter().any(|p| p == msisdn))
+        .map(|c| {
+            let timeline: Vec<String> = (store.timeline(c.id).unwrap().iter())
+                .map(|e| format!("{:?} {:?} {}", e.direction, e.text, e.status))
+                .collect();
+            format!("{} {} {:?}: {timeline:?}", c.id, c.flow, c.status)
+        })
+        .collect()
+}
+
 fn run(seed: u64, surveys: usize, steps: usize) {
     let mut sim = Sim::new(seed);
     sim.events = (0..surveys)
@@ -676,10 +694,14 @@ fn seeds() -> Vec<u64> {
     {
         return vec![seed];
     }
-    let n = std::env::var("SMSFLOW_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    // `N` (seeds 1 to N) or `A..B` (seeds A to B, B excluded).
+    let spec = std::env::var("SMSFLOW_SIM_SEEDS").unwrap_or_default();
+    if let Some((a, b)) = spec.split_once("..")
+        && let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>())
+    {
+        return (a..b).collect();
+    }
+    let n = spec.parse().unwrap_or(200);
     (1..=n).collect()
 }
 
