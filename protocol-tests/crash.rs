@@ -13,16 +13,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smsflow::sim::{self, Mo, SimConfig, Submitted};
+use smsflow::sim::{Mo, Submitted};
 use smsflow::store::Store;
 use tokio::task::JoinSet;
 
 use crate::http::raw;
 use crate::run::{
-    ServiceSetup, ratings_by_subscriber, service_setup, simulator_and_service, spawn_service,
-    stop_with_sigterm,
+    ServiceSetup, ratings_by_subscriber, simulator_and_service, spawn_service, stop_with_sigterm,
 };
-use crate::util::{TempDir, WAIT, until, until_ready};
+use crate::util::{WAIT, until, until_ready};
 
 const SURVEYS: usize = 200;
 const WINDOW: usize = 50;
@@ -35,14 +34,11 @@ fn msisdn(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
-    let smsc = sim::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        receipt_delay: Duration::from_millis(10),
-        retry_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    // Ready before the first event: nothing is submitted before the collector listens.
+    let (smsc, _dir, setup, mut service) = simulator_and_service("crash").await;
+    let ServiceSetup {
+        config, data, http, ..
+    } = setup;
     let submitted: Arc<Mutex<Vec<Submitted>>> = Arc::default();
     let collector = tokio::spawn({
         let submitted = submitted.clone();
@@ -69,13 +65,6 @@ async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
         per
     };
 
-    let dir = TempDir::new("crash");
-    let ServiceSetup {
-        config, data, http, ..
-    } = service_setup(dir.path(), smsc.local_addr().port(), &[]);
-
-    let mut service = spawn_service(&config);
-    until_ready(http).await;
     let json = [("Content-Type".to_owned(), "application/json".to_owned())];
     for i in 0..SURVEYS {
         let body = serde_json::json!({"id": format!("call-{i}"), "msisdn": msisdn(i),
