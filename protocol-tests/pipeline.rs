@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use smsflow::esme::{Pool, PoolConfig, tcp_connector};
 use smsflow::flow::engine::{EngineConfig, FlowEngine};
-use smsflow::service::driver::{Pipeline, now_ms};
+use smsflow::service::driver::{Pipeline, Settings, now_ms};
 use smsflow::sim::{self, RawDeliver, SimAddress, SimConfig, SmscHandle};
 use smsflow::store::{MoMark, MoRecord, Store};
 
@@ -41,7 +41,13 @@ async fn start(engine: Arc<FlowEngine>, smsc: &SmscHandle, response_timeout: Dur
     let (pool, inbound) = Pool::start(config, 1024);
     let pool = Arc::new(pool);
     let store = engine.store().clone();
-    let pipeline = Pipeline::start(engine, store, vec![pool.clone()], inbound);
+    let pipeline = Pipeline::start(
+        engine,
+        store,
+        vec![pool.clone()],
+        inbound,
+        Settings::default(),
+    );
     Service { pipeline, pool }
 }
 
@@ -161,15 +167,16 @@ async fn a_redelivered_mo_is_acknowledged_and_processed_once() {
         .start(now_ms(), "survey", survey_event(), Some("call-1"))
         .unwrap();
     // What the pipeline stores for the MO "5" from MSISDN to 5700 (GSM, one part).
-    let mark = MoMark::new(MSISDN, "5700", 0, None, b"5");
+    let mark = MoMark::new(MSISDN, "5700", 0, None, None, b"5");
     let record = MoRecord {
         pending_ack: vec![mark.clone()],
         parts: Vec::new(),
+        received_at: now_ms(),
     };
     engine
         .reply_mo(now_ms(), MSISDN, "5", now_ms(), Some(record))
         .unwrap();
-    assert!(engine.store().mo_seen(&mark).unwrap());
+    assert!(engine.store().mo_seen(&mark, now_ms()).unwrap());
 
     let smsc = simulator().await;
     let mut submitted = smsc.submitted();
@@ -185,21 +192,96 @@ async fn a_redelivered_mo_is_acknowledged_and_processed_once() {
     assert_eq!(pipeline.counts().mo, 0, "no second step");
     assert_eq!(engine.store().ratings(0, i64::MAX).unwrap().len(), 1);
     assert!(
-        !engine.store().mo_seen(&mark).unwrap(),
-        "the mark goes with the response"
+        engine.store().mo_seen(&mark, now_ms()).unwrap(),
+        "the mark outlives the response, for the redelivery window"
     );
 
-    // The same text again is a new message now (it goes to the inbox flow).
+    // Sent once more within the window it is still the same message.
     assert!(send_mo(&smsc, MSISDN, "5").await.is_ok());
-    until(|| pipeline.counts().mo == 1, "the second 5 is processed").await;
+    until(
+        || pipeline.counts().mo_redelivered == 2,
+        "the second copy is recognised too",
+    )
+    .await;
+    assert_eq!(pipeline.counts().mo, 0);
     service.stop().await;
-    // Only what the first steps queued: the question and the thanks (the inbox flow answers a
-    // stray "5" with nothing).
+    // Only what the first steps queued: the question and the thanks.
     let mut texts = Vec::new();
     while let Ok(m) = submitted.try_recv() {
         texts.push(m.text);
     }
     assert_eq!(texts.len(), 2, "{texts:?}");
+    smsc.shutdown().await;
+}
+
+/// A GSM MO from MSISDN with the SMSC's `user_message_reference`.
+fn referenced(text: &str, reference: u16) -> RawDeliver {
+    RawDeliver {
+        service_type: String::new(),
+        source: SimAddress::guess(MSISDN),
+        destination: SimAddress::guess("5700"),
+        esm_class: 0,
+        registered_delivery: 0,
+        data_coding: 0,
+        short_message: text.as_bytes().to_vec(),
+        tlvs: vec![(0x0204, reference.to_be_bytes().to_vec())],
+    }
+}
+
+/// The SMSC sends an MO again, once before our deliver_sm_resp can have reached it and once
+/// after it did (the response lost on the way): each copy is acknowledged and none is
+/// processed again. The same text under another reference is a new message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_before_or_after_the_response_is_processed_once() {
+    let dir = TempDir::new("pipeline-redelivery-window");
+    let engine = open_engine(&dir.path().join("data"));
+    let smsc = simulator().await;
+    let mut submitted = smsc.submitted();
+    let service = start(engine.clone(), &smsc, Duration::from_secs(5)).await;
+    let pipeline = service.pipeline.clone();
+    let (step, _) = engine
+        .start(now_ms(), "survey", survey_event(), Some("call-1"))
+        .unwrap();
+    let id = step.conversation;
+    service.pipeline.outbox_changed();
+    let question = tokio::time::timeout(WAIT, submitted.recv()).await.unwrap();
+    assert!(question.unwrap().text.contains("1 до 5"));
+
+    // Before: the copy goes out right behind the first, before its response.
+    smsc.resend_next_mos_early(1);
+    assert!(inject(&smsc, referenced("hmm", 4242)).await.is_ok());
+    until(
+        || pipeline.counts().mo_redelivered == 1,
+        "the early copy is recognised",
+    )
+    .await;
+    // After: the first was acknowledged; the SMSC never saw it and sends it again.
+    assert!(inject(&smsc, referenced("hmm", 4242)).await.is_ok());
+    until(
+        || pipeline.counts().mo_redelivered == 2,
+        "the late copy is recognised",
+    )
+    .await;
+    assert_eq!(pipeline.counts().mo, 1, "one step for three copies");
+    let not_understood = tokio::time::timeout(WAIT, submitted.recv()).await.unwrap();
+    assert!(not_understood.unwrap().text.starts_with("Извините"));
+    let open = engine.store().conversation(id).unwrap().unwrap();
+    assert!(
+        open.status.is_open(),
+        "one \"not understood\" does not close the survey"
+    );
+
+    // Another reference: the customer wrote the same again, a second "not understood".
+    assert!(inject(&smsc, referenced("hmm", 4243)).await.is_ok());
+    until(
+        || pipeline.counts().mo == 2,
+        "a new reference is a new message",
+    )
+    .await;
+    let again = tokio::time::timeout(WAIT, submitted.recv()).await.unwrap();
+    assert!(again.unwrap().text.starts_with("Извините"));
+    service.stop().await;
+    assert!(submitted.try_recv().is_err(), "nothing else was sent");
     smsc.shutdown().await;
 }
 

@@ -25,10 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use smsflow::config::DEFAULT_REDELIVERY_WINDOW;
 use smsflow::esme::{SendError, Sent, SubmitError};
 use smsflow::flow::engine::{EngineConfig, FlowEngine};
 use smsflow::service::core::{Core, millis};
-use smsflow::service::inbound::Inbound;
+use smsflow::service::inbound::{self, Inbound};
 use smsflow::service::outbox::{Outbox, SendResult};
 use smsflow::smpp::CommandId;
 use smsflow::smpp::pdu::{CommandStatus, EsmClass};
@@ -79,6 +80,8 @@ struct Mo {
     data_coding: u8,
     concat: Option<ConcatInfo>,
     payload: Vec<u8>,
+    /// The SMSC's `user_message_reference`, when it gives one.
+    reference: Option<u16>,
     /// The reply's score when it is one, for the check.
     score: Option<u8>,
     receipt: Option<DeliveryReceipt>,
@@ -259,6 +262,7 @@ impl Sim {
         };
         self.replies += 1;
         let encoded = text::encode(&text, (self.rng.below(250) + 1) as u8);
+        let reference = self.rng.chance(70).then(|| self.rng.below(1 << 16) as u16);
         let total = encoded.parts.len() as u8;
         for (n, short_message) in encoded.parts.iter().enumerate() {
             let (concat, payload) = if total > 1 {
@@ -276,6 +280,7 @@ impl Sim {
                 data_coding: encoded.data_coding(),
                 concat,
                 payload,
+                reference,
                 score: if n == 0 { score } else { None },
                 receipt: None,
             });
@@ -300,6 +305,7 @@ impl Sim {
             concat: mo.concat,
             payload: Bytes::from(mo.payload.clone()),
             receipt: mo.receipt.clone().map(Ok),
+            reference: mo.reference,
         };
         let (wall, mono) = (self.wall, self.mono);
         let node = self.node.as_mut().unwrap();
@@ -325,7 +331,9 @@ impl Sim {
             // The response was lost on the way: the SMSC sends it again.
             self.pending.push(mo.clone());
         } else if let Some(mark) = &taken.mark {
-            self.node().core.store.mo_acknowledged(mark).unwrap();
+            let kept = inbound::kept_for(mark, DEFAULT_REDELIVERY_WINDOW);
+            let until = self.now_ms() + kept.as_millis() as i64;
+            self.node().core.store.mo_acknowledged(mark, until).unwrap();
         }
         if let Some(score) = mo.score {
             // Acknowledged once at least: this reply must be rated, once.
@@ -445,6 +453,7 @@ impl Sim {
             data_coding: 0,
             concat: None,
             payload: Vec::new(),
+            reference: None,
             score: None,
             receipt: Some(DeliveryReceipt {
                 message_id: id,
@@ -463,6 +472,7 @@ impl Sim {
         let node = self.node.as_mut().unwrap();
         node.core.fire_timers(now);
         node.core.poll_overdue_receipts(mono, now);
+        node.core.store.sweep_mo_marks(now).unwrap();
         for mo in node.inbound.expire(wall) {
             node.core.deliver(now, mo);
         }

@@ -72,7 +72,14 @@ pub struct ServiceConfig {
     /// when the file is read, so a typo fails at start, not in the first report.
     #[serde(deserialize_with = "timezone")]
     pub timezone: jiff::tz::TimeZone,
+    /// How long after its acknowledgement an MO sent again (same sender, content and SMSC
+    /// reference) is taken for a redelivery and not processed again. Default 10 minutes.
+    #[serde(deserialize_with = "duration")]
+    pub redelivery_window: Duration,
 }
+
+/// See [`ServiceConfig::redelivery_window`].
+pub const DEFAULT_REDELIVERY_WINDOW: Duration = Duration::from_secs(600);
 
 impl Default for ServiceConfig {
     fn default() -> Self {
@@ -80,6 +87,7 @@ impl Default for ServiceConfig {
             data_dir: PathBuf::from("data"),
             scripts_dir: PathBuf::from("scripts"),
             timezone: default_timezone(),
+            redelivery_window: DEFAULT_REDELIVERY_WINDOW,
         }
     }
 }

@@ -89,7 +89,7 @@ impl Core {
         let seen = if i.receipt.is_some() {
             false
         } else {
-            match self.store.mo_seen(&inbound::mark(i)) {
+            match self.store.mo_seen(&inbound::mark(i), now_ms) {
                 Ok(seen) => seen,
                 Err(e) => {
                     tracing::error!("cannot read the store: {e}");

@@ -17,7 +17,7 @@ use crate::report::{self, CsiReport, IncidentReport, Kind, Report};
 use crate::sim::{self, DelayRange, SimConfig, SubscribersConfig};
 use crate::store::{ConversationId, Incident, Rating, Store};
 
-use super::driver::{Pipeline, now_ms};
+use super::driver::{Pipeline, Settings, now_ms};
 
 const SURVEY: &str = include_str!("../../scripts/survey.rhai");
 const ESCALATION: &str = include_str!("../../scripts/escalation.rhai");
@@ -174,7 +174,13 @@ async fn run_in(
     pool_config.reconnect_max = Duration::from_secs(1);
     let (pool, inbound) = Pool::start(pool_config, 1024);
     let pool = Arc::new(pool);
-    let pipeline = Pipeline::start(engine.clone(), store.clone(), vec![pool.clone()], inbound);
+    let pipeline = Pipeline::start(
+        engine.clone(),
+        store.clone(),
+        vec![pool.clone()],
+        inbound,
+        Settings::default(),
+    );
 
     let bind_deadline = Instant::now() + Duration::from_secs(10);
     while pool.bound() == 0 {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::core::Counts;
 use super::core::{Core, millis};
-use super::inbound::Inbound;
+use super::inbound::{self, Inbound};
 use super::outbox::{Outbox, SendResult};
 use crate::esme::{AckHandle, InboundMessage, Pool};
 use crate::flow::engine::FlowEngine;
@@ -38,15 +38,29 @@ pub fn now_ms() -> i64 {
 
 /// Inbound messages handled per batch, at most.
 const MAX_INBOUND_BATCH: usize = 512;
-/// How long an "acknowledgement pending" mark outlives a crash. SMSCs redeliver within
-/// minutes; after this a repeated text is a new message.
-pub const MO_MARK_TTL: Duration = Duration::from_secs(3600);
 /// How long a stop waits for submits in flight before leaving them in the outbox.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// What `[service]` sets for the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long an acknowledged MO's redelivery is still recognised (see
+    /// [`inbound::kept_for`]).
+    pub redelivery_window: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            redelivery_window: crate::config::DEFAULT_REDELIVERY_WINDOW,
+        }
+    }
+}
 
 /// The running service.
 pub struct Pipeline {
     core: Core,
+    settings: Settings,
     engine: Arc<FlowEngine>,
     store: Store,
     /// One pool per `[[smsc]]`; MT messages go to a bound one, round robin.
@@ -65,10 +79,12 @@ impl Pipeline {
         store: Store,
         pools: Vec<Arc<Pool>>,
         inbound: mpsc::Receiver<InboundMessage>,
+        settings: Settings,
     ) -> Arc<Pipeline> {
         assert!(!pools.is_empty(), "a pipeline needs at least one SMPP pool");
         let pipeline = Arc::new(Pipeline {
             core: Core::new(engine.clone(), store.clone()),
+            settings,
             engine,
             store,
             pools,
@@ -198,10 +214,12 @@ impl Pipeline {
                 match (&flushed, h.stored) {
                     (Ok(()), true) => {
                         h.ack.ack();
-                        if let Some(mark) = h.mark
-                            && let Err(e) = self.store.mo_acknowledged(&mark)
-                        {
-                            tracing::warn!("cannot clear an MO mark: {e}");
+                        if let Some(mark) = h.mark {
+                            let kept = inbound::kept_for(&mark, self.settings.redelivery_window);
+                            let until = now_ms() + kept.as_millis() as i64;
+                            if let Err(e) = self.store.mo_acknowledged(&mark, until) {
+                                tracing::warn!("cannot keep an MO mark: {e}");
+                            }
                         }
                     }
                     _ => h.ack.retry_later(),
@@ -316,10 +334,9 @@ impl Pipeline {
             }
             if sweep.elapsed() >= Duration::from_secs(60) {
                 sweep = Instant::now();
-                let before = now_ms() - MO_MARK_TTL.as_millis() as i64;
-                match self.store.sweep_mo_marks(before) {
+                match self.store.sweep_mo_marks(now_ms()) {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(marks = n, "swept MO marks left by a crash"),
+                    Ok(n) => tracing::debug!(marks = n, "swept MO marks past their window"),
                     Err(e) => tracing::warn!("cannot sweep MO marks: {e}"),
                 }
             }

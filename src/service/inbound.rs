@@ -13,6 +13,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::core::millis;
 use crate::smpp::concat::{Assembled, Offer, Part, Reassembler};
 use crate::smpp::receipt::{DeliveryReceipt, ReceiptError};
 use crate::smpp::session::Inbound as Deliver;
@@ -61,7 +62,7 @@ impl Default for Inbound {
     }
 }
 
-/// The mark a deliver_sm's step stores: its content as a redelivery repeats it.
+/// The mark a deliver_sm's step stores: what a redelivery of it repeats.
 pub fn mark(i: &Deliver) -> MoMark {
     let concat = i.concat.map(|c| (c.reference, c.total, c.seq));
     MoMark::new(
@@ -69,9 +70,26 @@ pub fn mark(i: &Deliver) -> MoMark {
         &i.destination_addr,
         i.data_coding,
         concat,
+        i.reference,
         &i.payload,
     )
 }
+
+/// How long a mark is kept once its MO is acknowledged: `window` when a reference (the
+/// SMSC's, or a part's concatenation) identifies the MO. With only its content to go by, at
+/// most [`UNREFERENCED_WINDOW`]: an SMSC resends an unanswered deliver_sm on the rebind
+/// (seconds) or at its first retry (typically 30–60 s); the same text from the same person
+/// later is someone writing again ("OK" to the next call), not a redelivery.
+pub fn kept_for(mark: &MoMark, window: Duration) -> Duration {
+    if mark.has_reference() {
+        window
+    } else {
+        window.min(UNREFERENCED_WINDOW)
+    }
+}
+
+/// See [`kept_for`].
+pub const UNREFERENCED_WINDOW: Duration = Duration::from_secs(60);
 
 impl Inbound {
     /// Decides about `i`, received at `now`; `seen`: the store has its [`mark`].
@@ -90,6 +108,7 @@ impl Inbound {
                 record: MoRecord {
                     pending_ack: vec![mark.clone()],
                     parts: Vec::new(),
+                    received_at: millis(now),
                 },
                 mark: Some(mark),
             })
@@ -106,9 +125,11 @@ impl Inbound {
         };
         let stored = to_store(&part);
         match self.reassembler.offer(now, part) {
+            // Every part is marked with the step: a part acknowledged while held may be
+            // redelivered after the message is complete.
             Ok(Offer::Complete(whole)) => Decision::Deliver(Mo {
-                mark: Some(mark.clone()),
-                ..whole_mo(&whole, vec![mark])
+                mark: Some(mark),
+                ..whole_mo(now, &whole, part_marks(&whole))
             }),
             // Held (a duplicate copy changes nothing): stored, then acknowledged.
             Ok(_) => Decision::Hold(stored),
@@ -128,20 +149,7 @@ impl Inbound {
         let mut whole = Vec::new();
         for part in parts {
             if let Ok(Offer::Complete(done)) = self.reassembler.offer(now, from_store(part)) {
-                let marks = (done.parts.iter())
-                    .map(|p| {
-                        let c = (done.key.reference, done.key.total, p.seq);
-                        let k = &done.key;
-                        MoMark::new(
-                            &k.source,
-                            &k.destination,
-                            p.data_coding,
-                            Some(c),
-                            &p.payload,
-                        )
-                    })
-                    .collect();
-                whole.push(whole_mo(&done, marks));
+                whole.push(whole_mo(now, &done, part_marks(&done)));
             }
         }
         whole
@@ -155,14 +163,32 @@ impl Inbound {
         (released.iter())
             .map(|done| {
                 tracing::info!(missing = ?done.missing, "concatenated MO incomplete; taking the parts received");
-                whole_mo(done, Vec::new())
+                whole_mo(now, done, part_marks(done))
             })
             .collect()
     }
 }
 
+/// The marks of every part of an assembled message.
+fn part_marks(whole: &Assembled) -> Vec<MoMark> {
+    let k = &whole.key;
+    (whole.parts.iter())
+        .map(|p| {
+            let concat = Some((k.reference, k.total, p.seq));
+            MoMark::new(
+                &k.source,
+                &k.destination,
+                p.data_coding,
+                concat,
+                None,
+                &p.payload,
+            )
+        })
+        .collect()
+}
+
 /// The MO of an assembled message whose step consumes its stored parts.
-fn whole_mo(whole: &Assembled, pending_ack: Vec<MoMark>) -> Mo {
+fn whole_mo(now: SystemTime, whole: &Assembled, pending_ack: Vec<MoMark>) -> Mo {
     let k = &whole.key;
     Mo {
         from: k.source.clone(),
@@ -172,6 +198,7 @@ fn whole_mo(whole: &Assembled, pending_ack: Vec<MoMark>) -> Mo {
             parts: (whole.parts.iter())
                 .map(|p| PartKey::new(&k.source, &k.destination, k.reference, k.total, p.seq))
                 .collect(),
+            received_at: millis(now),
         },
         mark: None,
     }
@@ -209,5 +236,23 @@ fn from_store(p: MoPart) -> Part {
         },
         data_coding: p.data_coding,
         payload: p.payload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_with_a_reference_is_kept_the_window_one_without_at_most_a_minute() {
+        let window = Duration::from_secs(600);
+        let with = MoMark::new("998901234567", "5700", 0, None, Some(4242), b"OK");
+        let part = MoMark::new("998901234567", "5700", 0, Some((7, 2, 1)), None, b"OK");
+        let without = MoMark::new("998901234567", "5700", 0, None, None, b"OK");
+        assert_eq!(kept_for(&with, window), window);
+        assert_eq!(kept_for(&part, window), window);
+        assert_eq!(kept_for(&without, window), UNREFERENCED_WINDOW);
+        let short = Duration::from_secs(5);
+        assert_eq!(kept_for(&without, short), short);
     }
 }

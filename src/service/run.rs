@@ -16,7 +16,7 @@ use crate::smpp::encode::BindMode;
 use crate::smpp::session::SessionConfig;
 use crate::store::Store;
 
-use super::driver::{Pipeline, now_ms};
+use super::driver::{Pipeline, Settings, now_ms};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +106,15 @@ pub async fn run(
         }));
     }
     drop(inbound_tx);
-    let pipeline = Pipeline::start(engine.clone(), store.clone(), pools.clone(), inbound);
+    let pipeline = Pipeline::start(
+        engine.clone(),
+        store.clone(),
+        pools.clone(),
+        inbound,
+        Settings {
+            redelivery_window: config.service.redelivery_window,
+        },
+    );
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await

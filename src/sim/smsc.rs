@@ -91,6 +91,7 @@ pub async fn start(config: SimConfig) -> Result<SmscHandle, SimError> {
         local_addr,
         submit_latency_nanos: AtomicU64::new(nanos(config.submit_latency)),
         throttle_next: AtomicU64::new(0),
+        resend_early: AtomicU64::new(0),
         reject_binds: AtomicBool::new(false),
         next_message_id: AtomicU64::new(first_message_id),
         next_mo_reference: AtomicU32::new(0),
@@ -232,6 +233,13 @@ impl SmscHandle {
         self.shared.throttle_next.fetch_add(n, Relaxed);
     }
 
+    /// Sends each of the next `n` MOs twice in a row, the copy before the first's
+    /// deliver_sm_resp can have come back: an SMSC that gave up on the response too early.
+    /// The copy's own response settles nothing.
+    pub fn resend_next_mos_early(&self, n: u64) {
+        self.shared.resend_early.fetch_add(n, Relaxed);
+    }
+
     /// Refuse every bind with ESME_RBINDFAIL while `reject` is true.
     pub fn reject_binds(&self, reject: bool) {
         self.shared.reject_binds.store(reject, Relaxed);
@@ -319,6 +327,7 @@ struct Shared {
     local_addr: SocketAddr,
     submit_latency_nanos: AtomicU64,
     throttle_next: AtomicU64,
+    resend_early: AtomicU64,
     reject_binds: AtomicBool,
     next_message_id: AtomicU64,
     next_mo_reference: AtomicU32,
@@ -444,12 +453,7 @@ impl Shared {
 
     /// Whether this submit_sm is to be refused with ESME_RTHROTTLED.
     fn throttles(&self, now: Instant) -> bool {
-        if self.throttle_next.load(Relaxed) > 0
-            && self
-                .throttle_next
-                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
-                .is_ok()
-        {
+        if take_one(&self.throttle_next) {
             return true;
         }
         self.tps
@@ -979,6 +983,15 @@ impl Session {
                 }
                 _ => {}
             }
+            if delivery.kind == DeliveryKind::Mo && take_one(&self.shared.resend_early) {
+                let copy = self.sequence_number();
+                let start = self.wbuf.len();
+                self.wbuf.extend_from_slice(&delivery.frame);
+                if let Some(field) = self.wbuf.get_mut(start + 12..start + 16) {
+                    field.copy_from_slice(&copy.to_be_bytes());
+                }
+                self.shared.stats.mo_redelivered.fetch_add(1, Relaxed);
+            }
             self.in_flight.insert(sequence_number, delivery);
             self.response_deadlines
                 .push_back((deadline, sequence_number));
@@ -1309,6 +1322,12 @@ fn receipt_excerpt(sm: &Sm<'_>) -> String {
             }
         })
         .collect()
+}
+
+/// Takes one from a countdown; whether there was one.
+fn take_one(counter: &AtomicU64) -> bool {
+    counter.load(Relaxed) > 0
+        && (counter.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))).is_ok()
 }
 
 #[cfg(test)]

@@ -506,6 +506,14 @@ impl<'a> Tlvs<'a> {
         self.find(tag::MESSAGE_PAYLOAD).map(|tlv| tlv.value)
     }
 
+    /// The SMSC's reference of an MO (`user_message_reference`): the same on a redelivery.
+    pub fn user_message_reference(&self) -> Option<u16> {
+        match self.find(tag::USER_MESSAGE_REFERENCE)?.typed() {
+            TlvValue::UserMessageReference(r) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn receipted_message_id(&self) -> Option<COctetStr<'a, 65>> {
         self.find(tag::RECEIPTED_MESSAGE_ID)
             .map(|tlv| COctetStr(trim_nul(tlv.value)))

@@ -216,6 +216,8 @@ pub struct Inbound {
     pub payload: Bytes,
     /// Set when `esm_class` marks a delivery receipt.
     pub receipt: Option<Result<DeliveryReceipt, ReceiptError>>,
+    /// The SMSC's `user_message_reference`, which a redelivery repeats.
+    pub reference: Option<u16>,
 }
 
 /// Why the session ended.
@@ -752,6 +754,7 @@ impl Session {
                     concat: sm.concat(),
                     payload: frame.slice_ref(sm.payload()),
                     receipt,
+                    reference: sm.tlvs.user_message_reference(),
                 }));
             }
             Pdu::DataSm(d) => {
@@ -775,6 +778,7 @@ impl Session {
                         frame.slice_ref(payload)
                     },
                     receipt,
+                    reference: d.tlvs.user_message_reference(),
                 }));
             }
             // alert_notification has no response; nothing to do with it yet.

@@ -246,26 +246,34 @@ pub fn last_by_party(flow: &str, msisdn: &str) -> Vec<u8> {
 /// An MO's content: the deliver_sm fields a redelivery repeats (the SMSC gives a redelivered
 /// MO a new sequence number and nothing else to recognise it by). `concat` is
 /// `(reference, total, seq)` for a part of a concatenated message.
+/// `MO_MARK | kind | lp(source) | lp(destination) | data_coding | payload`, the kind first
+/// so a mark says cheaply what identifies it: 0 content only, 1 and the u16 SMSC reference,
+/// 2 and the concatenation (u16 reference, total, seq) of a part.
 pub fn mo(
     source: &str,
     destination: &str,
     data_coding: u8,
     concat: Option<(u16, u8, u8)>,
+    reference: Option<u16>,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut k = Vec::with_capacity(16 + source.len() + destination.len() + payload.len());
+    let mut k = Vec::with_capacity(19 + source.len() + destination.len() + payload.len());
     k.push(MO_MARK);
-    put_lp(&mut k, source);
-    put_lp(&mut k, destination);
-    k.push(data_coding);
-    match concat {
-        Some((reference, total, seq)) => {
-            k.push(1);
+    match (concat, reference) {
+        (Some((reference, total, seq)), _) => {
+            k.push(2);
             k.extend_from_slice(&reference.to_be_bytes());
             k.extend_from_slice(&[total, seq]);
         }
-        None => k.push(0),
+        (None, Some(r)) => {
+            k.push(1);
+            k.extend_from_slice(&r.to_be_bytes());
+        }
+        (None, None) => k.push(0),
     }
+    put_lp(&mut k, source);
+    put_lp(&mut k, destination);
+    k.push(data_coding);
     k.extend_from_slice(payload);
     k
 }

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::delivery::PartState;
-use super::{Commit, MoPart, OutboxOutcome, StoreError, keys};
+use super::{Commit, Millis, MoPart, OutboxOutcome, StoreError, keys};
 
 /// One change to the store.
 // A record is built once, applied by reference and encoded: boxing the commit would only add
@@ -21,7 +21,8 @@ use super::{Commit, MoPart, OutboxOutcome, StoreError, keys};
 pub(super) enum Record {
     /// A conversation step (see [`Commit`]).
     Commit(Commit),
-    /// An MO's response is on its way: its mark goes.
+    /// An MO's response is on its way: its mark goes (written by earlier releases; now
+    /// [`Record::MarkKept`]).
     MoAcknowledged(Vec<u8>),
     /// Marks left by a crash, swept.
     MarksSwept(Vec<Vec<u8>>),
@@ -42,6 +43,11 @@ pub(super) enum Record {
     TalliesRebuilt {
         zone: String,
         tallies: Vec<(Vec<u8>, super::tally::Tally)>,
+    },
+    /// An MO's response is on its way: its mark stays until `until` for redeliveries.
+    MarkKept {
+        key: Vec<u8>,
+        until: Millis,
     },
 }
 

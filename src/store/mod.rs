@@ -705,23 +705,26 @@ impl Store {
 
     // --- SMPP bookkeeping: MO redelivery, stored parts ---------------------------------------
 
-    /// Whether a step already stored this deliver_sm while its response may not have
-    /// reached the SMSC: a redelivery, to acknowledge without processing again.
-    pub fn mo_seen(&self, mark: &MoMark) -> Result<bool, StoreError> {
-        Ok(self.state().mo_seen(&mark.0))
+    /// Whether a step already stored this deliver_sm and its mark is kept at `now`: a
+    /// redelivery, to acknowledge without processing again.
+    pub fn mo_seen(&self, mark: &MoMark, now: Millis) -> Result<bool, StoreError> {
+        Ok(self.state().mo_seen(&mark.0, now))
     }
 
-    /// The deliver_sm_resp of a marked MO is on its way: forget the mark, so the same text
-    /// sent again later (a second "OK") is a new message.
-    pub fn mo_acknowledged(&self, mark: &MoMark) -> Result<(), StoreError> {
-        self.write(Record::MoAcknowledged(mark.0.clone()))
-            .map(|_| ())
+    /// The deliver_sm_resp of a marked MO is on its way: keep the mark until `until`, for
+    /// the redelivery of an SMSC that never saw the response; after it, the same text is a
+    /// new message.
+    pub fn mo_acknowledged(&self, mark: &MoMark, until: Millis) -> Result<(), StoreError> {
+        self.write(Record::MarkKept {
+            key: mark.0.clone(),
+            until,
+        })
+        .map(|_| ())
     }
 
-    /// Removes MO marks made before `before` (left by a crash between a step and its
-    /// response; the SMSC redelivers within minutes, so old marks only stand in the way).
-    pub fn sweep_mo_marks(&self, before: Millis) -> Result<usize, StoreError> {
-        let marks = self.state().marks_before(before);
+    /// Removes the MO marks kept until before `now`.
+    pub fn sweep_mo_marks(&self, now: Millis) -> Result<usize, StoreError> {
+        let marks = self.state().marks_before(now);
         let n = marks.len();
         if n > 0 {
             self.write(Record::MarksSwept(marks))?;

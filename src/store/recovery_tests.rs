@@ -249,7 +249,7 @@ mod v1_layout {
         put(
             db,
             "inbound",
-            &MoMark::new(MSISDN, "5700", 0, None, b"5").0,
+            &MoMark::new(MSISDN, "5700", 0, None, None, b"5").0,
             &1_600i64,
         )?;
         // Written by version 1 as smpp::concat::Part: the same fields.
@@ -330,7 +330,7 @@ fn a_version_1_store_is_migrated_at_open() -> TestResult {
     assert_eq!(store.script("survey", "aa")?.as_deref(), Some("// v1"));
     assert_eq!(store.outbox(10)?, [out(101, 1)]);
     assert_eq!(store.last_conversation_at("survey", MSISDN)?, Some(1_000));
-    assert!(store.mo_seen(&MoMark::new(MSISDN, "5700", 0, None, b"5"))?);
+    assert!(store.mo_seen(&MoMark::new(MSISDN, "5700", 0, None, None, b"5"), 0)?);
     assert_eq!(store.parts()?.len(), 1);
     assert_eq!(store.sent_conversations("survey", 0, 2_000)?.len(), 2);
     // The two-part thanks: part 2's receipt completes it, from the migrated part states.

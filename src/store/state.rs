@@ -29,6 +29,10 @@ use super::{
     OutboxOutcome, PartKey, Rating, SentPart, StoreError, TimelineEntry, Timer, keys,
 };
 
+/// How long an MO's mark is kept while its response is pending: past a crash between the
+/// step and the response, until the SMSC redelivers after the rebind (ms).
+const PENDING_MARK_KEPT: Millis = 3_600_000;
+
 /// A conversation as the `c` key holds it: the conversation and its pending timers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct ConversationRecord {
@@ -104,6 +108,7 @@ pub(super) struct State {
     outbox: BTreeMap<u64, OutMessage>,
     opt_outs: HashSet<String>,
     scripts: HashMap<(String, String), String>,
+    /// MO marks and until when each is kept.
     marks: HashMap<Vec<u8>, Millis>,
     parts: BTreeMap<Vec<u8>, MoPart>,
     /// Flow names, shared by the hot conversations.
@@ -182,8 +187,8 @@ impl State {
         }
         for entry in self.cold.scan_prefix([keys::MO_MARK]) {
             let (key, value) = entry?;
-            let at: Millis = keys::decode(keys::STATE, &key, &value)?;
-            self.marks.insert(key.to_vec(), at);
+            let until: Millis = keys::decode(keys::STATE, &key, &value)?;
+            self.marks.insert(key.to_vec(), until);
         }
         for entry in self.cold.scan_prefix([keys::PART]) {
             let (key, value) = entry?;
@@ -408,19 +413,20 @@ impl State {
         self.outbox.len()
     }
 
-    pub fn mo_seen(&self, key: &[u8]) -> bool {
-        self.marks.contains_key(key)
+    pub fn mo_seen(&self, key: &[u8], now: Millis) -> bool {
+        self.marks.get(key).is_some_and(|until| *until >= now)
     }
 
     pub fn parts(&self) -> Vec<MoPart> {
         self.parts.values().cloned().collect()
     }
 
-    pub fn marks_before(&self, before: Millis) -> Vec<Vec<u8>> {
+    /// The marks kept until before `now`.
+    pub fn marks_before(&self, now: Millis) -> Vec<Vec<u8>> {
         let mut keys: Vec<Vec<u8>> = self
             .marks
             .iter()
-            .filter(|(_, at)| **at < before)
+            .filter(|(_, until)| **until < now)
             .map(|(k, _)| k.clone())
             .collect();
         keys.sort();
@@ -484,6 +490,13 @@ impl State {
         match record {
             Record::Commit(c) => self.apply_commit(c)?,
             Record::MoAcknowledged(key) => self.unmark(key),
+            Record::MarkKept { key, until } => {
+                if let Some(kept) = self.marks.get_mut(key) {
+                    *kept = *until;
+                    let value = keys::encode(key, until)?;
+                    self.put(key.clone(), value, false);
+                }
+            }
             Record::MarksSwept(keys) => {
                 for key in keys {
                     self.unmark(key);
@@ -620,11 +633,13 @@ impl State {
                 }
             }
         }
-        let mo_at = c.conversation.as_ref().map_or(0, |c| c.updated_at);
+        let step_at = c.conversation.as_ref().map_or(0, |c| c.updated_at);
+        let mo_at = c.mo.as_ref().map_or(0, |mo| mo.received_at).max(step_at);
+        let kept_until = mo_at + PENDING_MARK_KEPT;
         let mut marks = Vec::new();
         if let Some(mo) = &c.mo {
             for mark in &mo.pending_ack {
-                marks.push((mark.0.clone(), keys::encode(&mark.0, &mo_at)?));
+                marks.push((mark.0.clone(), keys::encode(&mark.0, &kept_until)?));
             }
         }
         let mut outbox = Vec::with_capacity(c.outbox.len());
@@ -678,7 +693,7 @@ impl State {
             }
         }
         for (key, value) in marks {
-            let absent = self.marks.insert(key.clone(), mo_at).is_none();
+            let absent = self.marks.insert(key.clone(), kept_until).is_none();
             self.put(key, value, absent);
         }
         for ch in changes {

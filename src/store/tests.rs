@@ -685,8 +685,9 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
 }
 
 #[test]
-fn mo_marks_go_with_steps_and_old_ones_are_swept() -> TestResult {
-    let store = Store::temporary()?;
+fn mo_marks_go_with_steps_and_are_kept_until_swept() -> TestResult {
+    let dir = TempDir::new("marks");
+    let store = Store::open(&dir.0)?;
     let part = MoPart {
         source: "998901234567".into(),
         destination: "5700".into(),
@@ -701,8 +702,8 @@ fn mo_marks_go_with_steps_and_old_ones_are_swept() -> TestResult {
     let part_key = store.put_part(&part)?;
     assert_eq!(store.parts()?, std::slice::from_ref(&part));
     let (old, new) = (
-        MoMark::new("998901234567", "5700", 0, None, b"5"),
-        MoMark::new("998901234567", "5700", 0, None, b"OK"),
+        MoMark::new("998901234567", "5700", 0, None, None, b"5"),
+        MoMark::new("998901234567", "5700", 0, None, None, b"OK"),
     );
     for (mark, at) in [(&old, 1_000), (&new, 9_000)] {
         let mut c = conv(at as u64, "survey", &["998901234567"], at);
@@ -712,16 +713,30 @@ fn mo_marks_go_with_steps_and_old_ones_are_swept() -> TestResult {
             mo: Some(MoRecord {
                 pending_ack: vec![mark.clone()],
                 parts: vec![part_key.clone()],
+                received_at: at,
             }),
             ..Commit::default()
         })?;
     }
     assert!(store.parts()?.is_empty(), "the step consumed the part");
-    assert!(store.mo_seen(&old)? && store.mo_seen(&new)?);
-    assert_eq!(store.sweep_mo_marks(5_000)?, 1);
-    assert!(!store.mo_seen(&old)? && store.mo_seen(&new)?);
-    store.mo_acknowledged(&new)?;
-    assert!(!store.mo_seen(&new)?);
+    assert!(store.mo_seen(&old, 9_000)? && store.mo_seen(&new, 9_000)?);
+    // Unacknowledged marks are kept an hour (a crash before the response).
+    let hour = 3_600_000;
+    assert_eq!(store.sweep_mo_marks(1_000 + hour)?, 0);
+    assert_eq!(store.sweep_mo_marks(1_001 + hour)?, 1);
+    assert!(!store.mo_seen(&old, 9_000)? && store.mo_seen(&new, 9_000)?);
+    // Acknowledged, a mark is kept as long as the service says, across a restart.
+    store.mo_acknowledged(&new, 20_000)?;
+    drop(store);
+    let store = reopen(&dir.0)?;
+    assert_eq!(store.sweep_mo_marks(20_000)?, 0);
+    assert!(store.mo_seen(&new, 20_000)?, "kept until 20 000");
+    assert!(
+        !store.mo_seen(&new, 20_001)?,
+        "not seen past it, swept or not"
+    );
+    assert_eq!(store.sweep_mo_marks(20_001)?, 1);
+    assert!(!store.mo_seen(&new, 0)?);
     Ok(())
 }
 

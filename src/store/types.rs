@@ -144,28 +144,34 @@ pub struct OutboxOutcome {
 /// The MO a step answers, stored with the step (see [`Commit::mo`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoRecord {
-    /// The deliver_sms whose deliver_sm_resp is still to be sent: marked seen with the step,
-    /// so a redelivery after a crash is recognised; the service unmarks them with
-    /// [`super::Store::mo_acknowledged`] once the response is on its way.
+    /// The deliver_sms this step answers: marked seen with the step, so a redelivery is
+    /// recognised (kept an hour while the response is pending, then as long as
+    /// [`super::Store::mo_acknowledged`] says).
     pub pending_ack: Vec<MoMark>,
     /// Stored parts the step consumed: removed with it.
     pub parts: Vec<PartKey>,
+    /// When the MO came (0: unknown, the step's time counts).
+    #[serde(default)]
+    pub received_at: Millis,
 }
 
-/// An MO's content as the store recognises a redelivery by: the deliver_sm fields a
-/// redelivery repeats (the SMSC gives a redelivered MO a new sequence number and nothing else
-/// to recognise it by). The store owns its bytes.
+/// An MO as the store recognises a redelivery by: the deliver_sm fields a redelivery
+/// repeats (it comes with a new sequence number), the SMSC's `user_message_reference` among
+/// them when it gave one. The store owns its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MoMark(pub(super) Vec<u8>);
 
 impl MoMark {
-    /// `concat` is `(reference, total, seq)` for a part of a concatenated message.
+    /// `concat` is `(reference, total, seq)` for a part of a concatenated message (which
+    /// identifies it better than the SMSC's reference, left out then); `reference` the
+    /// SMSC's message reference, if any.
     pub fn new(
         source: &str,
         destination: &str,
         data_coding: u8,
         concat: Option<(u16, u8, u8)>,
+        reference: Option<u16>,
         payload: &[u8],
     ) -> MoMark {
         MoMark(super::keys::mo(
@@ -173,8 +179,15 @@ impl MoMark {
             destination,
             data_coding,
             concat,
+            reference,
             payload,
         ))
+    }
+
+    /// Whether a reference (the SMSC's, or a part's concatenation) identifies the MO, so a
+    /// repeat is surely a redelivery; else only its content does.
+    pub fn has_reference(&self) -> bool {
+        self.0.get(1).is_some_and(|kind| *kind != 0)
     }
 }
 
