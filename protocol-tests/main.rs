@@ -9,6 +9,8 @@
 //! - `esme`: the ESME pool against the simulator over real TCP, both directions at volume.
 //! - `flows`: the flow engine: shipped flows' own tests, restarts on disk, hot reload, versions.
 //! - `http`: the HTTP API over loopback sockets: every route and status code, JSON errors.
+//! - `http_limits`: the listener against half-open, idle and slow sockets, long targets and a
+//!   descriptor-starved flood.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `pipeline`: the service pipeline on a store on disk: MO parts across a restart, a
@@ -28,6 +30,7 @@ mod differential;
 mod esme;
 mod flows;
 mod http;
+mod http_limits;
 mod interop;
 mod mo;
 mod pipeline;

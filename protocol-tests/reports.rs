@@ -173,7 +173,10 @@ async fn get_json(s: &Service, path: &str) -> (u16, Value) {
 /// A GET whose body is not JSON: (status, head, body).
 async fn get_text(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Connection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut received = Vec::new();
     stream.read_to_end(&mut received).await.unwrap();
@@ -277,6 +280,52 @@ async fn reports_api_needs_the_token() {
     let r = raw(s.addr, "GET", "/api/v1/reports/csi", &[], None).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json["error"], "unauthorized");
+}
+
+/// The dashboard holds customer comments: a browser gives a token as the Basic password.
+#[tokio::test]
+async fn reports_dashboard_needs_the_token_as_bearer_or_basic_password() {
+    use base64::Engine;
+    let s = service(Store::temporary().unwrap()).await;
+    let basic = |credentials: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        vec![("Authorization".to_owned(), format!("Basic {encoded}"))]
+    };
+    let r = raw(s.addr, "GET", "/reports", &[], None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json["error"], "unauthorized");
+    let head = r.head.to_ascii_lowercase();
+    assert!(
+        head.contains("www-authenticate: basic realm=\"smsflow\""),
+        "{head}"
+    );
+    assert!(!r.head.contains("op-23"), "nothing of the report");
+    for wrong in [
+        format!("manager:{TOKEN}x"),
+        TOKEN.to_owned(),
+        "manager:".to_owned(),
+    ] {
+        let r = raw(s.addr, "GET", "/reports", &basic(&wrong), None).await;
+        assert_eq!(r.status, 401, "{wrong}");
+    }
+    let r = raw(
+        s.addr,
+        "GET",
+        "/reports",
+        &basic(&format!("manager:{TOKEN}")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("op-23"));
+    // The scheme is case-insensitive (RFC 7235).
+    let lower = vec![("Authorization".to_owned(), format!("bearer {TOKEN}"))];
+    assert_eq!(
+        raw(s.addr, "GET", "/reports", &lower, None).await.status,
+        200
+    );
+    let api = raw(s.addr, "GET", "/api/v1/reports/csi", &lower, None).await;
+    assert_eq!(api.status, 200);
 }
 
 #[tokio::test]

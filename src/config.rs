@@ -20,6 +20,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
+mod bounds;
+
 /// The file `run`, `check` and `report` read when no `--config` is given, if it exists.
 pub const DEFAULT_FILE: &str = "smsflow.toml";
 
@@ -245,19 +247,59 @@ pub struct HttpConfig {
     /// only, so nothing is exposed until an operator chooses to.
     #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
-    /// Bearer tokens accepted on `/api`; an empty list means no auth. Default
+    /// Tokens accepted on `/api` and `/reports`; an empty list means no auth. Default
     /// `["change-me"]`, the SPEC's placeholder: replace it before listening beyond loopback.
+    /// With `tokens_env`, the tokens read from that variable.
     pub tokens: Vec<Secret>,
+    /// A variable holding comma-separated tokens, read at load time instead of `tokens`.
+    pub tokens_env: Option<String>,
+    /// Request bodies over this get 413. Default `"64KiB"`.
+    #[serde(deserialize_with = "size")]
+    pub max_body: usize,
+    /// Connections open at once; at the cap the idlest is closed for a newcomer. Default 512.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays. Default `"10s"`.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// How long a request may take from its headers to the response. Default `"30s"`.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
+        let limits = crate::http::Limits::default();
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            tokens: vec![Secret("change-me".to_owned())],
+            tokens: vec![Secret(SAMPLE_TOKEN.to_owned())],
+            tokens_env: None,
+            max_body: crate::http::BODY_LIMIT,
+            max_connections: limits.max_connections,
+            header_read_timeout: limits.header_read_timeout,
+            request_timeout: limits.request_timeout,
         }
     }
 }
+
+impl HttpConfig {
+    /// The listener's limits these keys set.
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+        }
+    }
+
+    /// Whether the SPEC's sample token is among the tokens.
+    pub fn has_sample_token(&self) -> bool {
+        self.tokens.iter().any(|t| t.expose() == SAMPLE_TOKEN)
+    }
+}
+
+/// The documented sample token: accepted, but warned about at start.
+pub const SAMPLE_TOKEN: &str = "change-me";
 
 /// `[metrics]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -418,12 +460,6 @@ impl Config {
                     "port 0 is out of range (use 1..=65535)".to_owned(),
                 ));
             }
-            if smsc.sessions == 0 {
-                return Err((key("sessions"), "must be at least 1".to_owned()));
-            }
-            if smsc.window == 0 {
-                return Err((key("window"), "must be at least 1".to_owned()));
-            }
             if smsc.reconnect_min > smsc.reconnect_max {
                 return Err((
                     key("reconnect_min"),
@@ -507,6 +543,35 @@ impl Config {
             }
             smsc.resolved_password = password;
         }
+        if let Some(var) = &self.http.tokens_env {
+            let explicit = !self.http.tokens.is_empty() && !self.http.has_sample_token();
+            if explicit {
+                return Err((
+                    "http.tokens_env".to_owned(),
+                    "both tokens and tokens_env are set (keep one)".to_owned(),
+                ));
+            }
+            let Some(value) = env(var) else {
+                return Err((
+                    "http.tokens_env".to_owned(),
+                    format!(
+                        "environment variable \"{var}\" is not set (export it with \
+                         comma-separated tokens, or set tokens instead)"
+                    ),
+                ));
+            };
+            self.http.tokens = (value.split(','))
+                .map(|t| Secret(t.trim().to_owned()))
+                .filter(|t| !t.0.is_empty())
+                .collect();
+            if self.http.tokens.is_empty() {
+                return Err((
+                    "http.tokens_env".to_owned(),
+                    format!("environment variable \"{var}\" holds no token"),
+                ));
+            }
+        }
+        bounds::check(self)?;
         for (i, token) in self.http.tokens.iter().enumerate() {
             if token.expose().trim().is_empty() {
                 return Err((
@@ -727,6 +792,43 @@ fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
         .ok()
         .filter(|&p| p != 0)
         .ok_or_else(|| de::Error::custom(format!("port {value} is out of range (use 1..=65535)")))
+}
+
+/// A byte size: a number of bytes, or a string like `"64KiB"`, `"1MiB"`, `"512B"`.
+fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    struct SizeVisitor;
+    impl Visitor<'_> for SizeVisitor {
+        type Value = usize;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a size such as \"64KiB\" or \"1MiB\"")
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<usize, E> {
+            usize::try_from(n).map_err(|_| E::custom(format!("{n} is not a size")))
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<usize, E> {
+            parse_size(text).ok_or_else(|| {
+                E::custom(format!(
+                    "\"{text}\" is not a size (write e.g. \"64KiB\", \"1MiB\" or \"4096B\")"
+                ))
+            })
+        }
+    }
+    deserializer.deserialize_any(SizeVisitor)
+}
+
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let unit_bytes = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" => 1024,
+        "MiB" | "MB" | "M" => 1024 * 1024,
+        _ => return None,
+    };
+    number.parse::<usize>().ok()?.checked_mul(unit_bytes)
 }
 
 fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
@@ -1153,5 +1255,66 @@ mod tests {
         std::fs::write(dir.0.join(DEFAULT_FILE), "[[smsc]]\nname = \"a\"\n").unwrap();
         let e = discover_in(&dir.0, None, &no_env).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("smsc[0].password"));
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused_naming_the_key_and_range() {
+        for (line, key, range) in [
+            (
+                "enquire_link_interval = \"0s\"",
+                "smsc[0].enquire_link_interval",
+                "\"1s\" to \"1h\"",
+            ),
+            (
+                "response_timeout = \"0s\"",
+                "smsc[0].response_timeout",
+                "\"100ms\" to \"5m\"",
+            ),
+            ("sessions = 100000", "smsc[0].sessions", "1 to 64"),
+            ("window = 1000000000", "smsc[0].window", "1 to 10000"),
+            ("window = 0", "smsc[0].window", "1 to 10000"),
+        ] {
+            let e = error(&format!("{MINIMAL}{line}\n"));
+            assert_eq!(e.key.as_deref(), Some(key), "{line}");
+            assert!(
+                e.message.contains(&format!("allowed {range}")),
+                "{line}: {e}"
+            );
+        }
+        for (line, key) in [
+            (
+                "[service]\nredelivery_window = \"0s\"",
+                "service.redelivery_window",
+            ),
+            (
+                "[http]\nheader_read_timeout = \"1h\"",
+                "http.header_read_timeout",
+            ),
+            ("[http]\nmax_connections = 0", "http.max_connections"),
+            ("[http]\nmax_body = \"1GiB\"", "http.max_body"),
+            ("[http]\nmax_body = \"64MiB\"", "http.max_body"),
+        ] {
+            let e = error(&format!("{MINIMAL}{line}\n"));
+            assert_eq!(e.key.as_deref(), Some(key), "{line}: {e}");
+        }
+        let config = parse(&format!("{MINIMAL}[http]\nmax_body = \"1MiB\"\n")).unwrap();
+        assert_eq!(config.http.max_body, 1024 * 1024);
+        let config = parse(&format!("{MINIMAL}[http]\nmax_body = 4096\n")).unwrap();
+        assert_eq!(config.http.max_body, 4096);
+    }
+
+    #[test]
+    fn tokens_from_the_environment() {
+        let env = |var: &str| (var == "API_TOKENS").then(|| " one, two ,".to_owned());
+        let text = format!("{MINIMAL}[http]\ntokens_env = \"API_TOKENS\"\n");
+        let config = Config::from_toml(&text, None, &env).unwrap();
+        let tokens: Vec<&str> = config.http.tokens.iter().map(Secret::expose).collect();
+        assert_eq!(tokens, ["one", "two"]);
+        assert!(!config.http.has_sample_token());
+        let e = error(&format!("{MINIMAL}[http]\ntokens_env = \"NOPE\"\n"));
+        assert_eq!(e.key.as_deref(), Some("http.tokens_env"));
+        let both = format!("{MINIMAL}[http]\ntokens = [\"x\"]\ntokens_env = \"API_TOKENS\"\n");
+        let e = Config::from_toml(&both, None, &env).unwrap_err();
+        assert!(e.message.contains("both tokens and tokens_env"), "{e}");
     }
 }

@@ -49,6 +49,9 @@ pub const CONVERSATIONS_FINISHED: &str = "smsflow_conversations_finished_total";
 pub const SURVEY_FUNNEL: &str = "smsflow_survey_funnel_total";
 /// Messages waiting in the durable outbox.
 pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
+/// `{listener}`: HTTP connections closed at once because every open one was busy at the
+/// listener's `max_connections`.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "smsflow_http_connections_refused_total";
 
 /// Submit latency buckets: an SMSC on the same LAN answers in a millisecond or two, a loaded
 /// carrier in hundreds; `response_timeout` defaults to 10 s.
@@ -125,6 +128,10 @@ fn describe() {
         "SMPP PDUs read (direction=in) and written (direction=out)"
     );
     describe_gauge!(SESSIONS_BOUND, "SMPP sessions bound now");
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "HTTP connections refused: every open one busy at max_connections"
+    );
     describe_gauge!(WINDOW_IN_FLIGHT, "SMPP requests awaiting a response");
     describe_histogram!(SUBMIT_LATENCY, Unit::Seconds, "submit_sm to submit_sm_resp");
     describe_counter!(THROTTLED, "ESME_RTHROTTLED responses from the SMSC");

@@ -2,7 +2,8 @@
 //! operators read a conversation's state, timeline and timers and the reports (JSON, or the
 //! `/reports` dashboard page), and orchestrators probe `/healthz` and `/readyz`.
 //!
-//! This module owns the routes, bearer-token auth, validation of event bodies (MSISDNs) and
+//! This module owns the routes, token auth (`auth.rs`), the listener's limits (`serve.rs`),
+//! validation of event bodies (MSISDNs) and
 //! the mapping of every failure to a JSON error `{"error": "...", "detail": "..."}`, axum's
 //! own rejections (bad JSON, wrong content type, too large, unknown route, wrong method)
 //! included. It does no SMPP: an accepted event's messages land in the store's outbox and
@@ -15,7 +16,7 @@
 //! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
-//! | `GET /reports` (HTML dashboard, no auth: it is for browsers) | 200, 400 |
+//! | `GET /reports` (HTML dashboard; the tokens as Basic auth passwords, for browsers) | 200, 400, 401 |
 //! | `GET /healthz` | 200 |
 //! | `GET /readyz` | 200, 503 |
 //!
@@ -25,6 +26,9 @@
 //! still accepted (the outbox keeps its messages until a session binds) and the 202 says
 //! `"queued": true`; we always queue. An event answered 503 (with `Retry-After`) found the
 //! store behind the disk ([`crate::store::MAX_UNWRITTEN`]): nothing was started.
+
+mod auth;
+pub mod listener;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,7 +49,10 @@ use crate::store::{
     ConversationId, ConversationStatus, Direction, Millis, Store, StoreError, TimelineEntry, Timer,
 };
 
-/// Event bodies are small JSON objects; anything bigger is a mistake or an attack.
+pub use listener::Limits;
+
+/// Event bodies are small JSON objects; anything bigger is a mistake or an attack. The
+/// default of `http.max_body`.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the handlers need from the rest of the service. Closures rather than the pool and the
@@ -56,7 +63,7 @@ pub struct ApiState {
     /// The engine's store: events are made durable on it, conversations and reports read
     /// from it.
     pub store: Store,
-    /// Bearer tokens accepted on `/api`; empty = no auth (SPEC.md `http.tokens`).
+    /// Tokens accepted on `/api` and `/reports`; empty = no auth (SPEC.md `http.tokens`).
     pub tokens: Vec<String>,
     /// true while at least one SMSC session is bound (the pool's `bound() > 0`)
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
@@ -84,6 +91,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("payload too large")]
     TooLarge(String),
+    #[error("uri too long")]
+    UriTooLong(String),
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
     /// Well-formed but invalid (a bad MSISDN, a flow that cannot start from events).
@@ -115,6 +124,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::FlowFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotReady | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -130,6 +140,7 @@ impl ApiError {
             | ApiError::NoRoute(d)
             | ApiError::MethodNotAllowed(d)
             | ApiError::TooLarge(d)
+            | ApiError::UriTooLong(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Invalid(d)
             | ApiError::Overloaded(d)
@@ -152,11 +163,6 @@ impl IntoResponse for ApiError {
             body["conversation"] = json!(conversation);
         }
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized(_)) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
         if matches!(self, ApiError::Overloaded(_)) {
             response
                 .headers_mut()
@@ -172,7 +178,7 @@ impl From<JsonRejection> for ApiError {
         let detail = rejection.body_text();
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::TooLarge(format!("the body is over {BODY_LIMIT} bytes"))
+                ApiError::TooLarge("the body is larger than http.max_body allows".to_owned())
             }
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(detail),
             _ => ApiError::BadRequest(detail),
@@ -242,8 +248,9 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// The API's routes on `state`; see the module documentation.
-pub fn router(state: ApiState) -> Router {
+/// The API's routes on `state`; see the module documentation. Bodies over `max_body`
+/// bytes get 413.
+pub fn router(state: ApiState, max_body: usize) -> Router {
     let state = Arc::new(state);
     let api = Router::new()
         .route("/api/v1/flows/{flow}/events", post(post_event))
@@ -251,72 +258,56 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
         // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::api));
+    let dashboard = Router::new().route("/reports", get(dashboard)).route_layer(
+        middleware::from_fn_with_state(state.clone(), auth::dashboard),
+    );
     Router::new()
         .merge(api)
-        .route("/reports", get(dashboard))
+        .merge(dashboard)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(uri_limit))
         .with_state(state)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish.
+/// Serves [`router`] on `listener` with the default [`Limits`] until `shutdown` completes,
+/// then lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, Limits::default(), BODY_LIMIT, shutdown).await
 }
 
-// ---- auth -----------------------------------------------------------------------------------
-
-async fn auth(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
-    if state.tokens.is_empty() {
-        return next.run(req).await;
-    }
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return ApiError::Unauthorized("an Authorization: Bearer TOKEN header is required")
-            .into_response();
-    };
-    let presented = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return ApiError::Unauthorized("the Authorization header must be \"Bearer TOKEN\"")
-            .into_response();
-    };
-    // Check every token, so the time taken does not say which one was close.
-    let mut ok = false;
-    for token in &state.tokens {
-        ok |= constant_time_eq(presented.as_bytes(), token.as_bytes());
-    }
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized("the bearer token is not one of http.tokens").into_response()
-    }
+/// [`serve`] within `limits`, bodies up to `max_body` bytes.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    limits: Limits,
+    max_body: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener::serve(listener, router(state, max_body), limits, "api", shutdown).await
 }
 
-/// Equality whose time depends on the lengths only, not on where the bytes differ (a
-/// short-circuiting `==` would let a client guess a token byte by byte).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// Longer request targets get a JSON 414 here. (Past hyper's own limit, 64 KiB, hyper
+/// answers 414 itself, with an empty body: it does not let a server shape that answer.)
+pub const MAX_URI: usize = 8 * 1024;
+
+async fn uri_limit(req: Request, next: Next) -> Response {
+    let len = req.uri().to_string().len();
+    if len > MAX_URI {
+        return ApiError::UriTooLong(format!(
+            "the request target is {len} bytes, at most {MAX_URI} are accepted"
+        ))
+        .into_response();
     }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    diff == 0
+    next.run(req).await
 }
 
 // ---- events ---------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ pub async fn run(
             source,
         })?;
     tracing::info!(listen = %config.http.listen, "http api listening");
+    warn_about_exposure(&config.http);
     let state = ApiState {
         engine: engine.clone(),
         store: store.clone(),
@@ -144,10 +145,16 @@ pub async fn run(
         now: Arc::new(now_ms),
     };
     let http_stop = Arc::new(tokio::sync::Notify::new());
-    let http = tokio::spawn(http::serve(listener, state, {
-        let http_stop = http_stop.clone();
-        async move { http_stop.notified().await }
-    }));
+    let http = tokio::spawn(http::serve_with(
+        listener,
+        state,
+        config.http.limits(),
+        config.http.max_body,
+        {
+            let http_stop = http_stop.clone();
+            async move { http_stop.notified().await }
+        },
+    ));
 
     // Operators edit flows while the service runs: pick up changed scripts.
     let reload = tokio::spawn({
@@ -211,9 +218,32 @@ async fn serve_metrics(
             }
         }),
     );
+    let limits = http::Limits::metrics();
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let forever = std::future::pending();
+        let served = http::listener::serve(listener, app, limits, "metrics", forever).await;
+        if let Err(e) = served {
             tracing::error!("metrics server failed: {e}");
         }
     }))
+}
+
+/// Loud warnings for an API anyone on the network could use: the sample token, or none,
+/// beyond loopback.
+fn warn_about_exposure(http: &crate::config::HttpConfig) {
+    let exposed = !http.listen.ip().is_loopback();
+    if http.has_sample_token() {
+        tracing::warn!(
+            listen = %http.listen,
+            "http.tokens holds the sample token \"change-me\": anyone who read the docs can \
+             post events and read customer comments; set http.tokens or http.tokens_env"
+        );
+    }
+    if exposed && http.tokens.is_empty() {
+        tracing::warn!(
+            listen = %http.listen,
+            "the HTTP API listens beyond loopback without tokens: anyone who can reach it \
+             can post events and read customer comments; set http.tokens or http.tokens_env"
+        );
+    }
 }
