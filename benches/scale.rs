@@ -82,6 +82,7 @@ fn open_conversations(n: usize, zone: &jiff::tz::TimeZone) {
             parties: vec![msisdn.clone()],
             status: ConversationStatus::Open,
             event_key: Some(format!("call-{i}")),
+            event_digest: None,
             created_at: now,
             updated_at: now,
         };

@@ -41,6 +41,7 @@ fn conversation(id: u64, at: i64) -> Conversation {
         parties: vec![msisdn(id)],
         status: ConversationStatus::Open,
         event_key: Some(format!("call-{id}")),
+        event_digest: None,
         created_at: at,
         updated_at: at,
     }

@@ -310,6 +310,148 @@ fn on_reply(msg) { if msg.text == "spin" { loop { } } send(this.to, "fine"); fin
     assert_eq!(step.finished.as_deref(), Some("ok"));
 }
 
+/// The hook's error for `script`'s `on_event`, started once.
+fn event_error(name: &str, script: &str) -> (FlowEngine, String) {
+    let dir = TempDir::new(name);
+    std::fs::write(dir.path().join("f.rhai"), script).unwrap();
+    let engine = engine_on(Store::temporary().unwrap(), dir.path());
+    let event = serde_json::json!({"msisdn": "998900000001"});
+    let (step, _) = engine.start(T0, "f", event, None).unwrap();
+    let error = step.error.map(|e| e.to_string()).unwrap_or_default();
+    (engine, error)
+}
+
+/// What a script may ask of one hook call is bounded, each bound an error naming it, and
+/// the hook's effects are discarded.
+#[test]
+fn scripts_that_fan_out_or_write_nonsense_hit_named_limits() {
+    for (what, body, needle) in [
+        (
+            "score",
+            "record_rating(#{score: 200});",
+            "score 200 is outside the flow's csat scale 1..=5",
+        ),
+        (
+            "zero",
+            "record_rating(#{score: 0});",
+            "outside the flow's csat scale",
+        ),
+        (
+            "operator",
+            "record_rating(#{score: 5, operator: #{n: 1}});",
+            "`operator` must be a string",
+        ),
+        (
+            "channel",
+            "record_rating(#{score: 5, channel: 7});",
+            "`channel` must be a string",
+        ),
+        (
+            "sends",
+            "for i in 0..51 { send(\"998900000001\", \"x\"); }",
+            "send: more than 50 messages",
+        ),
+        (
+            "timers",
+            "for i in 0..51 { set_timer(`t${i}`, 60); }",
+            "set_timer: more than 50 timers",
+        ),
+        (
+            "starts",
+            "for i in 0..11 { start_flow(\"f\", #{}); }",
+            "start_flow: more than 10 flows",
+        ),
+        (
+            "incidents",
+            "for i in 0..51 { record_incident(#{}); }",
+            "record_incident: more than 50",
+        ),
+    ] {
+        let script = format!("fn on_event(e) {{ {body} }}\nfn on_timer(n) {{}}\n");
+        let (engine, error) = event_error(&format!("limit-{what}"), &script);
+        assert!(error.contains(needle), "{what}: {error}");
+        assert!(
+            engine.store().outbox(10).unwrap().is_empty(),
+            "{what}: nothing queued"
+        );
+        assert!(engine.store().ratings(0, i64::MAX).unwrap().is_empty());
+    }
+    // The same timer set again is one timer.
+    let (_, error) = event_error(
+        "limit-same-timer",
+        "fn on_event(e) { for i in 0..200 { set_timer(\"t\", 60); } }\nfn on_timer(n) {}\n",
+    );
+    assert!(error.is_empty(), "{error}");
+}
+
+/// A flow declares its scale; `record_rating` holds it to it.
+#[test]
+fn record_rating_follows_the_declared_scale() {
+    let nps = "fn scale() { #{kind: \"nps\", min: 0, max: 10} }\n";
+    let (engine, error) = event_error(
+        "scale-nps",
+        &format!(
+            "{nps}fn on_event(e) {{ record_rating(#{{score: 0}}); record_rating(#{{score: 10}}); }}\n"
+        ),
+    );
+    assert!(error.is_empty(), "{error}");
+    assert_eq!(engine.store().ratings(0, i64::MAX).unwrap().len(), 2);
+    let (_, error) = event_error(
+        "scale-nps-11",
+        &format!("{nps}fn on_event(e) {{ record_rating(#{{score: 11}}); }}\n"),
+    );
+    assert!(
+        error.contains("outside the flow's nps scale 0..=10"),
+        "{error}"
+    );
+    // A scale that cannot be is a load error, so the flow never goes live.
+    let dir = TempDir::new("scale-bad");
+    std::fs::write(
+        dir.path().join("f.rhai"),
+        "fn scale() { #{kind: \"nps\", min: 5, max: 2} }\nfn on_event(e) {}\n",
+    )
+    .unwrap();
+    let (_, errors) = FlowEngine::new(
+        Store::temporary().unwrap(),
+        EngineConfig {
+            scripts_dir: Some(dir.path().to_owned()),
+            ..EngineConfig::default()
+        },
+    );
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("fn scale(): min 5 must be below max 2")),
+        "{errors:?}"
+    );
+}
+
+/// `start_flow` 10 times per hook at every level would make 11 111 conversations of one
+/// event; the chain stops at 100.
+#[test]
+fn a_start_flow_chain_is_bounded_in_breadth_too() {
+    let dir = TempDir::new("fan-out");
+    std::fs::write(
+        dir.path().join("fan.rhai"),
+        "fn on_event(e) { for i in 0..10 { start_flow(\"fan\", #{}); } }\n",
+    )
+    .unwrap();
+    let engine = engine_on(Store::temporary().unwrap(), dir.path());
+    let (root, _) = engine
+        .start(T0, "fan", serde_json::json!({}), None)
+        .unwrap();
+    assert!(root.error.is_none());
+    let open: usize = engine
+        .store()
+        .open_counts()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(open, 1 + smsflow::flow::engine::MAX_STARTS_PER_CHAIN);
+}
+
 /// A scripts directory with the shipped survey (supervisor 998909999999 set, plus `edits` to
 /// its settings) and the shipped escalation flow it opens.
 fn survey_with_supervisors(name: &str, edits: &[(&str, &str)]) -> TempDir {

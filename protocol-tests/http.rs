@@ -231,6 +231,49 @@ async fn the_same_id_again_is_the_first_conversation_and_sends_nothing() {
     assert_eq!(server.outbox().len(), 2);
 }
 
+/// An id reused with another body is a 409 naming the first conversation, not a silent
+/// duplicate; the same body with its keys in another order is still the same event.
+#[tokio::test]
+async fn the_same_id_with_another_body_is_a_409_conflict() {
+    let server = Server::start(&[]).await;
+    let body =
+        r#"{"id": "call-9", "msisdn": "998901234567", "operator": "op-1", "channel": "call"}"#;
+    let first = server.post(SURVEY, body).await;
+    assert_eq!(first.status, 202);
+    let reordered =
+        r#"{"channel": "call", "operator": "op-1", "msisdn": "+998901234567", "id": "call-9"}"#;
+    let again = server.post(SURVEY, reordered).await;
+    assert_eq!(
+        (again.status, &again.json["duplicate"]),
+        (202, &json!(true))
+    );
+    let other = server.post(SURVEY, &survey("call-9", "998907777777")).await;
+    other.assert_error(409, "conflict");
+    assert_eq!(other.json["conversation"], first.json["conversation"]);
+    assert!(other.json["detail"].as_str().unwrap().contains("call-9"));
+    assert_eq!(server.outbox().len(), 1, "nothing sent for the conflict");
+}
+
+/// Labels the reports group by must be strings: a map or a number is refused at the edge.
+#[tokio::test]
+async fn operator_and_channel_must_be_strings() {
+    let server = Server::start(&[]).await;
+    for body in [
+        json!({"msisdn": MSISDN, "operator": {"name": "op-1"}, "channel": "call"}),
+        json!({"msisdn": MSISDN, "operator": "op-1", "channel": 7}),
+    ] {
+        let r = server.post(SURVEY, &body.to_string()).await;
+        r.assert_error(422, "invalid event");
+        assert!(
+            r.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("must be a string")
+        );
+    }
+    assert!(server.outbox().is_empty());
+}
+
 #[tokio::test]
 async fn an_unknown_flow_is_404_naming_the_flows() {
     let server = Server::start(&[]).await;

@@ -58,6 +58,7 @@ fn seed(store: &Store) {
                     outcome: "rated".into(),
                 },
                 event_key: None,
+                event_digest: None,
                 created_at: at,
                 updated_at: at,
             }),

@@ -24,7 +24,11 @@
 //! | `parse_duration(text)` | seconds in `"3m"`-style text (for durations in events) |
 //!
 //! Scripts cannot touch files, the network or the process: the engine has no such functions and
-//! `import` resolves nothing. Each hook call is bounded in operations, call depth and sizes.
+//! `import` resolves nothing. Each hook call is bounded in operations, call depth and sizes,
+//! and in what it may ask for: at most [`MAX_SENDS`] `send`s, [`MAX_TIMERS`] timers,
+//! [`MAX_STARTS`] `start_flow`s and [`MAX_RECORDS`] ratings or incidents; one more is an error
+//! naming the limit, and the hook's effects are discarded. `record_rating` refuses a score
+//! outside the flow's scale (`fn scale()`, default 1–5) and fields that are not strings.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -35,6 +39,59 @@ use super::rating::parse_rating;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
+
+/// `send` calls one hook call may make (an escalation level of many staff fits).
+pub const MAX_SENDS: usize = 50;
+/// Distinct timers one hook call may set.
+pub const MAX_TIMERS: usize = 50;
+/// `start_flow` calls one hook call may make.
+pub const MAX_STARTS: usize = 10;
+/// `record_rating` or `record_incident` calls one hook call may make.
+pub const MAX_RECORDS: usize = 50;
+
+/// The scores a flow's ratings may take: what `fn scale()` returns, or CSAT 1–5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scale {
+    /// `csat`, `nps` or `ces`.
+    pub kind: String,
+    pub min: u8,
+    pub max: u8,
+}
+
+impl Default for Scale {
+    fn default() -> Self {
+        Scale {
+            kind: "csat".to_owned(),
+            min: 1,
+            max: 5,
+        }
+    }
+}
+
+impl Scale {
+    /// The scale a `scale()` function returned, or why it is none.
+    pub fn from_map(map: &Map) -> Result<Scale, String> {
+        let kind = match map.get("kind").map(|k| k.to_string()) {
+            Some(k) if ["csat", "nps", "ces"].contains(&k.as_str()) => k,
+            other => {
+                return Err(format!(
+                    "kind must be \"csat\", \"nps\" or \"ces\", got {other:?}"
+                ));
+            }
+        };
+        let bound = |key: &str| {
+            (map.get(key).and_then(|v| v.as_int().ok()))
+                .and_then(|v| u8::try_from(v).ok())
+                .filter(|v| *v <= 10)
+                .ok_or_else(|| format!("{key} must be an integer 0..=10"))
+        };
+        let (min, max) = (bound("min")?, bound("max")?);
+        if min >= max {
+            return Err(format!("min {min} must be below max {max}"));
+        }
+        Ok(Scale { kind, min, max })
+    }
+}
 
 /// What the host answers about the world outside the conversation.
 pub trait Lookup: Send + Sync {
@@ -78,6 +135,8 @@ pub struct Effects {
 /// The per-call context the host functions reach through the call's tag.
 pub struct HookContext {
     pub now: Millis,
+    /// The flow's rating scale.
+    pub scale: Scale,
     pub timezone: jiff::tz::TimeZone,
     pub lookup: Arc<dyn Lookup>,
     pub effects: Effects,
@@ -164,11 +223,27 @@ fn to_json(value: &Dynamic) -> Res<serde_json::Value> {
     rhai::serde::from_dynamic(value)
 }
 
-fn map_str(map: &Map, key: &str) -> String {
-    map.get(key)
-        .filter(|v| !v.is_unit())
-        .map(|v| v.to_string())
-        .unwrap_or_default()
+/// A string field of a map passed to `function`: absent or `()` is empty, a string is itself,
+/// anything else an error (an operator as a map would be stored as given otherwise).
+fn map_str(function: &str, map: &Map, key: &str) -> Res<String> {
+    match map.get(key).filter(|v| !v.is_unit()) {
+        None => Ok(String::new()),
+        Some(v) if v.is_string() => Ok(v.to_string()),
+        Some(v) => Err(error(format!(
+            "{function}: `{key}` must be a string, got {}",
+            v.type_name()
+        ))),
+    }
+}
+
+/// One more of `what` in a hook call that has `n` already, within `max`.
+fn within(function: &str, n: usize, max: usize, what: &str) -> Res<()> {
+    if n >= max {
+        return Err(error(format!(
+            "{function}: more than {max} {what} in one hook call (the per-hook limit)"
+        )));
+    }
+    Ok(())
 }
 
 /// Registers the host API on `engine`.
@@ -185,6 +260,7 @@ pub fn register(engine: &mut Engine) {
                 return Err(error("send: empty text"));
             }
             with(&ctx, |c| {
+                within("send", c.effects.sends.len(), MAX_SENDS, "messages")?;
                 if c.opted_out(&to) {
                     c.effects.suppressed.push(to);
                     return Ok(());
@@ -218,6 +294,12 @@ pub fn register(engine: &mut Engine) {
                 let due = c.now.saturating_add(millis(after));
                 c.effects.timers_cancelled.retain(|n| n != name);
                 c.effects.timers_set.retain(|(n, _)| n != name);
+                within(
+                    "set_timer",
+                    c.effects.timers_set.len(),
+                    MAX_TIMERS,
+                    "timers",
+                )?;
                 c.effects.timers_set.push((name.to_owned(), due));
                 Ok(())
             })
@@ -270,21 +352,37 @@ pub fn register(engine: &mut Engine) {
             let score = map
                 .get("score")
                 .and_then(|s| s.as_int().ok())
-                .and_then(|s| u8::try_from(s).ok())
-                .ok_or_else(|| error("record_rating: `score` must be an integer 0..=255"))?;
-            let msisdn = map
-                .get("msisdn")
-                .filter(|v| !v.is_unit())
-                .map(|v| v.to_string());
-            let record = RatingRecord {
-                score,
-                msisdn,
-                operator: map_str(&map, "operator"),
-                channel: map_str(&map, "channel"),
-                comment: map_str(&map, "comment"),
+                .ok_or_else(|| error("record_rating: `score` must be an integer"))?;
+            let msisdn = match map_str("record_rating", &map, "msisdn")? {
+                m if m.is_empty() => None,
+                m => Some(m),
             };
+            let operator = map_str("record_rating", &map, "operator")?;
+            let channel = map_str("record_rating", &map, "channel")?;
+            let comment = map_str("record_rating", &map, "comment")?;
             with(&ctx, |c| {
-                c.effects.ratings.push(record);
+                let Scale { kind, min, max } = &c.scale;
+                let score = (u8::try_from(score).ok())
+                    .filter(|s| (min..=max).contains(&s))
+                    .ok_or_else(|| {
+                        error(format!(
+                            "record_rating: score {score} is outside the flow's {kind} scale \
+                             {min}..={max} (see fn scale())"
+                        ))
+                    })?;
+                within(
+                    "record_rating",
+                    c.effects.ratings.len(),
+                    MAX_RECORDS,
+                    "ratings",
+                )?;
+                c.effects.ratings.push(RatingRecord {
+                    score,
+                    msisdn,
+                    operator,
+                    channel,
+                    comment,
+                });
                 Ok(())
             })
         },
@@ -294,6 +392,12 @@ pub fn register(engine: &mut Engine) {
         |ctx: NativeCallContext, map: Map| -> Res<()> {
             let value = to_json(&Dynamic::from_map(map))?;
             with(&ctx, |c| {
+                within(
+                    "record_incident",
+                    c.effects.incidents.len(),
+                    MAX_RECORDS,
+                    "incidents",
+                )?;
                 c.effects.incidents.push(value);
                 Ok(())
             })
@@ -304,6 +408,12 @@ pub fn register(engine: &mut Engine) {
         |ctx: NativeCallContext, flow: &str, event: Map| -> Res<()> {
             let value = to_json(&Dynamic::from_map(event))?;
             with(&ctx, |c| {
+                within(
+                    "start_flow",
+                    c.effects.flows_started.len(),
+                    MAX_STARTS,
+                    "flows",
+                )?;
                 c.effects.flows_started.push((flow.to_owned(), value));
                 Ok(())
             })

@@ -33,6 +33,16 @@ const MAX_TIMERS_PER_PASS: usize = 10_000;
 
 /// How deep `start_flow` may chain (a survey opening an escalation opening ... ).
 const MAX_START_DEPTH: usize = 4;
+/// Conversations one event (or MO, or timer) may start through `start_flow`, all levels of
+/// the chain together: per hook it is [`super::api::MAX_STARTS`], but that multiplies with depth.
+pub const MAX_STARTS_PER_CHAIN: usize = 100;
+
+/// What a chain of `start_flow`s has used so far.
+#[derive(Default)]
+struct Chain {
+    depth: usize,
+    started: std::cell::Cell<usize>,
+}
 
 /// Conversations are stepped one at a time each; steps of different conversations run in
 /// parallel. Stripes keep the lock table small.
@@ -322,7 +332,7 @@ impl FlowEngine {
                 true,
             ));
         }
-        let result = self.start_inner(now, flow, event, event_key, 0)?;
+        let result = self.start_inner(now, flow, event, event_key, &Chain::default())?;
         Ok((result, false))
     }
 
@@ -332,7 +342,7 @@ impl FlowEngine {
         flow: &str,
         event: serde_json::Value,
         event_key: Option<&str>,
-        depth: usize,
+        chain: &Chain,
     ) -> Result<StepResult, EngineError> {
         let compiled = self.flow(flow).ok_or_else(|| EngineError::UnknownFlow {
             flow: flow.to_owned(),
@@ -359,6 +369,7 @@ impl FlowEngine {
             parties: Vec::new(),
             status: ConversationStatus::Open,
             event_key: event_key.map(str::to_owned),
+            event_digest: event_key.map(|_| digest(&event)),
             created_at: now,
             updated_at: now,
         };
@@ -377,7 +388,7 @@ impl FlowEngine {
         };
         let stepped = self.step(now, &compiled, conversation, Hook::Event(arg), commit, None)?;
         drop(guard);
-        Ok(self.launch(now, stepped, depth))
+        Ok(self.launch(now, stepped, chain))
     }
 
     /// An MO from `from`: to the most recent open conversation where `from` is a party, else
@@ -432,7 +443,11 @@ impl FlowEngine {
                         Some(inbound),
                     )?;
                     drop(guard);
-                    return Ok(Routed::Conversation(self.launch(now, stepped, 0)));
+                    return Ok(Routed::Conversation(self.launch(
+                        now,
+                        stepped,
+                        &Chain::default(),
+                    )));
                 }
             }
         }
@@ -447,6 +462,7 @@ impl FlowEngine {
                 parties: vec![from.clone()],
                 status: ConversationStatus::Open,
                 event_key: None,
+                event_digest: None,
                 created_at: now,
                 updated_at: now,
             };
@@ -473,7 +489,7 @@ impl FlowEngine {
                 stepped.result.finished = Some("handled".into());
             }
             drop(guard);
-            return Ok(Routed::Inbox(self.launch(now, stepped, 0)));
+            return Ok(Routed::Inbox(self.launch(now, stepped, &Chain::default())));
         }
         let id = self.store.next_id()?;
         self.store.commit(Commit {
@@ -487,6 +503,7 @@ impl FlowEngine {
                     outcome: "unsolicited".into(),
                 },
                 event_key: None,
+                event_digest: None,
                 created_at: now,
                 updated_at: now,
             }),
@@ -539,7 +556,7 @@ impl FlowEngine {
             None,
         )?;
         drop(guard);
-        Ok(Some(self.launch(now, stepped, 0)))
+        Ok(Some(self.launch(now, stepped, &Chain::default())))
     }
 
     /// A delivery receipt for a message `conversation` sent to `to`.
@@ -576,7 +593,7 @@ impl FlowEngine {
             None,
         )?;
         drop(guard);
-        Ok(Some(self.launch(now, stepped, 0)))
+        Ok(Some(self.launch(now, stepped, &Chain::default())))
     }
 
     fn finish_now(
@@ -688,14 +705,25 @@ impl FlowEngine {
     /// Starts the flows a step asked for, each its own conversation and commit. Called with no
     /// conversation lock held: a started conversation's lock may share a stripe with its
     /// parent's, and the locks are not reentrant.
-    fn launch(&self, now: Millis, stepped: Stepped, depth: usize) -> StepResult {
+    fn launch(&self, now: Millis, stepped: Stepped, chain: &Chain) -> StepResult {
         let Stepped { mut result, starts } = stepped;
         for (flow, event) in starts {
-            if depth >= MAX_START_DEPTH {
-                tracing::warn!(conversation = result.conversation, %flow, "start_flow nested too deep; not started");
+            if chain.depth >= MAX_START_DEPTH {
+                tracing::warn!(conversation = result.conversation, %flow, "start_flow nested deeper than {MAX_START_DEPTH}; not started");
                 continue;
             }
-            match self.start_inner(now, &flow, event, None, depth + 1) {
+            if chain.started.get() >= MAX_STARTS_PER_CHAIN {
+                tracing::warn!(conversation = result.conversation, %flow, "start_flow: {MAX_STARTS_PER_CHAIN} conversations started by one event already; not started");
+                continue;
+            }
+            chain.started.set(chain.started.get() + 1);
+            let deeper = Chain {
+                depth: chain.depth + 1,
+                started: std::cell::Cell::new(chain.started.get()),
+            };
+            let child = self.start_inner(now, &flow, event, None, &deeper);
+            chain.started.set(deeper.started.get());
+            match child {
                 Ok(child) => {
                     result.started.push(child.conversation);
                     result.outbox.extend(child.outbox);
@@ -797,6 +825,11 @@ impl FlowEngine {
         commit.opt_outs.extend(effects.opt_outs);
         commit.opt_ins.extend(effects.opt_ins);
         for line in effects.logs {
+            let line = if crate::logging::redaction_enabled() {
+                crate::logging::redact_parties(&line, &conversation.parties)
+            } else {
+                line
+            };
             tracing::info!(target: "smsflow::flow", flow = %conversation.flow, conversation = id, "{line}");
         }
         if let Some(outcome) = effects.finished {
@@ -902,4 +935,15 @@ impl Recorded {
             }
         }
     }
+}
+
+/// A stable digest of an event's JSON (FNV-1a 64 over its text; serde_json writes an
+/// object's keys sorted, so the same content is the same text).
+pub fn digest(event: &serde_json::Value) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in event.to_string().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 
-use super::api::{self, ContextHandle, Effects, HookContext, Lookup, Millis};
+use super::api::{self, ContextHandle, Effects, HookContext, Lookup, Millis, Scale};
 
 /// Bounds on one hook call, so a runaway script is stopped with an error, not a hang.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,8 @@ pub struct CompiledFlow {
     pub hooks: Vec<&'static str>,
     /// Its `test_*` functions (no parameters), for `smsflow check`.
     pub tests: Vec<String>,
+    /// The scores its ratings take (`fn scale()`, default CSAT 1–5).
+    pub scale: Scale,
 }
 
 impl CompiledFlow {
@@ -181,6 +183,10 @@ pub fn compile(
             message: "defines no hook (on_event, on_reply, on_timer or on_delivery)".into(),
         });
     }
+    let scale = scale_of(engine, &ast).map_err(|message| FlowError::BadHook {
+        origin: origin.to_owned(),
+        message: format!("fn scale(): {message}"),
+    })?;
     Ok(CompiledFlow {
         name: name.to_owned(),
         version: version_of(source),
@@ -189,7 +195,24 @@ pub fn compile(
         origin: origin.to_owned(),
         hooks,
         tests,
+        scale,
     })
+}
+
+/// What the flow's `fn scale()` declares, when it has one.
+fn scale_of(engine: &Engine, ast: &AST) -> Result<Scale, String> {
+    if !ast
+        .iter_functions()
+        .any(|f| f.name == "scale" && f.params.is_empty())
+    {
+        return Ok(Scale::default());
+    }
+    let returned: Dynamic =
+        (engine.call_fn(&mut Scope::new(), ast, "scale", ())).map_err(|e| e.to_string())?;
+    let map = returned
+        .try_cast::<rhai::Map>()
+        .ok_or("must return a map #{kind, min, max}")?;
+    Scale::from_map(&map)
 }
 
 /// Reads and compiles `path`; the flow's name is the file stem.
@@ -223,6 +246,7 @@ pub fn call_hook(
 ) -> Result<Effects, FlowError> {
     let handle = ContextHandle::new(HookContext {
         now: input.now,
+        scale: flow.scale.clone(),
         timezone: input.timezone,
         lookup: input.lookup,
         effects: Effects::default(),

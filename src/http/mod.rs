@@ -13,7 +13,7 @@
 //!
 //! | route | statuses |
 //! |---|---|
-//! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
+//! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 409 (the id again with another body), 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
 //! | `GET /reports` (HTML dashboard; the tokens as Basic auth passwords, for browsers) | 200, 400, 401 |
@@ -104,6 +104,12 @@ pub enum ApiError {
         conversation: ConversationId,
         detail: String,
     },
+    /// The event's id already started a conversation from another body.
+    #[error("conflict")]
+    Conflict {
+        conversation: ConversationId,
+        detail: String,
+    },
     #[error("not ready")]
     NotReady,
     /// The store is behind the disk (see `StoreError::Overloaded`): nothing was started;
@@ -123,6 +129,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -145,7 +152,9 @@ impl ApiError {
             | ApiError::Invalid(d)
             | ApiError::Overloaded(d)
             | ApiError::Internal(d) => d.clone(),
-            ApiError::FlowFailed { detail, .. } => detail.clone(),
+            ApiError::FlowFailed { detail, .. } | ApiError::Conflict { detail, .. } => {
+                detail.clone()
+            }
             ApiError::UnknownConversation(id) => format!("no conversation with id {id}"),
             ApiError::NotReady => "no SMSC session is bound".to_owned(),
         }
@@ -159,7 +168,9 @@ impl IntoResponse for ApiError {
             tracing::error!("HTTP {status}: {}", self.detail());
         }
         let mut body = json!({"error": self.to_string(), "detail": self.detail()});
-        if let ApiError::FlowFailed { conversation, .. } = &self {
+        if let ApiError::FlowFailed { conversation, .. } | ApiError::Conflict { conversation, .. } =
+            &self
+        {
             body["conversation"] = json!(conversation);
         }
         let mut response = (status, axum::Json(body)).into_response();
@@ -336,13 +347,13 @@ async fn post_event(
 
     let now = (state.now)();
     let engine = state.engine.clone();
+    let event = Value::Object(event);
+    let digest = key.as_ref().map(|_| crate::flow::engine::digest(&event));
     let started = {
-        let flow = flow.clone();
-        tokio::task::spawn_blocking(move || {
-            engine.start(now, &flow, Value::Object(event), key.as_deref())
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("the flow engine task failed: {e}")))?
+        let (flow, key) = (flow.clone(), key.clone());
+        tokio::task::spawn_blocking(move || engine.start(now, &flow, event, key.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the flow engine task failed: {e}")))?
     };
     let (result, duplicate) = match started {
         Ok(done) => done,
@@ -366,6 +377,20 @@ async fn post_event(
         .await
         .map_err(|e| ApiError::Internal(format!("cannot make the event durable: {e}")))?;
     if duplicate {
+        let first = (state.store.conversation(result.conversation))
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .and_then(|c| c.event_digest);
+        if first.is_some_and(|first| Some(first) != digest) {
+            return Err(ApiError::Conflict {
+                conversation: result.conversation,
+                detail: format!(
+                    "event id {:?} already started conversation {} with another body; use a \
+                     new id for a new event",
+                    key.unwrap_or_default(),
+                    result.conversation
+                ),
+            });
+        }
         return Ok(accepted(result.conversation, true, false));
     }
     if !result.outbox.is_empty() {
@@ -410,6 +435,18 @@ fn event_key(event: &Map<String, Value>) -> Result<Option<String>, ApiError> {
 /// Checks the MSISDNs the shipped flows read (`"msisdn"`, `"levels"`) and strips their `+`,
 /// so a typo is a 422 now rather than an errored conversation later.
 fn normalize_event(event: &mut Map<String, Value>) -> Result<(), ApiError> {
+    // Labels reports group by: a map or a number here would be stored and counted as given.
+    for field in TEXT_FIELDS {
+        match event.get(field) {
+            None | Some(Value::String(_) | Value::Null) => {}
+            Some(other) => {
+                return Err(ApiError::Invalid(format!(
+                    "\"{field}\" must be a string, not {}",
+                    kind(other)
+                )));
+            }
+        }
+    }
     if let Some(value) = event.get_mut("msisdn") {
         *value = Value::String(msisdn(value, "\"msisdn\"")?);
     }
@@ -434,6 +471,9 @@ fn normalize_event(event: &mut Map<String, Value>) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// Event fields that must be strings when present.
+const TEXT_FIELDS: [&str; 2] = ["operator", "channel"];
 
 fn msisdn(value: &Value, field: &str) -> Result<String, ApiError> {
     let normalized = value.as_str().and_then(normalize_msisdn);

@@ -709,6 +709,7 @@ fn report_from_store_100k() {
                     outcome: "rated".into(),
                 },
                 event_key: None,
+                event_digest: None,
                 created_at: at,
                 updated_at: at,
             }),
@@ -802,6 +803,7 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
             parties: vec!["998901234567".into()],
             status: ConversationStatus::Open,
             event_key: None,
+            event_digest: None,
             created_at: at,
             updated_at: at,
         };

@@ -61,6 +61,7 @@ pub(super) fn conv(
         parties: parties.iter().map(|p| p.to_string()).collect(),
         status: ConversationStatus::Open,
         event_key: Some(format!("call-{id}")),
+        event_digest: None,
         created_at,
         updated_at: created_at,
     }

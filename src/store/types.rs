@@ -22,6 +22,10 @@ pub struct Conversation {
     pub status: ConversationStatus,
     /// The HTTP event's idempotency key, if it came from one.
     pub event_key: Option<String>,
+    /// A digest of the event that started it, to tell a retry (same body) from a reused id
+    /// (another body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_digest: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
