@@ -285,6 +285,47 @@ async fn a_redelivery_before_or_after_the_response_is_processed_once() {
     smsc.shutdown().await;
 }
 
+/// A part of a long MT that the SMSC never answers is sent again alone, under the message's
+/// concatenation reference: the handset assembles one message, no orphan and no copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_retry_resends_only_the_lost_part_under_the_same_reference() {
+    let dir = TempDir::new("pipeline-part-retry");
+    let engine = open_engine(&dir.path().join("data"));
+    let smsc = simulator().await;
+    smsc.swallow_next_submits(1);
+    let mut submitted = smsc.submitted();
+    let service = start(engine.clone(), &smsc, Duration::from_millis(300)).await;
+    let (step, _) = engine
+        .start(now_ms(), "survey", survey_event(), Some("call-1"))
+        .unwrap();
+    let question = step.outbox[0].text.clone();
+    assert_eq!(smsflow::smpp::text::encode(&question, 0).parts.len(), 3);
+    service.pipeline.outbox_changed();
+    let whole = tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(whole.text, question);
+    assert_eq!(whole.message_ids.len(), 3);
+    let id = step.conversation;
+    until(
+        || {
+            let timeline = engine.store().timeline(id).unwrap();
+            timeline.iter().any(|e| e.status != "queued")
+        },
+        "the outcome is recorded",
+    )
+    .await;
+    service.stop().await;
+    assert_eq!(
+        smsc.stats().submit_sm_received,
+        4,
+        "three parts, then the lost one alone"
+    );
+    assert!(submitted.try_recv().is_err(), "no second copy");
+    smsc.shutdown().await;
+}
+
 /// A submit the SMSC does not answer in time is sent again later; the message leaves the
 /// outbox only once accepted, and its timeline entry follows it to "delivered".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

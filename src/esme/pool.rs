@@ -147,8 +147,9 @@ pub struct SendError {
     pub parts: usize,
     /// 1-based.
     pub failed_part: usize,
-    /// Ids of the parts accepted (all but the failed one may have gone through).
-    pub accepted: Vec<String>,
+    /// Per part, its id when it was accepted (all but the failed one may have gone through):
+    /// what [`Pool::send_parts`] leaves out when the text is tried again.
+    pub accepted: Vec<Option<String>>,
     pub error: SubmitError,
 }
 
@@ -305,16 +306,35 @@ impl Pool {
     /// lists every part's message id, or says which part failed.
     pub async fn send_text(&self, destination: &str, text: &str) -> Result<Sent, SendError> {
         let reference = self.reference.fetch_add(1, Ordering::Relaxed);
+        self.send_parts(destination, text, reference, &[]).await
+    }
+
+    /// [`Pool::send_text`] under concatenation reference `reference`, leaving out the parts
+    /// `accepted` has an id for: a retry sends only what did not get through, under the same
+    /// reference, so the handset assembles one message.
+    pub async fn send_parts(
+        &self,
+        destination: &str,
+        text: &str,
+        reference: u8,
+        accepted: &[Option<String>],
+    ) -> Result<Sent, SendError> {
         let encoded = text::encode(text, reference);
         let parts = encoded.parts.len();
+        let mut ids: Vec<Option<String>> = (0..parts)
+            .map(|i| accepted.get(i).cloned().flatten())
+            .collect();
         let fail = |failed_part, accepted, error| SendError {
             parts,
             failed_part,
             accepted,
             error,
         };
-        let mut commands = Vec::with_capacity(parts);
+        let mut submits = Vec::with_capacity(parts);
         for (i, part) in encoded.parts.iter().enumerate() {
+            if ids[i].is_some() {
+                continue;
+            }
             let message = ShortMessage {
                 service_type: "",
                 source: Address {
@@ -334,16 +354,14 @@ impl Pool {
                 params: Vec::new(),
             };
             let command = encode::submit_sm(0, &message)
-                .map_err(|e| fail(i + 1, Vec::new(), SubmitError::Encode(e)))?;
-            commands.push(command);
+                .map_err(|e| fail(i + 1, ids.clone(), SubmitError::Encode(e)))?;
+            submits.push((i, self.submit(command)));
         }
-        let submits: Vec<_> = commands.into_iter().map(|c| self.submit(c)).collect();
-        let mut accepted = Vec::with_capacity(parts);
         let mut first_error = None;
-        // Await in order; later parts keep going even if one fails, so `accepted` is complete.
-        for (i, submit) in submits.into_iter().enumerate() {
+        // Await in order; later parts keep going even if one fails, so the ids are complete.
+        for (i, submit) in submits {
             match submit.await {
-                Ok(id) => accepted.push(id),
+                Ok(id) => ids[i] = Some(id),
                 Err(e) => {
                     first_error.get_or_insert((i + 1, e));
                 }
@@ -351,9 +369,9 @@ impl Pool {
         }
         match first_error {
             None => Ok(Sent {
-                message_ids: accepted,
+                message_ids: ids.into_iter().flatten().collect(),
             }),
-            Some((part, error)) => Err(fail(part, accepted, error)),
+            Some((part, error)) => Err(fail(part, ids, error)),
         }
     }
 

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use super::core::Counts;
 use super::core::{Core, millis};
 use super::inbound::{self, Inbound};
-use super::outbox::{Outbox, SendResult};
+use super::outbox::{self, Outbox, SendResult};
 use crate::esme::{AckHandle, InboundMessage, Pool};
 use crate::flow::engine::FlowEngine;
 use crate::metrics as names;
@@ -266,8 +266,13 @@ impl Pipeline {
                 for message in due.into_iter().chain(fresh) {
                     let this = self.clone();
                     let done = done_tx.clone();
+                    let accepted = outbox.accepted_parts(message.id).to_vec();
                     sends.spawn(async move {
-                        let result = this.pool().send_text(&message.to, &message.text).await;
+                        let reference = outbox::reference(&message);
+                        let pool = this.pool();
+                        let result =
+                            (pool.send_parts(&message.to, &message.text, reference, &accepted))
+                                .await;
                         let _ = done.send((message, result));
                     });
                 }

@@ -53,7 +53,15 @@ pub struct Outbox {
     known: HashSet<u64>,
     retries: BTreeMap<(Instant, u64), OutMessage>,
     attempts: HashMap<u64, u32>,
+    /// The parts of a long message accepted by an attempt that failed on another part.
+    accepted: HashMap<u64, Vec<Option<String>>>,
     sending: usize,
+}
+
+/// The concatenation reference of `message`'s parts: from its id, so every attempt (after a
+/// restart too) uses the same one and a handset puts the parts of retries together.
+pub fn reference(message: &OutMessage) -> u8 {
+    message.id as u8
 }
 
 impl Outbox {
@@ -64,6 +72,7 @@ impl Outbox {
             known: HashSet::new(),
             retries: BTreeMap::new(),
             attempts: HashMap::new(),
+            accepted: HashMap::new(),
             sending: 0,
         }
     }
@@ -104,6 +113,11 @@ impl Outbox {
         self.cursor = 0;
     }
 
+    /// The parts of message `id` an earlier attempt got accepted: to leave out of this one.
+    pub fn accepted_parts(&self, id: u64) -> &[Option<String>] {
+        self.accepted.get(&id).map_or(&[], Vec::as_slice)
+    }
+
     /// `n` messages handed to the pools.
     pub fn handle_submitted(&mut self, n: usize) {
         self.sending += n;
@@ -125,9 +139,13 @@ impl Outbox {
                 ..
             }) => {
                 self.known.remove(&message.id);
+                self.accepted.remove(&message.id);
                 return Decision::Kept;
             }
             Err(e) if is_temporary(&e.error) && now_ms - message.created_at < GIVE_UP_MS => {
+                if e.accepted.iter().any(Option::is_some) {
+                    self.accepted.insert(message.id, e.accepted);
+                }
                 let n = self.attempts.entry(message.id).or_insert(0);
                 *n += 1;
                 let attempt = *n;
@@ -135,8 +153,12 @@ impl Outbox {
                 self.retries.insert((now + pause, message.id), message);
                 return Decision::Retry { pause, attempt };
             }
-            Err(e) => (format!("failed: {}", e.error), e.accepted),
+            Err(e) => {
+                let ids = e.accepted.into_iter().flatten().collect();
+                (format!("failed: {}", e.error), ids)
+            }
         };
+        self.accepted.remove(&message.id);
         self.attempts.remove(&message.id);
         self.known.remove(&message.id);
         Decision::Finished(OutboxOutcome {

@@ -92,6 +92,7 @@ pub async fn start(config: SimConfig) -> Result<SmscHandle, SimError> {
         submit_latency_nanos: AtomicU64::new(nanos(config.submit_latency)),
         throttle_next: AtomicU64::new(0),
         resend_early: AtomicU64::new(0),
+        swallow_submits: AtomicU64::new(0),
         reject_binds: AtomicBool::new(false),
         next_message_id: AtomicU64::new(first_message_id),
         next_mo_reference: AtomicU32::new(0),
@@ -233,6 +234,12 @@ impl SmscHandle {
         self.shared.throttle_next.fetch_add(n, Relaxed);
     }
 
+    /// Takes the next `n` submit_sm without answering or keeping them: a part lost on the
+    /// way, which the ESME times out and sends again.
+    pub fn swallow_next_submits(&self, n: u64) {
+        self.shared.swallow_submits.fetch_add(n, Relaxed);
+    }
+
     /// Sends each of the next `n` MOs twice in a row, the copy before the first's
     /// deliver_sm_resp can have come back: an SMSC that gave up on the response too early.
     /// The copy's own response settles nothing.
@@ -328,6 +335,7 @@ struct Shared {
     submit_latency_nanos: AtomicU64,
     throttle_next: AtomicU64,
     resend_early: AtomicU64,
+    swallow_submits: AtomicU64,
     reject_binds: AtomicBool,
     next_message_id: AtomicU64,
     next_mo_reference: AtomicU32,
@@ -1196,6 +1204,10 @@ impl Session {
                 return;
             }
         };
+        if take_one(&shared.swallow_submits) {
+            debug!(peer = %self.peer, seq, "swallowing a submit_sm");
+            return;
+        }
         if shared.throttles(now) {
             shared.stats.submit_sm_throttled.fetch_add(1, Relaxed);
             self.respond_submit(seq, CommandStatus::ESME_RTHROTTLED, "", now);
