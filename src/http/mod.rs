@@ -26,6 +26,8 @@
 //! `"queued": true`; we always queue. An event answered 503 (with `Retry-After`) found the
 //! store behind the disk ([`crate::store::MAX_UNWRITTEN`]): nothing was started.
 
+pub mod tls;
+
 use std::future::Future;
 use std::sync::Arc;
 

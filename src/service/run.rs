@@ -8,8 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Bind, Config, SmscConfig};
-use crate::esme::{BindKind, Pool, PoolConfig, tcp_connector};
+use crate::config::{Bind, Config, MetricsConfig, SmscConfig};
+use crate::esme::{BindKind, Pool, PoolConfig, tcp_connector, tls_connector};
 use crate::flow::engine::{EngineConfig, FlowEngine};
 use crate::http::{self, ApiState};
 use crate::smpp::encode::BindMode;
@@ -35,10 +35,11 @@ pub enum RunError {
 
 /// The pool settings of one `[[smsc]]`.
 pub fn pool_config(smsc: &SmscConfig) -> PoolConfig {
-    let mut pool = PoolConfig::new(
-        smsc.name.clone(),
-        tcp_connector(smsc.host.clone(), smsc.port),
-    );
+    let connector = match smsc.tls() {
+        Some(tls) => tls_connector(&smsc.name, smsc.host.clone(), smsc.port, tls.clone()),
+        None => tcp_connector(smsc.host.clone(), smsc.port),
+    };
+    let mut pool = PoolConfig::new(smsc.name.clone(), connector);
     pool.session = SessionConfig {
         bind_mode: BindMode::Transceiver,
         system_id: smsc.system_id.clone(),
@@ -87,7 +88,7 @@ pub async fn run(
     let flows: Vec<String> = engine.flows().iter().map(|f| f.name.clone()).collect();
     tracing::info!(flows = ?flows, "flows loaded");
 
-    let metrics = serve_metrics(config.metrics.listen).await?;
+    let metrics = serve_metrics(&config.metrics).await?;
 
     // Every carrier's MOs go into one queue; MTs go out through any bound carrier.
     let (inbound_tx, inbound) = tokio::sync::mpsc::channel(4096);
@@ -115,7 +116,14 @@ pub async fn run(
             addr: config.http.listen,
             source,
         })?;
-    tracing::info!(listen = %config.http.listen, "http api listening");
+    let https = config.http.tls().cloned();
+    tracing::info!(listen = %config.http.listen, tls = https.is_some(), "http api listening");
+    http::tls::warn_if_exposed(
+        config.http.listen,
+        https.is_some(),
+        "the HTTP API carries MSISDNs and tokens",
+        "http",
+    );
     let state = ApiState {
         engine: engine.clone(),
         store: store.clone(),
@@ -136,7 +144,7 @@ pub async fn run(
         now: Arc::new(now_ms),
     };
     let http_stop = Arc::new(tokio::sync::Notify::new());
-    let http = tokio::spawn(http::serve(listener, state, {
+    let http = tokio::spawn(http::tls::serve(listener, https, http::router(state), {
         let http_stop = http_stop.clone();
         async move { http_stop.notified().await }
     }));
@@ -175,10 +183,10 @@ pub async fn run(
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text) on `listen` until aborted.
-async fn serve_metrics(
-    listen: std::net::SocketAddr,
-) -> Result<tokio::task::JoinHandle<()>, RunError> {
+/// Serves `GET /metrics` (Prometheus text) on `[metrics] listen`, over HTTPS when configured,
+/// until aborted.
+async fn serve_metrics(config: &MetricsConfig) -> Result<tokio::task::JoinHandle<()>, RunError> {
+    let listen = config.listen;
     let handle = crate::metrics::install();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -187,7 +195,14 @@ async fn serve_metrics(
             addr: listen,
             source,
         })?;
-    tracing::info!(%listen, "metrics listening");
+    let tls = config.tls().cloned();
+    tracing::info!(%listen, tls = tls.is_some(), "metrics listening");
+    http::tls::warn_if_exposed(
+        listen,
+        tls.is_some(),
+        "/metrics carries the service's counters",
+        "metrics",
+    );
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -204,7 +219,7 @@ async fn serve_metrics(
         }),
     );
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = http::tls::serve(listener, tls, app, std::future::pending()).await {
             tracing::error!("metrics server failed: {e}");
         }
     }))
