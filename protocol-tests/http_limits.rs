@@ -41,7 +41,9 @@ async fn server(limits: Limits) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let forever = std::future::pending();
-    tokio::spawn(serve_with(listener, state, limits, BODY_LIMIT, forever));
+    tokio::spawn(serve_with(
+        listener, None, state, limits, BODY_LIMIT, forever,
+    ));
     addr
 }
 

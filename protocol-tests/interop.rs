@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smsflow::esme::{InboundMessage, Pool, PoolConfig, tcp_connector};
+use smsflow::esme::{InboundMessage, Pool, PoolConfig, tcp_connector, tls_connector};
 use smsflow::smpp::{
     concat::{Offer, Part, Reassembler},
     text::{self, MessageBody},
@@ -364,6 +364,57 @@ async fn our_esme_against_node_smsc() {
     assert_eq!(sent.message_ids.len(), 1);
 
     // Shutdown unbinds.
+    pool.shutdown().await;
+    smsc.pdu("unbind").await;
+    smsc.quit().await;
+}
+
+/// node `smpp`'s TLS server (`createServer({key, cert})`) with a certificate from the test CA:
+/// our ESME verifies it, binds and submits over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_esme_over_tls_against_node_smsc() {
+    let pki = crate::tls::Pki::new("interop");
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut smsc = NodePeer::spawn(
+        "smsc.js",
+        &["--port", "0", "--tls-cert", cert, "--tls-key", key],
+    )
+    .await;
+    let listening = smsc.event("listening", |e| e["event"] == "listening").await;
+    assert_eq!(listening["tls"], true, "{listening}");
+    let port = listening["port"].as_u64().unwrap() as u16;
+    let connector = tls_connector(
+        "node",
+        "127.0.0.1".into(),
+        port,
+        pki.client_tls("localhost", false),
+    );
+    let mut config = PoolConfig::new("node", connector);
+    config.reconnect_min = Duration::from_millis(100);
+    config.reconnect_max = Duration::from_millis(500);
+    let (pool, _inbound) = Pool::start(config, 64);
+
+    let bind = smsc.pdu("bind_transceiver").await;
+    assert_eq!(bind["fields"]["interface_version"], 0x34);
+    smsc.event("bound", |e| e["event"] == "bound").await;
+    let sent = tokio::time::timeout(WAIT, pool.send_text("998901234567", "5 отлично"))
+        .await
+        .expect("submit answered over TLS")
+        .unwrap();
+    assert_eq!(sent.message_ids.len(), 1);
+    let submit = smsc.pdu("submit_sm").await;
+    assert_eq!(submit["fields"]["destination_addr"], "998901234567");
+    let (coding, data) = joined_payload(&[submit]);
+    assert_eq!(
+        text::decode(coding as u8, &data),
+        MessageBody::Text("5 отлично".into())
+    );
+    assert!(
+        !smsc.backlog.iter().any(|e| e["event"] == "tls_error"),
+        "{:#?}",
+        smsc.backlog
+    );
     pool.shutdown().await;
     smsc.pdu("unbind").await;
     smsc.quit().await;

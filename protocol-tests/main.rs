@@ -22,6 +22,9 @@
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
+//! - `tls`: SMPP over TLS against the simulator (CA, mutual TLS, wrong name, untrusted CA),
+//!   `smsflow run` with TLS to the SMSC and HTTPS on its listeners; certificates made at run
+//!   time.
 
 mod concurrency;
 mod crash;
@@ -40,5 +43,6 @@ mod run;
 mod session;
 mod sim;
 mod simulation;
+mod tls;
 mod util;
 mod vectors;

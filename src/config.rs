@@ -21,6 +21,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
 mod bounds;
+mod tls;
 
 /// The file `run`, `check` and `report` read when no `--config` is given, if it exists.
 pub const DEFAULT_FILE: &str = "smsflow.toml";
@@ -182,9 +183,24 @@ pub struct SmscConfig {
     /// comes back is found within a minute without hammering it while it is down.
     #[serde(deserialize_with = "duration")]
     pub reconnect_max: Duration,
-    /// SMPP over TLS. Default `false`; `true` is rejected until TLS is implemented, rather
-    /// than silently connecting in clear.
+    /// SMPP over TLS (carriers usually offer it on port 3550). Default `false`. With `true`
+    /// the SMSC's certificate is always verified, against `tls_ca` for `tls_server_name`;
+    /// there is no switch to turn that off. Without `true`, any other `tls_*` key is an error.
     pub tls: bool,
+    /// PEM file of the CA certificates that may sign the SMSC's certificate, read when the
+    /// config is loaded. Default `""`: the system's trust store.
+    pub tls_ca: PathBuf,
+    /// The name the SMSC's certificate must be valid for (a DNS name or an IP address).
+    /// Default `""`: `host`. Set it when `host` is an IP the certificate does not list.
+    pub tls_server_name: String,
+    /// PEM client certificate (chain) for SMSCs that require mutual TLS. Default `""`: none.
+    /// Needs `tls_key` or `tls_key_env`.
+    pub tls_cert: PathBuf,
+    /// The PEM private key of `tls_cert`. Default `""`.
+    pub tls_key: PathBuf,
+    /// The name of an environment variable holding the PEM private key instead of `tls_key`,
+    /// so the key stays out of files. Read once when the config is loaded.
+    pub tls_key_env: Option<String>,
     /// `address_range` of the bind: which MO destinations this ESME serves, at most 40
     /// characters. Default `"5700"`, the short code.
     pub address_range: String,
@@ -201,6 +217,9 @@ pub struct SmscConfig {
     /// The password after `password_env` was read; what [`SmscConfig::password`] returns.
     #[serde(skip)]
     resolved_password: Secret,
+    /// The loaded TLS material when `tls = true`; what [`SmscConfig::tls`] returns.
+    #[serde(skip)]
+    resolved_tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for SmscConfig {
@@ -222,12 +241,18 @@ impl Default for SmscConfig {
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
             tls: false,
+            tls_ca: PathBuf::new(),
+            tls_server_name: String::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_key_env: None,
             address_range: "5700".to_owned(),
             source_addr: "5700".to_owned(),
             source_addr_ton: 3,
             source_addr_npi: 0,
             registered_delivery: true,
             resolved_password: Secret::default(),
+            resolved_tls: None,
         }
     }
 }
@@ -236,6 +261,11 @@ impl SmscConfig {
     /// The bind password: `password`, or the value of `password_env` read at load time.
     pub fn password(&self) -> &str {
         self.resolved_password.expose()
+    }
+
+    /// The TLS config and server name when `tls = true` (loaded and checked with the file).
+    pub fn tls(&self) -> Option<&crate::tls::ClientTls> {
+        self.resolved_tls.as_ref()
     }
 }
 
@@ -265,6 +295,21 @@ pub struct HttpConfig {
     /// How long a request may take from its headers to the response. Default `"30s"`.
     #[serde(deserialize_with = "duration")]
     pub request_timeout: Duration,
+    /// PEM certificate (chain) to serve the API over HTTPS. Default `""`: plain HTTP, fine on
+    /// loopback; beyond it requests carry MSISDNs and tokens, so set this and `tls_key`.
+    pub tls_cert: PathBuf,
+    /// The PEM private key of `tls_cert`. Default `""`.
+    pub tls_key: PathBuf,
+    /// The server config when both are set; what [`HttpConfig::tls`] returns.
+    #[serde(skip)]
+    resolved_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+impl HttpConfig {
+    /// The HTTPS config when `tls_cert` and `tls_key` are set (loaded with the file).
+    pub fn tls(&self) -> Option<&std::sync::Arc<rustls::ServerConfig>> {
+        self.resolved_tls.as_ref()
+    }
 }
 
 impl Default for HttpConfig {
@@ -278,6 +323,9 @@ impl Default for HttpConfig {
             max_connections: limits.max_connections,
             header_read_timeout: limits.header_read_timeout,
             request_timeout: limits.request_timeout,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            resolved_tls: None,
         }
     }
 }
@@ -309,12 +357,29 @@ pub struct MetricsConfig {
     /// loopback, the node-exporter convention.
     #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
+    /// PEM certificate (chain) to serve `/metrics` over HTTPS. Default `""`: plain HTTP.
+    pub tls_cert: PathBuf,
+    /// The PEM private key of `tls_cert`. Default `""`.
+    pub tls_key: PathBuf,
+    /// The server config when both are set; what [`MetricsConfig::tls`] returns.
+    #[serde(skip)]
+    resolved_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+impl MetricsConfig {
+    /// The HTTPS config when `tls_cert` and `tls_key` are set (loaded with the file).
+    pub fn tls(&self) -> Option<&std::sync::Arc<rustls::ServerConfig>> {
+        self.resolved_tls.as_ref()
+    }
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            resolved_tls: None,
         }
     }
 }
@@ -471,14 +536,8 @@ impl Config {
                     ),
                 ));
             }
-            if smsc.tls {
-                return Err((
-                    key("tls"),
-                    "tls is not supported yet (set tls = false, or reach the SMSC through a \
-                     TLS tunnel such as stunnel)"
-                        .to_owned(),
-                ));
-            }
+            // The PEM files are read now: a bad one stops the start, not the first connect.
+            smsc.resolved_tls = tls::smsc(smsc, env).map_err(|(k, message)| (key(k), message))?;
             let password = match (&smsc.password, &smsc.password_env) {
                 (Some(_), Some(_)) => {
                     return Err((
@@ -580,6 +639,10 @@ impl Config {
                 ));
             }
         }
+        self.http.resolved_tls = tls::server(&self.http.tls_cert, &self.http.tls_key)
+            .map_err(|(k, message)| (format!("http.{k}"), message))?;
+        self.metrics.resolved_tls = tls::server(&self.metrics.tls_cert, &self.metrics.tls_key)
+            .map_err(|(k, message)| (format!("metrics.{k}"), message))?;
         if self.http.listen == self.metrics.listen && self.http.listen.port() != 0 {
             return Err((
                 "metrics.listen".to_owned(),
@@ -971,6 +1034,10 @@ mod tests {
             "reconnect_min",
             "reconnect_max",
             "tls",
+            "tls_ca",
+            "tls_server_name",
+            "tls_cert",
+            "tls_key",
             "address_range",
             "source_addr",
             "source_addr_ton",
@@ -995,8 +1062,17 @@ mod tests {
                 "{key} missing"
             );
         }
-        // password_env is there, commented out.
+        // password_env is there, commented out; so are the keys that need files to exist.
         assert!(EXAMPLE.contains("# password_env = \"SMSC_PASSWORD\""));
+        for commented in [
+            "# tls_key_env = \"SMSC_TLS_KEY\"",
+            "# tls_cert = \"/etc/smsflow/api.pem\"",
+            "# tls_key = \"/etc/smsflow/api.key\"",
+            "# tls_cert = \"/etc/smsflow/metrics.pem\"",
+            "# tls_key = \"/etc/smsflow/metrics.key\"",
+        ] {
+            assert!(EXAMPLE.contains(commented), "{commented} missing");
+        }
     }
 
     #[test]
@@ -1103,13 +1179,6 @@ mod tests {
             !e.message.contains("123456789"),
             "the message leaks the password"
         );
-    }
-
-    #[test]
-    fn tls_is_refused() {
-        let e = error(&format!("{MINIMAL}tls = true\n"));
-        assert_eq!(e.key.as_deref(), Some("smsc[0].tls"));
-        assert!(e.message.starts_with("tls is not supported yet"), "{e}");
     }
 
     #[test]

@@ -31,6 +31,8 @@
 //!
 //! - [`metrics`]: SPEC's Prometheus metric names, help texts and the recorder `run` serves;
 //!   [`logging`]: the log writer that masks MSISDNs.
+//! - [`tls`]: PEM certificates and keys into rustls configs, for SMPP over TLS, the
+//!   simulator's TLS and HTTPS on the API and metrics listeners.
 //!
 //! See README.md for the map of the whole project.
 
@@ -45,3 +47,4 @@ pub mod service;
 pub mod sim;
 pub mod smpp;
 pub mod store;
+pub mod tls;

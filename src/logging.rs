@@ -84,7 +84,7 @@ pub fn redact_msisdns(text: &[u8]) -> Vec<u8> {
 }
 
 /// Masks, in a flow's `log()` line, the numbers of `parties` (the conversation's MSISDNs)
-/// written shorter than [`MIN_DIGITS`]: a standalone run of 5 or more digits that ends one of
+/// written shorter than 11 digits: a standalone run of 5 or more digits that ends one of
 /// them (the national `901234567`, the local `1234567`) keeps only its last two digits.
 pub fn redact_parties(text: &str, parties: &[String]) -> String {
     let mut out = text.as_bytes().to_vec();

@@ -121,19 +121,40 @@ struct SmscArgs {
     /// Seed of every random choice (receipt outcomes, subscriber replies).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Serve SMPP over TLS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates signed by a CA in this PEM file (mutual TLS).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl SmscArgs {
-    fn into_config(self) -> SimConfig {
-        SimConfig {
+    /// The simulator's config; the TLS files are read here, so a bad one is a usage error
+    /// before anything listens.
+    fn into_config(self) -> Result<SimConfig, smsflow::tls::TlsError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(smsflow::tls::server_config_from_files(
+                cert,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?),
+            // clap's `requires` makes one without the other a usage error.
+            _ => None,
+        };
+        Ok(SimConfig {
             listen: self.listen,
             system_id: self.system_id,
             password: self.password,
             receipt_delay: self.receipt_delay.into(),
             seed: self.seed,
             subscribers: self.subscribers.then(SubscribersConfig::default),
+            tls,
             ..SimConfig::default()
-        }
+        })
     }
 }
 
@@ -141,7 +162,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo { surveys, incidents } => run_demo(surveys, incidents),
-        Command::Smsc(args) => run_smsc(args.into_config()),
+        Command::Smsc(args) => match args.into_config() {
+            Ok(config) => run_smsc(config),
+            Err(error) => {
+                eprintln!("smsflow smsc: {error}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run { config } => run_service(config.as_deref()),
         Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
         Command::Report(command) => run_report(command),
@@ -318,8 +345,13 @@ fn run_smsc(config: SimConfig) -> ExitCode {
             }
         };
         println!(
-            "smsflow smsc listening on {} (system_id {})",
+            "smsflow smsc listening on {}{} (system_id {})",
             smsc.local_addr(),
+            if smsc.config().tls.is_some() {
+                " over TLS"
+            } else {
+                ""
+            },
             smsc.config().system_id
         );
         if let Err(error) = shutdown_signal().await {

@@ -1,11 +1,14 @@
 'use strict';
 // node `smpp` acting as an SMSC. See README.md for the JSON-lines protocol.
+const fs = require('fs');
 const {
   smpp, emit, emitError, attachSession, send, respond, genericNack, request, buildParams,
   commandLoop, parseArgs,
 } = require('./common');
 
-const args = parseArgs(process.argv.slice(2), { port: '0', 'system-id': 'smsflow', password: 'smsflow' });
+const args = parseArgs(process.argv.slice(2), {
+  port: '0', 'system-id': 'smsflow', password: 'smsflow', 'tls-cert': '', 'tls-key': '',
+});
 const E = smpp.errors;
 const sessions = new Map(); // K -> session, open connections only
 let nextSession = 1;
@@ -57,7 +60,11 @@ function handle(session, pdu) {
   }
 }
 
-const server = smpp.createServer((session) => {
+// With --tls-cert and --tls-key (PEM files) smpp's createServer makes a TLS server.
+const serverOptions = args['tls-cert'] && args['tls-key']
+  ? { cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) }
+  : {};
+const server = smpp.createServer(serverOptions, (session) => {
   const k = nextSession++;
   sessions.set(k, session);
   session.on('close', () => sessions.delete(k));
@@ -65,7 +72,10 @@ const server = smpp.createServer((session) => {
   emit({ event: 'connected', session: k, remote_port: session.socket.remotePort });
 });
 server.on('error', (e) => emitError(e.message));
-server.listen(Number(args.port), '127.0.0.1', () => emit({ event: 'listening', port: server.address().port }));
+server.on('tlsClientError', (e) => emit({ event: 'tls_error', message: e.message }));
+server.listen(Number(args.port), '127.0.0.1', () => emit({
+  event: 'listening', port: server.address().port, tls: !!serverOptions.cert,
+}));
 
 // Explicit "session", else the most recent open session satisfying `pred`.
 function pick(c, pred) {

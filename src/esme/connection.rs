@@ -20,7 +20,8 @@ use crate::smpp::session::{CloseReason, Event, Inbound, Outcome, Session, Sessio
 use super::rate::TpsLimiter;
 use super::telemetry::SessionMetrics;
 
-/// Anything a session can run over: a TCP stream, TLS later, an in-memory duplex in tests.
+/// Anything a session can run over: a TCP stream, a TLS stream over one, an in-memory duplex
+/// in tests.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
@@ -105,6 +106,9 @@ pub struct SessionEnd {
     /// Whether it got as far as bound (a reconnect after a good session starts the back-off
     /// from the floor again).
     pub was_bound: bool,
+    /// The read or write error that lost the connection, when one did (a reset, a TLS alert
+    /// such as the SMSC refusing our client certificate), for the operator's log.
+    pub error: Option<String>,
 }
 
 /// Called with each event the driver does not consume itself (bound, throttled, malformed,
@@ -133,6 +137,7 @@ pub async fn run_session(
     // A job taken from the queue, waiting for its TPS slot (or for window room after a race).
     let mut held: Option<(SubmitJob, Instant)> = None;
     let mut was_bound = false;
+    let mut io_error: Option<String> = None;
     let mut unbinding = false;
     let mut shutdown_deadline: Option<Instant> = None;
     let mut end = None;
@@ -142,6 +147,7 @@ pub async fn run_session(
         return SessionEnd {
             reason: CloseReason::ConnectionLost,
             was_bound: false,
+            error: None,
         };
     }
 
@@ -153,7 +159,15 @@ pub async fn run_session(
         // 1. Write what the session produced.
         if let Some(out) = session.poll_transmit() {
             telemetry.pdus_out(&out);
-            if io.write_all(&out).await.is_err() {
+            // flush: a TLS stream may hold records it took but could not send yet (a no-op on
+            // TCP).
+            if let Err(e) = async {
+                io.write_all(&out).await?;
+                io.flush().await
+            }
+            .await
+            {
+                io_error.get_or_insert(e.to_string());
                 session.handle_close();
             }
         }
@@ -210,7 +224,11 @@ pub async fn run_session(
                 let _ = io.write_all(&out).await;
             }
             let _ = io.shutdown().await;
-            return SessionEnd { reason, was_bound };
+            return SessionEnd {
+                reason,
+                was_bound,
+                error: io_error,
+            };
         }
 
         telemetry.set_in_flight(session.pending_submits());
@@ -286,7 +304,11 @@ pub async fn run_session(
         tokio::select! {
             read = io.read_buf(&mut read_buf) => {
                 match read {
-                    Ok(0) | Err(_) => session.handle_close(),
+                    Ok(0) => session.handle_close(),
+                    Err(e) => {
+                        io_error.get_or_insert(e.to_string());
+                        session.handle_close();
+                    }
                     Ok(_) => loop {
                         match codec.decode(&mut read_buf) {
                             Ok(Some(frame)) => {

@@ -4,6 +4,7 @@
 //!   [`crate::smpp::session::Session`]); submit jobs, inbound messages and their ack handles.
 //! - [`pool`]: the sessions of one SMSC: reconnect with back-off, shared queue, TPS cap,
 //!   `submit` / `send_text`, status for readiness checks.
+//! - [`tls`]: the connector for SMPP over TLS, and its handshake error.
 //! - [`backoff`], [`rate`]: the pure timing rules the pool applies.
 //!
 //! Protocol decisions live in `smpp::session`; this module only moves bytes and waits.
@@ -13,8 +14,10 @@ pub mod connection;
 pub mod pool;
 pub mod rate;
 mod telemetry;
+pub mod tls;
 
 pub use connection::{AckHandle, InboundMessage};
 pub use pool::{
     BindKind, Pool, PoolConfig, SendError, Sent, SlotStatus, SubmitError, tcp_connector,
 };
+pub use tls::{HandshakeError, tls_connector};

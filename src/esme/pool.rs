@@ -30,6 +30,7 @@ use super::connection::{
     CONNECT_TIMEOUT, InboundMessage, Io, JobResult, Observer, Shared, SubmitJob, run_session,
 };
 use super::rate::TpsLimiter;
+use super::tls::HandshakeError;
 
 /// Transceivers, or one transmitter plus one receiver per session slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +48,18 @@ pub type Connector = Arc<
 pub fn tcp_connector(host: String, port: u16) -> Connector {
     Arc::new(move || {
         let target = format!("{host}:{port}");
-        Box::pin(async move {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-                })??;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as Box<dyn Io>)
-        })
+        Box::pin(async move { Ok(Box::new(connect_tcp(&target).await?) as Box<dyn Io>) })
     })
+}
+
+/// TCP to `target` within [`CONNECT_TIMEOUT`], without Nagle: PDUs are small and every one
+/// waits for its answer.
+pub(super) async fn connect_tcp(target: &str) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// One `[[smsc]]`, as the pool needs it (the service's config layer fills it in).
@@ -466,6 +469,14 @@ async fn supervise(
             s.next_attempt_in = None;
         });
         let delay = match (config.connector)().await {
+            Err(e) if HandshakeError::is(&e) => {
+                // A certificate or name that does not verify will not fix itself: say so
+                // loudly, and keep trying at the normal pace (the carrier may renew it).
+                let why = e.to_string();
+                tracing::error!(smsc = %name, slot, "{why}");
+                update(&|s| s.last_error = Some(why.clone()));
+                backoff.next_delay()
+            }
             Err(e) => {
                 let why = format!("cannot connect: {e}");
                 tracing::warn!(smsc = %name, slot, "{why}");
@@ -474,6 +485,9 @@ async fn supervise(
             }
             Ok(io) => {
                 let end = run_session(io, session.clone(), &shared, &observer, &shutdown).await;
+                if let Some(error) = &end.error {
+                    tracing::warn!(smsc = %name, slot, %error, "connection lost");
+                }
                 match end.reason {
                     CloseReason::BindRejected { status } if is_credentials(status) => {
                         let why = format!(
@@ -497,7 +511,12 @@ async fn supervise(
                             }
                             CloseReason::Unbound => "unbound".to_owned(),
                             CloseReason::UnbindTimedOut => "unbind unanswered".to_owned(),
-                            CloseReason::ConnectionLost => "connection lost".to_owned(),
+                            // The I/O error says more than the reason when there is one: a
+                            // TLS alert after the handshake ("CertificateRequired") lands here.
+                            CloseReason::ConnectionLost => match &end.error {
+                                Some(error) => format!("connection lost: {error}"),
+                                None => "connection lost".to_owned(),
+                            },
                         };
                         update(&|s| s.last_error = Some(why.clone()));
                         backoff.next_delay()

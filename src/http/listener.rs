@@ -8,6 +8,10 @@
 //! room, so `/healthz` from a prober still gets in while a flood of half-open sockets sits
 //! there. Only when every connection is busy answering is the newcomer refused (closed at
 //! once). axum's own `serve` has none of these limits, hence this loop on hyper directly.
+//!
+//! With a TLS config (`[http]` / `[metrics]` `tls_cert` + `tls_key`) each connection's task
+//! first runs the handshake, within the header-read timeout, so a silent client holds nothing
+//! but its own slot.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,8 +25,11 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
@@ -100,16 +107,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` completes, then lets the
-/// requests being answered finish (up to a grace). `what` names the listener in logs and
-/// metrics (`api`, `metrics`).
+/// Serves `router` on `listener` (over TLS with `tls`) within `limits` until `shutdown`
+/// completes, then lets the requests being answered finish (up to a grace). `what` names the
+/// listener in logs and metrics (`api`, `metrics`).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
     router: Router,
     limits: Limits,
     what: &'static str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let connections = Arc::new(Mutex::new(Connections::default()));
     let stopping = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -154,12 +163,37 @@ pub async fn serve(
             idle_since: Arc::new(Mutex::new(Instant::now())),
             close: stopping.child_token(),
         };
-        let conn = connection(stream, router.clone(), limits, &tracked);
+        let (router, tls, close) = (router.clone(), tls.clone(), tracked.close.clone());
+        let (busy, idle_since) = (tracked.busy.clone(), tracked.idle_since.clone());
         open.open.insert(id, tracked);
         drop(open);
         let connections = connections.clone();
         tasks.spawn(async move {
-            conn.await;
+            let _ = stream.set_nodelay(true);
+            let conn = Conn {
+                router,
+                limits,
+                busy,
+                idle_since,
+                close,
+            };
+            match tls {
+                None => conn.serve(stream).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    let handshake = tokio::time::timeout(limits.header_read_timeout, handshake);
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => conn.serve(stream).await,
+                            // Scanners and clients that do not trust our certificate end
+                            // here; at debug, a port scan is not an event.
+                            Ok(Err(e)) => tracing::debug!(listener = what, "TLS handshake failed: {e}"),
+                            Err(_) => tracing::debug!(listener = what, "TLS handshake timed out"),
+                        },
+                        () = conn.close.cancelled() => {}
+                    }
+                }
+            }
             lock(&connections).open.remove(&id);
         });
     }
@@ -178,41 +212,45 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection's task: HTTP/1.1 with the header-read timeout, each request under the
-/// request timeout, closed when `tracked.close` fires (an eviction: at once; a stop: after
-/// the request being answered).
-fn connection(
-    stream: TcpStream,
+/// One connection: HTTP/1.1 with the header-read timeout, each request under the request
+/// timeout, closed when `close` fires (an eviction: at once; a stop: after the request being
+/// answered).
+struct Conn {
     router: Router,
     limits: Limits,
-    tracked: &Tracked,
-) -> impl Future<Output = ()> + Send + 'static {
-    let (busy, idle_since, close) = (
-        tracked.busy.clone(),
-        tracked.idle_since.clone(),
-        tracked.close.clone(),
-    );
-    let service = {
-        let (busy, idle_since) = (busy.clone(), idle_since.clone());
-        hyper::service::service_fn(move |req: Request<Incoming>| {
-            let guard = Busy::start(&busy, &idle_since);
-            let call = router.clone().call(req.map(Body::new));
-            async move {
-                let _guard = guard;
-                match tokio::time::timeout(limits.request_timeout, call).await {
-                    Ok(response) => response,
-                    Err(_) => Ok(request_timed_out(limits.request_timeout)),
+    busy: Arc<AtomicU64>,
+    idle_since: Arc<Mutex<Instant>>,
+    close: CancellationToken,
+}
+
+impl Conn {
+    async fn serve<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, io: Io) {
+        let Conn {
+            router,
+            limits,
+            busy,
+            idle_since,
+            close,
+        } = self;
+        let service = {
+            let busy = busy.clone();
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                let guard = Busy::start(&busy, &idle_since);
+                let call = router.clone().call(req.map(Body::new));
+                async move {
+                    let _guard = guard;
+                    match tokio::time::timeout(limits.request_timeout, call).await {
+                        Ok(response) => response,
+                        Err(_) => Ok(request_timed_out(limits.request_timeout)),
+                    }
                 }
-            }
-        })
-    };
-    async move {
-        let _ = stream.set_nodelay(true);
+            })
+        };
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
             _ = conn.as_mut() => return,

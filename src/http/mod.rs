@@ -29,6 +29,7 @@
 
 mod auth;
 pub mod listener;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -292,18 +293,28 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, state, Limits::default(), BODY_LIMIT, shutdown).await
+    serve_with(
+        listener,
+        None,
+        state,
+        Limits::default(),
+        BODY_LIMIT,
+        shutdown,
+    )
+    .await
 }
 
-/// [`serve`] within `limits`, bodies up to `max_body` bytes.
+/// [`serve`] over TLS with `tls`, within `limits`, bodies up to `max_body` bytes.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: ApiState,
     limits: Limits,
     max_body: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listener::serve(listener, router(state, max_body), limits, "api", shutdown).await
+    let router = router(state, max_body);
+    listener::serve(listener, tls, router, limits, "api", shutdown).await
 }
 
 /// Longer request targets get a JSON 414 here. (Past hyper's own limit, 64 KiB, hyper

@@ -8,8 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Bind, Config, SmscConfig};
-use crate::esme::{BindKind, Pool, PoolConfig, tcp_connector};
+use crate::config::{Bind, Config, MetricsConfig, SmscConfig};
+use crate::esme::{BindKind, Pool, PoolConfig, tcp_connector, tls_connector};
 use crate::flow::engine::{EngineConfig, FlowEngine};
 use crate::http::{self, ApiState};
 use crate::smpp::encode::BindMode;
@@ -35,10 +35,11 @@ pub enum RunError {
 
 /// The pool settings of one `[[smsc]]`.
 pub fn pool_config(smsc: &SmscConfig) -> PoolConfig {
-    let mut pool = PoolConfig::new(
-        smsc.name.clone(),
-        tcp_connector(smsc.host.clone(), smsc.port),
-    );
+    let connector = match smsc.tls() {
+        Some(tls) => tls_connector(&smsc.name, smsc.host.clone(), smsc.port, tls.clone()),
+        None => tcp_connector(smsc.host.clone(), smsc.port),
+    };
+    let mut pool = PoolConfig::new(smsc.name.clone(), connector);
     pool.session = SessionConfig {
         bind_mode: BindMode::Transceiver,
         system_id: smsc.system_id.clone(),
@@ -87,7 +88,7 @@ pub async fn run(
     let flows: Vec<String> = engine.flows().iter().map(|f| f.name.clone()).collect();
     tracing::info!(flows = ?flows, "flows loaded");
 
-    let metrics = serve_metrics(config.metrics.listen).await?;
+    let metrics = serve_metrics(&config.metrics).await?;
 
     // Every carrier's MOs go into one queue; MTs go out through any bound carrier.
     let (inbound_tx, inbound) = tokio::sync::mpsc::channel(4096);
@@ -123,7 +124,14 @@ pub async fn run(
             addr: config.http.listen,
             source,
         })?;
-    tracing::info!(listen = %config.http.listen, "http api listening");
+    let https = config.http.tls().cloned();
+    tracing::info!(listen = %config.http.listen, tls = https.is_some(), "http api listening");
+    http::tls::warn_if_exposed(
+        config.http.listen,
+        https.is_some(),
+        "the HTTP API carries MSISDNs and tokens",
+        "http",
+    );
     warn_about_exposure(&config.http);
     let state = ApiState {
         engine: engine.clone(),
@@ -147,6 +155,7 @@ pub async fn run(
     let http_stop = Arc::new(tokio::sync::Notify::new());
     let http = tokio::spawn(http::serve_with(
         listener,
+        https,
         state,
         config.http.limits(),
         config.http.max_body,
@@ -190,10 +199,10 @@ pub async fn run(
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text) on `listen` until aborted.
-async fn serve_metrics(
-    listen: std::net::SocketAddr,
-) -> Result<tokio::task::JoinHandle<()>, RunError> {
+/// Serves `GET /metrics` (Prometheus text) on `[metrics] listen`, over HTTPS when configured,
+/// until aborted.
+async fn serve_metrics(config: &MetricsConfig) -> Result<tokio::task::JoinHandle<()>, RunError> {
+    let listen = config.listen;
     let handle = crate::metrics::install();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -202,7 +211,14 @@ async fn serve_metrics(
             addr: listen,
             source,
         })?;
-    tracing::info!(%listen, "metrics listening");
+    let tls = config.tls().cloned();
+    tracing::info!(%listen, tls = tls.is_some(), "metrics listening");
+    http::tls::warn_if_exposed(
+        listen,
+        tls.is_some(),
+        "/metrics carries the service's counters",
+        "metrics",
+    );
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -221,7 +237,7 @@ async fn serve_metrics(
     let limits = http::Limits::metrics();
     Ok(tokio::spawn(async move {
         let forever = std::future::pending();
-        let served = http::listener::serve(listener, app, limits, "metrics", forever).await;
+        let served = http::listener::serve(listener, tls, app, limits, "metrics", forever).await;
         if let Err(e) = served {
             tracing::error!("metrics server failed: {e}");
         }

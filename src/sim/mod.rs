@@ -61,6 +61,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Play subscribers and staff who answer surveys and escalations. Default `None`: off.
     pub subscribers: Option<SubscribersConfig>,
+    /// Speak SMPP over TLS with this server config (built with [`crate::tls::server_config`];
+    /// with client roots it requires client certificates). Default `None`: plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for SimConfig {
@@ -80,6 +83,7 @@ impl Default for SimConfig {
             enquire_link_interval: None,
             seed: 1,
             subscribers: None,
+            tls: None,
         }
     }
 }
@@ -266,6 +270,9 @@ pub struct SimStats {
     pub mo_redelivered: u64,
     /// generic_nack sent for frames that did not decode or commands we do not take.
     pub generic_nacks_sent: u64,
+    /// TLS handshakes that failed or timed out (with [`SimConfig::tls`]): an ESME without the
+    /// client certificate asked for, or one that does not trust the simulator's.
+    pub tls_handshakes_failed: u64,
 }
 
 /// What can go wrong using the simulator.

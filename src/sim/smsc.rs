@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -44,6 +44,8 @@ use crate::smpp::text::{self, MessageBody};
 use crate::smpp::udh::UDHI;
 use crate::smpp::{CommandId, CommandStatus, FrameCodec, FrameError, Pdu};
 
+/// How long an ESME may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a session waits for unbind_resp after the simulator's unbind.
 const UNBIND_WAIT: Duration = Duration::from_secs(1);
 /// Bytes read per syscall at most; a burst of submit_sm is answered in one write.
@@ -129,6 +131,7 @@ pub async fn start(config: SimConfig) -> Result<SmscHandle, SimError> {
     info!(
         %local_addr,
         system_id = %shared.config.system_id,
+        tls = shared.config.tls.is_some(),
         "smsc simulator listening"
     );
     Ok(handle)
@@ -644,6 +647,7 @@ struct Stats {
     mo_pending: AtomicU64,
     mo_redelivered: AtomicU64,
     generic_nacks_sent: AtomicU64,
+    tls_handshakes_failed: AtomicU64,
 }
 
 impl Stats {
@@ -662,6 +666,7 @@ impl Stats {
             mo_pending: self.mo_pending.load(Relaxed),
             mo_redelivered: self.mo_redelivered.load(Relaxed),
             generic_nacks_sent: self.generic_nacks_sent.load(Relaxed),
+            tls_handshakes_failed: self.tls_handshakes_failed.load(Relaxed),
         }
     }
 }
@@ -769,6 +774,11 @@ async fn run_scheduler(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Sche
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let acceptor = shared
+        .config
+        .tls
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
     loop {
         let accepted = tokio::select! {
             () = shared.accepting.cancelled() => break,
@@ -788,8 +798,61 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         }
         // Subscribed here, before the task runs, so a shutdown right after accept reaches it.
         let control = shared.control.subscribe();
-        let session = Session::new(shared.clone(), peer);
-        shared.sessions.spawn(session.serve(stream, control));
+        match &acceptor {
+            None => {
+                let session = Session::new(shared.clone(), peer);
+                shared.sessions.spawn(session.serve_tcp(stream, control));
+            }
+            Some(acceptor) => {
+                let task = serve_tls(shared.clone(), acceptor.clone(), stream, peer, control);
+                shared.sessions.spawn(task);
+            }
+        }
+    }
+}
+
+/// The TLS handshake, then the session over it. A failed handshake (an ESME that does not
+/// trust us, or brings no client certificate when one is required) is logged and counted;
+/// it never becomes a session.
+async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    control: broadcast::Receiver<Control>,
+) {
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => handshake,
+        // Shutdown does not wait for a handshake that may never finish.
+        () = shared.accepting.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(tls)) => {
+            let (reader, writer) = tokio::io::split(tls);
+            let session = Session::new(shared.clone(), peer);
+            session.serve(reader, writer, control).await;
+        }
+        Ok(Err(error)) => {
+            shared.stats.tls_handshakes_failed.fetch_add(1, Relaxed);
+            warn!(%peer, %error, "TLS handshake failed");
+        }
+        Err(_) => {
+            shared.stats.tls_handshakes_failed.fetch_add(1, Relaxed);
+            warn!(%peer, "TLS handshake timed out");
+        }
+    }
+}
+
+/// Writes some of `buf`, or flushes once it is all written (`None`): one future, so the
+/// session loop borrows its writer once.
+async fn write_or_flush(
+    writer: &mut (impl AsyncWrite + Unpin),
+    buf: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    if buf.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_buf(buf).await.map(Some)
     }
 }
 
@@ -859,9 +922,20 @@ impl Session {
         }
     }
 
-    async fn serve(mut self, stream: TcpStream, control: broadcast::Receiver<Control>) {
+    async fn serve_tcp(self, mut stream: TcpStream, control: broadcast::Receiver<Control>) {
+        // Borrowed halves: no lock between reading and writing on the plain (bench) path.
+        let (reader, writer) = stream.split();
+        self.serve(reader, writer, control).await;
+    }
+
+    async fn serve(
+        mut self,
+        reader: impl AsyncRead + Unpin,
+        writer: impl AsyncWrite + Unpin,
+        control: broadcast::Receiver<Control>,
+    ) {
         debug!(peer = %self.peer, "esme connected");
-        let end = self.run(stream, control).await;
+        let end = self.run(reader, writer, control).await;
         let system_id = self.bound.as_ref().map_or("", |b| b.system_id.as_str());
         match &end {
             SessionEnd::Framing(error) => {
@@ -879,10 +953,13 @@ impl Session {
 
     async fn run(
         &mut self,
-        mut stream: TcpStream,
+        mut reader: impl AsyncRead + Unpin,
+        mut writer: impl AsyncWrite + Unpin,
         mut control: broadcast::Receiver<Control>,
     ) -> SessionEnd {
-        let (mut reader, mut writer) = stream.split();
+        // A TLS writer may keep records it took but could not send yet: flush once the
+        // buffer is written (a no-op on TCP).
+        let mut unflushed = false;
         let mut codec = FrameCodec::default();
         let mut rbuf = BytesMut::with_capacity(READ_BUFFER);
         let timer = tokio::time::sleep_until(Instant::now());
@@ -890,6 +967,7 @@ impl Session {
         loop {
             self.take_deliveries();
             if self.wbuf.is_empty()
+                && !unflushed
                 && let Some(end) = self.closing.take()
             {
                 return end;
@@ -905,10 +983,13 @@ impl Session {
             let wants_deliveries = self.wants_deliveries();
             tokio::select! {
                 biased;
-                written = writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
+                written = write_or_flush(&mut writer, &mut self.wbuf),
+                    if !self.wbuf.is_empty() || unflushed =>
+                {
                     match written {
-                        Ok(0) => return SessionEnd::PeerClosed,
-                        Ok(_) => {}
+                        Ok(Some(0)) => return SessionEnd::PeerClosed,
+                        Ok(Some(_)) => unflushed = true,
+                        Ok(None) => unflushed = false,
                         Err(error) => return SessionEnd::Io(error),
                     }
                 }
