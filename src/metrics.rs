@@ -49,6 +49,8 @@ pub const CONVERSATIONS_FINISHED: &str = "smsflow_conversations_finished_total";
 pub const SURVEY_FUNNEL: &str = "smsflow_survey_funnel_total";
 /// Messages waiting in the durable outbox.
 pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
+/// Incomplete concatenated MOs released early because the reassembly bounds were reached.
+pub const MO_EVICTED: &str = "smsflow_mo_reassembly_evicted_total";
 /// `{listener}`: HTTP connections closed at once because every open one was busy at the
 /// listener's `max_connections`.
 pub const HTTP_CONNECTIONS_REFUSED: &str = "smsflow_http_connections_refused_total";
@@ -128,6 +130,10 @@ fn describe() {
         "SMPP PDUs read (direction=in) and written (direction=out)"
     );
     describe_gauge!(SESSIONS_BOUND, "SMPP sessions bound now");
+    describe_counter!(
+        MO_EVICTED,
+        "incomplete concatenated MOs released early: reassembly over its message or byte bound"
+    );
     describe_counter!(
         HTTP_CONNECTIONS_REFUSED,
         "HTTP connections refused: every open one busy at max_connections"

@@ -25,6 +25,9 @@ use crate::store::{MoConcat, MoMark, MoPart, MoRecord, PartKey};
 pub const PART_TTL: Duration = Duration::from_secs(300);
 /// Incomplete concatenated MOs held at once (the oldest goes first beyond it).
 pub const MAX_PENDING_MESSAGES: usize = 10_000;
+/// Payload bytes of incomplete concatenated MOs held at once (the oldest goes first beyond
+/// it): 10 000 messages of 254 parts would be 1.7 GB; a real backlog is a few hundred parts.
+pub const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
 
 /// What to do with one deliver_sm.
 #[derive(Debug)]
@@ -57,7 +60,8 @@ pub struct Inbound {
 impl Default for Inbound {
     fn default() -> Self {
         Inbound {
-            reassembler: Reassembler::new(PART_TTL, MAX_PENDING_MESSAGES),
+            reassembler: Reassembler::new(PART_TTL, MAX_PENDING_MESSAGES)
+                .with_max_bytes(MAX_PENDING_BYTES),
         }
     }
 }
@@ -159,7 +163,16 @@ impl Inbound {
     /// they got: a reply missing its end is still a reply.
     pub fn expire(&mut self, now: SystemTime) -> Vec<Mo> {
         let mut released = self.reassembler.expire(now);
-        released.extend(self.reassembler.take_evicted());
+        let evicted = self.reassembler.take_evicted();
+        if !evicted.is_empty() {
+            tracing::warn!(
+                messages = evicted.len(),
+                "concatenated MOs held over {MAX_PENDING_MESSAGES} messages or \
+                 {MAX_PENDING_BYTES} bytes: the oldest released incomplete"
+            );
+            metrics::counter!(crate::metrics::MO_EVICTED).increment(evicted.len() as u64);
+        }
+        released.extend(evicted);
         (released.iter())
             .map(|done| {
                 tracing::info!(missing = ?done.missing, "concatenated MO incomplete; taking the parts received");

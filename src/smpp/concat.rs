@@ -192,7 +192,8 @@ struct Pending {
 /// but before the caller ran `expire` still joins the message (completing late beats releasing
 /// the message in two halves).
 ///
-/// Capacity: at most `max_pending` messages are held. When a new message would exceed it, the
+/// Capacity: at most `max_pending` messages, and at most `max_bytes` of held payload, are held
+/// (see [`Reassembler::with_max_bytes`]). When a new part would exceed either, the
 /// message with the oldest `first_seen` (ties broken by key) is released incomplete into a queue
 /// drained by [`Reassembler::take_evicted`]. If the wall clock went backwards, that can be the
 /// message just started; it is then still never lost, only released at once.
@@ -204,6 +205,9 @@ struct Pending {
 pub struct Reassembler {
     ttl: Duration,
     max_pending: usize,
+    /// Payload bytes held at most (not persisted: a setting of the holder), and held now.
+    max_bytes: usize,
+    held_bytes: usize,
     pending: BTreeMap<MessageKey, Pending>,
     /// `(first_seen, key)` for every pending message: the first entry is the next to expire and
     /// the first to evict. Always holds exactly the keys of `pending`.
@@ -219,10 +223,24 @@ impl Reassembler {
         Self {
             ttl,
             max_pending: max_pending.max(1),
+            max_bytes: usize::MAX,
+            held_bytes: 0,
             pending: BTreeMap::new(),
             by_age: BTreeSet::new(),
             evicted: Vec::new(),
         }
+    }
+
+    /// The same, holding at most `max_bytes` of payload: 254-part messages fill memory long
+    /// before a count limit does.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Payload bytes held now.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     /// Add a part. `total == 1` completes at once (nothing is stored). A part whose key and seq
@@ -269,9 +287,11 @@ impl Reassembler {
             let Err(at) = pending.parts.binary_search_by_key(&seq, |p| p.seq) else {
                 return Ok(Offer::Duplicate);
             };
+            self.held_bytes += new_part.payload.len();
             pending.parts.insert(at, new_part);
             let received = pending.parts.len();
             if received < usize::from(total) {
+                self.evict_over_capacity();
                 return Ok(Offer::Stored {
                     received: count_u8(received),
                     total,
@@ -289,6 +309,7 @@ impl Reassembler {
         }
 
         self.by_age.insert((now, key.clone()));
+        self.held_bytes += new_part.payload.len();
         self.pending.insert(
             key,
             Pending {
@@ -344,6 +365,8 @@ impl Reassembler {
     fn remove(&mut self, key: &MessageKey) -> Option<Assembled> {
         let (key, pending) = self.pending.remove_entry(key)?;
         self.by_age.remove(&(pending.first_seen, key.clone()));
+        let bytes: usize = pending.parts.iter().map(|p| p.payload.len()).sum();
+        self.held_bytes = self.held_bytes.saturating_sub(bytes);
         let missing = (1..=key.total)
             .filter(|seq| pending.parts.binary_search_by_key(seq, |p| p.seq).is_err())
             .collect();
@@ -356,7 +379,7 @@ impl Reassembler {
     }
 
     fn evict_over_capacity(&mut self) {
-        while self.pending.len() > self.max_pending {
+        while self.pending.len() > self.max_pending || self.held_bytes > self.max_bytes {
             let Some((_, key)) = self.by_age.first() else {
                 break;
             };
@@ -404,6 +427,7 @@ impl Reassembler {
                 return Err(StateError::DuplicateKey { reference, total });
             }
             this.by_age.insert((entry.first_seen, entry.key.clone()));
+            this.held_bytes += entry.parts.iter().map(|p| p.payload.len()).sum::<usize>();
             this.pending.insert(
                 entry.key,
                 Pending {
@@ -513,6 +537,34 @@ mod tests {
             Offer::Complete(a) => a,
             other => panic!("expected Complete, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn held_bytes_are_bounded_oldest_message_first() {
+        let mut r = Reassembler::new(TTL, 10_000).with_max_bytes(1_000);
+        let big = [b'x'; 140];
+        // Seven 140-byte parts of seven messages fit (980 bytes) ...
+        for (i, reference) in (1..=7u16).enumerate() {
+            r.offer(t(i as u64), part("998901", reference, 254, 1, &big))
+                .unwrap();
+        }
+        assert_eq!((r.pending(), r.held_bytes()), (7, 980));
+        assert!(r.take_evicted().is_empty());
+        // ... the eighth pushes out the oldest, released incomplete with what it had.
+        r.offer(t(10), part("998901", 8, 254, 1, &big)).unwrap();
+        let evicted = r.take_evicted();
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].key.reference, 1);
+        assert_eq!(evicted[0].parts.len(), 1);
+        assert_eq!((r.pending(), r.held_bytes()), (7, 980));
+        // A second part of a held message counts too.
+        r.offer(t(11), part("998901", 8, 254, 2, &big)).unwrap();
+        assert_eq!(r.take_evicted()[0].key.reference, 2);
+        // Completing a message gives its bytes back.
+        let mut r = Reassembler::new(TTL, 10).with_max_bytes(1_000);
+        r.offer(t(0), part("998901", 1, 2, 1, b"ab")).unwrap();
+        complete(r.offer(t(1), part("998901", 1, 2, 2, b"cd")).unwrap());
+        assert_eq!(r.held_bytes(), 0);
     }
 
     #[test]
