@@ -50,7 +50,7 @@ fn shipped_flows_pass_their_own_tests() {
         jiff::tz::TimeZone::get("Asia/Tashkent").unwrap(),
     );
     let mut out = Vec::new();
-    let passed = check::print(&report, &mut out).unwrap();
+    let passed = check::print(&report, &mut out, false).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(passed, "{out}");
     assert!(report.tests.len() >= 20, "{out}");
@@ -74,8 +74,11 @@ fn smsflow_check_command_exits_by_result() {
         "{}",
         String::from_utf8_lossy(&ok.stdout)
     );
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("survey.rhai\n"), "{out}");
     assert!(
-        String::from_utf8_lossy(&ok.stdout).contains("ok    survey::test_asks_with_the_exact_text")
+        out.contains("  ok     test_asks_with_the_exact_text"),
+        "{out}"
     );
 
     let dir = TempDir::new("check-fail");
@@ -90,7 +93,8 @@ fn smsflow_check_command_exits_by_result() {
         .output()
         .unwrap();
     assert_eq!(failed.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&failed.stdout).contains("FAIL  broken::test_fails"));
+    let out = String::from_utf8_lossy(&failed.stdout);
+    assert!(out.contains("broken.rhai\n  FAIL   test_fails: "), "{out}");
 }
 
 #[test]
@@ -472,7 +476,7 @@ fn survey_with_supervisors(name: &str, edits: &[(&str, &str)]) -> TempDir {
 }
 
 /// Filesystems with coarse timestamps may give a rewrite the same mtime; make it differ.
-fn bump_mtime(path: &Path) {
+pub(crate) fn bump_mtime(path: &Path) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
     file.set_modified(later).unwrap();

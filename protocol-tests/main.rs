@@ -15,6 +15,8 @@
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `pipeline`: the service pipeline on a store on disk: MO parts across a restart, a
 //!   redelivered MO processed once, submits retried until accepted.
+//! - `reload`: the reload gate (a file whose tests fail never goes live), `check` per file,
+//!   `run` refusing to start without flows.
 //! - `reports`: the report routes over HTTP and `smsflow report` as a process.
 //! - `robustness`: arbitrary input never panics.
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
@@ -37,6 +39,7 @@ mod http_limits;
 mod interop;
 mod mo;
 mod pipeline;
+mod reload;
 mod reports;
 mod robustness;
 mod run;

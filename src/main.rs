@@ -36,12 +36,15 @@ enum Command {
     Smsc(SmscArgs),
     /// Compile every flow, check its hooks and run the test_* functions inside the scripts.
     Check {
-        /// The flow scripts (`*.rhai`).
-        #[arg(long, default_value = "scripts")]
-        scripts: std::path::PathBuf,
-        /// Time zone of local_hour() and quiet hours in the tests.
-        #[arg(long, default_value = "Asia/Tashkent")]
-        timezone: String,
+        /// A directory of flow scripts (`*.rhai`), or one of them (default: service.scripts_dir).
+        #[arg(long)]
+        scripts: Option<std::path::PathBuf>,
+        /// Time zone of local_hour() and quiet hours in the tests (default: service.timezone).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// The config file (default: ./smsflow.toml if present, else built-in defaults).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
     },
     /// Print a report: the CSI survey (`csi`) or staff calls and escalation (`incidents`).
     #[command(subcommand)]
@@ -170,7 +173,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => run_service(config.as_deref()),
-        Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
+        Command::Check {
+            scripts,
+            timezone,
+            config,
+        } => run_check(scripts, timezone, config),
         Command::Report(command) => run_report(command),
     }
 }
@@ -264,7 +271,7 @@ fn run_service(config: Option<&std::path::Path>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("smsflow run: {error}");
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }
@@ -303,24 +310,41 @@ fn run_demo(surveys: u32, incidents: u32) -> ExitCode {
 }
 
 /// `smsflow check`: exit 0 when every script compiles and every test passes, 1 otherwise,
-/// 2 for bad usage.
-fn run_check(scripts: &std::path::Path, timezone: &str) -> ExitCode {
-    let zone = match jiff::tz::TimeZone::get(timezone) {
-        Ok(zone) => zone,
+/// 2 for bad usage or a bad config.
+fn run_check(
+    scripts: Option<std::path::PathBuf>,
+    timezone: Option<String>,
+    config: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let config = match smsflow::config::Config::discover(config.as_deref()) {
+        Ok(config) => config,
         Err(error) => {
-            eprintln!("smsflow check: unknown time zone {timezone:?}: {error}");
+            eprintln!("smsflow check: {error}");
             return ExitCode::from(2);
         }
     };
-    if !scripts.is_dir() {
+    let zone = match timezone {
+        None => config.service.timezone.clone(),
+        Some(name) => match jiff::tz::TimeZone::get(&name) {
+            Ok(zone) => zone,
+            Err(error) => {
+                eprintln!("smsflow check: unknown time zone {name:?}: {error}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let scripts = scripts.unwrap_or(config.service.scripts_dir);
+    let is_script = scripts.is_file() && scripts.extension().is_some_and(|x| x == "rhai");
+    if !scripts.is_dir() && !is_script {
         eprintln!(
-            "smsflow check: {} is not a directory of flow scripts",
+            "smsflow check: {} is neither a directory of flow scripts nor a .rhai file",
             scripts.display()
         );
         return ExitCode::from(2);
     }
-    let report = smsflow::flow::check::run(scripts, zone);
-    match smsflow::flow::check::print(&report, &mut std::io::stdout()) {
+    let report = smsflow::flow::check::run(&scripts, zone);
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    match smsflow::flow::check::print(&report, &mut std::io::stdout(), color) {
         Ok(true) => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     }

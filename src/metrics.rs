@@ -49,6 +49,10 @@ pub const CONVERSATIONS_FINISHED: &str = "smsflow_conversations_finished_total";
 pub const SURVEY_FUNNEL: &str = "smsflow_survey_funnel_total";
 /// Messages waiting in the durable outbox.
 pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
+/// `{flow, result}`: flow file loads and reloads: `ok`, `compile_error`, `test_failed`.
+pub const FLOW_RELOADS: &str = "smsflow_flow_reloads_total";
+/// `{flow, version}`: 1 for the version each flow runs now (0 for versions it ran before).
+pub const FLOW_INFO: &str = "smsflow_flow_info";
 /// Incomplete concatenated MOs released early because the reassembly bounds were reached.
 pub const MO_EVICTED: &str = "smsflow_mo_reassembly_evicted_total";
 /// `{listener}`: HTTP connections closed at once because every open one was busy at the
@@ -130,6 +134,11 @@ fn describe() {
         "SMPP PDUs read (direction=in) and written (direction=out)"
     );
     describe_gauge!(SESSIONS_BOUND, "SMPP sessions bound now");
+    describe_counter!(
+        FLOW_RELOADS,
+        "flow file loads: ok, compile_error, test_failed (the last good version keeps running)"
+    );
+    describe_gauge!(FLOW_INFO, "1 for the version of each flow that runs now");
     describe_counter!(
         MO_EVICTED,
         "incomplete concatenated MOs released early: reassembly over its message or byte bound"

@@ -25,7 +25,7 @@ use crate::store::{ConversationStatus, OutMessage, Store};
 
 use super::api::{Millis, duration_of};
 use super::engine::{EngineConfig, FlowEngine, Routed};
-use super::runner::{self, FlowError};
+use super::runner::{self, CompiledFlow, FlowError};
 
 /// Where the fake clock starts: Monday 2026-11-23 10:00 UTC (daytime in Tashkent too).
 pub const START: Millis = 1_795_428_000_000;
@@ -36,16 +36,18 @@ const MAX_TIMER_ROUNDS: usize = 10_000;
 /// The result of one script test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestOutcome {
+    /// The file it is in (`scripts/survey.rhai`).
+    pub origin: String,
     pub flow: String,
     pub test: String,
     /// `None` when it passed.
     pub failure: Option<String>,
 }
 
-/// Everything `check` found.
+/// Everything `check` found, in file order, each file's tests in definition order.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Scripts that did not compile or have bad hooks.
+    /// Scripts that did not compile or have bad hooks, once each.
     pub errors: Vec<FlowError>,
     pub tests: Vec<TestOutcome>,
 }
@@ -53,6 +55,11 @@ pub struct Report {
 impl Report {
     pub fn passed(&self) -> bool {
         self.errors.is_empty() && self.tests.iter().all(|t| t.failure.is_none())
+    }
+
+    /// Tests that failed plus files that did not load.
+    pub fn failed(&self) -> usize {
+        self.errors.len() + self.tests.iter().filter(|t| t.failure.is_some()).count()
     }
 }
 
@@ -322,57 +329,104 @@ pub fn register(engine: &mut Engine) {
     );
 }
 
-/// Runs `check` over `dir`: every script compiled, every `test_*` function run.
-pub fn run(dir: &Path, timezone: jiff::tz::TimeZone) -> Report {
+/// Runs `check` over `path`: a directory of `*.rhai` flows, or one of them (the flows beside
+/// it are loaded too, since flows start each other, but only its tests run). A file that does
+/// not compile is reported once; the other files' tests run without it.
+pub fn run(path: &Path, timezone: jiff::tz::TimeZone) -> Report {
     let mut report = Report::default();
-    let paths = match super::engine::script_paths(dir) {
+    let (dir, only) = if path.is_file() {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        (
+            dir.unwrap_or(Path::new(".")).to_owned(),
+            Some(path.to_owned()),
+        )
+    } else {
+        (path.to_owned(), None)
+    };
+    let paths = match super::engine::script_paths(&dir) {
         Ok(paths) => paths,
         Err(e) => {
             report.errors.push(FlowError::Read {
-                path: dir.to_owned(),
+                path: dir,
                 message: e.to_string(),
             });
             return report;
         }
     };
+    let selected = |p: &Path| only.as_ref().is_none_or(|o| same_file(o, p));
     let compiler = runner::engine(runner::Limits::default());
     let mut flows = Vec::new();
+    let mut chosen = Vec::new();
     for path in &paths {
         match runner::compile_file(&compiler, path) {
-            Ok(flow) => flows.push(flow),
-            Err(e) => report.errors.push(e),
+            Ok(flow) => {
+                let flow = Arc::new(flow);
+                if selected(path) {
+                    chosen.push(flow.clone());
+                }
+                flows.push(flow);
+            }
+            Err(e) if selected(path) => report.errors.push(e),
+            // Another file's error is its own report's business; its flow is just missing.
+            Err(_) => {}
         }
     }
-    for flow in &flows {
+    for flow in &chosen {
         for test in &flow.tests {
-            let failure = run_test(dir, &timezone, &flow.name, test).err();
             report.tests.push(TestOutcome {
+                origin: flow.origin.clone(),
                 flow: flow.name.clone(),
                 test: test.clone(),
-                failure,
+                failure: run_test(&flows, &timezone, &flow.name, test).err(),
             });
         }
     }
     report
 }
 
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The reload gate: runs `candidate`'s own tests beside the `others` running now. The first
+/// failure, as (test, why), keeps the candidate out.
+pub fn gate(
+    candidate: &Arc<CompiledFlow>,
+    others: &[Arc<CompiledFlow>],
+    timezone: &jiff::tz::TimeZone,
+) -> Result<(), (String, String)> {
+    let mut flows: Vec<Arc<CompiledFlow>> = (others.iter())
+        .filter(|f| f.name != candidate.name)
+        .cloned()
+        .collect();
+    flows.push(candidate.clone());
+    for test in &candidate.tests {
+        run_test(&flows, timezone, &candidate.name, test).map_err(|why| (test.clone(), why))?;
+    }
+    Ok(())
+}
+
+/// One test on a fresh engine and store holding `flows`, on the fake clock.
 fn run_test(
-    dir: &Path,
+    flows: &[Arc<CompiledFlow>],
     timezone: &jiff::tz::TimeZone,
     flow: &str,
     test: &str,
 ) -> Result<(), String> {
     let store = Store::temporary().map_err(|e| e.to_string())?;
-    let (engine, errors) = FlowEngine::new(
+    let (engine, _) = FlowEngine::new(
         store,
         EngineConfig {
-            scripts_dir: Some(dir.to_owned()),
+            scripts_dir: None,
             timezone: timezone.clone(),
             ..EngineConfig::default()
         },
     );
-    if let Some(e) = errors.first() {
-        return Err(e.to_string());
+    for f in flows {
+        engine.install_tested(f.clone());
     }
     let engine = Arc::new(engine);
     let compiled = engine
@@ -388,23 +442,41 @@ fn run_test(
         .map_err(|e| e.to_string())
 }
 
-/// Prints a report the way `smsflow check` does; returns whether everything passed.
-pub fn print(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<bool> {
-    for error in &report.errors {
-        writeln!(out, "error: {error}")?;
-    }
-    for t in &report.tests {
-        match &t.failure {
-            None => writeln!(out, "ok    {}::{}", t.flow, t.test)?,
-            Some(why) => writeln!(out, "FAIL  {}::{}: {why}", t.flow, t.test)?,
+/// Prints a report the way `smsflow check` does, grouped by file (`color`: ANSI, for a
+/// terminal); returns whether everything passed.
+pub fn print(report: &Report, out: &mut impl std::io::Write, color: bool) -> std::io::Result<bool> {
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut files: Vec<String> = (report.errors.iter().map(FlowError::origin))
+        .chain(report.tests.iter().map(|t| t.origin.clone()))
+        .collect();
+    files.sort();
+    files.dedup();
+    for file in &files {
+        writeln!(out, "{file}")?;
+        for error in report.errors.iter().filter(|e| e.origin() == *file) {
+            writeln!(out, "  {}  {error}", paint("31", "error"))?;
+        }
+        for t in report.tests.iter().filter(|t| t.origin == *file) {
+            match &t.failure {
+                None => writeln!(out, "  {}     {}", paint("32", "ok"), t.test)?,
+                Some(why) => writeln!(out, "  {}   {}: {why}", paint("31", "FAIL"), t.test)?,
+            }
         }
     }
-    let failed = report.tests.iter().filter(|t| t.failure.is_some()).count();
-    writeln!(
-        out,
-        "{} passed, {} failed",
-        report.tests.len() - failed,
-        failed + report.errors.len()
-    )?;
+    let failed = report.failed();
+    let passed = report.tests.len() + report.errors.len() - failed;
+    let summary = format!("{passed} passed, {failed} failed");
+    let summary = if failed == 0 {
+        paint("32", &summary)
+    } else {
+        paint("31", &summary)
+    };
+    writeln!(out, "{summary}")?;
     Ok(report.passed())
 }

@@ -108,6 +108,9 @@ pub enum Routed {
 pub struct EngineConfig {
     /// `*.rhai` files; the flow's name is the file stem. `None`: only [`FlowEngine::load_source`].
     pub scripts_dir: Option<PathBuf>,
+    /// A file goes live only when its own `test_*` functions pass (`smsflow run` turns this
+    /// on; off by default so tests and benches that build engines by the hundred pay nothing).
+    pub gate: bool,
     pub timezone: jiff::tz::TimeZone,
     pub limits: Limits,
 }
@@ -116,6 +119,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             scripts_dir: None,
+            gate: false,
             timezone: jiff::tz::TimeZone::UTC,
             limits: Limits::default(),
         }
@@ -223,16 +227,21 @@ impl FlowEngine {
             if unchanged {
                 continue;
             }
-            match runner::compile_file(&self.engine, &path) {
-                Ok(flow) => {
-                    tracing::info!(flow = %flow.name, version = %flow.version, "flow loaded");
-                    self.install(flow);
-                }
-                Err(e) => {
-                    tracing::error!("{e}; the last good version (if any) keeps running");
+            let name =
+                (path.file_stem()).map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            let loaded = runner::compile_file(&self.engine, &path)
+                .map_err(|e| (e, "compile_error"))
+                .and_then(|flow| self.admit(Arc::new(flow)).map_err(|e| (e, "test_failed")));
+            let result = match loaded {
+                Ok(()) => "ok",
+                Err((e, result)) => {
+                    tracing::error!("{e}; {}", self.running_now(&name));
                     errors.push(e);
+                    result
                 }
-            }
+            };
+            metrics::counter!(crate::metrics::FLOW_RELOADS, "flow" => name, "result" => result)
+                .increment(1);
             if let Some(modified) = modified {
                 self.write_registry().modified.insert(path, modified);
             }
@@ -240,20 +249,89 @@ impl FlowEngine {
         errors
     }
 
-    /// Loads a flow from text (tests, and flows that do not live in files).
-    pub fn load_source(&self, name: &str, source: &str) -> Result<Arc<CompiledFlow>, FlowError> {
-        let flow = runner::compile(&self.engine, name, &format!("{name}.rhai"), source)?;
-        Ok(self.install(flow))
+    /// Lets a compiled file go live: with the gate on, only when its tests pass beside the
+    /// flows running now. At start (nothing of it runs yet) a refused file falls back on the
+    /// version that last passed, from the store.
+    fn admit(&self, flow: Arc<CompiledFlow>) -> Result<(), FlowError> {
+        let previous = self.flow(&flow.name);
+        if self.config.gate
+            && let Err((test, message)) =
+                super::check::gate(&flow, &self.flows(), &self.config.timezone)
+        {
+            if previous.is_none() {
+                self.fall_back(&flow.name);
+            }
+            return Err(FlowError::TestFailed {
+                origin: flow.origin.clone(),
+                test,
+                message,
+            });
+        }
+        match &previous {
+            Some(old) if old.version == flow.version => {}
+            Some(old) => {
+                tracing::info!(flow = %flow.name, from = %old.version, to = %flow.version, "flow reloaded")
+            }
+            None => tracing::info!(flow = %flow.name, version = %flow.version, "flow loaded"),
+        }
+        if let Err(e) = (self.store).set_live_script(&flow.name, &flow.version, &flow.source) {
+            tracing::warn!(flow = %flow.name, "cannot keep the live version in the store: {e}");
+        }
+        self.install_tested(flow);
+        Ok(())
     }
 
-    fn install(&self, flow: CompiledFlow) -> Arc<CompiledFlow> {
-        let flow = Arc::new(flow);
+    /// Runs the version of `flow` that last passed its tests (kept in the store), if any.
+    fn fall_back(&self, flow: &str) {
+        match self.store.live_script(flow) {
+            Ok(Some((version, source))) => {
+                let origin = format!("{flow}.rhai@{version}");
+                match runner::compile(&self.engine, flow, &origin, &source) {
+                    Ok(compiled) => {
+                        tracing::warn!(%flow, %version, "the file fails its tests: running the version that last passed");
+                        self.install_tested(Arc::new(compiled));
+                    }
+                    Err(e) => {
+                        tracing::error!(%flow, "the last good version does not compile either: {e}")
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(%flow, "cannot read the last good version: {e}"),
+        }
+    }
+
+    /// What runs of `flow` now, for a refusal's log line.
+    fn running_now(&self, flow: &str) -> String {
+        match self.flow(flow) {
+            Some(f) => format!("version {} keeps running", short(&f.version)),
+            None => format!("no version of {flow} runs"),
+        }
+    }
+
+    /// Loads a flow from text (tests, and flows that do not live in files), ungated.
+    pub fn load_source(&self, name: &str, source: &str) -> Result<Arc<CompiledFlow>, FlowError> {
+        let flow = Arc::new(runner::compile(
+            &self.engine,
+            name,
+            &format!("{name}.rhai"),
+            source,
+        )?);
+        self.install_tested(flow.clone());
+        Ok(flow)
+    }
+
+    /// Makes `flow` the version new conversations start on.
+    pub(crate) fn install_tested(&self, flow: Arc<CompiledFlow>) {
+        if let Some(old) = self.flow(&flow.name) {
+            metrics::gauge!(crate::metrics::FLOW_INFO, "flow" => old.name.clone(), "version" => old.version.clone()).set(0.0);
+        }
+        metrics::gauge!(crate::metrics::FLOW_INFO, "flow" => flow.name.clone(), "version" => flow.version.clone()).set(1.0);
         let mut registry = self.write_registry();
         registry
             .versions
             .insert((flow.name.clone(), flow.version.clone()), flow.clone());
-        registry.current.insert(flow.name.clone(), flow.clone());
-        flow
+        registry.current.insert(flow.name.clone(), flow);
     }
 
     /// The flows new conversations can start, by name.
@@ -946,4 +1024,9 @@ pub fn digest(event: &serde_json::Value) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016x}")
+}
+
+/// A version as logs show it: the first 12 hex digits.
+fn short(version: &str) -> &str {
+    version.get(..12).unwrap_or(version)
 }

@@ -108,6 +108,26 @@ pub enum FlowError {
     },
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
+    /// It compiled, but one of its own `test_*` functions failed: not loaded.
+    #[error("{origin}: reload refused: {test} failed: {message}")]
+    TestFailed {
+        origin: String,
+        test: String,
+        message: String,
+    },
+}
+
+impl FlowError {
+    /// The file (or directory) the error is about.
+    pub fn origin(&self) -> String {
+        match self {
+            FlowError::Compile { origin, .. }
+            | FlowError::TestFailed { origin, .. }
+            | FlowError::BadHook { origin, .. }
+            | FlowError::Hook { origin, .. } => origin.clone(),
+            FlowError::Read { path, .. } => path.display().to_string(),
+        }
+    }
 }
 
 /// The engine every flow runs on: the host API, limits, and no way out of the sandbox.
@@ -183,6 +203,8 @@ pub fn compile(
             message: "defines no hook (on_event, on_reply, on_timer or on_delivery)".into(),
         });
     }
+    // Definition order, so `check` lists them the same way every run.
+    tests.sort_by_key(|t| definition_line(source, t));
     let scale = scale_of(engine, &ast).map_err(|message| FlowError::BadHook {
         origin: origin.to_owned(),
         message: format!("fn scale(): {message}"),

@@ -31,6 +31,20 @@ pub enum RunError {
     },
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    /// Flows that cannot run: none at all, or a file that fails with no good version to fall
+    /// back on. A config problem: exit 2.
+    #[error("{0}")]
+    Flows(String),
+}
+
+impl RunError {
+    /// The exit code `smsflow run` ends with (SPEC: 2 for bad config, 1 for the job failing).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Flows(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// The pool settings of one `[[smsc]]`.
@@ -78,14 +92,35 @@ pub async fn run(
         EngineConfig {
             scripts_dir: Some(config.service.scripts_dir.clone()),
             timezone: config.service.timezone.clone(),
+            gate: true,
             ..EngineConfig::default()
         },
     );
-    for error in &errors {
-        tracing::error!("{error}");
-    }
     let engine = Arc::new(engine);
     let flows: Vec<String> = engine.flows().iter().map(|f| f.name.clone()).collect();
+    let stranded: Vec<String> = (errors.iter())
+        .filter(|e| {
+            let stem = std::path::Path::new(&e.origin())
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            stem.is_none_or(|stem| !flows.contains(&stem))
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !stranded.is_empty() {
+        return Err(RunError::Flows(format!(
+            "{} (fix the file, or run `smsflow check` to see why; no earlier version of it \
+             passed here to fall back on)",
+            stranded.join("; ")
+        )));
+    }
+    if flows.is_empty() {
+        return Err(RunError::Flows(format!(
+            "no flows in {} (service.scripts_dir): there is nothing to run; point it at the \
+             directory of *.rhai flows",
+            config.service.scripts_dir.display()
+        )));
+    }
     tracing::info!(flows = ?flows, "flows loaded");
 
     let metrics = serve_metrics(&config.metrics).await?;

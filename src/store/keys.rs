@@ -97,6 +97,8 @@ pub const PART: u8 = b'p';
 pub const SENT_PART: u8 = b'd';
 pub const DELIVERY: u8 = b'm';
 pub const TALLY: u8 = b'y';
+/// `LIVE | flow` → the version of the flow that last passed its tests (see `Store::live_script`).
+pub const LIVE: u8 = b'L';
 
 /// The [`STATE`] key of the zone the tallies are counted in.
 pub const TALLY_ZONE: &[u8] = b"z";
@@ -233,6 +235,12 @@ pub fn opt_out(msisdn: &str) -> Vec<u8> {
 
 pub fn event_key(flow: &str, key: &str) -> Vec<u8> {
     tagged_pair(EVENT_KEY, flow, key)
+}
+
+pub fn live(flow: &str) -> Vec<u8> {
+    let mut key = tagged(LIVE, flow.len());
+    key.extend_from_slice(flow.as_bytes());
+    key
 }
 
 pub fn script(flow: &str, version: &str) -> Vec<u8> {

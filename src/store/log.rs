@@ -49,6 +49,12 @@ pub(super) enum Record {
         key: Vec<u8>,
         until: Millis,
     },
+    /// A flow version passed its tests and runs: kept, and the one to fall back on.
+    ScriptLive {
+        flow: String,
+        version: String,
+        source: String,
+    },
 }
 
 /// Appends `record` to a group: `u32` BE length, then the record as a store value.

@@ -634,6 +634,34 @@ impl Store {
     }
 
     /// The source of a script version kept by a commit.
+    /// The version of `flow` that last passed its tests and went live, with its source: what
+    /// runs when the file on disk fails its tests at start (durable after the next flush).
+    pub fn live_script(&self, flow: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self.state().live_script(flow))
+    }
+
+    /// Records that `version` of `flow` (with `source`) passed its tests and runs.
+    pub fn set_live_script(
+        &self,
+        flow: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        if self
+            .state()
+            .live_script(flow)
+            .is_some_and(|(v, _)| v == version)
+        {
+            return Ok(());
+        }
+        self.write(Record::ScriptLive {
+            flow: flow.to_owned(),
+            version: version.to_owned(),
+            source: source.to_owned(),
+        })
+        .map(|_| ())
+    }
+
     pub fn script(&self, flow: &str, version: &str) -> Result<Option<String>, StoreError> {
         Ok(self.state().script(flow, version))
     }

@@ -108,6 +108,8 @@ pub(super) struct State {
     outbox: BTreeMap<u64, OutMessage>,
     opt_outs: HashSet<String>,
     scripts: HashMap<(String, String), String>,
+    /// The live version of each flow (see [`Record::ScriptLive`]).
+    live: HashMap<String, String>,
     /// MO marks and until when each is kept.
     marks: HashMap<Vec<u8>, Millis>,
     parts: BTreeMap<Vec<u8>, MoPart>,
@@ -142,6 +144,7 @@ impl State {
             outbox: BTreeMap::new(),
             opt_outs: HashSet::new(),
             scripts: HashMap::new(),
+            live: HashMap::new(),
             marks: HashMap::new(),
             parts: BTreeMap::new(),
             flows: HashSet::new(),
@@ -184,6 +187,12 @@ impl State {
             let (flow, version) = split_lp(&key[1..])
                 .ok_or_else(|| StoreError::decode(keys::STATE, &key, "not lp(flow) | version"))?;
             self.scripts.insert((flow, version), source);
+        }
+        for entry in self.cold.scan_prefix([keys::LIVE]) {
+            let (key, value) = entry?;
+            let version: String = keys::decode(keys::STATE, &key, &value)?;
+            self.live
+                .insert(String::from_utf8_lossy(&key[1..]).into_owned(), version);
         }
         for entry in self.cold.scan_prefix([keys::MO_MARK]) {
             let (key, value) = entry?;
@@ -388,6 +397,13 @@ impl State {
         self.opt_outs.contains(msisdn)
     }
 
+    /// The live version of `flow` and its source.
+    pub fn live_script(&self, flow: &str) -> Option<(String, String)> {
+        let version = self.live.get(flow)?;
+        let source = self.script(flow, version)?;
+        Some((version.clone(), source))
+    }
+
     pub fn script(&self, flow: &str, version: &str) -> Option<String> {
         self.scripts
             .get(&(flow.to_owned(), version.to_owned()))
@@ -490,6 +506,23 @@ impl State {
         match record {
             Record::Commit(c) => self.apply_commit(c)?,
             Record::MoAcknowledged(key) => self.unmark(key),
+            Record::ScriptLive {
+                flow,
+                version,
+                source,
+            } => {
+                let pair = (flow.clone(), version.clone());
+                if !self.scripts.contains_key(&pair) {
+                    let key = keys::script(flow, version);
+                    let value = keys::encode(&key, source)?;
+                    self.scripts.insert(pair, source.clone());
+                    self.put(key, value, true);
+                }
+                let key = keys::live(flow);
+                let value = keys::encode(&key, version)?;
+                let absent = self.live.insert(flow.clone(), version.clone()).is_none();
+                self.put(key, value, absent);
+            }
             Record::MarkKept { key, until } => {
                 if let Some(kept) = self.marks.get_mut(key) {
                     *kept = *until;
