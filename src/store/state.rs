@@ -511,11 +511,10 @@ impl State {
                 version,
                 source,
             } => {
-                let pair = (flow.clone(), version.clone());
-                if !self.scripts.contains_key(&pair) {
+                if let Entry::Vacant(slot) = self.scripts.entry((flow.clone(), version.clone())) {
                     let key = keys::script(flow, version);
                     let value = keys::encode(&key, source)?;
-                    self.scripts.insert(pair, source.clone());
+                    slot.insert(source.clone());
                     self.put(key, value, true);
                 }
                 let key = keys::live(flow);
