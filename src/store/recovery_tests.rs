@@ -11,7 +11,7 @@ use super::*;
 const MSISDN: &str = "998901234567";
 
 /// A survey's life in three commits, with the outcome and receipt of its question.
-fn survey(store: &Store, id: ConversationId, question: u64) -> TestResult {
+pub(super) fn survey(store: &Store, id: ConversationId, question: u64) -> TestResult {
     let mut c = conv(id, "survey", &[MSISDN], 1_000);
     let mut ask = entry(1_000, Direction::Out, "Оцените");
     ask.message_id = Some(question);

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::seal::Seal;
 use super::state::{Layer, State};
 use super::{StoreError, checkpoint, keys, lock};
 
@@ -79,6 +80,9 @@ pub(super) struct Disk {
     /// Also write on [`TICK`] and checkpoint on [`CHECKPOINT_INTERVAL`]; off, only what is
     /// asked for (a deterministic simulation).
     pub timed: bool,
+    /// The high-water mark of durable groups, advanced after each flush (`None`: a temporary
+    /// store).
+    pub seal: Option<Seal>,
 }
 
 impl Disk {
@@ -98,6 +102,7 @@ impl Disk {
             file,
             next_seq,
             timed: true,
+            seal: None,
         })
     }
 
@@ -316,6 +321,12 @@ impl Thread {
         }
         if result.is_ok() && (wrote || !waiters.is_empty() || self.unpruned.is_some()) {
             result = self.disk.flush();
+        }
+        // Before the waiters hear of it: whatever the service acts on is under the seal.
+        if result.is_ok()
+            && let Some(seal) = &mut self.disk.seal
+        {
+            result = seal.advance(self.disk.next_seq.saturating_sub(1));
         }
         if let Err(e) = &result {
             // What is in memory can no longer be matched to what is on disk: nothing more is
