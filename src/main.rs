@@ -31,6 +31,10 @@ enum Command {
         /// The config file (default: ./smsflow.toml if present, else built-in defaults).
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// Start on a store that lost commits (disk damage), sealed as it is: the missing
+        /// steps are lost for good and messages already sent may be sent again.
+        #[arg(long)]
+        accept_data_loss: bool,
     },
     /// Run the built-in SMSC simulator as a standalone server, for trying `run` by hand.
     Smsc(SmscArgs),
@@ -142,7 +146,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo { surveys, incidents } => run_demo(surveys, incidents),
         Command::Smsc(args) => run_smsc(args.into_config()),
-        Command::Run { config } => run_service(config.as_deref()),
+        Command::Run {
+            config,
+            accept_data_loss,
+        } => run_service(config.as_deref(), accept_data_loss),
         Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
         Command::Report(command) => run_report(command),
     }
@@ -211,7 +218,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
 
 /// `smsflow run`: exit 2 for a bad config (the message names file, line and key), 1 when the
 /// service fails, 0 after a clean stop on SIGINT/SIGTERM.
-fn run_service(config: Option<&std::path::Path>) -> ExitCode {
+fn run_service(config: Option<&std::path::Path>, accept_data_loss: bool) -> ExitCode {
     let config = match smsflow::config::Config::discover(config) {
         Ok(config) => config,
         Err(error) => {
@@ -233,7 +240,8 @@ fn run_service(config: Option<&std::path::Path>) -> ExitCode {
             std::future::pending::<()>().await;
         }
     };
-    match runtime.block_on(smsflow::service::run::run(config, stop)) {
+    let options = smsflow::service::run::RunOptions { accept_data_loss };
+    match runtime.block_on(smsflow::service::run::run_with(config, options, stop)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("smsflow run: {error}");
