@@ -33,12 +33,14 @@ mod state;
 pub mod tally;
 pub mod types;
 mod v1;
+mod verify;
 mod writer;
 
 pub use delivery::{PartState, ReceiptApplied};
 pub use keys::SCHEMA_VERSION;
 pub use seal::{Damage, FILE as SEAL_FILE};
 pub use types::*;
+pub use verify::Verified;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -562,6 +564,8 @@ impl Store {
 
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod ops_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]

@@ -296,12 +296,13 @@ impl Store {
         })
     }
 
-    /// Recounts every tally from the raw records (ratings, conversations and their
-    /// timelines) in the store's zone: linear in the store, once per change of zone.
-    fn recount_tallies(&self) -> Result<(), StoreError> {
+    /// Every tally as the raw records (ratings, conversations and their timelines) count it in
+    /// the store's zone; `progress`: log lines for a big store.
+    pub(super) fn counted_tallies(
+        &self,
+        progress: bool,
+    ) -> Result<BTreeMap<tally::TallyKey, tally::Tally>, StoreError> {
         let zone = self.state().zone().clone();
-        let name = tally::zone_name(&zone);
-        let started = std::time::Instant::now();
         let mut tallies: BTreeMap<tally::TallyKey, tally::Tally> = BTreeMap::new();
         let mut add = |key: tally::TallyKey, delta: tally::Delta| {
             tally::apply(tallies.entry(key).or_default(), &delta);
@@ -311,11 +312,12 @@ impl Store {
             add(key, delta);
         }
         let ids = self.conversation_ids()?;
-        if ids.len() > 10_000 {
-            tracing::info!(zone = %name, conversations = ids.len(), "store: counting CSI tallies from the raw records");
+        let progress = progress && ids.len() > 10_000;
+        if progress {
+            tracing::info!(zone = %tally::zone_name(&zone), conversations = ids.len(), "store: counting CSI tallies from the raw records");
         }
         for (n, id) in ids.into_iter().enumerate() {
-            if n > 0 && n % 100_000 == 0 {
+            if progress && n > 0 && n % 100_000 == 0 {
                 tracing::info!(conversations = n, "store: counting CSI tallies");
             }
             let Some(c) = self.conversation(id)? else {
@@ -325,6 +327,16 @@ impl Store {
                 add(tally::of_conversation(&zone, &c), delta);
             }
         }
+        Ok(tallies)
+    }
+
+    /// Recounts every tally from the raw records (ratings, conversations and their
+    /// timelines) in the store's zone: linear in the store, once per change of zone.
+    fn recount_tallies(&self) -> Result<(), StoreError> {
+        let zone = self.state().zone().clone();
+        let name = tally::zone_name(&zone);
+        let started = std::time::Instant::now();
+        let tallies = self.counted_tallies(true)?;
         let tallies: Vec<(Vec<u8>, tally::Tally)> = (tallies.into_iter())
             .map(|(k, t)| (tally::key_bytes(&k), t))
             .collect();
