@@ -27,7 +27,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// Overwrites `len` bytes at `offset` of sled's `db` file in `dir` with noise.
-fn damage(dir: &Path, offset: u64, len: usize, seed: u64) {
+pub(super) fn damage(dir: &Path, offset: u64, len: usize, seed: u64) {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(dir.join("db"))

@@ -22,6 +22,7 @@
 //! do: read a clock (every time is an argument) or decide anything about flows. A corrupted
 //! value is a [`StoreError::Decode`] naming the tree and key, never a panic.
 
+pub mod backup;
 mod checkpoint;
 mod delivery;
 mod keys;
