@@ -13,8 +13,9 @@ use smsflow::store::{
 };
 use tokio::process::{Child, Command};
 
-use crate::run::{service_setup, stop_with_sigterm};
-use crate::util::{TempDir, WAIT, until_ready};
+use crate::http::raw;
+use crate::run::{ratings_by_subscriber, service_setup, stop_with_sigterm};
+use crate::util::{TempDir, WAIT, send_mo, until_ready};
 
 const SURVEYS: u64 = 300;
 
@@ -198,5 +199,121 @@ async fn run_and_report_refuse_a_damaged_store_and_accept_data_loss_starts_it() 
     let mut service = spawn(&["run"], &setup.config);
     until_ready(setup.http).await;
     stop_with_sigterm(&mut service).await;
+    smsc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_over_http_from_a_running_service_restores_and_verifies() {
+    const SURVEYS: usize = 20;
+    let smsc = simulator().await;
+    let dir = TempDir::new("backup-http");
+    let setup = service_setup(dir.path(), smsc.local_addr().port(), &["t0ken"]);
+    let mut service = spawn(&["run"], &setup.config);
+    until_ready(setup.http).await;
+    let auth = ("Authorization".to_owned(), "Bearer t0ken".to_owned());
+    let json = [
+        auth.clone(),
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+    ];
+    for i in 0..SURVEYS {
+        let msisdn = format!("99894{i:07}");
+        let body = serde_json::json!({"id": format!("call-{i}"), "msisdn": msisdn,
+            "operator": "op-1", "channel": "call"});
+        let resp = raw(
+            setup.http,
+            "POST",
+            "/api/v1/flows/survey/events",
+            &json,
+            Some(body.to_string().as_bytes()),
+        )
+        .await;
+        assert_eq!(resp.status, 202, "{}", resp.json);
+        // Acknowledged only once the rating is on disk.
+        assert!(send_mo(&smsc, &msisdn, "4").await.is_ok());
+    }
+
+    // The route is behind the tokens, wants an absolute path and a new or empty directory.
+    let route = "/api/v1/store/backup";
+    let body = |dir: &str| serde_json::json!({ "dir": dir }).to_string();
+    let no_token = [json[1].clone()];
+    let resp = raw(
+        setup.http,
+        "POST",
+        route,
+        &no_token,
+        Some(body("/tmp/x").as_bytes()),
+    )
+    .await;
+    assert_eq!(resp.status, 401, "{}", resp.json);
+    let resp = raw(
+        setup.http,
+        "POST",
+        route,
+        &json,
+        Some(body("relative").as_bytes()),
+    )
+    .await;
+    assert_eq!(resp.status, 422, "{}", resp.json);
+    let taken = dir.path().join("taken");
+    std::fs::create_dir_all(taken.join("something")).unwrap();
+    let resp = raw(
+        setup.http,
+        "POST",
+        route,
+        &json,
+        Some(body(&taken.display().to_string()).as_bytes()),
+    )
+    .await;
+    assert_eq!(resp.status, 409, "{}", resp.json);
+
+    // The CLI finds the store locked and asks the service.
+    let backup_dir = dir.path().join("backup");
+    let backup_arg = backup_dir.display().to_string();
+    let out = smsflow(&["store", "backup", &backup_arg], &setup.config).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("written by the running service"),
+        "{stdout}"
+    );
+    for args in [&["store", "verify"][..], &["store", "restore", &backup_arg]] {
+        let out = smsflow(args, &setup.config).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("in use by a running"), "{args:?}: {stderr}");
+    }
+    stop_with_sigterm(&mut service).await;
+
+    // Stopped: restore over the live store, then verify it.
+    let out = smsflow(&["store", "restore", &backup_arg], &setup.config).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("no problems found"), "{stdout}");
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("data.before-restore-")
+        });
+    assert!(aside.is_some(), "the store that was there is kept");
+    let out = smsflow(&["store", "verify"], &setup.config).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("no problems found"), "{stdout}");
+    let ratings = ratings_by_subscriber(&Store::open(&setup.data).unwrap());
+    assert_eq!(
+        ratings.len(),
+        SURVEYS,
+        "every acknowledged rating is in the backup"
+    );
     smsc.shutdown().await;
 }

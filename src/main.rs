@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use smsflow::sim::{self, SimConfig, SubscribersConfig};
 
+mod store_cli;
+
 /// SMS surveys and staff-call escalation over SMPP.
 #[derive(Debug, Parser)]
 #[command(name = "smsflow", version, about)]
@@ -50,6 +52,9 @@ enum Command {
     /// Print a report: the CSI survey (`csi`) or staff calls and escalation (`incidents`).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Check, back up or restore the store (service.data_dir).
+    #[command(subcommand)]
+    Store(store_cli::StoreCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +157,7 @@ fn main() -> ExitCode {
         } => run_service(config.as_deref(), accept_data_loss),
         Command::Check { scripts, timezone } => run_check(&scripts, &timezone),
         Command::Report(command) => run_report(command),
+        Command::Store(command) => store_cli::run(command),
     }
 }
 

@@ -15,6 +15,7 @@
 //! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
+//! | `POST /api/v1/store/backup` (`store.rs`) | 200, 400, 401, 409, 422, 500 |
 //! | `GET /reports` (HTML dashboard, no auth: it is for browsers) | 200, 400 |
 //! | `GET /healthz` | 200 |
 //! | `GET /readyz` | 200, 503 |
@@ -25,6 +26,8 @@
 //! still accepted (the outbox keeps its messages until a session binds) and the 202 says
 //! `"queued": true`; we always queue. An event answered 503 (with `Retry-After`) found the
 //! store behind the disk ([`crate::store::MAX_UNWRITTEN`]): nothing was started.
+
+mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -250,6 +253,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
+        .route("/api/v1/store/backup", post(store::backup))
         // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
