@@ -16,7 +16,7 @@ use super::{
 
 /// How a store is opened.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Options<'a> {
+struct Options<'a> {
     /// The zone of the tallies' days (`None`: the one they were counted in).
     zone: Option<&'a TimeZone>,
     /// The writer also writes on its own timer (see [`Store::open_simulated`]).
@@ -51,8 +51,9 @@ struct Recovery {
 
 impl Store {
     /// Creates or opens the store in directory `path`: checks (or records)
-    /// [`SCHEMA_VERSION`], migrates a version 1 store, loads the checkpoint and replays
-    /// the log after it.
+    /// [`SCHEMA_VERSION`](super::SCHEMA_VERSION), migrates a version 1 store, loads the
+    /// checkpoint and replays the log after it, and checks the result against the seal
+    /// ([`StoreError::DataLoss`]).
     ///
     /// CSI tallies count days in the zone they were counted in (UTC for a new store); see
     /// [`Store::open_in`].
@@ -105,20 +106,11 @@ impl Store {
             path: path.to_path_buf(),
             damage,
         };
-        let seal = match seal::Seal::open(path) {
-            Ok(Some(seal)) => seal::Found::Sealed(seal),
-            Ok(None) => seal::Found::Missing,
-            Err(damage) if options.accept_loss => {
-                tracing::warn!(
-                    "store: {}; accepted (--accept-data-loss): sealing the store as it is",
-                    damage.message(path)
-                );
-                seal::Found::Damaged
-            }
-            Err(damage) => return Err(lost(damage)),
+        // For the message when sled cannot read the store at all.
+        let unreadable = |detail| {
+            let sealed = (seal::Seal::open(path).ok().flatten()).map(|s| s.seq());
+            lost(Damage::Unreadable { detail, sealed })
         };
-        let sealed = seal.seq();
-        let unreadable = |detail| lost(Damage::Unreadable { detail, sealed });
         // sled panics on some damage while recovering its log: that is damage too, not a
         // crash of the service without a word.
         let opened = std::panic::catch_unwind(|| {
@@ -150,6 +142,19 @@ impl Store {
                 });
             }
             Err(panic) => return Err(unreadable(seal::panic_text(&*panic))),
+        };
+        // Read only now that sled's lock is ours: no other process writes the seal.
+        let seal = match seal::Seal::open(path) {
+            Ok(Some(seal)) => seal::Found::Sealed(seal),
+            Ok(None) => seal::Found::Missing,
+            Err(damage) if options.accept_loss => {
+                tracing::warn!(
+                    "store: {}; accepted (--accept-data-loss): sealing the store as it is",
+                    damage.message(path)
+                );
+                seal::Found::Damaged
+            }
+            Err(damage) => return Err(lost(damage)),
         };
         Store::from_db(db, path.to_path_buf(), Place::Disk(seal), options)
     }

@@ -27,7 +27,7 @@ pub struct Verified {
     pub counts: BTreeMap<&'static str, u64>,
     /// The log seq the checkpoint that verify wrote covers.
     pub checkpoint: u64,
-    /// What is wrong, each naming its tree and key (the first [`MAX_PROBLEMS`]).
+    /// What is wrong, each naming its tree and key (the first 1 000).
     pub problems: Vec<String>,
     /// Problems beyond those listed.
     pub more_problems: usize,
