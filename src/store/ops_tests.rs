@@ -277,3 +277,24 @@ fn restore_refuses_a_held_store_and_a_damaged_backup() -> OpsResult {
     assert_eq!(reopen(&data)?.ratings(i64::MIN, i64::MAX)?.len(), 5);
     Ok(())
 }
+
+#[test]
+fn a_checkpoint_asked_for_during_a_backup_is_written_after_it() -> TestResult {
+    let store = Store::temporary()?;
+    populate(&store, 3)?;
+    let paused = store.inner.writer.pause()?;
+    let before = lock(&store.inner.state).checkpointed;
+    survey(&store, 100, 20_000)?;
+    store.flush_sync()?;
+    let waiting = std::thread::spawn({
+        let store = store.clone();
+        move || store.checkpoint()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!waiting.is_finished(), "it waits for the backup");
+    assert_eq!(lock(&store.inner.state).checkpointed, before);
+    drop(paused);
+    waiting.join().unwrap()?;
+    assert!(lock(&store.inner.state).checkpointed > before);
+    Ok(())
+}

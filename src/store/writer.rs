@@ -253,6 +253,8 @@ struct Thread {
     crash: Arc<AtomicBool>,
     /// Backups under way (see `Request::Pause`): no checkpoint, no pruning.
     paused: u32,
+    /// Checkpoints asked for while paused: written, and answered, once the backups resume.
+    deferred: Vec<Waiter>,
 }
 
 impl Thread {
@@ -272,6 +274,7 @@ impl Thread {
             failed: None,
             crash,
             paused: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -301,6 +304,11 @@ impl Thread {
                     Request::Pause(tx) => pauses.push(tx),
                     Request::Resume => self.paused = self.paused.saturating_sub(1),
                 }
+            }
+            if self.paused > 0 {
+                self.deferred.append(&mut after_checkpoint);
+            } else {
+                after_checkpoint.append(&mut self.deferred);
             }
             if self.crash.load(Ordering::SeqCst) {
                 let crashed = Err("the process crashed (simulated)".to_owned());
