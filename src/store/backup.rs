@@ -154,22 +154,28 @@ impl Store {
 
 /// A new or empty `dir`, outside the store's directory `store`.
 fn prepare(dir: &Path, store: &Path) -> Result<(), BackupError> {
-    match std::fs::read_dir(dir) {
+    let created = match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 return Err(BackupError::NotEmpty {
                     path: dir.to_path_buf(),
                 });
             }
+            false
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+            true
         }
         Err(e) => return Err(io("read", dir)(e)),
-    }
+    };
     if let (Ok(d), Ok(s)) = (dir.canonicalize(), store.canonicalize())
         && d.starts_with(&s)
     {
+        if created {
+            // Ours and empty: nothing of the store's.
+            let _ = std::fs::remove_dir(dir);
+        }
         return Err(BackupError::InsideStore {
             path: dir.to_path_buf(),
             store: store.to_path_buf(),

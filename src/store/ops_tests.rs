@@ -251,11 +251,16 @@ fn restoring_a_damaged_store_from_its_backup_opens_without_data_loss() -> OpsRes
 }
 
 #[test]
-fn restore_refuses_a_held_store_and_a_damaged_backup() -> OpsResult {
+fn backup_and_restore_refuse_what_would_lose_or_mix_data() -> OpsResult {
     let dir = TempDir::new("restore-refusals");
     let (data, backup_dir) = (dir.0.join("data"), dir.0.join("backup"));
     let store = Store::open(&data)?;
     populate(&store, 5)?;
+    assert!(matches!(
+        store.backup(&data.join("backup")),
+        Err(BackupError::InsideStore { .. })
+    ));
+    assert!(!data.join("backup").exists());
     store.backup(&backup_dir).expect("backup");
     assert!(matches!(
         backup::restore(&backup_dir, &data, "t"),
