@@ -24,6 +24,8 @@
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
+//! - `store_ops`: a damaged data directory refused by `run` and `report` (and started with
+//!   `--accept-data-loss`); `smsflow store verify|backup|restore`, a backup over HTTP.
 //! - `tls`: SMPP over TLS against the simulator (CA, mutual TLS, wrong name, untrusted CA),
 //!   `smsflow run` with TLS to the SMSC and HTTPS on its listeners; certificates made at run
 //!   time.
@@ -46,6 +48,7 @@ mod run;
 mod session;
 mod sim;
 mod simulation;
+mod store_ops;
 mod tls;
 mod util;
 mod vectors;

@@ -646,6 +646,15 @@ impl Sim {
                 self.replies
             ));
         }
+        // The whole store as `smsflow store verify` reads it: no crash or restart left a
+        // value, an index or a tally wrong.
+        let verified = store.verify().unwrap();
+        if !verified.is_ok() {
+            fail(format!(
+                "the store does not verify: {:?}",
+                verified.problems
+            ));
+        }
         let twice: usize = copies.values().map(|c| c.len() - 1).sum();
         let window = self.lost_after_taken + self.in_flight_at_crash;
         if twice > window {

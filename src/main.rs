@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use smsflow::sim::{self, SimConfig, SubscribersConfig};
 
+mod store_cli;
+
 /// SMS surveys and staff-call escalation over SMPP.
 #[derive(Debug, Parser)]
 #[command(name = "smsflow", version, about)]
@@ -31,6 +33,10 @@ enum Command {
         /// The config file (default: ./smsflow.toml if present, else built-in defaults).
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// Start on a store that lost commits (disk damage), sealed as it is: the missing
+        /// steps are lost for good and messages already sent may be sent again.
+        #[arg(long)]
+        accept_data_loss: bool,
     },
     /// Run the built-in SMSC simulator as a standalone server, for trying `run` by hand.
     Smsc(SmscArgs),
@@ -49,6 +55,9 @@ enum Command {
     /// Print a report: the CSI survey (`csi`) or staff calls and escalation (`incidents`).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Check, back up or restore the store (service.data_dir).
+    #[command(subcommand)]
+    Store(store_cli::StoreCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,13 +181,17 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => run_service(config.as_deref()),
+        Command::Run {
+            config,
+            accept_data_loss,
+        } => run_service(config.as_deref(), accept_data_loss),
         Command::Check {
             scripts,
             timezone,
             config,
         } => run_check(scripts, timezone, config),
         Command::Report(command) => run_report(command),
+        Command::Store(command) => store_cli::run(command),
     }
 }
 
@@ -245,7 +258,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
 
 /// `smsflow run`: exit 2 for a bad config (the message names file, line and key), 1 when the
 /// service fails, 0 after a clean stop on SIGINT/SIGTERM.
-fn run_service(config: Option<&std::path::Path>) -> ExitCode {
+fn run_service(config: Option<&std::path::Path>, accept_data_loss: bool) -> ExitCode {
     let config = match smsflow::config::Config::discover(config) {
         Ok(config) => config,
         Err(error) => {
@@ -267,7 +280,8 @@ fn run_service(config: Option<&std::path::Path>) -> ExitCode {
             std::future::pending::<()>().await;
         }
     };
-    match runtime.block_on(smsflow::service::run::run(config, stop)) {
+    let options = smsflow::service::run::RunOptions { accept_data_loss };
+    match runtime.block_on(smsflow::service::run::run_with(config, options, stop)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("smsflow run: {error}");

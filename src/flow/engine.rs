@@ -218,6 +218,9 @@ impl FlowEngine {
             .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
             .collect();
         paths.sort();
+        // Compile every changed file first: each is tested beside the others' new versions
+        // (flows start each other, and at start none runs yet).
+        let mut changed = Vec::new();
         for path in paths {
             let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
             let unchanged = {
@@ -229,9 +232,25 @@ impl FlowEngine {
             }
             let name =
                 (path.file_stem()).map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-            let loaded = runner::compile_file(&self.engine, &path)
+            let compiled = runner::compile_file(&self.engine, &path).map(Arc::new);
+            if let Some(modified) = modified {
+                self.write_registry().modified.insert(path, modified);
+            }
+            changed.push((name, compiled));
+        }
+        let mut beside: HashMap<String, Arc<CompiledFlow>> = (self.flows().into_iter())
+            .map(|f| (f.name.clone(), f))
+            .collect();
+        for (name, compiled) in &changed {
+            if let Ok(flow) = compiled {
+                beside.insert(name.clone(), flow.clone());
+            }
+        }
+        let beside: Vec<Arc<CompiledFlow>> = beside.into_values().collect();
+        for (name, compiled) in changed {
+            let loaded = compiled
                 .map_err(|e| (e, "compile_error"))
-                .and_then(|flow| self.admit(Arc::new(flow)).map_err(|e| (e, "test_failed")));
+                .and_then(|flow| self.admit(flow, &beside).map_err(|e| (e, "test_failed")));
             let result = match loaded {
                 Ok(()) => "ok",
                 Err((e, result)) => {
@@ -242,9 +261,6 @@ impl FlowEngine {
             };
             metrics::counter!(crate::metrics::FLOW_RELOADS, "flow" => name, "result" => result)
                 .increment(1);
-            if let Some(modified) = modified {
-                self.write_registry().modified.insert(path, modified);
-            }
         }
         errors
     }
@@ -252,11 +268,18 @@ impl FlowEngine {
     /// Lets a compiled file go live: with the gate on, only when its tests pass beside the
     /// flows running now. At start (nothing of it runs yet) a refused file falls back on the
     /// version that last passed, from the store.
-    fn admit(&self, flow: Arc<CompiledFlow>) -> Result<(), FlowError> {
+    fn admit(
+        &self,
+        flow: Arc<CompiledFlow>,
+        beside: &[Arc<CompiledFlow>],
+    ) -> Result<(), FlowError> {
         let previous = self.flow(&flow.name);
+        // The tests' own log lines (a test store opening, a script's log()) are not the
+        // service's: they stay out of its log.
+        let gate = || super::check::gate(&flow, beside, &self.config.timezone);
+        let silent = tracing::subscriber::NoSubscriber::default();
         if self.config.gate
-            && let Err((test, message)) =
-                super::check::gate(&flow, &self.flows(), &self.config.timezone)
+            && let Err((test, message)) = tracing::subscriber::with_default(silent, gate)
         {
             if previous.is_none() {
                 self.fall_back(&flow.name);

@@ -16,6 +16,7 @@
 //! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 409 (the id again with another body), 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
+//! | `POST /api/v1/store/backup` (`store.rs`) | 200, 400, 401, 409, 422, 500 |
 //! | `GET /reports` (HTML dashboard; the tokens as Basic auth passwords, for browsers) | 200, 400, 401 |
 //! | `GET /healthz` | 200 |
 //! | `GET /readyz` | 200, 503 |
@@ -29,6 +30,7 @@
 
 mod auth;
 pub mod listener;
+mod store;
 pub mod tls;
 
 use std::future::Future;
@@ -269,6 +271,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
+        .route("/api/v1/store/backup", post(store::backup))
         // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::api));
     let dashboard = Router::new().route("/reports", get(dashboard)).route_layer(

@@ -1,5 +1,6 @@
 //! Asks a running smsflow for a report over its HTTP API: `smsflow report` uses this when the
-//! service holds the store (sled locks it), then renders the JSON locally.
+//! service holds the store (sled locks it), then renders the JSON locally; `smsflow store
+//! backup` likewise asks the service for a backup.
 //!
 //! A minimal HTTP/1.1 GET over a blocking socket, enough for our own server on loopback
 //! (`Connection: close`, `Content-Length` or chunked bodies); no TLS, no redirects. Pulling in
@@ -63,17 +64,47 @@ pub fn path(query: &Query) -> String {
 
 /// GETs `path` from `addr` with the bearer `token`; the body of a 200 answer.
 pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<String, RemoteError> {
+    request(addr, "GET", path, token, None, TIMEOUT)
+}
+
+/// POSTs the JSON `body` to `path` on `addr`, waiting up to `timeout` for the answer (a
+/// backup of a big store takes a while); the body of a 200 answer.
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    timeout: Duration,
+) -> Result<String, RemoteError> {
+    request(addr, "POST", path, token, Some(body), timeout)
+}
+
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<String, RemoteError> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
         .map_err(|source| RemoteError::Connect { addr, source })?;
     let io = |source| RemoteError::Io { addr, source };
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
     let mut request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n"
     );
     if let Some(token) = token {
         request.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
     request.push_str("\r\n");
+    request.push_str(body.unwrap_or_default());
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(io)?;

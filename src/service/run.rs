@@ -80,13 +80,35 @@ pub fn pool_config(smsc: &SmscConfig) -> PoolConfig {
     pool
 }
 
+/// What `smsflow run` takes beside its config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Start on a store refused for data loss, sealed as it is
+    /// ([`Store::open_in_accepting_loss`]).
+    pub accept_data_loss: bool,
+}
+
 /// Runs the service until `stop` resolves.
 pub async fn run(
     config: Config,
     stop_requested: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_with(config, RunOptions::default(), stop_requested).await
+}
+
+/// [`run`] with `options`.
+pub async fn run_with(
+    config: Config,
+    options: RunOptions,
+    stop_requested: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     // CSI tallies count local days of service.timezone (recounted if it changed).
-    let store = Store::open_in(&config.service.data_dir, &config.service.timezone)?;
+    let (data_dir, zone) = (&config.service.data_dir, &config.service.timezone);
+    let store = if options.accept_data_loss {
+        Store::open_in_accepting_loss(data_dir, zone)?
+    } else {
+        Store::open_in(data_dir, zone)?
+    };
     let (engine, errors) = FlowEngine::new(
         store.clone(),
         EngineConfig {

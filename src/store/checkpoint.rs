@@ -59,21 +59,39 @@ pub(super) fn checkpointed(state: &sled::Tree) -> Result<u64, StoreError> {
     }
 }
 
-/// Applies the log after the checkpoint to `state` (loaded from it); returns the next seq
-/// and how many records there were.
-pub(super) fn replay(log: &sled::Tree, state: &mut State) -> Result<(u64, usize), StoreError> {
-    let from = state.checkpointed + 1;
-    let mut next = from;
-    let mut replayed = 0;
-    for entry in log.range(keys::log(from)..) {
+/// What [`replay`] found in the log.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Replayed {
+    /// The seq of the next log group.
+    pub next: u64,
+    /// Records applied.
+    pub records: usize,
+    /// A hole: (the last group applied, the first group after the hole), not applied.
+    pub gap: Option<(u64, u64)>,
+}
+
+/// Applies the log after the checkpoint to `state` (loaded from it), in seq order, up to the
+/// end or a hole (a group missing: what follows was written on top of it and cannot apply).
+pub(super) fn replay(log: &sled::Tree, state: &mut State) -> Result<Replayed, StoreError> {
+    let mut replayed = Replayed {
+        next: state.checkpointed + 1,
+        records: 0,
+        gap: None,
+    };
+    for entry in log.range(keys::log(replayed.next)..) {
         let (key, group) = entry?;
+        let seq = keys::trailing_u64(&key)?;
+        if seq != replayed.next {
+            replayed.gap = Some((replayed.next - 1, seq));
+            break;
+        }
         for record in log::records(&key, &group)? {
             apply_again(state, &record, &key)?;
-            replayed += 1;
+            replayed.records += 1;
         }
-        next = keys::trailing_u64(&key)? + 1;
+        replayed.next = seq + 1;
     }
-    Ok((next, replayed))
+    Ok(replayed)
 }
 
 /// A record that applied once applies again to the same state; if it does not, the store is

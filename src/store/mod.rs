@@ -22,26 +22,30 @@
 //! do: read a clock (every time is an argument) or decide anything about flows. A corrupted
 //! value is a [`StoreError::Decode`] naming the tree and key, never a panic.
 
+pub mod backup;
 mod checkpoint;
 mod delivery;
 mod keys;
 mod log;
+mod open;
 pub mod query;
+mod seal;
 mod state;
 pub mod tally;
 pub mod types;
 mod v1;
+mod verify;
 mod writer;
 
 pub use delivery::{PartState, ReceiptApplied};
 pub use keys::SCHEMA_VERSION;
+pub use seal::{Damage, FILE as SEAL_FILE};
 pub use types::*;
+pub use verify::Verified;
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use jiff::tz::TimeZone;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::Record;
@@ -139,6 +143,11 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    /// The store recovered less than it had made durable, has a hole in its log, or cannot
+    /// be read at all: disk damage, most likely (see `seal.rs`). Nothing was opened;
+    /// [`Store::open_in_accepting_loss`] opens what is left where there is something.
+    #[error("{}", damage.message(path))]
+    DataLoss { path: PathBuf, damage: Damage },
     /// I/O or an internal error of sled after opening.
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
@@ -167,24 +176,6 @@ impl StoreError {
 /// A key for error messages: printable ASCII as is, other bytes as `\xNN`.
 fn show_key(key: &[u8]) -> String {
     key.escape_ascii().to_string()
-}
-
-/// How a store is opened.
-#[derive(Debug, Clone, Copy)]
-struct Options<'a> {
-    /// The zone of the tallies' days (`None`: the one they were counted in).
-    zone: Option<&'a TimeZone>,
-    /// The writer also writes on its own timer (see [`Store::open_simulated`]).
-    timed: bool,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Options {
-            zone: None,
-            timed: true,
-        }
-    }
 }
 
 /// The store. Cloning is cheap (one `Arc`); every clone is the same store.
@@ -220,181 +211,6 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Store {
-    /// Creates or opens the store in directory `path`: checks (or records)
-    /// [`SCHEMA_VERSION`], migrates a version 1 store, loads the checkpoint and replays
-    /// the log after it.
-    ///
-    /// CSI tallies count days in the zone they were counted in (UTC for a new store); see
-    /// [`Store::open_in`].
-    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        Store::open_with(path.as_ref(), Options::default())
-    }
-
-    /// [`Store::open`] with the tallies' days in `zone` (`service.timezone`): a store that
-    /// counted in another zone (or before tallies) recounts them from the raw records first,
-    /// with a progress line.
-    pub fn open_in(path: impl AsRef<Path>, zone: &TimeZone) -> Result<Store, StoreError> {
-        let options = Options {
-            zone: Some(zone),
-            ..Options::default()
-        };
-        Store::open_with(path.as_ref(), options)
-    }
-
-    /// [`Store::open_in`] for a deterministic simulation: the writer writes only when asked
-    /// (a flush or a checkpoint), never on a timer, and checkpoints by record count alone, so
-    /// what is on disk at a (simulated) crash depends only on the calls made.
-    pub fn open_simulated(path: impl AsRef<Path>, zone: &TimeZone) -> Result<Store, StoreError> {
-        let options = Options {
-            zone: Some(zone),
-            timed: false,
-        };
-        Store::open_with(path.as_ref(), options)
-    }
-
-    fn open_with(path: &Path, options: Options<'_>) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| {
-                // sled 0.34 reports a held lock only as an `Io(Other)` with this text.
-                let locked = matches!(&source, sled::Error::Io(e)
-                if e.to_string().contains("could not acquire lock"));
-                if locked {
-                    StoreError::Locked {
-                        path: path.to_path_buf(),
-                        source,
-                    }
-                } else {
-                    StoreError::Open {
-                        path: path.to_path_buf(),
-                        source,
-                    }
-                }
-            })?;
-        Store::from_db(db, path.to_path_buf(), true, options)
-    }
-
-    /// A store in a temporary directory that sled removes when the last handle drops: for
-    /// tests and `smsflow check`.
-    pub fn temporary() -> Result<Store, StoreError> {
-        Store::temporary_with(Options::default())
-    }
-
-    /// [`Store::temporary`] counting its tallies' days in `zone`.
-    pub fn temporary_in(zone: &TimeZone) -> Result<Store, StoreError> {
-        Store::temporary_with(Options {
-            zone: Some(zone),
-            ..Options::default()
-        })
-    }
-
-    fn temporary_with(options: Options<'_>) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .flush_every_ms(None)
-            .open()?;
-        Store::from_db(db, PathBuf::from("<temporary>"), false, options)
-    }
-
-    /// `on_disk`: `path` is sled's directory, whose log the writer `fdatasync`s.
-    fn from_db(
-        db: sled::Db,
-        path: PathBuf,
-        on_disk: bool,
-        Options { zone, timed }: Options<'_>,
-    ) -> Result<Store, StoreError> {
-        v1::check_schema(&db, &path)?;
-        let mut disk = writer::Disk::new(db.clone(), on_disk.then_some(path.as_path()), 0)?;
-        disk.timed = timed;
-        let cold = disk.state.clone();
-        let checkpointed = checkpoint::checkpointed(&cold)?;
-        // The zone to count in: the one asked for, else the one counted in so far.
-        let recorded: Option<String> = match cold.get(keys::TALLY_ZONE)? {
-            Some(v) => Some(keys::decode(keys::STATE, keys::TALLY_ZONE, &v)?),
-            None => None,
-        };
-        let zone = match (zone, &recorded) {
-            (Some(zone), _) => zone.clone(),
-            (None, Some(name)) => TimeZone::get(name).unwrap_or_else(|e| {
-                tracing::warn!(
-                    "store: tallies were counted in {name:?}, unknown here ({e}); counting in UTC"
-                );
-                TimeZone::UTC
-            }),
-            (None, None) => TimeZone::UTC,
-        };
-        let mut state = State::new(cold.clone(), checkpointed, zone);
-        state.load()?;
-        let (next_seq, replayed) = checkpoint::replay(&disk.log, &mut state)?;
-        if replayed > 0 {
-            tracing::info!(
-                records = replayed,
-                "store: replayed the log after the checkpoint"
-            );
-        }
-        let recount = state.tally_zone.as_deref() != Some(tally::zone_name(state.zone()).as_str());
-        let state = Arc::new(Mutex::new(state));
-        let writer = writer::Writer::start(writer::Disk { next_seq, ..disk }, state.clone())?;
-        let store = Store {
-            inner: Arc::new(Inner {
-                writer,
-                state,
-                db,
-                cold,
-                path,
-            }),
-        };
-        if recount {
-            store.recount_tallies()?;
-        }
-        Ok(store)
-    }
-
-    /// Recounts every tally from the raw records (ratings, conversations and their
-    /// timelines) in the store's zone: linear in the store, once per change of zone.
-    fn recount_tallies(&self) -> Result<(), StoreError> {
-        let zone = self.state().zone().clone();
-        let name = tally::zone_name(&zone);
-        let started = std::time::Instant::now();
-        let mut tallies: BTreeMap<tally::TallyKey, tally::Tally> = BTreeMap::new();
-        let mut add = |key: tally::TallyKey, delta: tally::Delta| {
-            tally::apply(tallies.entry(key).or_default(), &delta);
-        };
-        for r in self.ratings(Millis::MIN, Millis::MAX)? {
-            let (key, delta) = tally::of_rating(&zone, &r);
-            add(key, delta);
-        }
-        let ids = self.conversation_ids()?;
-        if ids.len() > 10_000 {
-            tracing::info!(zone = %name, conversations = ids.len(), "store: counting CSI tallies from the raw records");
-        }
-        for (n, id) in ids.into_iter().enumerate() {
-            if n > 0 && n % 100_000 == 0 {
-                tracing::info!(conversations = n, "store: counting CSI tallies");
-            }
-            let Some(c) = self.conversation(id)? else {
-                continue;
-            };
-            for delta in tally::of_history(&c, &self.timeline(id)?) {
-                add(tally::of_conversation(&zone, &c), delta);
-            }
-        }
-        let tallies: Vec<(Vec<u8>, tally::Tally)> = (tallies.into_iter())
-            .map(|(k, t)| (tally::key_bytes(&k), t))
-            .collect();
-        let n = tallies.len();
-        self.write(Record::TalliesRebuilt {
-            zone: name.clone(),
-            tallies,
-        })?;
-        self.flush_sync()?;
-        tracing::info!(zone = %name, tallies = n, seconds = started.elapsed().as_secs_f64(), "store: CSI tallies counted");
-        Ok(())
-    }
-
     /// Every conversation's id, from the creation-time index (linear in the store: for
     /// recounts, exports and checks, not for a hot path).
     pub fn conversation_ids(&self) -> Result<Vec<ConversationId>, StoreError> {
@@ -778,6 +594,10 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod damage_tests;
+#[cfg(test)]
+mod ops_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::*;
 const MSISDN: &str = "998901234567";
 
 /// A survey's life in three commits, with the outcome and receipt of its question.
-fn survey(store: &Store, id: ConversationId, question: u64) -> TestResult {
+pub(super) fn survey(store: &Store, id: ConversationId, question: u64) -> TestResult {
     let mut c = conv(id, "survey", &[MSISDN], 1_000);
     let mut ask = entry(1_000, Direction::Out, "Оцените");
     ask.message_id = Some(question);
@@ -142,6 +142,8 @@ fn a_restart_after_a_crash_replays_the_log_after_the_checkpoint() -> TestResult 
     assert_eq!(store.open_conversations_of("998909999999")?, [3]);
     assert_eq!(store.next_timer_due()?, Some(60_000));
     assert_eq!(store.outbox(10)?, [out(13, 3)]);
+    let verified = store.verify()?;
+    assert!(verified.is_ok(), "{:?}", verified.problems);
     assert!(store.is_opted_out("998907777777")?);
     assert_eq!(store.event_conversation("survey", "call-1")?, Some(1));
     assert_eq!(store.last_conversation_at("survey", MSISDN)?, Some(1_000));
@@ -338,6 +340,8 @@ fn a_version_1_store_is_migrated_at_open() -> TestResult {
         .apply_receipt(&["ff2".into()], PartState::Delivered)?
         .expect("the migrated SMSC id is known");
     assert_eq!(applied.changed, Some("delivered"));
+    let verified = store.verify()?;
+    assert!(verified.is_ok(), "{:?}", verified.problems);
     drop(store);
     // And it opens again as a version 2 store.
     let store = reopen(&dir.0)?;

@@ -493,6 +493,17 @@ impl State {
         &self.zone
     }
 
+    /// The indexes kept in memory, for `verify.rs` to hold against the records in sled.
+    pub fn indexes(&self) -> Indexes<'_> {
+        Indexes {
+            hot: self.hot.keys().copied().collect(),
+            parties: &self.parties,
+            timers: &self.timers,
+            outbox: &self.outbox,
+            tallies: &self.tallies,
+        }
+    }
+
     /// (parties indexed, timers pending), for tests that check nothing is left behind.
     #[cfg(test)]
     pub fn index_sizes(&self) -> (usize, usize) {
@@ -961,6 +972,15 @@ impl State {
             .lookup::<Delivery>(&keys::delivery(id))?
             .map(|d| d.status))
     }
+}
+
+/// See [`State::indexes`].
+pub(super) struct Indexes<'a> {
+    pub hot: BTreeSet<ConversationId>,
+    pub parties: &'a HashMap<String, Vec<(Millis, ConversationId)>>,
+    pub timers: &'a BTreeSet<(Millis, ConversationId, String)>,
+    pub outbox: &'a BTreeMap<u64, OutMessage>,
+    pub tallies: &'a BTreeMap<TallyKey, Tally>,
 }
 
 /// A conversation's head before a commit.

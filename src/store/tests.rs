@@ -1,7 +1,7 @@
 //! Store scenarios on temporary sled databases (in memory-backed temp dirs), plus a few on
 //! real directories for reopening and locking.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::json;

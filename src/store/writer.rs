@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::seal::Seal;
 use super::state::{Layer, State};
 use super::{StoreError, checkpoint, keys, lock};
 
@@ -49,6 +50,12 @@ enum Request {
     Flush(Waiter),
     /// Write a checkpoint now, answer once sled has it (tests and `smsflow` tools).
     Checkpoint(Waiter),
+    /// A checkpoint as for `Checkpoint`, then none and no pruning until a `Resume`: sled's
+    /// state tree stays that checkpoint and the log keeps every group after it, so a backup
+    /// can copy them while steps go on (`backup.rs`). Answered with the checkpoint's seq and
+    /// the last durable group's.
+    Pause(mpsc::SyncSender<Result<(u64, u64), String>>),
+    Resume,
 }
 
 /// How a caller waits for its flush: from async code or from a plain thread.
@@ -79,6 +86,9 @@ pub(super) struct Disk {
     /// Also write on [`TICK`] and checkpoint on [`CHECKPOINT_INTERVAL`]; off, only what is
     /// asked for (a deterministic simulation).
     pub timed: bool,
+    /// The high-water mark of durable groups, advanced after each flush (`None`: a temporary
+    /// store).
+    pub seal: Option<Seal>,
 }
 
 impl Disk {
@@ -98,6 +108,7 @@ impl Disk {
             file,
             next_seq,
             timed: true,
+            seal: None,
         })
     }
 
@@ -150,6 +161,22 @@ impl Writer {
             .map_err(StoreError::Durability)
     }
 
+    /// Makes everything applied so far durable and checkpointed, then holds sled's state tree
+    /// and log as they are (see `Request::Pause`) until the returned guard is dropped.
+    pub fn pause(&self) -> Result<Paused<'_>, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Request::Pause(tx))?;
+        let (checkpoint, last) = rx
+            .recv()
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Durability)?;
+        Ok(Paused {
+            writer: self,
+            checkpoint,
+            last,
+        })
+    }
+
     /// From now on the thread writes nothing more, as if the process had died: a group it
     /// is writing may or may not reach the disk, nothing after it does, and there is no final
     /// checkpoint. The caller stops the store taking records first.
@@ -183,6 +210,22 @@ impl Writer {
     }
 }
 
+/// The writer holds sled's state tree and log still while this lives.
+pub(super) struct Paused<'a> {
+    writer: &'a Writer,
+    /// The log seq the state tree's checkpoint covers.
+    pub checkpoint: u64,
+    /// The last group on the medium: the state tree plus the log up to it is the store.
+    pub last: u64,
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        // A writer that stopped has nothing to resume.
+        let _ = self.writer.send(Request::Resume);
+    }
+}
+
 fn stopped() -> StoreError {
     StoreError::Durability("the store writer stopped".into())
 }
@@ -208,6 +251,10 @@ struct Thread {
     /// Why the store stopped taking writes (a log write or a flush failed).
     failed: Option<String>,
     crash: Arc<AtomicBool>,
+    /// Backups under way (see `Request::Pause`): no checkpoint, no pruning.
+    paused: u32,
+    /// Checkpoints asked for while paused: written, and answered, once the backups resume.
+    deferred: Vec<Waiter>,
 }
 
 impl Thread {
@@ -226,6 +273,8 @@ impl Thread {
             unpruned: None,
             failed: None,
             crash,
+            paused: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -246,24 +295,35 @@ impl Thread {
                 Err(RecvTimeoutError::Timeout) => false,
                 Err(RecvTimeoutError::Disconnected) => true,
             };
-            let (mut waiters, mut after_checkpoint) = (Vec::new(), Vec::new());
+            let (mut waiters, mut after_checkpoint, mut pauses) =
+                (Vec::new(), Vec::new(), Vec::new());
             for request in requests {
                 match request {
                     Request::Flush(w) => waiters.push(w),
                     Request::Checkpoint(w) => after_checkpoint.push(w),
+                    Request::Pause(tx) => pauses.push(tx),
+                    Request::Resume => self.paused = self.paused.saturating_sub(1),
                 }
+            }
+            if self.paused > 0 {
+                self.deferred.append(&mut after_checkpoint);
+            } else {
+                after_checkpoint.append(&mut self.deferred);
             }
             if self.crash.load(Ordering::SeqCst) {
                 let crashed = Err("the process crashed (simulated)".to_owned());
                 for w in waiters.into_iter().chain(after_checkpoint) {
                     w.complete(crashed.clone());
                 }
+                for tx in pauses {
+                    let _ = tx.send(Err("the process crashed (simulated)".to_owned()));
+                }
                 if stopping {
                     return;
                 }
                 continue;
             }
-            let force = stopping || !after_checkpoint.is_empty();
+            let force = stopping || !after_checkpoint.is_empty() || !pauses.is_empty();
             self.round(waiters, force);
             if force {
                 // A second round makes the checkpoint durable and prunes the log behind it;
@@ -276,9 +336,29 @@ impl Thread {
                 for w in after_checkpoint {
                     w.complete(result.clone());
                 }
+                if !pauses.is_empty() {
+                    self.pause(pauses, result);
+                }
             }
             if stopping {
                 return;
+            }
+        }
+    }
+
+    /// Answers backups that asked to pause, once a forced round checkpointed everything:
+    /// from here on, until they resume, the state tree and the log behind it stay.
+    fn pause(
+        &mut self,
+        pauses: Vec<mpsc::SyncSender<Result<(u64, u64), String>>>,
+        result: Result<(), String>,
+    ) {
+        let checkpoint = lock(&self.state).checkpointed;
+        let last = self.disk.next_seq.saturating_sub(1);
+        for tx in pauses {
+            let answer = result.clone().map(|()| (checkpoint, last));
+            if answer.is_ok() && tx.send(answer).is_ok() {
+                self.paused += 1;
             }
         }
     }
@@ -297,7 +377,9 @@ impl Thread {
             let due = state.dirty.records >= CHECKPOINT_RECORDS
                 || force
                 || (self.disk.timed && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL);
-            let frozen = if due && state.frozen.is_none() && !state.dirty.is_empty() {
+            let frozen = if self.paused > 0 {
+                None
+            } else if due && state.frozen.is_none() && !state.dirty.is_empty() {
                 let layer = Arc::new(std::mem::take(&mut state.dirty));
                 state.frozen = Some(layer.clone());
                 Some(layer)
@@ -317,6 +399,12 @@ impl Thread {
         if result.is_ok() && (wrote || !waiters.is_empty() || self.unpruned.is_some()) {
             result = self.disk.flush();
         }
+        // Before the waiters hear of it: whatever the service acts on is under the seal.
+        if result.is_ok()
+            && let Some(seal) = &mut self.disk.seal
+        {
+            result = seal.advance(self.disk.next_seq.saturating_sub(1));
+        }
         if let Err(e) = &result {
             // What is in memory can no longer be matched to what is on disk: nothing more is
             // acknowledged until a restart replays the log (a failed fdatasync may have lost
@@ -333,7 +421,9 @@ impl Thread {
         if result.is_err() {
             return;
         }
-        if let Some(seq) = self.unpruned.take() {
+        if self.paused == 0
+            && let Some(seq) = self.unpruned.take()
+        {
             self.prune(seq);
         }
         if let Some(layer) = frozen {
