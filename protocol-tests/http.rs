@@ -374,24 +374,54 @@ async fn escalation_levels_must_be_msisdns() {
 #[tokio::test]
 async fn a_failing_hook_is_422_with_the_errored_conversation() {
     let server = Server::start(&[]).await;
-    // The escalation flow throws when there is nobody to call.
-    let r = server
-        .post(
-            ESCALATION,
-            &json!({"id": "inc-0", "levels": []}).to_string(),
-        )
-        .await;
+    // A level of 51 staff: the hook hits the per-hook send limit.
+    let level: Vec<String> = (0..51).map(|i| format!("9989011{i:05}")).collect();
+    let event = json!({"id": "inc-0", "button": {"name": "Палата 1"}, "levels": [level]});
+    let r = server.post(ESCALATION, &event.to_string()).await;
     r.assert_error(422, "flow error");
-    assert!(
-        r.json["detail"].as_str().unwrap().contains("no levels"),
-        "{}",
-        r.json
-    );
+    let detail = r.json["detail"].as_str().unwrap();
+    assert!(detail.contains("more than 50 messages"), "{}", r.json);
     let id = r.json["conversation"].as_u64().unwrap();
     let c = server.get(&format!("/api/v1/conversations/{id}")).await;
     assert_eq!(c.status, 200);
     assert_eq!(c.json["status"], "errored");
-    assert!(c.json["error"].as_str().unwrap().contains("no levels"));
+    assert!(c.json["error"].as_str().unwrap().contains("more than 50"));
+    assert!(server.outbox().is_empty(), "the failed hook sent nothing");
+}
+
+/// The flow's declared event fields are checked before anything is created: 422 naming the
+/// field.
+#[tokio::test]
+async fn an_event_without_a_required_field_is_422_and_creates_nothing() {
+    let server = Server::start(&[]).await;
+    for (flow, event, detail) in [
+        (SURVEY, json!({"operator": "op-1"}), "msisdn: missing"),
+        (
+            SURVEY,
+            json!({"msisdn": MSISDN, "comment": "yes"}),
+            "comment: must be true or false",
+        ),
+        (
+            ESCALATION,
+            json!({"id": "inc-1", "levels": []}),
+            "button: missing",
+        ),
+        (
+            ESCALATION,
+            json!({"button": {}, "levels": []}),
+            "levels: must be a non-empty array",
+        ),
+    ] {
+        let r = server.post(flow, &event.to_string()).await;
+        r.assert_error(422, "invalid event");
+        let got = r.json["detail"].as_str().unwrap();
+        assert!(got.starts_with(detail), "{event}: {got}");
+    }
+    assert!(
+        server.engine.store().conversation_ids().unwrap().is_empty(),
+        "nothing created"
+    );
+    assert!(server.outbox().is_empty());
 }
 
 #[tokio::test]

@@ -65,6 +65,9 @@ pub enum EngineError {
     Flow(#[from] FlowError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event lacks a field the flow requires, or has one of the wrong kind.
+    #[error("{detail}")]
+    InvalidEvent { flow: String, detail: String },
     #[error("state of conversation {conversation} is not a map: {message}")]
     State {
         conversation: ConversationId,
@@ -460,6 +463,14 @@ impl FlowEngine {
                 hook: "on_event",
             });
         }
+        // Before an id is taken: a bad event creates nothing.
+        compiled
+            .event_schema
+            .check(&event)
+            .map_err(|detail| EngineError::InvalidEvent {
+                flow: flow.to_owned(),
+                detail,
+            })?;
         let id = self.store.next_id()?;
         let guard = self.lock(id);
         let conversation = Conversation {

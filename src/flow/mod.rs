@@ -6,9 +6,11 @@
 //!   each step's effects with the new state.
 //! - [`check`]: `smsflow check`, the `test_*` functions inside scripts on a fake clock.
 //! - [`rating`]: the rating grammar behind `parse_rating`.
+//! - [`schema`]: the event fields a flow requires (`fn event_fields()`).
 
 pub mod api;
 pub mod check;
 pub mod engine;
 pub mod rating;
 pub mod runner;
+pub mod schema;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 
 use super::api::{self, ContextHandle, Effects, HookContext, Lookup, Millis, Scale};
+use super::schema::EventSchema;
 
 /// Bounds on one hook call, so a runaway script is stopped with an error, not a hang.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +80,8 @@ pub struct CompiledFlow {
     pub tests: Vec<String>,
     /// The scores its ratings take (`fn scale()`, default CSAT 1–5).
     pub scale: Scale,
+    /// The event fields it requires (`fn event_fields()`, default none).
+    pub event_schema: EventSchema,
 }
 
 impl CompiledFlow {
@@ -205,9 +208,23 @@ pub fn compile(
     }
     // Definition order, so `check` lists them the same way every run.
     tests.sort_by_key(|t| definition_line(source, t));
-    let scale = scale_of(engine, &ast).map_err(|message| FlowError::BadHook {
+    let scale =
+        declared(engine, &ast, "scale", Scale::from_map, Scale::default()).map_err(|message| {
+            FlowError::BadHook {
+                origin: origin.to_owned(),
+                message: format!("fn scale(): {message}"),
+            }
+        })?;
+    let event_schema = declared(
+        engine,
+        &ast,
+        "event_fields",
+        EventSchema::from_map,
+        EventSchema::default(),
+    )
+    .map_err(|message| FlowError::BadHook {
         origin: origin.to_owned(),
-        message: format!("fn scale(): {message}"),
+        message: format!("fn event_fields(): {message}"),
     })?;
     Ok(CompiledFlow {
         name: name.to_owned(),
@@ -218,23 +235,31 @@ pub fn compile(
         hooks,
         tests,
         scale,
+        event_schema,
     })
 }
 
-/// What the flow's `fn scale()` declares, when it has one.
-fn scale_of(engine: &Engine, ast: &AST) -> Result<Scale, String> {
+/// What a flow's parameterless `fn name()` declares (a map, read by `parse`), or `default`
+/// when it has none.
+fn declared<T>(
+    engine: &Engine,
+    ast: &AST,
+    name: &str,
+    parse: impl FnOnce(&rhai::Map) -> Result<T, String>,
+    default: T,
+) -> Result<T, String> {
     if !ast
         .iter_functions()
-        .any(|f| f.name == "scale" && f.params.is_empty())
+        .any(|f| f.name == name && f.params.is_empty())
     {
-        return Ok(Scale::default());
+        return Ok(default);
     }
     let returned: Dynamic =
-        (engine.call_fn(&mut Scope::new(), ast, "scale", ())).map_err(|e| e.to_string())?;
+        (engine.call_fn(&mut Scope::new(), ast, name, ())).map_err(|e| e.to_string())?;
     let map = returned
         .try_cast::<rhai::Map>()
-        .ok_or("must return a map #{kind, min, max}")?;
-    Scale::from_map(&map)
+        .ok_or("must return a map")?;
+    parse(&map)
 }
 
 /// Reads and compiles `path`; the flow's name is the file stem.

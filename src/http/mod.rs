@@ -225,6 +225,7 @@ impl From<EngineError> for ApiError {
             EngineError::MissingHook { .. } => {
                 ApiError::Invalid(format!("{error}: this flow cannot be started by an event"))
             }
+            EngineError::InvalidEvent { detail, .. } => ApiError::Invalid(detail),
             EngineError::Store(StoreError::Overloaded(_)) => {
                 ApiError::Overloaded(error.to_string())
             }
