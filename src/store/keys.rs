@@ -45,6 +45,7 @@
 //! | `y` | `lp(flow) \| year(2) month(1) day(1) \| lp(operator) \| channel` | a CSI tally of one local day (`tally.rs`) |
 //! | `z` | | [`TALLY_ZONE`]: the IANA zone the tallies' days are in |
 //! | `k` | | [`CHECKPOINT`]: the last log seq the checkpoint covers |
+//! | `n` | | [`IDS`]: the last id handed out when the checkpoint was frozen (`u64`) |
 //!
 //! `seq` in `T`, `r` and `i` is the checkpoint's log seq: every chunk key is new, so a
 //! checkpoint never reads what it writes, and a time range is a key range.
@@ -79,6 +80,10 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
 /// The [`STATE`] key of the checkpoint's log seq.
 pub const CHECKPOINT: &[u8] = b"k";
+
+/// The [`STATE`] key of the id mark: ids up to it were handed out (`Store::next_id`).
+/// Absent in a store written before it, whose ids came from sled's own counter.
+pub const IDS: &[u8] = b"n";
 
 pub const CONVERSATION: u8 = b'c';
 pub const HOT: u8 = b'h';

@@ -297,6 +297,9 @@ impl Thread {
             let due = state.dirty.records >= CHECKPOINT_RECORDS
                 || force
                 || (self.disk.timed && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL);
+            if due && state.frozen.is_none() {
+                state.note_ids();
+            }
             let frozen = if due && state.frozen.is_none() && !state.dirty.is_empty() {
                 let layer = Arc::new(std::mem::take(&mut state.dirty));
                 state.frozen = Some(layer.clone());
