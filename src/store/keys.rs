@@ -316,6 +316,15 @@ pub fn created_at_of(key: &[u8]) -> Result<Millis, StoreError> {
         .ok_or_else(|| StoreError::decode(STATE, key, "not a conversation time key"))
 }
 
+/// The flow of a `C` key (its `lp(flow)`).
+pub fn created_flow(key: &[u8]) -> Result<String, StoreError> {
+    let bad = || StoreError::decode(STATE, key, "not a conversation time key");
+    let len = key.get(1..5).ok_or_else(bad)?;
+    let len = u32::from_be_bytes(len.try_into().map_err(|_| bad())?) as usize;
+    let flow = key.get(5..5 + len).filter(|_| key.len() == 5 + len + 16);
+    String::from_utf8(flow.ok_or_else(bad)?.to_vec()).map_err(|_| bad())
+}
+
 // --- values ----------------------------------------------------------------------------
 
 /// [`ENCODING_VERSION`] then named MessagePack.
@@ -387,5 +396,8 @@ mod tests {
         assert_eq!(hour(HOUR_MS + 5), HOUR_MS);
         assert!(chunk(RATINGS, hour(-1), 9) < chunk(RATINGS, hour(0), 1));
         assert_eq!(created_at_of(&created("survey", -7, 3)).unwrap(), -7);
+        assert_eq!(created_flow(&created("survey", -7, 3)).unwrap(), "survey");
+        assert_eq!(created_flow(&created("", 0, 1)).unwrap(), "");
+        assert!(created_flow(&created_prefix("survey")).is_err());
     }
 }

@@ -24,6 +24,7 @@
 
 mod checkpoint;
 mod delivery;
+pub mod find;
 mod keys;
 mod log;
 pub mod query;

@@ -358,6 +358,24 @@ impl State {
         ids
     }
 
+    /// (created_at, id) of the open conversations in which `msisdn` is a party (the party
+    /// index) or of all open ones, of `flow` or of every flow; in no order.
+    pub fn open_heads(&self, msisdn: Option<&str>, flow: Option<&str>) -> Vec<(Millis, u64)> {
+        let of_flow = |id: &ConversationId| {
+            flow.is_none_or(|f| self.hot.get(id).is_some_and(|h| &*h.flow == f))
+        };
+        match msisdn {
+            Some(m) => (self.parties.get(m).into_iter().flatten())
+                .filter(|(_, id)| of_flow(id))
+                .copied()
+                .collect(),
+            None => (self.hot.iter())
+                .filter(|(id, h)| h.open && of_flow(id))
+                .map(|(&id, h)| (h.created_at, id))
+                .collect(),
+        }
+    }
+
     pub fn open_counts(&self) -> Vec<(String, usize)> {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for h in self.hot.values().filter(|h| h.open) {
