@@ -14,12 +14,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-const TOKEN: &str = "s3cret-token";
+pub(crate) const TOKEN: &str = "s3cret-token";
 const MSISDN: &str = "998901234567";
 
-struct Server {
+/// The API on loopback over a temporary store (also for `find.rs`).
+pub(crate) struct Server {
     addr: std::net::SocketAddr,
-    engine: Arc<FlowEngine>,
+    pub(crate) engine: Arc<FlowEngine>,
     ready: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
@@ -27,7 +28,7 @@ struct Server {
 }
 
 impl Server {
-    async fn start(tokens: &[&str]) -> Server {
+    pub(crate) async fn start(tokens: &[&str]) -> Server {
         let (engine, errors) = FlowEngine::new(
             Store::temporary().unwrap(),
             EngineConfig {
@@ -72,7 +73,7 @@ impl Server {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -113,7 +114,7 @@ pub struct Resp {
 
 impl Resp {
     /// The JSON error shape every failure must have.
-    fn assert_error(&self, status: u16, error: &str) {
+    pub(crate) fn assert_error(&self, status: u16, error: &str) {
         assert_eq!(self.status, status, "{}", self.json);
         assert_eq!(self.json["error"], error, "{}", self.json);
         assert!(self.json["detail"].is_string(), "{}", self.json);

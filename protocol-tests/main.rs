@@ -7,6 +7,7 @@
 //! - `demo`: `smsflow demo` end to end.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
 //! - `esme`: the ESME pool against the simulator over real TCP, both directions at volume.
+//! - `find`: finding conversations over HTTP: filters, pages, event ids.
 //! - `flows`: the flow engine: shipped flows' own tests, restarts on disk, hot reload, versions.
 //! - `http`: the HTTP API over loopback sockets: every route and status code, JSON errors.
 //! - `http_limits`: the listener against half-open, idle and slow sockets, long targets and a
@@ -35,6 +36,7 @@ mod crash;
 mod demo;
 mod differential;
 mod esme;
+mod find;
 mod flows;
 mod http;
 mod http_limits;

@@ -15,6 +15,8 @@
 //! |---|---|
 //! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 409 (the id again with another body), 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
+//! | `GET /api/v1/conversations?msisdn=&flow=&status=&from=&to=&limit=&cursor=` (`find.rs`) | 200, 400, 401 |
+//! | `GET /api/v1/flows/{flow}/events/{id}` (`find.rs`) | 200, 401, 404 |
 //! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
 //! | `POST /api/v1/store/backup` (`store.rs`) | 200, 400, 401, 409, 422, 500 |
 //! | `GET /reports` (HTML dashboard; the tokens as Basic auth passwords, for browsers) | 200, 400, 401 |
@@ -29,6 +31,7 @@
 //! store behind the disk ([`crate::store::MAX_UNWRITTEN`]): nothing was started.
 
 mod auth;
+mod find;
 pub mod listener;
 mod store;
 pub mod tls;
@@ -48,9 +51,7 @@ use serde_json::{Map, Value, json};
 use crate::flow::api::normalize_msisdn;
 use crate::flow::engine::{EngineError, FlowEngine, StepResult};
 use crate::report::{self, Kind, Report};
-use crate::store::{
-    ConversationId, ConversationStatus, Direction, Millis, Store, StoreError, TimelineEntry, Timer,
-};
+use crate::store::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, Timer};
 
 pub use listener::Limits;
 
@@ -88,6 +89,8 @@ pub enum ApiError {
     UnknownFlow(String),
     #[error("unknown conversation")]
     UnknownConversation(ConversationId),
+    #[error("unknown event")]
+    UnknownEvent(String),
     #[error("not found")]
     NoRoute(String),
     #[error("method not allowed")]
@@ -128,9 +131,10 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownFlow(_) | ApiError::UnknownConversation(_) | ApiError::NoRoute(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::UnknownFlow(_)
+            | ApiError::UnknownConversation(_)
+            | ApiError::UnknownEvent(_)
+            | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -147,6 +151,7 @@ impl ApiError {
             ApiError::Unauthorized(why) => (*why).to_owned(),
             ApiError::BadRequest(d)
             | ApiError::UnknownFlow(d)
+            | ApiError::UnknownEvent(d)
             | ApiError::NoRoute(d)
             | ApiError::MethodNotAllowed(d)
             | ApiError::TooLarge(d)
@@ -269,6 +274,11 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
     let state = Arc::new(state);
     let api = Router::new()
         .route("/api/v1/flows/{flow}/events", post(post_event))
+        .route(
+            "/api/v1/flows/{flow}/events/{id}",
+            get(find::event_conversation),
+        )
+        .route("/api/v1/conversations", get(find::find_conversations))
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
@@ -524,28 +534,11 @@ fn conversation_json(store: &Store, id: ConversationId) -> Result<Value, ApiErro
         .ok_or(ApiError::UnknownConversation(id))?;
     let timeline = store.timeline(id).map_err(internal)?;
     let timers = store.timers_of(id).map_err(internal)?;
-    let mut body = json!({
-        "id": conversation.id,
-        "flow": conversation.flow,
-        "flow_version": conversation.flow_version,
-        "parties": conversation.parties,
-        "state": conversation.state,
-        "created_at": rfc3339(conversation.created_at),
-        "updated_at": rfc3339(conversation.updated_at),
-        "timeline": timeline.iter().map(timeline_json).collect::<Vec<_>>(),
-        "timers": timers.iter().map(timer_json).collect::<Vec<_>>(),
-    });
-    match conversation.status {
-        ConversationStatus::Open => body["status"] = json!("open"),
-        ConversationStatus::Finished { outcome } => {
-            body["status"] = json!("finished");
-            body["outcome"] = json!(outcome);
-        }
-        ConversationStatus::Errored { error } => {
-            body["status"] = json!("errored");
-            body["error"] = json!(error);
-        }
-    }
+    let mut body = find::summary_json(&conversation);
+    body["flow_version"] = json!(conversation.flow_version);
+    body["state"] = conversation.state;
+    body["timeline"] = json!(timeline.iter().map(timeline_json).collect::<Vec<_>>());
+    body["timers"] = json!(timers.iter().map(timer_json).collect::<Vec<_>>());
     Ok(body)
 }
 

@@ -45,6 +45,7 @@
 //! | `y` | `lp(flow) \| year(2) month(1) day(1) \| lp(operator) \| channel` | a CSI tally of one local day (`tally.rs`) |
 //! | `z` | | [`TALLY_ZONE`]: the IANA zone the tallies' days are in |
 //! | `k` | | [`CHECKPOINT`]: the last log seq the checkpoint covers |
+//! | `n` | | [`IDS`]: the last id handed out when the checkpoint was frozen (`u64`) |
 //!
 //! `seq` in `T`, `r` and `i` is the checkpoint's log seq: every chunk key is new, so a
 //! checkpoint never reads what it writes, and a time range is a key range.
@@ -79,6 +80,10 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
 /// The [`STATE`] key of the checkpoint's log seq.
 pub const CHECKPOINT: &[u8] = b"k";
+
+/// The [`STATE`] key of the id mark: ids up to it were handed out (`Store::next_id`).
+/// Absent in a store written before it, whose ids came from sled's own counter.
+pub const IDS: &[u8] = b"n";
 
 pub const CONVERSATION: u8 = b'c';
 pub const HOT: u8 = b'h';
@@ -319,6 +324,15 @@ pub fn created_at_of(key: &[u8]) -> Result<Millis, StoreError> {
         .ok_or_else(|| StoreError::decode(STATE, key, "not a conversation time key"))
 }
 
+/// The flow of a `C` key (its `lp(flow)`).
+pub fn created_flow(key: &[u8]) -> Result<String, StoreError> {
+    let bad = || StoreError::decode(STATE, key, "not a conversation time key");
+    let len = key.get(1..5).ok_or_else(bad)?;
+    let len = u32::from_be_bytes(len.try_into().map_err(|_| bad())?) as usize;
+    let flow = key.get(5..5 + len).filter(|_| key.len() == 5 + len + 16);
+    String::from_utf8(flow.ok_or_else(bad)?.to_vec()).map_err(|_| bad())
+}
+
 // --- values ----------------------------------------------------------------------------
 
 /// [`ENCODING_VERSION`] then named MessagePack.
@@ -390,5 +404,8 @@ mod tests {
         assert_eq!(hour(HOUR_MS + 5), HOUR_MS);
         assert!(chunk(RATINGS, hour(-1), 9) < chunk(RATINGS, hour(0), 1));
         assert_eq!(created_at_of(&created("survey", -7, 3)).unwrap(), -7);
+        assert_eq!(created_flow(&created("survey", -7, 3)).unwrap(), "survey");
+        assert_eq!(created_flow(&created("", 0, 1)).unwrap(), "");
+        assert!(created_flow(&created_prefix("survey")).is_err());
     }
 }

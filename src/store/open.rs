@@ -285,6 +285,7 @@ impl Store {
             }),
             (None, None) => TimeZone::UTC,
         };
+        let checkpointed_before = cold.contains_key(keys::CHECKPOINT)?;
         let mut state = State::new(cold, checkpointed, zone);
         state.load()?;
         let replayed = checkpoint::replay(&disk.log, &mut state)?;
@@ -293,6 +294,11 @@ impl Store {
                 records = replayed.records,
                 "store: replayed the log after the checkpoint"
             );
+        }
+        if !state.has_id_mark() && checkpointed_before {
+            // Checkpointed before the id mark existed: its ids came from sled's counter,
+            // which restarts above every id it gave (see `Store::next_id`).
+            state.raise_next_id(db.generate_id()?.saturating_add(1));
         }
         Ok(Recovery {
             disk,

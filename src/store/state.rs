@@ -76,7 +76,8 @@ pub(super) struct Layer {
 
 impl Layer {
     pub fn is_empty(&self) -> bool {
-        self.records == 0
+        // The id mark alone (`State::note_ids`) is a change too: ids were handed out.
+        self.records == 0 && self.kv.is_empty()
     }
 }
 
@@ -129,6 +130,11 @@ pub(super) struct State {
     pub log: Vec<u8>,
     /// Why the writer stopped (a failed log write or flush): nothing more is accepted.
     pub failed: Option<String>,
+    /// The id [`super::Store::next_id`] hands out next: one past every id handed out and
+    /// every id an applied record holds.
+    next_id: u64,
+    /// The id mark ([`keys::IDS`]) as last put into a layer or loaded (`None`: never).
+    ids_noted: Option<u64>,
 }
 
 impl State {
@@ -153,6 +159,8 @@ impl State {
             checkpointed,
             log: Vec::new(),
             failed: None,
+            next_id: 1,
+            ids_noted: None,
         }
     }
 
@@ -210,6 +218,10 @@ impl State {
             self.tallies.insert(tally::key_from(&key)?, t);
         }
         self.tally_zone = self.lookup(keys::TALLY_ZONE)?;
+        if let Some(mark) = self.lookup::<u64>(keys::IDS)? {
+            self.next_id = self.next_id.max(mark.saturating_add(1));
+            self.ids_noted = Some(mark);
+        }
         Ok(())
     }
 
@@ -353,6 +365,24 @@ impl State {
             .collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// (created_at, id) of the open conversations in which `msisdn` is a party (the party
+    /// index) or of all open ones, of `flow` or of every flow; in no order.
+    pub fn open_heads(&self, msisdn: Option<&str>, flow: Option<&str>) -> Vec<(Millis, u64)> {
+        let of_flow = |id: &ConversationId| {
+            flow.is_none_or(|f| self.hot.get(id).is_some_and(|h| &*h.flow == f))
+        };
+        match msisdn {
+            Some(m) => (self.parties.get(m).into_iter().flatten())
+                .filter(|(_, id)| of_flow(id))
+                .copied()
+                .collect(),
+            None => (self.hot.iter())
+                .filter(|(id, h)| h.open && of_flow(id))
+                .map(|(&id, h)| (h.created_at, id))
+                .collect(),
+        }
     }
 
     pub fn open_counts(&self) -> Vec<(String, usize)> {
@@ -501,6 +531,40 @@ impl State {
             timers: &self.timers,
             outbox: &self.outbox,
             tallies: &self.tallies,
+        }
+    }
+
+    // --- ids (see `Store::next_id`) -------------------------------------------------------
+
+    /// A new id, never 0 and above every id handed out or held by an applied record.
+    pub fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = id.saturating_add(1);
+        id
+    }
+
+    /// Hands out no id below `floor` (a store whose checkpoint has no id mark).
+    pub fn raise_next_id(&mut self, floor: u64) {
+        self.next_id = self.next_id.max(floor);
+    }
+
+    /// Whether the checkpoint or a layer holds the id mark.
+    pub fn has_id_mark(&self) -> bool {
+        self.ids_noted.is_some()
+    }
+
+    /// Puts the id mark (the last id handed out) into the dirty layer when it moved since it
+    /// was last put, so the checkpoint about to be frozen keeps it: a restart hands out the
+    /// next id, not one of those.
+    pub fn note_ids(&mut self) {
+        let mark = self.next_id - 1;
+        if self.ids_noted == Some(mark) {
+            return;
+        }
+        // A u64 always encodes.
+        if let Ok(value) = keys::encode(keys::IDS, &mark) {
+            self.put(keys::IDS.to_vec(), value, false);
+            self.ids_noted = Some(mark);
         }
     }
 
@@ -725,6 +789,9 @@ impl State {
         }
 
         // Then the changes, which cannot fail.
+        // Ids a commit holds are taken (tests and tools may pick their own): none is handed
+        // out again, and a replay after a crash finds them.
+        self.next_id = self.next_id.max(highest_id(c).saturating_add(1));
         for (key, delta) in &counts {
             self.count(key.clone(), delta);
         }
@@ -981,6 +1048,19 @@ pub(super) struct Indexes<'a> {
     pub timers: &'a BTreeSet<(Millis, ConversationId, String)>,
     pub outbox: &'a BTreeMap<u64, OutMessage>,
     pub tallies: &'a BTreeMap<TallyKey, Tally>,
+}
+
+/// The highest conversation or outbox id commit `c` holds (0: none).
+fn highest_id(c: &Commit) -> u64 {
+    let conversations = (c.conversation.iter().map(|c| c.id))
+        .chain(c.timers_set.iter().map(|t| t.conversation))
+        .chain(c.timers_cancelled.iter().map(|(id, _)| *id))
+        .chain(c.timeline.iter().map(|(id, _)| *id))
+        .chain(c.ratings.iter().map(|r| r.conversation))
+        .chain(c.incidents.iter().map(|i| i.conversation))
+        .chain(c.event_key.iter().map(|(_, _, id)| *id));
+    let messages = c.outbox.iter().flat_map(|m| [m.id, m.conversation]);
+    conversations.chain(messages).max().unwrap_or(0)
 }
 
 /// A conversation's head before a commit.

@@ -369,6 +369,9 @@ impl Check {
                 }
                 self.count("tallies", 1);
             }
+            _ if key == keys::IDS => {
+                self.decode::<u64>(key, value);
+            }
             _ if key == keys::TALLY_ZONE => {
                 self.decode::<String>(key, value);
             }

@@ -377,6 +377,9 @@ impl Thread {
             let due = state.dirty.records >= CHECKPOINT_RECORDS
                 || force
                 || (self.disk.timed && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL);
+            if due && state.frozen.is_none() {
+                state.note_ids();
+            }
             let frozen = if self.paused > 0 {
                 None
             } else if due && state.frozen.is_none() && !state.dirty.is_empty() {
