@@ -461,6 +461,20 @@ pub fn print(report: &Report, out: &mut impl std::io::Write, color: bool) -> std
         writeln!(out, "{file}")?;
         for error in report.errors.iter().filter(|e| e.origin() == *file) {
             writeln!(out, "  {}  {error}", paint("31", "error"))?;
+            if let FlowError::Compile {
+                line,
+                column,
+                source_line,
+                ..
+            } = error
+                && !source_line.is_empty()
+            {
+                // The line the parser stopped at, with a caret under the column.
+                let gutter = format!("{line} | ");
+                writeln!(out, "         {gutter}{source_line}")?;
+                let pad = " ".repeat(gutter.len() + column.saturating_sub(1));
+                writeln!(out, "         {pad}^")?;
+            }
         }
         for t in report.tests.iter().filter(|t| t.origin == *file) {
             match &t.failure {

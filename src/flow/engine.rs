@@ -498,8 +498,14 @@ impl FlowEngine {
             )),
             ..Commit::default()
         };
+        let party = event
+            .get("msisdn")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_owned();
         let stepped = self.step(now, &compiled, conversation, Hook::Event(arg), commit, None)?;
         drop(guard);
+        tracing::info!(%flow, conversation = id, %party, "conversation started");
         Ok(self.launch(now, stepped, chain))
     }
 
@@ -990,8 +996,8 @@ struct Recorded {
     escalations: Vec<Option<i64>>,
     /// (level, seconds) of each acknowledged incident.
     acks: Vec<(i64, f64)>,
-    /// (flow, outcome) when the step finished the conversation.
-    finished: Option<(String, String)>,
+    /// (flow, outcome, conversation, its first party) when the step finished it.
+    finished: Option<(String, String, ConversationId, String)>,
 }
 
 impl Recorded {
@@ -1016,10 +1022,14 @@ impl Recorded {
                     ))
                 })
                 .collect(),
-            finished: commit.conversation.as_ref().and_then(|c| match &c.status {
-                ConversationStatus::Finished { outcome } => Some((c.flow.clone(), outcome.clone())),
-                ConversationStatus::Errored { .. } => Some((c.flow.clone(), "error".to_owned())),
-                ConversationStatus::Open => None,
+            finished: commit.conversation.as_ref().and_then(|c| {
+                let outcome = match &c.status {
+                    ConversationStatus::Finished { outcome } => outcome.clone(),
+                    ConversationStatus::Errored { .. } => "error".to_owned(),
+                    ConversationStatus::Open => return None,
+                };
+                let party = c.parties.first().cloned().unwrap_or_default();
+                Some((c.flow.clone(), outcome, c.id, party))
             }),
         }
     }
@@ -1036,7 +1046,9 @@ impl Recorded {
         for (level, seconds) in &self.acks {
             metrics::histogram!(names::ACK_SECONDS, "level" => level.to_string()).record(*seconds);
         }
-        if let Some((flow, outcome)) = &self.finished {
+        if let Some((flow, outcome, id, party)) = &self.finished {
+            // The log writer masks the number.
+            tracing::info!(%flow, conversation = id, %outcome, %party, "conversation finished");
             metrics::counter!(names::CONVERSATIONS_FINISHED,
                 "flow" => flow.clone(), "outcome" => outcome.clone())
             .increment(1);

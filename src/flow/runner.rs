@@ -94,11 +94,14 @@ impl CompiledFlow {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlowError {
-    #[error("{origin}:{line}: {message}")]
+    #[error("{origin}:{line}:{column}: {message}")]
     Compile {
         origin: String,
         line: usize,
+        column: usize,
         message: String,
+        /// The source line the parser stopped at (for `check` to show under the error).
+        source_line: String,
     },
     #[error("{origin}: {message}")]
     BadHook { origin: String, message: String },
@@ -170,10 +173,18 @@ pub fn compile(
     origin: &str,
     source: &str,
 ) -> Result<CompiledFlow, FlowError> {
-    let ast = engine.compile(source).map_err(|e| FlowError::Compile {
-        origin: origin.to_owned(),
-        line: e.1.line().unwrap_or(0),
-        message: e.0.to_string(),
+    let ast = engine.compile(source).map_err(|e| {
+        let line = e.1.line().unwrap_or(0);
+        FlowError::Compile {
+            origin: origin.to_owned(),
+            line,
+            column: e.1.position().unwrap_or(0),
+            message: e.0.to_string(),
+            source_line: (line.checked_sub(1))
+                .and_then(|i| source.lines().nth(i))
+                .unwrap_or_default()
+                .to_owned(),
+        }
     })?;
     let mut hooks = Vec::new();
     let mut tests = Vec::new();
