@@ -248,23 +248,27 @@ async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
     smsc.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_bad_config_exits_2_naming_the_file_and_key() {
-    let dir = TempDir::new("run-bad-config");
+/// `smsflow run` on `config` (written to `smsflow.toml` in a fresh directory named after
+/// `name`), for configs that must not start: its exit code and stderr.
+pub(crate) async fn run_refused(name: &str, config: &str) -> (Option<i32>, String) {
+    let dir = TempDir::new(name);
     let path = dir.path().join("smsflow.toml");
-    std::fs::write(
-        &path,
-        "[[smsc]]\nname = \"x\"\npassword = \"p\"\nwindw = 10\n",
-    )
-    .unwrap();
+    std::fs::write(&path, config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
         .args(["run", "--config"])
         .arg(&path)
         .output()
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
+}
+
+#[tokio::test]
+async fn a_bad_config_exits_2_naming_the_file_and_key() {
+    let config = "[[smsc]]\nname = \"x\"\npassword = \"p\"\nwindw = 10\n";
+    let (code, stderr) = run_refused("run-bad-config", config).await;
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("smsflow.toml:4"), "{stderr}");
     assert!(stderr.contains("windw"), "{stderr}");
     assert!(stderr.contains("window"), "{stderr}");

@@ -479,21 +479,10 @@ async fn run_over_tls_to_the_smsc_with_https_api_and_metrics() {
 /// A TLS file that cannot be read stops `smsflow run` with exit 2 naming the key and file.
 #[tokio::test]
 async fn run_with_a_missing_ca_file_exits_2_naming_the_key_and_the_file() {
-    let dir = TempDir::new("run-tls-bad");
-    let path = dir.path().join("smsflow.toml");
-    std::fs::write(
-        &path,
-        "[[smsc]]\nname = \"x\"\npassword = \"p\"\ntls = true\ntls_ca = \"/nonexistent/carrier-ca.pem\"\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let config = "[[smsc]]\nname = \"x\"\npassword = \"p\"\ntls = true\n\
+                  tls_ca = \"/nonexistent/carrier-ca.pem\"\n";
+    let (code, stderr) = crate::run::run_refused("run-tls-bad", config).await;
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
             "smsflow.toml:5: smsc[0].tls_ca: cannot read \"/nonexistent/carrier-ca.pem\""
