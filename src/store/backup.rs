@@ -507,6 +507,17 @@ fn build(backup_dir: &Path, new: &Path) -> Result<Verified, BackupError> {
         info
     };
     drop(Seal::create(new, info.last)?);
-    let store = Store::open(new)?;
+    // sled lets go of its file lock a moment after its last handle drops (its threads end
+    // on their own): the store just written may still be locked for a few milliseconds.
+    let mut waited = 0;
+    let store = loop {
+        match Store::open(new) {
+            Err(StoreError::Locked { .. }) if waited < 200 => {
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => break opened?,
+        }
+    };
     Ok(store.verify()?)
 }
