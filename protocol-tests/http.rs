@@ -27,17 +27,22 @@ pub(crate) struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The shipped flows on a temporary store.
+pub(crate) fn shipped_engine() -> Arc<FlowEngine> {
+    let (engine, errors) = FlowEngine::new(
+        Store::temporary().unwrap(),
+        EngineConfig {
+            scripts_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
+            ..EngineConfig::default()
+        },
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    Arc::new(engine)
+}
+
 impl Server {
     pub(crate) async fn start(tokens: &[&str]) -> Server {
-        let (engine, errors) = FlowEngine::new(
-            Store::temporary().unwrap(),
-            EngineConfig {
-                scripts_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
-                ..EngineConfig::default()
-            },
-        );
-        assert!(errors.is_empty(), "{errors:?}");
-        let engine = Arc::new(engine);
+        let engine = shipped_engine();
         let ready = Arc::new(AtomicBool::new(true));
         let accepted = Arc::new(AtomicUsize::new(0));
         let state = ApiState {

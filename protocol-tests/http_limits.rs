@@ -3,33 +3,22 @@
 //! request targets, and a flood when the process is short of file descriptors.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use smsflow::flow::check;
-use smsflow::flow::engine::{EngineConfig, FlowEngine};
 use smsflow::http::{ApiState, BODY_LIMIT, Limits, serve_with};
-use smsflow::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 
-use crate::http::{raw, try_raw};
+use crate::http::{raw, shipped_engine, try_raw};
 use crate::run::service_setup;
 use crate::util::{TempDir, WAIT};
 
 /// The API with `limits` on a free loopback port, no tokens.
 async fn server(limits: Limits) -> SocketAddr {
-    let (engine, errors) = FlowEngine::new(
-        Store::temporary().unwrap(),
-        EngineConfig {
-            scripts_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
-            ..EngineConfig::default()
-        },
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    let engine = Arc::new(engine);
+    let engine = shipped_engine();
     let state = ApiState {
         store: engine.store().clone(),
         engine,
