@@ -9,7 +9,7 @@ use smsflow::flow::check;
 use smsflow::flow::engine::{EngineConfig, FlowEngine, Routed};
 use smsflow::store::{ConversationStatus, Store};
 
-use crate::util::TempDir;
+use crate::util::{TempDir, open_store};
 
 const T0: i64 = check::START;
 const MINUTE: i64 = 60_000;
@@ -101,7 +101,7 @@ fn smsflow_check_command_exits_by_result() {
 fn restart_mid_survey_continues() {
     let data = TempDir::new("restart-survey");
     let id = {
-        let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+        let engine = engine_on(open_store(&data.path().join("db")), &scripts());
         let event = serde_json::json!({"id": "call-1", "msisdn": "998901234567", "operator": "op-17", "channel": "call"});
         let (result, duplicate) = engine.start(T0, "survey", event, Some("call-1")).unwrap();
         assert!(!duplicate);
@@ -110,7 +110,7 @@ fn restart_mid_survey_continues() {
         result.conversation
     };
     // A new process: same store on disk, same scripts.
-    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+    let engine = engine_on(open_store(&data.path().join("db")), &scripts());
     let routed = engine
         .reply(T0 + MINUTE, "998901234567", "5 спасибо", T0 + MINUTE)
         .unwrap();
@@ -131,14 +131,14 @@ fn restart_fires_a_pending_escalation_timer_once() {
         "levels": [["998901111111"], ["998902222222"]], "ack_timeout": "3m"
     });
     {
-        let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+        let engine = engine_on(open_store(&data.path().join("db")), &scripts());
         engine
             .start(T0, "escalation", event, Some("inc-1"))
             .unwrap();
         assert_eq!(outbox_texts(&engine).len(), 1);
         engine.store().flush_sync().unwrap();
     }
-    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), &scripts());
+    let engine = engine_on(open_store(&data.path().join("db")), &scripts());
     assert!(
         engine.fire_due_timers(T0 + 2 * MINUTE).unwrap().is_empty(),
         "not due yet"
@@ -209,7 +209,7 @@ fn a_conversation_started_on_v1_finishes_on_v1() {
     let file = dir.path().join("demo.rhai");
     std::fs::write(&file, V1).unwrap();
     let data = TempDir::new("reload-versions-db");
-    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), dir.path());
+    let engine = engine_on(open_store(&data.path().join("db")), dir.path());
     engine
         .start(
             T0,
@@ -252,7 +252,7 @@ fn a_conversation_started_on_v1_finishes_on_v1() {
         .unwrap();
     std::fs::write(&file, V1.replace("v1", "v3")).unwrap();
     drop(engine);
-    let engine = engine_on(Store::open(data.path().join("db")).unwrap(), dir.path());
+    let engine = engine_on(open_store(&data.path().join("db")), dir.path());
     outbox_texts(&engine);
     engine.reply(T0, "998900000003", "x", T0).unwrap();
     assert_eq!(

@@ -9,9 +9,9 @@ use smsflow::esme::{Pool, PoolConfig, tcp_connector};
 use smsflow::flow::engine::{EngineConfig, FlowEngine};
 use smsflow::service::driver::{Pipeline, Settings, now_ms};
 use smsflow::sim::{self, RawDeliver, SimAddress, SimConfig, SmscHandle};
-use smsflow::store::{MoMark, MoRecord, Store};
+use smsflow::store::{MoMark, MoRecord};
 
-use crate::util::{TempDir, WAIT, send_mo, until};
+use crate::util::{TempDir, WAIT, open_store, send_mo, until};
 
 const MSISDN: &str = "998901234567";
 
@@ -21,7 +21,7 @@ struct Service {
 }
 
 fn open_engine(data: &Path) -> Arc<FlowEngine> {
-    let store = Store::open(data).unwrap();
+    let store = open_store(data);
     let (engine, errors) = FlowEngine::new(
         store,
         EngineConfig {

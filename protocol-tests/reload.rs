@@ -11,22 +11,7 @@ use smsflow::flow::runner::FlowError;
 use smsflow::store::Store;
 
 use crate::flows::bump_mtime;
-use crate::util::TempDir;
-
-/// The store at `path`, once the last holder's lock is gone (sled releases it a moment after
-/// the drop).
-fn reopen(path: &Path) -> Store {
-    for _ in 0..200 {
-        match Store::open(path) {
-            Ok(store) => return store,
-            Err(smsflow::store::StoreError::Locked { .. }) => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("the store stays locked");
-}
+use crate::util::{TempDir, open_store};
 
 /// A flow whose test checks the text it asks with.
 fn flow(ask: &str, expected: &str) -> String {
@@ -103,7 +88,7 @@ fn at_start_a_failing_file_falls_back_on_the_version_that_last_passed() {
         assert!(errors.is_empty());
     }
     std::fs::write(&file, flow("v2 typo", "v2")).unwrap();
-    let store = reopen(data.path());
+    let store = open_store(data.path());
     let (engine, errors) = gated(store, dir.path());
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(asks(&engine), "v1", "the stored good version runs");

@@ -152,3 +152,18 @@ pub async fn until_ready(http: std::net::SocketAddr) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The store at `path`, waiting for sled to let go of its lock when this process dropped
+/// its last handle a moment ago (sled's threads end on their own).
+pub fn open_store(path: &std::path::Path) -> smsflow::store::Store {
+    for _ in 0..300 {
+        match smsflow::store::Store::open(path) {
+            Ok(store) => return store,
+            Err(smsflow::store::StoreError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot open the store at {}: {e}", path.display()),
+        }
+    }
+    panic!("the store at {} stays locked", path.display());
+}
