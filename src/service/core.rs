@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
-use super::inbound::{self, Decision, Inbound, Mo};
+use super::inbound::{Decision, Inbound, Mo};
 use super::outbox::{self, Outbox, SendResult};
 use super::receipts::{self, EarlyReceipts, IdBase, Kept};
 use crate::flow::engine::{FlowEngine, Routed};
@@ -86,18 +86,15 @@ impl Core {
             mark,
             outbox_changed,
         };
-        let seen = if i.receipt.is_some() {
-            false
-        } else {
-            match self.store.mo_seen(&inbound::mark(i), now_ms) {
-                Ok(seen) => seen,
-                Err(e) => {
-                    tracing::error!("cannot read the store: {e}");
-                    return taken(false, None, false);
-                }
+        let decision = inbound.handle(now, i, |mark| self.store.mo_seen(mark, now_ms));
+        let decision = match decision {
+            Ok(decision) => decision,
+            Err(e) => {
+                tracing::error!("cannot read the store: {e}");
+                return taken(false, None, false);
             }
         };
-        match inbound.handle(now, i, seen) {
+        match decision {
             Decision::Receipt(Ok(receipt)) => {
                 let kept = Kept {
                     at,

@@ -96,15 +96,26 @@ pub fn kept_for(mark: &MoMark, window: Duration) -> Duration {
 pub const UNREFERENCED_WINDOW: Duration = Duration::from_secs(60);
 
 impl Inbound {
-    /// Decides about `i`, received at `now`; `seen`: the store has its [`mark`].
-    pub fn handle(&mut self, now: SystemTime, i: &Deliver, seen: bool) -> Decision {
+    /// Decides about `i`, received at `now`; `seen` asks the store whether it keeps the
+    /// MO's [`mark`] (receipts have none); its error is the decision's.
+    pub fn handle<E>(
+        &mut self,
+        now: SystemTime,
+        i: &Deliver,
+        seen: impl FnOnce(&MoMark) -> Result<bool, E>,
+    ) -> Result<Decision, E> {
         if let Some(receipt) = &i.receipt {
-            return Decision::Receipt(receipt.clone());
+            return Ok(Decision::Receipt(receipt.clone()));
         }
         let mark = mark(i);
-        if seen {
-            return Decision::Redelivered(mark);
+        if seen(&mark)? {
+            return Ok(Decision::Redelivered(mark));
         }
+        Ok(self.handle_new(now, i, mark))
+    }
+
+    /// An MO not seen before.
+    fn handle_new(&mut self, now: SystemTime, i: &Deliver, mark: MoMark) -> Decision {
         let alone = |mark: MoMark| {
             Decision::Deliver(Mo {
                 from: i.source_addr.clone(),
