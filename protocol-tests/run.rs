@@ -81,8 +81,15 @@ listen = "{metrics}"
 
 /// `smsflow run --config config` as a child process, killed if the test drops it.
 pub(crate) fn spawn_service(config: &Path) -> Child {
+    spawn_service_with(config, &[])
+}
+
+/// [`spawn_service`] with more flags for `run` (`--accept-data-loss`).
+pub(crate) fn spawn_service_with(config: &Path, flags: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["run", "--config"])
+        .arg("run")
+        .args(flags)
+        .arg("--config")
         .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -11,10 +11,12 @@ use smsflow::store::{
     Commit, Conversation, ConversationStatus, Damage, OutMessage, OutboxOutcome, Rating, Store,
     StoreError,
 };
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::http::raw;
-use crate::run::{ratings_by_subscriber, service_setup, stop_with_sigterm};
+use crate::run::{
+    ratings_by_subscriber, service_setup, spawn_service, spawn_service_with, stop_with_sigterm,
+};
 use crate::util::{TempDir, WAIT, send_mo, until_ready};
 
 const SURVEYS: u64 = 300;
@@ -147,18 +149,6 @@ async fn smsflow(args: &[&str], config: &Path) -> std::process::Output {
         .unwrap()
 }
 
-fn spawn(args: &[&str], config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
 async fn simulator() -> sim::SmscHandle {
     sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -194,10 +184,10 @@ async fn run_and_report_refuse_a_damaged_store_and_accept_data_loss_starts_it() 
     }
 
     // Accepted: it starts, sealed where it is, and the next plain start is clean.
-    let mut service = spawn(&["run", "--accept-data-loss"], &setup.config);
+    let mut service = spawn_service_with(&setup.config, &["--accept-data-loss"]);
     until_ready(setup.http).await;
     stop_with_sigterm(&mut service).await;
-    let mut service = spawn(&["run"], &setup.config);
+    let mut service = spawn_service(&setup.config);
     until_ready(setup.http).await;
     stop_with_sigterm(&mut service).await;
     smsc.shutdown().await;
@@ -209,7 +199,7 @@ async fn a_backup_over_http_from_a_running_service_restores_and_verifies() {
     let smsc = simulator().await;
     let dir = TempDir::new("backup-http");
     let setup = service_setup(dir.path(), smsc.local_addr().port(), &["t0ken"]);
-    let mut service = spawn(&["run"], &setup.config);
+    let mut service = spawn_service(&setup.config);
     until_ready(setup.http).await;
     let auth = ("Authorization".to_owned(), "Bearer t0ken".to_owned());
     let json = [
