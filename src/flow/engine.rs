@@ -40,11 +40,12 @@ const MAX_START_DEPTH: usize = 4;
 /// the chain together: per hook it is [`super::api::MAX_STARTS`], but that multiplies with depth.
 pub const MAX_STARTS_PER_CHAIN: usize = 100;
 
-/// What a chain of `start_flow`s has used so far.
+/// Where a `start_flow` is in its chain: how deep, and how many conversations the whole
+/// chain (every level, shared) has started.
 #[derive(Default)]
 struct Chain {
     depth: usize,
-    started: std::cell::Cell<usize>,
+    started: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 /// Conversations are stepped one at a time each; steps of different conversations run in
@@ -632,11 +633,9 @@ impl FlowEngine {
             chain.started.set(chain.started.get() + 1);
             let deeper = Chain {
                 depth: chain.depth + 1,
-                started: std::cell::Cell::new(chain.started.get()),
+                started: chain.started.clone(),
             };
-            let child = self.start_inner(now, &flow, event, None, &deeper);
-            chain.started.set(deeper.started.get());
-            match child {
+            match self.start_inner(now, &flow, event, None, &deeper) {
                 Ok(child) => {
                     result.started.push(child.conversation);
                     result.outbox.extend(child.outbox);
