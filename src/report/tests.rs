@@ -159,11 +159,17 @@ fn csi_groups_rank_compare_and_flag_small_samples() {
             ("op-11", Some(1)),
             ("op-17", Some(2)),
             ("op-23", Some(3)),
-            ("op-42", Some(4)),
+            ("op-42", Some(3)),
             ("op-31", Some(5)),
             ("op-99", None),
         ]
     );
+    // op-23 and op-42 overlap: one rank, both tied; the others stand apart.
+    let tied: Vec<&str> = (r.groups.iter())
+        .filter(|g| g.tied)
+        .map(|g| g.key.as_str())
+        .collect();
+    assert_eq!(tied, ["op-23", "op-42"]);
     let g = |key: &str| &r.groups.iter().find(|g| g.key == key).unwrap().stats;
     // op-11: 120 fives and 60 fours; sd = √(40/179), t(179) = 1.9733.
     assert_eq!(g("op-11").average, Some(4.67));
@@ -202,7 +208,9 @@ fn csi_by_channel_week_and_month() {
     // the later answers of each pattern are the better ones.
     let keys: Vec<(&str, Option<u32>)> =
         r.groups.iter().map(|g| (g.key.as_str(), g.rank)).collect();
-    assert_eq!(keys, [("chat", Some(1)), ("call", Some(2))]);
+    // Their intervals overlap: both first, tied.
+    assert_eq!(keys, [("chat", Some(1)), ("call", Some(1))]);
+    assert!(r.groups.iter().all(|g| g.tied));
     assert_eq!(r.groups[1].stats.responses, 453);
     assert_eq!(r.groups[0].stats.responses, 450);
     assert_eq!(r.groups[0].stats.surveys_sent, 0);
