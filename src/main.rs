@@ -66,6 +66,49 @@ enum ReportCommand {
     Csi(ReportArgs),
     /// Staff calls: acknowledged, escalated, time to ack.
     Incidents(ReportArgs),
+    /// The response feed: each rating with its comment, operator, channel and time, newest
+    /// first.
+    Responses(ResponsesArgs),
+}
+
+/// What `smsflow report responses` takes.
+#[derive(Debug, Args)]
+struct ResponsesArgs {
+    /// First day, YYYY-MM-DD, in service.timezone (default: the first rating).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day, inclusive (default: the newest rating).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this operator's ratings.
+    #[arg(long)]
+    operator: Option<String>,
+    /// Only this channel's (call, chat, ticket, order).
+    #[arg(long)]
+    channel: Option<String>,
+    /// Only this score.
+    #[arg(long)]
+    score: Option<u8>,
+    /// Only this flow's ratings.
+    #[arg(long)]
+    flow: Option<String>,
+    /// Rows of one page (1–500); without it, every row.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Go on from the page that printed this cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Whole MSISDNs instead of masked ones (99890*****67).
+    #[arg(long)]
+    full_numbers: bool,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// The config file (default: ./smsflow.toml if present, else built-in defaults).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 /// What both reports take.
@@ -201,6 +244,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
     let (kind, args) = match command {
         ReportCommand::Csi(args) => (Kind::Csi, args),
         ReportCommand::Incidents(args) => (Kind::Incidents, args),
+        ReportCommand::Responses(args) => return run_responses(args),
     };
     let config = match smsflow::config::Config::discover(args.config.as_deref()) {
         Ok(config) => config,
@@ -232,19 +276,67 @@ fn run_report(command: ReportCommand) -> ExitCode {
     if let cli::Origin::Service(addr) = &origin {
         eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
     }
-    let written = match &args.out {
-        Some(path) => std::fs::write(path, &bytes).map_err(|e| (path.display().to_string(), e)),
+    write_output(args.out.as_deref(), &bytes)
+}
+
+/// `smsflow report responses`: exit 2 for bad usage or a bad config, 1 when the feed cannot be
+/// read.
+fn run_responses(args: ResponsesArgs) -> ExitCode {
+    use smsflow::report::cli;
+    let config = match smsflow::config::Config::discover(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let request = cli::FeedRequest {
+        from: args.from,
+        to: args.to,
+        operator: args.operator,
+        channel: args.channel,
+        score: args.score,
+        flow: args.flow,
+        limit: args.limit,
+        cursor: args.cursor,
+        full_numbers: args.full_numbers,
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let rendered = cli::responses(&request, &config, now).and_then(|(page, origin)| {
+        let format = smsflow::report::render::Format::from(args.format);
+        smsflow::report::render::responses::render(&page, format)
+            .map(|bytes| (bytes, origin))
+            .map_err(|e| cli::CliError::Usage(e.to_string()))
+    });
+    let (bytes, origin) = match rendered {
+        Ok(done) => done,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
+    if let cli::Origin::Service(addr) = &origin {
+        eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
+    }
+    write_output(args.out.as_deref(), &bytes)
+}
+
+/// Writes a report to `out` or standard output.
+fn write_output(out: Option<&std::path::Path>, bytes: &[u8]) -> ExitCode {
+    let written = match out {
+        Some(path) => std::fs::write(path, bytes).map_err(|e| (path.display().to_string(), e)),
         None => {
             use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(&bytes)
-                .and_then(|()| out.flush())
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
                 .map_err(|e| ("standard output".to_owned(), e))
         }
     };
     match written {
         Ok(()) => {
-            if let Some(path) = &args.out {
+            if let Some(path) = out {
                 eprintln!("smsflow report: wrote {}", path.display());
             }
             ExitCode::SUCCESS

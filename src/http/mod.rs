@@ -33,6 +33,7 @@
 mod auth;
 mod find;
 pub mod listener;
+mod responses;
 mod store;
 pub mod tls;
 
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub store: Store,
     /// Tokens accepted on `/api` and `/reports`; empty = no auth (SPEC.md `http.tokens`).
     pub tokens: Vec<String>,
+    /// Tokens that see whole MSISDNs in the response feed (`http.number_tokens`).
+    pub number_tokens: Vec<String>,
     /// true while at least one SMSC session is bound (the pool's `bound() > 0`)
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
     /// called after an event was accepted so the outbox is drained now
@@ -282,6 +285,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
+        .route("/api/v1/responses", get(responses::responses))
         .route("/api/v1/store/backup", post(store::backup))
         // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::api));

@@ -29,6 +29,7 @@ pub mod clauses;
 pub mod cli;
 pub mod comments;
 pub mod csi;
+pub mod feed;
 pub mod incidents;
 pub mod lexicon;
 pub mod outcomes;

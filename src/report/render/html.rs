@@ -12,7 +12,7 @@ use crate::report::csi::{CsiGroup, CsiReport};
 use crate::report::incidents::IncidentReport;
 
 /// Score colours, 1 (red) to 5 (green).
-const SCORE_COLOURS: [&str; 5] = ["#d73027", "#fc8d59", "#e6c229", "#91cf60", "#1a9850"];
+pub(super) const SCORE_COLOURS: [&str; 5] = ["#d73027", "#fc8d59", "#e6c229", "#91cf60", "#1a9850"];
 const ACCENT: &str = "#2f6fb3";
 const MUTED: &str = "#b8c2cc";
 const WARN: &str = "#d9534f";
@@ -243,6 +243,7 @@ fn csi_section(out: &mut String, r: &CsiReport) {
             escape(&signed(c.and_then(|c| c.average), 2)),
             escape(&signed(c.map(|c| c.responses as f64), 0)),
             match (g.rank, s.insufficient_sample) {
+                (Some(rank), _) if g.tied => format!("{rank} (tied)"),
                 (Some(rank), _) => rank.to_string(),
                 (None, true) => format!("fewer than {} responses", r.min_sample),
                 (None, false) => String::new(),
@@ -251,66 +252,9 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     }
     let _ = writeln!(out, "</table></div>");
 
-    // Comments.
-    let c = &r.comments;
-    let _ = writeln!(out, "<div class=\"terms\">");
-    for (negative, title, terms, bigrams, examples, colour, n) in [
-        (
-            true,
-            "What negative comments (1–2) say",
-            &c.negative_terms,
-            &c.negative_bigrams,
-            &c.negative_examples,
-            SCORE_COLOURS[0],
-            c.negative_comments,
-        ),
-        (
-            false,
-            "What positive comments (4–5) say",
-            &c.positive_terms,
-            &c.positive_bigrams,
-            &c.positive_examples,
-            SCORE_COLOURS[4],
-            c.positive_comments,
-        ),
-    ] {
-        let _ = writeln!(
-            out,
-            "<div class=\"panel\"><h3>{} · {n} comment{}{}</h3>",
-            escape(title),
-            if n == 1 { "" } else { "s" },
-            escape(&c.sample_note())
-        );
-        if terms.is_empty() {
-            let _ = writeln!(out, "<p class=\"empty\">No comments.</p>");
-        }
-        let max = terms
-            .iter()
-            .chain(bigrams)
-            .map(|(_, n)| *n)
-            .max()
-            .unwrap_or(1) as f64;
-        for (term, count) in terms.iter().chain(bigrams) {
-            let _ = writeln!(
-                out,
-                "<div class=\"term\"><span class=\"w\" title=\"{}\">{}</span>\
-                 <span class=\"bar\" style=\"width:{:.0}px;background:{colour}\"></span>\
-                 <span class=\"n\">{count}</span></div>",
-                escape(term),
-                escape(c.word(negative, term)),
-                6.0 + 180.0 * (*count as f64) / max
-            );
-        }
-        if let Some((term, _)) = terms.first()
-            && let Some(e) = examples.get(term)
-        {
-            for comment in e.comments.iter().take(3) {
-                let _ = writeln!(out, "<blockquote>{}</blockquote>", escape(comment));
-            }
-        }
-        let _ = writeln!(out, "</div>");
-    }
-    let _ = writeln!(out, "</div>");
+    // What to act on: how surveys ended, problems and praise.
+    super::html_analysis::outcomes(out, &r.outcomes, r.total.surveys_sent);
+    super::html_analysis::findings(out, &r.comments, &r.groups);
 
     // Anomalies.
     let _ = writeln!(
@@ -440,6 +384,7 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
         );
     }
     let _ = writeln!(out, "</table></div>");
+    super::html_analysis::incident_lists(out, r);
 }
 
 /// A chart panel across the whole width of the grid (the trends).

@@ -5,6 +5,8 @@
 
 pub mod csv;
 pub mod html;
+mod html_analysis;
+pub mod responses;
 pub mod table;
 pub mod xlsx;
 
@@ -35,6 +37,8 @@ impl Format {
 pub enum RenderError {
     #[error("cannot build the workbook: {0}")]
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("{0}")]
+    Other(String),
 }
 
 /// `report` in `format`, as the bytes to write.
