@@ -573,8 +573,8 @@ async fn reports_csi_has_problems_praise_and_outcomes() {
         terms("problems").contains(&"не дозвонился".to_owned()),
         "{doc}"
     );
-    // Five surveys sent, all finished "rated"; the sixth (suppressed) one too, but it sent
-    // nothing, so nothing is open and the sent ones add up.
+    // The seed marks all six conversations finished "rated", the suppressed one too (it
+    // sent nothing): outcomes count how conversations ended, whether or not they sent.
     let o = &doc["outcomes"];
     assert_eq!(o["rated"], 6, "{o}");
     assert_eq!(o["open"], 0);
