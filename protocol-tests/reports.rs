@@ -274,9 +274,10 @@ async fn reports_bad_queries_are_400_with_a_json_error() {
         let detail = doc["detail"].as_str().unwrap();
         assert!(detail.contains(needle), "{path}: {detail}");
     }
+    // The dashboard says so in HTML, for the person in the browser.
     let (status, _, body) = get_text(s.addr, "/reports?by=nonsense").await;
     assert_eq!(status, 400);
-    assert!(body.contains("\"error\":\"bad request\""), "{body}");
+    assert!(body.contains("not a grouping"), "{body}");
 }
 
 #[tokio::test]
@@ -349,6 +350,53 @@ async fn reports_dashboard_is_one_self_contained_page() {
         assert!(!body.contains(external), "{external}");
     }
     assert!(body.contains("op-23") && body.contains("хирургия"));
+    // Controls, when it was generated, the newest responses with their comments.
+    assert!(body.contains("<form class=\"controls\" method=\"get\" action=\"/reports\">"));
+    assert!(
+        body.contains("value=\"2026-11-01\""),
+        "the range is in the form"
+    );
+    assert!(body.contains("generated 2026-"), "generated-at");
+    assert!(body.contains("Newest responses") && body.contains("долго, не дозвонился"));
+    assert!(
+        !body.contains("http-equiv=\"refresh\""),
+        "no refresh unless asked"
+    );
+    let (_, _, body) = get_text(s.addr, "/reports?days=7&by=week&refresh=60&from=").await;
+    assert!(
+        body.contains("<meta http-equiv=\"refresh\" content=\"60\">"),
+        "{body}"
+    );
+    assert!(body.contains("<option selected>week</option>"));
+}
+
+#[tokio::test]
+async fn reports_dashboard_bad_parameters_get_an_html_400_and_root_redirects() {
+    let s = service(Store::temporary().unwrap()).await;
+    for bad in [
+        "by=colour",
+        "from=2026-13-01",
+        "refresh=1",
+        "days=0",
+        "sort=up",
+    ] {
+        let (status, head, body) = get_text(s.addr, &format!("/reports?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            head.to_ascii_lowercase().contains("text/html"),
+            "{bad}: {head}"
+        );
+        assert!(
+            body.contains("This report cannot be shown"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, head, _) = get_text(s.addr, "/").await;
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("location: /reports"),
+        "{head}"
+    );
 }
 
 fn config_file(dir: &Path, data: &Path, http: std::net::SocketAddr) -> std::path::PathBuf {

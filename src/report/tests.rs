@@ -622,10 +622,10 @@ fn html_is_self_contained_with_svg_charts() {
     let Report::Csi(csi) = full_report() else {
         unreachable!("full_report is a CSI report")
     };
-    let page = render::html::page(Some(&csi), Some(&inc));
+    let page = render::html::page(Some(&csi), Some(&inc), &Default::default());
     assert!(page.starts_with("<!doctype html>"));
-    // Trend, distribution, per operator, calls per day, time to ack, levels.
-    assert_eq!(page.matches("<svg").count(), 6, "six charts");
+    // Trend, CSAT %, distribution, per operator, calls per day, time to ack, levels.
+    assert_eq!(page.matches("<svg").count(), 7, "seven charts");
     for external in [
         "http://", "https://", "url(", "<script", "<link", "src=", "@import",
     ] {
@@ -644,7 +644,7 @@ fn html_is_self_contained_with_svg_charts() {
         "долго <script>alert(1)</script>",
     ));
     let r = csi_of(&data, &november(Grouping::Operator));
-    let page = render::html::page(Some(&r), None);
+    let page = render::html::page(Some(&r), None, &Default::default());
     assert!(!page.contains("<script"));
     assert!(page.contains("&lt;b&gt;op&lt;/b&gt;"));
 }
@@ -1004,7 +1004,7 @@ fn every_format_carries_the_analysis_sections() {
     let csv = text(&incidents_report, Format::Csv);
     assert!(csv.contains("\r\nstaff,acknowledged,") && csv.contains("\r\nunacknowledged_at,"));
 
-    let page = render::html::page(Some(&csi), Some(&inc));
+    let page = render::html::page(Some(&csi), Some(&inc), &Default::default());
     assert!(page.contains("Problems · of") && page.contains("How the "));
     assert!(page.contains("Unacknowledged calls:") && page.contains("Acknowledged by"));
 

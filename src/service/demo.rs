@@ -117,6 +117,7 @@ pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoE
             let page = report::render::html::page(
                 report.csi.as_deref(),
                 report.incident_report.as_deref(),
+                &Default::default(),
             );
             // Written beside and renamed, so a reader never sees half a page.
             let path = html_path();

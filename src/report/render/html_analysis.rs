@@ -9,6 +9,7 @@ use super::html::{SCORE_COLOURS, escape};
 use crate::report::clauses::Finding;
 use crate::report::comments::Comments;
 use crate::report::csi::CsiGroup;
+use crate::report::feed::Page;
 use crate::report::incidents::IncidentReport;
 use crate::report::outcomes::Outcomes;
 
@@ -191,4 +192,40 @@ pub fn incident_lists(out: &mut String, r: &IncidentReport) {
         );
     }
     let _ = writeln!(out, "</table></div>");
+}
+
+/// The newest responses, with their comments (the feed's first page).
+pub fn feed(out: &mut String, page: &Page) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>Newest responses</h3>"
+    );
+    if page.items.is_empty() {
+        let _ = writeln!(out, "<p class=\"empty\">No responses yet.</p></div>");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<table><tr><th>at (UTC)</th><th>score</th><th>operator</th><th>channel</th>\
+         <th style=\"text-align:left\">comment</th></tr>"
+    );
+    for r in &page.items {
+        let at: String = r.at.chars().take(16).collect::<String>().replace('T', " ");
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td style=\"color:{}\">{}</td><td>{}</td><td>{}</td>\
+             <td style=\"text-align:left;white-space:normal\">{}</td></tr>",
+            escape(&at),
+            SCORE_COLOURS[usize::from(r.score.clamp(1, 5) - 1)],
+            r.score,
+            escape(&r.operator),
+            escape(&r.channel),
+            escape(&r.comment)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</table><p class=\"empty\">Every response: GET /api/v1/responses or smsflow report \
+         responses.</p></div>"
+    );
 }
