@@ -103,6 +103,9 @@ struct ResponsesArgs {
     full_numbers: bool,
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     format: FormatArg,
+    /// CSV without the UTF-8 byte order mark.
+    #[arg(long)]
+    no_bom: bool,
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -125,6 +128,9 @@ struct ReportArgs {
     by: Option<String>,
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     format: FormatArg,
+    /// CSV without the UTF-8 byte order mark (which Excel needs to read Cyrillic right).
+    #[arg(long)]
+    no_bom: bool,
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -276,7 +282,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
     if let cli::Origin::Service(addr) = &origin {
         eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
     }
-    write_output(args.out.as_deref(), &bytes)
+    write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
 }
 
 /// `smsflow report responses`: exit 2 for bad usage or a bad config, 1 when the feed cannot be
@@ -318,7 +324,15 @@ fn run_responses(args: ResponsesArgs) -> ExitCode {
     if let cli::Origin::Service(addr) = &origin {
         eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
     }
-    write_output(args.out.as_deref(), &bytes)
+    write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
+}
+
+/// `bytes` without a leading UTF-8 byte order mark when `no_bom`.
+fn without_bom(bytes: &[u8], no_bom: bool) -> &[u8] {
+    match bytes.strip_prefix(smsflow::report::render::csv::BOM.as_bytes()) {
+        Some(rest) if no_bom => rest,
+        _ => bytes,
+    }
 }
 
 /// Writes a report to `out` or standard output.
