@@ -9,6 +9,7 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
             surveys: 12,
             incidents: 2,
             seed: 7,
+            days: 0,
         },
         false,
     )
@@ -78,5 +79,44 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
     assert!(
         out.contains("CSI survey") && out.contains("Staff calls"),
         "{out}"
+    );
+}
+
+/// `smsflow demo --days 30`: a month of history through the same flows, so the trend has a
+/// point for every day, the worse operator ranks last on its own and the bad week is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_history_fills_the_month() {
+    let report = demo::run(
+        DemoConfig {
+            surveys: 5,
+            incidents: 1,
+            seed: 7,
+            days: 30,
+        },
+        false,
+    )
+    .await
+    .expect("the demo runs");
+    assert_eq!(report.history.surveys, 30 * 60);
+    assert!(report.history.replies > 0 && report.history.acknowledgements > 0);
+    let csi = report.csi.as_ref().expect("a CSI report");
+    let days_with_answers = csi.trend.iter().filter(|p| p.stats.responses > 0).count();
+    assert!(days_with_answers >= 29, "{days_with_answers} days");
+    let last = csi.groups.iter().rev().find(|g| g.rank.is_some()).unwrap();
+    assert_eq!(
+        (last.key.as_str(), last.tied),
+        ("op-31", false),
+        "{:?}",
+        csi.groups
+    );
+    assert!(!csi.anomalies.is_empty(), "the bad week");
+    let incidents = report.incident_report.as_ref().expect("an incident report");
+    assert!(incidents.total.incidents >= 120 && !incidents.staff.is_empty());
+    // Outcomes still add up with the history in.
+    let o = &csi.outcomes;
+    assert_eq!(
+        o.rated + o.not_understood + o.no_response + o.errored + o.open,
+        csi.total.surveys_sent,
+        "{o:?}"
     );
 }

@@ -27,6 +27,9 @@ enum Command {
         /// Number of simulated staff-call incidents.
         #[arg(long, default_value_t = 5)]
         incidents: u32,
+        /// Days of simulated history before today, so the dashboard has trends (0: none).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
     },
     /// Run the service: bind to the SMSC, run the flows, serve the HTTP API.
     Run {
@@ -222,7 +225,11 @@ impl SmscArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { surveys, incidents } => run_demo(surveys, incidents),
+        Command::Demo {
+            surveys,
+            incidents,
+            days,
+        } => run_demo(surveys, incidents, days),
         Command::Smsc(args) => match args.into_config() {
             Ok(config) => run_smsc(config),
             Err(error) => {
@@ -397,7 +404,7 @@ fn run_service(config: Option<&std::path::Path>, accept_data_loss: bool) -> Exit
 }
 
 /// `smsflow demo`: the whole product on loopback; prints the summaries.
-fn run_demo(surveys: u32, incidents: u32) -> ExitCode {
+fn run_demo(surveys: u32, incidents: u32, days: u32) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -409,10 +416,14 @@ fn run_demo(surveys: u32, incidents: u32) -> ExitCode {
         surveys,
         incidents,
         seed: 7,
+        days,
     };
     println!(
         "smsflow demo: built-in SMSC on loopback, {surveys} surveys and {incidents} staff calls; simulated people answer"
     );
+    if days > 0 {
+        println!("  first {days} days of history on a fake clock, so the reports have trends");
+    }
     let progress = std::io::stderr().is_terminal();
     match runtime.block_on(smsflow::service::demo::run(config, progress)) {
         Ok(report) => {

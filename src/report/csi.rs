@@ -412,6 +412,9 @@ fn key_groups(
     let label = format!("{prev_from}..{prev_to}");
     let mut groups: Vec<CsiGroup> = now
         .into_iter()
+        // A key with nothing sent and nothing answered in the range (another flow's
+        // conversations, say) is not a group to show.
+        .filter(|(_, tally)| tally.sent > 0 || tally.scores.n > 0)
         .map(|(key, tally)| {
             let mut s = stats(&tally, min);
             let prev = before.get(&key).copied().unwrap_or_default();

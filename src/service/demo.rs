@@ -18,6 +18,11 @@ use crate::sim::{self, DelayRange, SimConfig, SubscribersConfig};
 use crate::store::{ConversationId, Incident, Rating, Store};
 
 use super::driver::{Pipeline, Settings, now_ms};
+use super::history::{self, History, Made};
+
+/// The history's daily volume: enough for each operator's day to have a few answers.
+const HISTORY_SURVEYS_PER_DAY: u32 = 60;
+const HISTORY_INCIDENTS_PER_DAY: u32 = 4;
 
 const SURVEY: &str = include_str!("../../scripts/survey.rhai");
 const ESCALATION: &str = include_str!("../../scripts/escalation.rhai");
@@ -41,6 +46,8 @@ pub struct DemoConfig {
     pub surveys: u32,
     pub incidents: u32,
     pub seed: u64,
+    /// Days of history made before the live part ([`super::history`]).
+    pub days: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +67,8 @@ pub enum DemoError {
     Flow(String),
     #[error("could not bind to the simulator within 10 s")]
     NotBound,
+    #[error("making the history: {0}")]
+    History(#[from] history::HistoryError),
 }
 
 /// What the demo did, for printing.
@@ -80,6 +89,9 @@ pub struct DemoReport {
     /// Where that text was written, if it could be.
     pub metrics_file: Option<PathBuf>,
     pub elapsed: Duration,
+    /// What the days of history before the live part hold.
+    pub history: Made,
+    pub history_days: u32,
 }
 
 /// The demo's HTML dashboard, in the temp directory (the same name every run, so a browser tab
@@ -92,8 +104,14 @@ pub fn html_path() -> PathBuf {
 pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     let metrics = crate::metrics::install();
-    let dir =
-        std::env::temp_dir().join(format!("smsflow-demo-{}-{}", std::process::id(), now_ms()));
+    // Two demos in one process (tests) must not share a directory, even in one millisecond.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "smsflow-demo-{}-{}-{run}",
+        std::process::id(),
+        now_ms()
+    ));
     let scripts = dir.join("scripts");
     let files = |e| DemoError::Files {
         path: dir.clone(),
@@ -155,6 +173,19 @@ async fn run_in(
         return Err(DemoError::Flow(e.to_string()));
     }
     let engine = Arc::new(engine);
+    let history = if config.days > 0 {
+        let today = report::query::today(engine.timezone(), now_ms());
+        let today_start = report::query::range_ms(engine.timezone(), today, today).0;
+        let history = History {
+            days: config.days,
+            surveys_per_day: HISTORY_SURVEYS_PER_DAY,
+            incidents_per_day: HISTORY_INCIDENTS_PER_DAY,
+            seed: config.seed,
+        };
+        history::make(&engine, &history, today_start)?
+    } else {
+        Made::default()
+    };
 
     let smsc = sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().map_err(|_| DemoError::NotBound)?,
@@ -306,6 +337,8 @@ async fn run_in(
         metrics: String::new(),
         metrics_file: None,
         elapsed: Duration::ZERO,
+        history,
+        history_days: config.days,
     })
 }
 
@@ -331,6 +364,15 @@ pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Res
         .iter()
         .map(|(outcome, n)| format!("{outcome} {n}"))
         .collect();
+    let h = &report.history;
+    if report.history_days > 0 {
+        writeln!(
+            out,
+            "History: {} days before today, {} surveys ({} answered), {} staff calls ({} taken \
+             by staff), on a fake clock through the same flows and store",
+            report.history_days, h.surveys, h.replies, h.incidents, h.acknowledgements
+        )?;
+    }
     writeln!(
         out,
         "CSI survey: {} surveys posted; outcomes: {}\n",
