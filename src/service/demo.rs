@@ -135,7 +135,12 @@ pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoE
             let page = report::render::html::page(
                 report.csi.as_deref(),
                 report.incident_report.as_deref(),
-                &Default::default(),
+                &report::render::html::PageOptions {
+                    generated_at: Some(
+                        jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z").to_string(),
+                    ),
+                    ..Default::default()
+                },
             );
             // Written beside and renamed, so a reader never sees half a page.
             let path = html_path();

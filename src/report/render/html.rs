@@ -65,6 +65,7 @@ th, td { padding: 4px 8px; text-align: right; border-bottom: 1px solid #e4e7eb; 
 th:first-child, td:first-child { text-align: left; }
 th { color: #52606d; font-weight: 600; background: #f9fafb; }
 td.muted, tr.muted td { color: #9aa5b1; }
+th.text, td.text { text-align: left; white-space: normal; }
 .terms { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; margin-top: 12px; }
 .term { display: flex; align-items: center; gap: 8px; margin: 3px 0; }
 .term .w { width: 150px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -86,6 +87,8 @@ form.controls input, form.controls select, form.controls button { font: inherit;
   .term .w { width: 110px; }
   table { font-size: 12px; }
   th, td { padding: 3px 5px; }
+  /* Wide charts keep a readable scale and scroll sideways instead of shrinking to 1/3. */
+  .wide svg { min-width: 680px; }
 }
 "#;
 

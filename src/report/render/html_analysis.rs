@@ -118,12 +118,12 @@ pub fn findings(out: &mut String, c: &Comments, groups: &[CsiGroup]) {
     let _ = writeln!(
         out,
         "<div class=\"panel\" style=\"margin-top:12px\"><h3>Problems and praise per group</h3>\
-         <table><tr><th>group</th><th>problems</th><th>praise</th></tr>"
+         <table><tr><th>group</th><th class=\"text\">problems</th><th class=\"text\">praise</th></tr>"
     );
     for g in with {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
             escape(&g.key),
             list(&g.problems),
             list(&g.praise)
@@ -176,14 +176,15 @@ pub fn incident_lists(out: &mut String, r: &IncidentReport) {
     }
     let _ = writeln!(
         out,
-        "<table><tr><th>given up at</th><th>button</th><th>location</th><th>levels tried</th>\
-         <th>rounds</th></tr>"
+        "<table><tr><th>given up at</th><th class=\"text\">button</th>\
+         <th class=\"text\">location</th><th>levels tried</th><th>rounds</th></tr>"
     );
-    for c in &r.unacknowledged_calls {
+    for c in r.unacknowledged_calls.iter().take(UNACKNOWLEDGED_SHOWN) {
         let count = |x: Option<u64>| x.map(|x| x.to_string()).unwrap_or_default();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{}</td>\
+             <td>{}</td></tr>",
             escape(&c.at.replace('T', " ")),
             escape(&c.button),
             escape(&c.location),
@@ -191,8 +192,23 @@ pub fn incident_lists(out: &mut String, r: &IncidentReport) {
             count(c.rounds)
         );
     }
-    let _ = writeln!(out, "</table></div>");
+    let _ = writeln!(out, "</table>");
+    let more = r
+        .total
+        .unacknowledged
+        .saturating_sub(UNACKNOWLEDGED_SHOWN as u64);
+    if more > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"empty\">The newest {UNACKNOWLEDGED_SHOWN}; {more} more in the JSON, CSV and \
+             XLSX report.</p>"
+        );
+    }
+    let _ = writeln!(out, "</div>");
 }
+
+/// Unacknowledged calls listed on the page (the report lists up to 100).
+const UNACKNOWLEDGED_SHOWN: usize = 20;
 
 /// The newest responses, with their comments (the feed's first page).
 pub fn feed(out: &mut String, page: &Page) {
