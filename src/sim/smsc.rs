@@ -36,7 +36,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::handsets::{self, Handsets};
-use super::{Mo, RawDeliver, SimAddress, SimConfig, SimError, SimStats, SplitMix64, Submitted};
+use super::{
+    Mo, RawDeliver, SimAddress, SimConfig, SimError, SimStats, SplitMix64, Submitted, unreachable,
+};
 use crate::smpp::concat::{MessageKey, Offer, Part, Reassembler};
 use crate::smpp::encode::{self, Address, BindMode, Param, ShortMessage};
 use crate::smpp::pdu::{Bind, Sm};
@@ -223,6 +225,11 @@ impl SmscHandle {
 
     pub fn stats(&self) -> SimStats {
         self.shared.stats.snapshot()
+    }
+
+    /// A message handed to the simulated people was answered, or will not be.
+    pub(crate) fn reply_settled(&self) {
+        self.shared.stats.replies_pending.fetch_sub(1, Relaxed);
     }
 
     /// Delay every submit_sm_resp from now on by `latency`.
@@ -415,9 +422,10 @@ impl Shared {
 
     /// Forgets a delivery for good (the simulator is stopping); its handle reports `Stopped`.
     fn drop_delivery(&self, delivery: Delivery) {
-        if delivery.kind == DeliveryKind::Mo {
-            self.stats.mo_pending.fetch_sub(1, Relaxed);
-        }
+        match delivery.kind {
+            DeliveryKind::Mo => self.stats.mo_pending.fetch_sub(1, Relaxed),
+            DeliveryKind::Receipt => self.stats.receipts_pending.fetch_sub(1, Relaxed),
+        };
     }
 
     fn schedule(&self, due: Instant, delivery: Delivery) {
@@ -451,6 +459,8 @@ impl Shared {
             };
             counter.fetch_add(1, Relaxed);
             self.stats.mo_pending.fetch_sub(1, Relaxed);
+        } else {
+            self.stats.receipts_pending.fetch_sub(1, Relaxed);
         }
         if let Some(done) = delivery.done {
             // The caller may have dropped its handle; that is its business.
@@ -472,19 +482,17 @@ impl Shared {
             .is_some_and(|bucket| !lock(bucket).take(now))
     }
 
-    /// Whether the receipt for message number `number` reports failure; a pure function of the
-    /// seed and the number, so it does not depend on which session or thread asks.
-    fn receipt_fails(&self, number: u64) -> bool {
-        let share = self.config.receipt_failure_share;
-        share > 0.0
-            && SplitMix64::new(self.config.seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                .next_f64()
-                < share
+    /// Whether messages to `number` never reach a handset: their receipts say UNDELIV and
+    /// nobody answers them. The same for every message to the number, whatever order, session
+    /// or thread they come in.
+    fn unreachable(&self, number: &str) -> bool {
+        unreachable(self.config.seed, self.config.receipt_failure_share, number)
     }
 
-    /// The delivery receipt for the accepted submit_sm `sm` (message `number`, id `id`).
-    fn receipt(&self, number: u64, id: &str, sm: &Sm<'_>) -> Result<Delivery, SimError> {
-        let (dlvrd, stat, err, state) = if self.receipt_fails(number) {
+    /// The delivery receipt for the accepted submit_sm `sm` (message id `id`).
+    fn receipt(&self, id: &str, sm: &Sm<'_>) -> Result<Delivery, SimError> {
+        let to = sm.destination_addr.to_str_lossy();
+        let (dlvrd, stat, err, state) = if self.unreachable(&to) {
             ("000", "UNDELIV", "001", STATE_UNDELIVERABLE)
         } else {
             ("001", "DELIVRD", "000", STATE_DELIVERED)
@@ -536,9 +544,14 @@ impl Shared {
         let Some(event) = self.assemble(system_id, sm, message_id) else {
             return;
         };
-        if let Some(handsets) = &self.handsets {
-            // Closed only when the simulator stops.
-            let _ = handsets.send(event.clone());
+        if let Some(handsets) = &self.handsets
+            && !self.unreachable(&event.destination)
+        {
+            self.stats.replies_pending.fetch_add(1, Relaxed);
+            if handsets.send(event.clone()).is_err() {
+                // Closed only when the simulator stops: no reply will come.
+                self.stats.replies_pending.fetch_sub(1, Relaxed);
+            }
         }
         if broadcast {
             // No receivers left since the check above: nothing to do.
@@ -646,6 +659,8 @@ struct Stats {
     mo_rejected: AtomicU64,
     mo_pending: AtomicU64,
     mo_redelivered: AtomicU64,
+    receipts_pending: AtomicU64,
+    replies_pending: AtomicU64,
     generic_nacks_sent: AtomicU64,
     tls_handshakes_failed: AtomicU64,
 }
@@ -665,6 +680,8 @@ impl Stats {
             mo_rejected: self.mo_rejected.load(Relaxed),
             mo_pending: self.mo_pending.load(Relaxed),
             mo_redelivered: self.mo_redelivered.load(Relaxed),
+            receipts_pending: self.receipts_pending.load(Relaxed),
+            replies_pending: self.replies_pending.load(Relaxed),
             generic_nacks_sent: self.generic_nacks_sent.load(Relaxed),
             tls_handshakes_failed: self.tls_handshakes_failed.load(Relaxed),
         }
@@ -1297,8 +1314,11 @@ impl Session {
         let number = shared.next_message_id.fetch_add(1, Relaxed);
         let id = MessageId::new(number);
         if sm.registered_delivery & RECEIPT_REQUESTED != 0 {
-            match shared.receipt(number, id.as_str(), sm) {
-                Ok(receipt) => shared.schedule(now + shared.config.receipt_delay, receipt),
+            match shared.receipt(id.as_str(), sm) {
+                Ok(receipt) => {
+                    shared.stats.receipts_pending.fetch_add(1, Relaxed);
+                    shared.schedule(now + shared.config.receipt_delay, receipt);
+                }
                 Err(error) => warn!(id = id.as_str(), %error, "cannot build the delivery receipt"),
             }
         }
