@@ -22,7 +22,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -1396,29 +1396,11 @@ impl MessageId {
 
 /// `YYMMDDhhmm` in UTC, the receipt text's date format.
 fn receipt_date(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{:02}{month:02}{day:02}{:02}{:02}",
-        year % 100,
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    // Out of jiff's range (years beyond ±9999) only with a broken clock: the epoch then.
+    let at = jiff::Timestamp::try_from(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    at.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%y%m%d%H%M")
+        .to_string()
 }
 
 /// The first 20 characters of the message for the receipt's `text:` field, as printable
@@ -1457,6 +1439,7 @@ mod tests {
 
     #[test]
     fn receipt_dates_are_utc_yymmddhhmm() {
+        use std::time::UNIX_EPOCH;
         assert_eq!(receipt_date(UNIX_EPOCH), "7001010000");
         // 2026-11-22 14:49:30 UTC.
         let at = UNIX_EPOCH + Duration::from_secs(1_795_358_970);
