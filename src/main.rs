@@ -229,8 +229,17 @@ fn run_report(command: ReportCommand) -> ExitCode {
             return ExitCode::from(error.exit_code());
         }
     };
-    if let cli::Origin::Service(addr) = &origin {
-        eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
+    match &origin {
+        cli::Origin::Service(addr) => {
+            eprintln!(
+                "smsflow report: the store is in use; the running service at {addr} answered"
+            );
+        }
+        cli::Origin::NoStore(dir) => eprintln!(
+            "smsflow report: nothing recorded yet in {} (service.data_dir): the report is empty",
+            dir.display()
+        ),
+        cli::Origin::Store => {}
     }
     let written = match &args.out {
         Some(path) => std::fs::write(path, &bytes).map_err(|e| (path.display().to_string(), e)),
