@@ -2,6 +2,8 @@
 //! wire layer through the crate's public API.
 //!
 //! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
+//! - `cli`: `smsflow` as typed: every `--help` with examples, completions, `--color`,
+//!   `run --check-config`.
 //! - `concurrency`: many HTTP posters during an MO burst against `smsflow run`: all answered.
 //! - `crash`: `kill -9` of `smsflow run` mid-burst: every reply rated once, duplicates bounded.
 //! - `demo`: `smsflow demo` end to end.
@@ -31,6 +33,7 @@
 //!   `smsflow run` with TLS to the SMSC and HTTPS on its listeners; certificates made at run
 //!   time.
 
+mod cli;
 mod concurrency;
 mod crash;
 mod demo;

@@ -526,11 +526,11 @@ async fn reports_cli_without_smsc_on_no_store_gives_an_empty_report_in_each_form
                 let out = smsflow(&[
                     "report",
                     kind,
-                    "--config",
+                    "-c",
                     config,
-                    "--format",
+                    "-f",
                     format,
-                    "--out",
+                    "-o",
                     out_file.to_str().unwrap(),
                 ])
                 .await;
@@ -553,7 +553,7 @@ async fn reports_cli_without_smsc_on_no_store_gives_an_empty_report_in_each_form
             }
         }
         // The table on standard output says what it covers.
-        let out = smsflow(&["report", "csi", "--config", config]).await;
+        let out = smsflow(&["report", "csi", "-c", config]).await;
         assert_eq!(out.status.code(), Some(0));
         let table = String::from_utf8_lossy(&out.stdout);
         assert!(table.contains("surveys sent 0"), "{table}");
