@@ -56,6 +56,7 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
         "smsflow_survey_funnel_total{stage=\"rated\"}",
         "smsflow_ack_seconds_bucket{level=",
         "smsflow_conversations_finished_total{flow=\"survey\",outcome=\"rated\"}",
+        "smsflow_build_info{version=\"",
     ] {
         assert!(
             report.metrics.contains(name),
