@@ -20,7 +20,15 @@ use crate::store_cli;
 pub struct Cli {
     /// When to colour the output (help, `check` results, logs): `auto` is only on a terminal
     /// and without NO_COLOR.
-    #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        default_value_t = ColorWhen::Auto,
+        value_name = "WHEN",
+        // Last in every command's help, after what the command itself takes.
+        display_order = 1000
+    )]
     pub color: ColorWhen,
     #[command(subcommand)]
     pub command: Command,
