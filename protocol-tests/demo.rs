@@ -38,6 +38,15 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
         "delivered {}",
         csi.total.delivered
     );
+    // How the surveys ended adds up to the surveys sent, as the README says.
+    let o = &csi.outcomes;
+    let ended = o.rated + o.not_understood + o.no_response + o.errored + o.open;
+    assert_eq!(
+        ended + o.other.values().sum::<u64>(),
+        csi.total.surveys_sent,
+        "{o:?}"
+    );
+    assert!(o.rated > 0, "{o:?}");
     // Every metric of SPEC.md, with the demo's traffic in it.
     for name in [
         "smsflow_pdus_total{smsc=\"demo\",direction=\"out\",command=\"submit_sm\"}",

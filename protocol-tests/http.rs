@@ -49,6 +49,7 @@ impl Server {
             store: engine.store().clone(),
             engine: engine.clone(),
             tokens: tokens.iter().map(|t| t.to_string()).collect(),
+            number_tokens: Vec::new(),
             ready: {
                 let ready = ready.clone();
                 Arc::new(move || ready.load(Ordering::SeqCst))

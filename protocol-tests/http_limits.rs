@@ -23,6 +23,7 @@ async fn server(limits: Limits) -> SocketAddr {
         store: engine.store().clone(),
         engine,
         tokens: Vec::new(),
+        number_tokens: Vec::new(),
         ready: Arc::new(|| true),
         on_accepted: Arc::new(|| {}),
         now: Arc::new(|| check::START),

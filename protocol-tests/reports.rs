@@ -147,7 +147,8 @@ async fn service(store: Store) -> Service {
     let state = ApiState {
         store: engine.store().clone(),
         engine: engine.clone(),
-        tokens: vec![TOKEN.to_owned()],
+        tokens: vec![TOKEN.to_owned(), NUMBERS_TOKEN.to_owned()],
+        number_tokens: vec![NUMBERS_TOKEN.to_owned()],
         ready: Arc::new(|| true),
         on_accepted: Arc::new(|| {}),
         now: Arc::new(|| smsflow::flow::check::START),
@@ -164,6 +165,9 @@ async fn service(store: Store) -> Service {
         _engine: engine,
     }
 }
+
+/// A token that may see whole MSISDNs in the response feed.
+const NUMBERS_TOKEN: &str = "numbers-token";
 
 async fn get_json(s: &Service, path: &str) -> (u16, Value) {
     let headers = [("Authorization".to_owned(), format!("Bearer {TOKEN}"))];
@@ -270,9 +274,10 @@ async fn reports_bad_queries_are_400_with_a_json_error() {
         let detail = doc["detail"].as_str().unwrap();
         assert!(detail.contains(needle), "{path}: {detail}");
     }
+    // The dashboard says so in HTML, for the person in the browser.
     let (status, _, body) = get_text(s.addr, "/reports?by=nonsense").await;
     assert_eq!(status, 400);
-    assert!(body.contains("\"error\":\"bad request\""), "{body}");
+    assert!(body.contains("not a grouping"), "{body}");
 }
 
 #[tokio::test]
@@ -345,6 +350,53 @@ async fn reports_dashboard_is_one_self_contained_page() {
         assert!(!body.contains(external), "{external}");
     }
     assert!(body.contains("op-23") && body.contains("хирургия"));
+    // Controls, when it was generated, the newest responses with their comments.
+    assert!(body.contains("<form class=\"controls\" method=\"get\" action=\"/reports\">"));
+    assert!(
+        body.contains("value=\"2026-11-01\""),
+        "the range is in the form"
+    );
+    assert!(body.contains("generated 2026-"), "generated-at");
+    assert!(body.contains("Newest responses") && body.contains("долго, не дозвонился"));
+    assert!(
+        !body.contains("http-equiv=\"refresh\""),
+        "no refresh unless asked"
+    );
+    let (_, _, body) = get_text(s.addr, "/reports?days=7&by=week&refresh=60&from=").await;
+    assert!(
+        body.contains("<meta http-equiv=\"refresh\" content=\"60\">"),
+        "{body}"
+    );
+    assert!(body.contains("<option selected>week</option>"));
+}
+
+#[tokio::test]
+async fn reports_dashboard_bad_parameters_get_an_html_400_and_root_redirects() {
+    let s = service(Store::temporary().unwrap()).await;
+    for bad in [
+        "by=colour",
+        "from=2026-13-01",
+        "refresh=1",
+        "days=0",
+        "sort=up",
+    ] {
+        let (status, head, body) = get_text(s.addr, &format!("/reports?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            head.to_ascii_lowercase().contains("text/html"),
+            "{bad}: {head}"
+        );
+        assert!(
+            body.contains("This report cannot be shown"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, head, _) = get_text(s.addr, "/").await;
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("location: /reports"),
+        "{head}"
+    );
 }
 
 fn config_file(dir: &Path, data: &Path, http: std::net::SocketAddr) -> std::path::PathBuf {
@@ -605,4 +657,157 @@ async fn reports_cli_asks_the_service_when_it_holds_the_store() {
     let out = smsflow(&["report", "csi", "--config", wrong.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
+
+#[tokio::test]
+async fn reports_csi_has_problems_praise_and_outcomes() {
+    let s = service(Store::temporary().unwrap()).await;
+    let (status, doc) = get_json(&s, &format!("/api/v1/reports/csi?{RANGE}&by=operator")).await;
+    assert_eq!(status, 200, "{doc}");
+    let terms = |side: &str| -> Vec<String> {
+        (doc["comments"][side].as_array().unwrap().iter())
+            .map(|f| f["term"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The seed's example: praise for politeness, a problem about waiting on the line, and
+    // the 1–2 comments' complaints.
+    assert!(terms("praise").contains(&"вежлив".to_owned()), "{doc}");
+    // "Очень долго ждать" and "долго пришлось ждать на линии": one problem, two comments.
+    assert_eq!(
+        doc["comments"]["problems"][0]["lemma"], "долго ждать",
+        "{doc}"
+    );
+    assert_eq!(doc["comments"]["problems"][0]["count"], 2);
+    assert!(
+        terms("problems").contains(&"не дозвонился".to_owned()),
+        "{doc}"
+    );
+    // The seed marks all six conversations finished "rated", the suppressed one too (it
+    // sent nothing): outcomes count how conversations ended, whether or not they sent.
+    let o = &doc["outcomes"];
+    assert_eq!(o["rated"], 6, "{o}");
+    assert_eq!(o["open"], 0);
+    // Per operator.
+    let op23 = (doc["groups"].as_array().unwrap().iter())
+        .find(|g| g["key"] == "op-23")
+        .unwrap();
+    assert!(
+        op23["problems"].as_array().is_some_and(|p| !p.is_empty()),
+        "{op23}"
+    );
+    let op17 = (doc["groups"].as_array().unwrap().iter())
+        .find(|g| g["key"] == "op-17")
+        .unwrap();
+    assert_eq!(
+        op17["problems"][0]["term"], "долго ждать на линии",
+        "{op17}"
+    );
+}
+
+#[tokio::test]
+async fn responses_feed_pages_filters_and_masks_over_http() {
+    let s = service(Store::temporary().unwrap()).await;
+    let (status, page) = get_json(&s, "/api/v1/responses?limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    // Newest first: the seed's fifth rating (op-23, score 5, no comment).
+    assert_eq!(items[0]["conversation"], 104);
+    assert_eq!(items[0]["msisdn"], "99890*****64", "masked");
+    assert_eq!(items[1]["comment"], "долго, не дозвонился");
+    let next = page["next"].as_str().unwrap().to_owned();
+    let (_, rest) = get_json(&s, &format!("/api/v1/responses?limit=2&cursor={next}")).await;
+    let (_, last) = get_json(
+        &s,
+        &format!(
+            "/api/v1/responses?limit=2&cursor={}",
+            rest["next"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let ids: Vec<u64> = [&page, &rest, &last]
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().iter())
+        .map(|i| i["conversation"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [104, 103, 102, 101, 100],
+        "every rating once, newest first"
+    );
+    assert_eq!(last["next"], Value::Null);
+
+    let (_, fives) = get_json(&s, "/api/v1/responses?score=5&operator=op-17").await;
+    assert_eq!(fives["items"].as_array().unwrap().len(), 1, "{fives}");
+    let (_, dated) = get_json(&s, "/api/v1/responses?from=2026-11-23").await;
+    assert!(dated["items"].as_array().unwrap().is_empty(), "{dated}");
+
+    // A token that may see numbers sees them whole.
+    let headers = [(
+        "Authorization".to_owned(),
+        format!("Bearer {NUMBERS_TOKEN}"),
+    )];
+    let r = raw(s.addr, "GET", "/api/v1/responses?limit=1", &headers, None).await;
+    assert_eq!(r.json["items"][0]["msisdn"], "998901234564");
+
+    for bad in [
+        "score=x",
+        "limit=0",
+        "cursor=zz",
+        "colour=red",
+        "from=yesterday",
+    ] {
+        let (status, body) = get_json(&s, &format!("/api/v1/responses?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "bad request");
+    }
+}
+
+#[tokio::test]
+async fn reports_cli_prints_the_response_feed() {
+    let dir = TempDir::new("report-feed");
+    let data = dir.path().join("data");
+    {
+        let store = Store::open(&data).unwrap();
+        seed(&store);
+        store.flush_sync().unwrap();
+    }
+    let config = config_file(dir.path(), &data, "127.0.0.1:9".parse().unwrap());
+    let config = config.to_str().unwrap();
+    let out = smsflow(&["report", "responses", "--config", config, "--format", "csv"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "at,conversation,flow,score,operator,channel,msisdn,comment"
+    );
+    assert_eq!(lines.len(), 1 + 5, "{csv}");
+    assert!(
+        lines[2].contains(",op-23,call,99890*****63,\"долго, не дозвонился\""),
+        "{csv}"
+    );
+
+    let out = smsflow(&[
+        "report",
+        "responses",
+        "--config",
+        config,
+        "--score",
+        "2",
+        "--format",
+        "json",
+    ])
+    .await;
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["comment"], "Очень долго ждать");
+
+    let out = smsflow(&["report", "responses", "--config", config, "--limit", "2"]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("more: --cursor "), "{table}");
 }

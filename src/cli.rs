@@ -58,7 +58,8 @@ pub enum Command {
     /// Compile every flow, check its hooks and run the test_* functions inside the scripts.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
-    /// Print a report: the CSI survey (`csi`) or staff calls and escalation (`incidents`).
+    /// Print a report: the CSI survey (`csi`), staff calls and escalation (`incidents`), or the
+    /// response feed (`responses`).
     #[command(subcommand, after_help = REPORT_EXAMPLES)]
     Report(ReportCommand),
     /// Check, back up or restore the store (service.data_dir).
@@ -103,7 +104,8 @@ Examples:
 const REPORT_EXAMPLES: &str = "\
 Examples:
   smsflow report csi                       last 30 days by operator, as a table
-  smsflow report incidents --by week -f csv";
+  smsflow report incidents --by week -f csv
+  smsflow report responses --score 1 --from 2026-11-01";
 
 const CSI_EXAMPLES: &str = "\
 Examples:
@@ -237,6 +239,80 @@ pub enum ReportCommand {
     /// Staff calls: acknowledged, escalated, time to ack.
     #[command(after_help = INCIDENTS_EXAMPLES)]
     Incidents(IncidentsArgs),
+    /// The response feed: each rating with its comment, operator, channel and time, newest
+    /// first.
+    #[command(after_help = RESPONSES_EXAMPLES)]
+    Responses(ResponsesArgs),
+}
+
+const RESPONSES_EXAMPLES: &str = "\
+Examples:
+  smsflow report responses --from 2026-11-01 --score 1      every rating of 1 since November
+  smsflow report responses --operator op-17 --limit 20 -f json | jq .next
+  smsflow report responses --channel chat -f csv -o chat.csv
+
+Numbers are masked (99890*****67) unless --full-numbers.";
+
+/// `smsflow report responses`.
+#[derive(Debug, Args)]
+pub struct ResponsesArgs {
+    /// First day, YYYY-MM-DD, in service.timezone (default: the first rating).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Last day, inclusive (default: the newest rating).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Only this operator's ratings.
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Only this channel's (call, chat, ticket, order).
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Only this score.
+    #[arg(long)]
+    pub score: Option<u8>,
+    /// Only this flow's ratings.
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// Rows of one page (1–500); without it, every row.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Go on from the page that printed this cursor.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Whole MSISDNs instead of masked ones (99890*****67).
+    #[arg(long)]
+    pub full_numbers: bool,
+    /// The output format (the dashboard and the XLSX report carry the newest responses).
+    #[arg(short = 'f', long, value_enum, default_value_t = FeedFormatArg::Table)]
+    pub format: FeedFormatArg,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// The formats of the response feed: rows, so no charts.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FeedFormatArg {
+    /// Text for a terminal.
+    Table,
+    /// One row per rating.
+    Csv,
+    /// `{"items": [...], "next": CURSOR}`, what GET /api/v1/responses answers.
+    Json,
+}
+
+impl From<FeedFormatArg> for smsflow::report::render::Format {
+    fn from(f: FeedFormatArg) -> Self {
+        use smsflow::report::render::Format;
+        match f {
+            FeedFormatArg::Table => Format::Table,
+            FeedFormatArg::Csv => Format::Csv,
+            FeedFormatArg::Json => Format::Json,
+        }
+    }
 }
 
 /// `smsflow report csi`.

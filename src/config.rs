@@ -285,6 +285,10 @@ pub struct HttpConfig {
     pub tokens: Vec<Secret>,
     /// A variable holding comma-separated tokens, read at load time instead of `tokens`.
     pub tokens_env: Option<String>,
+    /// Tokens (each also one of `tokens`) whose requests see whole MSISDNs in the response
+    /// feed (`GET /api/v1/responses`); every other request sees them masked
+    /// (`99890*****67`). Default `[]`.
+    pub number_tokens: Vec<Secret>,
     /// Request bodies over this get 413. Default `"64KiB"`.
     #[serde(deserialize_with = "size")]
     pub max_body: usize,
@@ -321,6 +325,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tokens: vec![Secret(SAMPLE_TOKEN.to_owned())],
             tokens_env: None,
+            number_tokens: Vec::new(),
             max_body: crate::http::BODY_LIMIT,
             max_connections: limits.max_connections,
             header_read_timeout: limits.header_read_timeout,
@@ -647,6 +652,15 @@ impl Config {
                 return Err((
                     format!("http.tokens[{i}]"),
                     "empty token (remove it; an empty list means no auth)".to_owned(),
+                ));
+            }
+        }
+        for (i, token) in self.http.number_tokens.iter().enumerate() {
+            if !self.http.tokens.contains(token) {
+                return Err((
+                    format!("http.number_tokens[{i}]"),
+                    "not one of http.tokens (a token that sees numbers must also be accepted)"
+                        .to_owned(),
                 ));
             }
         }

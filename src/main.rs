@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use smsflow::sim::{self, SimConfig};
 
-use cli::{CheckArgs, Cli, ColorWhen, Command, DemoArgs, ReportCommand, RunArgs};
+use cli::{CheckArgs, Cli, ColorWhen, Command, DemoArgs, ReportCommand, ResponsesArgs, RunArgs};
 
 mod cli;
 mod store_cli;
@@ -49,6 +49,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
         ReportCommand::Incidents(args) => {
             (Kind::Incidents, crate::cli::by_name(args.by), args.report)
         }
+        ReportCommand::Responses(args) => return run_responses(args),
     };
     let config = match smsflow::config::Config::discover(args.config.path.as_deref()) {
         Ok(config) => config,
@@ -77,31 +78,83 @@ fn run_report(command: ReportCommand) -> ExitCode {
             return ExitCode::from(error.exit_code());
         }
     };
-    match &origin {
-        cli::Origin::Service(addr) => {
+    note_origin(&origin);
+    write_output(args.out.as_deref(), &bytes)
+}
+
+/// `smsflow report responses`: exit 2 for bad usage or a bad config, 1 when the feed cannot be
+/// read.
+fn run_responses(args: ResponsesArgs) -> ExitCode {
+    use smsflow::report::cli;
+    let config = match smsflow::config::Config::discover(args.config.path.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let request = cli::FeedRequest {
+        from: args.from,
+        to: args.to,
+        operator: args.operator,
+        channel: args.channel,
+        score: args.score,
+        flow: args.flow,
+        limit: args.limit,
+        cursor: args.cursor,
+        full_numbers: args.full_numbers,
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let rendered = cli::responses(&request, &config, now).and_then(|(page, origin)| {
+        let format = smsflow::report::render::Format::from(args.format);
+        smsflow::report::render::responses::render(&page, format)
+            .map(|bytes| (bytes, origin))
+            .map_err(|e| cli::CliError::Usage(e.to_string()))
+    });
+    let (bytes, origin) = match rendered {
+        Ok(done) => done,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
+    note_origin(&origin);
+    write_output(args.out.as_deref(), &bytes)
+}
+
+/// Where a report came from, on stderr, when it was not simply the store.
+fn note_origin(origin: &smsflow::report::cli::Origin) {
+    use smsflow::report::cli::Origin;
+    match origin {
+        Origin::Service(addr) => {
             eprintln!(
                 "smsflow report: the store is in use; the running service at {addr} answered"
             );
         }
-        cli::Origin::NoStore(dir) => eprintln!(
+        Origin::NoStore(dir) => eprintln!(
             "smsflow report: nothing recorded yet in {} (service.data_dir): the report is empty",
             dir.display()
         ),
-        cli::Origin::Store => {}
+        Origin::Store => {}
     }
-    let written = match &args.out {
-        Some(path) => std::fs::write(path, &bytes).map_err(|e| (path.display().to_string(), e)),
+}
+
+/// Writes a report to `out` or standard output.
+fn write_output(out: Option<&Path>, bytes: &[u8]) -> ExitCode {
+    let written = match out {
+        Some(path) => std::fs::write(path, bytes).map_err(|e| (path.display().to_string(), e)),
         None => {
             use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(&bytes)
-                .and_then(|()| out.flush())
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
                 .map_err(|e| ("standard output".to_owned(), e))
         }
     };
     match written {
         Ok(()) => {
-            if let Some(path) = &args.out {
+            if let Some(path) = out {
                 eprintln!("smsflow report: wrote {}", path.display());
             }
             ExitCode::SUCCESS

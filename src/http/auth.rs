@@ -55,7 +55,7 @@ async fn guard(state: &ApiState, req: Request, next: Next, challenge: &'static s
 }
 
 /// The token an Authorization header presents, or why it presents none.
-fn presented(value: &HeaderValue) -> Result<Vec<u8>, &'static str> {
+pub(super) fn presented(value: &HeaderValue) -> Result<Vec<u8>, &'static str> {
     let value = value.as_bytes();
     let (scheme, rest) = match value.iter().position(|b| *b == b' ') {
         Some(space) => (&value[..space], value[space + 1..].trim_ascii()),

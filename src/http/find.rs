@@ -48,12 +48,12 @@ pub const MAX_LIMIT: usize = 500;
 const NAMES: [&str; 7] = ["msisdn", "flow", "status", "from", "to", "limit", "cursor"];
 const PARAMETERS: &str = "msisdn, flow, status, from, to, limit and cursor";
 
-fn internal(e: StoreError) -> ApiError {
+pub(super) fn internal(e: StoreError) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
 /// Runs `f` on the store off the async threads (a page can read many conversations).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -197,7 +197,11 @@ fn limit(value: &str) -> Result<usize, ApiError> {
 }
 
 /// `[start, end)` in ms of a date (its day in `zone`) or an RFC 3339 time (its ms).
-fn time(field: &str, value: &str, zone: &TimeZone) -> Result<(Millis, Millis), ApiError> {
+pub(super) fn time(
+    field: &str,
+    value: &str,
+    zone: &TimeZone,
+) -> Result<(Millis, Millis), ApiError> {
     if value.len() == 10
         && let Ok(date) = value.parse::<jiff::civil::Date>()
     {

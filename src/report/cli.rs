@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use super::query::{Kind, Query, today};
+use super::feed::{self, Cursor, FeedQuery, Page};
+use super::query::{Kind, Query, range_ms, today};
 use super::render::{self, Format};
 use super::{Report, remote, source};
 use crate::config::Config;
@@ -117,4 +118,158 @@ pub fn run(request: &Request, config: &Config, now: Millis) -> Result<(Vec<u8>, 
     let bytes =
         render::render(&report, request.format).map_err(|e| CliError::Failed(e.to_string()))?;
     Ok((bytes, origin))
+}
+
+/// What `smsflow report responses` was asked for, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct FeedRequest {
+    /// Days, YYYY-MM-DD, both included (default: everything).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub operator: Option<String>,
+    pub channel: Option<String>,
+    pub score: Option<u8>,
+    pub flow: Option<String>,
+    /// Rows of one page; None: every row.
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    /// Whole MSISDNs instead of masked ones.
+    pub full_numbers: bool,
+}
+
+/// The response feed: one page (or every row) from the store, or from the running service
+/// when it holds the store.
+pub fn responses(
+    request: &FeedRequest,
+    config: &Config,
+    now: Millis,
+) -> Result<(Page, Origin), CliError> {
+    let zone = &config.service.timezone;
+    let day = |name: &str, value: &Option<String>| -> Result<Option<jiff::civil::Date>, CliError> {
+        value
+            .as_deref()
+            .map(|v| {
+                v.parse::<jiff::civil::Date>().map_err(|_| {
+                    CliError::Usage(format!("--{name} {v:?} is not a date (YYYY-MM-DD)"))
+                })
+            })
+            .transpose()
+    };
+    let (from, to) = (day("from", &request.from)?, day("to", &request.to)?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(CliError::Usage(format!("--from {f} is after --to {t}")));
+    }
+    let mut query = FeedQuery {
+        from: from.map_or(Millis::MIN, |d| range_ms(zone, d, d).0),
+        to: to.map_or(Millis::MAX, |d| range_ms(zone, d, d).1),
+        operator: request.operator.clone(),
+        channel: request.channel.clone(),
+        score: request.score,
+        flow: request.flow.clone(),
+        limit: request.limit.unwrap_or(feed::MAX_LIMIT),
+        after: match &request.cursor {
+            Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+                CliError::Usage(format!("--cursor {c:?} is not a cursor a page gave"))
+            })?),
+            None => None,
+        },
+        full_numbers: request.full_numbers,
+    };
+    if query.limit == 0 || query.limit > feed::MAX_LIMIT {
+        return Err(CliError::Usage(format!(
+            "--limit must be 1 to {}; leave it out for every row",
+            feed::MAX_LIMIT
+        )));
+    }
+    let data_dir: &Path = &config.service.data_dir;
+    if is_missing_or_empty(data_dir) {
+        let empty = Page {
+            items: Vec::new(),
+            next: None,
+        };
+        return Ok((empty, Origin::NoStore(data_dir.to_path_buf())));
+    }
+    // Every row: page through until the last.
+    let mut all = Page {
+        items: Vec::new(),
+        next: None,
+    };
+    let origin = loop {
+        let (page, origin) = match Store::open(data_dir) {
+            Ok(store) => (
+                feed::page(&store, &query, now).map_err(|e| CliError::Failed(e.to_string()))?,
+                Origin::Store,
+            ),
+            Err(StoreError::Locked { .. }) => remote_page(config, &query)?,
+            Err(e) => return Err(CliError::Failed(e.to_string())),
+        };
+        all.items.extend(page.items);
+        all.next = page.next;
+        match (&all.next, request.limit) {
+            (Some(next), None) => query.after = Cursor::decode(next),
+            _ => break origin,
+        }
+    };
+    Ok((all, origin))
+}
+
+/// A page of the feed from the service's HTTP API.
+fn remote_page(config: &Config, query: &FeedQuery) -> Result<(Page, Origin), CliError> {
+    let addr = remote::connect_address(config.http.listen);
+    let token = config.http.tokens.first().map(|t| t.expose());
+    let mut path = format!("/api/v1/responses?limit={}", query.limit);
+    let time = |ms: Millis| jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string());
+    if query.from != Millis::MIN
+        && let Ok(t) = time(query.from)
+    {
+        path.push_str(&format!("&from={}", t.replace('+', "%2B")));
+    }
+    if query.to != Millis::MAX
+        && let Ok(t) = time(query.to - 1)
+    {
+        path.push_str(&format!("&to={}", t.replace('+', "%2B")));
+    }
+    for (name, value) in [
+        ("operator", &query.operator),
+        ("channel", &query.channel),
+        ("flow", &query.flow),
+    ] {
+        if let Some(v) = value {
+            path.push_str(&format!("&{name}={}", encode(v)));
+        }
+    }
+    if let Some(score) = query.score {
+        path.push_str(&format!("&score={score}"));
+    }
+    if let Some(after) = query.after {
+        path.push_str(&format!("&cursor={}", after.encode()));
+    }
+    let body = remote::get(addr, &path, token).map_err(|e| {
+        CliError::Failed(format!(
+            "the store {} is in use (a running service?) and its HTTP API did not give the \
+             responses: {e}",
+            config.service.data_dir.display()
+        ))
+    })?;
+    let page: Page = serde_json::from_str(&body).map_err(|e| {
+        CliError::Failed(format!(
+            "the service at {addr} sent a page we cannot read: {e}"
+        ))
+    })?;
+    Ok((page, Origin::Service(addr.to_string())))
+}
+
+/// Percent-encodes a query value (everything but unreserved ASCII).
+fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

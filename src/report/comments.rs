@@ -4,15 +4,22 @@
 //!
 //! Comments are Russian, Uzbek (Latin, with `oʻ`/`gʻ` written with any apostrophe, and
 //! Cyrillic) and English. Each comment is split into words (letters, plus an apostrophe between
-//! letters), lowercased (Russian `ё` as `е`), stripped of stopwords from small built-in lists, and
+//! letters), lowercased (Russian `ё` as `е`), stripped of the lexicons' stopwords
+//! (`src/report/lexicon/`), and
 //! stemmed: Russian and English with the Snowball stemmers (rust-stemmers), Uzbek with a light
 //! suffix stripper (plural and case endings; there is no maintained Uzbek stemmer). A negation
 //! stays with its word: `не дозвонился` counts as one term `не дозвон`, `yaxshi emas` as
 //! `yaxshi emas`. A term counts once per comment (document frequency), so one long rant
 //! repeating a word cannot outweigh five customers saying it once.
+//!
+//! Next to these per-score terms, `problems` and `praise` come from the comments' clauses,
+//! whatever the score ([`clauses`]): what a manager acts on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
+
+use super::clauses::{self, Finding};
+use super::lexicon::{LEXICON, normalise};
 
 use rust_stemmers::{Algorithm, Stemmer};
 use serde::{Deserialize, Serialize};
@@ -48,6 +55,20 @@ pub struct Comments {
     /// For every listed negative term and bigram: its usual spelling and example comments.
     pub negative_examples: BTreeMap<String, Examples>,
     pub positive_examples: BTreeMap<String, Examples>,
+    /// Comments with any text, whatever the score (3 included).
+    #[serde(default)]
+    pub commented: u64,
+    /// Of those, how many the problems and praise were found in (all, up to
+    /// [`MAX_ANALYSED`]): their `share`s are out of this many.
+    #[serde(default)]
+    pub clauses_analysed: u64,
+    /// What the comments complain about, clause by clause, whatever the score
+    /// ([`clauses`]); most common first.
+    #[serde(default)]
+    pub problems: Vec<Finding>,
+    /// What they praise.
+    #[serde(default)]
+    pub praise: Vec<Finding>,
 }
 
 /// How a term is usually written, and where.
@@ -62,8 +83,8 @@ pub struct Examples {
 impl Comments {
     /// `" (terms from a sample of N)"` when the terms were counted in a sample, else empty.
     pub fn sample_note(&self) -> String {
-        if self.analysed < self.negative_comments + self.positive_comments {
-            format!(" (terms from a random sample of {})", self.analysed)
+        if self.clauses_analysed < self.commented {
+            format!(" (from a random sample of {})", self.clauses_analysed)
         } else {
             String::new()
         }
@@ -92,22 +113,18 @@ pub const MAX_ANALYSED: usize = 5_000;
 
 /// Analyses the comments of `ratings` (any order; examples prefer the newest).
 pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>) -> Comments {
-    let mut ratings: Vec<&Rating> = ratings
+    let mut commented: Vec<&Rating> = ratings
         .into_iter()
-        .filter(|r| r.score != 3 && !r.comment.trim().is_empty())
+        .filter(|r| !r.comment.trim().is_empty())
         .collect();
-    ratings.sort_by_key(|r| std::cmp::Reverse(r.at));
+    let all = commented.len() as u64;
     let (all_negative, all_positive) = (
-        ratings.iter().filter(|r| r.score <= 2).count() as u64,
-        ratings.iter().filter(|r| r.score > 2).count() as u64,
+        commented.iter().filter(|r| r.score <= 2).count() as u64,
+        commented.iter().filter(|r| r.score > 3).count() as u64,
     );
-    if ratings.len() > MAX_ANALYSED {
-        // The comments with the smallest hash of (conversation, time): random, yet fixed.
-        let draw = |r: &&Rating| splitmix64(r.conversation ^ (r.at as u64).rotate_left(32));
-        ratings.select_nth_unstable_by_key(MAX_ANALYSED, draw);
-        ratings.truncate(MAX_ANALYSED);
-        ratings.sort_by_key(|r| std::cmp::Reverse(r.at));
-    }
+    let commented = sample(&mut commented);
+    let found = clauses::findings(commented, TOP_TERMS, EXAMPLES, shorten);
+    let ratings: Vec<&Rating> = commented.iter().copied().filter(|r| r.score != 3).collect();
     let analysed = ratings.len() as u64;
     let mut negative = Side::default();
     let mut positive = Side::default();
@@ -131,7 +148,23 @@ pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>) -> Comments {
         positive_bigrams,
         negative_examples,
         positive_examples,
+        commented: all,
+        clauses_analysed: commented.len() as u64,
+        problems: found.problems,
+        praise: found.praise,
     }
+}
+
+/// At most [`MAX_ANALYSED`] of `ratings`, newest first: the ones with the smallest hash of
+/// (conversation, time), random yet the same for the same records.
+pub fn sample<'a, 'r>(ratings: &'a mut Vec<&'r Rating>) -> &'a [&'r Rating] {
+    if ratings.len() > MAX_ANALYSED {
+        let draw = |r: &&Rating| splitmix64(r.conversation ^ (r.at as u64).rotate_left(32));
+        ratings.select_nth_unstable_by_key(MAX_ANALYSED, draw);
+        ratings.truncate(MAX_ANALYSED);
+    }
+    ratings.sort_by_key(|r| std::cmp::Reverse(r.at));
+    ratings
 }
 
 /// A 64-bit mix (SplitMix64's finaliser): neighbouring inputs give unrelated outputs.
@@ -238,7 +271,7 @@ impl Side {
     }
 }
 
-fn shorten(comment: &str) -> String {
+pub fn shorten(comment: &str) -> String {
     if comment.chars().count() <= EXAMPLE_CHARS {
         return comment.to_owned();
     }
@@ -258,24 +291,26 @@ pub struct Token {
 
 /// The terms of one comment, in order, stopwords dropped and negations attached.
 pub fn terms(comment: &str) -> Vec<Token> {
+    let lexicon = &*LEXICON;
     let words = words(comment);
     let uzbek_latin = is_uzbek_latin(&words);
     let uzbek_cyrillic = is_uzbek_cyrillic(&words);
     let mut out: Vec<Token> = Vec::new();
     let mut negation: Option<String> = None;
     for word in words {
-        if NEGATE_NEXT.contains(&word.as_str()) || word.ends_with("nʼt") {
+        let norm = normalise(&word);
+        if lexicon.negate.contains(&norm) || word.ends_with("nʼt") {
             negation = Some(word);
             continue;
         }
-        if NEGATE_PREVIOUS.contains(&word.as_str()) {
+        if lexicon.negate_after.contains(&norm) {
             if let Some(last) = out.last_mut() {
                 last.term = format!("{} {word}", last.term);
                 last.word = format!("{} {word}", last.word);
             }
             continue;
         }
-        if word.chars().count() < 2 || STOPWORDS.contains(word.as_str()) {
+        if word.chars().count() < 2 || lexicon.stop.contains(&norm) {
             continue;
         }
         let stem = stem(&word, uzbek_latin, uzbek_cyrillic);
@@ -324,11 +359,11 @@ fn is_apostrophe(c: char) -> bool {
 fn is_uzbek_latin(words: &[String]) -> bool {
     let uzbek = words
         .iter()
-        .filter(|w| UZ_LATIN_MARKERS.contains(&w.as_str()) || w.contains('ʻ'))
+        .filter(|w| LEXICON.uzbek.contains(&normalise(w)) || w.contains('ʻ'))
         .count();
     let english = words
         .iter()
-        .filter(|w| EN_STOPWORDS.contains(&w.as_str()))
+        .filter(|w| LEXICON.english.contains(&normalise(w)))
         .count();
     uzbek > english
 }
@@ -338,7 +373,7 @@ fn is_uzbek_latin(words: &[String]) -> bool {
 fn is_uzbek_cyrillic(words: &[String]) -> bool {
     words.iter().any(|w| {
         w.chars().any(|c| matches!(c, 'ў' | 'қ' | 'ғ' | 'ҳ'))
-            || UZ_CYRILLIC_MARKERS.contains(&w.as_str())
+            || LEXICON.uzbek.contains(&normalise(w))
     })
 }
 
@@ -381,305 +416,7 @@ fn strip_suffix(word: &str, suffixes: &[&str]) -> String {
     best.unwrap_or(word).to_owned()
 }
 
-// ---- word lists -------------------------------------------------------------------------------
-
-/// Words that negate the word after them.
-const NEGATE_NEXT: &[&str] = &["не", "not", "no", "never", "нет"];
-/// Words that negate the word before them (Uzbek).
-const NEGATE_PREVIOUS: &[&str] = &["emas", "эмас"];
-
-/// Uzbek Latin words common in short comments and absent from English.
-const UZ_LATIN_MARKERS: &[&str] = &[
-    "va",
-    "juda",
-    "emas",
-    "lekin",
-    "ammo",
-    "uchun",
-    "bilan",
-    "edi",
-    "yaxshi",
-    "yomon",
-    "rahmat",
-    "xizmat",
-    "xizmatdan",
-    "operator",
-    "tez",
-    "sekin",
-    "kutdim",
-    "kutish",
-    "javob",
-    "berdi",
-    "qoniqdim",
-    "mamnunman",
-    "ham",
-    "bu",
-    "men",
-    "siz",
-    "biz",
-    "juda",
-    "ekan",
-    "boʻldi",
-    "koʻp",
-    "uzoq",
-    "xushmuomala",
-    "zoʻr",
-    "aʼlo",
-];
-
-/// Uzbek Cyrillic words that Russian does not have.
-const UZ_CYRILLIC_MARKERS: &[&str] = &[
-    "ва",
-    "жуда",
-    "эмас",
-    "лекин",
-    "учун",
-    "билан",
-    "эди",
-    "яхши",
-    "ёмон",
-    "рахмат",
-    "хизмат",
-    "хизматдан",
-    "тез",
-    "секин",
-    "кутдим",
-    "жавоб",
-    "берди",
-    "мамнунман",
-    "бу",
-    "мен",
-    "сиз",
-];
-
-const EN_STOPWORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "is", "are", "was", "were", "be", "been", "am", "i",
-    "you", "he", "she", "it", "we", "they", "me", "my", "your", "our", "their", "this", "that",
-    "these", "those", "to", "of", "in", "on", "at", "for", "with", "as", "by", "from", "so",
-    "very", "too", "just", "there", "here", "have", "has", "had", "do", "does", "did", "will",
-    "would", "can", "could", "should", "all", "any", "some", "what", "which", "who", "when",
-    "where", "why", "how", "about", "into", "over", "again", "than", "then", "them", "his", "her",
-    "its", "also", "more", "most", "such", "only", "own", "same", "really", "quite", "us", "get",
-    "got", "it's", "itʼs", "iʼm", "im",
-];
-
-const RU_STOPWORDS: &[&str] = &[
-    "и",
-    "в",
-    "во",
-    "что",
-    "он",
-    "на",
-    "я",
-    "с",
-    "со",
-    "как",
-    "а",
-    "то",
-    "все",
-    "всё",
-    "она",
-    "так",
-    "его",
-    "но",
-    "да",
-    "ты",
-    "к",
-    "у",
-    "же",
-    "вы",
-    "за",
-    "бы",
-    "по",
-    "только",
-    "ее",
-    "её",
-    "мне",
-    "было",
-    "вот",
-    "от",
-    "меня",
-    "еще",
-    "ещё",
-    "о",
-    "из",
-    "ему",
-    "теперь",
-    "когда",
-    "даже",
-    "ну",
-    "ли",
-    "если",
-    "уже",
-    "или",
-    "ни",
-    "быть",
-    "был",
-    "была",
-    "были",
-    "него",
-    "до",
-    "вас",
-    "нибудь",
-    "опять",
-    "уж",
-    "вам",
-    "ведь",
-    "там",
-    "потом",
-    "себя",
-    "ей",
-    "может",
-    "они",
-    "тут",
-    "где",
-    "есть",
-    "надо",
-    "ней",
-    "для",
-    "мы",
-    "тебя",
-    "их",
-    "чем",
-    "сам",
-    "чтоб",
-    "без",
-    "будто",
-    "чего",
-    "раз",
-    "тоже",
-    "себе",
-    "под",
-    "будет",
-    "ж",
-    "тогда",
-    "кто",
-    "этот",
-    "того",
-    "потому",
-    "этого",
-    "какой",
-    "совсем",
-    "ним",
-    "здесь",
-    "этом",
-    "один",
-    "почти",
-    "мой",
-    "тем",
-    "чтобы",
-    "нее",
-    "неё",
-    "сейчас",
-    "куда",
-    "зачем",
-    "всех",
-    "можно",
-    "при",
-    "наконец",
-    "два",
-    "об",
-    "другой",
-    "хоть",
-    "после",
-    "над",
-    "тот",
-    "через",
-    "эти",
-    "нас",
-    "про",
-    "всего",
-    "них",
-    "какая",
-    "разве",
-    "три",
-    "эту",
-    "моя",
-    "впрочем",
-    "свою",
-    "этой",
-    "перед",
-    "иногда",
-    "чуть",
-    "том",
-    "такой",
-    "им",
-    "всегда",
-    "конечно",
-    "всю",
-    "между",
-    "это",
-    "очень",
-    "весь",
-    "вся",
-    "ваш",
-    "ваша",
-    "ваше",
-    "наш",
-    "наша",
-    "мои",
-    "вами",
-    "нам",
-    "пришлось",
-];
-
-const UZ_STOPWORDS: &[&str] = &[
-    "va",
-    "bilan",
-    "uchun",
-    "lekin",
-    "ammo",
-    "ham",
-    "bu",
-    "u",
-    "men",
-    "siz",
-    "biz",
-    "ular",
-    "edi",
-    "juda",
-    "da",
-    "ga",
-    "ni",
-    "esa",
-    "yoki",
-    "shu",
-    "bir",
-    "hech",
-    "nima",
-    "qanday",
-    "chunki",
-    "agar",
-    "endi",
-    "hali",
-    "yana",
-    "ekan",
-    "ва",
-    "билан",
-    "учун",
-    "лекин",
-    "аммо",
-    "ҳам",
-    "бу",
-    "мен",
-    "сиз",
-    "биз",
-    "улар",
-    "эди",
-    "жуда",
-    "ёки",
-    "шу",
-    "бир",
-];
-
-static STOPWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    RU_STOPWORDS
-        .iter()
-        .chain(EN_STOPWORDS)
-        .chain(UZ_STOPWORDS)
-        .copied()
-        .collect()
-});
+// ---- word lists (the rest are in the lexicon files, src/report/lexicon/) ------------------
 
 const UZ_LATIN_SUFFIXES: &[&str] = &[
     "larning", "lardan", "larga", "larda", "larni", "lari", "lar", "ning", "dagi", "dan", "da",

@@ -11,10 +11,13 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use super::anomalies::{self, Anomaly};
+use super::clauses::{self, Finding};
 use super::comments::{self, Comments};
+use super::outcomes::Outcomes;
 use super::query::{Grouping, Period, Query, local_date};
 use super::stats::{self, CI_METHOD, Scores};
 use super::{CsiData, Distribution, zone_name};
+use crate::store::Rating;
 
 /// Groups with fewer responses are flagged `insufficient_sample` and not ranked: an average
 /// of three answers says more about those three customers than about the operator.
@@ -60,11 +63,14 @@ pub struct CsiReport {
     /// Every period of the range in order, empty ones included.
     pub trend: Vec<CsiGroup>,
     pub comments: Comments,
+    /// How the surveys created in the range ended.
+    #[serde(default)]
+    pub outcomes: Outcomes,
     pub anomalies: Vec<Anomaly>,
 }
 
 /// One row: the whole range, a group, or a point of the trend.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CsiStats {
     /// Survey conversations created in the period that sent their question.
     pub surveys_sent: u64,
@@ -94,15 +100,24 @@ pub struct CsiStats {
 }
 
 /// A group of the report: its key (operator, channel or period) and its numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CsiGroup {
     pub key: String,
     #[serde(flatten)]
     pub stats: CsiStats,
-    /// 1 = best average, among groups with a sufficient sample (operator and channel
-    /// groupings only).
+    /// Among groups with a sufficient sample (operator and channel groupings only): 1 + how
+    /// many groups are clearly better (their 95 % interval lies wholly above this one's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rank: Option<u32>,
+    /// Another group has the same rank: their intervals overlap, so the data cannot order
+    /// them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tied: bool,
+    /// The group's top problems and praise (operator and channel groupings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Finding>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub praise: Vec<Finding>,
     /// A period group only partly inside `from..=to`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
@@ -225,7 +240,7 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
     );
 
     // Groups.
-    let groups = match query.by.period() {
+    let mut groups = match query.by.period() {
         Some(period) => period_groups(query, period, &facts, min),
         None => key_groups(query, &facts, min, prev_from, prev_to),
     };
@@ -245,8 +260,7 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         .map(|(key, _)| CsiGroup {
             stats: stats(&by_trend.get(&key).copied().unwrap_or_default(), min),
             key,
-            rank: None,
-            partial: false,
+            ..CsiGroup::default()
         })
         .collect();
 
@@ -256,6 +270,21 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         .filter(|r| current(local_date(zone, r.at)))
         .collect();
     let comments = comments::analyse(in_range.iter().copied());
+    if query.by.period().is_none() {
+        group_findings(&mut groups, &in_range, |r| {
+            group_key(query.by, &r.operator, &r.channel)
+        });
+    }
+    let mut outcomes = Outcomes::default();
+    for t in data.tallies.iter().filter(|t| current(t.date)) {
+        for (name, n) in &t.outcomes {
+            outcomes.add(name, *n);
+        }
+    }
+    for e in data.ends.iter().filter(|e| current(local_date(zone, e.at))) {
+        outcomes.add(&e.outcome, 1);
+    }
+    outcomes.close(total.sent);
     let days = facts.iter().map(|f| anomalies::DayScores {
         date: f.date,
         operator: f.operator,
@@ -278,7 +307,45 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         trend_period: period_name(trend_period).to_owned(),
         trend,
         comments,
+        outcomes,
         anomalies,
+    }
+}
+
+/// The key of a fact in an operator or channel grouping.
+fn group_key(by: Grouping, operator: &str, channel: &str) -> String {
+    let k = if by == Grouping::Channel {
+        channel
+    } else {
+        operator
+    };
+    if k.is_empty() {
+        NONE_KEY.to_owned()
+    } else {
+        k.to_owned()
+    }
+}
+
+/// Problems and praise shown per group.
+const GROUP_FINDINGS: usize = 3;
+
+/// Each group's top problems and praise, from its comments in the range.
+fn group_findings(
+    groups: &mut [CsiGroup],
+    ratings: &[&Rating],
+    key_of: impl Fn(&Rating) -> String,
+) {
+    let mut by_key: HashMap<String, Vec<&Rating>> = HashMap::new();
+    for r in ratings.iter().filter(|r| !r.comment.trim().is_empty()) {
+        by_key.entry(key_of(r)).or_default().push(r);
+    }
+    for g in groups {
+        if let Some(list) = by_key.get_mut(&g.key) {
+            let found =
+                clauses::findings(comments::sample(list), GROUP_FINDINGS, 0, |c| c.to_owned());
+            g.problems = found.problems;
+            g.praise = found.praise;
+        }
     }
 }
 
@@ -317,6 +384,7 @@ fn period_groups(query: &Query, period: Period, facts: &[Fact], min: u64) -> Vec
                 stats: s,
                 rank: None,
                 partial: start < query.from || end > query.to,
+                ..CsiGroup::default()
             }
         })
         .collect()
@@ -331,18 +399,7 @@ fn key_groups(
     prev_from: Date,
     prev_to: Date,
 ) -> Vec<CsiGroup> {
-    let key_of = |f: &Fact| -> String {
-        let k = if query.by == Grouping::Channel {
-            f.channel
-        } else {
-            f.operator
-        };
-        if k.is_empty() {
-            NONE_KEY.to_owned()
-        } else {
-            k.to_owned()
-        }
-    };
+    let key_of = |f: &Fact| group_key(query.by, f.operator, f.channel);
     let mut now: BTreeMap<String, Tally> = BTreeMap::new();
     let mut before: HashMap<String, Tally> = HashMap::new();
     for f in facts {
@@ -364,11 +421,16 @@ fn key_groups(
                 stats: s,
                 rank: None,
                 partial: false,
+                ..CsiGroup::default()
             }
         })
         .collect();
-    // Ranked first, best average first (ties by more responses, then by key); the rest after,
-    // by key.
+    // Ranked first, by the lower bound of the interval (a 4.6 of 200 answers above a 4.8 of
+    // 6), then average and responses; the rest after, by key.
+    let bounds = |g: &CsiGroup| {
+        let avg = g.stats.average.unwrap_or(0.0);
+        g.stats.ci95.unwrap_or([avg, avg])
+    };
     groups.sort_by(|a, b| {
         let ranked = |g: &CsiGroup| !g.stats.insufficient_sample;
         ranked(b)
@@ -376,8 +438,8 @@ fn key_groups(
             .then_with(|| {
                 if ranked(a) {
                     let avg = |g: &CsiGroup| g.stats.average.unwrap_or(0.0);
-                    avg(b)
-                        .total_cmp(&avg(a))
+                    (bounds(b)[0].total_cmp(&bounds(a)[0]))
+                        .then(avg(b).total_cmp(&avg(a)))
                         .then(b.stats.responses.cmp(&a.stats.responses))
                 } else {
                     std::cmp::Ordering::Equal
@@ -385,12 +447,22 @@ fn key_groups(
             })
             .then_with(|| a.key.cmp(&b.key))
     });
-    let mut rank = 0;
+    // A group's rank is 1 + the groups clearly better: whose whole interval lies above its
+    // own. Overlapping intervals share a rank and are `tied`: the data cannot order them.
+    let ranked: Vec<[f64; 2]> = (groups.iter())
+        .filter(|g| !g.stats.insufficient_sample)
+        .map(bounds)
+        .collect();
+    for g in groups.iter_mut().filter(|g| !g.stats.insufficient_sample) {
+        let [_, high] = bounds(g);
+        let better = ranked.iter().filter(|b| b[0] > high).count();
+        g.rank = Some(better as u32 + 1);
+    }
+    let ranks: Vec<u32> = groups.iter().filter_map(|g| g.rank).collect();
     for g in &mut groups {
-        if !g.stats.insufficient_sample {
-            rank += 1;
-            g.rank = Some(rank);
-        }
+        g.tied = g
+            .rank
+            .is_some_and(|r| ranks.iter().filter(|&&x| x == r).count() > 1);
     }
     groups
 }

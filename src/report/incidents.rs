@@ -4,7 +4,8 @@
 //! escalation flow recorded.
 //!
 //! The fields read are the ones `scripts/escalation.rhai` records: `acknowledged`, `level`,
-//! `escalated`, `ack_seconds`, `location`, `button`. A missing or mistyped field counts as
+//! `escalated`, `ack_seconds`, `acknowledged_by`, `location`, `button`, `id`, `levels`,
+//! `rounds`. A missing or mistyped field counts as
 //! absent (an incident without `acknowledged: true` is unacknowledged), so a changed script
 //! degrades the report instead of breaking it. An incident belongs to the day it was recorded
 //! (acknowledged or given up), in the service's time zone.
@@ -42,6 +43,54 @@ pub struct IncidentReport {
     pub trend: Vec<IncidentGroup>,
     /// Acknowledged incidents by time to ack.
     pub ack_histogram: Vec<Bucket>,
+    /// The calls nobody took, newest first (at most [`UNACKNOWLEDGED_LISTED`]).
+    #[serde(default)]
+    pub unacknowledged_calls: Vec<UnacknowledgedCall>,
+    /// Time to ack per level (1 = first).
+    #[serde(default)]
+    pub levels: Vec<LevelStats>,
+    /// Acknowledgements per staff member (the number that answered OK), most first.
+    #[serde(default)]
+    pub staff: Vec<StaffStats>,
+}
+
+/// Unacknowledged calls listed in the report, at most; `total.unacknowledged` counts them all.
+pub const UNACKNOWLEDGED_LISTED: usize = 100;
+
+/// A call nobody took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnacknowledgedCall {
+    /// When it was given up, RFC 3339 in the report's zone.
+    pub at: String,
+    pub conversation: u64,
+    /// The event id of the incident.
+    pub id: String,
+    pub button: String,
+    pub location: String,
+    /// How many levels of staff were called (null when the flow does not record it).
+    pub levels_tried: Option<u64>,
+    /// How many times the chain was walked.
+    pub rounds: Option<u64>,
+}
+
+/// Time to ack at one level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelStats {
+    pub level: u32,
+    pub acknowledged: u64,
+    pub median_ack_seconds: Option<f64>,
+    pub p90_ack_seconds: Option<f64>,
+}
+
+/// What one staff member acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaffStats {
+    pub staff: String,
+    pub acknowledged: u64,
+    pub median_ack_seconds: Option<f64>,
+    pub p90_ack_seconds: Option<f64>,
+    /// Level → calls taken there.
+    pub at_level: Counts,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,6 +136,7 @@ struct Record {
     escalated: bool,
     level: Option<u32>,
     ack_seconds: Option<f64>,
+    by: Option<String>,
 }
 
 impl Record {
@@ -104,6 +154,11 @@ impl Record {
                 .then(|| f.get("ack_seconds").and_then(|v| v.as_f64()))
                 .flatten()
                 .filter(|s| s.is_finite() && *s >= 0.0),
+            by: acknowledged
+                .then(|| f.get("acknowledged_by").and_then(|v| v.as_str()))
+                .flatten()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
         }
     }
 }
@@ -193,7 +248,101 @@ pub fn compute(query: &Query, zone: &TimeZone, incidents: &[Incident]) -> Incide
         .to_owned(),
         trend,
         ack_histogram: histogram(all.iter().filter_map(|r| r.ack_seconds)),
+        unacknowledged_calls: unacknowledged(zone, &in_range),
+        levels: levels(&all),
+        staff: staff(&all),
     }
+}
+
+fn unacknowledged(
+    zone: &TimeZone,
+    in_range: &[(&Incident, jiff::civil::Date, Record)],
+) -> Vec<UnacknowledgedCall> {
+    let count = |i: &Incident, name: &str| i.fields.get(name).and_then(|v| v.as_u64());
+    let mut calls: Vec<&Incident> = (in_range.iter())
+        .filter(|(_, _, r)| !r.acknowledged)
+        .map(|(i, _, _)| *i)
+        .collect();
+    calls.sort_by_key(|i| std::cmp::Reverse((i.at, i.conversation)));
+    calls.truncate(UNACKNOWLEDGED_LISTED);
+    calls
+        .into_iter()
+        .map(|i| UnacknowledgedCall {
+            at: jiff::Timestamp::from_millisecond(i.at)
+                .map(|t| {
+                    t.to_zoned(zone.clone())
+                        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                        .to_string()
+                })
+                .unwrap_or_default(),
+            conversation: i.conversation,
+            id: text_field(i, "id"),
+            button: text_field(i, "button"),
+            location: text_field(i, "location"),
+            levels_tried: count(i, "levels"),
+            rounds: count(i, "rounds"),
+        })
+        .collect()
+}
+
+/// Median and p90 (nearest rank) of some times to ack, rounded.
+fn ack_times(mut seconds: Vec<f64>) -> (Option<f64>, Option<f64>) {
+    seconds.sort_by(f64::total_cmp);
+    let secs = |x: Option<f64>| x.map(|s| stats::round(s, 1));
+    (
+        secs(stats::nearest_rank(&seconds, 0.5)),
+        secs(stats::nearest_rank(&seconds, 0.9)),
+    )
+}
+
+fn levels(records: &[&Record]) -> Vec<LevelStats> {
+    let mut by_level: std::collections::BTreeMap<u32, Vec<f64>> = Default::default();
+    for r in records {
+        if let Some(level) = r.level {
+            by_level.entry(level).or_default().extend(r.ack_seconds);
+        }
+    }
+    by_level
+        .into_iter()
+        .map(|(level, seconds)| {
+            let acknowledged = records.iter().filter(|r| r.level == Some(level)).count() as u64;
+            let (median, p90) = ack_times(seconds);
+            LevelStats {
+                level,
+                acknowledged,
+                median_ack_seconds: median,
+                p90_ack_seconds: p90,
+            }
+        })
+        .collect()
+}
+
+fn staff(records: &[&Record]) -> Vec<StaffStats> {
+    let mut by_staff: HashMap<&str, Vec<&Record>> = HashMap::new();
+    for r in records {
+        if let Some(by) = &r.by {
+            by_staff.entry(by).or_default().push(r);
+        }
+    }
+    let mut out: Vec<StaffStats> = by_staff
+        .into_iter()
+        .map(|(staff, taken)| {
+            let (median, p90) = ack_times(taken.iter().filter_map(|r| r.ack_seconds).collect());
+            let mut at_level = Counts::default();
+            for level in taken.iter().filter_map(|r| r.level) {
+                *at_level.0.entry(level).or_default() += 1;
+            }
+            StaffStats {
+                staff: staff.to_owned(),
+                acknowledged: taken.len() as u64,
+                median_ack_seconds: median,
+                p90_ack_seconds: p90,
+                at_level,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (b.acknowledged.cmp(&a.acknowledged)).then_with(|| a.staff.cmp(&b.staff)));
+    out
 }
 
 fn stats_of(records: &[&Record]) -> IncidentStats {
@@ -283,16 +432,19 @@ mod tests {
             incident(
                 t,
                 json!({"acknowledged": true, "level": 1, "escalated": false, "ack_seconds": 35.0,
+                       "acknowledged_by": "998901111111",
                        "location": "терапевтическое отделение", "button": "Палата 315"}),
             ),
             incident(
                 t + 1000,
                 json!({"acknowledged": true, "level": 2, "escalated": true, "ack_seconds": 120.0,
+                       "acknowledged_by": "998901111111",
                        "location": "терапевтическое отделение", "button": "Палата 316"}),
             ),
             incident(
                 t + 2000,
-                json!({"acknowledged": false, "level": null, "escalated": true,
+                json!({"acknowledged": false, "level": null, "escalated": true, "id": "inc-9",
+                       "levels": 3, "rounds": 2,
                        "location": "хирургия", "button": "Палата 204"}),
             ),
             // Outside the range.
@@ -323,6 +475,22 @@ mod tests {
         assert_eq!(counts, [0, 1, 0, 1, 0, 0]);
         assert_eq!(r.ack_histogram[0].label, "<30s");
         assert_eq!(r.ack_histogram[5].label, "≥10m");
+        // The call nobody took, when (Tashkent is not needed: UTC here), and who took the rest.
+        assert_eq!(
+            doc["unacknowledged_calls"],
+            json!([{"at": "2026-11-10T12:00:02+00:00", "conversation": 1, "id": "inc-9",
+                    "button": "Палата 204", "location": "хирургия", "levels_tried": 3, "rounds": 2}])
+        );
+        assert_eq!(
+            doc["levels"],
+            json!([{"level": 1, "acknowledged": 1, "median_ack_seconds": 35.0, "p90_ack_seconds": 35.0},
+                   {"level": 2, "acknowledged": 1, "median_ack_seconds": 120.0, "p90_ack_seconds": 120.0}])
+        );
+        assert_eq!(
+            doc["staff"],
+            json!([{"staff": "998901111111", "acknowledged": 2, "median_ack_seconds": 35.0,
+                    "p90_ack_seconds": 120.0, "at_level": {"1": 1, "2": 1}}])
+        );
         let back: IncidentReport = serde_json::from_str(&doc.to_string()).unwrap();
         assert_eq!(back, r);
     }

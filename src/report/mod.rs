@@ -25,10 +25,14 @@
 //! whole history, not just the range.
 
 pub mod anomalies;
+pub mod clauses;
 pub mod cli;
 pub mod comments;
 pub mod csi;
+pub mod feed;
 pub mod incidents;
+pub mod lexicon;
+pub mod outcomes;
 pub mod query;
 pub mod remote;
 pub mod render;
@@ -65,6 +69,16 @@ pub struct DayTally {
     pub scores: stats::Scores,
     pub sent: u64,
     pub delivered: u64,
+    /// Survey conversations created that day that ended, per outcome.
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+/// A survey conversation that ended (the raw form of [`DayTally::outcomes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SurveyEnd {
+    /// When the conversation was created.
+    pub at: Millis,
+    pub outcome: String,
 }
 
 /// Everything the CSI report is computed from: raw records, day tallies, or both (they are
@@ -78,6 +92,7 @@ pub struct CsiData {
     /// Ratings whose comments are analysed but which are not counted (their scores are in
     /// `tallies`).
     pub comments: Vec<Rating>,
+    pub ends: Vec<SurveyEnd>,
 }
 
 /// Small numbers (a score, a level) → how many, as a JSON object with the numbers as keys

@@ -5,7 +5,7 @@ use jiff::tz::TimeZone;
 
 use super::query::{Kind, Query, range_ms};
 use super::stats::Scores;
-use super::{CsiData, CsiOptions, DayTally, Report, SurveySend, csi, incidents};
+use super::{CsiData, CsiOptions, DayTally, Report, SurveyEnd, SurveySend, csi, incidents};
 use crate::store::{Store, StoreError, tally};
 
 /// The flow whose conversations are surveys (`surveys_sent`, `delivered`).
@@ -47,22 +47,29 @@ pub fn csi_data(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData
 pub fn csi_records(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData, StoreError> {
     let (from, to) = range_ms(zone, csi::history_start(query), query.to);
     let ratings = store.ratings(from, to)?;
-    let sends = store
-        .sent_conversations(SURVEY_FLOW, from, to)?
-        .into_iter()
-        .map(|c| {
+    let mut sends = Vec::new();
+    let mut ends = Vec::new();
+    for c in store.created_conversations(SURVEY_FLOW, from, to)? {
+        if let Some(outcome) = c.outcome {
+            ends.push(SurveyEnd {
+                at: c.created_at,
+                outcome,
+            });
+        }
+        if c.sent {
             let (operator, channel) = tally::operator_and_channel(&c.state);
-            SurveySend {
+            sends.push(SurveySend {
                 at: c.created_at,
                 operator,
                 channel,
                 delivered: c.delivered,
-            }
-        })
-        .collect();
+            });
+        }
+    }
     Ok(CsiData {
         ratings,
         sends,
+        ends,
         ..CsiData::default()
     })
 }
@@ -85,6 +92,11 @@ fn csi_tallies(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData,
                 scores,
                 sent: if survey { t.sent } else { 0 },
                 delivered: if survey { t.delivered } else { 0 },
+                outcomes: if survey {
+                    t.outcomes
+                } else {
+                    Default::default()
+                },
             }
         })
         .collect();

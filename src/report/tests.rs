@@ -159,11 +159,17 @@ fn csi_groups_rank_compare_and_flag_small_samples() {
             ("op-11", Some(1)),
             ("op-17", Some(2)),
             ("op-23", Some(3)),
-            ("op-42", Some(4)),
+            ("op-42", Some(3)),
             ("op-31", Some(5)),
             ("op-99", None),
         ]
     );
+    // op-23 and op-42 overlap: one rank, both tied; the others stand apart.
+    let tied: Vec<&str> = (r.groups.iter())
+        .filter(|g| g.tied)
+        .map(|g| g.key.as_str())
+        .collect();
+    assert_eq!(tied, ["op-23", "op-42"]);
     let g = |key: &str| &r.groups.iter().find(|g| g.key == key).unwrap().stats;
     // op-11: 120 fives and 60 fours; sd = √(40/179), t(179) = 1.9733.
     assert_eq!(g("op-11").average, Some(4.67));
@@ -202,7 +208,9 @@ fn csi_by_channel_week_and_month() {
     // the later answers of each pattern are the better ones.
     let keys: Vec<(&str, Option<u32>)> =
         r.groups.iter().map(|g| (g.key.as_str(), g.rank)).collect();
-    assert_eq!(keys, [("chat", Some(1)), ("call", Some(2))]);
+    // Their intervals overlap: both first, tied.
+    assert_eq!(keys, [("chat", Some(1)), ("call", Some(1))]);
+    assert!(r.groups.iter().all(|g| g.tied));
     assert_eq!(r.groups[1].stats.responses, 453);
     assert_eq!(r.groups[0].stats.responses, 450);
     assert_eq!(r.groups[0].stats.surveys_sent, 0);
@@ -446,6 +454,7 @@ fn incidents() -> Vec<Incident> {
             fields: serde_json::json!({
                 "acknowledged": true, "level": if *s > 100.0 { 2 } else { 1 },
                 "escalated": *s > 100.0, "ack_seconds": s,
+                "acknowledged_by": format!("99890111111{}", i % 2),
                 "location": if i % 2 == 0 { "терапевтическое отделение" } else { "хирургия" },
                 "button": format!("Палата {}", 300 + i % 3),
             }),
@@ -536,7 +545,7 @@ fn table_fits_100_columns() {
 #[test]
 fn csv_has_a_total_row_and_one_row_per_group() {
     let text = String::from_utf8(render::render(&full_report(), Format::Csv).unwrap()).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 1 + 1 + 6);
     assert!(lines[0].starts_with("operator,surveys_sent,delivered,responses,"));
     assert!(
@@ -558,7 +567,15 @@ fn xlsx_reads_back_as_a_workbook_with_numbers_and_a_chart() {
     let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes.clone())).unwrap();
     assert_eq!(
         book.sheet_names(),
-        ["Summary", "Groups", "Trend", "Comments", "Anomalies"]
+        [
+            "Summary",
+            "Groups",
+            "Trend",
+            "Problems and praise",
+            "Outcomes",
+            "Comments",
+            "Anomalies"
+        ]
     );
     let groups = book.worksheet_range("Groups").unwrap();
     assert_eq!(groups.get_value((0, 0)), Some(&Data::String("key".into())));
@@ -605,10 +622,10 @@ fn html_is_self_contained_with_svg_charts() {
     let Report::Csi(csi) = full_report() else {
         unreachable!("full_report is a CSI report")
     };
-    let page = render::html::page(Some(&csi), Some(&inc));
+    let page = render::html::page(Some(&csi), Some(&inc), &Default::default());
     assert!(page.starts_with("<!doctype html>"));
-    // Trend, distribution, per operator, calls per day, time to ack, levels.
-    assert_eq!(page.matches("<svg").count(), 6, "six charts");
+    // Trend, CSAT %, distribution, per operator, calls per day, time to ack, levels.
+    assert_eq!(page.matches("<svg").count(), 7, "seven charts");
     for external in [
         "http://", "https://", "url(", "<script", "<link", "src=", "@import",
     ] {
@@ -627,7 +644,7 @@ fn html_is_self_contained_with_svg_charts() {
         "долго <script>alert(1)</script>",
     ));
     let r = csi_of(&data, &november(Grouping::Operator));
-    let page = render::html::page(Some(&r), None);
+    let page = render::html::page(Some(&r), None, &Default::default());
     assert!(!page.contains("<script"));
     assert!(page.contains("&lt;b&gt;op&lt;/b&gt;"));
 }
@@ -937,4 +954,63 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
     compare(&store);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The sections a manager acts on are in every format: problems and praise and outcomes
+/// (CSI), levels, staff and unacknowledged calls (incidents).
+#[test]
+fn every_format_carries_the_analysis_sections() {
+    use calamine::{Reader, Xlsx, open_workbook_from_rs};
+    let q = Query {
+        kind: Kind::Incidents,
+        ..november(Grouping::Location)
+    };
+    let inc = super::incidents::compute(&q, &zone(), &incidents());
+    let Report::Csi(csi) = full_report() else {
+        unreachable!("full_report is a CSI report")
+    };
+    assert!(
+        !csi.comments.problems.is_empty(),
+        "the pattern has complaints"
+    );
+    let problem = csi.comments.problems[0].term.clone();
+    assert!(inc.total.unacknowledged > 0 && !inc.staff.is_empty() && !inc.levels.is_empty());
+    let incidents_report = Report::Incidents(Box::new(inc.clone()));
+    let csi_report = Report::Csi(csi.clone());
+    let text = |r: &Report, f| String::from_utf8(render::render(r, f).unwrap()).unwrap();
+
+    let json: serde_json::Value = serde_json::from_str(&text(&csi_report, Format::Json)).unwrap();
+    assert_eq!(json["comments"]["problems"][0]["term"], problem.as_str());
+    assert!(json["outcomes"]["rated"].is_u64());
+    assert!(
+        json["comments"]["negative_terms"].is_array(),
+        "the old keys stay"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&text(&incidents_report, Format::Json)).unwrap();
+    assert!(json["unacknowledged_calls"].is_array() && json["staff"].is_array());
+
+    let table = text(&csi_report, Format::Table);
+    assert!(
+        table.contains("Problems:") && table.contains(&problem),
+        "{table}"
+    );
+    assert!(table.contains("Outcomes of the"), "{table}");
+    let table = text(&incidents_report, Format::Table);
+    assert!(table.contains("Unacknowledged calls:") && table.contains("Acknowledged by:"));
+
+    let csv = text(&csi_report, Format::Csv);
+    assert!(csv.contains("\r\noutcome,count\r\n") && csv.contains(&format!("problem,{problem}")));
+    let csv = text(&incidents_report, Format::Csv);
+    assert!(csv.contains("\r\nstaff,acknowledged,") && csv.contains("\r\nunacknowledged_at,"));
+
+    let page = render::html::page(Some(&csi), Some(&inc), &Default::default());
+    assert!(page.contains("Problems · of") && page.contains("How the "));
+    assert!(page.contains("Unacknowledged calls:") && page.contains("Acknowledged by"));
+
+    let bytes = render::render(&incidents_report, Format::Xlsx).unwrap();
+    let book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    for sheet in ["By level", "Staff", "Unacknowledged"] {
+        assert!(book.sheet_names().iter().any(|s| s == sheet), "{sheet}");
+    }
 }

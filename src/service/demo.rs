@@ -163,6 +163,7 @@ pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoE
             let page = report::render::html::page(
                 report.csi.as_deref(),
                 report.incident_report.as_deref(),
+                &Default::default(),
             );
             // Written beside and renamed, so a reader never sees half a page.
             let path = html_path();
@@ -314,7 +315,8 @@ async fn run_in(
         let outcome = match store.conversation(*id)?.map(|c| c.status) {
             Some(crate::store::ConversationStatus::Finished { outcome }) => outcome,
             Some(crate::store::ConversationStatus::Errored { .. }) => "errored".into(),
-            _ => "no answer yet".into(),
+            // The report's word for it: no valid answer yet.
+            _ => "open".into(),
         };
         match outcomes.iter_mut().find(|(o, _)| *o == outcome) {
             Some((_, n)) => *n += 1,
@@ -431,16 +433,14 @@ pub fn print_header(config: &DemoConfig, out: &mut impl std::io::Write) -> std::
 /// What the demo prints: how the surveys and staff calls ended, then the CSI and incident
 /// reports as `smsflow report` tables, and where the HTML dashboard is.
 pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let outcomes: Vec<String> = report
-        .survey_outcomes
-        .iter()
-        .map(|(outcome, n)| format!("{outcome} {n}"))
-        .collect();
+    let open = (report.survey_outcomes.iter())
+        .find(|(outcome, _)| outcome == "open")
+        .map_or(0, |(_, n)| *n);
     writeln!(
         out,
-        "CSI survey: {} surveys posted; outcomes: {}\n",
+        "CSI survey: {} surveys posted; {open} still open when the demo ends (silent \
+         subscribers: the 24 h answer window outlasts the demo).\n",
         report.surveys_sent,
-        outcomes.join(", ")
     )?;
     match &report.csi {
         Some(csi) => write!(out, "{}", report::render::table::csi(csi))?,

@@ -204,6 +204,9 @@ pub async fn run_with(
             .iter()
             .map(|t| t.expose().to_owned())
             .collect(),
+        number_tokens: (config.http.number_tokens.iter())
+            .map(|t| t.expose().to_owned())
+            .collect(),
         ready: Arc::new({
             let pools = pools.clone();
             move || pools.iter().any(|p| p.bound() > 0)

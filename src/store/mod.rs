@@ -619,4 +619,4 @@ mod ops_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

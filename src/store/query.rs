@@ -5,30 +5,46 @@
 use std::collections::BTreeSet;
 
 use super::state::created_keys;
-use super::{ConversationId, Direction, Millis, Store, StoreError, keys};
+use super::{ConversationId, ConversationStatus, Direction, Millis, Store, StoreError, keys};
 
-/// A conversation that sent at least one message (not suppressed by an opt-out).
+/// A conversation of a flow, with what the reports need of it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SentConversation {
+pub struct CreatedConversation {
     pub id: ConversationId,
     pub created_at: Millis,
     /// The script's `this` (the survey keeps `operator` and `channel` there).
     pub state: serde_json::Value,
+    /// It sent at least one message (not suppressed by an opt-out).
+    pub sent: bool,
     /// Some message it sent has the timeline status `"delivered"` (set on a delivery receipt).
     pub delivered: bool,
+    /// How it ended (`"error"` for a failed hook); None while open.
+    pub outcome: Option<String>,
 }
 
 impl Store {
-    /// Conversations of `flow` created with `from <= created_at < to` that have an Out
-    /// timeline entry whose status does not start with `"suppressed"`, by id.
-    ///
-    /// Reads only that range of the creation-time index, then each conversation found.
+    /// [`Store::created_conversations`] that have an Out timeline entry whose status does
+    /// not start with `"suppressed"`.
     pub fn sent_conversations(
         &self,
         flow: &str,
         from: Millis,
         to: Millis,
-    ) -> Result<Vec<SentConversation>, StoreError> {
+    ) -> Result<Vec<CreatedConversation>, StoreError> {
+        let mut all = self.created_conversations(flow, from, to)?;
+        all.retain(|c| c.sent);
+        Ok(all)
+    }
+
+    /// Conversations of `flow` created with `from <= created_at < to`, by id.
+    ///
+    /// Reads only that range of the creation-time index, then each conversation found.
+    pub fn created_conversations(
+        &self,
+        flow: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<CreatedConversation>, StoreError> {
         if from >= to {
             return Ok(Vec::new());
         }
@@ -67,14 +83,19 @@ impl Store {
                 sent |= !e.status.starts_with("suppressed");
                 delivered |= e.status == "delivered";
             }
-            if sent {
-                out.push(SentConversation {
-                    id,
-                    created_at: conversation.created_at,
-                    state: conversation.state,
-                    delivered,
-                });
-            }
+            let outcome = match conversation.status {
+                ConversationStatus::Open => None,
+                ConversationStatus::Finished { outcome } => Some(outcome),
+                ConversationStatus::Errored { .. } => Some("error".to_owned()),
+            };
+            out.push(CreatedConversation {
+                id,
+                created_at: conversation.created_at,
+                state: conversation.state,
+                sent,
+                delivered,
+                outcome,
+            });
         }
         Ok(out)
     }

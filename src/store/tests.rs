@@ -11,10 +11,10 @@ use super::*;
 pub(super) type TestResult = Result<(), StoreError>;
 
 /// A directory under the system temp dir, unique per test and process, removed on drop.
-pub(super) struct TempDir(pub(super) PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    pub(super) fn new(name: &str) -> TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir =
@@ -34,7 +34,7 @@ impl Drop for TempDir {
 /// releases memory (and so could release its file) through epoch-based reclamation, which
 /// may lag the last handle; it did not in our runs, but a late unlock would be a test
 /// artefact, not a bug.
-pub(super) fn reopen(path: &Path) -> Result<Store, StoreError> {
+pub(crate) fn reopen(path: &Path) -> Result<Store, StoreError> {
     let mut tries = 0;
     loop {
         match Store::open(path) {

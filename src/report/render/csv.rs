@@ -1,6 +1,8 @@
 //! CSV: one header, a `total` row, then one row per group; numbers unformatted (`.` decimal
-//! point), empty cells for "no value". Comments and anomalies are in the JSON, XLSX and HTML
-//! formats: they do not fit one rectangular table.
+//! point), empty cells for "no value". Then, each after an empty line with its own header, the
+//! sections a manager acts on: outcomes, problems and praise (CSI); time to ack per level,
+//! acknowledgements per staff member and the unacknowledged calls (incidents). The per-score
+//! terms and the anomalies are in the JSON, XLSX and HTML formats.
 
 use super::{Field, csi_fields, incident_fields, incident_levels};
 use crate::report::Report;
@@ -22,6 +24,37 @@ pub fn render(report: &Report) -> String {
             for g in &r.groups {
                 row(&mut out, csi_cells(&g.key, &g.stats, g.rank));
             }
+            section(&mut out, ["outcome", "count"]);
+            for (name, n) in r.outcomes.rows() {
+                row(&mut out, [name, n.to_string()]);
+            }
+            section(
+                &mut out,
+                [
+                    "finding",
+                    "term",
+                    "lemma",
+                    "comments",
+                    "share_pct",
+                    "example",
+                ],
+            );
+            let c = &r.comments;
+            for (kind, list) in [("problem", &c.problems), ("praise", &c.praise)] {
+                for f in list {
+                    row(
+                        &mut out,
+                        [
+                            kind.to_owned(),
+                            f.term.clone(),
+                            f.lemma.clone(),
+                            f.count.to_string(),
+                            f.share.to_string(),
+                            f.examples.first().cloned().unwrap_or_default(),
+                        ],
+                    );
+                }
+            }
         }
         Report::Incidents(r) => {
             let levels = incident_levels(r);
@@ -35,6 +68,72 @@ pub fn render(report: &Report) -> String {
             row(&mut out, incident_cells("total", &r.total, levels));
             for g in &r.groups {
                 row(&mut out, incident_cells(&g.key, &g.stats, levels));
+            }
+            section(
+                &mut out,
+                [
+                    "level",
+                    "acknowledged",
+                    "median_ack_seconds",
+                    "p90_ack_seconds",
+                ],
+            );
+            for l in &r.levels {
+                row(
+                    &mut out,
+                    [
+                        l.level.to_string(),
+                        l.acknowledged.to_string(),
+                        opt(l.median_ack_seconds),
+                        opt(l.p90_ack_seconds),
+                    ],
+                );
+            }
+            section(
+                &mut out,
+                [
+                    "staff",
+                    "acknowledged",
+                    "median_ack_seconds",
+                    "p90_ack_seconds",
+                ],
+            );
+            for p in &r.staff {
+                row(
+                    &mut out,
+                    [
+                        p.staff.clone(),
+                        p.acknowledged.to_string(),
+                        opt(p.median_ack_seconds),
+                        opt(p.p90_ack_seconds),
+                    ],
+                );
+            }
+            section(
+                &mut out,
+                [
+                    "unacknowledged_at",
+                    "conversation",
+                    "id",
+                    "button",
+                    "location",
+                    "levels_tried",
+                    "rounds",
+                ],
+            );
+            for c in &r.unacknowledged_calls {
+                row(
+                    &mut out,
+                    [
+                        c.at.clone(),
+                        c.conversation.to_string(),
+                        c.id.clone(),
+                        c.button.clone(),
+                        c.location.clone(),
+                        c.levels_tried.map(|n| n.to_string()).unwrap_or_default(),
+                        c.rounds.map(|n| n.to_string()).unwrap_or_default(),
+                    ],
+                );
             }
         }
     }
@@ -71,6 +170,12 @@ fn cell(field: Field) -> String {
     }
 }
 
+/// An empty line, then the header of the next section.
+fn section<const N: usize>(out: &mut String, header: [&str; N]) {
+    out.push_str("\r\n");
+    row(out, header.map(str::to_owned));
+}
+
 /// One CSV record (RFC 4180 quoting), CRLF-terminated.
 fn row(out: &mut String, cells: impl IntoIterator<Item = String>) {
     let cells: Vec<String> = cells.into_iter().map(|c| quote(&c)).collect();
@@ -78,7 +183,7 @@ fn row(out: &mut String, cells: impl IntoIterator<Item = String>) {
     out.push_str("\r\n");
 }
 
-fn quote(cell: &str) -> String {
+pub(crate) fn quote(cell: &str) -> String {
     if cell.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {

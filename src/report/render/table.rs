@@ -4,8 +4,10 @@
 use std::fmt::Write;
 
 use super::{duration, num, signed};
+use crate::report::clauses::Finding;
 use crate::report::csi::{CsiGroup, CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
+use crate::report::outcomes::Outcomes;
 use crate::report::{Distribution, Report};
 
 /// The widest line the table writes.
@@ -109,6 +111,78 @@ pub fn csi(r: &CsiReport) -> String {
             r.min_sample
         );
     }
+    if r.groups.iter().any(|g| g.tied) {
+        let _ = writeln!(
+            out,
+            "  = tied: 95% intervals overlap, the data cannot order them (rank: 1 + groups clearly better)"
+        );
+    }
+    for g in r
+        .groups
+        .iter()
+        .filter(|g| !g.problems.is_empty() || !g.praise.is_empty())
+    {
+        let list = |f: &[Finding]| {
+            f.iter()
+                .map(|f| format!("{} ({})", f.term, f.count))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {}",
+            cell(&g.key, 18, Align::Left).trim_end(),
+            cell(
+                &format!(
+                    "problems {} | praise {}",
+                    or_dash(list(&g.problems)),
+                    or_dash(list(&g.praise))
+                ),
+                WIDTH - 22,
+                Align::Left
+            )
+            .trim_end()
+        );
+    }
+
+    let o = &r.outcomes;
+    let _ = writeln!(
+        out,
+        "\nOutcomes of the {} surveys sent: {}",
+        t.surveys_sent,
+        (o.rows().iter())
+            .filter(|(k, _)| !Outcomes::not_sent(k))
+            .map(|(k, n)| format!("{} {n}", k.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  not sent: opted out {}, fatigue (surveyed recently) {}",
+        o.opted_out, o.fatigue
+    );
+
+    let c = &r.comments;
+    let _ = writeln!(out, "\nComments: {}{}", c.commented, c.sample_note());
+    for (title, findings) in [("Problems", &c.problems), ("Praise", &c.praise)] {
+        let _ = writeln!(out, "  {title}:");
+        if findings.is_empty() {
+            let _ = writeln!(out, "    (none)");
+        }
+        for f in findings {
+            let _ = writeln!(
+                out,
+                "    {} {:>5} {:>5.1}%  {}",
+                cell(&f.term, 30, Align::Left),
+                f.count,
+                f.share,
+                f.examples
+                    .first()
+                    .map(|e| format!("«{}»", cell(e, WIDTH - 52, Align::Left).trim_end()))
+                    .unwrap_or_default()
+            );
+        }
+    }
 
     let c = &r.comments;
     for (negative, title, terms, bigrams, n) in [
@@ -127,7 +201,7 @@ pub fn csi(r: &CsiReport) -> String {
             c.positive_comments,
         ),
     ] {
-        let _ = writeln!(out, "\n{title}: {n}{}", c.sample_note());
+        let _ = writeln!(out, "\n{title}: {n}");
         if terms.is_empty() {
             let _ = writeln!(out, "  (no comments)");
             continue;
@@ -243,6 +317,7 @@ fn csi_groups(by: &str, groups: &[CsiGroup]) -> String {
                 (signed(change.map(|c| c.responses as f64), 0), 6, Right),
                 (
                     match (g.rank, s.insufficient_sample) {
+                        (Some(r), _) if g.tied => format!("{r}="),
                         (Some(r), _) => r.to_string(),
                         (None, true) => "*".to_owned(),
                         (None, false) => String::new(),
@@ -254,6 +329,10 @@ fn csi_groups(by: &str, groups: &[CsiGroup]) -> String {
         );
     }
     out
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() { "–".to_owned() } else { s }
 }
 
 fn levels(s: &IncidentStats) -> String {
@@ -329,6 +408,65 @@ pub fn incidents(r: &IncidentReport) -> String {
                 (duration(s.p90_ack_seconds), 8, Right),
                 (levels(s), 22, Left),
             ])
+        );
+    }
+    let _ = writeln!(out, "\nTime to ack by level:");
+    if r.levels.is_empty() {
+        let _ = writeln!(out, "  (no call was acknowledged)");
+    }
+    for l in &r.levels {
+        let _ = writeln!(
+            out,
+            "  level {}: {} acknowledged, median {}, p90 {}",
+            l.level,
+            l.acknowledged,
+            duration(l.median_ack_seconds),
+            duration(l.p90_ack_seconds)
+        );
+    }
+    let _ = writeln!(out, "\nAcknowledged by:");
+    if r.staff.is_empty() {
+        let _ = writeln!(out, "  (nobody)");
+    }
+    for p in &r.staff {
+        let at: Vec<String> = p
+            .at_level
+            .iter()
+            .map(|(l, n)| format!("L{l}:{n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>4} calls, median {:>7}, p90 {:>7}  {}",
+            p.staff,
+            p.acknowledged,
+            duration(p.median_ack_seconds),
+            duration(p.p90_ack_seconds),
+            at.join(" ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nUnacknowledged calls: {}{}",
+        t.unacknowledged,
+        if (t.unacknowledged as usize) > r.unacknowledged_calls.len() {
+            format!(" (the newest {} listed)", r.unacknowledged_calls.len())
+        } else {
+            String::new()
+        }
+    );
+    for c in &r.unacknowledged_calls {
+        let tried = match (c.levels_tried, c.rounds) {
+            (Some(l), Some(n)) => format!("{l} levels × {n} rounds"),
+            (Some(l), None) => format!("{l} levels"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} ({}) {}",
+            c.at.chars().take(16).collect::<String>().replace('T', " "),
+            cell(&c.button, 24, Left).trim_end(),
+            cell(&c.location, 30, Left).trim_end(),
+            tried
         );
     }
     out

@@ -214,6 +214,43 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             }
         }
     }
+    let mut findings = Vec::new();
+    for (kind, list) in [("problem", &c.problems), ("praise", &c.praise)] {
+        for f in list {
+            let mut row = vec![
+                t(kind),
+                t(&f.term),
+                t(&f.lemma),
+                n(f.count as f64),
+                n(f.share),
+            ];
+            row.extend(f.examples.iter().map(t));
+            findings.push(row);
+        }
+    }
+    sheet(
+        book,
+        "Problems and praise",
+        &[
+            "finding",
+            "term",
+            "lemma",
+            "comments",
+            "share %",
+            "example 1",
+            "example 2",
+            "example 3",
+        ],
+        findings,
+    )?;
+    sheet(
+        book,
+        "Outcomes",
+        &["outcome", "surveys"],
+        (r.outcomes.rows().into_iter())
+            .map(|(name, count)| vec![t(name), n(count as f64)])
+            .collect(),
+    )?;
     sheet(
         book,
         "Comments",
@@ -321,6 +358,73 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
         &[(1, "incidents"), (4, "escalated")],
         &format!("Staff calls by {}", r.trend_period),
         header.len() as u16 + 1,
+    )?;
+    sheet(
+        book,
+        "By level",
+        &[
+            "level",
+            "acknowledged",
+            "median_ack_seconds",
+            "p90_ack_seconds",
+        ],
+        (r.levels.iter())
+            .map(|l| {
+                vec![
+                    n(l.level),
+                    n(l.acknowledged as f64),
+                    o(l.median_ack_seconds),
+                    o(l.p90_ack_seconds),
+                ]
+            })
+            .collect(),
+    )?;
+    sheet(
+        book,
+        "Staff",
+        &[
+            "staff",
+            "acknowledged",
+            "median_ack_seconds",
+            "p90_ack_seconds",
+        ],
+        (r.staff.iter())
+            .map(|p| {
+                vec![
+                    t(&p.staff),
+                    n(p.acknowledged as f64),
+                    o(p.median_ack_seconds),
+                    o(p.p90_ack_seconds),
+                ]
+            })
+            .collect(),
+    )?;
+    let count = |x: Option<u64>| o(x.map(|x| x as f64));
+    sheet(
+        book,
+        "Unacknowledged",
+        &[
+            "at",
+            "conversation",
+            "id",
+            "button",
+            "location",
+            "levels_tried",
+            "rounds",
+        ],
+        (r.unacknowledged_calls.iter())
+            .map(|c| {
+                vec![
+                    t(&c.at),
+                    n(c.conversation as f64),
+                    t(&c.id),
+                    t(&c.button),
+                    t(&c.location),
+                    count(c.levels_tried),
+                    count(c.rounds),
+                ]
+            })
+            .collect(),
     )?;
     sheet(
         book,

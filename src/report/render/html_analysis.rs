@@ -1,0 +1,231 @@
+//! The dashboard's sections a manager acts on: how surveys ended, the problems and praise in
+//! the comments (overall and per group), and the staff-call lists (time to ack per level and
+//! per staff member, the calls nobody took). Plain HTML tables and CSS bars, no script.
+
+use std::fmt::Write;
+
+use super::duration;
+use super::html::{SCORE_COLOURS, escape};
+use crate::report::clauses::Finding;
+use crate::report::comments::Comments;
+use crate::report::csi::CsiGroup;
+use crate::report::feed::Page;
+use crate::report::incidents::IncidentReport;
+use crate::report::outcomes::Outcomes;
+
+/// How the surveys of the range ended, as one stacked bar and its legend.
+pub fn outcomes(out: &mut String, o: &Outcomes, sent: u64) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>How the {sent} surveys sent ended</h3>"
+    );
+    let colours = [
+        ("rated", SCORE_COLOURS[4]),
+        ("not_understood", SCORE_COLOURS[2]),
+        ("no_response", "#b8c2cc"),
+        ("errored", SCORE_COLOURS[0]),
+        ("open", "#2f6fb3"),
+    ];
+    let rows = o.rows();
+    let total: u64 = (rows.iter())
+        .filter(|(k, _)| !Outcomes::not_sent(k))
+        .map(|(_, n)| n)
+        .sum();
+    if total == 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"empty\">No survey was sent in this range.</p>"
+        );
+    } else {
+        let _ = write!(
+            out,
+            "<div style=\"display:flex;height:18px;border-radius:3px;overflow:hidden\">"
+        );
+        for (name, n) in rows.iter().filter(|(k, _)| !Outcomes::not_sent(k)) {
+            let colour = (colours.iter())
+                .find(|(k, _)| k == name)
+                .map_or("#8e7cc3", |(_, c)| c);
+            if *n > 0 {
+                let _ = write!(
+                    out,
+                    "<span title=\"{} {n}\" style=\"flex:{n};background:{colour}\"></span>",
+                    escape(name)
+                );
+            }
+        }
+        let _ = writeln!(out, "</div>");
+    }
+    let legend: Vec<String> = (rows.iter())
+        .map(|(name, n)| format!("{} <b>{n}</b>", escape(&name.replace('_', " "))))
+        .collect();
+    let _ = writeln!(
+        out,
+        "<p>{}</p><p class=\"empty\">Opted out and fatigue (surveyed recently) are events that \
+         sent nothing.</p></div>",
+        legend.join(" · ")
+    );
+}
+
+/// Problems and praise, side by side, then per group.
+pub fn findings(out: &mut String, c: &Comments, groups: &[CsiGroup]) {
+    let _ = writeln!(out, "<div class=\"terms\">");
+    for (title, list, colour) in [
+        ("Problems", &c.problems, SCORE_COLOURS[0]),
+        ("Praise", &c.praise, SCORE_COLOURS[4]),
+    ] {
+        let _ = writeln!(
+            out,
+            "<div class=\"panel\"><h3>{title} · of {} comment{}{}</h3>",
+            c.commented,
+            if c.commented == 1 { "" } else { "s" },
+            escape(&c.sample_note())
+        );
+        if list.is_empty() {
+            let _ = writeln!(out, "<p class=\"empty\">None found.</p>");
+        }
+        let max = list.iter().map(|f| f.count).max().unwrap_or(1) as f64;
+        for f in list {
+            let _ = writeln!(
+                out,
+                "<div class=\"term\"><span class=\"w\" title=\"{}\">{}</span>\
+                 <span class=\"bar\" style=\"width:{:.0}px;background:{colour}\"></span>\
+                 <span class=\"n\">{} · {:.1} %</span></div>",
+                escape(&f.lemma),
+                escape(&f.term),
+                6.0 + 160.0 * f.count as f64 / max,
+                f.count,
+                f.share
+            );
+            if let Some(example) = f.examples.first() {
+                let _ = writeln!(out, "<blockquote>{}</blockquote>", escape(example));
+            }
+        }
+        let _ = writeln!(out, "</div>");
+    }
+    let _ = writeln!(out, "</div>");
+    let with: Vec<&CsiGroup> = (groups.iter())
+        .filter(|g| !g.problems.is_empty() || !g.praise.is_empty())
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let list = |f: &[Finding]| {
+        f.iter()
+            .map(|f| format!("{} ({})", escape(&f.term), f.count))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>Problems and praise per group</h3>\
+         <table><tr><th>group</th><th>problems</th><th>praise</th></tr>"
+    );
+    for g in with {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&g.key),
+            list(&g.problems),
+            list(&g.praise)
+        );
+    }
+    let _ = writeln!(out, "</table></div>");
+}
+
+/// Time to ack per level and per staff member, and the calls nobody took.
+pub fn incident_lists(out: &mut String, r: &IncidentReport) {
+    let _ = writeln!(
+        out,
+        "<div class=\"terms\"><div class=\"panel\"><h3>Time to ack by level</h3><table>\
+         <tr><th>level</th><th>acknowledged</th><th>median</th><th>p90</th></tr>"
+    );
+    for l in &r.levels {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            l.level,
+            l.acknowledged,
+            escape(&duration(l.median_ack_seconds)),
+            escape(&duration(l.p90_ack_seconds))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</table></div><div class=\"panel\"><h3>Acknowledged by</h3><table>\
+         <tr><th>staff</th><th>calls</th><th>median</th><th>p90</th></tr>"
+    );
+    for p in &r.staff {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&p.staff),
+            p.acknowledged,
+            escape(&duration(p.median_ack_seconds)),
+            escape(&duration(p.p90_ack_seconds))
+        );
+    }
+    let _ = writeln!(out, "</table></div></div>");
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>Unacknowledged calls: {}</h3>",
+        r.total.unacknowledged
+    );
+    if r.unacknowledged_calls.is_empty() {
+        let _ = writeln!(out, "<p class=\"empty\">Every call was taken.</p></div>");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<table><tr><th>given up at</th><th>button</th><th>location</th><th>levels tried</th>\
+         <th>rounds</th></tr>"
+    );
+    for c in &r.unacknowledged_calls {
+        let count = |x: Option<u64>| x.map(|x| x.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&c.at.replace('T', " ")),
+            escape(&c.button),
+            escape(&c.location),
+            count(c.levels_tried),
+            count(c.rounds)
+        );
+    }
+    let _ = writeln!(out, "</table></div>");
+}
+
+/// The newest responses, with their comments (the feed's first page).
+pub fn feed(out: &mut String, page: &Page) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>Newest responses</h3>"
+    );
+    if page.items.is_empty() {
+        let _ = writeln!(out, "<p class=\"empty\">No responses yet.</p></div>");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<table><tr><th>at (UTC)</th><th>score</th><th>operator</th><th>channel</th>\
+         <th style=\"text-align:left\">comment</th></tr>"
+    );
+    for r in &page.items {
+        let at: String = r.at.chars().take(16).collect::<String>().replace('T', " ");
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td style=\"color:{}\">{}</td><td>{}</td><td>{}</td>\
+             <td style=\"text-align:left;white-space:normal\">{}</td></tr>",
+            escape(&at),
+            SCORE_COLOURS[usize::from(r.score.clamp(1, 5) - 1)],
+            r.score,
+            escape(&r.operator),
+            escape(&r.channel),
+            escape(&r.comment)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</table><p class=\"empty\">Every response: GET /api/v1/responses or smsflow report \
+         responses.</p></div>"
+    );
+}
