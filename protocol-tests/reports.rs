@@ -465,7 +465,13 @@ async fn reports_cli_reads_the_store_in_every_format() {
 
     let out = smsflow(&[&base[..], &["--format", "csv"]].concat()).await;
     let csv = String::from_utf8(out.stdout).unwrap();
-    assert!(csv.starts_with("operator,surveys_sent,"), "{csv}");
+    assert!(
+        csv.starts_with("\u{feff}from,to,operator,surveys_sent,"),
+        "{csv}"
+    );
+    let out = smsflow(&[&base[..], &["--format", "csv", "--no-bom"]].concat()).await;
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("from,to,operator,surveys_sent,"), "{csv}");
 
     let xlsx = dir.path().join("r.xlsx");
     let out = smsflow(
@@ -774,7 +780,16 @@ async fn reports_cli_prints_the_response_feed() {
     }
     let config = config_file(dir.path(), &data, "127.0.0.1:9".parse().unwrap());
     let config = config.to_str().unwrap();
-    let out = smsflow(&["report", "responses", "--config", config, "--format", "csv"]).await;
+    let out = smsflow(&[
+        "report",
+        "responses",
+        "--config",
+        config,
+        "--format",
+        "csv",
+        "--no-bom",
+    ])
+    .await;
     assert!(
         out.status.success(),
         "{}",

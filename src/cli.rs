@@ -286,6 +286,9 @@ pub struct ResponsesArgs {
     /// The output format (the dashboard and the XLSX report carry the newest responses).
     #[arg(short = 'f', long, value_enum, default_value_t = FeedFormatArg::Table)]
     pub format: FeedFormatArg,
+    /// CSV without the UTF-8 byte order mark.
+    #[arg(long)]
+    pub no_bom: bool,
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -383,6 +386,9 @@ pub struct ReportArgs {
     /// The output format.
     #[arg(short = 'f', long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
+    /// CSV without the UTF-8 byte order mark (which Excel needs to read Cyrillic right).
+    #[arg(long)]
+    pub no_bom: bool,
     /// Write to this file instead of standard output (xlsx needs it on a terminal).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -394,7 +400,7 @@ pub struct ReportArgs {
 pub enum FormatArg {
     /// Text for a terminal, 100 columns.
     Table,
-    /// A total row, then one row per group.
+    /// A total row, then one row per group (with a UTF-8 byte order mark for Excel).
     Csv,
     /// The document the HTTP API answers.
     Json,

@@ -79,7 +79,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
         }
     };
     note_origin(&origin);
-    write_output(args.out.as_deref(), &bytes)
+    write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
 }
 
 /// `smsflow report responses`: exit 2 for bad usage or a bad config, 1 when the feed cannot be
@@ -119,7 +119,15 @@ fn run_responses(args: ResponsesArgs) -> ExitCode {
         }
     };
     note_origin(&origin);
-    write_output(args.out.as_deref(), &bytes)
+    write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
+}
+
+/// `bytes` without a leading UTF-8 byte order mark when `no_bom`.
+fn without_bom(bytes: &[u8], no_bom: bool) -> &[u8] {
+    match bytes.strip_prefix(smsflow::report::render::csv::BOM.as_bytes()) {
+        Some(rest) if no_bom => rest,
+        _ => bytes,
+    }
 }
 
 /// Where a report came from, on stderr, when it was not simply the store.
