@@ -557,10 +557,71 @@ async fn reports_cli_bad_usage_exits_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
-    // No store yet: the job fails (1), it is not bad usage.
-    let out = smsflow(&["report", "csi", "--config", config]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no store"));
+}
+
+/// A manager's config: where the data is, no SMPP account (issue 19). On day one (no data
+/// dir, or an empty one) every format is an empty report, exit 0, and nothing is created.
+#[tokio::test]
+async fn reports_cli_without_smsc_on_no_store_gives_an_empty_report_in_each_format() {
+    let dir = TempDir::new("report-empty");
+    let missing = dir.path().join("missing");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for data in [&missing, &empty] {
+        let config = dir.path().join("manager.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[service]\ndata_dir = {:?}\ntimezone = \"Asia/Tashkent\"\n",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+        for kind in ["csi", "incidents"] {
+            for format in ["table", "csv", "json", "html", "xlsx"] {
+                let out_file = dir.path().join(format!("{kind}.{format}"));
+                let out = smsflow(&[
+                    "report",
+                    kind,
+                    "-c",
+                    config,
+                    "-f",
+                    format,
+                    "-o",
+                    out_file.to_str().unwrap(),
+                ])
+                .await;
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(0), "{kind} {format}: {stderr}");
+                assert!(stderr.contains("nothing recorded yet"), "{stderr}");
+                let bytes = std::fs::read(&out_file).unwrap();
+                assert!(!bytes.is_empty(), "{kind} {format}");
+                if format == "json" {
+                    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+                    let total = &doc["total"];
+                    let count = if kind == "csi" {
+                        "surveys_sent"
+                    } else {
+                        "incidents"
+                    };
+                    assert_eq!(total[count], 0, "{doc}");
+                    assert_eq!(doc["groups"], json!([]), "{doc}");
+                }
+            }
+        }
+        // The table on standard output says what it covers.
+        let out = smsflow(&["report", "csi", "-c", config]).await;
+        assert_eq!(out.status.code(), Some(0));
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("surveys sent 0"), "{table}");
+    }
+    assert!(!missing.exists(), "report created the data dir");
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "report wrote a store"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

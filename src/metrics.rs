@@ -58,6 +58,9 @@ pub const MO_EVICTED: &str = "smsflow_mo_reassembly_evicted_total";
 /// `{listener}`: HTTP connections closed at once because every open one was busy at the
 /// listener's `max_connections`.
 pub const HTTP_CONNECTIONS_REFUSED: &str = "smsflow_http_connections_refused_total";
+/// `{version}`: 1, labelled with the running build's version (SPEC.md), so dashboards can
+/// tell which build served which numbers.
+pub const BUILD_INFO: &str = "smsflow_build_info";
 
 /// Submit latency buckets: an SMSC on the same LAN answers in a millisecond or two, a loaded
 /// carrier in hundreds; `response_timeout` defaults to 10 s.
@@ -98,6 +101,7 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
             }
             describe();
+            metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
         .clone()
@@ -171,4 +175,8 @@ fn describe() {
     );
     describe_counter!(CONVERSATIONS_FINISHED, "conversations ended, by outcome");
     describe_counter!(SURVEY_FUNNEL, "surveys that reached each stage");
+    describe_gauge!(
+        BUILD_INFO,
+        "1, labelled with the version of the running build"
+    );
 }
