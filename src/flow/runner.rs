@@ -273,6 +273,15 @@ fn declared<T>(
     parse(&map)
 }
 
+/// The scale a flow's source declares (`fn scale()`), read without loading the flow: what the
+/// reports use for a flow stored in the store. `None` when the source does not compile or
+/// its `scale()` is not one; the default (CSAT 1–5) when it declares none.
+pub fn declared_scale(source: &str) -> Option<Scale> {
+    let engine = Engine::new();
+    let ast = engine.compile(source).ok()?;
+    declared(&engine, &ast, "scale", Scale::from_map, Scale::default()).ok()
+}
+
 /// Reads and compiles `path`; the flow's name is the file stem.
 pub fn compile_file(engine: &Engine, path: &Path) -> Result<CompiledFlow, FlowError> {
     let source = std::fs::read_to_string(path).map_err(|e| FlowError::Read {

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::lexicon::{LEXICON, Lexicon, Polarity, normalise};
+use super::scale::{self, Scale};
 use super::stats;
 use crate::store::Rating;
 
@@ -41,13 +42,16 @@ impl Side {
         }
     }
 
-    /// The side a score leans to: 1–2 problem, 4–5 praise, 3 none.
-    fn of_score(score: u8) -> Option<Side> {
-        match score {
-            0..=2 => Some(Side::Problem),
-            3 => None,
-            _ => Some(Side::Praise),
-        }
+    /// The side a score leans to on `scale`: its negative scores a problem, its positive ones
+    /// praise (CSAT 1–2 and 4–5), the middle neither.
+    pub fn of_score(scale: &Scale, score: u8) -> Option<Side> {
+        scale::leaning(scale, score).map(|positive| {
+            if positive {
+                Side::Praise
+            } else {
+                Side::Problem
+            }
+        })
     }
 }
 
@@ -84,9 +88,10 @@ struct Hit {
     lemma: String,
 }
 
-/// The clauses of one comment with a rating of `score`, classified; clauses that say nothing
-/// (only fillers or stopwords, or a neutral score and no lexicon word) are left out.
-pub fn clauses(score: u8, comment: &str) -> Vec<Clause> {
+/// The clauses of one comment whose rating leans to `prior` (see [`Side::of_score`]),
+/// classified; clauses that say nothing (only fillers or stopwords, or no prior and no lexicon
+/// word) are left out.
+pub fn clauses(prior: Option<Side>, comment: &str) -> Vec<Clause> {
     let lexicon = &*LEXICON;
     let mut out = Vec::new();
     let mut before_contrast: Option<Side> = None;
@@ -104,7 +109,7 @@ pub fn clauses(score: u8, comment: &str) -> Vec<Clause> {
             -1 => Some(Side::Problem),
             1 => Some(Side::Praise),
             _ if after_contrast && before_contrast.is_some() => before_contrast.map(Side::opposite),
-            _ => Side::of_score(score),
+            _ => prior,
         };
         let content: Vec<&Token> = tokens
             .iter()
@@ -411,10 +416,11 @@ struct Group {
     examples: Vec<usize>,
 }
 
-/// The `top` problems and praise of `ratings` (newest first), each with up to `examples`
-/// example comments (cut by `shorten`).
+/// The `top` problems and praise of `ratings` (newest first, scores on `scale`), each with up
+/// to `examples` example comments (cut by `shorten`).
 pub fn findings(
     ratings: &[&Rating],
+    scale: &Scale,
     top: usize,
     examples: usize,
     shorten: impl Fn(&str) -> String,
@@ -427,7 +433,7 @@ pub fn findings(
         }
         analysed += 1;
         let mut counted: Vec<(bool, String)> = Vec::new();
-        for clause in clauses(r.score, &r.comment) {
+        for clause in clauses(Side::of_score(scale, r.score), &r.comment) {
             let id = (clause.side == Side::Problem, clause.key);
             let g = groups.entry(id.clone()).or_default();
             if g.lemma.is_empty() {

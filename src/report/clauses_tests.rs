@@ -1,10 +1,15 @@
 use super::*;
 
+/// The clauses of a comment on the CSAT 1–5 scale.
+fn csat(score: u8, comment: &str) -> Vec<Clause> {
+    clauses(Side::of_score(&Scale::default(), score), comment)
+}
+
 /// What a comment's clauses come to: the lemmas of its problems, then of its praise.
 fn split_of(score: u8, comment: &str) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut praise = Vec::new();
-    for c in clauses(score, comment) {
+    for c in csat(score, comment) {
         match c.side {
             Side::Problem => problems.push(c.lemma),
             Side::Praise => praise.push(c.lemma),
@@ -15,7 +20,7 @@ fn split_of(score: u8, comment: &str) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn the_seed_example_is_praise_and_a_problem() {
-    let c = clauses(4, "Оператор был вежлив, но долго пришлось ждать на линии.");
+    let c = csat(4, "Оператор был вежлив, но долго пришлось ждать на линии.");
     let sides: Vec<(Side, &str, &str)> = c
         .iter()
         .map(|c| (c.side, c.lemma.as_str(), c.phrase.as_str()))
@@ -235,7 +240,7 @@ fn the_table_splits_as_expected() {
 #[test]
 fn phrases_are_readable() {
     let phrase = |score, text| {
-        clauses(score, text)
+        csat(score, text)
             .into_iter()
             .map(|c| c.phrase)
             .collect::<Vec<_>>()
@@ -281,7 +286,7 @@ fn findings_group_wordings_count_comments_and_quote_examples() {
         rating(1, 5, ""),
     ];
     let refs: Vec<&Rating> = ratings.iter().collect();
-    let f = findings(&refs, 10, 2, |c| c.to_owned());
+    let f = findings(&refs, &Scale::default(), 10, 2, |c| c.to_owned());
     let first = &f.problems[0];
     assert_eq!(
         (first.term.as_str(), first.lemma.as_str(), first.count),

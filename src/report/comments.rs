@@ -20,6 +20,7 @@ use std::sync::LazyLock;
 
 use super::clauses::{self, Finding};
 use super::lexicon::{LEXICON, normalise};
+use super::scale::{self, Scale};
 
 use rust_stemmers::{Algorithm, Stemmer};
 use serde::{Deserialize, Serialize};
@@ -112,24 +113,33 @@ impl Comments {
 pub const MAX_ANALYSED: usize = 5_000;
 
 /// Analyses the comments of `ratings` (any order; examples prefer the newest).
-pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>) -> Comments {
+pub fn analyse<'a>(ratings: impl IntoIterator<Item = &'a Rating>, scale: &Scale) -> Comments {
+    let leaning = |r: &Rating| scale::leaning(scale, r.score);
     let mut commented: Vec<&Rating> = ratings
         .into_iter()
         .filter(|r| !r.comment.trim().is_empty())
         .collect();
     let all = commented.len() as u64;
     let (all_negative, all_positive) = (
-        commented.iter().filter(|r| r.score <= 2).count() as u64,
-        commented.iter().filter(|r| r.score > 3).count() as u64,
+        commented
+            .iter()
+            .filter(|r| leaning(r) == Some(false))
+            .count() as u64,
+        commented
+            .iter()
+            .filter(|r| leaning(r) == Some(true))
+            .count() as u64,
     );
     let commented = sample(&mut commented);
-    let found = clauses::findings(commented, TOP_TERMS, EXAMPLES, shorten);
-    let ratings: Vec<&Rating> = commented.iter().copied().filter(|r| r.score != 3).collect();
+    let found = clauses::findings(commented, scale, TOP_TERMS, EXAMPLES, shorten);
+    let ratings: Vec<&Rating> = (commented.iter().copied())
+        .filter(|r| leaning(r).is_some())
+        .collect();
     let analysed = ratings.len() as u64;
     let mut negative = Side::default();
     let mut positive = Side::default();
     for r in &ratings {
-        let side = if r.score <= 2 {
+        let side = if leaning(r) == Some(false) {
             &mut negative
         } else {
             &mut positive
@@ -511,7 +521,7 @@ mod tests {
             rating(4, 4, "вежливо и быстро"),
             rating(5, 3, "долго"),
         ];
-        let c = analyse(&ratings);
+        let c = analyse(&ratings, &Scale::default());
         assert_eq!(c.negative_comments, 2);
         assert_eq!(c.negative_terms[0], ("долг".to_owned(), 2));
         assert_eq!(c.positive_terms[0], ("вежлив".to_owned(), 2));
@@ -543,7 +553,7 @@ mod tests {
                 .into(),
             })
             .collect();
-        let c = analyse(&ratings);
+        let c = analyse(&ratings, &Scale::default());
         assert_eq!(c.negative_comments, 12_000, "the total is every comment");
         assert_eq!(c.analysed as usize, MAX_ANALYSED);
         let long = c

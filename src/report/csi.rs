@@ -52,6 +52,12 @@ pub struct CsiReport {
     pub from: String,
     pub to: String,
     pub by: String,
+    /// The survey flow reported on.
+    #[serde(default = "survey_flow")]
+    pub flow: String,
+    /// Its scale: what `average`, `distribution` and the shares are on.
+    #[serde(default)]
+    pub scale: Scale,
     /// IANA name of the zone the dates are in.
     pub timezone: String,
     /// The range the `change` of `total` is measured against.
@@ -289,9 +295,9 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         .chain(&data.comments)
         .filter(|r| current(local_date(zone, r.at)))
         .collect();
-    let comments = comments::analyse(in_range.iter().copied());
+    let comments = comments::analyse(in_range.iter().copied(), &options.scale);
     if query.by.period().is_none() {
-        group_findings(&mut groups, &in_range, |r| {
+        group_findings(&mut groups, &in_range, &options.scale, |r| {
             group_key(query.by, &r.operator, &r.channel)
         });
     }
@@ -317,6 +323,8 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         from: query.from.to_string(),
         to: query.to.to_string(),
         by: query.by.name().to_owned(),
+        flow: query.flow.clone(),
+        scale: options.scale.clone(),
         timezone: zone_name(zone),
         previous_from: prev_from.to_string(),
         previous_to: prev_to.to_string(),
@@ -330,6 +338,10 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         outcomes,
         anomalies,
     }
+}
+
+fn survey_flow() -> String {
+    super::query::SURVEY_FLOW.to_owned()
 }
 
 /// The key of a fact in an operator or channel grouping.
@@ -353,6 +365,7 @@ const GROUP_FINDINGS: usize = 3;
 fn group_findings(
     groups: &mut [CsiGroup],
     ratings: &[&Rating],
+    scale: &Scale,
     key_of: impl Fn(&Rating) -> String,
 ) {
     let mut by_key: HashMap<String, Vec<&Rating>> = HashMap::new();
@@ -361,8 +374,8 @@ fn group_findings(
     }
     for g in groups {
         if let Some(list) = by_key.get_mut(&g.key) {
-            let found =
-                clauses::findings(comments::sample(list), GROUP_FINDINGS, 0, |c| c.to_owned());
+            let sample = comments::sample(list);
+            let found = clauses::findings(sample, scale, GROUP_FINDINGS, 0, |c| c.to_owned());
             g.problems = found.problems;
             g.praise = found.praise;
         }

@@ -458,6 +458,7 @@ mod tests {
             from: date(2026, 11, 1),
             to: date(2026, 11, 22),
             by: Grouping::Location,
+            flow: String::new(),
         };
         let r = compute(&query, &TimeZone::UTC, &incidents);
         let doc = serde_json::to_value(&r).unwrap();

@@ -178,7 +178,13 @@ pub struct Query {
     /// Last day, inclusive.
     pub to: Date,
     pub by: Grouping,
+    /// The survey flow a CSI report is about (default [`SURVEY_FLOW`]; the incident report
+    /// ignores it).
+    pub flow: String,
 }
+
+/// The flow whose conversations are surveys when a report names none.
+pub const SURVEY_FLOW: &str = "survey";
 
 /// Why a report request is not usable; the CLI exits 2 with it, HTTP answers 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,8 +202,10 @@ pub enum QueryError {
         value: String,
         allowed: String,
     },
-    #[error("unknown parameter {name:?} (the report takes from, to and by)")]
+    #[error("unknown parameter {name:?} (the report takes from, to, by and flow)")]
     UnknownParameter { name: String },
+    #[error("flow {0:?} is not a flow name (letters, digits, - and _)")]
+    BadFlow(String),
 }
 
 impl Query {
@@ -256,7 +264,28 @@ impl Query {
                     })?
             }
         };
-        Ok(Query { kind, from, to, by })
+        Ok(Query {
+            kind,
+            from,
+            to,
+            by,
+            flow: SURVEY_FLOW.to_owned(),
+        })
+    }
+
+    /// This query about survey flow `flow` (empty: the default).
+    pub fn for_flow(mut self, flow: Option<&str>) -> Result<Query, QueryError> {
+        let Some(flow) = flow.map(str::trim).filter(|f| !f.is_empty()) else {
+            return Ok(self);
+        };
+        if !flow
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(QueryError::BadFlow(flow.to_owned()));
+        }
+        self.flow = flow.to_owned();
+        Ok(self)
     }
 
     /// Parses HTTP query pairs; an unknown name is an error rather than silently ignored.
@@ -265,12 +294,13 @@ impl Query {
         pairs: &[(String, String)],
         today: Date,
     ) -> Result<Query, QueryError> {
-        let (mut from, mut to, mut by) = (None, None, None);
+        let (mut from, mut to, mut by, mut flow) = (None, None, None, None);
         for (name, value) in pairs {
             match name.as_str() {
                 "from" => from = Some(value.as_str()),
                 "to" => to = Some(value.as_str()),
                 "by" => by = Some(value.as_str()),
+                "flow" => flow = Some(value.as_str()),
                 other => {
                     return Err(QueryError::UnknownParameter {
                         name: other.to_owned(),
@@ -278,7 +308,7 @@ impl Query {
                 }
             }
         }
-        Query::parse(kind, from, to, by, today)
+        Query::parse(kind, from, to, by, today)?.for_flow(flow)
     }
 
     /// Days in the range, both ends included.

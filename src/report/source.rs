@@ -4,24 +4,38 @@
 use jiff::tz::TimeZone;
 
 use super::query::{Kind, Query, range_ms};
+use super::scale::Scale;
 use super::stats::Scores;
 use super::{CsiData, CsiOptions, DayTally, Report, SurveyEnd, SurveySend, csi, incidents};
 use crate::store::{Store, StoreError, tally};
 
-/// The flow whose conversations are surveys (`surveys_sent`, `delivered`).
-pub const SURVEY_FLOW: &str = "survey";
+pub use super::query::SURVEY_FLOW;
 
-/// Builds the report `query` asks for from `store`, dates in `zone`.
+/// Builds the report `query` asks for from `store`, dates in `zone`; the survey flow's scale
+/// is what its live script in the store declares (CSAT 1–5 when none is stored).
 pub fn build(store: &Store, query: &Query, zone: &TimeZone) -> Result<Report, StoreError> {
+    build_with(store, query, zone, None)
+}
+
+/// [`build`] with the survey flow's scale given (a running engine knows it).
+pub fn build_with(
+    store: &Store,
+    query: &Query,
+    zone: &TimeZone,
+    scale: Option<Scale>,
+) -> Result<Report, StoreError> {
     Ok(match query.kind {
         Kind::Csi => {
             let data = csi_data(store, query, zone)?;
-            Report::Csi(Box::new(csi::compute(
-                query,
-                zone,
-                &data,
-                &CsiOptions::default(),
-            )))
+            let scale = match scale {
+                Some(scale) => scale,
+                None => stored_scale(store, &query.flow)?,
+            };
+            let options = CsiOptions {
+                scale,
+                ..CsiOptions::default()
+            };
+            Report::Csi(Box::new(csi::compute(query, zone, &data, &options)))
         }
         Kind::Incidents => {
             let (from, to) = range_ms(zone, query.from, query.to);
@@ -42,14 +56,23 @@ pub fn csi_data(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData
     }
 }
 
+/// The scale `flow`'s live script declares, or CSAT 1–5.
+pub fn stored_scale(store: &Store, flow: &str) -> Result<Scale, StoreError> {
+    Ok(store
+        .live_script(flow)?
+        .and_then(|(_, source)| crate::flow::runner::declared_scale(&source))
+        .unwrap_or_default())
+}
+
 /// [`csi_data`] from the raw records: every rating and survey conversation of the window
 /// (linear in them), for a zone the tallies are not counted in.
 pub fn csi_records(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData, StoreError> {
     let (from, to) = range_ms(zone, csi::history_start(query), query.to);
-    let ratings = store.ratings(from, to)?;
+    let mut ratings = store.ratings(from, to)?;
+    ratings.retain(|r| r.flow == query.flow);
     let mut sends = Vec::new();
     let mut ends = Vec::new();
-    for c in store.created_conversations(SURVEY_FLOW, from, to)? {
+    for c in store.created_conversations(&query.flow, from, to)? {
         if let Some(outcome) = c.outcome {
             ends.push(SurveyEnd {
                 at: c.created_at,
@@ -78,6 +101,8 @@ fn csi_tallies(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData,
     let tallies = store
         .tallies(csi::history_start(query), query.to)
         .into_iter()
+        // The report is about one survey flow: its ratings, sends and outcomes.
+        .filter(|(key, _)| key.flow == query.flow)
         .map(|(key, t)| {
             let mut scores = Scores::default();
             for (&score, &n) in &t.scores {
@@ -101,7 +126,8 @@ fn csi_tallies(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData,
         })
         .collect();
     let (from, to) = range_ms(zone, query.from, query.to);
-    let comments = store.commented_ratings(from, to)?;
+    let mut comments = store.commented_ratings(from, to)?;
+    comments.retain(|r| r.flow == query.flow);
     Ok(CsiData {
         tallies,
         comments,

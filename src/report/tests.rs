@@ -108,6 +108,7 @@ fn november(by: Grouping) -> Query {
         from: date(2026, 11, 1),
         to: date(2026, 11, 30),
         by,
+        flow: "survey".to_owned(),
     }
 }
 

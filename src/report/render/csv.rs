@@ -19,9 +19,9 @@ pub fn render(report: &Report) -> String {
         Report::Csi(r) => {
             let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
             header.extend(
-                csi_fields(&r.total, None)
+                csi_fields(&r.total, None, &r.scale.kind)
                     .into_iter()
-                    .map(|(name, _)| name.to_owned()),
+                    .map(|(name, _)| name),
             );
             row(&mut out, header);
             let range = [r.from.clone(), r.to.clone()];
@@ -30,7 +30,7 @@ pub fn render(report: &Report) -> String {
                 range
                     .iter()
                     .cloned()
-                    .chain(csi_cells("total", &r.total, None)),
+                    .chain(csi_cells("total", &r.total, None, &r.scale.kind)),
             );
             for g in &r.groups {
                 row(
@@ -38,7 +38,7 @@ pub fn render(report: &Report) -> String {
                     range
                         .iter()
                         .cloned()
-                        .chain(csi_cells(&g.key, &g.stats, g.rank)),
+                        .chain(csi_cells(&g.key, &g.stats, g.rank, &r.scale.kind)),
                 );
             }
             section(&mut out, ["outcome", "count"]);
@@ -174,10 +174,10 @@ fn opt(x: Option<f64>) -> String {
     x.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn csi_cells(key: &str, s: &CsiStats, rank: Option<u32>) -> Vec<String> {
+fn csi_cells(key: &str, s: &CsiStats, rank: Option<u32>, kind: &str) -> Vec<String> {
     let mut cells = vec![key.to_owned()];
     cells.extend(
-        csi_fields(s, rank)
+        csi_fields(s, rank, kind)
             .into_iter()
             .map(|(_, field)| match field {
                 Field::Number(x) => opt(x),

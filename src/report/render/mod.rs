@@ -102,39 +102,59 @@ pub(crate) enum Field {
     Flag(bool),
 }
 
-const SCORE_COLUMNS: [&str; 5] = ["score_1", "score_2", "score_3", "score_4", "score_5"];
-
 /// The CSI columns of one row (the total, a group or a trend period) after its key, in the
-/// order CSV and XLSX both write them; XLSX charts `average`, the 5th.
-pub(crate) fn csi_fields(s: &CsiStats, rank: Option<u32>) -> Vec<(&'static str, Field)> {
+/// order CSV and XLSX both write them; XLSX charts `average`. A score column per score of
+/// the scale (`score_0`..`score_10` for NPS), and the NPS or CES columns for those kinds.
+pub(crate) fn csi_fields(s: &CsiStats, rank: Option<u32>, kind: &str) -> Vec<(String, Field)> {
     let count = |n: u64| Field::Number(Some(n as f64));
-    let mut fields = vec![
-        ("surveys_sent", count(s.surveys_sent)),
-        ("delivered", count(s.delivered)),
-        ("responses", count(s.responses)),
-        ("response_rate", Field::Number(s.response_rate)),
-        ("average", Field::Number(s.average)),
-        ("ci95_low", Field::Number(s.ci95.map(|c| c[0]))),
-        ("ci95_high", Field::Number(s.ci95.map(|c| c[1]))),
-        ("positive_pct", Field::Number(s.positive_pct)),
-        ("negative_pct", Field::Number(s.negative_pct)),
+    let mut fields: Vec<(String, Field)> = vec![
+        ("surveys_sent".into(), count(s.surveys_sent)),
+        ("delivered".into(), count(s.delivered)),
+        ("responses".into(), count(s.responses)),
+        ("response_rate".into(), Field::Number(s.response_rate)),
+        ("average".into(), Field::Number(s.average)),
+        ("ci95_low".into(), Field::Number(s.ci95.map(|c| c[0]))),
+        ("ci95_high".into(), Field::Number(s.ci95.map(|c| c[1]))),
+        ("positive_pct".into(), Field::Number(s.positive_pct)),
+        ("negative_pct".into(), Field::Number(s.negative_pct)),
     ];
-    for (k, name) in (1..=5u8).zip(SCORE_COLUMNS) {
-        fields.push((name, count(s.distribution.count(k))));
+    match kind {
+        "nps" => fields.extend([
+            ("nps".into(), Field::Number(s.nps)),
+            (
+                "nps_ci95_low".into(),
+                Field::Number(s.nps_ci95.map(|c| c[0])),
+            ),
+            (
+                "nps_ci95_high".into(),
+                Field::Number(s.nps_ci95.map(|c| c[1])),
+            ),
+            ("promoters_pct".into(), Field::Number(s.promoters_pct)),
+            ("passives_pct".into(), Field::Number(s.passives_pct)),
+            ("detractors_pct".into(), Field::Number(s.detractors_pct)),
+        ]),
+        "ces" => fields.push(("easy_pct".into(), Field::Number(s.easy_pct))),
+        _ => {}
+    }
+    for (score, n) in s.distribution.0.iter() {
+        fields.push((format!("score_{score}"), count(n)));
     }
     fields.extend([
-        ("insufficient_sample", Field::Flag(s.insufficient_sample)),
-        ("rank", Field::Number(rank.map(f64::from))),
         (
-            "previous_average",
+            "insufficient_sample".into(),
+            Field::Flag(s.insufficient_sample),
+        ),
+        ("rank".into(), Field::Number(rank.map(f64::from))),
+        (
+            "previous_average".into(),
             Field::Number(s.previous.as_ref().and_then(|p| p.average)),
         ),
         (
-            "change_average",
+            "change_average".into(),
             Field::Number(s.change.as_ref().and_then(|c| c.average)),
         ),
         (
-            "change_responses",
+            "change_responses".into(),
             Field::Number(s.change.as_ref().map(|c| c.responses as f64)),
         ),
     ]);

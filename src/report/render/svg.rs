@@ -91,7 +91,8 @@ const H: f64 = 240.0;
 
 /// The trend: responses as grey columns (right axis), the average as a line on the 1–5 scale
 /// (left axis), gaps where a period had no responses.
-pub(super) fn trend_chart(trend: &[CsiGroup]) -> String {
+pub(super) fn trend_chart(trend: &[CsiGroup], scale: (u8, u8)) -> String {
+    let (lowest, highest) = (f64::from(scale.0), f64::from(scale.1));
     const W: f64 = WIDE;
     let (left, right, top, bottom) = (34.0, 40.0, 14.0, 34.0);
     let pw = W - left - right;
@@ -105,11 +106,11 @@ pub(super) fn trend_chart(trend: &[CsiGroup]) -> String {
     let n = trend.len();
     let step = pw / n as f64;
     let x = |i: usize| left + step * (i as f64 + 0.5);
-    let y = |v: f64| top + ph * (5.0 - v) / 4.0;
+    let y = |v: f64| top + ph * (highest - v) / (highest - lowest).max(1.0);
     let ticks = nice_ticks(trend.iter().map(|g| g.stats.responses).max().unwrap_or(0) as f64);
     let max_resp = ticks.last().copied().unwrap_or(1.0).max(1.0);
     // Grid and left axis (scores).
-    for v in 1..=5 {
+    for v in (scale.0..=scale.1).step_by(usize::from((scale.1 - scale.0).div_ceil(5)).max(1)) {
         let yy = y(f64::from(v));
         let _ = write!(
             s,
@@ -191,9 +192,11 @@ pub(super) fn trend_chart(trend: &[CsiGroup]) -> String {
     }
     let _ = write!(
         s,
-        "<text x=\"{left}\" y=\"{:.1}\" text-anchor=\"start\" fill=\"{ACCENT}\">— average (1–5)\
+        "<text x=\"{left}\" y=\"{:.1}\" text-anchor=\"start\" fill=\"{ACCENT}\">— average ({}–{})\
          </text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">▮ responses</text></svg>",
         H - 4.0,
+        scale.0,
+        scale.1,
         W - right,
         H - 4.0
     );
@@ -387,19 +390,20 @@ fn flush_line(s: &mut String, points: &mut Vec<String>, colour: &str) {
 /// Each group's average on the 1–5 scale with its 95 % interval as a whisker and its n.
 /// Groups under the minimum sample get a hollow dot, not a bar: three answers are not a
 /// result to compare, and must not look like the best one.
-pub(super) fn group_bars(groups: &[CsiGroup], min_sample: u64) -> String {
+pub(super) fn group_bars(groups: &[CsiGroup], min_sample: u64, scale: (u8, u8)) -> String {
+    let (lowest, highest) = (f64::from(scale.0), f64::from(scale.1));
     let shown: Vec<&CsiGroup> = groups.iter().take(MAX_BARS).collect();
     let row = 22.0;
     let (left, right, top) = (150.0, 110.0, 8.0);
     let height = top + row * shown.len().max(1) as f64 + 26.0;
     let pw = W - left - right;
-    let x = |v: f64| left + pw * (v - 1.0) / 4.0;
+    let x = |v: f64| left + pw * (v - lowest) / (highest - lowest).max(1.0);
     let mut s = format!("<svg viewBox=\"0 0 {W} {height:.0}\" role=\"img\">");
     if shown.is_empty() {
         empty(&mut s, W, height, "No groups in this range.");
         return s;
     }
-    for v in 1..=5 {
+    for v in (scale.0..=scale.1).step_by(usize::from((scale.1 - scale.0).div_ceil(5)).max(1)) {
         let xx = x(f64::from(v));
         let _ = write!(
             s,
@@ -453,7 +457,7 @@ pub(super) fn group_bars(groups: &[CsiGroup], min_sample: u64) -> String {
             );
         }
         if let Some([lo, hi]) = g.stats.ci95 {
-            let (lo, hi) = (x(lo.max(1.0)), x(hi.min(5.0)));
+            let (lo, hi) = (x(lo.max(lowest)), x(hi.min(highest)));
             let colour = if small { MUTED } else { "#1f2933" };
             let _ = write!(
                 s,

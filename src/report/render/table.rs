@@ -47,7 +47,7 @@ fn line(cells: &[(String, usize, Align)]) -> String {
 }
 
 fn distribution(d: &Distribution) -> String {
-    (1..=5)
+    d.scores()
         .map(|s| format!("{s}: {}", d.count(s)))
         .collect::<Vec<_>>()
         .join("  ")
@@ -66,8 +66,22 @@ pub fn csi(r: &CsiReport) -> String {
     let t = &r.total;
     let _ = writeln!(
         out,
-        "CSI report {} .. {} ({}), by {}",
-        r.from, r.to, r.timezone, r.by
+        "CSI report {} .. {} ({}), by {}{}",
+        r.from,
+        r.to,
+        r.timezone,
+        r.by,
+        if r.flow == crate::report::query::SURVEY_FLOW && r.scale.kind == "csat" {
+            String::new()
+        } else {
+            format!(
+                "; flow {}, {} {}-{}",
+                r.flow,
+                r.scale.kind.to_uppercase(),
+                r.scale.min,
+                r.scale.max
+            )
+        }
     );
     let _ = writeln!(
         out,
@@ -77,14 +91,49 @@ pub fn csi(r: &CsiReport) -> String {
         t.responses,
         num(t.response_rate, 1)
     );
+    let (positive, negative) = (
+        crate::report::scale::positive(&r.scale),
+        crate::report::scale::negative(&r.scale),
+    );
+    if let Some(nps) = t.nps {
+        let ci = t
+            .nps_ci95
+            .map(|[lo, hi]| format!(" (95% CI {lo:.1}–{hi:.1})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  NPS {nps:.1}{ci}: promoters ({}-{}) {} %, passives {} %, detractors ({}-{}) {} %",
+            positive.start(),
+            positive.end(),
+            num(t.promoters_pct, 1),
+            num(t.passives_pct, 1),
+            negative.start(),
+            negative.end(),
+            num(t.detractors_pct, 1)
+        );
+    }
     let _ = writeln!(
         out,
-        "  average {} (95% CI {}), positive (4-5) {} %, negative (1-2) {} %",
+        "  average {} of {}-{} (95% CI {}), positive ({}-{}) {} %, negative ({}-{}) {} %",
         num(t.average, 2),
+        r.scale.min,
+        r.scale.max,
         ci(t),
+        positive.start(),
+        positive.end(),
         num(t.positive_pct, 1),
+        negative.start(),
+        negative.end(),
         num(t.negative_pct, 1)
     );
+    if let Some(easy) = t.easy_pct {
+        let _ = writeln!(
+            out,
+            "  easy ({}-{}) {easy:.1} %",
+            positive.start(),
+            positive.end()
+        );
+    }
     let _ = writeln!(out, "  distribution  {}", distribution(&t.distribution));
     if let (Some(c), Some(p)) = (&t.change, &t.previous) {
         let _ = writeln!(

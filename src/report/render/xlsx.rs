@@ -209,16 +209,20 @@ pub fn render(report: &Report) -> Result<Vec<u8>, XlsxError> {
 }
 
 /// The CSI columns: the key, then [`csi_fields`]'s (the same for any row).
-fn csi_header(any_row: &CsiStats) -> Vec<&'static str> {
-    let mut header = vec!["key"];
-    header.extend(csi_fields(any_row, None).into_iter().map(|(name, _)| name));
+fn csi_header(any_row: &CsiStats, kind: &str) -> Vec<String> {
+    let mut header = vec!["key".to_owned()];
+    header.extend(
+        csi_fields(any_row, None, kind)
+            .into_iter()
+            .map(|(name, _)| name),
+    );
     header
 }
 
-fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>) -> Vec<Cell> {
+fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>, kind: &str) -> Vec<Cell> {
     let mut row = vec![t(key)];
     row.extend(
-        csi_fields(s, rank)
+        csi_fields(s, rank, kind)
             .into_iter()
             .map(|(_, field)| match field {
                 Field::Number(x) => o(x),
@@ -244,11 +248,6 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
         vec![t("ci95_high"), o(s.ci95.map(|c| c[1]))],
         vec![t("positive_pct"), o(s.positive_pct)],
         vec![t("negative_pct"), o(s.negative_pct)],
-        vec![t("score_1"), n(s.distribution.count(1) as f64)],
-        vec![t("score_2"), n(s.distribution.count(2) as f64)],
-        vec![t("score_3"), n(s.distribution.count(3) as f64)],
-        vec![t("score_4"), n(s.distribution.count(4) as f64)],
-        vec![t("score_5"), n(s.distribution.count(5) as f64)],
         vec![
             t("previous_average"),
             o(s.previous.as_ref().and_then(|p| p.average)),
@@ -258,24 +257,48 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             o(s.change.as_ref().and_then(|c| c.average)),
         ],
         vec![t("confidence_interval"), t(&r.confidence_interval)],
+        vec![t("flow"), t(&r.flow)],
+        vec![
+            t("scale"),
+            t(format!("{} {}–{}", r.scale.kind, r.scale.min, r.scale.max)),
+        ],
     ];
+    let mut summary = summary;
+    for (score, count) in s.distribution.0.iter() {
+        summary.push(vec![t(format!("score_{score}")), n(count as f64)]);
+    }
+    if let Some(nps) = s.nps {
+        summary.push(vec![t("nps"), n(nps)]);
+        summary.push(vec![t("promoters_pct"), o(s.promoters_pct)]);
+        summary.push(vec![t("passives_pct"), o(s.passives_pct)]);
+        summary.push(vec![t("detractors_pct"), o(s.detractors_pct)]);
+    }
+    if s.easy_pct.is_some() {
+        summary.push(vec![t("easy_pct"), o(s.easy_pct)]);
+    }
     sheet(book, "Summary", &["field", "value"], summary)?;
     sheet(
         book,
         "Groups",
-        &csi_header(&r.total),
+        &csi_header(&r.total, &r.scale.kind)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
         r.groups
             .iter()
-            .map(|g| csi_row(&g.key, &g.stats, g.rank))
+            .map(|g| csi_row(&g.key, &g.stats, g.rank, &r.scale.kind))
             .collect(),
     )?;
     let columns = sheet(
         book,
         "Trend",
-        &csi_header(&r.total),
+        &csi_header(&r.total, &r.scale.kind)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
         r.trend
             .iter()
-            .map(|g| csi_row(&g.key, &g.stats, None))
+            .map(|g| csi_row(&g.key, &g.stats, None, &r.scale.kind))
             .collect(),
     )?;
     trend_chart(
