@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use smsflow::metrics::Kind;
 
-use crate::http::raw;
+use crate::http::{post_event, raw};
 use crate::run::{simulator_and_service, stop_with_sigterm};
 use crate::util::WAIT;
 
@@ -440,17 +440,8 @@ fn total(text: &str, metric: &str, with: &[&str]) -> f64 {
 async fn a_survey_counts_each_mt_once_per_stage_and_http_by_route_template() {
     let (smsc, _dir, setup, mut service) = simulator_and_service("metrics-traffic").await;
     let mut submitted = smsc.submitted();
-    let json = [("Content-Type".to_owned(), "application/json".to_owned())];
     let body = r#"{"id": "m-1", "msisdn": "998901234567", "operator": "op-1", "channel": "call"}"#;
-    let resp = raw(
-        setup.http,
-        "POST",
-        "/api/v1/flows/survey/events",
-        &json,
-        Some(body.as_bytes()),
-    )
-    .await;
-    assert_eq!(resp.status, 202, "{}", resp.json);
+    let resp = post_event(setup.http, "survey", &[], body).await;
     let id = resp.json["conversation"].as_u64().unwrap();
     tokio::time::timeout(WAIT, submitted.recv())
         .await
