@@ -2,9 +2,13 @@
 //! wire layer through the crate's public API.
 //!
 //! - `vectors`: annotated hex frames, byte-exact encoding, tolerances and strictness.
+//! - `cli`: `smsflow` as typed: every `--help` with examples, completions, `--color`,
+//!   `run --check-config`.
 //! - `concurrency`: many HTTP posters during an MO burst against `smsflow run`: all answered.
 //! - `crash`: `kill -9` of `smsflow run` mid-burst: every reply rated once, duplicates bounded.
 //! - `demo`: `smsflow demo` end to end.
+//! - `docs`: `docs/` in step with the code: config keys, metrics, flow functions, commands
+//!   and flags, routes (each answering on a test server); README and docs need no `../shared`.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
 //! - `esme`: the ESME pool against the simulator over real TCP, both directions at volume.
 //! - `find`: finding conversations over HTTP: filters, pages, event ids.
@@ -34,10 +38,12 @@
 //!   `smsflow run` with TLS to the SMSC and HTTPS on its listeners; certificates made at run
 //!   time.
 
+mod cli;
 mod concurrency;
 mod crash;
 mod demo;
 mod differential;
+mod docs;
 mod esme;
 mod find;
 mod flows;

@@ -274,9 +274,10 @@ async fn reports_bad_queries_are_400_with_a_json_error() {
         let detail = doc["detail"].as_str().unwrap();
         assert!(detail.contains(needle), "{path}: {detail}");
     }
+    // The dashboard says so in HTML, for the person in the browser.
     let (status, _, body) = get_text(s.addr, "/reports?by=nonsense").await;
     assert_eq!(status, 400);
-    assert!(body.contains("\"error\":\"bad request\""), "{body}");
+    assert!(body.contains("not a grouping"), "{body}");
 }
 
 #[tokio::test]
@@ -349,6 +350,53 @@ async fn reports_dashboard_is_one_self_contained_page() {
         assert!(!body.contains(external), "{external}");
     }
     assert!(body.contains("op-23") && body.contains("хирургия"));
+    // Controls, when it was generated, the newest responses with their comments.
+    assert!(body.contains("<form class=\"controls\" method=\"get\" action=\"/reports\">"));
+    assert!(
+        body.contains("value=\"2026-11-01\""),
+        "the range is in the form"
+    );
+    assert!(body.contains("generated 2026-"), "generated-at");
+    assert!(body.contains("Newest responses") && body.contains("долго, не дозвонился"));
+    assert!(
+        !body.contains("http-equiv=\"refresh\""),
+        "no refresh unless asked"
+    );
+    let (_, _, body) = get_text(s.addr, "/reports?days=7&by=week&refresh=60&from=").await;
+    assert!(
+        body.contains("<meta http-equiv=\"refresh\" content=\"60\">"),
+        "{body}"
+    );
+    assert!(body.contains("<option selected>week</option>"));
+}
+
+#[tokio::test]
+async fn reports_dashboard_bad_parameters_get_an_html_400_and_root_redirects() {
+    let s = service(Store::temporary().unwrap()).await;
+    for bad in [
+        "by=colour",
+        "from=2026-13-01",
+        "refresh=1",
+        "days=0",
+        "sort=up",
+    ] {
+        let (status, head, body) = get_text(s.addr, &format!("/reports?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            head.to_ascii_lowercase().contains("text/html"),
+            "{bad}: {head}"
+        );
+        assert!(
+            body.contains("This report cannot be shown"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, head, _) = get_text(s.addr, "/").await;
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("location: /reports"),
+        "{head}"
+    );
 }
 
 fn config_file(dir: &Path, data: &Path, http: std::net::SocketAddr) -> std::path::PathBuf {
@@ -417,7 +465,13 @@ async fn reports_cli_reads_the_store_in_every_format() {
 
     let out = smsflow(&[&base[..], &["--format", "csv"]].concat()).await;
     let csv = String::from_utf8(out.stdout).unwrap();
-    assert!(csv.starts_with("operator,surveys_sent,"), "{csv}");
+    assert!(
+        csv.starts_with("\u{feff}from,to,operator,surveys_sent,"),
+        "{csv}"
+    );
+    let out = smsflow(&[&base[..], &["--format", "csv", "--no-bom"]].concat()).await;
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("from,to,operator,surveys_sent,"), "{csv}");
 
     let xlsx = dir.path().join("r.xlsx");
     let out = smsflow(
@@ -503,10 +557,71 @@ async fn reports_cli_bad_usage_exits_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
-    // No store yet: the job fails (1), it is not bad usage.
-    let out = smsflow(&["report", "csi", "--config", config]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no store"));
+}
+
+/// A manager's config: where the data is, no SMPP account (issue 19). On day one (no data
+/// dir, or an empty one) every format is an empty report, exit 0, and nothing is created.
+#[tokio::test]
+async fn reports_cli_without_smsc_on_no_store_gives_an_empty_report_in_each_format() {
+    let dir = TempDir::new("report-empty");
+    let missing = dir.path().join("missing");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for data in [&missing, &empty] {
+        let config = dir.path().join("manager.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[service]\ndata_dir = {:?}\ntimezone = \"Asia/Tashkent\"\n",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+        for kind in ["csi", "incidents"] {
+            for format in ["table", "csv", "json", "html", "xlsx"] {
+                let out_file = dir.path().join(format!("{kind}.{format}"));
+                let out = smsflow(&[
+                    "report",
+                    kind,
+                    "-c",
+                    config,
+                    "-f",
+                    format,
+                    "-o",
+                    out_file.to_str().unwrap(),
+                ])
+                .await;
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(0), "{kind} {format}: {stderr}");
+                assert!(stderr.contains("nothing recorded yet"), "{stderr}");
+                let bytes = std::fs::read(&out_file).unwrap();
+                assert!(!bytes.is_empty(), "{kind} {format}");
+                if format == "json" {
+                    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+                    let total = &doc["total"];
+                    let count = if kind == "csi" {
+                        "surveys_sent"
+                    } else {
+                        "incidents"
+                    };
+                    assert_eq!(total[count], 0, "{doc}");
+                    assert_eq!(doc["groups"], json!([]), "{doc}");
+                }
+            }
+        }
+        // The table on standard output says what it covers.
+        let out = smsflow(&["report", "csi", "-c", config]).await;
+        assert_eq!(out.status.code(), Some(0));
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("surveys sent 0"), "{table}");
+    }
+    assert!(!missing.exists(), "report created the data dir");
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "report wrote a store"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,7 +780,16 @@ async fn reports_cli_prints_the_response_feed() {
     }
     let config = config_file(dir.path(), &data, "127.0.0.1:9".parse().unwrap());
     let config = config.to_str().unwrap();
-    let out = smsflow(&["report", "responses", "--config", config, "--format", "csv"]).await;
+    let out = smsflow(&[
+        "report",
+        "responses",
+        "--config",
+        config,
+        "--format",
+        "csv",
+        "--no-bom",
+    ])
+    .await;
     assert!(
         out.status.success(),
         "{}",

@@ -37,15 +37,17 @@ pub const MAX_ADDRESS_RANGE: usize = 40;
 /// SMPP 3.4 §5.2: `source_addr` is at most 21 octets, NUL included.
 pub const MAX_SOURCE_ADDR: usize = 20;
 
-/// The whole checked configuration. Every table is optional in the file except `[[smsc]]`.
+/// The whole checked configuration. Every table is optional in the file; `smsflow run` also
+/// needs one `[[smsc]]` ([`Config::require_smsc`]), while `report`, `store` and `check` work
+/// without (a manager's laptop has no SMPP account).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[service]`: where data and scripts live, the reports' time zone.
     #[serde(default)]
     pub service: ServiceConfig,
-    /// `[[smsc]]`: one or more carriers. A file must have at least one; [`Config::defaults`]
-    /// has one at 127.0.0.1:2775 (the built-in simulator's address).
+    /// `[[smsc]]`: the carriers. `smsflow run` needs at least one ([`Config::require_smsc`]);
+    /// [`Config::defaults`] has one at 127.0.0.1:2775 (the built-in simulator's address).
     #[serde(default)]
     pub smsc: Vec<SmscConfig>,
     /// `[http]`: the API and dashboard listener.
@@ -492,17 +494,26 @@ impl Config {
         }
     }
 
+    /// What `smsflow run` needs beyond a valid file: an SMSC to bind to. Checked apart from
+    /// the file's own checks, because the commands that only read the store (`report`,
+    /// `store`) must work from a config without one.
+    pub fn require_smsc(&self) -> Result<(), ConfigError> {
+        if !self.smsc.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError {
+            path: self.source.clone(),
+            line: None,
+            key: Some("smsc".to_owned()),
+            message: "no [[smsc]] table: `smsflow run` needs one to bind to (add one with at \
+                      least `name` and `password`, see smsflow.example.toml)"
+                .to_owned(),
+        })
+    }
+
     /// Checks what serde cannot and resolves `password_env`. The error is the key's dotted
     /// path and the message.
     fn check(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
-        if self.smsc.is_empty() {
-            return Err((
-                "smsc".to_owned(),
-                "no [[smsc]] table (add one with at least `name` and `password`, see \
-                 smsflow.example.toml)"
-                    .to_owned(),
-            ));
-        }
         for i in 0..self.smsc.len() {
             let key = |k: &str| format!("smsc[{i}].{k}");
             let (before, rest) = self.smsc.split_at_mut(i);
@@ -1204,10 +1215,19 @@ mod tests {
     }
 
     #[test]
-    fn no_smsc_at_all() {
-        let e = error("[service]\ndata_dir = \"d\"\n");
+    fn no_smsc_is_a_valid_file_that_run_refuses() {
+        // `report` and `store` read such a file; `run` has nothing to bind to.
+        let config = parse("[service]\ndata_dir = \"d\"\n").unwrap();
+        assert!(config.smsc.is_empty());
+        let e = config.require_smsc().unwrap_err();
         assert_eq!(e.key.as_deref(), Some("smsc"));
-        assert!(e.message.contains("no [[smsc]]"), "{e}");
+        assert_eq!(e.path.as_deref(), Some(Path::new(FILE)));
+        assert!(
+            e.to_string().starts_with("smsflow.toml: smsc: no [[smsc]]"),
+            "{e}"
+        );
+        assert!(Config::defaults().require_smsc().is_ok());
+        assert!(parse(MINIMAL).unwrap().require_smsc().is_ok());
     }
 
     #[test]

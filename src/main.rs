@@ -1,252 +1,57 @@
 //! The `smsflow` binary: parses the command line and hands off to the library.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use smsflow::sim::{self, SimConfig, SubscribersConfig};
+use clap::{CommandFactory, FromArgMatches};
+use smsflow::sim::{self, SimConfig};
 
+use cli::{CheckArgs, Cli, ColorWhen, Command, DemoArgs, ReportCommand, ResponsesArgs, RunArgs};
+
+mod cli;
 mod store_cli;
 
-/// SMS surveys and staff-call escalation over SMPP.
-#[derive(Debug, Parser)]
-#[command(name = "smsflow", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the embedded default scenario against the built-in SMSC simulator.
-    Demo {
-        /// Number of simulated surveys.
-        #[arg(long, default_value_t = 50)]
-        surveys: u32,
-        /// Number of simulated staff-call incidents.
-        #[arg(long, default_value_t = 5)]
-        incidents: u32,
-    },
-    /// Run the service: bind to the SMSC, run the flows, serve the HTTP API.
-    Run {
-        /// The config file (default: ./smsflow.toml if present, else built-in defaults).
-        #[arg(long)]
-        config: Option<std::path::PathBuf>,
-        /// Start on a store that lost commits (disk damage), sealed as it is: the missing
-        /// steps are lost for good and messages already sent may be sent again.
-        #[arg(long)]
-        accept_data_loss: bool,
-    },
-    /// Run the built-in SMSC simulator as a standalone server, for trying `run` by hand.
-    Smsc(SmscArgs),
-    /// Compile every flow, check its hooks and run the test_* functions inside the scripts.
-    Check {
-        /// A directory of flow scripts (`*.rhai`), or one of them (default: service.scripts_dir).
-        #[arg(long)]
-        scripts: Option<std::path::PathBuf>,
-        /// Time zone of local_hour() and quiet hours in the tests (default: service.timezone).
-        #[arg(long)]
-        timezone: Option<String>,
-        /// The config file (default: ./smsflow.toml if present, else built-in defaults).
-        #[arg(long)]
-        config: Option<std::path::PathBuf>,
-    },
-    /// Print a report: the CSI survey (`csi`) or staff calls and escalation (`incidents`).
-    #[command(subcommand)]
-    Report(ReportCommand),
-    /// Check, back up or restore the store (service.data_dir).
-    #[command(subcommand)]
-    Store(store_cli::StoreCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum ReportCommand {
-    /// Customer satisfaction: responses, averages, groups, comments, anomalies.
-    Csi(ReportArgs),
-    /// Staff calls: acknowledged, escalated, time to ack.
-    Incidents(ReportArgs),
-    /// The response feed: each rating with its comment, operator, channel and time, newest
-    /// first.
-    Responses(ResponsesArgs),
-}
-
-/// What `smsflow report responses` takes.
-#[derive(Debug, Args)]
-struct ResponsesArgs {
-    /// First day, YYYY-MM-DD, in service.timezone (default: the first rating).
-    #[arg(long)]
-    from: Option<String>,
-    /// Last day, inclusive (default: the newest rating).
-    #[arg(long)]
-    to: Option<String>,
-    /// Only this operator's ratings.
-    #[arg(long)]
-    operator: Option<String>,
-    /// Only this channel's (call, chat, ticket, order).
-    #[arg(long)]
-    channel: Option<String>,
-    /// Only this score.
-    #[arg(long)]
-    score: Option<u8>,
-    /// Only this flow's ratings.
-    #[arg(long)]
-    flow: Option<String>,
-    /// Rows of one page (1–500); without it, every row.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Go on from the page that printed this cursor.
-    #[arg(long)]
-    cursor: Option<String>,
-    /// Whole MSISDNs instead of masked ones (99890*****67).
-    #[arg(long)]
-    full_numbers: bool,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    format: FormatArg,
-    /// Write to this file instead of standard output.
-    #[arg(long)]
-    out: Option<std::path::PathBuf>,
-    /// The config file (default: ./smsflow.toml if present, else built-in defaults).
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
-}
-
-/// What both reports take.
-#[derive(Debug, Args)]
-struct ReportArgs {
-    /// First day, YYYY-MM-DD, in service.timezone (default: 29 days before --to).
-    #[arg(long)]
-    from: Option<String>,
-    /// Last day, inclusive (default: today).
-    #[arg(long)]
-    to: Option<String>,
-    /// Rows: day, week, month, or operator, channel (csi), location, button (incidents).
-    #[arg(long)]
-    by: Option<String>,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    format: FormatArg,
-    /// Write to this file instead of standard output.
-    #[arg(long)]
-    out: Option<std::path::PathBuf>,
-    /// The config file (default: ./smsflow.toml if present, else built-in defaults).
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum FormatArg {
-    Table,
-    Csv,
-    Json,
-    Html,
-    Xlsx,
-}
-
-impl From<FormatArg> for smsflow::report::render::Format {
-    fn from(f: FormatArg) -> Self {
-        use smsflow::report::render::Format;
-        match f {
-            FormatArg::Table => Format::Table,
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Json => Format::Json,
-            FormatArg::Html => Format::Html,
-            FormatArg::Xlsx => Format::Xlsx,
-        }
-    }
-}
-
-/// What `smsflow smsc` takes; turned into a [`SimConfig`] before anything starts.
-#[derive(Debug, Args)]
-struct SmscArgs {
-    /// Address to accept ESME connections on.
-    #[arg(long, default_value = "127.0.0.1:2775")]
-    listen: SocketAddr,
-    /// The system_id ESMEs must bind with.
-    #[arg(long, default_value = "smsflow")]
-    system_id: String,
-    /// The password ESMEs must bind with.
-    #[arg(long, default_value = "smsflow")]
-    password: String,
-    /// Play subscribers and staff who answer surveys and escalations.
-    #[arg(long)]
-    subscribers: bool,
-    /// How long after a submit_sm its delivery receipt comes, e.g. `200ms`, `2s`.
-    #[arg(long, default_value = "200ms")]
-    receipt_delay: humantime::Duration,
-    /// Seed of every random choice (receipt outcomes, subscriber replies).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Serve SMPP over TLS with this PEM certificate (chain); needs --tls-key.
-    #[arg(long, requires = "tls_key", value_name = "FILE")]
-    tls_cert: Option<std::path::PathBuf>,
-    /// The PEM private key of --tls-cert.
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
-    tls_key: Option<std::path::PathBuf>,
-    /// Require client certificates signed by a CA in this PEM file (mutual TLS).
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
-    tls_client_ca: Option<std::path::PathBuf>,
-}
-
-impl SmscArgs {
-    /// The simulator's config; the TLS files are read here, so a bad one is a usage error
-    /// before anything listens.
-    fn into_config(self) -> Result<SimConfig, smsflow::tls::TlsError> {
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(smsflow::tls::server_config_from_files(
-                cert,
-                key,
-                self.tls_client_ca.as_deref(),
-            )?),
-            // clap's `requires` makes one without the other a usage error.
-            _ => None,
-        };
-        Ok(SimConfig {
-            listen: self.listen,
-            system_id: self.system_id,
-            password: self.password,
-            receipt_delay: self.receipt_delay.into(),
-            seed: self.seed,
-            subscribers: self.subscribers.then(SubscribersConfig::default),
-            tls,
-            ..SimConfig::default()
-        })
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // clap prints help and usage errors while parsing: it needs --color before that.
+    let color = ColorWhen::from_args(&args);
+    let mut command = Cli::command().color(color.clap());
+    let matches = command.clone().get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
     match cli.command {
-        Command::Demo { surveys, incidents } => run_demo(surveys, incidents),
+        Command::Demo(args) => run_demo(args),
         Command::Smsc(args) => match args.into_config() {
-            Ok(config) => run_smsc(config),
+            Ok(config) => run_smsc(config, cli.color),
             Err(error) => {
                 eprintln!("smsflow smsc: {error}");
                 ExitCode::from(2)
             }
         },
-        Command::Run {
-            config,
-            accept_data_loss,
-        } => run_service(config.as_deref(), accept_data_loss),
-        Command::Check {
-            scripts,
-            timezone,
-            config,
-        } => run_check(scripts, timezone, config),
+        Command::Run(args) if args.check_config => check_config(args.config.path.as_deref()),
+        Command::Run(args) => run_service(args, cli.color),
+        Command::Check(args) => run_check(args, cli.color),
         Command::Report(command) => run_report(command),
         Command::Store(command) => store_cli::run(command),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command, "smsflow", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 
 /// `smsflow report`: exit 2 for bad usage or a bad config, 1 when the report cannot be made.
 fn run_report(command: ReportCommand) -> ExitCode {
     use smsflow::report::{Kind, cli};
-    let (kind, args) = match command {
-        ReportCommand::Csi(args) => (Kind::Csi, args),
-        ReportCommand::Incidents(args) => (Kind::Incidents, args),
+    let (kind, by, args) = match command {
+        ReportCommand::Csi(args) => (Kind::Csi, crate::cli::by_name(args.by), args.report),
+        ReportCommand::Incidents(args) => {
+            (Kind::Incidents, crate::cli::by_name(args.by), args.report)
+        }
         ReportCommand::Responses(args) => return run_responses(args),
     };
-    let config = match smsflow::config::Config::discover(args.config.as_deref()) {
+    let config = match smsflow::config::Config::discover(args.config.path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("smsflow report: {error}");
@@ -262,7 +67,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
         kind,
         from: args.from,
         to: args.to,
-        by: args.by,
+        by: Some(by),
         format,
     };
     let now = jiff::Timestamp::now().as_millisecond();
@@ -273,17 +78,15 @@ fn run_report(command: ReportCommand) -> ExitCode {
             return ExitCode::from(error.exit_code());
         }
     };
-    if let cli::Origin::Service(addr) = &origin {
-        eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
-    }
-    write_output(args.out.as_deref(), &bytes)
+    note_origin(&origin);
+    write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
 }
 
 /// `smsflow report responses`: exit 2 for bad usage or a bad config, 1 when the feed cannot be
 /// read.
 fn run_responses(args: ResponsesArgs) -> ExitCode {
     use smsflow::report::cli;
-    let config = match smsflow::config::Config::discover(args.config.as_deref()) {
+    let config = match smsflow::config::Config::discover(args.config.path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("smsflow report: {error}");
@@ -315,14 +118,37 @@ fn run_responses(args: ResponsesArgs) -> ExitCode {
             return ExitCode::from(error.exit_code());
         }
     };
-    if let cli::Origin::Service(addr) = &origin {
-        eprintln!("smsflow report: the store is in use; the running service at {addr} answered");
+    note_origin(&origin);
+    write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
+}
+
+/// `bytes` without a leading UTF-8 byte order mark when `no_bom`.
+fn without_bom(bytes: &[u8], no_bom: bool) -> &[u8] {
+    match bytes.strip_prefix(smsflow::report::render::csv::BOM.as_bytes()) {
+        Some(rest) if no_bom => rest,
+        _ => bytes,
     }
-    write_output(args.out.as_deref(), &bytes)
+}
+
+/// Where a report came from, on stderr, when it was not simply the store.
+fn note_origin(origin: &smsflow::report::cli::Origin) {
+    use smsflow::report::cli::Origin;
+    match origin {
+        Origin::Service(addr) => {
+            eprintln!(
+                "smsflow report: the store is in use; the running service at {addr} answered"
+            );
+        }
+        Origin::NoStore(dir) => eprintln!(
+            "smsflow report: nothing recorded yet in {} (service.data_dir): the report is empty",
+            dir.display()
+        ),
+        Origin::Store => {}
+    }
 }
 
 /// Writes a report to `out` or standard output.
-fn write_output(out: Option<&std::path::Path>, bytes: &[u8]) -> ExitCode {
+fn write_output(out: Option<&Path>, bytes: &[u8]) -> ExitCode {
     let written = match out {
         Some(path) => std::fs::write(path, bytes).map_err(|e| (path.display().to_string(), e)),
         None => {
@@ -350,15 +176,15 @@ fn write_output(out: Option<&std::path::Path>, bytes: &[u8]) -> ExitCode {
 
 /// `smsflow run`: exit 2 for a bad config (the message names file, line and key), 1 when the
 /// service fails, 0 after a clean stop on SIGINT/SIGTERM.
-fn run_service(config: Option<&std::path::Path>, accept_data_loss: bool) -> ExitCode {
-    let config = match smsflow::config::Config::discover(config) {
+fn run_service(args: RunArgs, color: ColorWhen) -> ExitCode {
+    let config = match smsflow::config::Config::discover(args.config.path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("smsflow run: {error}");
             return ExitCode::from(2);
         }
     };
-    init_tracing();
+    init_tracing(color);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -372,7 +198,9 @@ fn run_service(config: Option<&std::path::Path>, accept_data_loss: bool) -> Exit
             std::future::pending::<()>().await;
         }
     };
-    let options = smsflow::service::run::RunOptions { accept_data_loss };
+    let options = smsflow::service::run::RunOptions {
+        accept_data_loss: args.accept_data_loss,
+    };
     match runtime.block_on(smsflow::service::run::run_with(config, options, stop)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -382,8 +210,70 @@ fn run_service(config: Option<&std::path::Path>, accept_data_loss: bool) -> Exit
     }
 }
 
+/// `smsflow run --check-config`: what `run` checks before it opens anything, and a summary of
+/// what it would run with; exit 0, or 2 with the message naming file, line and key.
+fn check_config(path: Option<&Path>) -> ExitCode {
+    let checked = smsflow::config::Config::discover(path).and_then(|config| {
+        config.require_smsc()?;
+        Ok(config)
+    });
+    let config = match checked {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("smsflow run: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let scripts = &config.service.scripts_dir;
+    let flows = match std::fs::read_dir(scripts) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "rhai"))
+            .count(),
+        Err(_) => 0,
+    };
+    let source = config
+        .source
+        .as_ref()
+        .map_or("the built-in defaults".to_owned(), |p| {
+            p.display().to_string()
+        });
+    if flows == 0 {
+        // What `run` would refuse (exit 2) once it got that far.
+        eprintln!(
+            "smsflow run: {source}: service.scripts_dir: no flows (*.rhai) in {}",
+            scripts.display()
+        );
+        return ExitCode::from(2);
+    }
+    println!("{source}: ok");
+    for smsc in &config.smsc {
+        let tls = if smsc.tls { ", TLS" } else { "" };
+        println!(
+            "  smsc {}: {}:{}{tls}, system_id {}, {} session(s)",
+            smsc.name, smsc.host, smsc.port, smsc.system_id, smsc.sessions
+        );
+    }
+    println!(
+        "  data in {}, {flows} flow file(s) in {}, reports in {}",
+        config.service.data_dir.display(),
+        scripts.display(),
+        config
+            .service
+            .timezone
+            .iana_name()
+            .unwrap_or("the configured zone"),
+    );
+    println!(
+        "  HTTP API on {}, metrics on {}",
+        config.http.listen, config.metrics.listen
+    );
+    println!("The flows themselves: smsflow check");
+    ExitCode::SUCCESS
+}
+
 /// `smsflow demo`: the whole product on loopback; prints the summaries.
-fn run_demo(surveys: u32, incidents: u32) -> ExitCode {
+fn run_demo(args: DemoArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -392,13 +282,14 @@ fn run_demo(surveys: u32, incidents: u32) -> ExitCode {
         }
     };
     let config = smsflow::service::demo::DemoConfig {
-        surveys,
-        incidents,
-        seed: 7,
+        surveys: args.surveys,
+        incidents: args.incidents,
+        seed: args.seed,
+        days: args.days,
     };
-    println!(
-        "smsflow demo: built-in SMSC on loopback, {surveys} surveys and {incidents} staff calls; simulated people answer"
-    );
+    if smsflow::service::demo::print_header(&config, &mut std::io::stdout()).is_err() {
+        return ExitCode::FAILURE;
+    }
     let progress = std::io::stderr().is_terminal();
     match runtime.block_on(smsflow::service::demo::run(config, progress)) {
         Ok(report) => {
@@ -417,12 +308,13 @@ fn run_demo(surveys: u32, incidents: u32) -> ExitCode {
 
 /// `smsflow check`: exit 0 when every script compiles and every test passes, 1 otherwise,
 /// 2 for bad usage or a bad config.
-fn run_check(
-    scripts: Option<std::path::PathBuf>,
-    timezone: Option<String>,
-    config: Option<std::path::PathBuf>,
-) -> ExitCode {
-    let config = match smsflow::config::Config::discover(config.as_deref()) {
+fn run_check(args: CheckArgs, color: ColorWhen) -> ExitCode {
+    let CheckArgs {
+        scripts,
+        timezone,
+        config,
+    } = args;
+    let config = match smsflow::config::Config::discover(config.path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("smsflow check: {error}");
@@ -449,7 +341,7 @@ fn run_check(
         return ExitCode::from(2);
     }
     let report = smsflow::flow::check::run(&scripts, zone);
-    let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let color = color.enabled(std::io::stdout().is_terminal());
     match smsflow::flow::check::print(&report, &mut std::io::stdout(), color) {
         Ok(true) => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
@@ -457,8 +349,8 @@ fn run_check(
 }
 
 /// Runs the simulator until SIGINT or SIGTERM, then unbinds every session.
-fn run_smsc(config: SimConfig) -> ExitCode {
-    init_tracing();
+fn run_smsc(config: SimConfig, color: ColorWhen) -> ExitCode {
+    init_tracing(color);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -494,12 +386,12 @@ fn run_smsc(config: SimConfig) -> ExitCode {
 
 /// Logs to stderr with MSISDNs redacted (see [`smsflow::logging`]); `RUST_LOG` overrides the
 /// default `info`.
-fn init_tracing() {
+fn init_tracing(color: ColorWhen) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(color.enabled(std::io::stderr().is_terminal()));
     if smsflow::logging::redaction_enabled() {
         builder
             .with_writer(smsflow::logging::Redacting(std::io::stderr))

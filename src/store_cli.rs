@@ -10,22 +10,41 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use smsflow::config::Config;
 use smsflow::report::remote;
 use smsflow::store::backup::{self, BackupInfo};
 use smsflow::store::{Store, StoreError, Verified};
 
+use crate::cli::ConfigArg;
+
 /// How long `backup` waits for a running service to write the backup.
 const REMOTE_BACKUP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The examples of `smsflow store --help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  smsflow store verify -c smsflow.toml
+  smsflow store backup /var/backups/smsflow/2026-11-22
+  smsflow store restore /var/backups/smsflow/2026-11-22   (with the service stopped)";
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Decode every record, check every index and recount the CSI tallies; exit 1 on any
     /// problem.
+    #[command(after_help = "\
+Examples:
+  smsflow store verify                     the store of ./smsflow.toml (or the defaults)
+  smsflow store verify -c /etc/smsflow/smsflow.toml
+
+Needs the store to itself: stop the service, or verify a restored backup elsewhere.")]
     Verify(ConfigArg),
     /// Write a consistent backup of the store into DIR (new or empty), through the running
     /// service when it holds the store.
+    #[command(after_help = "\
+Examples:
+  smsflow store backup /var/backups/smsflow/2026-11-22
+  smsflow store backup ./backup -c smsflow.toml")]
     Backup {
         /// Where to write the backup.
         dir: PathBuf,
@@ -34,19 +53,16 @@ pub enum StoreCommand {
     },
     /// Replace the store with the backup in DIR; the store that was there is moved to
     /// `<data_dir>.before-restore-<time>`, never deleted. Refused while a service runs.
+    #[command(after_help = "\
+Examples:
+  smsflow store restore /var/backups/smsflow/2026-11-22
+  smsflow store restore ./backup -c smsflow.toml && smsflow store verify -c smsflow.toml")]
     Restore {
         /// A directory `smsflow store backup` wrote.
         dir: PathBuf,
         #[command(flatten)]
         config: ConfigArg,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct ConfigArg {
-    /// The config file (default: ./smsflow.toml if present, else built-in defaults).
-    #[arg(long)]
-    config: Option<PathBuf>,
 }
 
 /// Why a store command failed: the message and the exit code.
@@ -58,11 +74,9 @@ fn failed(message: impl Into<String>) -> Failed {
 
 pub fn run(command: StoreCommand) -> ExitCode {
     let (name, result) = match command {
-        StoreCommand::Verify(ConfigArg { config }) => ("verify", verify(config.as_deref())),
-        StoreCommand::Backup { dir, config } => ("backup", backup(&dir, config.config.as_deref())),
-        StoreCommand::Restore { dir, config } => {
-            ("restore", restore(&dir, config.config.as_deref()))
-        }
+        StoreCommand::Verify(config) => ("verify", verify(config.path.as_deref())),
+        StoreCommand::Backup { dir, config } => ("backup", backup(&dir, config.path.as_deref())),
+        StoreCommand::Restore { dir, config } => ("restore", restore(&dir, config.path.as_deref())),
     };
     match result {
         Ok(code) => code,

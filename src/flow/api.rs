@@ -49,8 +49,9 @@ pub const MAX_STARTS: usize = 10;
 /// `record_rating` or `record_incident` calls one hook call may make.
 pub const MAX_RECORDS: usize = 50;
 
-/// The scores a flow's ratings may take: what `fn scale()` returns, or CSAT 1–5.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The scores a flow's ratings may take: what `fn scale()` returns, or CSAT 1–5. The
+/// reports name it in their JSON (`"scale": {"kind": "csat", "min": 1, "max": 5}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scale {
     /// `csat`, `nps` or `ces`.
     pub kind: String,

@@ -32,6 +32,7 @@
 //! store behind the disk ([`crate::store::MAX_UNWRITTEN`]): nothing was started.
 
 mod auth;
+mod dashboard;
 mod find;
 pub mod listener;
 mod responses;
@@ -47,7 +48,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
@@ -291,12 +292,16 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/api/v1/store/backup", post(store::backup))
         // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::api));
-    let dashboard = Router::new().route("/reports", get(dashboard)).route_layer(
-        middleware::from_fn_with_state(state.clone(), auth::dashboard),
-    );
+    let dashboard = Router::new()
+        .route("/reports", get(dashboard::dashboard))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::dashboard,
+        ));
     Router::new()
         .merge(api)
         .merge(dashboard)
+        .route("/", get(dashboard::home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(no_route)
@@ -578,7 +583,7 @@ fn rfc3339(ms: Millis) -> Value {
 // ---- reports --------------------------------------------------------------------------------
 
 /// Query pairs of a report request; a malformed query string is a 400.
-type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(super) type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 async fn csi_report(
     State(state): State<Arc<ApiState>>,
@@ -602,38 +607,16 @@ async fn report_json(state: &ApiState, kind: Kind, pairs: Pairs) -> Result<Respo
     Ok((StatusCode::OK, axum::Json(report.to_json())).into_response())
 }
 
-/// The dashboard: both reports on one HTML page. Takes `from`, `to` and `by` (a CSI grouping;
-/// the incident part follows it when it is a period, else groups by location).
-async fn dashboard(State(state): State<Arc<ApiState>>, pairs: Pairs) -> Result<Response, ApiError> {
-    let Query(pairs) = pairs?;
-    let csi = report::Query::from_pairs(Kind::Csi, &pairs, today(&state))?;
-    let incidents = report::Query {
-        kind: Kind::Incidents,
-        by: if csi.by.period().is_some() {
-            csi.by
-        } else {
-            Kind::Incidents.default_grouping()
-        },
-        ..csi.clone()
-    };
-    let (csi, incidents) = (
-        build_report(&state, csi).await?,
-        build_report(&state, incidents).await?,
-    );
-    let (Report::Csi(csi), Report::Incidents(incidents)) = (csi, incidents) else {
-        return Err(ApiError::Internal("a report of the wrong kind".to_owned()));
-    };
-    let page = report::render::html::page(Some(&csi), Some(&incidents));
-    Ok((StatusCode::OK, Html(page)).into_response())
-}
-
 /// Today in the service's time zone: the default end of a report.
-fn today(state: &ApiState) -> jiff::civil::Date {
+pub(super) fn today(state: &ApiState) -> jiff::civil::Date {
     report::query::today(state.engine.timezone(), (state.now)())
 }
 
 /// Reads the store off the async threads (a report scans ratings and conversations).
-async fn build_report(state: &ApiState, query: report::Query) -> Result<Report, ApiError> {
+pub(super) async fn build_report(
+    state: &ApiState,
+    query: report::Query,
+) -> Result<Report, ApiError> {
     let (store, engine) = (state.store.clone(), state.engine.clone());
     tokio::task::spawn_blocking(move || report::source::build(&store, &query, engine.timezone()))
         .await

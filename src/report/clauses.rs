@@ -212,8 +212,9 @@ fn is_joiner(c: char) -> bool {
 /// The lexicon words of a clause, negations applied.
 fn hits(lexicon: &Lexicon, tokens: &[Token]) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
-    // The negation word and where it stands.
+    // The negation word and where it stands; where a wish word stands.
     let mut negation: Option<(usize, String)> = None;
+    let mut wish: Option<usize> = None;
     for (i, t) in tokens.iter().enumerate() {
         let w = t.norm.as_str();
         if t.number {
@@ -226,6 +227,10 @@ fn hits(lexicon: &Lexicon, tokens: &[Token]) -> Vec<Hit> {
         }
         if lexicon.negate.contains(w) {
             negation = Some((i, negation_word(w).to_owned()));
+            continue;
+        }
+        if lexicon.wish.contains(w) {
+            wish = Some(i);
             continue;
         }
         let previous_hit = hits.last_mut().filter(|h| h.end + 1 == i);
@@ -267,6 +272,19 @@ fn hits(lexicon: &Lexicon, tokens: &[Token]) -> Vec<Hit> {
             continue;
         };
         let side = side_of(entry.polarity);
+        if let Some(at) = wish.take().filter(|at| i - at <= NEGATION_REACH)
+            && side == Some(Side::Praise)
+            && negation.is_none()
+        {
+            // "можно быстрее": what is wished for is missing.
+            hits.push(Hit {
+                start: at,
+                end: i,
+                side: Some(Side::Problem),
+                lemma: format!("{} {}", tokens[at].norm, entry.label),
+            });
+            continue;
+        }
         hits.push(match negation.take() {
             Some((at, not)) => Hit {
                 start: at,

@@ -139,7 +139,7 @@ const TABLE: &[(u8, &str, &[&str], &[&str])] = &[
     (5, "Zo'r xizmat, tez javob berishdi", &[], &["zoʻr", "tez"]),
     (4, "Yomon emas", &[], &["yomon emas"]),
     (2, "Xizmatdan qoniqmadim", &["qoniqmadim"], &[]),
-    (1, "Hech kim kelmadi", &["kim kelmadi"], &[]),
+    (1, "Hech kim kelmadi", &["kelmadi"], &[]),
     (5, "Juda yaxshi, rahmat", &[], &["yaxshi", "rahmat"]),
     (
         3,
@@ -207,6 +207,14 @@ const TABLE: &[(u8, &str, &[&str], &[&str])] = &[
     (3, "Оператор Анна", &[], &[]),
     (4, "Всё хорошо, но курьер", &["курьер"], &["хорошо"]),
     (1, "🤬🤬🤬", &[], &[]),
+    // Wishes: what is wished for is missing.
+    (
+        4,
+        "Хорошо, но можно быстрее",
+        &["можно быстро"],
+        &["хорошо"],
+    ),
+    (4, "Good, but could be faster", &["could fast"], &["good"]),
 ];
 
 #[test]

@@ -47,6 +47,9 @@ impl CliError {
 pub enum Origin {
     /// Read from the store directory.
     Store,
+    /// `service.data_dir` (this path) is missing or empty: nothing recorded yet, so the
+    /// report is empty. Nothing was created there.
+    NoStore(std::path::PathBuf),
     /// The store was locked by a running service; its HTTP API at this address answered.
     Service(String),
 }
@@ -67,12 +70,13 @@ pub fn report(
     )
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let data_dir: &Path = &config.service.data_dir;
-    if !data_dir.is_dir() {
-        return Err(CliError::Failed(format!(
-            "no store at {} (service.data_dir): nothing has been recorded yet, or --config \
-             points elsewhere",
-            data_dir.display()
-        )));
+    if is_missing_or_empty(data_dir) {
+        // Day one: the empty report a manager expects, made by the same code from a store
+        // with nothing in it, so every section is there; the data dir is left alone.
+        let empty = Store::temporary_in(zone).map_err(|e| CliError::Failed(e.to_string()))?;
+        return source::build(&empty, &query, zone)
+            .map(|r| (r, Origin::NoStore(data_dir.to_path_buf())))
+            .map_err(|e| CliError::Failed(e.to_string()));
     }
     match Store::open(data_dir) {
         Ok(store) => source::build(&store, &query, zone)
@@ -96,6 +100,15 @@ pub fn report(
             Ok((report, Origin::Service(addr.to_string())))
         }
         Err(e) => Err(CliError::Failed(e.to_string())),
+    }
+}
+
+/// Whether `dir` holds nothing a store could be read from. An unreadable directory is not
+/// "empty": opening it gives the real error.
+fn is_missing_or_empty(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
 }
 
@@ -171,14 +184,12 @@ pub fn responses(
         )));
     }
     let data_dir: &Path = &config.service.data_dir;
-    if !data_dir.is_dir() {
-        return Ok((
-            Page {
-                items: Vec::new(),
-                next: None,
-            },
-            Origin::Store,
-        ));
+    if is_missing_or_empty(data_dir) {
+        let empty = Page {
+            items: Vec::new(),
+            next: None,
+        };
+        return Ok((empty, Origin::NoStore(data_dir.to_path_buf())));
     }
     // Every row: page through until the last.
     let mut all = Page {

@@ -13,7 +13,7 @@
 //! repeating a word cannot outweigh five customers saying it once.
 //!
 //! Next to these per-score terms, `problems` and `praise` come from the comments' clauses,
-//! whatever the score ([`clauses`](super::clauses)): what a manager acts on.
+//! whatever the score ([`clauses`]): what a manager acts on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -63,7 +63,7 @@ pub struct Comments {
     #[serde(default)]
     pub clauses_analysed: u64,
     /// What the comments complain about, clause by clause, whatever the score
-    /// ([`clauses`](super::clauses)); most common first.
+    /// ([`clauses`]); most common first.
     #[serde(default)]
     pub problems: Vec<Finding>,
     /// What they praise.

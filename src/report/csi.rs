@@ -15,6 +15,7 @@ use super::clauses::{self, Finding};
 use super::comments::{self, Comments};
 use super::outcomes::Outcomes;
 use super::query::{Grouping, Period, Query, local_date};
+use super::scale::{self, Scale};
 use super::stats::{self, CI_METHOD, Scores};
 use super::{CsiData, Distribution, zone_name};
 use crate::store::Rating;
@@ -27,16 +28,19 @@ pub const MIN_SAMPLE: u64 = 5;
 pub const NONE_KEY: &str = "(none)";
 
 /// Settings of a CSI report beyond the query.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CsiOptions {
     /// See [`MIN_SAMPLE`].
     pub min_sample: u64,
+    /// The scale of the survey flow's ratings (its `fn scale()`).
+    pub scale: Scale,
 }
 
 impl Default for CsiOptions {
     fn default() -> Self {
         CsiOptions {
             min_sample: MIN_SAMPLE,
+            scale: Scale::default(),
         }
     }
 }
@@ -86,13 +90,28 @@ pub struct CsiStats {
     /// The 95 % confidence interval of `average` (see `confidence_interval`), clipped to 1–5;
     /// null below two responses.
     pub ci95: Option<[f64; 2]>,
-    /// Share of 4–5, 0–100.
+    /// Share of the positive scores (CSAT 4–5, NPS promoters, CES easy), 0–100.
     pub positive_pct: Option<f64>,
-    /// Share of 1–2, 0–100.
+    /// Share of the negative scores (CSAT 1–2, NPS detractors, CES hard), 0–100.
     pub negative_pct: Option<f64>,
+    /// Every score of the scale → how many.
     pub distribution: Distribution,
     /// Fewer than `min_sample` responses: shown, not ranked.
     pub insufficient_sample: bool,
+    /// NPS surveys: promoters % − detractors % (−100..100), its interval and the shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nps_ci95: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoters_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passives_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detractors_pct: Option<f64>,
+    /// CES surveys: the share of "easy" (5–7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub easy_pct: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Previous>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,18 +250,19 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
             total_prev.merge(&f.tally);
         }
     }
-    let mut total_stats = stats(&total, min);
+    let mut total_stats = stats(&total, options);
     compare(
         &mut total_stats,
         &total,
         &total_prev,
         format!("{prev_from}..{prev_to}"),
+        &options.scale,
     );
 
     // Groups.
     let mut groups = match query.by.period() {
-        Some(period) => period_groups(query, period, &facts, min),
-        None => key_groups(query, &facts, min, prev_from, prev_to),
+        Some(period) => period_groups(query, period, &facts, options),
+        None => key_groups(query, &facts, options, prev_from, prev_to),
     };
 
     // Trend: every period of the range.
@@ -258,7 +278,7 @@ pub fn compute(query: &Query, zone: &TimeZone, data: &CsiData, options: &CsiOpti
         .each(query.from, query.to)
         .into_iter()
         .map(|(key, _)| CsiGroup {
-            stats: stats(&by_trend.get(&key).copied().unwrap_or_default(), min),
+            stats: stats(&by_trend.get(&key).copied().unwrap_or_default(), options),
             key,
             ..CsiGroup::default()
         })
@@ -359,7 +379,12 @@ fn period_name(p: Period) -> &'static str {
 
 /// Groups by day/week/month: each period of the range (clipped to it), compared with the whole
 /// period before it.
-fn period_groups(query: &Query, period: Period, facts: &[Fact], min: u64) -> Vec<CsiGroup> {
+fn period_groups(
+    query: &Query,
+    period: Period,
+    facts: &[Fact],
+    options: &CsiOptions,
+) -> Vec<CsiGroup> {
     let mut clipped: HashMap<String, Tally> = HashMap::new();
     let mut whole: HashMap<String, Tally> = HashMap::new();
     for f in facts {
@@ -374,10 +399,10 @@ fn period_groups(query: &Query, period: Period, facts: &[Fact], min: u64) -> Vec
         .into_iter()
         .map(|(key, start)| {
             let now = clipped.get(&key).copied().unwrap_or_default();
-            let mut s = stats(&now, min);
+            let mut s = stats(&now, options);
             let prev_key = period.key(period.previous(start));
             let prev = whole.get(&prev_key).copied().unwrap_or_default();
-            compare(&mut s, &now, &prev, prev_key);
+            compare(&mut s, &now, &prev, prev_key, &options.scale);
             let end = period.next(start).checked_sub(1.day()).unwrap_or(start);
             CsiGroup {
                 key,
@@ -395,7 +420,7 @@ fn period_groups(query: &Query, period: Period, facts: &[Fact], min: u64) -> Vec
 fn key_groups(
     query: &Query,
     facts: &[Fact],
-    min: u64,
+    options: &CsiOptions,
     prev_from: Date,
     prev_to: Date,
 ) -> Vec<CsiGroup> {
@@ -412,10 +437,13 @@ fn key_groups(
     let label = format!("{prev_from}..{prev_to}");
     let mut groups: Vec<CsiGroup> = now
         .into_iter()
+        // A key with nothing sent and nothing answered in the range (another flow's
+        // conversations, say) is not a group to show.
+        .filter(|(_, tally)| tally.sent > 0 || tally.scores.n > 0)
         .map(|(key, tally)| {
-            let mut s = stats(&tally, min);
+            let mut s = stats(&tally, options);
             let prev = before.get(&key).copied().unwrap_or_default();
-            compare(&mut s, &tally, &prev, label.clone());
+            compare(&mut s, &tally, &prev, label.clone(), &options.scale);
             CsiGroup {
                 key,
                 stats: s,
@@ -467,21 +495,38 @@ fn key_groups(
     groups
 }
 
-fn stats(t: &Tally, min_sample: u64) -> CsiStats {
+fn stats(t: &Tally, options: &CsiOptions) -> CsiStats {
     let s = &t.scores;
+    let scale = &options.scale;
+    let (lowest, highest) = (f64::from(scale.min), f64::from(scale.max));
+    let nps = (scale.kind == "nps")
+        .then(|| scale::nps(s, scale))
+        .flatten();
     CsiStats {
         surveys_sent: t.sent,
         delivered: t.delivered,
         responses: s.n,
         response_rate: (t.sent > 0).then(|| stats::round(100.0 * s.n as f64 / t.sent as f64, 1)),
         average: s.mean().map(|m| stats::round(m, 2)),
-        // Clipped to the scale: no mean of 1–5 scores lies outside it, whatever t says.
-        ci95: stats::mean_ci(s)
-            .map(|(lo, hi)| [stats::round(lo.max(1.0), 2), stats::round(hi.min(5.0), 2)]),
-        positive_pct: s.positive_pct().map(|p| stats::round(p, 1)),
-        negative_pct: s.negative_pct().map(|p| stats::round(p, 1)),
-        distribution: Distribution::from_counts(&s.distribution),
-        insufficient_sample: s.n < min_sample,
+        // Clipped to the scale: no mean of its scores lies outside it, whatever t says.
+        ci95: stats::mean_ci(s).map(|(lo, hi)| {
+            [
+                stats::round(lo.max(lowest), 2),
+                stats::round(hi.min(highest), 2),
+            ]
+        }),
+        positive_pct: s.pct_in(scale::positive(scale)).map(|p| stats::round(p, 1)),
+        negative_pct: s.pct_in(scale::negative(scale)).map(|p| stats::round(p, 1)),
+        distribution: Distribution::from_scores(s, scale),
+        insufficient_sample: s.n < options.min_sample,
+        nps: nps.map(|n| n.nps),
+        nps_ci95: nps.and_then(|n| n.ci95),
+        promoters_pct: nps.map(|n| n.promoters_pct),
+        passives_pct: nps.map(|n| n.passives_pct),
+        detractors_pct: nps.map(|n| n.detractors_pct),
+        easy_pct: (scale.kind == "ces")
+            .then(|| s.pct_in(scale::positive(scale)).map(|p| stats::round(p, 1)))
+            .flatten(),
         previous: None,
         change: None,
     }
@@ -489,8 +534,9 @@ fn stats(t: &Tally, min_sample: u64) -> CsiStats {
 
 /// Fills `previous` and `change` of `s` (the stats of `now`) from the tally of the period
 /// before. Deltas come from the unrounded numbers, then are rounded.
-fn compare(s: &mut CsiStats, now: &Tally, prev: &Tally, period: String) {
+fn compare(s: &mut CsiStats, now: &Tally, prev: &Tally, period: String, scale: &Scale) {
     let p = &prev.scores;
+    let positive = |x: &Scores| x.pct_in(scale::positive(scale));
     let diff = |a: Option<f64>, b: Option<f64>, places| match (a, b) {
         (Some(a), Some(b)) => Some(stats::round(a - b, places)),
         _ => None,
@@ -499,13 +545,13 @@ fn compare(s: &mut CsiStats, now: &Tally, prev: &Tally, period: String) {
         surveys_sent: now.sent as i64 - prev.sent as i64,
         responses: now.scores.n as i64 - p.n as i64,
         average: diff(now.scores.mean(), p.mean(), 2),
-        positive_pct: diff(now.scores.positive_pct(), p.positive_pct(), 1),
+        positive_pct: diff(positive(&now.scores), positive(p), 1),
     });
     s.previous = Some(Previous {
         period,
         surveys_sent: prev.sent,
         responses: p.n,
         average: p.mean().map(|m| stats::round(m, 2)),
-        positive_pct: p.positive_pct().map(|x| stats::round(x, 1)),
+        positive_pct: positive(p).map(|x| stats::round(x, 1)),
     });
 }

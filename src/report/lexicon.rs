@@ -39,6 +39,8 @@ pub struct Lexicon {
     pub negate_after: HashSet<String>,
     negate_suffixes: Vec<String>,
     pub intensifier: HashSet<String>,
+    /// Words that wish for what a praise word names (`можно быстрее`, `could be faster`).
+    pub wish: HashSet<String>,
     pub contrast: HashSet<String>,
     pub keep: HashSet<String>,
     pub filler: HashSet<String>,
@@ -91,6 +93,7 @@ impl Lexicon {
                 "negate" => &mut self.negate,
                 "negate_after" => &mut self.negate_after,
                 "intensifier" => &mut self.intensifier,
+                "wish" => &mut self.wish,
                 "contrast" => &mut self.contrast,
                 "keep" => &mut self.keep,
                 "filler" => &mut self.filler,

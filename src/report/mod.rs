@@ -36,6 +36,7 @@ pub mod outcomes;
 pub mod query;
 pub mod remote;
 pub mod render;
+pub mod scale;
 pub mod source;
 pub mod stats;
 
@@ -140,14 +141,24 @@ impl<'de> Deserialize<'de> for Counts {
     }
 }
 
-/// Scores 1–5 → how many; every score is present, so the JSON always has `"1"`..`"5"`.
+/// Every score of the survey's scale → how many; every score is present, so the JSON has
+/// `"1"`..`"5"` for CSAT, `"0"`..`"10"` for NPS.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Distribution(pub Counts);
 
 impl Distribution {
-    pub fn from_counts(counts: &[u64; 5]) -> Distribution {
-        Distribution(Counts((1..=5).zip(counts.iter().copied()).collect()))
+    pub fn from_scores(scores: &stats::Scores, scale: &scale::Scale) -> Distribution {
+        Distribution(Counts(
+            (scale.min..=scale.max.min(stats::MAX_SCORE))
+                .map(|s| (u32::from(s), scores.distribution[usize::from(s)]))
+                .collect(),
+        ))
+    }
+
+    /// The scores it has, lowest first.
+    pub fn scores(&self) -> impl Iterator<Item = u8> + '_ {
+        self.0.0.keys().filter_map(|k| u8::try_from(*k).ok())
     }
 
     pub fn count(&self, score: u8) -> u64 {

@@ -8,15 +8,18 @@ pub const CONFIDENCE: f64 = 0.95;
 pub const CI_METHOD: &str = "95% confidence interval of the mean, Student's t with n-1 degrees \
                              of freedom and the sample standard deviation";
 
-/// Count, sum and sum of squares of 1–5 scores, plus the distribution: enough for the mean,
-/// the standard deviation and the percentages, and cheap to merge.
+/// The highest score any scale may have (NPS: 0–10).
+pub const MAX_SCORE: u8 = 10;
+
+/// Count, sum and sum of squares of scores (0–10, whatever the scale), plus the distribution:
+/// enough for the mean, the standard deviation and the shares, and cheap to merge.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Scores {
     pub n: u64,
     pub sum: f64,
     pub sum_sq: f64,
-    /// `distribution[s - 1]`: how many scores were `s`.
-    pub distribution: [u64; 5],
+    /// `distribution[s]`: how many scores were `s`.
+    pub distribution: [u64; MAX_SCORE as usize + 1],
 }
 
 impl Scores {
@@ -25,8 +28,8 @@ impl Scores {
         self.n += 1;
         self.sum += x;
         self.sum_sq += x * x;
-        if (1..=5).contains(&score) {
-            self.distribution[usize::from(score - 1)] += 1;
+        if score <= MAX_SCORE {
+            self.distribution[usize::from(score)] += 1;
         }
     }
 
@@ -36,8 +39,8 @@ impl Scores {
         self.n += n;
         self.sum += x * n as f64;
         self.sum_sq += x * x * n as f64;
-        if (1..=5).contains(&score) {
-            self.distribution[usize::from(score - 1)] += n;
+        if score <= MAX_SCORE {
+            self.distribution[usize::from(score)] += n;
         }
     }
 
@@ -65,18 +68,17 @@ impl Scores {
         Some(var.max(0.0).sqrt())
     }
 
-    /// Share of scores 4–5, 0–100.
-    pub fn positive_pct(&self) -> Option<f64> {
-        self.pct(self.distribution[3] + self.distribution[4])
+    /// How many scores lie in `range`.
+    pub fn count_in(&self, range: std::ops::RangeInclusive<u8>) -> u64 {
+        range
+            .filter(|s| *s <= MAX_SCORE)
+            .map(|s| self.distribution[usize::from(s)])
+            .sum()
     }
 
-    /// Share of scores 1–2, 0–100.
-    pub fn negative_pct(&self) -> Option<f64> {
-        self.pct(self.distribution[0] + self.distribution[1])
-    }
-
-    fn pct(&self, k: u64) -> Option<f64> {
-        (self.n > 0).then(|| 100.0 * k as f64 / self.n as f64)
+    /// The share of scores in `range`, 0–100; `None` without scores.
+    pub fn pct_in(&self, range: std::ops::RangeInclusive<u8>) -> Option<f64> {
+        (self.n > 0).then(|| 100.0 * self.count_in(range) as f64 / self.n as f64)
     }
 }
 
@@ -257,8 +259,8 @@ mod tests {
             (lo - 3.161).abs() < 1e-3 && (hi - 5.239).abs() < 1e-3,
             "{lo} {hi}"
         );
-        assert_eq!(s.positive_pct(), Some(80.0));
-        assert_eq!(s.negative_pct(), Some(0.0));
+        assert_eq!(s.pct_in(4..=5), Some(80.0));
+        assert_eq!(s.pct_in(1..=2), Some(0.0));
         let mut one = Scores::default();
         one.add(3);
         assert_eq!(mean_ci(&one), None);

@@ -545,16 +545,18 @@ fn table_fits_100_columns() {
 #[test]
 fn csv_has_a_total_row_and_one_row_per_group() {
     let text = String::from_utf8(render::render(&full_report(), Format::Csv).unwrap()).unwrap();
+    // A byte order mark, so Excel reads the Cyrillic right.
+    let text = text.strip_prefix('\u{feff}').expect("a BOM");
     let lines: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 1 + 1 + 6);
-    assert!(lines[0].starts_with("operator,surveys_sent,delivered,responses,"));
+    assert!(lines[0].starts_with("from,to,operator,surveys_sent,delivered,responses,"));
     assert!(
-        lines[1].starts_with("total,1203,1053,903,75.1,4.05,"),
+        lines[1].starts_with("2026-11-01,2026-11-30,total,1203,1053,903,75.1,4.05,"),
         "{}",
         lines[1]
     );
     assert!(
-        lines[2].starts_with("op-11,240,210,180,75,4.67,4.6,4.74,"),
+        lines[2].starts_with("2026-11-01,2026-11-30,op-11,240,210,180,75,4.67,4.6,4.74,"),
         "{}",
         lines[2]
     );
@@ -578,7 +580,25 @@ fn xlsx_reads_back_as_a_workbook_with_numbers_and_a_chart() {
         ]
     );
     let groups = book.worksheet_range("Groups").unwrap();
-    assert_eq!(groups.get_value((0, 0)), Some(&Data::String("key".into())));
+    // Headers in words.
+    let header: Vec<String> = (groups.rows().next().unwrap().iter())
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        header[..5],
+        [
+            "Key",
+            "Surveys sent",
+            "Delivered",
+            "Responses",
+            "Response rate"
+        ]
+    );
+    assert!(header.contains(&"95% CI low".to_owned()), "{header:?}");
+    // Percentages are fractions with a percent format: 75 % is 0.75.
+    assert_eq!(groups.get_value((1, 4)), Some(&Data::Float(0.75)));
+    let styles = zip_entry(&bytes, "xl/styles.xml");
+    assert!(styles.contains("formatCode=\"0.0%\""), "{styles}");
     assert_eq!(
         groups.get_value((1, 0)),
         Some(&Data::String("op-11".into()))
@@ -593,10 +613,25 @@ fn xlsx_reads_back_as_a_workbook_with_numbers_and_a_chart() {
             .find(|row| row[0] == Data::String(field.into()))
             .map(|row| row[1].clone())
     };
-    assert_eq!(value("responses"), Some(Data::Float(903.0)));
-    assert_eq!(value("average"), Some(Data::Float(4.05)));
+    assert_eq!(value("Responses"), Some(Data::Float(903.0)));
+    assert_eq!(value("Positive (4–5)"), Some(Data::Float(0.794)));
+    assert_eq!(value("Average"), Some(Data::Float(4.05)));
     let trend = book.worksheet_range("Trend").unwrap();
     assert_eq!(trend.height(), 31);
+    // No column that is empty in every row (a trend point has no rank or previous period).
+    let width = trend.width();
+    for c in 0..width {
+        assert!(
+            (1..trend.height()).any(|r| !matches!(trend.get((r, c)), None | Some(Data::Empty))),
+            "column {c} of Trend is empty"
+        );
+    }
+    // The chart has axis titles and the 1–5 scale.
+    let chart = zip_entry(&bytes, "xl/charts/chart1.xml");
+    assert!(
+        chart.contains("Average score") && chart.contains("<c:max val=\"5\"/>"),
+        "{chart}"
+    );
     let anomalies = book.worksheet_range("Anomalies").unwrap();
     assert_eq!(
         anomalies.get_value((1, 0)),
@@ -622,10 +657,10 @@ fn html_is_self_contained_with_svg_charts() {
     let Report::Csi(csi) = full_report() else {
         unreachable!("full_report is a CSI report")
     };
-    let page = render::html::page(Some(&csi), Some(&inc));
+    let page = render::html::page(Some(&csi), Some(&inc), &Default::default());
     assert!(page.starts_with("<!doctype html>"));
-    // Trend, distribution, per operator, calls per day, time to ack, levels.
-    assert_eq!(page.matches("<svg").count(), 6, "six charts");
+    // Trend, CSAT %, distribution, per operator, calls per day, time to ack, levels.
+    assert_eq!(page.matches("<svg").count(), 7, "seven charts");
     for external in [
         "http://", "https://", "url(", "<script", "<link", "src=", "@import",
     ] {
@@ -644,7 +679,7 @@ fn html_is_self_contained_with_svg_charts() {
         "долго <script>alert(1)</script>",
     ));
     let r = csi_of(&data, &november(Grouping::Operator));
-    let page = render::html::page(Some(&r), None);
+    let page = render::html::page(Some(&r), None, &Default::default());
     assert!(!page.contains("<script"));
     assert!(page.contains("&lt;b&gt;op&lt;/b&gt;"));
 }
@@ -1004,7 +1039,7 @@ fn every_format_carries_the_analysis_sections() {
     let csv = text(&incidents_report, Format::Csv);
     assert!(csv.contains("\r\nstaff,acknowledged,") && csv.contains("\r\nunacknowledged_at,"));
 
-    let page = render::html::page(Some(&csi), Some(&inc));
+    let page = render::html::page(Some(&csi), Some(&inc), &Default::default());
     assert!(page.contains("Problems · of") && page.contains("How the "));
     assert!(page.contains("Unacknowledged calls:") && page.contains("Acknowledged by"));
 
@@ -1012,5 +1047,33 @@ fn every_format_carries_the_analysis_sections() {
     let book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
     for sheet in ["By level", "Staff", "Unacknowledged"] {
         assert!(book.sheet_names().iter().any(|s| s == sheet), "{sheet}");
+    }
+}
+
+/// One file of an XLSX package, as text (the package is a zip).
+fn zip_entry(bytes: &[u8], name: &str) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut file = archive.by_name(name).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+    text
+}
+
+#[test]
+fn an_empty_xlsx_section_says_none() {
+    use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+    let empty = Report::Csi(Box::new(csi_of(
+        &CsiData::default(),
+        &november(Grouping::Operator),
+    )));
+    let bytes = render::render(&empty, Format::Xlsx).unwrap();
+    let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    for sheet in ["Groups", "Anomalies", "Problems and praise"] {
+        let range = book.worksheet_range(sheet).unwrap();
+        assert_eq!(
+            range.get_value((1, 0)),
+            Some(&Data::String("none".into())),
+            "{sheet}"
+        );
     }
 }

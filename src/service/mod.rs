@@ -16,6 +16,7 @@
 pub mod core;
 pub mod demo;
 pub mod driver;
+pub mod history;
 pub mod inbound;
 pub mod outbox;
 pub mod receipts;

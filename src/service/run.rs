@@ -35,13 +35,16 @@ pub enum RunError {
     /// back on. A config problem: exit 2.
     #[error("{0}")]
     Flows(String),
+    /// The config lacks what running needs (an `[[smsc]]`): exit 2.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl RunError {
     /// The exit code `smsflow run` ends with (SPEC: 2 for bad config, 1 for the job failing).
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Flows(_) => 2,
+            RunError::Flows(_) | RunError::Config(_) => 2,
             _ => 1,
         }
     }
@@ -102,6 +105,8 @@ pub async fn run_with(
     options: RunOptions,
     stop_requested: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    // Before the store opens: a config that cannot run changes nothing on disk.
+    config.require_smsc()?;
     // Before the flows load, so their first loads are counted.
     let exporter = crate::metrics::install();
     // CSI tallies count local days of service.timezone (recounted if it changed).

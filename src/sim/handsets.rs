@@ -8,8 +8,10 @@
 //! waits the planned delay and injects the reply as an MO.
 //!
 //! Must not: read a clock or an unseeded random source in the planner (a reply is a function of
-//! the seed, the recipient, how many texts that recipient got before, and the text), or talk
-//! SMPP (replies go through [`SmscHandle::inject_mo`]).
+//! the seed, the recipient, the text and how many times that recipient got that text before,
+//! so it does not depend on how texts to one number interleave: a supervisor called for two
+//! ratings answers each call the same way whichever comes first), or talk SMPP (replies go
+//! through [`SmscHandle::inject_mo`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::smsc::SmscHandle;
-use super::{Mo, SplitMix64, Submitted, SubscribersConfig};
+use super::{Mo, SplitMix64, Submitted, SubscribersConfig, fnv1a};
 
 /// A survey question contains one of these …
 pub const SURVEY_MARKERS: &[&str] = &["Оцените", "оцените", "Rate", "rate", "Baholang", "baholang"];
@@ -183,9 +185,9 @@ pub struct PlannedReply {
 pub struct Handsets {
     config: SubscribersConfig,
     seed: u64,
-    /// How many MT texts each recipient has had, so the n-th text to a number always draws the
-    /// same numbers however the traffic of different numbers interleaves.
-    received: HashMap<String, u64>,
+    /// How many times each recipient has had each text (by its hash), so the n-th copy of a
+    /// text to a number always draws the same numbers however other traffic interleaves.
+    received: HashMap<(String, u64), u64>,
 }
 
 impl Handsets {
@@ -199,11 +201,15 @@ impl Handsets {
 
     /// The reply `mt`'s recipient will send, if any.
     pub fn on_mt(&mut self, mt: &Submitted) -> Option<PlannedReply> {
-        let count = self.received.entry(mt.destination.clone()).or_default();
+        let text = fnv1a(mt.text.as_bytes());
+        let count = (self.received)
+            .entry((mt.destination.clone(), text))
+            .or_default();
         *count += 1;
         let mut rng = SplitMix64::new(
             self.seed
                 ^ fnv1a(mt.destination.as_bytes())
+                ^ text.rotate_left(29)
                 ^ count.wrapping_mul(0xA24B_AED4_963E_E407),
         );
         let (text, after) = match classify(&mt.text) {
@@ -269,15 +275,9 @@ fn rating(rng: &mut SplitMix64) -> String {
         .replace("{uz}", UZBEK_WORDS[i])
 }
 
-/// FNV-1a: a stable hash of the recipient for the generator's seed (std's hasher is randomly
-/// keyed per process).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
-    })
-}
-
-/// Runs the planner over the simulator's submitted messages until `stop`.
+/// Runs the planner over the simulator's submitted messages until `stop`. Each message was
+/// counted in [`super::SimStats::replies_pending`] when it was handed over; the count drops
+/// when the planner decides on no reply, or once the reply is injected (an MO pending then).
 pub(crate) fn spawn(
     smsc: SmscHandle,
     mut handsets: Handsets,
@@ -294,6 +294,7 @@ pub(crate) fn spawn(
                 },
             };
             let Some(reply) = handsets.on_mt(&mt) else {
+                smsc.reply_settled();
                 continue;
             };
             debug!(from = %reply.mo.source, after = ?reply.after, text = %reply.mo.text, "handset will reply");
@@ -307,6 +308,7 @@ pub(crate) fn spawn(
                         }
                     }
                 }
+                smsc.reply_settled();
             });
         }
     });

@@ -44,8 +44,9 @@ pub struct SimConfig {
     pub max_tps: Option<u32>,
     /// How long after a submit_sm asking for one the delivery receipt is sent. Default 200 ms.
     pub receipt_delay: Duration,
-    /// Share of receipts that report UNDELIV (0.0..=1.0), chosen by the seeded generator.
-    /// Default 0.0.
+    /// Share of destination numbers that are unreachable (0.0..=1.0): every receipt for one
+    /// reports UNDELIV and, with [`SimConfig::subscribers`], nobody answers there. Chosen per
+    /// number from the seed, so it does not depend on the order messages come in. Default 0.0.
     pub receipt_failure_share: f64,
     /// How long the simulator waits for a deliver_sm_resp (or enquire_link_resp) before it
     /// treats the deliver_sm as not delivered (or the link as dead). Default 10 s.
@@ -144,22 +145,42 @@ impl Default for SubscribersConfig {
     }
 }
 
-/// A delay drawn uniformly from `min..=max`.
+/// A delay drawn uniformly from `min..=max`, or from `min`, `min + step`, ... up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DelayRange {
     pub min: Duration,
     pub max: Duration,
+    /// Zero: any delay in the range. Else only whole steps from `min`, so delays stay apart
+    /// from a timer's deadline by a margin (see [`DelayRange::in_steps`]).
+    pub step: Duration,
 }
 
 impl DelayRange {
     pub const fn new(min: Duration, max: Duration) -> Self {
-        Self { min, max }
+        Self {
+            min,
+            max,
+            step: Duration::ZERO,
+        }
+    }
+
+    /// Only `min`, `min + step`, ... `<= max`. A run on the real clock then repeats: e.g. acks
+    /// at 2, 4, 6 or 8 s against a 5 s timeout are a second from it, never a race with it.
+    pub const fn in_steps(self, step: Duration) -> Self {
+        Self { step, ..self }
     }
 
     /// The delay at `fraction` (0.0..1.0) of the way from `min` to `max`.
     pub fn at(&self, fraction: f64) -> Duration {
         let span = self.max.saturating_sub(self.min);
-        self.min + span.mul_f64(fraction.clamp(0.0, 1.0))
+        let fraction = fraction.clamp(0.0, 1.0);
+        if self.step.is_zero() {
+            return self.min + span.mul_f64(fraction);
+        }
+        let steps = span.as_nanos() / self.step.as_nanos();
+        // fraction < 1.0 picks one of the steps + 1 values evenly; 1.0 is the last.
+        let index = ((fraction * (steps + 1) as f64) as u128).min(steps);
+        self.min + self.step * u32::try_from(index).unwrap_or(u32::MAX)
     }
 
     fn validate(&self, field: &'static str) -> Result<(), SimError> {
@@ -268,11 +289,41 @@ pub struct SimStats {
     pub mo_pending: u64,
     /// MO deliver_sm sent again after a temporary error, a timeout or a lost session.
     pub mo_redelivered: u64,
+    /// Delivery receipts not answered for good yet (waiting for their delay, queued, in
+    /// flight or to be retried).
+    pub receipts_pending: u64,
+    /// Replies of the simulated people not sent yet: planned (waiting for their delay) or
+    /// still being planned. With `mo_pending` and `receipts_pending` at zero the simulator
+    /// has nothing more to say until something is submitted.
+    pub replies_pending: u64,
     /// generic_nack sent for frames that did not decode or commands we do not take.
     pub generic_nacks_sent: u64,
     /// TLS handshakes that failed or timed out (with [`SimConfig::tls`]): an ESME without the
     /// client certificate asked for, or one that does not trust the simulator's.
     pub tls_handshakes_failed: u64,
+}
+
+impl SimStats {
+    /// Nothing the simulator owes the ESME: no MO, receipt or reply of a simulated person
+    /// waiting to go out or to be answered.
+    pub fn idle(&self) -> bool {
+        self.mo_pending == 0 && self.receipts_pending == 0 && self.replies_pending == 0
+    }
+}
+
+/// Whether the handset at `number` is unreachable (see [`SimConfig::receipt_failure_share`]):
+/// a pure function of the seed and the number.
+pub(crate) fn unreachable(seed: u64, share: f64, number: &str) -> bool {
+    share > 0.0
+        && SplitMix64::new(seed ^ fnv1a(number.as_bytes()).rotate_left(17)).next_f64() < share
+}
+
+/// FNV-1a: a stable hash for the generator's seeds (std's hasher is randomly keyed per
+/// process).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 /// What can go wrong using the simulator.
@@ -343,5 +394,44 @@ impl SplitMix64 {
             return None;
         }
         items.get(usize::try_from(self.next_u64() % len).ok()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stepped_delays_take_only_whole_steps() {
+        let range = DelayRange::new(Duration::from_secs(2), Duration::from_secs(8))
+            .in_steps(Duration::from_secs(2));
+        let secs = |f: f64| range.at(f).as_secs_f64();
+        assert_eq!(secs(0.0), 2.0);
+        assert_eq!(secs(0.24), 2.0);
+        assert_eq!(secs(0.26), 4.0);
+        assert_eq!(secs(0.99), 8.0);
+        assert_eq!(secs(1.0), 8.0);
+        let mut seen: Vec<f64> = (0..100).map(|i| secs(f64::from(i) / 100.0)).collect();
+        seen.dedup();
+        assert_eq!(seen, [2.0, 4.0, 6.0, 8.0]);
+        // Without steps, anything in between.
+        let plain = DelayRange::new(Duration::from_secs(2), Duration::from_secs(8));
+        assert_eq!(plain.at(0.25), Duration::from_millis(3500));
+    }
+
+    #[test]
+    fn unreachable_numbers_depend_on_seed_and_number_only() {
+        let numbers: Vec<String> = (0..2000).map(|i| format!("99890{i:07}")).collect();
+        let off = |seed| -> Vec<&String> {
+            numbers
+                .iter()
+                .filter(|n| unreachable(seed, 0.05, n))
+                .collect()
+        };
+        assert_eq!(off(7), off(7));
+        assert_ne!(off(7), off(8));
+        assert!((50..150).contains(&off(7).len()), "{}", off(7).len());
+        assert!(!numbers.iter().any(|n| unreachable(7, 0.0, n)));
+        assert!(numbers.iter().all(|n| unreachable(7, 1.0, n)));
     }
 }

@@ -22,7 +22,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -36,7 +36,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::handsets::{self, Handsets};
-use super::{Mo, RawDeliver, SimAddress, SimConfig, SimError, SimStats, SplitMix64, Submitted};
+use super::{
+    Mo, RawDeliver, SimAddress, SimConfig, SimError, SimStats, SplitMix64, Submitted, unreachable,
+};
 use crate::smpp::concat::{MessageKey, Offer, Part, Reassembler};
 use crate::smpp::encode::{self, Address, BindMode, Param, ShortMessage};
 use crate::smpp::pdu::{Bind, Sm};
@@ -223,6 +225,11 @@ impl SmscHandle {
 
     pub fn stats(&self) -> SimStats {
         self.shared.stats.snapshot()
+    }
+
+    /// A message handed to the simulated people was answered, or will not be.
+    pub(crate) fn reply_settled(&self) {
+        self.shared.stats.replies_pending.fetch_sub(1, Relaxed);
     }
 
     /// Delay every submit_sm_resp from now on by `latency`.
@@ -415,9 +422,10 @@ impl Shared {
 
     /// Forgets a delivery for good (the simulator is stopping); its handle reports `Stopped`.
     fn drop_delivery(&self, delivery: Delivery) {
-        if delivery.kind == DeliveryKind::Mo {
-            self.stats.mo_pending.fetch_sub(1, Relaxed);
-        }
+        match delivery.kind {
+            DeliveryKind::Mo => self.stats.mo_pending.fetch_sub(1, Relaxed),
+            DeliveryKind::Receipt => self.stats.receipts_pending.fetch_sub(1, Relaxed),
+        };
     }
 
     fn schedule(&self, due: Instant, delivery: Delivery) {
@@ -451,6 +459,8 @@ impl Shared {
             };
             counter.fetch_add(1, Relaxed);
             self.stats.mo_pending.fetch_sub(1, Relaxed);
+        } else {
+            self.stats.receipts_pending.fetch_sub(1, Relaxed);
         }
         if let Some(done) = delivery.done {
             // The caller may have dropped its handle; that is its business.
@@ -472,19 +482,17 @@ impl Shared {
             .is_some_and(|bucket| !lock(bucket).take(now))
     }
 
-    /// Whether the receipt for message number `number` reports failure; a pure function of the
-    /// seed and the number, so it does not depend on which session or thread asks.
-    fn receipt_fails(&self, number: u64) -> bool {
-        let share = self.config.receipt_failure_share;
-        share > 0.0
-            && SplitMix64::new(self.config.seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                .next_f64()
-                < share
+    /// Whether messages to `number` never reach a handset: their receipts say UNDELIV and
+    /// nobody answers them. The same for every message to the number, whatever order, session
+    /// or thread they come in.
+    fn unreachable(&self, number: &str) -> bool {
+        unreachable(self.config.seed, self.config.receipt_failure_share, number)
     }
 
-    /// The delivery receipt for the accepted submit_sm `sm` (message `number`, id `id`).
-    fn receipt(&self, number: u64, id: &str, sm: &Sm<'_>) -> Result<Delivery, SimError> {
-        let (dlvrd, stat, err, state) = if self.receipt_fails(number) {
+    /// The delivery receipt for the accepted submit_sm `sm` (message id `id`).
+    fn receipt(&self, id: &str, sm: &Sm<'_>) -> Result<Delivery, SimError> {
+        let to = sm.destination_addr.to_str_lossy();
+        let (dlvrd, stat, err, state) = if self.unreachable(&to) {
             ("000", "UNDELIV", "001", STATE_UNDELIVERABLE)
         } else {
             ("001", "DELIVRD", "000", STATE_DELIVERED)
@@ -536,9 +544,14 @@ impl Shared {
         let Some(event) = self.assemble(system_id, sm, message_id) else {
             return;
         };
-        if let Some(handsets) = &self.handsets {
-            // Closed only when the simulator stops.
-            let _ = handsets.send(event.clone());
+        if let Some(handsets) = &self.handsets
+            && !self.unreachable(&event.destination)
+        {
+            self.stats.replies_pending.fetch_add(1, Relaxed);
+            if handsets.send(event.clone()).is_err() {
+                // Closed only when the simulator stops: no reply will come.
+                self.stats.replies_pending.fetch_sub(1, Relaxed);
+            }
         }
         if broadcast {
             // No receivers left since the check above: nothing to do.
@@ -646,6 +659,8 @@ struct Stats {
     mo_rejected: AtomicU64,
     mo_pending: AtomicU64,
     mo_redelivered: AtomicU64,
+    receipts_pending: AtomicU64,
+    replies_pending: AtomicU64,
     generic_nacks_sent: AtomicU64,
     tls_handshakes_failed: AtomicU64,
 }
@@ -665,6 +680,8 @@ impl Stats {
             mo_rejected: self.mo_rejected.load(Relaxed),
             mo_pending: self.mo_pending.load(Relaxed),
             mo_redelivered: self.mo_redelivered.load(Relaxed),
+            receipts_pending: self.receipts_pending.load(Relaxed),
+            replies_pending: self.replies_pending.load(Relaxed),
             generic_nacks_sent: self.generic_nacks_sent.load(Relaxed),
             tls_handshakes_failed: self.tls_handshakes_failed.load(Relaxed),
         }
@@ -1297,8 +1314,11 @@ impl Session {
         let number = shared.next_message_id.fetch_add(1, Relaxed);
         let id = MessageId::new(number);
         if sm.registered_delivery & RECEIPT_REQUESTED != 0 {
-            match shared.receipt(number, id.as_str(), sm) {
-                Ok(receipt) => shared.schedule(now + shared.config.receipt_delay, receipt),
+            match shared.receipt(id.as_str(), sm) {
+                Ok(receipt) => {
+                    shared.stats.receipts_pending.fetch_add(1, Relaxed);
+                    shared.schedule(now + shared.config.receipt_delay, receipt);
+                }
                 Err(error) => warn!(id = id.as_str(), %error, "cannot build the delivery receipt"),
             }
         }
@@ -1376,29 +1396,11 @@ impl MessageId {
 
 /// `YYMMDDhhmm` in UTC, the receipt text's date format.
 fn receipt_date(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{:02}{month:02}{day:02}{:02}{:02}",
-        year % 100,
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    // Out of jiff's range (years beyond ±9999) only with a broken clock: the epoch then.
+    let at = jiff::Timestamp::try_from(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    at.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%y%m%d%H%M")
+        .to_string()
 }
 
 /// The first 20 characters of the message for the receipt's `text:` field, as printable
@@ -1437,6 +1439,7 @@ mod tests {
 
     #[test]
     fn receipt_dates_are_utc_yymmddhhmm() {
+        use std::time::UNIX_EPOCH;
         assert_eq!(receipt_date(UNIX_EPOCH), "7001010000");
         // 2026-11-22 14:49:30 UTC.
         let at = UNIX_EPOCH + Duration::from_secs(1_795_358_970);

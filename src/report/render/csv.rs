@@ -1,5 +1,6 @@
-//! CSV: one header, a `total` row, then one row per group; numbers unformatted (`.` decimal
-//! point), empty cells for "no value". Then, each after an empty line with its own header, the
+//! CSV: a UTF-8 byte order mark (so Excel reads Cyrillic right; `--no-bom` leaves it out), one
+//! header, a `total` row, then one row per group, each starting with the report's `from` and
+//! `to`; numbers unformatted (`.` decimal point), empty cells for "no value". Then, each after an empty line with its own header, the
 //! sections a manager acts on: outcomes, problems and praise (CSI); time to ack per level,
 //! acknowledgements per staff member and the unacknowledged calls (incidents). The per-score
 //! terms and the anomalies are in the JSON, XLSX and HTML formats.
@@ -9,20 +10,36 @@ use crate::report::Report;
 use crate::report::csi::CsiStats;
 use crate::report::incidents::IncidentStats;
 
+/// What Excel needs to read the file as UTF-8.
+pub const BOM: &str = "\u{feff}";
+
 pub fn render(report: &Report) -> String {
-    let mut out = String::new();
+    let mut out = BOM.to_owned();
     match report {
         Report::Csi(r) => {
-            let mut header = vec![r.by.clone()];
+            let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
             header.extend(
                 csi_fields(&r.total, None)
                     .into_iter()
                     .map(|(name, _)| name.to_owned()),
             );
             row(&mut out, header);
-            row(&mut out, csi_cells("total", &r.total, None));
+            let range = [r.from.clone(), r.to.clone()];
+            row(
+                &mut out,
+                range
+                    .iter()
+                    .cloned()
+                    .chain(csi_cells("total", &r.total, None)),
+            );
             for g in &r.groups {
-                row(&mut out, csi_cells(&g.key, &g.stats, g.rank));
+                row(
+                    &mut out,
+                    range
+                        .iter()
+                        .cloned()
+                        .chain(csi_cells(&g.key, &g.stats, g.rank)),
+                );
             }
             section(&mut out, ["outcome", "count"]);
             for (name, n) in r.outcomes.rows() {
@@ -58,16 +75,29 @@ pub fn render(report: &Report) -> String {
         }
         Report::Incidents(r) => {
             let levels = incident_levels(r);
-            let mut header = vec![r.by.clone()];
+            let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
             header.extend(
                 incident_fields(&r.total, levels)
                     .into_iter()
                     .map(|(name, _)| name),
             );
             row(&mut out, header);
-            row(&mut out, incident_cells("total", &r.total, levels));
+            let range = [r.from.clone(), r.to.clone()];
+            row(
+                &mut out,
+                range
+                    .iter()
+                    .cloned()
+                    .chain(incident_cells("total", &r.total, levels)),
+            );
             for g in &r.groups {
-                row(&mut out, incident_cells(&g.key, &g.stats, levels));
+                row(
+                    &mut out,
+                    range
+                        .iter()
+                        .cloned()
+                        .chain(incident_cells(&g.key, &g.stats, levels)),
+                );
             }
             section(
                 &mut out,

@@ -8,17 +8,20 @@
 use std::fmt::Write;
 
 use super::{duration, num, signed};
-use crate::report::csi::{CsiGroup, CsiReport};
+use crate::report::csi::CsiReport;
+use crate::report::feed::Page;
 use crate::report::incidents::IncidentReport;
 
 /// Score colours, 1 (red) to 5 (green).
 pub(super) const SCORE_COLOURS: [&str; 5] = ["#d73027", "#fc8d59", "#e6c229", "#91cf60", "#1a9850"];
-const ACCENT: &str = "#2f6fb3";
-const MUTED: &str = "#b8c2cc";
-const WARN: &str = "#d9534f";
+pub(super) const ACCENT: &str = "#2f6fb3";
+pub(super) const MUTED: &str = "#b8c2cc";
+pub(super) const WARN: &str = "#d9534f";
 
-/// At most this many groups are drawn as bars (all are in the table).
-pub const MAX_BARS: usize = 20;
+pub use super::svg::MAX_BARS;
+use super::svg::{
+    Column, W, WIDE, column_chart, columns, csat_chart, group_bars, short_period, trend_chart,
+};
 
 /// Text safe inside HTML elements and attribute values.
 pub fn escape(text: &str) -> String {
@@ -47,11 +50,12 @@ h3 { font-size: 14px; margin: 0 0 8px; color: #52606d; font-weight: 600; }
 .sub { color: #616e7c; margin: 0 0 8px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
 .card { background: #fff; border-radius: 8px; padding: 12px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
-.card .label { color: #616e7c; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
+.card .label { color: #616e7c; font-size: 12px; text-transform: uppercase; letter-spacing: .03em;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .card .value { font-size: 24px; font-weight: 650; margin-top: 2px; }
 .card .note { color: #616e7c; font-size: 12px; }
 .up { color: #1a7f37; } .down { color: #c62828; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 12px; margin-top: 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(460px, 100%), 1fr)); gap: 12px; margin-top: 12px; }
 .wide { grid-column: 1 / -1; }
 .panel { background: #fff; border-radius: 8px; padding: 12px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); overflow-x: auto; }
 svg { display: block; width: 100%; height: auto; }
@@ -61,6 +65,7 @@ th, td { padding: 4px 8px; text-align: right; border-bottom: 1px solid #e4e7eb; 
 th:first-child, td:first-child { text-align: left; }
 th { color: #52606d; font-weight: 600; background: #f9fafb; }
 td.muted, tr.muted td { color: #9aa5b1; }
+th.text, td.text { text-align: left; white-space: normal; }
 .terms { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; margin-top: 12px; }
 .term { display: flex; align-items: center; gap: 8px; margin: 3px 0; }
 .term .w { width: 150px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -69,15 +74,65 @@ td.muted, tr.muted td { color: #9aa5b1; }
 blockquote { margin: 6px 0; padding: 4px 10px; border-left: 3px solid #d5dde5; color: #52606d; font-size: 13px; }
 .empty { color: #9aa5b1; font-style: italic; }
 footer { margin-top: 32px; color: #9aa5b1; font-size: 12px; }
+form.controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end; margin: 8px 0 4px; }
+form.controls label { display: flex; flex-direction: column; font-size: 12px; color: #52606d; }
+form.controls input, form.controls select, form.controls button { font: inherit; padding: 3px 6px; }
+.quick a { margin-right: 10px; color: #2f6fb3; }
+.error { background: #fff; border-left: 4px solid #d9534f; padding: 12px 16px; border-radius: 4px; }
+@media (max-width: 600px) {
+  body { padding: 12px 10px 32px; }
+  .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 8px; }
+  .card .value { font-size: 20px; }
+  .terms { grid-template-columns: 1fr; }
+  .term .w { width: 110px; }
+  table { font-size: 12px; }
+  th, td { padding: 3px 5px; }
+  /* Wide charts keep a readable scale and scroll sideways instead of shrinking to 1/3. */
+  .wide svg { min-width: 680px; }
+}
 "#;
 
+/// What the page shows beyond the reports.
+#[derive(Debug, Clone, Default)]
+pub struct PageOptions<'a> {
+    /// When the data was read, as the reader should see it (`2026-12-01 13:45 Asia/Tashkent`).
+    pub generated_at: Option<String>,
+    /// Reload the page every this many seconds.
+    pub refresh: Option<u32>,
+    /// The range and grouping controls of the served dashboard (a file has none).
+    pub controls: Option<Controls>,
+    /// The newest responses, for the feed section.
+    pub responses: Option<&'a Page>,
+}
+
+/// The current values of the dashboard's controls.
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    pub from: String,
+    pub to: String,
+    pub by: String,
+}
+
+/// The choices of the grouping control.
+const GROUPINGS: [&str; 5] = ["operator", "channel", "day", "week", "month"];
+/// The choices of the auto-refresh control, seconds (0: off).
+const REFRESHES: [u32; 4] = [0, 60, 300, 900];
+
 /// The whole page with whichever reports are given.
-pub fn page(csi: Option<&CsiReport>, incidents: Option<&IncidentReport>) -> String {
+pub fn page(
+    csi: Option<&CsiReport>,
+    incidents: Option<&IncidentReport>,
+    options: &PageOptions,
+) -> String {
     let mut out = String::new();
+    let refresh = options
+        .refresh
+        .map(|n| format!("<meta http-equiv=\"refresh\" content=\"{n}\">\n"))
+        .unwrap_or_default();
     let _ = write!(
         out,
         "<!doctype html>\n<html lang=\"ru\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n{refresh}\
          <title>smsflow reports</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
     );
     let range = csi
@@ -85,16 +140,36 @@ pub fn page(csi: Option<&CsiReport>, incidents: Option<&IncidentReport>) -> Stri
         .or(incidents.map(|r| (&r.from, &r.to, &r.timezone)));
     let _ = writeln!(out, "<h1>smsflow reports</h1>");
     if let Some((from, to, zone)) = range {
+        let generated = options
+            .generated_at
+            .as_ref()
+            .map(|at| format!(" · generated {}", escape(at)))
+            .unwrap_or_default();
+        let refreshing = options
+            .refresh
+            .map(|n| {
+                format!(
+                    " · refreshes every {}",
+                    escape(&duration(Some(f64::from(n))))
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "<p class=\"sub\">{} – {} · {}</p>",
+            "<p class=\"sub\">{} – {} · {}{generated}{refreshing}</p>",
             escape(from),
             escape(to),
             escape(zone)
         );
     }
+    if let Some(c) = &options.controls {
+        controls(&mut out, c, options.refresh);
+    }
     if let Some(r) = csi {
         csi_section(&mut out, r);
+    }
+    if let Some(page) = options.responses {
+        super::html_analysis::feed(&mut out, page);
     }
     if let Some(r) = incidents {
         incident_section(&mut out, r);
@@ -102,9 +177,71 @@ pub fn page(csi: Option<&CsiReport>, incidents: Option<&IncidentReport>) -> Stri
     let _ = writeln!(
         out,
         "<footer>Generated by smsflow. Averages are on the 1–5 scale; positive = 4–5, \
-         negative = 1–2.</footer>\n</body>\n</html>"
+         negative = 1–2. Ranks count only groups clearly better (95 % intervals apart).</footer>\n\
+         </body>\n</html>"
     );
     out
+}
+
+/// The range and grouping form (plain GET, no script) and quick ranges.
+fn controls(out: &mut String, c: &Controls, refresh: Option<u32>) {
+    let _ = write!(
+        out,
+        "<form class=\"controls\" method=\"get\" action=\"/reports\">\
+         <label>from<input type=\"date\" name=\"from\" value=\"{}\"></label>\
+         <label>to<input type=\"date\" name=\"to\" value=\"{}\"></label><label>by<select name=\"by\">",
+        escape(&c.from),
+        escape(&c.to)
+    );
+    for by in GROUPINGS {
+        let selected = if by == c.by { " selected" } else { "" };
+        let _ = write!(out, "<option{selected}>{by}</option>");
+    }
+    let _ = write!(
+        out,
+        "</select></label><label>refresh<select name=\"refresh\">"
+    );
+    for n in REFRESHES {
+        let selected = if refresh.unwrap_or(0) == n {
+            " selected"
+        } else {
+            ""
+        };
+        let label = if n == 0 {
+            "off".to_owned()
+        } else {
+            duration(Some(f64::from(n)))
+        };
+        let value = if n == 0 { String::new() } else { n.to_string() };
+        let _ = write!(
+            out,
+            "<option value=\"{value}\"{selected}>{}</option>",
+            escape(&label)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</select></label><button type=\"submit\">Show</button></form>"
+    );
+    let by = escape(&c.by);
+    let _ = writeln!(
+        out,
+        "<p class=\"quick\">Last <a href=\"/reports?days=7&amp;by={by}\">7 days</a>\
+         <a href=\"/reports?days=30&amp;by={by}\">30 days</a>\
+         <a href=\"/reports?days=90&amp;by={by}\">90 days</a></p>"
+    );
+}
+
+/// A page for a bad dashboard request: what was wrong, and the way back.
+pub fn error_page(detail: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"ru\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>smsflow reports: bad request</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <h1>smsflow reports</h1>\n<div class=\"error\"><h3>This report cannot be shown</h3>\
+         <p>{}</p><p><a href=\"/reports\">Show the last 30 days</a></p></div>\n</body>\n</html>\n",
+        escape(detail)
+    )
 }
 
 fn card(out: &mut String, label: &str, value: &str, note: &str) {
@@ -188,6 +325,11 @@ fn csi_section(out: &mut String, r: &CsiReport) {
         out,
         &format!("Average score and responses by {}", r.trend_period),
         &trend_chart(&r.trend),
+    );
+    panel_wide(
+        out,
+        &format!("CSAT % (share of 4–5) by {}", r.trend_period),
+        &csat_chart(&r.trend),
     );
     let dist: Vec<(String, f64, &str)> = (1..=5u8)
         .map(|s| {
@@ -311,21 +453,42 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
     );
     card(
         out,
-        "Median time to ack",
+        "Median ack",
         &duration(t.median_ack_seconds),
-        "",
+        "time to acknowledge",
     );
-    card(out, "p90 time to ack", &duration(t.p90_ack_seconds), "");
+    card(
+        out,
+        "p90 ack",
+        &duration(t.p90_ack_seconds),
+        "9 in 10 taken within",
+    );
     let _ = writeln!(out, "</div>\n<div class=\"charts\">");
-    let trend: Vec<(String, f64, &str)> = r
+    let (first, later) = (
+        ("taken at level 1", ACCENT),
+        ("taken after escalating", "#f0ad4e"),
+    );
+    let never = ("not taken", WARN);
+    let trend: Vec<Column> = r
         .trend
         .iter()
-        .map(|g| (short_period(&g.key), g.stats.incidents as f64, ACCENT))
+        .map(|g| {
+            let s = &g.stats;
+            let at_first = s.acknowledged_at_level.get(1);
+            (
+                short_period(&g.key),
+                vec![
+                    (at_first as f64, first.1, first.0),
+                    ((s.acknowledged - at_first) as f64, later.1, later.0),
+                    (s.unacknowledged as f64, never.1, never.0),
+                ],
+            )
+        })
         .collect();
     panel_wide(
         out,
         &format!("Staff calls by {}", r.trend_period),
-        &column_chart(&trend, false, WIDE),
+        &columns(&trend, false, WIDE, &[first, later, never]),
     );
     let hist: Vec<(String, f64, &str)> = r
         .ack_histogram
@@ -402,303 +565,4 @@ fn panel(out: &mut String, title: &str, svg: &str) {
         "<div class=\"panel\"><h3>{}</h3>{svg}</div>",
         escape(title)
     );
-}
-
-/// `2026-11-21` → `11-21`; other keys unchanged.
-fn short_period(key: &str) -> String {
-    if key.len() == 10 && key.as_bytes().get(4) == Some(&b'-') {
-        key[5..].to_owned()
-    } else {
-        key.to_owned()
-    }
-}
-
-/// Whether to draw x label `i` of `n` so that about `max` appear, the first and the last
-/// always, and none crowding the last.
-fn show_label(i: usize, n: usize, max: usize) -> bool {
-    let every = n.div_ceil(max.max(1)).max(1);
-    let last = n.saturating_sub(1);
-    i == last || (i.is_multiple_of(every) && last - i >= every)
-}
-
-/// Width of a chart in half of the grid, and of one across it (SVG units; the page scales
-/// them to the panel).
-const W: f64 = 560.0;
-const WIDE: f64 = 1120.0;
-const H: f64 = 240.0;
-
-/// The trend: responses as grey columns (right axis), the average as a line on the 1–5 scale
-/// (left axis), gaps where a period had no responses.
-fn trend_chart(trend: &[CsiGroup]) -> String {
-    const W: f64 = WIDE;
-    let (left, right, top, bottom) = (34.0, 40.0, 14.0, 34.0);
-    let pw = W - left - right;
-    let ph = H - top - bottom;
-    let mut s =
-        format!("<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"average score trend\">");
-    if trend.is_empty() {
-        s.push_str("</svg>");
-        return s;
-    }
-    let n = trend.len();
-    let step = pw / n as f64;
-    let x = |i: usize| left + step * (i as f64 + 0.5);
-    let y = |v: f64| top + ph * (5.0 - v) / 4.0;
-    let max_resp = trend
-        .iter()
-        .map(|g| g.stats.responses)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    // Grid and left axis (scores).
-    for v in 1..=5 {
-        let yy = y(f64::from(v));
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#e4e7eb\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
-            W - right,
-            left - 6.0,
-            yy + 4.0
-        );
-    }
-    // Right axis (responses).
-    let _ = write!(
-        s,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"start\">{}</text>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"start\">0</text>",
-        W - right + 6.0,
-        top + 4.0,
-        max_resp,
-        W - right + 6.0,
-        top + ph + 4.0
-    );
-    for (i, g) in trend.iter().enumerate() {
-        let h = ph * g.stats.responses as f64 / max_resp;
-        let bw = (step * 0.6).max(1.0);
-        let _ = write!(
-            s,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{h:.1}\" fill=\"#dde3ea\">\
-             <title>{}: {} responses</title></rect>",
-            x(i) - bw / 2.0,
-            top + ph - h,
-            escape(&g.key),
-            g.stats.responses
-        );
-    }
-    // The average line, in segments over periods that have one.
-    let mut segment: Vec<String> = Vec::new();
-    let mut segments: Vec<Vec<String>> = Vec::new();
-    for (i, g) in trend.iter().enumerate() {
-        match g.stats.average {
-            Some(a) => segment.push(format!("{:.1},{:.1}", x(i), y(a))),
-            None => {
-                if !segment.is_empty() {
-                    segments.push(std::mem::take(&mut segment));
-                }
-            }
-        }
-    }
-    if !segment.is_empty() {
-        segments.push(segment);
-    }
-    for seg in &segments {
-        let _ = write!(
-            s,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{ACCENT}\" stroke-width=\"2\"/>",
-            seg.join(" ")
-        );
-    }
-    for (i, g) in trend.iter().enumerate() {
-        if let Some(a) = g.stats.average {
-            let _ = write!(
-                s,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{ACCENT}\"><title>{}: average \
-                 {a:.2} ({} responses)</title></circle>",
-                x(i),
-                y(a),
-                escape(&g.key),
-                g.stats.responses
-            );
-        }
-    }
-    for (i, g) in trend.iter().enumerate() {
-        if show_label(i, n, 16) {
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x(i),
-                H - bottom + 16.0,
-                escape(&short_period(&g.key))
-            );
-        }
-    }
-    let _ = write!(
-        s,
-        "<text x=\"{left}\" y=\"{:.1}\" text-anchor=\"start\" fill=\"{ACCENT}\">— average (1–5)\
-         </text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">▮ responses</text></svg>",
-        H - 4.0,
-        W - right,
-        H - 4.0
-    );
-    s
-}
-
-/// Vertical columns with their value on top (and the share of the total when `pct`); with
-/// many columns the values are left to the tooltips and the axis shows the maximum.
-fn column_chart(bars: &[(String, f64, &str)], pct: bool, w: f64) -> String {
-    let (left, right, top, bottom) = (34.0, 16.0, 22.0, 30.0);
-    let pw = w - left - right;
-    let ph = H - top - bottom;
-    let mut s = format!("<svg viewBox=\"0 0 {w} {H}\" role=\"img\">");
-    let n = bars.len().max(1);
-    let step = pw / n as f64;
-    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1.0);
-    let total: f64 = bars.iter().map(|b| b.1).sum();
-    let values_on_bars = bars.len() <= 16;
-    let _ = write!(
-        s,
-        "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#9aa5b1\"/>",
-        w - right,
-        top + ph,
-        top + ph
-    );
-    if !values_on_bars {
-        // A scale instead: the maximum and a gridline at it.
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{top}\" y2=\"{top}\" stroke=\"#e4e7eb\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{max}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>",
-            w - right,
-            left - 6.0,
-            top + 4.0,
-            left - 6.0,
-            top + ph + 4.0
-        );
-    }
-    for (i, (label, value, colour)) in bars.iter().enumerate() {
-        let bw = (step * 0.7).max(1.0);
-        let h = ph * value / max;
-        let x = left + step * i as f64 + (step - bw) / 2.0;
-        let _ = write!(
-            s,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{h:.1}\" fill=\"{colour}\" \
-             rx=\"2\"><title>{}: {value}</title></rect>",
-            top + ph - h,
-            escape(label)
-        );
-        if values_on_bars {
-            let text = if pct && total > 0.0 {
-                format!("{value} ({:.0} %)", 100.0 * value / total)
-            } else {
-                format!("{value}")
-            };
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + bw / 2.0,
-                top + ph - h - 5.0,
-                escape(&text)
-            );
-        }
-        if show_label(i, bars.len(), (w / 70.0) as usize) {
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + bw / 2.0,
-                H - bottom + 16.0,
-                escape(label)
-            );
-        }
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// Horizontal bars of each group's average on the 1–5 scale with its 95 % interval as a
-/// whisker; groups under the minimum sample in grey.
-fn group_bars(groups: &[CsiGroup], min_sample: u64) -> String {
-    let shown: Vec<&CsiGroup> = groups.iter().take(MAX_BARS).collect();
-    let row = 22.0;
-    let (left, right, top) = (150.0, 70.0, 8.0);
-    let height = top + row * shown.len().max(1) as f64 + 26.0;
-    let pw = W - left - right;
-    let x = |v: f64| left + pw * (v - 1.0) / 4.0;
-    let mut s = format!("<svg viewBox=\"0 0 {W} {height:.0}\" role=\"img\">");
-    for v in 1..=5 {
-        let xx = x(f64::from(v));
-        let _ = write!(
-            s,
-            "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{top}\" y2=\"{:.1}\" stroke=\"#e4e7eb\"/>\
-             <text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{v}</text>",
-            height - 22.0,
-            height - 8.0
-        );
-    }
-    for (i, g) in shown.iter().enumerate() {
-        let y = top + row * i as f64;
-        let label: String = if g.key.chars().count() > 22 {
-            g.key.chars().take(21).chain(std::iter::once('…')).collect()
-        } else {
-            g.key.clone()
-        };
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            left - 8.0,
-            y + 15.0,
-            escape(&label)
-        );
-        let Some(avg) = g.stats.average else {
-            let _ = write!(
-                s,
-                "<text x=\"{left}\" y=\"{:.1}\" class=\"empty\">no responses</text>",
-                y + 15.0
-            );
-            continue;
-        };
-        let colour = if g.stats.insufficient_sample {
-            MUTED
-        } else {
-            ACCENT
-        };
-        let _ = write!(
-            s,
-            "<rect x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"{colour}\" \
-             rx=\"2\"><title>{}: {avg:.2} ({} responses)</title></rect>",
-            y + 4.0,
-            (x(avg) - left).max(1.0),
-            escape(&g.key),
-            g.stats.responses
-        );
-        if let Some([lo, hi]) = g.stats.ci95 {
-            let (lo, hi) = (x(lo.max(1.0)), x(hi.min(5.0)));
-            let _ = write!(
-                s,
-                "<line x1=\"{lo:.1}\" x2=\"{hi:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1f2933\"/>\
-                 <line x1=\"{lo:.1}\" x2=\"{lo:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1f2933\"/>\
-                 <line x1=\"{hi:.1}\" x2=\"{hi:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1f2933\"/>",
-                y + 11.0,
-                y + 11.0,
-                y + 7.0,
-                y + 15.0,
-                y + 7.0,
-                y + 15.0
-            );
-        }
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\">{avg:.2}{}</text>",
-            W - right + 6.0,
-            y + 15.0,
-            if g.stats.insufficient_sample {
-                format!(" (n&lt;{min_sample})")
-            } else {
-                String::new()
-            }
-        );
-    }
-    s.push_str("</svg>");
-    s
 }

@@ -9,6 +9,7 @@ use super::html::{SCORE_COLOURS, escape};
 use crate::report::clauses::Finding;
 use crate::report::comments::Comments;
 use crate::report::csi::CsiGroup;
+use crate::report::feed::Page;
 use crate::report::incidents::IncidentReport;
 use crate::report::outcomes::Outcomes;
 
@@ -117,12 +118,12 @@ pub fn findings(out: &mut String, c: &Comments, groups: &[CsiGroup]) {
     let _ = writeln!(
         out,
         "<div class=\"panel\" style=\"margin-top:12px\"><h3>Problems and praise per group</h3>\
-         <table><tr><th>group</th><th>problems</th><th>praise</th></tr>"
+         <table><tr><th>group</th><th class=\"text\">problems</th><th class=\"text\">praise</th></tr>"
     );
     for g in with {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
             escape(&g.key),
             list(&g.problems),
             list(&g.praise)
@@ -175,14 +176,15 @@ pub fn incident_lists(out: &mut String, r: &IncidentReport) {
     }
     let _ = writeln!(
         out,
-        "<table><tr><th>given up at</th><th>button</th><th>location</th><th>levels tried</th>\
-         <th>rounds</th></tr>"
+        "<table><tr><th>given up at</th><th class=\"text\">button</th>\
+         <th class=\"text\">location</th><th>levels tried</th><th>rounds</th></tr>"
     );
-    for c in &r.unacknowledged_calls {
+    for c in r.unacknowledged_calls.iter().take(UNACKNOWLEDGED_SHOWN) {
         let count = |x: Option<u64>| x.map(|x| x.to_string()).unwrap_or_default();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{}</td>\
+             <td>{}</td></tr>",
             escape(&c.at.replace('T', " ")),
             escape(&c.button),
             escape(&c.location),
@@ -190,5 +192,56 @@ pub fn incident_lists(out: &mut String, r: &IncidentReport) {
             count(c.rounds)
         );
     }
-    let _ = writeln!(out, "</table></div>");
+    let _ = writeln!(out, "</table>");
+    let more = r
+        .total
+        .unacknowledged
+        .saturating_sub(UNACKNOWLEDGED_SHOWN as u64);
+    if more > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"empty\">The newest {UNACKNOWLEDGED_SHOWN}; {more} more in the JSON, CSV and \
+             XLSX report.</p>"
+        );
+    }
+    let _ = writeln!(out, "</div>");
+}
+
+/// Unacknowledged calls listed on the page (the report lists up to 100).
+const UNACKNOWLEDGED_SHOWN: usize = 20;
+
+/// The newest responses, with their comments (the feed's first page).
+pub fn feed(out: &mut String, page: &Page) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\"><h3>Newest responses</h3>"
+    );
+    if page.items.is_empty() {
+        let _ = writeln!(out, "<p class=\"empty\">No responses yet.</p></div>");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<table><tr><th>at (UTC)</th><th>score</th><th>operator</th><th>channel</th>\
+         <th style=\"text-align:left\">comment</th></tr>"
+    );
+    for r in &page.items {
+        let at: String = r.at.chars().take(16).collect::<String>().replace('T', " ");
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td style=\"color:{}\">{}</td><td>{}</td><td>{}</td>\
+             <td style=\"text-align:left;white-space:normal\">{}</td></tr>",
+            escape(&at),
+            SCORE_COLOURS[usize::from(r.score.clamp(1, 5) - 1)],
+            r.score,
+            escape(&r.operator),
+            escape(&r.channel),
+            escape(&r.comment)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</table><p class=\"empty\">Every response: GET /api/v1/responses or smsflow report \
+         responses.</p></div>"
+    );
 }

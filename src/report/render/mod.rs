@@ -7,6 +7,7 @@ pub mod csv;
 pub mod html;
 mod html_analysis;
 pub mod responses;
+mod svg;
 pub mod table;
 pub mod xlsx;
 
@@ -56,7 +57,7 @@ pub fn render(report: &Report, format: Format) -> Result<Vec<u8>, RenderError> {
                 Report::Csi(r) => (Some(&**r), None),
                 Report::Incidents(r) => (None, Some(&**r)),
             };
-            html::page(csi, incidents).into_bytes()
+            html::page(csi, incidents, &html::PageOptions::default()).into_bytes()
         }
         Format::Xlsx => xlsx::render(report)?,
     })

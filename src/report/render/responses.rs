@@ -72,7 +72,7 @@ fn cut(text: &str, width: usize) -> String {
 }
 
 fn csv(page: &Page) -> String {
-    let mut out = String::new();
+    let mut out = super::csv::BOM.to_owned();
     let header = [
         "at",
         "conversation",

@@ -428,7 +428,15 @@ pub fn incidents(r: &IncidentReport) -> String {
     if r.staff.is_empty() {
         let _ = writeln!(out, "  (nobody)");
     }
-    for p in &r.staff {
+    const STAFF_ROWS: usize = 20;
+    if r.staff.len() > STAFF_ROWS {
+        let _ = writeln!(
+            out,
+            "  (the {STAFF_ROWS} who took most; {} more in the JSON, CSV and XLSX)",
+            r.staff.len() - STAFF_ROWS
+        );
+    }
+    for p in r.staff.iter().take(STAFF_ROWS) {
         let at: Vec<String> = p
             .at_level
             .iter()

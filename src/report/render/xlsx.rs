@@ -29,28 +29,114 @@ fn o(x: Option<f64>) -> Cell {
     x.map(Cell::Number).unwrap_or(Cell::Empty)
 }
 
-/// Rows of one sheet, header first (bold, frozen).
+/// What a column (or a Summary row) is called in the workbook: words, not field names.
+fn label(raw: &str) -> String {
+    let known = match raw {
+        "key" => "Key",
+        "surveys_sent" => "Surveys sent",
+        "response_rate" => "Response rate",
+        "ci95_low" => "95% CI low",
+        "ci95_high" => "95% CI high",
+        "positive_pct" => "Positive (4–5)",
+        "negative_pct" => "Negative (1–2)",
+        "insufficient_sample" => "Too few responses",
+        "previous_average" => "Previous average",
+        "change_average" => "Change in average",
+        "change_responses" => "Change in responses",
+        "acknowledged_pct" => "Acknowledged %",
+        "escalated_pct" => "Escalated %",
+        "median_ack_seconds" => "Median time to ack (s)",
+        "p90_ack_seconds" => "p90 time to ack (s)",
+        "max_ack_seconds" => "Longest time to ack (s)",
+        "share_pct" => "Share of comments",
+        "levels_tried" => "Levels tried",
+        "from_seconds" => "From (s)",
+        "to_seconds" => "To (s)",
+        "baseline_responses" => "Baseline responses",
+        "lower_limit" => "Lower limit",
+        "confidence_interval" => "Confidence interval",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_owned();
+    }
+    if let Some(score) = raw.strip_prefix("score_") {
+        return format!("Score {score}");
+    }
+    if let Some(level) = raw.strip_prefix("acknowledged_at_level_") {
+        return format!("Acknowledged at level {level}");
+    }
+    let words = raw.replace('_', " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Fields kept as 0–100 in the JSON that the workbook stores as fractions with a % format.
+fn is_percent(raw: &str) -> bool {
+    raw.ends_with("_pct") || raw == "response_rate"
+}
+
+/// Rows of one sheet, header first (bold, frozen): column names in words, percentages as
+/// percent cells, columns empty in every row left out, and a "none" row for an empty
+/// section. A `["field", "value"]` sheet names each row instead. Returns the columns kept.
 fn sheet(
     book: &mut Workbook,
     name: &str,
     header: &[&str],
     rows: Vec<Vec<Cell>>,
-) -> Result<(), XlsxError> {
+) -> Result<Vec<String>, XlsxError> {
     let bold = Format::new().set_bold();
+    let percent = Format::new().set_num_format("0.0%");
+    let summary = header == ["field", "value"];
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&c| {
+            summary
+                || c == 0
+                || rows.is_empty()
+                || rows
+                    .iter()
+                    .any(|r| !matches!(r.get(c), None | Some(Cell::Empty)))
+        })
+        .collect();
     let ws: &mut Worksheet = book.add_worksheet();
     ws.set_name(name)?;
-    for (c, h) in header.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, *h, &bold)?;
-        ws.set_column_width(c as u16, if c == 0 { 24 } else { 14 })?;
+    for (c, &i) in keep.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, label(header[i]), &bold)?;
+        ws.set_column_width(c as u16, if c == 0 { 26 } else { 16 })?;
     }
     ws.set_freeze_panes(1, 0)?;
+    if rows.is_empty() {
+        ws.write_string(1, 0, "none")?;
+    }
     for (r, row) in rows.into_iter().enumerate() {
         let r = r as u32 + 1;
-        for (c, cell) in row.into_iter().enumerate() {
+        let row_name = match row.first() {
+            Some(Cell::Text(s)) if summary => s.clone(),
+            _ => String::new(),
+        };
+        let mut cells: Vec<Option<Cell>> = row.into_iter().map(Some).collect();
+        for (c, &i) in keep.iter().enumerate() {
+            let Some(cell) = cells.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
             let c = c as u16;
+            let pct = if summary {
+                i == 1 && is_percent(&row_name)
+            } else {
+                is_percent(header[i])
+            };
             match cell {
+                Cell::Text(s) if summary && i == 0 => {
+                    ws.write_string(r, c, label(&s))?;
+                }
                 Cell::Text(s) => {
                     ws.write_string(r, c, s)?;
+                }
+                Cell::Number(x) if pct => {
+                    ws.write_number_with_format(r, c, x / 100.0, &percent)?;
                 }
                 Cell::Number(x) => {
                     ws.write_number(r, c, x)?;
@@ -62,34 +148,54 @@ fn sheet(
             }
         }
     }
-    Ok(())
+    Ok(keep.iter().map(|&i| header[i].to_owned()).collect())
 }
 
-/// A line chart of `series` (column indexes of sheet `name`) over `points` rows, placed at
-/// row 1 of column `at`.
+/// A line chart of the `series` columns (by field name) of sheet `name` over `points` rows,
+/// placed right of the data; a series named `average` is on the fixed 1–5 scale.
 fn trend_chart(
     book: &mut Workbook,
     name: &str,
+    columns: &[String],
     points: u32,
-    series: &[(u16, &str)],
+    series: &[&str],
     title: &str,
-    at: u16,
 ) -> Result<(), XlsxError> {
     if points == 0 {
         return Ok(());
     }
     let mut chart = Chart::new(ChartType::Line);
-    for (col, label) in series {
+    let mut charted = 0;
+    for field in series {
+        // A column left out as empty in every row has nothing to chart.
+        let Some(col) = columns.iter().position(|c| c == field) else {
+            continue;
+        };
+        charted += 1;
+        let col = col as u16;
         chart
             .add_series()
-            .set_name(*label)
+            .set_name(label(field).as_str())
             .set_categories((name, 1, 0, points, 0))
-            .set_values((name, 1, *col, points, *col));
+            .set_values((name, 1, col, points, col));
+    }
+    if charted == 0 {
+        return Ok(());
     }
     chart.title().set_name(title);
+    chart.x_axis().set_name("Period");
+    if series == ["average"] {
+        chart
+            .y_axis()
+            .set_name("Average score")
+            .set_min(1)
+            .set_max(5);
+    } else {
+        chart.y_axis().set_name("Calls").set_min(0);
+    }
     chart.set_width(720).set_height(360);
     let ws = book.worksheet_from_name(name)?;
-    ws.insert_chart(1, at, &chart)?;
+    ws.insert_chart(1, columns.len() as u16 + 1, &chart)?;
     Ok(())
 }
 
@@ -163,7 +269,7 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             .map(|g| csi_row(&g.key, &g.stats, g.rank))
             .collect(),
     )?;
-    sheet(
+    let columns = sheet(
         book,
         "Trend",
         &csi_header(&r.total),
@@ -175,10 +281,10 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
     trend_chart(
         book,
         "Trend",
+        &columns,
         r.trend.len() as u32,
-        &[(5, "average")],
+        &["average"],
         &format!("Average score by {}", r.trend_period),
-        csi_header(&r.total).len() as u16 + 1,
     )?;
     let c = &r.comments;
     let mut rows = Vec::new();
@@ -237,9 +343,9 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             "lemma",
             "comments",
             "share %",
-            "example 1",
-            "example 2",
-            "example 3",
+            "example_1",
+            "example_2",
+            "example_3",
         ],
         findings,
     )?;
@@ -260,9 +366,9 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             "term",
             "word",
             "comments",
-            "example 1",
-            "example 2",
-            "example 3",
+            "example_1",
+            "example_2",
+            "example_3",
         ],
         rows,
     )?;
@@ -342,7 +448,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
             .map(|g| incident_row(&g.key, &g.stats, levels))
             .collect(),
     )?;
-    sheet(
+    let columns = sheet(
         book,
         "Trend",
         &header,
@@ -354,10 +460,10 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
     trend_chart(
         book,
         "Trend",
+        &columns,
         r.trend.len() as u32,
-        &[(1, "incidents"), (4, "escalated")],
+        &["incidents", "escalated"],
         &format!("Staff calls by {}", r.trend_period),
-        header.len() as u16 + 1,
     )?;
     sheet(
         book,
