@@ -147,6 +147,22 @@ pub async fn raw(
         .unwrap_or_else(|| panic!("no complete response to {method} {path}"))
 }
 
+/// `body` posted as JSON to the events of `flow` with `auth` headers, answered 202; the
+/// answer.
+pub async fn post_event(
+    addr: std::net::SocketAddr,
+    flow: &str,
+    auth: &[(String, String)],
+    body: &str,
+) -> Resp {
+    let mut headers = auth.to_vec();
+    headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+    let path = format!("/api/v1/flows/{flow}/events");
+    let resp = raw(addr, "POST", &path, &headers, Some(body.as_bytes())).await;
+    assert_eq!(resp.status, 202, "{}", resp.json);
+    resp
+}
+
 /// [`raw`] for a server that may be down or dying: `None` when the connection is refused or
 /// the response is cut short.
 pub async fn try_raw(

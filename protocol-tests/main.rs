@@ -17,6 +17,9 @@
 //! - `http_limits`: the listener against half-open, idle and slow sockets, long targets and a
 //!   descriptor-starved flood.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
+//! - `metrics`: `/metrics` of `smsflow run`: every metric and the labelled counters at 0 from
+//!   the start, the Grafana dashboard's and alert rules' names and labels, MT stages, HTTP
+//!   route templates, a stable order.
 //! - `mo`: concatenated MO frames through decode, reassembly and text decoding.
 //! - `pipeline`: the service pipeline on a store on disk: MO parts across a restart, a
 //!   redelivered MO processed once, submits retried until accepted.
@@ -47,6 +50,7 @@ mod flows;
 mod http;
 mod http_limits;
 mod interop;
+mod metrics;
 mod mo;
 mod pipeline;
 mod reload;

@@ -141,6 +141,38 @@ fn check_reports_a_broken_file_once_and_still_runs_the_others() {
     );
 }
 
+/// The gate's test runs are not the service's traffic: loading the shipped flows, whose tests
+/// rate and finish conversations, counts one load each and no rating, conversation or funnel
+/// stage.
+#[test]
+fn the_gates_test_runs_count_nothing_but_the_load() {
+    let dir = TempDir::new("gate-metrics");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    for file in std::fs::read_dir(shipped).unwrap() {
+        let path = file.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let (engine, errors) =
+        metrics::with_local_recorder(&recorder, || gated(Store::temporary().unwrap(), dir.path()));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(engine.flow("survey").is_some());
+    let text = handle.render();
+    assert!(
+        text.contains("smsflow_flow_reloads_total{flow=\"survey\",result=\"ok\"} 1"),
+        "{text}"
+    );
+    for name in [
+        smsflow::metrics::RATINGS,
+        smsflow::metrics::CONVERSATIONS_FINISHED,
+        smsflow::metrics::SURVEY_FUNNEL,
+        smsflow::metrics::MT_MESSAGES,
+    ] {
+        assert!(!text.contains(name), "the tests counted {name}:\n{text}");
+    }
+}
+
 /// `smsflow run` exits 2 when there is nothing to run, or a file fails with no good version
 /// to fall back on.
 #[test]

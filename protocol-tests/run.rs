@@ -10,7 +10,7 @@ use std::time::Duration;
 use smsflow::sim::{self, SimConfig};
 use tokio::process::{Child, Command};
 
-use crate::http::raw;
+use crate::http::{post_event, raw};
 use crate::util::{TempDir, send_mo, until_ready};
 
 use crate::util::WAIT;
@@ -161,10 +161,6 @@ async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
     let mut service = spawn_service(&setup.config);
     let http = setup.http;
     let auth = [("Authorization".to_owned(), "Bearer t0ken".to_owned())];
-    let json = [
-        auth[0].clone(),
-        ("Content-Type".to_owned(), "application/json".to_owned()),
-    ];
 
     // Ready once bound to the simulator.
     until_ready(http).await;
@@ -172,15 +168,7 @@ async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
     // An event becomes the survey question at the SMSC.
     let mut submitted = smsc.submitted();
     let body = r#"{"id": "call-1", "msisdn": "+998901234567", "operator": "op-17", "channel": "call", "comment": true}"#;
-    let resp = raw(
-        http,
-        "POST",
-        "/api/v1/flows/survey/events",
-        &json,
-        Some(body.as_bytes()),
-    )
-    .await;
-    assert_eq!(resp.status, 202, "{}", resp.json);
+    let resp = post_event(http, "survey", &auth, body).await;
     let conversation = resp.json["conversation"].as_u64().unwrap();
     let question = tokio::time::timeout(WAIT, submitted.recv())
         .await

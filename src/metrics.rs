@@ -1,12 +1,19 @@
-//! Prometheus metrics: SPEC.md's names in one place, their help texts and histogram buckets,
-//! and the recorder `smsflow run` serves on `[metrics] listen`.
+//! Prometheus metrics: SPEC.md's names in one place ([`RECORDED`], with each one's type,
+//! labels and help text), their histogram buckets, the series registered at zero when the
+//! service starts, and the exporter `smsflow run` serves on `[metrics] listen`.
 //!
 //! Code records through the `metrics` facade with the constants below; until a recorder is
-//! installed (tests, `check`, library users) every call is a no-op.
+//! installed (tests, `check`, library users) every call is a no-op. The process metrics
+//! (`process_*`, listed by [`all`]) are not recorded: they are read from `/proc` at each
+//! scrape.
 
+mod process;
+mod render;
+
+use std::ops::RangeInclusive;
 use std::sync::OnceLock;
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// `{smsc, direction, command}`: every PDU read or written; `direction` is `in` or `out`.
@@ -25,10 +32,16 @@ pub const MO_MESSAGES: &str = "smsflow_mo_messages_total";
 /// `{smsc}`: MOs the SMSC delivered again after smsflow had already stored them (recognised and
 /// acknowledged, not processed twice).
 pub const MO_REDELIVERED: &str = "smsflow_mo_redelivered_total";
-/// `{flow, status}`: MT messages by what became of them: `accepted` (submit_sm_resp OK),
-/// `retried` (no answer or a temporary error; sent again later), `failed` (refused for good),
-/// then from receipts `delivered` / `undeliverable`.
+/// `{flow, status}`: the submit stage of MT messages, [`MT_SUBMIT_STATUSES`]: each message
+/// counted once, when its submit is over (`accepted` by the SMSC, or `failed` for good).
+/// Retries and receipts are the next stages' counters, so `sum()` counts messages once.
 pub const MT_MESSAGES: &str = "smsflow_mt_messages_total";
+/// `{flow}`: submit attempts that got no answer or a temporary error and are sent again
+/// (attempts, not messages: one message may be retried many times).
+pub const MT_RETRIES: &str = "smsflow_mt_retries_total";
+/// `{flow, status}`: the receipt stage, [`MT_RECEIPT_STATUSES`]: each accepted message counted
+/// once, when its final receipt arrives (all parts `delivered`, or one `undeliverable`).
+pub const MT_RECEIPTS: &str = "smsflow_mt_receipts_total";
 /// `{flow, hook}`: hooks that failed (the conversation stops with the error).
 pub const FLOW_ERRORS: &str = "smsflow_flow_errors_total";
 /// `{score}`: ratings recorded.
@@ -43,13 +56,13 @@ pub const ACK_SECONDS: &str = "smsflow_ack_seconds";
 /// `{flow, outcome}`: conversations that ended, by the outcome the script gave (`error` when a
 /// hook failed).
 pub const CONVERSATIONS_FINISHED: &str = "smsflow_conversations_finished_total";
-/// `{stage}`: surveys by how far they got: `sent` (question accepted by the SMSC),
-/// `delivered` (its receipt), `replied`, then `rated` / `not_understood`, or `expired` (no
-/// answer in time).
+/// `{stage}`: surveys by how far they got, [`FUNNEL_STAGES`]: `sent` (question accepted by the
+/// SMSC), `delivered` (its receipt), `replied`, then `rated` / `not_understood`, or `expired`
+/// (no answer in time).
 pub const SURVEY_FUNNEL: &str = "smsflow_survey_funnel_total";
 /// Messages waiting in the durable outbox.
 pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
-/// `{flow, result}`: flow file loads and reloads: `ok`, `compile_error`, `test_failed`.
+/// `{flow, result}`: flow file loads and reloads, [`RELOAD_RESULTS`].
 pub const FLOW_RELOADS: &str = "smsflow_flow_reloads_total";
 /// `{flow, version}`: 1 for the version each flow runs now (0 for versions it ran before).
 pub const FLOW_INFO: &str = "smsflow_flow_info";
@@ -58,9 +71,132 @@ pub const MO_EVICTED: &str = "smsflow_mo_reassembly_evicted_total";
 /// `{listener}`: HTTP connections closed at once because every open one was busy at the
 /// listener's `max_connections`.
 pub const HTTP_CONNECTIONS_REFUSED: &str = "smsflow_http_connections_refused_total";
-/// `{version}`: 1, labelled with the running build's version (SPEC.md), so dashboards can
-/// tell which build served which numbers.
+/// `{route, status}`: HTTP API requests answered, by the route template they matched
+/// (`/api/v1/conversations/{id}`; [`UNMATCHED_ROUTE`] for none) and status code.
+pub const HTTP_REQUESTS: &str = "smsflow_http_requests_total";
+/// `{route, status}`: from a request's head read to its response's head, as [`HTTP_REQUESTS`].
+pub const HTTP_REQUEST_DURATION: &str = "smsflow_http_request_duration_seconds";
+/// `{version}`: 1, with the version of this build.
 pub const BUILD_INFO: &str = "smsflow_build_info";
+
+/// The `route` of a request that matched no route: raw paths would be one series per typo.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// `status` of [`MT_MESSAGES`].
+pub const MT_SUBMIT_STATUSES: [&str; 2] = ["accepted", "failed"];
+/// `status` of [`MT_RECEIPTS`].
+pub const MT_RECEIPT_STATUSES: [&str; 2] = ["delivered", "undeliverable"];
+/// `stage` of [`SURVEY_FUNNEL`].
+pub const FUNNEL_STAGES: [&str; 6] = [
+    "sent",
+    "delivered",
+    "replied",
+    "rated",
+    "not_understood",
+    "expired",
+];
+/// `result` of [`FLOW_RELOADS`] (SPEC.md "Hot reload").
+pub const RELOAD_RESULTS: [&str; 3] = ["ok", "compile_error", "test_failed"];
+/// `hook` of [`FLOW_ERRORS`].
+pub const HOOKS: [&str; 4] = ["on_event", "on_reply", "on_timer", "on_delivery"];
+/// `listener` of [`HTTP_CONNECTIONS_REFUSED`].
+pub const LISTENERS: [&str; 2] = ["api", "metrics"];
+
+/// What a metric is, for the exposition's `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    /// The Prometheus type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric `/metrics` serves: docs/metrics.md and the exporter's help texts follow
+/// these.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// In the order every call site gives them.
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+const fn m(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// Every metric the code records ([`all`] adds the `process_*` ones).
+#[rustfmt::skip]
+pub const RECORDED: &[Metric] = &[
+    m(PDUS, Counter, &["smsc", "direction", "command"],
+        "SMPP PDUs read (direction=in) and written (direction=out), by command"),
+    m(SESSIONS_BOUND, Gauge, &["smsc"], "SMPP sessions bound now"),
+    m(WINDOW_IN_FLIGHT, Gauge, &["smsc"], "SMPP requests awaiting a response"),
+    m(SUBMIT_LATENCY, Histogram, &["smsc"], "submit_sm to its submit_sm_resp"),
+    m(THROTTLED, Counter, &["smsc"],
+        "ESME_RTHROTTLED responses from the SMSC (the submit is resent after a pause)"),
+    m(MO_REDELIVERED, Counter, &["smsc"],
+        "MO messages the SMSC delivered again after they were stored (processed once)"),
+    m(MO_MESSAGES, Counter, &["flow"],
+        "MO messages handled, by the flow they went to (none: no conversation and no inbox)"),
+    m(MO_EVICTED, Counter, &[],
+        "incomplete concatenated MOs released early: reassembly over its message or byte bound"),
+    m(MT_MESSAGES, Counter, &["flow", "status"],
+        "MT messages whose submit is over, once each: accepted by the SMSC or failed for good"),
+    m(MT_RETRIES, Counter, &["flow"],
+        "MT submit attempts sent again after no answer or a temporary error"),
+    m(MT_RECEIPTS, Counter, &["flow", "status"],
+        "accepted MT messages by their final receipt, once each: delivered or undeliverable"),
+    m(OUTBOX_PENDING, Gauge, &[], "MT messages waiting in the durable outbox"),
+    m(FLOW_ERRORS, Counter, &["flow", "hook"], "flow hooks that failed"),
+    m(FLOW_RELOADS, Counter, &["flow", "result"],
+        "flow file loads: ok, compile_error, test_failed (the last good version keeps running)"),
+    m(FLOW_INFO, Gauge, &["flow", "version"], "1 for the version of each flow that runs now"),
+    m(CONVERSATIONS_OPEN, Gauge, &["flow"], "open conversations"),
+    m(CONVERSATIONS_FINISHED, Counter, &["flow", "outcome"],
+        "conversations ended, by the outcome the flow gave (error: a hook failed)"),
+    m(RATINGS, Counter, &["score"], "ratings recorded, by score"),
+    m(SURVEY_FUNNEL, Counter, &["stage"],
+        "surveys that reached each stage: sent, delivered, replied, rated, not_understood, expired"),
+    m(ESCALATIONS, Counter, &["level"],
+        "incidents that escalated, by the level that took the call (none: nobody did)"),
+    m(ACK_SECONDS, Histogram, &["level"],
+        "incident to acknowledgement, by the level that took the call"),
+    m(HTTP_REQUESTS, Counter, &["route", "status"],
+        "HTTP API requests answered, by route template and status"),
+    m(HTTP_REQUEST_DURATION, Histogram, &["route", "status"],
+        "HTTP API request head to response head, by route template and status"),
+    m(HTTP_CONNECTIONS_REFUSED, Counter, &["listener"],
+        "HTTP connections refused: every open one busy at max_connections"),
+    m(BUILD_INFO, Gauge, &["version"], "1, labelled with the version of this build"),
+];
+
+/// Every metric `/metrics` serves: [`RECORDED`], then the process metrics.
+pub fn all() -> impl Iterator<Item = &'static Metric> {
+    RECORDED.iter().chain(process::METRICS)
+}
 
 /// Submit latency buckets: an SMSC on the same LAN answers in a millisecond or two, a loaded
 /// carrier in hundreds; `response_timeout` defaults to 10 s.
@@ -74,6 +210,12 @@ const ACK_BUCKETS: [f64; 12] = [
     5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
 
+/// HTTP buckets: a probe answers in well under a millisecond, an event waits for its fsync
+/// (milliseconds), a month's report over many ratings can take seconds.
+const HTTP_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 /// The funnel stages a survey that ended with `outcome` passed after `delivered`.
 pub fn survey_stages(outcome: &str) -> &'static [&'static str] {
     match outcome {
@@ -84,16 +226,35 @@ pub fn survey_stages(outcome: &str) -> &'static [&'static str] {
     }
 }
 
-/// Installs the process-wide Prometheus recorder (once; later calls return the same handle)
-/// and describes every metric, so `/metrics` lists them all from the start.
-pub fn install() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
+/// The process-wide recorder's handle; renders `/metrics`.
+#[derive(Clone)]
+pub struct Exporter {
+    handle: PrometheusHandle,
+}
+
+impl Exporter {
+    /// The Prometheus text, the process metrics included: families sorted by name and series
+    /// by labels, so two scrapes list the same series in the same order.
+    pub fn render(&self) -> String {
+        let mut text = self.handle.render();
+        process::render(&mut text);
+        render::sorted(&text)
+    }
+}
+
+/// Installs the process-wide Prometheus recorder (once; later calls return the same
+/// exporter), describes every metric and registers the series that need no configuration
+/// ([`register_start`]).
+pub fn install() -> Exporter {
+    static EXPORTER: OnceLock<Exporter> = OnceLock::new();
+    EXPORTER
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(SUBMIT_LATENCY.into()), &LATENCY_BUCKETS)
                 .expect("the bucket list is not empty")
                 .set_buckets_for_metric(Matcher::Full(ACK_SECONDS.into()), &ACK_BUCKETS)
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Full(HTTP_REQUEST_DURATION.into()), &HTTP_BUCKETS)
                 .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -101,82 +262,117 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
             }
             describe();
-            metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-            handle
+            register_start();
+            Exporter { handle }
         })
         .clone()
 }
 
-/// Registers the labelled counters that start at zero, so `/metrics` shows them (and rates
-/// work) before the first error, rating or escalation: per flow and hook, per score, and the
-/// "nobody took it" escalation level.
-pub fn register_zeroes(flows: &[String]) {
-    for flow in flows {
-        for hook in ["on_event", "on_reply", "on_timer", "on_delivery"] {
-            metrics::counter!(FLOW_ERRORS, "flow" => flow.clone(), "hook" => hook).increment(0);
-        }
+/// Registers the series whose labels are fixed (or absent), at zero, so `/metrics` shows them
+/// from the start: `increase()` and `rate()` need a series before its first event, and an
+/// alert on `== 0` needs the series to exist. Per-SMSC series are registered by the SMPP
+/// pool ([`crate::esme`]), per-flow ones by [`register_flow`].
+pub fn register_start() {
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for stage in FUNNEL_STAGES {
+        counter!(SURVEY_FUNNEL, "stage" => stage).increment(0);
     }
-    for score in 1..=5u8 {
-        metrics::counter!(RATINGS, "score" => score.to_string()).increment(0);
+    counter!(ESCALATIONS, "level" => "none").increment(0);
+    // Every incident starts at level 1, so its histogram is there before the first OK.
+    let _ = metrics::histogram!(ACK_SECONDS, "level" => "1");
+    counter!(MO_MESSAGES, "flow" => "none").increment(0);
+    counter!(MO_EVICTED).increment(0);
+    gauge!(OUTBOX_PENDING).increment(0.0);
+    for listener in LISTENERS {
+        counter!(HTTP_CONNECTIONS_REFUSED, "listener" => listener).increment(0);
     }
-    metrics::counter!(ESCALATIONS, "level" => "none").increment(0);
-    for stage in [
-        "sent",
-        "delivered",
-        "replied",
-        "rated",
-        "not_understood",
-        "expired",
-    ] {
-        metrics::counter!(SURVEY_FUNNEL, "stage" => stage).increment(0);
+}
+
+/// Registers at zero the series of one flow (loaded now, or with conversations still open),
+/// and the scores its ratings take.
+pub fn register_flow(flow: &str, scores: RangeInclusive<u8>) {
+    let f = || flow.to_owned();
+    for hook in HOOKS {
+        counter!(FLOW_ERRORS, "flow" => f(), "hook" => hook).increment(0);
+    }
+    for status in MT_SUBMIT_STATUSES {
+        counter!(MT_MESSAGES, "flow" => f(), "status" => status).increment(0);
+    }
+    counter!(MT_RETRIES, "flow" => f()).increment(0);
+    for status in MT_RECEIPT_STATUSES {
+        counter!(MT_RECEIPTS, "flow" => f(), "status" => status).increment(0);
+    }
+    counter!(MO_MESSAGES, "flow" => f()).increment(0);
+    counter!(CONVERSATIONS_FINISHED, "flow" => f(), "outcome" => "error").increment(0);
+    gauge!(CONVERSATIONS_OPEN, "flow" => f()).increment(0.0);
+    for result in RELOAD_RESULTS {
+        counter!(FLOW_RELOADS, "flow" => f(), "result" => result).increment(0);
+    }
+    for score in scores {
+        counter!(RATINGS, "score" => score.to_string()).increment(0);
+    }
+}
+
+/// Counts one load of flow file `flow` with `result` (one of [`RELOAD_RESULTS`]); the other
+/// results of that flow start at zero, so a new file's first failure shows as an increase.
+pub fn flow_loaded(flow: &str, result: &'static str) {
+    for other in RELOAD_RESULTS {
+        let n = u64::from(other == result);
+        counter!(FLOW_RELOADS, "flow" => flow.to_owned(), "result" => other).increment(n);
     }
 }
 
 fn describe() {
-    describe_counter!(
-        PDUS,
-        "SMPP PDUs read (direction=in) and written (direction=out)"
-    );
-    describe_gauge!(SESSIONS_BOUND, "SMPP sessions bound now");
-    describe_counter!(
-        FLOW_RELOADS,
-        "flow file loads: ok, compile_error, test_failed (the last good version keeps running)"
-    );
-    describe_gauge!(FLOW_INFO, "1 for the version of each flow that runs now");
-    describe_counter!(
-        MO_EVICTED,
-        "incomplete concatenated MOs released early: reassembly over its message or byte bound"
-    );
-    describe_counter!(
-        HTTP_CONNECTIONS_REFUSED,
-        "HTTP connections refused: every open one busy at max_connections"
-    );
-    describe_gauge!(WINDOW_IN_FLIGHT, "SMPP requests awaiting a response");
-    describe_histogram!(SUBMIT_LATENCY, Unit::Seconds, "submit_sm to submit_sm_resp");
-    describe_counter!(THROTTLED, "ESME_RTHROTTLED responses from the SMSC");
-    describe_counter!(MO_MESSAGES, "MO messages handled, by the flow they went to");
-    describe_counter!(
-        MO_REDELIVERED,
-        "MO messages the SMSC delivered again after they were stored (processed once)"
-    );
-    describe_counter!(MT_MESSAGES, "MT messages by outcome");
-    describe_counter!(FLOW_ERRORS, "flow hooks that failed");
-    describe_counter!(RATINGS, "ratings recorded, by score");
-    describe_counter!(
-        ESCALATIONS,
-        "incidents that escalated, by the level that took the call"
-    );
-    describe_gauge!(CONVERSATIONS_OPEN, "open conversations");
-    describe_gauge!(OUTBOX_PENDING, "MT messages waiting in the durable outbox");
-    describe_histogram!(
-        ACK_SECONDS,
-        Unit::Seconds,
-        "incident to acknowledgement, by the level that took the call"
-    );
-    describe_counter!(CONVERSATIONS_FINISHED, "conversations ended, by outcome");
-    describe_counter!(SURVEY_FUNNEL, "surveys that reached each stage");
-    describe_gauge!(
-        BUILD_INFO,
-        "1, labelled with the version of the running build"
-    );
+    for metric in RECORDED {
+        let (name, help) = (metric.name, metric.help);
+        match metric.kind {
+            Kind::Counter => describe_counter!(name, help),
+            Kind::Gauge => describe_gauge!(name, help),
+            // Every histogram measures seconds (the names say so).
+            Kind::Histogram => describe_histogram!(name, Unit::Seconds, help),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Units in names: counters end in `_total`, histograms in their unit.
+    #[test]
+    fn names_follow_the_prometheus_conventions() {
+        for metric in all() {
+            let prefix = metric.name.split('_').next();
+            assert!(
+                prefix == Some("smsflow") || prefix == Some("process"),
+                "{}",
+                metric.name
+            );
+            match metric.kind {
+                Kind::Counter => assert!(metric.name.ends_with("_total"), "{}", metric.name),
+                Kind::Histogram => assert!(metric.name.ends_with("_seconds"), "{}", metric.name),
+                Kind::Gauge => assert!(!metric.name.ends_with("_total"), "{}", metric.name),
+            }
+        }
+        let mut names: Vec<_> = all().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all().count(), "a metric is listed twice");
+    }
+
+    /// docs/metrics.md has a row per metric, with its type and every label.
+    #[test]
+    fn the_docs_list_every_metric_with_its_type_and_labels() {
+        let doc = include_str!("../docs/metrics.md");
+        for metric in all() {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", metric.name)))
+                .unwrap_or_else(|| panic!("no docs/metrics.md row for {}", metric.name));
+            assert!(row.contains(metric.kind.name()), "{row}");
+            for label in metric.labels {
+                assert!(row.contains(&format!("`{label}`")), "{row}: no {label}");
+            }
+        }
+    }
 }

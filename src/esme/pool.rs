@@ -205,6 +205,7 @@ impl Pool {
         let (jobs_tx, jobs_rx) = mpsc::channel(1024);
         let (inbound_tx, inbound_rx) = mpsc::channel(inbound_capacity.max(1));
         let name: Arc<str> = config.name.as_str().into();
+        super::telemetry::register(&name, config.bind);
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs_rx));
         let limiter = (config.tps > 0).then(|| {
             // A tenth of a second's worth may go back to back.

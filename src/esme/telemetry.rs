@@ -8,8 +8,46 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
+use super::BindKind;
 use crate::metrics as names;
 use crate::smpp::pdu::CommandId;
+
+/// Registers at zero the series of one `[[smsc]]` before its first session connects: the
+/// gauges (so "no session bound" is a 0, not a missing series), the counters, and the PDUs an
+/// ESME bound as `bind` exchanges (SMPP 3.4 §2.3, §4).
+pub fn register(smsc: &str, bind: BindKind) {
+    use CommandId::*;
+    let label = || smsc.to_owned();
+    gauge!(names::SESSIONS_BOUND, "smsc" => label()).increment(0.0);
+    gauge!(names::WINDOW_IN_FLIGHT, "smsc" => label()).increment(0.0);
+    let _ = histogram!(names::SUBMIT_LATENCY, "smsc" => label());
+    counter!(names::THROTTLED, "smsc" => label()).increment(0);
+    counter!(names::MO_REDELIVERED, "smsc" => label()).increment(0);
+    let binds: &[CommandId] = match bind {
+        BindKind::Transceiver => &[BindTransceiver],
+        BindKind::Pair => &[BindTransmitter, BindReceiver],
+    };
+    let both_ways = [
+        EnquireLink,
+        EnquireLinkResp,
+        Unbind,
+        UnbindResp,
+        GenericNack,
+    ];
+    let out = [SubmitSm, DeliverSmResp]
+        .into_iter()
+        .chain(binds.iter().copied());
+    let answers = binds
+        .iter()
+        .map(|b| CommandId::from(b.value() | 0x8000_0000));
+    let inbound = [SubmitSmResp, DeliverSm].into_iter().chain(answers);
+    let directions = (out.chain(both_ways).map(|c| ("out", c)))
+        .chain(inbound.chain(both_ways).map(|c| ("in", c)));
+    for (direction, command) in directions {
+        counter!(names::PDUS, "smsc" => label(), "direction" => direction, "command" => command.name())
+            .increment(0);
+    }
+}
 
 pub struct SessionMetrics {
     smsc: Arc<str>,

@@ -3,6 +3,7 @@
 //! `/reports` dashboard page), and orchestrators probe `/healthz` and `/readyz`.
 //!
 //! This module owns the routes, token auth (`auth.rs`), the listener's limits (`serve.rs`),
+//! the request metrics (`telemetry.rs`),
 //! validation of event bodies (MSISDNs) and
 //! the mapping of every failure to a JSON error `{"error": "...", "detail": "..."}`, axum's
 //! own rejections (bad JSON, wrong content type, too large, unknown route, wrong method)
@@ -36,6 +37,7 @@ mod find;
 pub mod listener;
 mod responses;
 mod store;
+mod telemetry;
 pub mod tls;
 
 use std::future::Future;
@@ -306,6 +308,8 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(uri_limit))
+        // Outermost, so what the inner layers answer (414, 413) is counted too.
+        .layer(middleware::from_fn(telemetry::track))
         .with_state(state)
 }
 

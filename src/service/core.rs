@@ -219,8 +219,9 @@ impl Core {
         let Some(status) = changed else {
             return (true, false);
         };
-        if status != "enroute" {
-            metrics::counter!(names::MT_MESSAGES, "flow" => part.flow.clone(), "status" => status)
+        // Final once: a later receipt never changes a delivered or undeliverable message.
+        if names::MT_RECEIPT_STATUSES.contains(&status) {
+            metrics::counter!(names::MT_RECEIPTS, "flow" => part.flow.clone(), "status" => status)
                 .increment(1);
             if status == "delivered" && part.opening && part.flow == "survey" {
                 metrics::counter!(names::SURVEY_FUNNEL, "stage" => "delivered").increment(1);
@@ -256,8 +257,7 @@ impl Core {
                 outbox::Decision::Retry { pause, attempt } => {
                     tracing::warn!(%to, attempt, ?pause, "message not sent, will retry");
                     self.count(|c| c.mt_retried += 1);
-                    metrics::counter!(names::MT_MESSAGES, "flow" => flow, "status" => "retried")
-                        .increment(1);
+                    metrics::counter!(names::MT_RETRIES, "flow" => flow).increment(1);
                 }
                 outbox::Decision::Finished(outcome) => {
                     let accepted = outcome.status == "sent";

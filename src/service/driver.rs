@@ -363,10 +363,14 @@ impl Pipeline {
                     .chain(counts.iter().map(|(flow, _)| flow.clone()))
                     .filter(|flow| !flows.contains(flow))
                     .collect();
-                if !new.is_empty() {
-                    names::register_zeroes(&new);
-                    flows.extend(new);
+                for flow in &new {
+                    let scores = self
+                        .engine
+                        .flow(flow)
+                        .map_or(1..=5, |f| f.scale.min..=f.scale.max);
+                    names::register_flow(flow, scores);
                 }
+                flows.extend(new);
                 for flow in &flows {
                     let n = counts
                         .iter()

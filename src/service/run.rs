@@ -107,6 +107,8 @@ pub async fn run_with(
 ) -> Result<(), RunError> {
     // Before the store opens: a config that cannot run changes nothing on disk.
     config.require_smsc()?;
+    // Before the flows load, so their first loads are counted.
+    let exporter = crate::metrics::install();
     // CSI tallies count local days of service.timezone (recounted if it changed).
     let (data_dir, zone) = (&config.service.data_dir, &config.service.timezone);
     let store = if options.accept_data_loss {
@@ -149,8 +151,11 @@ pub async fn run_with(
         )));
     }
     tracing::info!(flows = ?flows, "flows loaded");
+    for flow in engine.flows() {
+        crate::metrics::register_flow(&flow.name, flow.scale.min..=flow.scale.max);
+    }
 
-    let metrics = serve_metrics(&config.metrics).await?;
+    let metrics = serve_metrics(&config.metrics, exporter).await?;
 
     // Every carrier's MOs go into one queue; MTs go out through any bound carrier.
     let (inbound_tx, inbound) = tokio::sync::mpsc::channel(4096);
@@ -266,9 +271,11 @@ pub async fn run_with(
 
 /// Serves `GET /metrics` (Prometheus text) on `[metrics] listen`, over HTTPS when configured,
 /// until aborted.
-async fn serve_metrics(config: &MetricsConfig) -> Result<tokio::task::JoinHandle<()>, RunError> {
+async fn serve_metrics(
+    config: &MetricsConfig,
+    exporter: crate::metrics::Exporter,
+) -> Result<tokio::task::JoinHandle<()>, RunError> {
     let listen = config.listen;
-    let handle = crate::metrics::install();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -287,14 +294,14 @@ async fn serve_metrics(config: &MetricsConfig) -> Result<tokio::task::JoinHandle
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let handle = handle.clone();
+            let exporter = exporter.clone();
             async move {
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    handle.render(),
+                    exporter.render(),
                 )
             }
         }),

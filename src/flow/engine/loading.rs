@@ -67,8 +67,7 @@ impl FlowEngine {
                     result
                 }
             };
-            metrics::counter!(crate::metrics::FLOW_RELOADS, "flow" => name, "result" => result)
-                .increment(1);
+            crate::metrics::flow_loaded(&name, result);
         }
         errors
     }
@@ -83,8 +82,13 @@ impl FlowEngine {
     ) -> Result<(), FlowError> {
         let previous = self.flow(&flow.name);
         // The tests' own log lines (a test store opening, a script's log()) are not the
-        // service's: they stay out of its log.
-        let gate = || super::super::check::gate(&flow, beside, &self.config.timezone);
+        // service's: they stay out of its log. Nor do their ratings, conversations and
+        // escalations count in its metrics.
+        let gate = || {
+            metrics::with_local_recorder(&metrics::NoopRecorder, || {
+                super::super::check::gate(&flow, beside, &self.config.timezone)
+            })
+        };
         let silent = tracing::subscriber::NoSubscriber::default();
         if self.config.gate
             && let Err((test, message)) = tracing::subscriber::with_default(silent, gate)
