@@ -186,6 +186,7 @@ fn report_over(n: usize, zone: &jiff::tz::TimeZone) {
         from: jiff::civil::date(2026, 10, 31),
         to: jiff::civil::date(2026, 11, 29),
         by: Grouping::Operator,
+        flow: "survey".to_owned(),
     };
     for (name, from_tallies) in [("tallies", true), ("raw records", false)] {
         let started = Instant::now();
