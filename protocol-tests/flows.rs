@@ -371,7 +371,10 @@ fn scripts_that_fan_out_or_write_nonsense_hit_named_limits() {
             "record_incident: more than 50",
         ),
     ] {
-        let script = format!("fn on_event(e) {{ {body} }}\nfn on_timer(n) {{}}\n");
+        let script = format!(
+            "fn scale() {{ #{{kind: \"csat\", min: 1, max: 5}} }}\n\
+             fn on_event(e) {{ {body} }}\nfn on_timer(n) {{}}\n"
+        );
         let (engine, error) = event_error(&format!("limit-{what}"), &script);
         assert!(error.contains(needle), "{what}: {error}");
         assert!(
@@ -386,6 +389,31 @@ fn scripts_that_fan_out_or_write_nonsense_hit_named_limits() {
         "fn on_event(e) { for i in 0..200 { set_timer(\"t\", 60); } }\nfn on_timer(n) {}\n",
     );
     assert!(error.is_empty(), "{error}");
+}
+
+/// A flow that records ratings without saying what they are does not load: its reports would
+/// guess.
+#[test]
+fn a_flow_recording_ratings_must_declare_its_scale() {
+    let dir = TempDir::new("no-scale");
+    std::fs::write(
+        dir.path().join("f.rhai"),
+        "fn on_reply(m) { record_rating(#{score: 5}); }\n",
+    )
+    .unwrap();
+    let (_, errors) = FlowEngine::new(
+        Store::temporary().unwrap(),
+        EngineConfig {
+            scripts_dir: Some(dir.path().to_owned()),
+            ..EngineConfig::default()
+        },
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("declares no fn scale()")),
+        "{errors:?}"
+    );
 }
 
 /// A flow declares its scale; `record_rating` holds it to it.

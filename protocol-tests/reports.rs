@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use smsflow::flow::engine::{EngineConfig, FlowEngine};
 use smsflow::http::{ApiState, serve};
+use smsflow::report::{Kind, Report};
 use smsflow::store::{
     Commit, Conversation, ConversationStatus, Direction, Incident, Rating, Store, TimelineEntry,
 };
@@ -825,4 +826,107 @@ async fn reports_cli_prints_the_response_feed() {
     let out = smsflow(&["report", "responses", "--config", config, "--limit", "2"]).await;
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("more: --cursor "), "{table}");
+}
+
+/// The shipped NPS flow end to end through the engine: the report of `flow=nps` computes NPS
+/// on 0–10, counts the flow's own surveys, and the detractor's follow-up answer is the
+/// rating's comment in the feed and in the comment analysis.
+#[test]
+fn nps_flow_reports_nps_with_its_follow_up_as_the_comment() {
+    let store = Store::temporary().unwrap();
+    let (engine, errors) = FlowEngine::new(
+        store.clone(),
+        EngineConfig {
+            scripts_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
+            timezone: zone(),
+            ..EngineConfig::default()
+        },
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let t = DAY;
+    // 4 promoters, 2 passives, 2 detractors: NPS 25.
+    for (i, answer) in ["10", "9", "9 спасибо", "10", "8", "7", "3", "0"]
+        .iter()
+        .enumerate()
+    {
+        let msisdn = format!("99890765432{i}");
+        let event = json!({"id": format!("o-{i}"), "msisdn": msisdn, "operator": "op-17"});
+        engine.start(t, "nps", event, None).unwrap();
+        engine.reply(t + 1000, &msisdn, answer, t + 1000).unwrap();
+    }
+    // One detractor says why; the other's follow-up window passes.
+    engine
+        .reply(
+            t + 2000,
+            "998907654326",
+            "Курьер опоздал на два часа",
+            t + 2000,
+        )
+        .unwrap();
+    engine.fire_due_timers(t + 3 * 3_600_000).unwrap();
+
+    let query = smsflow::report::Query::parse(
+        Kind::Csi,
+        Some("2026-11-01"),
+        Some("2026-11-22"),
+        None,
+        jiff::civil::date(2026, 11, 22),
+    )
+    .unwrap()
+    .for_flow(Some("nps"))
+    .unwrap();
+    let scale = engine.flow("nps").map(|f| f.scale.clone());
+    let Report::Csi(r) =
+        smsflow::report::source::build_with(&store, &query, &zone(), scale).unwrap()
+    else {
+        panic!("a CSI report")
+    };
+    let t = &r.total;
+    assert_eq!((r.flow.as_str(), r.scale.kind.as_str()), ("nps", "nps"));
+    assert_eq!(
+        t.surveys_sent, 8,
+        "the flow's own surveys, not the survey flow's"
+    );
+    assert_eq!(t.responses, 8);
+    assert_eq!(t.nps, Some(25.0));
+    assert_eq!(
+        (t.promoters_pct, t.passives_pct, t.detractors_pct),
+        (Some(50.0), Some(25.0), Some(25.0))
+    );
+    assert_eq!(t.distribution.scores().count(), 11, "a key per score 0–10");
+    assert_eq!(t.distribution.count(0), 1);
+    assert!(
+        t.ci95
+            .is_some_and(|[lo, hi]| (0.0..=10.0).contains(&lo) && hi <= 10.0)
+    );
+    // The follow-up answer is the comment, and a problem.
+    let problems: Vec<&str> = (r.comments.problems.iter())
+        .map(|f| f.term.as_str())
+        .collect();
+    assert!(
+        problems.iter().any(|p| p.contains("опоздал")),
+        "{problems:?}"
+    );
+    let page = smsflow::report::feed::page(
+        &store,
+        &smsflow::report::feed::FeedQuery {
+            flow: Some("nps".into()),
+            score: Some(3),
+            ..Default::default()
+        },
+        DAY + 86_400_000,
+    )
+    .unwrap();
+    assert_eq!(page.items[0].comment, "Курьер опоздал на два часа");
+    // The shipped survey's report is untouched by the NPS flow's ratings.
+    let survey = smsflow::report::Query {
+        flow: "survey".into(),
+        ..query
+    };
+    let Report::Csi(s) = smsflow::report::source::build(&store, &survey, &zone()).unwrap() else {
+        panic!("a CSI report")
+    };
+    assert_eq!(s.total.responses, 0);
+    assert_eq!(s.total.distribution.scores().count(), 5);
+    assert!(s.total.nps.is_none());
 }

@@ -327,6 +327,9 @@ pub struct CsiArgs {
     /// What the rows are.
     #[arg(long, value_enum, default_value_t = CsiBy::Operator)]
     pub by: CsiBy,
+    /// The survey flow (its scale decides the numbers: CSAT, NPS or CES).
+    #[arg(long, value_name = "FLOW", default_value = "survey")]
+    pub flow: String,
     #[command(flatten)]
     pub report: ReportArgs,
 }

@@ -44,11 +44,19 @@ fn main() -> ExitCode {
 /// `smsflow report`: exit 2 for bad usage or a bad config, 1 when the report cannot be made.
 fn run_report(command: ReportCommand) -> ExitCode {
     use smsflow::report::{Kind, cli};
-    let (kind, by, args) = match command {
-        ReportCommand::Csi(args) => (Kind::Csi, crate::cli::by_name(args.by), args.report),
-        ReportCommand::Incidents(args) => {
-            (Kind::Incidents, crate::cli::by_name(args.by), args.report)
-        }
+    let (kind, by, flow, args) = match command {
+        ReportCommand::Csi(args) => (
+            Kind::Csi,
+            crate::cli::by_name(args.by),
+            Some(args.flow),
+            args.report,
+        ),
+        ReportCommand::Incidents(args) => (
+            Kind::Incidents,
+            crate::cli::by_name(args.by),
+            None,
+            args.report,
+        ),
         ReportCommand::Responses(args) => return run_responses(args),
     };
     let config = match smsflow::config::Config::discover(args.config.path.as_deref()) {
@@ -68,6 +76,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
         from: args.from,
         to: args.to,
         by: Some(by),
+        flow,
         format,
     };
     let now = jiff::Timestamp::now().as_millisecond();

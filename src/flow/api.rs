@@ -28,7 +28,23 @@
 //! and in what it may ask for: at most [`MAX_SENDS`] `send`s, [`MAX_TIMERS`] timers,
 //! [`MAX_STARTS`] `start_flow`s and [`MAX_RECORDS`] ratings or incidents; one more is an error
 //! naming the limit, and the hook's effects are discarded. `record_rating` refuses a score
-//! outside the flow's scale (`fn scale()`, default 1–5) and fields that are not strings.
+//! outside the flow's scale and fields that are not strings.
+//!
+//! # Declared functions
+//!
+//! A flow may define functions smsflow reads at load time rather than calls per message:
+//!
+//! - `fn scale()` → `#{kind, min, max}`: what its ratings are. `kind` is `"csat"` (1–5, the
+//!   shipped survey: positive 4–5, negative 1–2), `"nps"` (0–10: NPS = promoters 9–10 % −
+//!   detractors 0–6 %) or `"ces"` (1–7: the share of "easy", 5–7); `min` and `max` are 0–10.
+//!   `record_rating` refuses scores outside it, and the CSI report of the flow
+//!   (`smsflow report csi --flow NAME`) computes what the kind means. A flow that calls
+//!   `record_rating` must declare it: `smsflow check` and loading fail otherwise.
+//! - `fn event_fields()` → `#{field: type}`: what an HTTP event must carry (a 422 otherwise).
+//!
+//! A follow-up question ("what should we improve?") is a second `send` and a state field: keep
+//! the score in `this`, ask, and record the rating when the answer (its comment) comes or a
+//! timer says none will; `scripts/nps.rhai` does exactly that.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

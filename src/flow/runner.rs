@@ -219,6 +219,18 @@ pub fn compile(
     }
     // Definition order, so `check` lists them the same way every run.
     tests.sort_by_key(|t| definition_line(source, t));
+    // A flow that records ratings says what they are: the reports compute by it.
+    let declares_scale = ast
+        .iter_functions()
+        .any(|f| f.name == "scale" && f.params.is_empty());
+    if !declares_scale && source.contains("record_rating") {
+        return Err(FlowError::BadHook {
+            origin: origin.to_owned(),
+            message: "records ratings (record_rating) but declares no fn scale(); add e.g. \
+                      fn scale() { #{ kind: \"csat\", min: 1, max: 5 } }"
+                .into(),
+        });
+    }
     let scale =
         declared(engine, &ast, "scale", Scale::from_map, Scale::default()).map_err(|message| {
             FlowError::BadHook {

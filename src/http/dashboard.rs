@@ -1,8 +1,8 @@
 //! `GET /reports`, the dashboard: both reports and the newest responses on one HTML page,
 //! and `GET /`, which sends a browser there.
 //!
-//! Takes `from`, `to` and `by` (a CSI grouping; the incident part follows it when it is a
-//! period, else groups by location), `days` (the last N days, instead of `from`), and
+//! Takes `from`, `to`, `by` (a CSI grouping; the incident part follows it when it is a
+//! period, else groups by location) and `flow` (the survey flow, with its scale's numbers), `days` (the last N days, instead of `from`), and
 //! `refresh` (reload every N seconds, 10 to 3600). An empty value is no value, as the form
 //! sends them. A bad parameter gets an HTML page saying what is wrong (400), not JSON: the
 //! reader is a person in a browser.
@@ -89,10 +89,17 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
     };
     let zone = state.engine.timezone().clone();
     let (from, to) = range_ms(&zone, csi.from, csi.to);
+    // The survey flows: those that declare what their ratings are.
+    let flows = (state.engine.flows().iter())
+        .filter(|f| f.source.contains("fn scale"))
+        .map(|f| f.name.clone())
+        .collect();
     let controls = Controls {
         from: csi.from.to_string(),
         to: csi.to.to_string(),
         by: csi.by.name().to_owned(),
+        flow: csi.flow.clone(),
+        flows,
     };
     let (csi, incidents) = (
         build_report(state, csi).await?,

@@ -618,10 +618,14 @@ pub(super) async fn build_report(
     query: report::Query,
 ) -> Result<Report, ApiError> {
     let (store, engine) = (state.store.clone(), state.engine.clone());
-    tokio::task::spawn_blocking(move || report::source::build(&store, &query, engine.timezone()))
-        .await
-        .map_err(|e| ApiError::Internal(format!("the report task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    // The running engine knows the flow's scale even before its live script is stored.
+    let scale = engine.flow(&query.flow).map(|f| f.scale.clone());
+    tokio::task::spawn_blocking(move || {
+        report::source::build_with(&store, &query, engine.timezone(), scale)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the report task failed: {e}")))?
+    .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 // ---- probes and the rest --------------------------------------------------------------------

@@ -18,6 +18,8 @@ pub struct Request {
     pub from: Option<String>,
     pub to: Option<String>,
     pub by: Option<String>,
+    /// The survey flow of a CSI report (default `survey`).
+    pub flow: Option<String>,
     pub format: Format,
 }
 
@@ -68,6 +70,7 @@ pub fn report(
         request.by.as_deref(),
         today(zone, now),
     )
+    .and_then(|q| q.for_flow(request.flow.as_deref()))
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let data_dir: &Path = &config.service.data_dir;
     if is_missing_or_empty(data_dir) {

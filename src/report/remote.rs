@@ -53,13 +53,18 @@ pub fn connect_address(listen: SocketAddr) -> SocketAddr {
 
 /// The API path of `query`'s report.
 pub fn path(query: &Query) -> String {
-    format!(
+    let mut path = format!(
         "/api/v1/reports/{}?from={}&to={}&by={}",
         query.kind.name(),
         query.from,
         query.to,
         query.by.name()
-    )
+    );
+    if query.kind == super::query::Kind::Csi {
+        // Flow names are letters, digits, - and _ (Query::for_flow): nothing to escape.
+        path.push_str(&format!("&flow={}", query.flow));
+    }
+    path
 }
 
 /// GETs `path` from `addr` with the bearer `token`; the body of a 200 answer.

@@ -1078,3 +1078,42 @@ fn an_empty_xlsx_section_says_none() {
         );
     }
 }
+
+#[test]
+fn a_ces_survey_reports_the_share_of_easy_on_1_to_7() {
+    let t0 = day_start(&zone(), date(2026, 11, 10)) + HOUR;
+    let ratings = [7u8, 6, 5, 2, 1]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Rating {
+            flow: "effort".into(),
+            ..rating(t0 + i as i64, *s, "op-1", "call", "")
+        })
+        .collect();
+    let options = CsiOptions {
+        scale: crate::report::scale::Scale {
+            kind: "ces".into(),
+            min: 1,
+            max: 7,
+        },
+        ..CsiOptions::default()
+    };
+    let data = CsiData {
+        ratings,
+        ..CsiData::default()
+    };
+    let r = csi::compute(&november(Grouping::Operator), &zone(), &data, &options);
+    assert_eq!(r.total.easy_pct, Some(60.0));
+    assert_eq!(r.total.negative_pct, Some(40.0), "hard: 1–3");
+    assert_eq!(
+        r.total.distribution.scores().collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+    assert_eq!(r.total.average, Some(4.2));
+    assert!(r.total.nps.is_none());
+    let doc = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        doc["scale"],
+        serde_json::json!({"kind": "ces", "min": 1, "max": 7})
+    );
+}

@@ -358,7 +358,12 @@ async fn run_in(
     let today = report::query::today(zone, now_ms());
     let build = |kind| -> Result<Option<Report>, DemoError> {
         match report::Query::parse(kind, None, None, None, today) {
-            Ok(query) => Ok(Some(report::source::build(store, &query, zone)?)),
+            Ok(query) => {
+                let scale = engine.flow(&query.flow).map(|f| f.scale.clone());
+                Ok(Some(report::source::build_with(
+                    store, &query, zone, scale,
+                )?))
+            }
             Err(_) => Ok(None),
         }
     };

@@ -111,6 +111,9 @@ pub struct Controls {
     pub from: String,
     pub to: String,
     pub by: String,
+    /// The survey flow shown, and every survey flow to choose from.
+    pub flow: String,
+    pub flows: Vec<String>,
 }
 
 /// The choices of the grouping control.
@@ -224,7 +227,7 @@ fn controls(out: &mut String, c: &Controls, refresh: Option<u32>) {
         out,
         "</select></label><button type=\"submit\">Show</button></form>"
     );
-    let by = escape(&c.by);
+    let by = format!("{}&amp;flow={}", escape(&c.by), escape(&c.flow));
     let _ = writeln!(
         out,
         "<p class=\"quick\">Last <a href=\"/reports?days=7&amp;by={by}\">7 days</a>\
