@@ -280,6 +280,10 @@ impl FlowEngine {
             event_digest: event_key.map(|_| digest(&event)),
             created_at: now,
             updated_at: now,
+            reply_code: None,
+            join_key: None,
+            notifications: 0,
+            updates: Vec::new(),
         };
         let arg = rhai::serde::to_dynamic(&event).map_err(|e| EngineError::State {
             conversation: id,
@@ -379,6 +383,10 @@ impl FlowEngine {
                 event_digest: None,
                 created_at: now,
                 updated_at: now,
+                reply_code: None,
+                join_key: None,
+                notifications: 0,
+                updates: Vec::new(),
             };
             let commit = Commit {
                 script: Some((
@@ -420,6 +428,10 @@ impl FlowEngine {
                 event_digest: None,
                 created_at: now,
                 updated_at: now,
+                reply_code: None,
+                join_key: None,
+                notifications: 0,
+                updates: Vec::new(),
             }),
             timeline: vec![(id, inbound)],
             mo,

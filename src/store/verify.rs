@@ -14,7 +14,7 @@ use super::state::{ConversationRecord, split_lp};
 use super::tally::{self, Tally, TallyKey};
 use super::{
     ConversationId, Incident, Millis, MoPart, OutMessage, PartKey, Rating, SentPart, Store,
-    StoreError, TimelineEntry, has_comment, keys, log, show_key,
+    StoreError, TimelineEntry, WebhookCall, has_comment, keys, log, show_key,
 };
 
 /// Problems listed in full; beyond that they are only counted.
@@ -65,6 +65,7 @@ struct Check {
     /// outbox.
     references: Vec<(Vec<u8>, ConversationId)>,
     outbox: BTreeSet<u64>,
+    webhooks: BTreeSet<u64>,
     tallies: BTreeMap<TallyKey, (Vec<u8>, Tally)>,
     checkpoint: Option<u64>,
 }
@@ -296,6 +297,21 @@ impl Check {
                     self.references.push((key.to_vec(), m.conversation));
                 }
                 self.count("outbox messages", 1);
+            }
+            keys::WEBHOOK => {
+                let w: Option<WebhookCall> = self.decode(key, value);
+                if let (Some(id), Some(w)) = (self.id_key(key), w) {
+                    if w.id != id {
+                        self.problem(format!(
+                            "state/{}: holds webhook call {}",
+                            show_key(key),
+                            w.id
+                        ));
+                    }
+                    self.webhooks.insert(id);
+                    self.references.push((key.to_vec(), w.conversation));
+                }
+                self.count("webhook calls waiting", 1);
             }
             keys::OPT_OUT => {
                 self.index_entry(key, value);
@@ -535,6 +551,14 @@ impl Check {
                 "outbox: {} messages in memory, {} under `o` keys",
                 outbox.len(),
                 self.outbox.len()
+            ));
+        }
+        let webhooks: BTreeSet<u64> = indexes.webhooks.keys().copied().collect();
+        if webhooks != self.webhooks {
+            problems.push(format!(
+                "webhooks: {} calls in memory, {} under `w` keys",
+                webhooks.len(),
+                self.webhooks.len()
             ));
         }
         for (k, (key, t)) in &self.tallies {
