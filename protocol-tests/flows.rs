@@ -103,8 +103,8 @@ fn restart_mid_survey_continues() {
     let id = {
         let engine = engine_on(open_store(&data.path().join("db")), &scripts());
         let event = serde_json::json!({"id": "call-1", "msisdn": "998901234567", "operator": "op-17", "channel": "call"});
-        let (result, duplicate) = engine.start(T0, "survey", event, Some("call-1")).unwrap();
-        assert!(!duplicate);
+        let (result, started) = engine.start(T0, "survey", event, Some("call-1")).unwrap();
+        assert_eq!(started, smsflow::flow::engine::Started::New);
         assert_eq!(result.outbox.len(), 1);
         engine.store().flush_sync().unwrap();
         result.conversation

@@ -356,7 +356,8 @@ fn run_check(
         );
         return ExitCode::from(2);
     }
-    let report = smsflow::flow::check::run(&scripts, zone);
+    let webhooks = smsflow::config::webhook::names(&config.webhook);
+    let report = smsflow::flow::check::run_configured(&scripts, zone, &webhooks);
     let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
     match smsflow::flow::check::print(&report, &mut std::io::stdout(), color) {
         Ok(true) => ExitCode::SUCCESS,
