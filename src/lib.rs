@@ -20,6 +20,8 @@
 //! - [`flow`]: the flow engine: Rhai scripts (survey, escalation, inbox) calling host functions
 //!   whose effects are committed with the conversation's state.
 //! - [`service`]: the MO→flow→MT pipeline, `smsflow run` and `smsflow demo`.
+//! - [`webhook`]: delivery of the webhook calls flows queue with `notify`: a sans-IO retry
+//!   policy, hyper's HTTP/1.1 client, HMAC signatures, the worker task.
 //! - [`http`]: the HTTP API (axum): events that start conversations, conversation reads,
 //!   `/healthz` and `/readyz`, bearer-token auth, JSON errors.
 //! - [`report`]: the CSI and incident reports: pure computation over ratings, incidents and
@@ -48,3 +50,4 @@ pub mod sim;
 pub mod smpp;
 pub mod store;
 pub mod tls;
+pub mod webhook;

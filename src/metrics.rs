@@ -53,6 +53,16 @@ pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
 pub const FLOW_RELOADS: &str = "smsflow_flow_reloads_total";
 /// `{flow, version}`: 1 for the version each flow runs now (0 for versions it ran before).
 pub const FLOW_INFO: &str = "smsflow_flow_info";
+/// `{webhook, result}`: webhook delivery attempts by what they came to: `delivered` (2xx),
+/// `retried` (an error, a timeout or a 5xx; tried again after a pause), `refused` (another
+/// status: not tried again), `given_up` (still failing a day after the step queued it, or its
+/// `[[webhook]]` is gone from the config).
+pub const WEBHOOK_DELIVERIES: &str = "smsflow_webhook_deliveries_total";
+/// Webhook calls waiting in the durable queue.
+pub const WEBHOOKS_PENDING: &str = "smsflow_webhooks_pending";
+/// Results of [`WEBHOOK_DELIVERIES`], registered at zero per webhook.
+pub const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "retried", "refused", "given_up"];
+
 /// Incomplete concatenated MOs released early because the reassembly bounds were reached.
 pub const MO_EVICTED: &str = "smsflow_mo_reassembly_evicted_total";
 /// `{listener}`: HTTP connections closed at once because every open one was busy at the
@@ -108,7 +118,13 @@ pub fn install() -> PrometheusHandle {
 /// "nobody took it" escalation level.
 pub fn register_zeroes(flows: &[String]) {
     for flow in flows {
-        for hook in ["on_event", "on_reply", "on_timer", "on_delivery"] {
+        for hook in [
+            "on_event",
+            "on_reply",
+            "on_timer",
+            "on_delivery",
+            "on_update",
+        ] {
             metrics::counter!(FLOW_ERRORS, "flow" => flow.clone(), "hook" => hook).increment(0);
         }
     }
@@ -126,6 +142,18 @@ pub fn register_zeroes(flows: &[String]) {
     ] {
         metrics::counter!(SURVEY_FUNNEL, "stage" => stage).increment(0);
     }
+}
+
+/// Registers every `{webhook, result}` of [`WEBHOOK_DELIVERIES`] at zero, so an alert on
+/// `increase(...{result="given_up"}[1h]) > 0` works before the first failure.
+pub fn register_webhooks(names: &[String]) {
+    for webhook in names {
+        for result in WEBHOOK_RESULTS {
+            metrics::counter!(WEBHOOK_DELIVERIES, "webhook" => webhook.clone(), "result" => result)
+                .increment(0);
+        }
+    }
+    metrics::gauge!(WEBHOOKS_PENDING).set(0.0);
 }
 
 fn describe() {
@@ -171,4 +199,12 @@ fn describe() {
     );
     describe_counter!(CONVERSATIONS_FINISHED, "conversations ended, by outcome");
     describe_counter!(SURVEY_FUNNEL, "surveys that reached each stage");
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "webhook delivery attempts: delivered, retried, refused, given_up"
+    );
+    describe_gauge!(
+        WEBHOOKS_PENDING,
+        "webhook calls waiting in the durable queue"
+    );
 }
