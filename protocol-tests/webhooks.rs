@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::http::{Server, raw};
 use crate::run::{ServiceSetup, service_setup, spawn_service_in_env, stop_with_sigterm};
-use crate::util::{TempDir, WAIT, send_mo, until_ready};
+use crate::util::{TempDir, WAIT, next_submitted, send_mo, until_ready};
 
 const SECRET: &str = "sd-s3cret";
 const NURSE: &str = "998901111111";
@@ -159,10 +159,7 @@ async fn a_failed_delivery_is_retried_with_the_same_key_and_a_valid_signature() 
     let mut submitted = smsc.submitted();
 
     let id = post_incident(&setup, &incident()).await;
-    let call = tokio::time::timeout(WAIT, submitted.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let call = next_submitted(&mut submitted).await;
     assert_eq!(call.destination, NURSE);
     assert!(call.text.ends_with("Ответьте OK 100"), "{}", call.text);
 
@@ -204,10 +201,7 @@ async fn a_failed_delivery_is_retried_with_the_same_key_and_a_valid_signature() 
 
     // The nurse takes the call by its code; the desk hears who, at which level.
     assert!(send_mo(&smsc, NURSE, "OK 100").await.is_ok());
-    let taken = tokio::time::timeout(WAIT, submitted.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let taken = next_submitted(&mut submitted).await;
     assert!(
         taken.text.ends_with("ответьте ГОТОВО 100"),
         "{}",

@@ -330,7 +330,7 @@ pub fn register(engine: &mut Engine) {
     );
     engine.register_fn("t_notified", |ctx: NativeCallContext| -> Res<Array> {
         let h = harness(&ctx)?;
-        let calls = h.engine.store().webhooks_after(None, usize::MAX);
+        let calls = h.engine.store().webhooks_after(0, usize::MAX);
         calls
             .iter()
             .map(|c| {

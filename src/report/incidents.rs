@@ -292,6 +292,15 @@ mod tests {
         }
     }
 
+    fn november_by_location() -> Query {
+        Query {
+            kind: super::super::query::Kind::Incidents,
+            from: date(2026, 11, 1),
+            to: date(2026, 11, 22),
+            by: Grouping::Location,
+        }
+    }
+
     #[test]
     fn the_spec_example() {
         // 2026-11-10 12:00 UTC
@@ -319,12 +328,7 @@ mod tests {
                 json!({"acknowledged": true, "level": 1, "ack_seconds": 1.0}),
             ),
         ];
-        let query = Query {
-            kind: super::super::query::Kind::Incidents,
-            from: date(2026, 11, 1),
-            to: date(2026, 11, 22),
-            by: Grouping::Location,
-        };
+        let query = november_by_location();
         let r = compute(&query, &TimeZone::UTC, &incidents);
         let doc = serde_json::to_value(&r).unwrap();
         assert_eq!(
@@ -367,13 +371,7 @@ mod tests {
             json!({"acknowledged": true, "resolved": false, "resolve_seconds": 1.0}),
         ));
         incidents.push(incident(t, json!({"acknowledged": true, "resolved": true})));
-        let query = Query {
-            kind: super::super::query::Kind::Incidents,
-            from: date(2026, 11, 1),
-            to: date(2026, 11, 22),
-            by: Grouping::Location,
-        };
-        let r = compute(&query, &TimeZone::UTC, &incidents);
+        let r = compute(&november_by_location(), &TimeZone::UTC, &incidents);
         assert_eq!(r.total.resolved, 10);
         assert_eq!(r.total.median_resolve_seconds, Some(300.0));
         assert_eq!(r.total.p90_resolve_seconds, Some(540.0));

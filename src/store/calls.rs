@@ -7,10 +7,10 @@ use super::log::Record;
 use super::{ConversationId, Store, StoreError, WebhookCall, WebhookOutcome};
 
 impl Store {
-    /// Webhook calls waiting, oldest (lowest id) first, after `after` (from the first for
-    /// `None`); the worker delivers them and calls [`Store::webhooks_finished`].
-    pub fn webhooks_after(&self, after: Option<u64>, limit: usize) -> Vec<WebhookCall> {
-        self.state().webhooks_after(after, limit)
+    /// Webhook calls waiting, oldest (lowest id) first, after id `after` (0: from the first);
+    /// the worker delivers them and calls [`Store::webhooks_finished`].
+    pub fn webhooks_after(&self, after: u64, limit: usize) -> Vec<WebhookCall> {
+        self.state().webhooks_after(Some(after), limit)
     }
 
     /// How many webhook calls wait.

@@ -48,16 +48,16 @@ fn a_queued_call_survives_a_crash_and_leaves_once_finished() -> TestResult {
         store.simulate_crash();
     }
     let store = reopen(&dir.0)?;
-    assert_eq!(store.webhooks_after(None, 10), [a.clone(), b.clone()]);
+    assert_eq!(store.webhooks_after(0, 10), [a.clone(), b.clone()]);
     assert_eq!(
-        store.webhooks_after(Some(a.id), 10),
+        store.webhooks_after(a.id, 10),
         vec![b.clone()],
         "after a cursor"
     );
     assert_eq!(b.idempotency_key(), "1-2");
     store.webhooks_finished(&[outcome(&a, "delivered (HTTP 200, attempt 2)")])?;
     store.webhooks_finished(&[outcome(&a, "delivered again")])?;
-    assert_eq!(store.webhooks_after(None, 10), vec![b.clone()]);
+    assert_eq!(store.webhooks_after(0, 10), vec![b.clone()]);
     assert_eq!(store.webhooks_len(), 1);
     let statuses: Vec<String> = store.timeline(1)?.into_iter().map(|e| e.status).collect();
     assert_eq!(

@@ -495,17 +495,7 @@ impl State {
 
     /// Outbox messages after id `after` (from the first for `None`), by id.
     pub fn outbox_after(&self, after: Option<u64>, limit: usize) -> Vec<OutMessage> {
-        let from = match after {
-            Some(after) => match after.checked_add(1) {
-                Some(from) => from,
-                None => return Vec::new(),
-            },
-            None => 0,
-        };
-        (self.outbox.range(from..))
-            .take(limit)
-            .map(|(_, m)| m.clone())
-            .collect()
+        read_after(&self.outbox, after, limit)
     }
 
     pub fn outbox_len(&self) -> usize {
@@ -1113,6 +1103,22 @@ pub(super) struct Indexes<'a> {
     pub outbox: &'a BTreeMap<u64, OutMessage>,
     pub webhooks: &'a BTreeMap<u64, WebhookCall>,
     pub tallies: &'a BTreeMap<TallyKey, Tally>,
+}
+
+/// The values of `queue` (the outbox, the webhook calls) after id `after` (from the first for
+/// `None`), by id, at most `limit`.
+fn read_after<T: Clone>(queue: &BTreeMap<u64, T>, after: Option<u64>, limit: usize) -> Vec<T> {
+    let from = match after {
+        Some(after) => match after.checked_add(1) {
+            Some(from) => from,
+            None => return Vec::new(),
+        },
+        None => 0,
+    };
+    (queue.range(from..))
+        .take(limit)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 /// The highest conversation or outbox id commit `c` holds (0: none).

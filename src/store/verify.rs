@@ -285,31 +285,17 @@ impl Check {
             }
             keys::OUTBOX => {
                 let m: Option<OutMessage> = self.decode(key, value);
-                if let (Some(id), Some(m)) = (self.id_key(key), m) {
-                    if m.id != id {
-                        self.problem(format!(
-                            "state/{}: holds outbox message {}",
-                            show_key(key),
-                            m.id
-                        ));
-                    }
+                let held = m.map(|m| (m.id, m.conversation));
+                if let Some(id) = self.queued(key, held, "outbox message") {
                     self.outbox.insert(id);
-                    self.references.push((key.to_vec(), m.conversation));
                 }
                 self.count("outbox messages", 1);
             }
             keys::WEBHOOK => {
                 let w: Option<WebhookCall> = self.decode(key, value);
-                if let (Some(id), Some(w)) = (self.id_key(key), w) {
-                    if w.id != id {
-                        self.problem(format!(
-                            "state/{}: holds webhook call {}",
-                            show_key(key),
-                            w.id
-                        ));
-                    }
+                let held = w.map(|w| (w.id, w.conversation));
+                if let Some(id) = self.queued(key, held, "webhook call") {
                     self.webhooks.insert(id);
-                    self.references.push((key.to_vec(), w.conversation));
                 }
                 self.count("webhook calls waiting", 1);
             }
@@ -397,6 +383,22 @@ impl Check {
             },
             _ => self.bad_key(key, "a key this smsflow does not write"),
         }
+    }
+
+    /// An entry of a queue keyed by its id (`o`, `w`) holding `held` (its id and its
+    /// conversation, when it decoded): the id, once checked against the key.
+    fn queued(
+        &mut self,
+        key: &[u8],
+        held: Option<(u64, ConversationId)>,
+        what: &str,
+    ) -> Option<u64> {
+        let (id, (held, conversation)) = (self.id_key(key)?, held?);
+        if held != id {
+            self.problem(format!("state/{}: holds {what} {held}", show_key(key)));
+        }
+        self.references.push((key.to_vec(), conversation));
+        Some(id)
     }
 
     fn conversation(&mut self, key: &[u8], value: &[u8]) {

@@ -7,17 +7,7 @@ use super::State;
 impl State {
     /// Webhook calls after id `after` (from the first for `None`), by id.
     pub fn webhooks_after(&self, after: Option<u64>, limit: usize) -> Vec<WebhookCall> {
-        let from = match after {
-            Some(after) => match after.checked_add(1) {
-                Some(from) => from,
-                None => return Vec::new(),
-            },
-            None => 0,
-        };
-        (self.webhooks.range(from..))
-            .take(limit)
-            .map(|(_, w)| w.clone())
-            .collect()
+        super::read_after(&self.webhooks, after, limit)
     }
 
     pub fn webhooks_len(&self) -> usize {
