@@ -108,10 +108,11 @@ impl FlowEngine {
     ) -> Result<Route, EngineError> {
         let candidates = self.store.open_conversations_of(from)?;
         let (word, code, lone) = split_code(text);
+        // A lone number that is nobody's code is the reply itself ("1" may be an ack word).
         let mut route = Route {
             conversation: candidates.first().copied(),
             code: (!lone).then_some(code).flatten(),
-            word,
+            word: if lone { text.trim().to_owned() } else { word },
             claims: Vec::new(),
         };
         if let Some(code) = code
@@ -119,6 +120,9 @@ impl FlowEngine {
         {
             route.conversation = Some(holder);
             route.code = Some(code);
+            if lone {
+                route.word.clear();
+            }
             return Ok(route);
         }
         if candidates.len() < 2 {
