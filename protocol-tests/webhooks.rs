@@ -10,6 +10,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use smsflow::sim::{self, SimConfig};
+use smsflow::store::WebhookCall;
+use smsflow::webhook::client;
+use smsflow::webhook::policy::Attempt;
 use tokio::sync::mpsc;
 
 use crate::http::{Server, raw};
@@ -57,6 +60,11 @@ struct Receiver {
 
 impl Receiver {
     async fn start(first: &[u16], then: u16) -> Receiver {
+        Receiver::serve(first, then, None).await
+    }
+
+    /// [`Receiver::start`] over HTTPS with `tls` (smsflow's own listener serves it).
+    async fn serve(first: &[u16], then: u16, tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
         let (tx, seen) = mpsc::unbounded_channel();
         let answers = Answers {
             next: Arc::new(Mutex::new(first.iter().copied().collect())),
@@ -67,8 +75,13 @@ impl Receiver {
             .route("/incidents", axum::routing::post(receive))
             .with_state(answers.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/incidents", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/incidents", listener.local_addr().unwrap());
+        let limits = smsflow::http::Limits::default();
+        let forever = std::future::pending();
+        tokio::spawn(smsflow::http::listener::serve(
+            listener, tls, app, limits, "desk", forever,
+        ));
         Receiver { url, answers, seen }
     }
 
@@ -324,4 +337,43 @@ async fn a_repeated_press_joins_and_the_cancel_button_resolves_over_http() {
         .call("POST", path, None, Some(&late))
         .await
         .assert_error(409, "conflict");
+}
+
+/// `https://` webhooks: the receiver's certificate is verified against `tls_ca` (the client
+/// the worker uses, called directly); one from another CA fails the attempt, naming why.
+#[tokio::test]
+async fn an_https_receiver_is_verified_against_tls_ca() {
+    let pki = crate::tls::Pki::new("webhook");
+    let mut desk = Receiver::serve(&[], 200, Some(pki.server_config("server", false))).await;
+    let url = desk.url.clone();
+    let webhook = |ca: &str| {
+        let text = format!(
+            "[[smsc]]\nname = \"a\"\npassword = \"x\"\n[[webhook]]\nname = \"desk\"\n\
+             url = \"{}\"\ntls_ca = \"{}\"\n",
+            url,
+            pki.path(ca).display()
+        );
+        let config = smsflow::config::Config::from_toml(&text, None, &|_| None).unwrap();
+        config.webhook[0].resolved().unwrap().clone()
+    };
+    let call = WebhookCall {
+        id: 9,
+        webhook: "desk".into(),
+        conversation: 4,
+        flow: "escalation".into(),
+        seq: 2,
+        created_at: 0,
+        body: r#"{"payload":{}}"#.into(),
+    };
+    let timeout = std::time::Duration::from_secs(10);
+    let trusted = client::post(&webhook("ca.pem"), timeout, &call, 1).await;
+    assert_eq!(trusted, Attempt::Answered(200));
+    assert_eq!(desk.next().await.header("idempotency-key"), "4-2");
+    match client::post(&webhook("rogue-ca.pem"), timeout, &call, 1).await {
+        Attempt::Failed(why) => assert!(
+            why.contains("TLS handshake with 127.0.0.1 failed") && why.contains("UnknownIssuer"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
