@@ -86,6 +86,8 @@ fn main() {
             now: T0,
             timezone: jiff::tz::TimeZone::UTC,
             lookup: lookup.clone(),
+            reply_code: None,
+            webhooks: Vec::new().into(),
         };
         runner::call_hook(&rhai, &survey, &Hook::Reply(msg), &mut state, input).expect("hook");
         let _: &Dynamic = &state;

@@ -85,6 +85,10 @@ fn open_conversations(n: usize, zone: &jiff::tz::TimeZone) {
             event_digest: None,
             created_at: now,
             updated_at: now,
+            reply_code: None,
+            join_key: None,
+            notifications: 0,
+            updates: Vec::new(),
         };
         store
             .commit(Commit {

@@ -44,6 +44,10 @@ fn conversation(id: u64, at: i64) -> Conversation {
         event_digest: None,
         created_at: at,
         updated_at: at,
+        reply_code: None,
+        join_key: None,
+        notifications: 0,
+        updates: Vec::new(),
     }
 }
 

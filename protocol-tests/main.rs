@@ -37,6 +37,9 @@
 //! - `tls`: SMPP over TLS against the simulator (CA, mutual TLS, wrong name, untrusted CA),
 //!   `smsflow run` with TLS to the SMSC and HTTPS on its listeners; certificates made at run
 //!   time.
+//! - `webhooks`: staff calls end to end: hand-offs to a Service Desk over real HTTP (a retry
+//!   after a 500 with the same key and signature, delivery after `kill -9`), repeated presses
+//!   and the cancel button over the API.
 
 mod cli;
 mod concurrency;
@@ -64,3 +67,4 @@ mod store_ops;
 mod tls;
 mod util;
 mod vectors;
+mod webhooks;

@@ -62,6 +62,10 @@ fn seed(store: &Store) {
                 event_digest: None,
                 created_at: at,
                 updated_at: at,
+                reply_code: None,
+                join_key: None,
+                notifications: 0,
+                updates: Vec::new(),
             }),
             ..Commit::default()
         };

@@ -86,11 +86,17 @@ pub(crate) fn spawn_service(config: &Path) -> Child {
 
 /// [`spawn_service`] with more flags for `run` (`--accept-data-loss`).
 pub(crate) fn spawn_service_with(config: &Path, flags: &[&str]) -> Child {
+    spawn_service_in_env(config, flags, &[])
+}
+
+/// [`spawn_service_with`] with environment variables set for the child (`secret_env`).
+pub(crate) fn spawn_service_in_env(config: &Path, flags: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_smsflow"))
         .arg("run")
         .args(flags)
         .arg("--config")
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

@@ -37,6 +37,10 @@ pub(crate) fn rated_survey(store: &Store, id: u64) -> Result<(), StoreError> {
         event_digest: None,
         created_at: at,
         updated_at: at,
+        reply_code: None,
+        join_key: None,
+        notifications: 0,
+        updates: Vec::new(),
     };
     let question = OutMessage {
         id: 1_000_000 + id,

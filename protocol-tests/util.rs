@@ -133,6 +133,16 @@ pub async fn send_mo(
         .unwrap()
 }
 
+/// The next message the simulator was given to send (from [`smsflow::sim::SmscHandle::submitted`]).
+pub async fn next_submitted(
+    submitted: &mut tokio::sync::broadcast::Receiver<smsflow::sim::Submitted>,
+) -> smsflow::sim::Submitted {
+    tokio::time::timeout(WAIT, submitted.recv())
+        .await
+        .expect("a message is submitted")
+        .unwrap()
+}
+
 /// Waits until `smsflow run` at `http` answers `/readyz` with 200 (bound to an SMSC).
 pub async fn until_ready(http: std::net::SocketAddr) {
     let deadline = tokio::time::Instant::now() + WAIT;

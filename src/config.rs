@@ -22,6 +22,9 @@ use toml::de::{DeTable, DeValue};
 
 mod bounds;
 mod tls;
+pub mod webhook;
+
+pub use webhook::WebhookConfig;
 
 /// The file `run`, `check` and `report` read when no `--config` is given, if it exists.
 pub const DEFAULT_FILE: &str = "smsflow.toml";
@@ -56,6 +59,9 @@ pub struct Config {
     /// `[metrics]`: the Prometheus listener.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[[webhook]]`: zero or more receivers flows `notify` by name. Default none.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
     /// Where it came from, for messages: `None` for the built-in defaults or text given
     /// without a path.
     #[serde(skip)]
@@ -490,6 +496,7 @@ impl Config {
             }],
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            webhook: Vec::new(),
             source: None,
         }
     }
@@ -645,6 +652,11 @@ impl Config {
                     format!("environment variable \"{var}\" holds no token"),
                 ));
             }
+        }
+        for i in 0..self.webhook.len() {
+            let (before, rest) = self.webhook.split_at_mut(i);
+            webhook::check(&mut rest[0], before, env)
+                .map_err(|(k, message)| (format!("webhook[{i}].{k}"), message))?;
         }
         bounds::check(self)?;
         for (i, token) in self.http.tokens.iter().enumerate() {
@@ -1095,6 +1107,12 @@ mod tests {
             "# tls_key = \"/etc/smsflow/api.key\"",
             "# tls_cert = \"/etc/smsflow/metrics.pem\"",
             "# tls_key = \"/etc/smsflow/metrics.key\"",
+            "# [[webhook]]",
+            "# name = \"servicedesk\"",
+            "# url = \"http://127.0.0.1:9000/incidents\"",
+            "# secret_env = \"SD_SECRET\"",
+            "# timeout = \"10s\"",
+            "# tls_ca = \"\"",
         ] {
             assert!(EXAMPLE.contains(commented), "{commented} missing");
         }
@@ -1404,6 +1422,41 @@ mod tests {
         assert_eq!(config.http.max_body, 1024 * 1024);
         let config = parse(&format!("{MINIMAL}[http]\nmax_body = 4096\n")).unwrap();
         assert_eq!(config.http.max_body, 4096);
+    }
+
+    #[test]
+    fn webhooks_are_checked_naming_the_key_and_line() {
+        let text = format!(
+            "{MINIMAL}[[webhook]]\nname = \"servicedesk\"\nurl = \"http://127.0.0.1:9000/in\"\n\
+             secret_env = \"SD_SECRET\"\ntimeout = \"3s\"\n"
+        );
+        let env = |name: &str| (name == "SD_SECRET").then(|| "s3cret".to_owned());
+        let config = Config::from_toml(&text, Some(Path::new(FILE)), &env).unwrap();
+        let w = &config.webhook[0];
+        assert_eq!(
+            (w.name.as_str(), w.timeout),
+            ("servicedesk", Duration::from_secs(3))
+        );
+        let r = w.resolved().unwrap();
+        assert_eq!(
+            (r.port, r.secret.as_ref().map(Secret::expose)),
+            (9000, Some("s3cret"))
+        );
+        let e = error(&text);
+        assert_eq!(e.key.as_deref(), Some("webhook[0].secret_env"));
+        assert_eq!(e.line, Some(7), "{e}");
+        let e = error(&format!(
+            "{MINIMAL}[[webhook]]\nname = \"x\"\nurl = \"x\"\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("webhook[0].url"), "{e}");
+        let e = error(&format!(
+            "{MINIMAL}[[webhook]]\nname = \"x\"\nurl = \"http://x/\"\ntimeout = \"10m\"\n"
+        ));
+        assert!(
+            e.to_string()
+                .contains("webhook[0].timeout: \"10m\" is out of range"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,6 +20,10 @@
 //! - [`flow`]: the flow engine: Rhai scripts (survey, escalation, inbox) calling host functions
 //!   whose effects are committed with the conversation's state.
 //! - [`service`]: the MO→flow→MT pipeline, `smsflow run` and `smsflow demo`.
+//! - [`retry`]: the sans-IO queue the outbox and the webhooks share: read in id order,
+//!   rescanned, retried with back-off.
+//! - [`webhook`]: delivery of the webhook calls flows queue with `notify`: a sans-IO retry
+//!   policy, hyper's HTTP/1.1 client, HMAC signatures, the worker task.
 //! - [`http`]: the HTTP API (axum): events that start conversations, conversation reads,
 //!   `/healthz` and `/readyz`, bearer-token auth, JSON errors.
 //! - [`report`]: the CSI and incident reports: pure computation over ratings, incidents and
@@ -43,8 +47,10 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod report;
+pub mod retry;
 pub mod service;
 pub mod sim;
 pub mod smpp;
 pub mod store;
 pub mod tls;
+pub mod webhook;

@@ -349,7 +349,8 @@ fn run_check(args: CheckArgs, color: ColorWhen) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let report = smsflow::flow::check::run(&scripts, zone);
+    let webhooks = smsflow::config::webhook::names(&config.webhook);
+    let report = smsflow::flow::check::run_configured(&scripts, zone, &webhooks);
     let color = color.enabled(std::io::stdout().is_terminal());
     match smsflow::flow::check::print(&report, &mut std::io::stdout(), color) {
         Ok(true) => ExitCode::SUCCESS,

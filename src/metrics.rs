@@ -66,6 +66,16 @@ pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
 pub const FLOW_RELOADS: &str = "smsflow_flow_reloads_total";
 /// `{flow, version}`: 1 for the version each flow runs now (0 for versions it ran before).
 pub const FLOW_INFO: &str = "smsflow_flow_info";
+/// `{webhook, result}`: webhook delivery attempts by what they came to: `delivered` (2xx),
+/// `retried` (an error, a timeout or a 5xx; tried again after a pause), `refused` (another
+/// status: not tried again), `given_up` (still failing a day after the step queued it, or its
+/// `[[webhook]]` is gone from the config).
+pub const WEBHOOK_DELIVERIES: &str = "smsflow_webhook_deliveries_total";
+/// Webhook calls waiting in the durable queue.
+pub const WEBHOOKS_PENDING: &str = "smsflow_webhooks_pending";
+/// Results of [`WEBHOOK_DELIVERIES`], registered at zero per webhook.
+pub const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "retried", "refused", "given_up"];
+
 /// Incomplete concatenated MOs released early because the reassembly bounds were reached.
 pub const MO_EVICTED: &str = "smsflow_mo_reassembly_evicted_total";
 /// `{listener}`: HTTP connections closed at once because every open one was busy at the
@@ -97,7 +107,13 @@ pub const FUNNEL_STAGES: [&str; 6] = [
 /// `result` of [`FLOW_RELOADS`] (SPEC.md "Hot reload").
 pub const RELOAD_RESULTS: [&str; 3] = ["ok", "compile_error", "test_failed"];
 /// `hook` of [`FLOW_ERRORS`].
-pub const HOOKS: [&str; 4] = ["on_event", "on_reply", "on_timer", "on_delivery"];
+pub const HOOKS: [&str; 5] = [
+    "on_event",
+    "on_reply",
+    "on_timer",
+    "on_delivery",
+    "on_update",
+];
 /// `listener` of [`HTTP_CONNECTIONS_REFUSED`].
 pub const LISTENERS: [&str; 2] = ["api", "metrics"];
 
@@ -184,6 +200,9 @@ pub const RECORDED: &[Metric] = &[
         "incidents that escalated, by the level that took the call (none: nobody did)"),
     m(ACK_SECONDS, Histogram, &["level"],
         "incident to acknowledgement, by the level that took the call"),
+    m(WEBHOOK_DELIVERIES, Counter, &["webhook", "result"],
+        "webhook delivery attempts: delivered, retried, refused, given_up"),
+    m(WEBHOOKS_PENDING, Gauge, &[], "webhook calls waiting in the durable queue"),
     m(HTTP_REQUESTS, Counter, &["route", "status"],
         "HTTP API requests answered, by route template and status"),
     m(HTTP_REQUEST_DURATION, Histogram, &["route", "status"],
@@ -320,6 +339,18 @@ pub fn flow_loaded(flow: &str, result: &'static str) {
         let n = u64::from(other == result);
         counter!(FLOW_RELOADS, "flow" => flow.to_owned(), "result" => other).increment(n);
     }
+}
+
+/// Registers every `{webhook, result}` of [`WEBHOOK_DELIVERIES`] at zero, so an alert on
+/// `increase(...{result="given_up"}[1h]) > 0` works before the first failure.
+pub fn register_webhooks(names: &[String]) {
+    for webhook in names {
+        for result in WEBHOOK_RESULTS {
+            metrics::counter!(WEBHOOK_DELIVERIES, "webhook" => webhook.clone(), "result" => result)
+                .increment(0);
+        }
+    }
+    metrics::gauge!(WEBHOOKS_PENDING).set(0.0);
 }
 
 fn describe() {

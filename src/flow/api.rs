@@ -22,11 +22,16 @@
 //! | `opt_out(msisdn)`, `opt_in(msisdn)`, `is_opted_out(msisdn)` | the opt-out list; `send` to an opted-out number is dropped and logged |
 //! | `log(text)` | a line in the service log, tagged with flow and conversation |
 //! | `parse_duration(text)` | seconds in `"3m"`-style text (for durations in events) |
+//! | `notify(webhook, payload)` | queue a POST of `payload` to the `[[webhook]]` of that name, durable with the step |
+//! | `has_webhook(name)` | whether the config has that `[[webhook]]` (hand-offs that are optional) |
+//! | `reply_code()` | this conversation's reply code (`OK 315`), or `()` when its flow declares no `fn reply_codes()` |
+//! | `remove_party(msisdn)` | stop routing `msisdn`'s replies here (staff told someone else took the call) |
 //!
 //! Scripts cannot touch files, the network or the process: the engine has no such functions and
 //! `import` resolves nothing. Each hook call is bounded in operations, call depth and sizes,
 //! and in what it may ask for: at most [`MAX_SENDS`] `send`s, [`MAX_TIMERS`] timers,
-//! [`MAX_STARTS`] `start_flow`s and [`MAX_RECORDS`] ratings or incidents; one more is an error
+//! [`MAX_STARTS`] `start_flow`s, [`MAX_NOTIFIES`] `notify`s (each payload at most
+//! [`MAX_PAYLOAD`] bytes of JSON) and [`MAX_RECORDS`] ratings or incidents; one more is an error
 //! naming the limit, and the hook's effects are discarded. `record_rating` refuses a score
 //! outside the flow's scale and fields that are not strings.
 //!
@@ -64,6 +69,10 @@ pub const MAX_TIMERS: usize = 50;
 pub const MAX_STARTS: usize = 10;
 /// `record_rating` or `record_incident` calls one hook call may make.
 pub const MAX_RECORDS: usize = 50;
+/// `notify` calls one hook call may make: hand-offs, not a message bus.
+pub const MAX_NOTIFIES: usize = 10;
+/// Bytes of JSON one `notify` payload may take (an incident snapshot is about 1 KiB).
+pub const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// The scores a flow's ratings may take: what `fn scale()` returns, or CSAT 1–5. The
 /// reports name it in their JSON (`"scale": {"kind": "csat", "min": 1, "max": 5}`).
@@ -144,6 +153,10 @@ pub struct Effects {
     pub flows_started: Vec<(String, serde_json::Value)>,
     pub opt_outs: Vec<String>,
     pub opt_ins: Vec<String>,
+    /// Parties whose replies no longer route here (`remove_party`), unless added again.
+    pub parties_removed: Vec<String>,
+    /// (webhook, payload) of each `notify`, in call order.
+    pub notifications: Vec<(String, serde_json::Value)>,
     pub logs: Vec<String>,
     /// Sends dropped because the recipient opted out.
     pub suppressed: Vec<String>,
@@ -156,6 +169,10 @@ pub struct HookContext {
     pub scale: Scale,
     pub timezone: jiff::tz::TimeZone,
     pub lookup: Arc<dyn Lookup>,
+    /// The conversation's reply code, if its flow has them.
+    pub reply_code: Option<u32>,
+    /// The `[[webhook]]` names `notify` accepts.
+    pub webhooks: Arc<[String]>,
     pub effects: Effects,
 }
 
@@ -168,6 +185,15 @@ impl HookContext {
             return false;
         }
         self.effects.opt_outs.contains(&msisdn) || self.lookup.is_opted_out(&msisdn)
+    }
+
+    /// `msisdn` is a party after this call (`send`, `add_party`), a `remove_party` before
+    /// it undone.
+    fn add_party(&mut self, msisdn: &str) {
+        self.effects.parties_removed.retain(|m| m != msisdn);
+        if !self.effects.parties.iter().any(|m| m == msisdn) {
+            self.effects.parties.push(msisdn.to_owned());
+        }
     }
 }
 
@@ -282,9 +308,7 @@ pub fn register(engine: &mut Engine) {
                     c.effects.suppressed.push(to);
                     return Ok(());
                 }
-                if !c.effects.parties.contains(&to) {
-                    c.effects.parties.push(to.clone());
-                }
+                c.add_party(&to);
                 c.effects.sends.push((to, text.to_owned()));
                 Ok(())
             })
@@ -296,13 +320,70 @@ pub fn register(engine: &mut Engine) {
             let msisdn = normalize_msisdn(msisdn)
                 .ok_or_else(|| error(format!("add_party: {msisdn:?} is not an MSISDN")))?;
             with(&ctx, |c| {
-                if !c.effects.parties.contains(&msisdn) {
-                    c.effects.parties.push(msisdn);
+                c.add_party(&msisdn);
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "remove_party",
+        |ctx: NativeCallContext, msisdn: &str| -> Res<()> {
+            let msisdn = normalize_msisdn(msisdn)
+                .ok_or_else(|| error(format!("remove_party: {msisdn:?} is not an MSISDN")))?;
+            with(&ctx, |c| {
+                c.effects.parties.retain(|m| *m != msisdn);
+                if !c.effects.parties_removed.contains(&msisdn) {
+                    c.effects.parties_removed.push(msisdn);
                 }
                 Ok(())
             })
         },
     );
+    engine.register_fn(
+        "notify",
+        |ctx: NativeCallContext, webhook: &str, payload: Dynamic| -> Res<()> {
+            let payload = to_json(&payload)?;
+            let size = payload.to_string().len();
+            if size > MAX_PAYLOAD {
+                return Err(error(format!(
+                    "notify: the payload is {size} bytes of JSON, at most {MAX_PAYLOAD} are sent"
+                )));
+            }
+            with(&ctx, |c| {
+                if !c.webhooks.iter().any(|w| w == webhook) {
+                    let known = if c.webhooks.is_empty() {
+                        "none is configured".to_owned()
+                    } else {
+                        format!("configured: {}", c.webhooks.join(", "))
+                    };
+                    return Err(error(format!(
+                        "notify: no [[webhook]] named {webhook:?} ({known}; guard optional \
+                         hand-offs with has_webhook(name))"
+                    )));
+                }
+                within(
+                    "notify",
+                    c.effects.notifications.len(),
+                    MAX_NOTIFIES,
+                    "notifications",
+                )?;
+                c.effects.notifications.push((webhook.to_owned(), payload));
+                Ok(())
+            })
+        },
+    );
+    engine.register_fn(
+        "has_webhook",
+        |ctx: NativeCallContext, webhook: &str| -> Res<bool> {
+            with(&ctx, |c| Ok(c.webhooks.iter().any(|w| w == webhook)))
+        },
+    );
+    engine.register_fn("reply_code", |ctx: NativeCallContext| -> Res<Dynamic> {
+        with(&ctx, |c| {
+            Ok(c.reply_code
+                .map_or(Dynamic::UNIT, |code| i64::from(code).into()))
+        })
+    });
     engine.register_fn(
         "set_timer",
         |ctx: NativeCallContext, name: &str, after: Dynamic| -> Res<()> {

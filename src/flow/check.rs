@@ -6,14 +6,16 @@
 //!
 //! | function | does |
 //! |---|---|
-//! | `t_event(flow, event)` | post an event; returns the conversation id (the event's `id` is its idempotency key) |
+//! | `t_event(flow, event)` | post an event; returns the conversation id (the event's `id` is its idempotency key; an event that joins an open conversation returns that one) |
 //! | `t_reply(from, text)` | an MO from `from`; returns the conversation it went to |
 //! | `t_advance(duration)` | move the clock, firing due timers in order |
 //! | `t_set_local_time("2026-11-23T23:30")` | set the clock to a local time in the service's zone |
 //! | `t_deliver(to, status)` | a delivery receipt (`"delivered"`, `"undeliverable"`, ...) for the last message to `to` |
 //! | `t_sent()`, `t_sent_to(msisdn)` | messages the fake SMSC got: `#{to, text}` / texts |
 //! | `t_ratings()`, `t_incidents()` | what was recorded |
-//! | `t_conversation(id)` | `#{status, outcome, state}` |
+//! | `t_conversation(id)` | `#{status, outcome, state, code, parties}` |
+//! | `t_webhook(name)` | configure a `[[webhook]]` of that name for the rest of the test (none is, at first) |
+//! | `t_notified()` | what `notify` queued: `#{webhook, key, payload}` (`key` is the `Idempotency-Key`) |
 //! | `t_assert(condition, message)`, `t_assert_eq(actual, expected)` | fail the test |
 
 use std::path::Path;
@@ -304,9 +306,42 @@ pub fn register(engine: &mut Engine) {
             map.insert("status".into(), status.into());
             map.insert("outcome".into(), outcome);
             map.insert("state".into(), to_dynamic(&conversation.state)?);
+            map.insert(
+                "code".into(),
+                conversation
+                    .reply_code
+                    .map_or(Dynamic::UNIT, |c| i64::from(c).into()),
+            );
+            map.insert("parties".into(), to_dynamic(&conversation.parties)?);
             Ok(map)
         },
     );
+    engine.register_fn(
+        "t_webhook",
+        |ctx: NativeCallContext, name: &str| -> Res<()> {
+            let h = harness(&ctx)?;
+            let mut names = h.engine.webhooks().to_vec();
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+            h.engine.set_webhooks(names);
+            Ok(())
+        },
+    );
+    engine.register_fn("t_notified", |ctx: NativeCallContext| -> Res<Array> {
+        let h = harness(&ctx)?;
+        let calls = h.engine.store().webhooks_after(0, usize::MAX);
+        calls
+            .iter()
+            .map(|c| {
+                let body: serde_json::Value =
+                    serde_json::from_str(&c.body).map_err(|e| fail(e.to_string()))?;
+                to_dynamic(&serde_json::json!({
+                    "webhook": c.webhook, "key": c.idempotency_key(), "payload": body["payload"],
+                }))
+            })
+            .collect()
+    });
     engine.register_fn("t_assert", |condition: bool, message: &str| -> Res<()> {
         if condition {
             Ok(())
@@ -331,8 +366,15 @@ pub fn register(engine: &mut Engine) {
 
 /// Runs `check` over `path`: a directory of `*.rhai` flows, or one of them (the flows beside
 /// it are loaded too, since flows start each other, but only its tests run). A file that does
-/// not compile is reported once; the other files' tests run without it.
+/// not compile is reported once; the other files' tests run without it. No `[[webhook]]` is
+/// configured: see [`run_configured`].
 pub fn run(path: &Path, timezone: jiff::tz::TimeZone) -> Report {
+    run_configured(path, timezone, &[])
+}
+
+/// [`run`] with the `[[webhook]]` names of the config: a `notify("name", ...)` naming another
+/// is an error of its file (its tests still run, on their own `t_webhook`s).
+pub fn run_configured(path: &Path, timezone: jiff::tz::TimeZone, webhooks: &[String]) -> Report {
     let mut report = Report::default();
     let (dir, only) = if path.is_file() {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -362,6 +404,9 @@ pub fn run(path: &Path, timezone: jiff::tz::TimeZone) -> Report {
             Ok(flow) => {
                 let flow = Arc::new(flow);
                 if selected(path) {
+                    if let Err(e) = flow.check_webhooks(webhooks) {
+                        report.errors.push(e);
+                    }
                     chosen.push(flow.clone());
                 }
                 flows.push(flow);

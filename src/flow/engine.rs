@@ -5,6 +5,11 @@
 //! Time is an input (`now`), and nothing here does network I/O: messages to send land in the
 //! store's outbox, which the service drains into SMPP.
 //!
+//! Staff calls add two ways in besides the party index (`joins.rs`, `routing.rs`): an event
+//! whose `fn join_key(event)` names an open conversation joins it (`on_update`), and a reply
+//! that carries a conversation's reply code (`OK 315`) goes to that one; without a code, a
+//! sender's open conversations are asked (`fn wants_reply(msg)`) which one it is for.
+//!
 //! Versions: a conversation records the content hash of the script it started on and keeps
 //! running on that version after the file changes (the source is kept in the store, so this
 //! holds across restarts too). A script that fails to compile leaves the last good version in
@@ -25,7 +30,10 @@ use crate::store::{
 use super::api::{Effects, Lookup, Millis};
 use super::runner::{self, CallInput, CompiledFlow, FlowError, Hook, Limits};
 
+mod handoffs;
+mod joins;
 mod loading;
+mod routing;
 pub use loading::script_paths;
 
 /// The flow that gets MOs from senders with no open conversation.
@@ -77,6 +85,27 @@ pub enum EngineError {
         conversation: ConversationId,
         message: String,
     },
+    /// Every reply code of the flow's range is held by an open conversation.
+    #[error(
+        "flow {flow:?}: all reply codes {from}..={to} are held by open conversations (widen \
+         fn reply_codes(), or close calls)"
+    )]
+    NoReplyCode { flow: String, from: u32, to: u32 },
+}
+
+/// What [`FlowEngine::start`] made of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// A new conversation.
+    New,
+    /// The event id again with the same body: nothing done.
+    Duplicate,
+    /// An open conversation took it (`on_update`): a repeat with the same join key, or its
+    /// own event id again with another body.
+    Joined,
+    /// The event id already belongs to a conversation that cannot take this body (another
+    /// body for a flow without `on_update`, or a conversation that has finished).
+    Conflict,
 }
 
 /// What a step did, for the caller (HTTP responses, metrics, the SMPP side).
@@ -120,6 +149,11 @@ pub struct EngineConfig {
     pub gate: bool,
     pub timezone: jiff::tz::TimeZone,
     pub limits: Limits,
+    /// The `[[webhook]]` names `notify` accepts.
+    pub webhooks: Vec<String>,
+    /// Refuse to load a file whose `notify("name", ...)` names a webhook not in `webhooks`
+    /// (`smsflow run` turns this on; under `check` the tests configure their own).
+    pub check_webhooks: bool,
 }
 
 impl Default for EngineConfig {
@@ -129,6 +163,8 @@ impl Default for EngineConfig {
             gate: false,
             timezone: jiff::tz::TimeZone::UTC,
             limits: Limits::default(),
+            webhooks: Vec::new(),
+            check_webhooks: false,
         }
     }
 }
@@ -152,6 +188,14 @@ pub struct FlowEngine {
     locks: Vec<Mutex<()>>,
     /// Hook calls that failed (script error or limit hit), per flow, for metrics.
     errors: Mutex<HashMap<String, u64>>,
+    /// The webhook names `notify` accepts (`check` tests add theirs).
+    webhooks: RwLock<Arc<[String]>>,
+    /// The reply code each flow handed out last: the next is the one after it, so a code
+    /// just freed is not reused at once (a late `OK 315` must not take a newer call).
+    last_codes: Mutex<HashMap<String, u32>>,
+    /// Held from a join key's lookup to the commit of the conversation that takes it, so two
+    /// presses at once make one incident.
+    joining: Mutex<()>,
 }
 
 struct StoreLookup(Store);
@@ -173,10 +217,13 @@ impl FlowEngine {
         let engine = FlowEngine {
             engine: runner::engine(config.limits),
             store,
+            webhooks: RwLock::new(config.webhooks.clone().into()),
             config,
             registry: RwLock::new(Registry::default()),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             errors: Mutex::new(HashMap::new()),
+            last_codes: Mutex::new(HashMap::new()),
+            joining: Mutex::new(()),
         };
         let errors = engine.reload();
         (engine, errors)
@@ -203,6 +250,16 @@ impl FlowEngine {
         &self.config.timezone
     }
 
+    fn input(&self, now: Millis, reply_code: Option<u32>) -> CallInput {
+        CallInput {
+            now,
+            timezone: self.config.timezone.clone(),
+            lookup: Arc::new(StoreLookup(self.store.clone())),
+            reply_code,
+            webhooks: self.webhooks(),
+        }
+    }
+
     fn lock(&self, id: ConversationId) -> std::sync::MutexGuard<'_, ()> {
         self.locks[(id % LOCK_STRIPES as u64) as usize]
             .lock()
@@ -211,39 +268,52 @@ impl FlowEngine {
 
     // ---- inputs ---------------------------------------------------------------------------
 
-    /// Starts a conversation of `flow` from an event. With `event_key`, the same key again
-    /// returns the first conversation and does nothing (`Ok((id, true))`).
+    /// Starts a conversation of `flow` from an event, or hands it to the open conversation it
+    /// joins (see [`Started`]). With `event_key`, the same key again with the same body
+    /// returns the first conversation and does nothing ([`Started::Duplicate`]).
     pub fn start(
         &self,
         now: Millis,
         flow: &str,
         event: serde_json::Value,
         event_key: Option<&str>,
-    ) -> Result<(StepResult, bool), EngineError> {
+    ) -> Result<(StepResult, Started), EngineError> {
         if let Some(key) = event_key
             && let Some(id) = self.store.event_conversation(flow, key)?
         {
-            return Ok((
-                StepResult {
-                    conversation: id,
+            return self.again(now, flow, id, event, key);
+        }
+        let keyed = event_key.map(|k| (k, digest(&event)));
+        match self.start_inner(now, flow, event, keyed.clone(), &Chain::default()) {
+            // A concurrent request with the same id won the race: a duplicate when the
+            // bodies match (the winner's step may not even have run its hook yet).
+            Err(EngineError::Store(StoreError::EventKeyTaken { conversation, .. })) => {
+                let d = keyed.map(|(_, d)| d).unwrap_or_default();
+                let started = match self.same_event(conversation, &d)? {
+                    true => Started::Duplicate,
+                    false => Started::Conflict,
+                };
+                let result = StepResult {
+                    conversation,
                     flow: flow.to_owned(),
                     ..StepResult::default()
-                },
-                true,
-            ));
+                };
+                Ok((result, started))
+            }
+            other => other,
         }
-        let result = self.start_inner(now, flow, event, event_key, &Chain::default())?;
-        Ok((result, false))
     }
 
+    /// `keyed`: the event's idempotency key and the digest of its body.
     fn start_inner(
         &self,
         now: Millis,
         flow: &str,
         event: serde_json::Value,
-        event_key: Option<&str>,
+        keyed: Option<(&str, String)>,
         chain: &Chain,
-    ) -> Result<StepResult, EngineError> {
+    ) -> Result<(StepResult, Started), EngineError> {
+        let event_key = keyed.as_ref().map(|(k, _)| *k);
         let compiled = self.flow(flow).ok_or_else(|| EngineError::UnknownFlow {
             flow: flow.to_owned(),
             known: self
@@ -267,6 +337,27 @@ impl FlowEngine {
                 flow: flow.to_owned(),
                 detail,
             })?;
+        // Two presses of one button at once must make one incident: the lookup and the
+        // commit of the conversation that takes the key happen under one lock.
+        let joining = compiled
+            .joins
+            .then(|| self.joining.lock().unwrap_or_else(|p| p.into_inner()));
+        let join_key = match compiled.joins {
+            true => self.join_key(now, &compiled, &event)?,
+            false => None,
+        };
+        if let Some(key) = &join_key
+            && let Some(open) = self.joinable(&compiled, key, now)?
+            && let Some(stepped) = self.update(now, open, event.clone(), event_key, "joined")?
+        {
+            drop(joining);
+            tracing::info!(%flow, conversation = open, "event joined an open conversation");
+            return Ok((self.launch(now, stepped, chain), Started::Joined));
+        }
+        let reply_code = match compiled.reply_codes {
+            Some(range) => Some(self.allocate_code(flow, range)?),
+            None => None,
+        };
         let id = self.store.next_id()?;
         let guard = self.lock(id);
         let conversation = Conversation {
@@ -277,9 +368,13 @@ impl FlowEngine {
             parties: Vec::new(),
             status: ConversationStatus::Open,
             event_key: event_key.map(str::to_owned),
-            event_digest: event_key.map(|_| digest(&event)),
+            event_digest: keyed.map(|(_, d)| d),
             created_at: now,
             updated_at: now,
+            reply_code,
+            join_key,
+            notifications: 0,
+            updates: Vec::new(),
         };
         let arg = rhai::serde::to_dynamic(&event).map_err(|e| EngineError::State {
             conversation: id,
@@ -301,8 +396,9 @@ impl FlowEngine {
             .to_owned();
         let stepped = self.step(now, &compiled, conversation, Hook::Event(arg), commit, None)?;
         drop(guard);
+        drop(joining);
         tracing::info!(%flow, conversation = id, %party, "conversation started");
-        Ok(self.launch(now, stepped, chain))
+        Ok((self.launch(now, stepped, chain), Started::New))
     }
 
     /// An MO from `from`: to the most recent open conversation where `from` is a party, else
@@ -328,7 +424,8 @@ impl FlowEngine {
         mut mo: Option<MoRecord>,
     ) -> Result<Routed, EngineError> {
         let from = super::api::normalize_msisdn(from).unwrap_or_else(|| from.to_owned());
-        let msg = message_map(&from, text, received_at);
+        let route = self.route(now, &from, text, received_at)?;
+        let msg = message_map(&from, text, received_at, &route);
         let inbound = TimelineEntry {
             at: received_at,
             direction: Direction::In,
@@ -337,7 +434,7 @@ impl FlowEngine {
             status: "received".into(),
             message_id: None,
         };
-        if let Some(&id) = self.store.open_conversations_of(&from)?.first() {
+        if let Some(id) = route.conversation {
             let guard = self.lock(id);
             // Re-read under the lock: another step may have finished it meanwhile.
             if let Some(conversation) = self.store.conversation(id)?
@@ -379,6 +476,10 @@ impl FlowEngine {
                 event_digest: None,
                 created_at: now,
                 updated_at: now,
+                reply_code: None,
+                join_key: None,
+                notifications: 0,
+                updates: Vec::new(),
             };
             let commit = Commit {
                 script: Some((
@@ -420,6 +521,10 @@ impl FlowEngine {
                 event_digest: None,
                 created_at: now,
                 updated_at: now,
+                reply_code: None,
+                join_key: None,
+                notifications: 0,
+                updates: Vec::new(),
             }),
             timeline: vec![(id, inbound)],
             mo,
@@ -553,11 +658,7 @@ impl FlowEngine {
                 conversation: id,
                 message: e.to_string(),
             })?;
-        let input = CallInput {
-            now,
-            timezone: self.config.timezone.clone(),
-            lookup: Arc::new(StoreLookup(self.store.clone())),
-        };
+        let input = self.input(now, conversation.reply_code);
         if let Some(entry) = inbound {
             commit.timeline.push((id, entry));
         }
@@ -636,7 +737,7 @@ impl FlowEngine {
                 started: chain.started.clone(),
             };
             match self.start_inner(now, &flow, event, None, &deeper) {
-                Ok(child) => {
+                Ok((child, _)) => {
                     result.started.push(child.conversation);
                     result.outbox.extend(child.outbox);
                 }
@@ -658,11 +759,15 @@ impl FlowEngine {
         result: &mut StepResult,
     ) -> Result<Vec<(String, serde_json::Value)>, EngineError> {
         let id = conversation.id;
+        conversation
+            .parties
+            .retain(|p| !effects.parties_removed.contains(p));
         for party in effects.parties {
             if !conversation.parties.contains(&party) {
                 conversation.parties.push(party);
             }
         }
+        self.queue_webhooks(now, conversation, effects.notifications, commit)?;
         for (to, text) in effects.sends {
             let message = OutMessage {
                 id: self.store.next_id()?,
@@ -765,11 +870,9 @@ impl FlowEngine {
     }
 }
 
-fn message_map(from: &str, text: &str, received_at: Millis) -> Dynamic {
-    let mut msg = Map::new();
-    msg.insert("from".into(), from.into());
-    msg.insert("text".into(), text.into());
-    msg.insert("received_at".into(), received_at.into());
+fn message_map(from: &str, text: &str, received_at: Millis, route: &routing::Route) -> Dynamic {
+    let mut msg = routing::reply_fields(from, text, received_at);
+    route.add_to(&mut msg);
     msg.into()
 }
 

@@ -35,12 +35,14 @@ impl Default for Limits {
     }
 }
 
-/// The hooks of SPEC.md and their parameter counts.
-pub const HOOKS: [(&str, usize); 4] = [
+/// The hooks of SPEC.md and their parameter counts; `on_update` hears the events that join an
+/// open conversation (`fn join_key(event)`, or its own event id again with another body).
+pub const HOOKS: [(&str, usize); 5] = [
     ("on_event", 1),
     ("on_reply", 1),
     ("on_timer", 1),
     ("on_delivery", 1),
+    ("on_update", 1),
 ];
 
 /// A hook invocation with its argument.
@@ -50,6 +52,7 @@ pub enum Hook {
     Reply(Dynamic),
     Timer(String),
     Delivery(Dynamic),
+    Update(Dynamic),
 }
 
 impl Hook {
@@ -59,6 +62,7 @@ impl Hook {
             Hook::Reply(_) => "on_reply",
             Hook::Timer(_) => "on_timer",
             Hook::Delivery(_) => "on_delivery",
+            Hook::Update(_) => "on_update",
         }
     }
 }
@@ -82,11 +86,44 @@ pub struct CompiledFlow {
     pub scale: Scale,
     /// The event fields it requires (`fn event_fields()`, default none).
     pub event_schema: EventSchema,
+    /// The reply codes its conversations get (`fn reply_codes()`: `#{from, to}`), if any.
+    pub reply_codes: Option<(u32, u32)>,
+    /// It defines `fn join_key(event)` (and so `on_update`).
+    pub joins: bool,
+    /// How long after it started an open conversation still takes joins (`fn join_window()`);
+    /// `None`: while it is open.
+    pub join_window: Option<Millis>,
+    /// It defines `fn wants_reply(msg)`: asked when a sender with several open conversations
+    /// replies without a code.
+    pub claims_replies: bool,
+    /// The webhook names written as literals in its `notify("name", ...)` calls, with lines.
+    pub webhook_literals: Vec<(String, usize)>,
 }
 
 impl CompiledFlow {
     pub fn has(&self, hook: &str) -> bool {
         self.hooks.contains(&hook)
+    }
+
+    /// Why it cannot run with the `[[webhook]]`s `known`: a `notify("x", ...)` with a name
+    /// the config lacks, found at load rather than when the call is made.
+    pub fn check_webhooks(&self, known: &[String]) -> Result<(), FlowError> {
+        match (self.webhook_literals.iter()).find(|(name, _)| !known.contains(name)) {
+            None => Ok(()),
+            Some((name, line)) => Err(FlowError::Hook {
+                origin: self.origin.clone(),
+                hook: "notify".to_owned(),
+                line: *line,
+                message: format!(
+                    "no [[webhook]] named {name:?} in the config ({})",
+                    if known.is_empty() {
+                        "it has none".to_owned()
+                    } else {
+                        format!("it has {}", known.join(", "))
+                    }
+                ),
+            }),
+        }
     }
 }
 
@@ -214,9 +251,36 @@ pub fn compile(
     if hooks.is_empty() {
         return Err(FlowError::BadHook {
             origin: origin.to_owned(),
-            message: "defines no hook (on_event, on_reply, on_timer or on_delivery)".into(),
+            message: "defines no hook (on_event, on_reply, on_timer, on_delivery or on_update)"
+                .into(),
         });
     }
+    let bad = |message: String| FlowError::BadHook {
+        origin: origin.to_owned(),
+        message,
+    };
+    let defines = |name: &str, params: usize| {
+        ast.iter_functions()
+            .any(|f| f.name == name && f.params.len() == params)
+    };
+    let joins = defines("join_key", 1);
+    if joins && !hooks.contains(&"on_update") {
+        return Err(bad(
+            "fn join_key(event) needs an on_update(event) hook for the events that join".into(),
+        ));
+    }
+    let reply_codes = declared(engine, &ast, "reply_codes", codes_from, None)
+        .map_err(|m| bad(format!("fn reply_codes(): {m}")))?;
+    let join_window = if defines("join_window", 0) {
+        let value: Dynamic = (engine.call_fn(&mut Scope::new(), &ast, "join_window", ()))
+            .map_err(|e| bad(format!("fn join_window(): {e}")))?;
+        let window = api::duration_of(&value).map_err(|e| bad(format!("fn join_window(): {e}")))?;
+        Some(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+    } else {
+        None
+    };
+    let claims_replies = defines("wants_reply", 1);
+    let webhook_literals = webhook_literals(&ast);
     // Definition order, so `check` lists them the same way every run.
     tests.sort_by_key(|t| definition_line(source, t));
     // A flow that records ratings says what they are: the reports compute by it.
@@ -259,7 +323,51 @@ pub fn compile(
         tests,
         scale,
         event_schema,
+        reply_codes,
+        joins,
+        join_window,
+        claims_replies,
+        webhook_literals,
     })
+}
+
+/// `#{from: 100, to: 999}`: the reply codes a flow's conversations take.
+fn codes_from(map: &rhai::Map) -> Result<Option<(u32, u32)>, String> {
+    let bound = |key: &str| {
+        (map.get(key).and_then(|v| v.as_int().ok()))
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| (1..=999_999).contains(v))
+            .ok_or_else(|| format!("{key} must be an integer 1..=999999"))
+    };
+    let (from, to) = (bound("from")?, bound("to")?);
+    if to < from + 9 {
+        return Err(format!(
+            "from {from} to {to} leaves fewer than 10 codes for the calls open at once"
+        ));
+    }
+    Ok(Some((from, to)))
+}
+
+/// The names `notify` is called with as string literals, and their lines.
+fn webhook_literals(ast: &AST) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    ast.walk(&mut |path: &[rhai::ASTNode]| {
+        // A call is a statement on its own line, an expression inside another.
+        let call = match path.last() {
+            Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, pos)))
+            | Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) => Some((call, pos)),
+            _ => None,
+        };
+        if let Some((call, pos)) = call
+            && call.name == "notify"
+            && call.args.len() == 2
+            && let rhai::Expr::StringConstant(name, _) = &call.args[0]
+        {
+            found.push((name.to_string(), pos.line().unwrap_or(0)));
+        }
+        true
+    });
+    found
 }
 
 /// What a flow's parameterless `fn name()` declares (a map, read by `parse`), or `default`
@@ -312,6 +420,22 @@ pub struct CallInput {
     pub now: Millis,
     pub timezone: jiff::tz::TimeZone,
     pub lookup: Arc<dyn Lookup>,
+    pub reply_code: Option<u32>,
+    pub webhooks: Arc<[String]>,
+}
+
+impl CallInput {
+    fn context(self, flow: &CompiledFlow) -> ContextHandle {
+        ContextHandle::new(HookContext {
+            now: self.now,
+            scale: flow.scale.clone(),
+            timezone: self.timezone,
+            lookup: self.lookup,
+            reply_code: self.reply_code,
+            webhooks: self.webhooks,
+            effects: Effects::default(),
+        })
+    }
 }
 
 /// Calls `hook` of `flow` with `state` as `this`. On success `state` holds the new state; on
@@ -323,20 +447,14 @@ pub fn call_hook(
     state: &mut Dynamic,
     input: CallInput,
 ) -> Result<Effects, FlowError> {
-    let handle = ContextHandle::new(HookContext {
-        now: input.now,
-        scale: flow.scale.clone(),
-        timezone: input.timezone,
-        lookup: input.lookup,
-        effects: Effects::default(),
-    });
+    let handle = input.context(flow);
     let mut scope = Scope::new();
     let options = CallFnOptions::new()
         .bind_this_ptr(state)
         .with_tag(Dynamic::from(handle.clone()))
         .eval_ast(false);
     let result: Result<Dynamic, Box<EvalAltResult>> = match hook {
-        Hook::Event(arg) | Hook::Reply(arg) | Hook::Delivery(arg) => {
+        Hook::Event(arg) | Hook::Reply(arg) | Hook::Delivery(arg) | Hook::Update(arg) => {
             engine.call_fn_with_options(options, &mut scope, &flow.ast, hook.name(), (arg.clone(),))
         }
         Hook::Timer(name) => engine.call_fn_with_options(
@@ -350,6 +468,29 @@ pub fn call_hook(
     let _returned = result.map_err(|e| hook_error(flow, hook.name(), &e))?;
     let effects = std::mem::take(&mut handle.lock().effects);
     Ok(effects)
+}
+
+/// Calls `function(arg)` of `flow` to ask it something (`join_key`, `wants_reply`), with
+/// `state` as `this` when given. What it asks for is discarded: a question has no effects.
+pub fn ask(
+    engine: &Engine,
+    flow: &CompiledFlow,
+    function: &str,
+    state: Option<&mut Dynamic>,
+    arg: Dynamic,
+    input: CallInput,
+) -> Result<Dynamic, FlowError> {
+    let handle = input.context(flow);
+    let mut scope = Scope::new();
+    let mut options = CallFnOptions::new()
+        .with_tag(Dynamic::from(handle))
+        .eval_ast(false);
+    if let Some(state) = state {
+        options = options.bind_this_ptr(state);
+    }
+    engine
+        .call_fn_with_options(options, &mut scope, &flow.ast, function, (arg,))
+        .map_err(|e| hook_error(flow, function, &e))
 }
 
 /// Calls a parameterless function (the `test_*` functions of `smsflow check`) with `tag`.

@@ -14,7 +14,7 @@
 //!
 //! | route | statuses |
 //! |---|---|
-//! | `POST /api/v1/flows/{flow}/events` | 202, 400, 401, 404, 409 (the id again with another body), 413, 415, 422, 503 (store overloaded, with `Retry-After`) |
+//! | `POST /api/v1/flows/{flow}/events` | 202 (`"joined": true` when an open conversation took it), 400, 401, 404, 409 (the id again with another body its conversation cannot take), 413, 415, 422, 503 (store overloaded, or every reply code taken, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/conversations?msisdn=&flow=&status=&from=&to=&limit=&cursor=` (`find.rs`) | 200, 400, 401 |
 //! | `GET /api/v1/flows/{flow}/events/{id}` (`find.rs`) | 200, 401, 404 |
@@ -53,7 +53,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::flow::api::normalize_msisdn;
-use crate::flow::engine::{EngineError, FlowEngine, StepResult};
+use crate::flow::engine::{EngineError, FlowEngine, Started, StepResult};
 use crate::report::{self, Kind, Report};
 use crate::store::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, Timer};
 
@@ -237,7 +237,7 @@ impl From<EngineError> for ApiError {
                 ApiError::Invalid(format!("{error}: this flow cannot be started by an event"))
             }
             EngineError::InvalidEvent { detail, .. } => ApiError::Invalid(detail),
-            EngineError::Store(StoreError::Overloaded(_)) => {
+            EngineError::Store(StoreError::Overloaded(_)) | EngineError::NoReplyCode { .. } => {
                 ApiError::Overloaded(error.to_string())
             }
             other => ApiError::Internal(other.to_string()),
@@ -386,23 +386,22 @@ async fn post_event(
     let now = (state.now)();
     let engine = state.engine.clone();
     let event = Value::Object(event);
-    let digest = key.as_ref().map(|_| crate::flow::engine::digest(&event));
     let started = {
         let (flow, key) = (flow.clone(), key.clone());
         tokio::task::spawn_blocking(move || engine.start(now, &flow, event, key.as_deref()))
             .await
             .map_err(|e| ApiError::Internal(format!("the flow engine task failed: {e}")))?
     };
-    let (result, duplicate) = match started {
+    let (result, started) = match started {
         Ok(done) => done,
-        // A concurrent request with the same id won the race: that is a duplicate too.
+        // Two requests with the same id raced twice over: the other one's conversation.
         Err(EngineError::Store(StoreError::EventKeyTaken { conversation, .. })) => (
             StepResult {
                 conversation,
                 flow,
                 ..StepResult::default()
             },
-            true,
+            Started::Duplicate,
         ),
         Err(e) => return Err(e.into()),
     };
@@ -414,26 +413,24 @@ async fn post_event(
         .flush()
         .await
         .map_err(|e| ApiError::Internal(format!("cannot make the event durable: {e}")))?;
-    if duplicate {
-        let first = (state.store.conversation(result.conversation))
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .and_then(|c| c.event_digest);
-        if first.is_some_and(|first| Some(first) != digest) {
+    match started {
+        Started::Duplicate => return Ok(accepted(result.conversation, true, false)),
+        Started::Conflict => {
             return Err(ApiError::Conflict {
                 conversation: result.conversation,
                 detail: format!(
-                    "event id {:?} already started conversation {} with another body; use a \
-                     new id for a new event",
+                    "event id {:?} already started conversation {} with another body, and that \
+                     conversation takes no update now (its flow has no on_update, or it has \
+                     finished); use a new id for a new event",
                     key.unwrap_or_default(),
                     result.conversation
                 ),
             });
         }
-        return Ok(accepted(result.conversation, true, false));
+        Started::New | Started::Joined => {}
     }
-    if !result.outbox.is_empty() {
-        (state.on_accepted)();
-    }
+    // Its messages and webhook calls are durable now: send them (a wake-up too many is cheap).
+    (state.on_accepted)();
     if let Some(error) = result.error {
         return Err(ApiError::FlowFailed {
             conversation: result.conversation,
@@ -441,12 +438,25 @@ async fn post_event(
         });
     }
     let queued = !result.outbox.is_empty() && !(state.ready)();
-    Ok(accepted(result.conversation, false, queued))
+    let mut response = accepted(result.conversation, false, queued);
+    if started == Started::Joined {
+        response = joined(result.conversation, queued);
+    }
+    Ok(response)
 }
 
 /// `queued` only appears when true, so the usual answer is exactly SPEC.md's example.
 fn accepted(conversation: ConversationId, duplicate: bool, queued: bool) -> Response {
     let mut body = json!({"conversation": conversation, "duplicate": duplicate});
+    if queued {
+        body["queued"] = json!(true);
+    }
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+/// An event an open conversation took (SPEC.md "Staff calls": a repeated press).
+fn joined(conversation: ConversationId, queued: bool) -> Response {
+    let mut body = json!({"conversation": conversation, "duplicate": false, "joined": true});
     if queued {
         body["queued"] = json!(true);
     }
@@ -549,6 +559,9 @@ fn conversation_json(store: &Store, id: ConversationId) -> Result<Value, ApiErro
     let timers = store.timers_of(id).map_err(internal)?;
     let mut body = find::summary_json(&conversation);
     body["flow_version"] = json!(conversation.flow_version);
+    if let Some(code) = conversation.reply_code {
+        body["reply_code"] = json!(code);
+    }
     body["state"] = conversation.state;
     body["timeline"] = json!(timeline.iter().map(timeline_json).collect::<Vec<_>>());
     body["timers"] = json!(timers.iter().map(timer_json).collect::<Vec<_>>());

@@ -4,8 +4,8 @@
 //! escalation flow recorded.
 //!
 //! The fields read are the ones `scripts/escalation.rhai` records: `acknowledged`, `level`,
-//! `escalated`, `ack_seconds`, `acknowledged_by`, `location`, `button`, `id`, `levels`,
-//! `rounds`. A missing or mistyped field counts as
+//! `escalated`, `ack_seconds`, `acknowledged_by`, `resolved`, `resolve_seconds` (from the call
+//! to DONE), `location`, `button`, `id`, `levels`, `rounds`. A missing or mistyped field counts as
 //! absent (an incident without `acknowledged: true` is unacknowledged), so a changed script
 //! degrades the report instead of breaking it. An incident belongs to the day it was recorded
 //! (acknowledged or given up), in the service's time zone.
@@ -109,6 +109,12 @@ pub struct IncidentStats {
     pub max_ack_seconds: Option<f64>,
     /// Level (1 = first) → incidents acknowledged there.
     pub acknowledged_at_level: Counts,
+    /// Reported done (DONE, or the concentrator's cancel button).
+    pub resolved: u64,
+    /// Nearest-rank median of the resolved incidents' time from the call to DONE; null when
+    /// none.
+    pub median_resolve_seconds: Option<f64>,
+    pub p90_resolve_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +143,7 @@ struct Record {
     level: Option<u32>,
     ack_seconds: Option<f64>,
     by: Option<String>,
+    resolve_seconds: Option<f64>,
 }
 
 impl Record {
@@ -159,6 +166,10 @@ impl Record {
                 .flatten()
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
+            resolve_seconds: (f.get("resolved").and_then(|v| v.as_bool()) == Some(true))
+                .then(|| f.get("resolve_seconds").and_then(|v| v.as_f64()))
+                .flatten()
+                .filter(|s| s.is_finite() && *s >= 0.0),
         }
     }
 }
@@ -351,6 +362,8 @@ fn stats_of(records: &[&Record]) -> IncidentStats {
     let escalated = records.iter().filter(|r| r.escalated).count() as u64;
     let mut seconds: Vec<f64> = records.iter().filter_map(|r| r.ack_seconds).collect();
     seconds.sort_by(f64::total_cmp);
+    let mut resolve: Vec<f64> = records.iter().filter_map(|r| r.resolve_seconds).collect();
+    resolve.sort_by(f64::total_cmp);
     let mut levels = Counts::default();
     for level in records.iter().filter_map(|r| r.level) {
         *levels.0.entry(level).or_default() += 1;
@@ -368,6 +381,9 @@ fn stats_of(records: &[&Record]) -> IncidentStats {
         p90_ack_seconds: secs(stats::nearest_rank(&seconds, 0.9)),
         max_ack_seconds: secs(seconds.last().copied()),
         acknowledged_at_level: levels,
+        resolved: resolve.len() as u64,
+        median_resolve_seconds: secs(stats::nearest_rank(&resolve, 0.5)),
+        p90_resolve_seconds: secs(stats::nearest_rank(&resolve, 0.9)),
     }
 }
 
@@ -424,6 +440,16 @@ mod tests {
         }
     }
 
+    fn november_by_location() -> Query {
+        Query {
+            kind: super::super::query::Kind::Incidents,
+            from: date(2026, 11, 1),
+            to: date(2026, 11, 22),
+            by: Grouping::Location,
+            flow: String::new(),
+        }
+    }
+
     #[test]
     fn the_spec_example() {
         // 2026-11-10 12:00 UTC
@@ -439,6 +465,7 @@ mod tests {
                 t + 1000,
                 json!({"acknowledged": true, "level": 2, "escalated": true, "ack_seconds": 120.0,
                        "acknowledged_by": "998901111111",
+                       "resolved": true, "resolve_seconds": 600.0,
                        "location": "терапевтическое отделение", "button": "Палата 316"}),
             ),
             incident(
@@ -453,13 +480,7 @@ mod tests {
                 json!({"acknowledged": true, "level": 1, "ack_seconds": 1.0}),
             ),
         ];
-        let query = Query {
-            kind: super::super::query::Kind::Incidents,
-            from: date(2026, 11, 1),
-            to: date(2026, 11, 22),
-            by: Grouping::Location,
-            flow: String::new(),
-        };
+        let query = november_by_location();
         let r = compute(&query, &TimeZone::UTC, &incidents);
         let doc = serde_json::to_value(&r).unwrap();
         assert_eq!(
@@ -467,7 +488,8 @@ mod tests {
             json!({"incidents": 3, "acknowledged": 2, "unacknowledged": 1, "escalated": 2,
                    "acknowledged_pct": 66.7, "escalated_pct": 66.7,
                    "median_ack_seconds": 35.0, "p90_ack_seconds": 120.0, "max_ack_seconds": 120.0,
-                   "acknowledged_at_level": {"1": 1, "2": 1}})
+                   "acknowledged_at_level": {"1": 1, "2": 1},
+                   "resolved": 1, "median_resolve_seconds": 600.0, "p90_resolve_seconds": 600.0})
         );
         assert_eq!(doc["groups"][0]["key"], "терапевтическое отделение");
         assert_eq!(doc["groups"][0]["incidents"], 2);
@@ -494,5 +516,34 @@ mod tests {
         );
         let back: IncidentReport = serde_json::from_str(&doc.to_string()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn time_to_resolve_is_the_median_and_p90_of_the_resolved_ones() {
+        let t = 1_794_312_000_000;
+        let mut incidents: Vec<Incident> = [
+            60.0, 120.0, 180.0, 240.0, 300.0, 360.0, 420.0, 480.0, 540.0, 3600.0,
+        ]
+        .iter()
+        .map(|s| {
+            incident(
+                t,
+                json!({"acknowledged": true, "ack_seconds": 10.0, "level": 1,
+                                       "resolved": true, "resolve_seconds": s, "location": "a"}),
+            )
+        })
+        .collect();
+        // Not resolved (given up after the reminders), or a `resolved` without the time.
+        incidents.push(incident(
+            t,
+            json!({"acknowledged": true, "resolved": false, "resolve_seconds": 1.0}),
+        ));
+        incidents.push(incident(t, json!({"acknowledged": true, "resolved": true})));
+        let r = compute(&november_by_location(), &TimeZone::UTC, &incidents);
+        assert_eq!(r.total.resolved, 10);
+        assert_eq!(r.total.median_resolve_seconds, Some(300.0));
+        assert_eq!(r.total.p90_resolve_seconds, Some(540.0));
+        let a = r.groups.iter().find(|g| g.key == "a").unwrap();
+        assert_eq!(a.stats.median_resolve_seconds, Some(300.0));
     }
 }

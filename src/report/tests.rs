@@ -765,6 +765,10 @@ fn report_from_store_100k() {
                 event_digest: None,
                 created_at: at,
                 updated_at: at,
+                reply_code: None,
+                join_key: None,
+                notifications: 0,
+                updates: Vec::new(),
             }),
             ..Commit::default()
         };
@@ -859,6 +863,10 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
             event_digest: None,
             created_at: at,
             updated_at: at,
+            reply_code: None,
+            join_key: None,
+            notifications: 0,
+            updates: Vec::new(),
         };
         let question = OutMessage {
             id: 10_000 + i,

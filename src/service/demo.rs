@@ -1,7 +1,7 @@
 //! `smsflow demo`: the whole product on loopback, with nothing to configure.
 //!
 //! Starts the built-in SMSC simulator with simulated subscribers and staff, binds to it, runs
-//! the shipped flows (supervisors set, short escalation timeouts) over a store in a temporary
+//! the shipped flows (supervisors set, short escalation and resolve timeouts) over a store in a temporary
 //! directory, posts surveys and incidents, shows progress, prints the CSI and incident reports
 //! (the tables of `smsflow report`) and writes the HTML dashboard to a file it names.
 //!
@@ -293,6 +293,7 @@ async fn run_in(
             "concentrator": {"host": "NURSE-PC-3", "ip": "10.0.0.17", "user": "station"},
             "levels": [[staff(1, 0)], [staff(2, 0)], [staff(3, 0), staff(3, 1)]],
             "ack_timeout": humantime::format_duration(ACK_TIMEOUT).to_string(),
+            "resolve_timeout": "3s",
         });
         let (step, _) = engine.start(now, "escalation", event, Some(&format!("inc-{i}")))?;
         incidents.push(step.conversation);

@@ -4,7 +4,8 @@
 //!
 //! Nothing goes over SMPP here: each step's messages are taken from the outbox and recorded
 //! as accepted and (mostly) delivered, as the SMSC would have; subscribers answer with the
-//! simulator's replies; staff answer `OK` or let the call escalate; timers fire when the fake
+//! simulator's replies; staff answer `OK` and later `ГОТОВО`, or let the call escalate;
+//! timers fire when the fake
 //! clock passes them. One operator (`op-31`) is a little worse than the others, and one week
 //! (the second to last) is bad for everyone, so the report has something to show.
 
@@ -115,6 +116,15 @@ pub fn make(engine: &FlowEngine, history: &History, until: Millis) -> Result<Mad
                             text: "OK".to_owned(),
                         },
                     );
+                    let done = taken + (5 + rng.next_u64() % 20) as Millis * MINUTE;
+                    plan(
+                        &mut queue,
+                        done,
+                        Happening::Reply {
+                            from: SUPERVISOR.to_owned(),
+                            text: DONE.to_owned(),
+                        },
+                    );
                 }
             }
         }
@@ -140,12 +150,23 @@ pub fn make(engine: &FlowEngine, history: &History, until: Millis) -> Result<Mad
                 (0, 0)
             };
             if level > 0 {
+                let taken = at + delay as Millis * 1000;
                 plan(
                     &mut queue,
-                    at + delay as Millis * 1000,
+                    taken,
                     Happening::Reply {
                         from: staff(index, level),
                         text: "OK".to_owned(),
+                    },
+                );
+                // Done within the quarter hour: the call is resolved.
+                let done = taken + (2 + rng.next_u64() % 12) as Millis * MINUTE;
+                plan(
+                    &mut queue,
+                    done,
+                    Happening::Reply {
+                        from: staff(index, level),
+                        text: DONE.to_owned(),
                     },
                 );
             }
@@ -169,10 +190,10 @@ pub fn make(engine: &FlowEngine, history: &History, until: Millis) -> Result<Mad
             }
             Happening::Reply { from, text } => {
                 engine.reply(at, &from, &text, at)?;
-                if text == "OK" {
-                    made.acknowledgements += 1;
-                } else {
-                    made.replies += 1;
+                match text.as_str() {
+                    "OK" => made.acknowledgements += 1,
+                    DONE => {}
+                    _ => made.replies += 1,
                 }
             }
             Happening::Incident { key, index } => {
@@ -202,6 +223,9 @@ const BUTTONS: [(&str, &str); 4] = [
     ("Стол 7", "ресторан, зал 1"),
     ("Касса 2", "магазин"),
 ];
+
+/// What staff answer when a call is done (escalation.rhai's resolve stage).
+const DONE: &str = "ГОТОВО";
 
 /// The first supervisor of the demo's survey setting.
 const SUPERVISOR: &str = "998977000001";

@@ -3,32 +3,29 @@
 //! when to wake next. Time is an input; the driver reads the store, submits through the pools
 //! and records what [`Outbox::handle_result`] decides.
 //!
-//! Messages are read in id order after a cursor. Ids are taken before their step commits, so
-//! a message can land behind the cursor: a rescan from the start every [`RESCAN`] finds those,
-//! skipping the ones already sending or waiting to retry.
+//! Messages are read in id order after a cursor, rescanned from the start every [`RESCAN`]
+//! for the ones that committed behind it, and retried after [`backoff`]: the queue that
+//! `crate::retry` keeps for the outbox and the webhooks alike. What is the outbox's own:
+//! which submit errors are worth another attempt, and the parts of a long message an attempt
+//! got accepted.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::esme::{SendError, Sent, SubmitError};
+use crate::retry::{Queued, Retries};
 use crate::smpp::pdu::CommandStatus;
 use crate::smpp::receipt::canonical_id;
 use crate::store::{Millis, OutMessage, OutboxOutcome};
+
+pub use crate::retry::{GIVE_UP_MS, RESCAN, RETRY_MAX, RETRY_MIN, backoff};
 
 /// Outbox messages being submitted at once, at most.
 pub const MAX_SENDING: usize = 8192;
 /// Messages read from the store per pass, at most.
 pub const READ_BATCH: usize = 1024;
-/// First and longest pause before a failed submit is tried again.
-pub const RETRY_MIN: Duration = Duration::from_secs(1);
-pub const RETRY_MAX: Duration = Duration::from_secs(60);
-/// An MT message still not accepted after this long is given up ("failed: expired");
-/// carriers keep undelivered messages about as long.
-pub const GIVE_UP_MS: Millis = 24 * 3600 * 1000;
-/// How often the outbox is read again from its first message.
-pub const RESCAN: Duration = Duration::from_secs(1);
 
 pub type SendResult = Result<Sent, SendError>;
 
@@ -46,16 +43,15 @@ pub enum Decision {
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Outbox {
-    /// The highest id read; new messages are read after it.
-    cursor: u64,
-    rescan_at: Instant,
-    /// Sending or waiting to retry: not to be read again.
-    known: HashSet<u64>,
-    retries: BTreeMap<(Instant, u64), OutMessage>,
-    attempts: HashMap<u64, u32>,
+    queue: Retries<OutMessage>,
     /// The parts of a long message accepted by an attempt that failed on another part.
     accepted: HashMap<u64, Vec<Option<String>>>,
-    sending: usize,
+}
+
+impl Queued for OutMessage {
+    fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// The concatenation reference of `message`'s parts: from its id, so every attempt (after a
@@ -67,50 +63,25 @@ pub fn reference(message: &OutMessage) -> u8 {
 impl Outbox {
     pub fn new(now: Instant) -> Outbox {
         Outbox {
-            cursor: 0,
-            rescan_at: now,
-            known: HashSet::new(),
-            retries: BTreeMap::new(),
-            attempts: HashMap::new(),
+            queue: Retries::new(now, MAX_SENDING, READ_BATCH),
             accepted: HashMap::new(),
-            sending: 0,
         }
     }
 
     /// Retries due at `now` (taken out of the wait), and where and how many fresh messages
     /// to read from the store: `(after id, at most)`; nothing to read when there is no room.
     pub fn poll_due(&mut self, now: Instant) -> (Vec<OutMessage>, Option<(u64, usize)>) {
-        let mut due = Vec::new();
-        while self.sending + due.len() < MAX_SENDING
-            && let Some(entry) = self.retries.first_entry()
-            && entry.key().0 <= now
-        {
-            due.push(entry.remove());
-        }
-        if now >= self.rescan_at {
-            self.cursor = 0;
-            self.rescan_at = now + RESCAN;
-        }
-        let room = MAX_SENDING - self.sending - due.len();
-        let read = (room > 0).then(|| (self.cursor, room.min(READ_BATCH)));
-        (due, read)
+        self.queue.poll_due(now)
     }
 
     /// Messages read after the cursor: the ones not already sending or waiting.
-    pub fn handle_fresh(&mut self, mut fresh: Vec<OutMessage>) -> Vec<OutMessage> {
-        if let Some(last) = fresh.last() {
-            self.cursor = last.id;
-        }
-        fresh.retain(|m| self.known.insert(m.id));
-        fresh
+    pub fn handle_fresh(&mut self, fresh: Vec<OutMessage>) -> Vec<OutMessage> {
+        self.queue.handle_fresh(fresh)
     }
 
     /// The store could not make `fresh` durable: they are not sent now, and read again.
     pub fn handle_not_durable(&mut self, fresh: &[OutMessage]) {
-        for m in fresh {
-            self.known.remove(&m.id);
-        }
-        self.cursor = 0;
+        self.queue.handle_not_durable(fresh);
     }
 
     /// The parts of message `id` an earlier attempt got accepted: to leave out of this one.
@@ -120,7 +91,7 @@ impl Outbox {
 
     /// `n` messages handed to the pools.
     pub fn handle_submitted(&mut self, n: usize) {
-        self.sending += n;
+        self.queue.handle_started(n);
     }
 
     /// A submit's result, at `now` (`now_ms` on the wall clock, for the give-up age).
@@ -131,14 +102,14 @@ impl Outbox {
         message: OutMessage,
         result: SendResult,
     ) -> Decision {
-        self.sending = self.sending.saturating_sub(1);
+        self.queue.answered();
         let (status, smsc_ids) = match result {
             Ok(sent) => ("sent".to_owned(), sent.message_ids),
             Err(SendError {
                 error: SubmitError::Shutdown,
                 ..
             }) => {
-                self.known.remove(&message.id);
+                self.queue.kept(message.id);
                 self.accepted.remove(&message.id);
                 return Decision::Kept;
             }
@@ -146,11 +117,7 @@ impl Outbox {
                 if e.accepted.iter().any(Option::is_some) {
                     self.accepted.insert(message.id, e.accepted);
                 }
-                let n = self.attempts.entry(message.id).or_insert(0);
-                *n += 1;
-                let attempt = *n;
-                let pause = backoff(attempt);
-                self.retries.insert((now + pause, message.id), message);
+                let (pause, attempt) = self.queue.retry(now, message);
                 return Decision::Retry { pause, attempt };
             }
             Err(e) => {
@@ -159,8 +126,7 @@ impl Outbox {
             }
         };
         self.accepted.remove(&message.id);
-        self.attempts.remove(&message.id);
-        self.known.remove(&message.id);
+        self.queue.done(message.id);
         Decision::Finished(OutboxOutcome {
             message,
             status,
@@ -170,23 +136,13 @@ impl Outbox {
 
     /// When the next retry or rescan is due.
     pub fn poll_timeout(&self) -> Instant {
-        match self.retries.first_key_value() {
-            Some(((at, _), _)) => (*at).min(self.rescan_at),
-            None => self.rescan_at,
-        }
+        self.queue.poll_timeout()
     }
 
     /// Submits handed out and not answered yet.
     pub fn sending(&self) -> usize {
-        self.sending
+        self.queue.in_flight()
     }
-}
-
-/// The pause before attempt `attempt + 1`: doubling from [`RETRY_MIN`] up to [`RETRY_MAX`].
-pub fn backoff(attempt: u32) -> Duration {
-    RETRY_MIN
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(RETRY_MAX)
 }
 
 /// Whether a failed submit is worth another attempt: the SMSC may not have it (no answer, lost

@@ -1,8 +1,10 @@
 //! `smsflow run`: the service from a checked [`Config`]: store, flows (hot-reloaded), one SMPP
-//! pool per `[[smsc]]`, the pipeline, the HTTP API and `/metrics`, until SIGINT/SIGTERM.
+//! pool per `[[smsc]]`, the pipeline, the webhook worker, the HTTP API and `/metrics`, until
+//! SIGINT/SIGTERM.
 //!
 //! Shutdown order: stop taking HTTP events, stop the pipeline (sends in flight finish), unbind
-//! (the pools wait for responses in flight), flush the store.
+//! (the pools wait for responses in flight), stop the webhook worker (deliveries in flight
+//! finish), flush the store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -122,6 +124,8 @@ pub async fn run_with(
             scripts_dir: Some(config.service.scripts_dir.clone()),
             timezone: config.service.timezone.clone(),
             gate: true,
+            webhooks: crate::config::webhook::names(&config.webhook),
+            check_webhooks: true,
             ..EngineConfig::default()
         },
     );
@@ -174,6 +178,7 @@ pub async fn run_with(
         }));
     }
     drop(inbound_tx);
+    let webhooks = crate::webhook::Worker::start(store.clone(), &config.webhook);
     let pipeline = Pipeline::start(
         engine.clone(),
         store.clone(),
@@ -217,8 +222,11 @@ pub async fn run_with(
             move || pools.iter().any(|p| p.bound() > 0)
         }),
         on_accepted: Arc::new({
-            let pipeline = pipeline.clone();
-            move || pipeline.outbox_changed()
+            let (pipeline, webhooks) = (pipeline.clone(), webhooks.clone());
+            move || {
+                pipeline.outbox_changed();
+                webhooks.wake();
+            }
         }),
         now: Arc::new(now_ms),
     };
@@ -257,6 +265,7 @@ pub async fn run_with(
     for pool in &pools {
         pool.shutdown().await;
     }
+    webhooks.shutdown().await;
     for forwarder in forwarders {
         forwarder.abort();
     }

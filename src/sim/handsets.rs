@@ -1,6 +1,6 @@
 //! Simulated subscribers and staff: they read the texts the service submits and answer some of
 //! them, like people do (a rating, a rating with a comment, garbage, silence; an `OK`, late or
-//! never).
+//! never; a `ГОТОВО` once the call is done, or none).
 //!
 //! Owns the classifier of MT texts ([`classify`]), the tables the replies are drawn from (the
 //! `const`s below: edit those when the flows' texts change), and [`Handsets`], a sans-IO planner
@@ -55,6 +55,9 @@ pub const ESCALATION_MARKERS: &[&str] = &[
     "ок деб жавоб",
 ];
 
+/// A call taken, or a reminder, asks for ГОТОВО (escalation.rhai's resolve stage).
+pub const RESOLVE_MARKERS: &[&str] = &["ответьте готово", "reply done", "javob bering: bajarildi"];
+
 /// Share of survey questions answered with a valid rating.
 pub const VALID_RATING_SHARE: f64 = 0.70;
 /// Share answered with garbage; the rest (about 20 %) get no answer at all.
@@ -68,6 +71,8 @@ pub const RETRY_AFTER_NOT_UNDERSTOOD_SHARE: f64 = 0.60;
 /// Share of escalations a staff member acknowledges; the rest are never answered, so the
 /// service escalates.
 pub const STAFF_ACK_SHARE: f64 = 0.80;
+/// Share of calls taken that staff also report done; the rest get a reminder, and go up.
+pub const STAFF_DONE_SHARE: f64 = 0.85;
 
 /// Ways of writing a bare rating, with weights. Placeholders: `{d}` ASCII digit, `{fw}`
 /// full-width digit, `{ru}` Russian word, `{uz}` Uzbek word (Latin), `{uzc}` Uzbek word
@@ -144,6 +149,8 @@ pub const GARBAGE: &[&str] = &[
 ];
 /// How staff acknowledge.
 pub const STAFF_ACKS: &[&str] = &["OK", "ok", "ок", "ОК", "+", "да", "Ok"];
+/// How staff say a call is done.
+pub const STAFF_DONES: &[&str] = &["ГОТОВО", "готово", "Готово", "done", "bajarildi"];
 
 /// What an MT text asks of its recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +161,8 @@ pub enum MtKind {
     NotUnderstood,
     /// A staff call asking for `OK`.
     Escalation,
+    /// A call taken (or a reminder) asking for `ГОТОВО` when done.
+    ResolveRequest,
     /// Confirmations, thanks, anything else: no answer.
     NoReply,
 }
@@ -168,6 +177,8 @@ pub fn classify(text: &str) -> MtKind {
         MtKind::SurveyQuestion
     } else if has(ESCALATION_MARKERS, &lower) {
         MtKind::Escalation
+    } else if has(RESOLVE_MARKERS, &lower) {
+        MtKind::ResolveRequest
     } else {
         MtKind::NoReply
     }
@@ -236,6 +247,13 @@ impl Handsets {
                     return None;
                 }
                 let text = (*rng.pick(STAFF_ACKS)?).to_owned();
+                (text, self.config.ack_delay.at(rng.next_f64()))
+            }
+            MtKind::ResolveRequest => {
+                if rng.next_f64() >= STAFF_DONE_SHARE {
+                    return None;
+                }
+                let text = (*rng.pick(STAFF_DONES)?).to_owned();
                 (text, self.config.ack_delay.at(rng.next_f64()))
             }
             MtKind::NoReply => return None,
@@ -358,6 +376,26 @@ mod tests {
             assert_eq!(classify(text), MtKind::Escalation, "{text}");
         }
         assert_eq!(classify("Вызов принят, спасибо."), MtKind::NoReply);
+    }
+
+    #[test]
+    fn staff_report_most_taken_calls_done() {
+        let taken = "Вы приняли вызов 100: Палата 315. Когда закончите, ответьте ГОТОВО 100";
+        assert_eq!(classify(taken), MtKind::ResolveRequest);
+        assert_eq!(
+            classify("Вызов 100 (Палата 315) ещё не закрыт. Ответьте ГОТОВО 100, когда закончите."),
+            MtKind::ResolveRequest
+        );
+        assert_eq!(
+            classify("Вызов 100 (Палата 315) закрыт. Спасибо!"),
+            MtKind::NoReply
+        );
+        let mut handsets = Handsets::new(SubscribersConfig::default(), 3);
+        let done = (0..1000)
+            .filter_map(|i| handsets.on_mt(&mt(&format!("99891{i:07}"), taken)))
+            .inspect(|reply| assert!(STAFF_DONES.contains(&reply.mo.text.as_str())))
+            .count();
+        assert!((750..950).contains(&done), "{done}");
     }
 
     #[test]

@@ -34,6 +34,7 @@
 //! | `R` | `hour(8) \| seq(8)` | likewise the ratings with a comment (what comment analysis reads) |
 //! | `i` | `hour(8) \| seq(8)` | `Vec<`[`Incident`](super::Incident)`>`, likewise |
 //! | `o` | `id(8)` | [`OutMessage`](super::OutMessage) waiting to be sent |
+//! | `w` | `id(8)` | [`WebhookCall`](super::WebhookCall) waiting to be delivered |
 //! | `x` | `msisdn` | empty: opted out |
 //! | `e` | `lp(flow) \| key` | conversation id of an HTTP event key |
 //! | `s` | `lp(flow) \| version` | a script version's source |
@@ -93,6 +94,7 @@ pub const RATINGS: u8 = b'r';
 pub const COMMENTED: u8 = b'R';
 pub const INCIDENTS: u8 = b'i';
 pub const OUTBOX: u8 = b'o';
+pub const WEBHOOK: u8 = b'w';
 pub const OPT_OUT: u8 = b'x';
 pub const EVENT_KEY: u8 = b'e';
 pub const SCRIPT: u8 = b's';
@@ -230,6 +232,10 @@ pub fn chunk_from(tag: u8, hour: Millis) -> Vec<u8> {
 
 pub fn outbox(id: u64) -> Vec<u8> {
     tagged_u64(OUTBOX, id)
+}
+
+pub fn webhook(id: u64) -> Vec<u8> {
+    tagged_u64(WEBHOOK, id)
 }
 
 pub fn opt_out(msisdn: &str) -> Vec<u8> {

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::delivery::PartState;
-use super::{Commit, Millis, MoPart, OutboxOutcome, StoreError, keys};
+use super::{Commit, Millis, MoPart, OutboxOutcome, StoreError, WebhookOutcome, keys};
 
 /// One change to the store.
 // A record is built once, applied by reference and encoded: boxing the commit would only add
@@ -55,6 +55,8 @@ pub(super) enum Record {
         version: String,
         source: String,
     },
+    /// Webhook calls taken out of the queue (delivered, refused or given up).
+    WebhooksFinished(Vec<WebhookOutcome>),
 }
 
 /// Appends `record` to a group: `u32` BE length, then the record as a store value.

@@ -23,6 +23,7 @@
 //! value is a [`StoreError::Decode`] naming the tree and key, never a panic.
 
 pub mod backup;
+mod calls;
 mod checkpoint;
 mod delivery;
 pub mod find;
@@ -610,6 +611,8 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod calls_tests;
 #[cfg(test)]
 mod damage_tests;
 #[cfg(test)]

@@ -21,12 +21,14 @@ use jiff::tz::TimeZone;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod calls;
+
 use super::delivery::{Delivery, PartState, ReceiptApplied};
 use super::log::Record;
 use super::tally::{self, Delta, Tally, TallyKey};
 use super::{
     Commit, Conversation, ConversationId, ConversationStatus, Incident, Millis, MoPart, OutMessage,
-    OutboxOutcome, PartKey, Rating, SentPart, StoreError, TimelineEntry, Timer, keys,
+    OutboxOutcome, PartKey, Rating, SentPart, StoreError, TimelineEntry, Timer, WebhookCall, keys,
 };
 
 /// How long an MO's mark is kept while its response is pending: past a crash between the
@@ -53,6 +55,14 @@ struct Hot {
     timers: Vec<(String, Millis)>,
     /// The encoded [`ConversationRecord`] (shared with the dirty layer's `c` value).
     record: Arc<[u8]>,
+    /// Its reply code and join key, while open (boxed: most conversations have neither).
+    keyed: Option<Box<Keyed>>,
+}
+
+/// What an open conversation is found by besides its parties.
+struct Keyed {
+    code: Option<u32>,
+    join: Option<String>,
 }
 
 /// A value in a layer: `None` is a removal. `fresh`: the key is absent below this layer, so
@@ -107,6 +117,11 @@ pub(super) struct State {
     parties: HashMap<String, Vec<(Millis, ConversationId)>>,
     timers: BTreeSet<(Millis, ConversationId, String)>,
     outbox: BTreeMap<u64, OutMessage>,
+    /// Webhook calls waiting for delivery, by id.
+    webhooks: BTreeMap<u64, WebhookCall>,
+    /// Open conversations by (flow, reply code) and by (flow, join key).
+    codes: HashMap<(Arc<str>, u32), ConversationId>,
+    joins: HashMap<(Arc<str>, String), ConversationId>,
     opt_outs: HashSet<String>,
     scripts: HashMap<(String, String), String>,
     /// The live version of each flow (see [`Record::ScriptLive`]).
@@ -148,6 +163,9 @@ impl State {
             parties: HashMap::new(),
             timers: BTreeSet::new(),
             outbox: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
+            codes: HashMap::new(),
+            joins: HashMap::new(),
             opt_outs: HashSet::new(),
             scripts: HashMap::new(),
             live: HashMap::new(),
@@ -183,6 +201,11 @@ impl State {
             let (key, value) = entry?;
             let m: OutMessage = keys::decode(keys::STATE, &key, &value)?;
             self.outbox.insert(m.id, m);
+        }
+        for entry in self.cold.scan_prefix([keys::WEBHOOK]) {
+            let (key, value) = entry?;
+            let w: WebhookCall = keys::decode(keys::STATE, &key, &value)?;
+            self.webhooks.insert(w.id, w);
         }
         for entry in self.cold.scan_prefix([keys::OPT_OUT]) {
             let (key, _) = entry?;
@@ -250,6 +273,20 @@ impl State {
             self.timers.insert((*due, id, name.clone()));
         }
         let flow = self.flow_name(&c.flow);
+        let keyed = (open && (c.reply_code.is_some() || c.join_key.is_some())).then(|| {
+            Box::new(Keyed {
+                code: c.reply_code,
+                join: c.join_key.clone(),
+            })
+        });
+        if let Some(k) = &keyed {
+            if let Some(code) = k.code {
+                self.codes.insert((flow.clone(), code), id);
+            }
+            if let Some(join) = &k.join {
+                self.joins.insert((flow.clone(), join.clone()), id);
+            }
+        }
         self.hot.insert(
             id,
             Hot {
@@ -259,6 +296,7 @@ impl State {
                 open,
                 timers: record.timers.clone(),
                 record: encoded,
+                keyed,
             },
         );
     }
@@ -281,6 +319,21 @@ impl State {
         }
         for (name, due) in hot.timers {
             self.timers.remove(&(due, id, name));
+        }
+        if let Some(k) = hot.keyed {
+            // Only if it still names this one: a newer conversation may have taken the key.
+            if let Some(code) = k.code
+                && let Entry::Occupied(e) = self.codes.entry((hot.flow.clone(), code))
+                && *e.get() == id
+            {
+                e.remove();
+            }
+            if let Some(join) = k.join
+                && let Entry::Occupied(e) = self.joins.entry((hot.flow.clone(), join))
+                && *e.get() == id
+            {
+                e.remove();
+            }
         }
     }
 
@@ -442,17 +495,7 @@ impl State {
 
     /// Outbox messages after id `after` (from the first for `None`), by id.
     pub fn outbox_after(&self, after: Option<u64>, limit: usize) -> Vec<OutMessage> {
-        let from = match after {
-            Some(after) => match after.checked_add(1) {
-                Some(from) => from,
-                None => return Vec::new(),
-            },
-            None => 0,
-        };
-        (self.outbox.range(from..))
-            .take(limit)
-            .map(|(_, m)| m.clone())
-            .collect()
+        read_after(&self.outbox, after, limit)
     }
 
     pub fn outbox_len(&self) -> usize {
@@ -530,6 +573,7 @@ impl State {
             parties: &self.parties,
             timers: &self.timers,
             outbox: &self.outbox,
+            webhooks: &self.webhooks,
             tallies: &self.tallies,
         }
     }
@@ -632,6 +676,7 @@ impl State {
                 return Ok(Applied::Receipt(self.apply_receipt(smsc_id, *state)?));
             }
             Record::TalliesRebuilt { zone, tallies } => self.replace_tallies(zone, tallies)?,
+            Record::WebhooksFinished(outcomes) => self.webhooks_finished(outcomes),
         }
         self.dirty.records += 1;
         Ok(Applied::Done)
@@ -754,6 +799,10 @@ impl State {
             let key = keys::outbox(m.id);
             outbox.push((m.clone(), keys::encode(&key, m)?));
         }
+        let mut webhooks = Vec::with_capacity(c.webhooks.len());
+        for w in &c.webhooks {
+            webhooks.push((w.clone(), keys::encode(&keys::webhook(w.id), w)?));
+        }
         let script = match &c.script {
             Some((flow, version, source))
                 if !self.scripts.contains_key(&(flow.clone(), version.clone())) =>
@@ -822,6 +871,11 @@ impl State {
         for (m, value) in outbox {
             let key = keys::outbox(m.id);
             let absent = self.outbox.insert(m.id, m).is_none();
+            self.put(key, value, absent);
+        }
+        for (w, value) in webhooks {
+            let key = keys::webhook(w.id);
+            let absent = self.webhooks.insert(w.id, w).is_none();
             self.put(key, value, absent);
         }
         self.dirty.ratings.extend(c.ratings.iter().cloned());
@@ -1047,7 +1101,24 @@ pub(super) struct Indexes<'a> {
     pub parties: &'a HashMap<String, Vec<(Millis, ConversationId)>>,
     pub timers: &'a BTreeSet<(Millis, ConversationId, String)>,
     pub outbox: &'a BTreeMap<u64, OutMessage>,
+    pub webhooks: &'a BTreeMap<u64, WebhookCall>,
     pub tallies: &'a BTreeMap<TallyKey, Tally>,
+}
+
+/// The values of `queue` (the outbox, the webhook calls) after id `after` (from the first for
+/// `None`), by id, at most `limit`.
+fn read_after<T: Clone>(queue: &BTreeMap<u64, T>, after: Option<u64>, limit: usize) -> Vec<T> {
+    let from = match after {
+        Some(after) => match after.checked_add(1) {
+            Some(from) => from,
+            None => return Vec::new(),
+        },
+        None => 0,
+    };
+    (queue.range(from..))
+        .take(limit)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 /// The highest conversation or outbox id commit `c` holds (0: none).
@@ -1060,7 +1131,12 @@ fn highest_id(c: &Commit) -> u64 {
         .chain(c.incidents.iter().map(|i| i.conversation))
         .chain(c.event_key.iter().map(|(_, _, id)| *id));
     let messages = c.outbox.iter().flat_map(|m| [m.id, m.conversation]);
-    conversations.chain(messages).max().unwrap_or(0)
+    let webhooks = c.webhooks.iter().map(|w| w.id);
+    conversations
+        .chain(messages)
+        .chain(webhooks)
+        .max()
+        .unwrap_or(0)
 }
 
 /// A conversation's head before a commit.

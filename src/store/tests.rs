@@ -64,6 +64,10 @@ pub(super) fn conv(
         event_digest: None,
         created_at,
         updated_at: created_at,
+        reply_code: None,
+        join_key: None,
+        notifications: 0,
+        updates: Vec::new(),
     }
 }
 

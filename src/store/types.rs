@@ -28,6 +28,25 @@ pub struct Conversation {
     pub event_digest: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The short code its staff reply with (`OK 315`), for flows that declare
+    /// `fn reply_codes()`; unique among the open conversations of its flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_code: Option<u32>,
+    /// While it is open, events of its flow with this key (`fn join_key(event)`) join it
+    /// instead of starting another conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_key: Option<String>,
+    /// `notify` calls it made: the `n` of its next webhook's `Idempotency-Key: <id>-<n>`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub notifications: u32,
+    /// Digests of the last events that joined it, so a retried one is a duplicate, not a
+    /// second join.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +136,42 @@ pub struct OutMessage {
     /// of the survey funnel.
     #[serde(default)]
     pub opening: bool,
+}
+
+/// A webhook POST a step queued (`notify`), waiting for the delivery worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookCall {
+    /// From [`super::Store::next_id`]: delivered in id order.
+    pub id: u64,
+    /// The `[[webhook]]` name.
+    pub webhook: String,
+    pub conversation: ConversationId,
+    pub flow: String,
+    /// The conversation's n-th `notify`: `Idempotency-Key: <conversation>-<n>`.
+    pub seq: u32,
+    pub created_at: Millis,
+    /// The JSON body, fixed when the step ran: every attempt (after a restart too) sends, and
+    /// signs, the same bytes.
+    pub body: String,
+}
+
+impl WebhookCall {
+    /// The `Idempotency-Key` header: the same on every attempt.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}-{}", self.conversation, self.seq)
+    }
+}
+
+/// What became of a webhook call: it leaves the queue, and its conversation's timeline
+/// says how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookOutcome {
+    pub call: u64,
+    pub conversation: ConversationId,
+    pub webhook: String,
+    pub at: Millis,
+    /// "delivered (HTTP 200, attempt 2)", "refused (HTTP 400)", "given up after 24h: ...".
+    pub status: String,
 }
 
 /// Which outbox message an SMSC message id belongs to, so a delivery receipt (even one that
@@ -270,4 +325,8 @@ pub struct Commit {
     pub script: Option<(String, String, String)>,
     /// The MO the step answers, when it came over SMPP.
     pub mo: Option<MoRecord>,
+    /// Webhook POSTs the step queued (`notify`): in the same record, so a step and its
+    /// hand-offs are durable together.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookCall>,
 }

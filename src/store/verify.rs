@@ -14,7 +14,7 @@ use super::state::{ConversationRecord, split_lp};
 use super::tally::{self, Tally, TallyKey};
 use super::{
     ConversationId, Incident, Millis, MoPart, OutMessage, PartKey, Rating, SentPart, Store,
-    StoreError, TimelineEntry, has_comment, keys, log, show_key,
+    StoreError, TimelineEntry, WebhookCall, has_comment, keys, log, show_key,
 };
 
 /// Problems listed in full; beyond that they are only counted.
@@ -65,6 +65,7 @@ struct Check {
     /// outbox.
     references: Vec<(Vec<u8>, ConversationId)>,
     outbox: BTreeSet<u64>,
+    webhooks: BTreeSet<u64>,
     tallies: BTreeMap<TallyKey, (Vec<u8>, Tally)>,
     checkpoint: Option<u64>,
 }
@@ -284,18 +285,19 @@ impl Check {
             }
             keys::OUTBOX => {
                 let m: Option<OutMessage> = self.decode(key, value);
-                if let (Some(id), Some(m)) = (self.id_key(key), m) {
-                    if m.id != id {
-                        self.problem(format!(
-                            "state/{}: holds outbox message {}",
-                            show_key(key),
-                            m.id
-                        ));
-                    }
+                let held = m.map(|m| (m.id, m.conversation));
+                if let Some(id) = self.queued(key, held, "outbox message") {
                     self.outbox.insert(id);
-                    self.references.push((key.to_vec(), m.conversation));
                 }
                 self.count("outbox messages", 1);
+            }
+            keys::WEBHOOK => {
+                let w: Option<WebhookCall> = self.decode(key, value);
+                let held = w.map(|w| (w.id, w.conversation));
+                if let Some(id) = self.queued(key, held, "webhook call") {
+                    self.webhooks.insert(id);
+                }
+                self.count("webhook calls waiting", 1);
             }
             keys::OPT_OUT => {
                 self.index_entry(key, value);
@@ -381,6 +383,22 @@ impl Check {
             },
             _ => self.bad_key(key, "a key this smsflow does not write"),
         }
+    }
+
+    /// An entry of a queue keyed by its id (`o`, `w`) holding `held` (its id and its
+    /// conversation, when it decoded): the id, once checked against the key.
+    fn queued(
+        &mut self,
+        key: &[u8],
+        held: Option<(u64, ConversationId)>,
+        what: &str,
+    ) -> Option<u64> {
+        let (id, (held, conversation)) = (self.id_key(key)?, held?);
+        if held != id {
+            self.problem(format!("state/{}: holds {what} {held}", show_key(key)));
+        }
+        self.references.push((key.to_vec(), conversation));
+        Some(id)
     }
 
     fn conversation(&mut self, key: &[u8], value: &[u8]) {
@@ -535,6 +553,14 @@ impl Check {
                 "outbox: {} messages in memory, {} under `o` keys",
                 outbox.len(),
                 self.outbox.len()
+            ));
+        }
+        let webhooks: BTreeSet<u64> = indexes.webhooks.keys().copied().collect();
+        if webhooks != self.webhooks {
+            problems.push(format!(
+                "webhooks: {} calls in memory, {} under `w` keys",
+                webhooks.len(),
+                self.webhooks.len()
             ));
         }
         for (k, (key, t)) in &self.tallies {

@@ -56,7 +56,10 @@ impl FlowEngine {
         }
         let beside: Vec<Arc<CompiledFlow>> = beside.into_values().collect();
         for (name, compiled) in changed {
+            // A hand-off to a webhook the config lacks would fail every hook that makes it:
+            // refused like a file that does not compile.
             let loaded = compiled
+                .and_then(|flow| self.known_webhooks(&flow).map(|()| flow))
                 .map_err(|e| (e, "compile_error"))
                 .and_then(|flow| self.admit(flow, &beside).map_err(|e| (e, "test_failed")));
             let result = match loaded {
@@ -121,7 +124,9 @@ impl FlowEngine {
         match self.store.live_script(flow) {
             Ok(Some((version, source))) => {
                 let origin = format!("{flow}.rhai@{version}");
-                match runner::compile(&self.engine, flow, &origin, &source) {
+                let compiled = runner::compile(&self.engine, flow, &origin, &source)
+                    .and_then(|c| self.known_webhooks(&c).map(|()| c));
+                match compiled {
                     Ok(compiled) => {
                         tracing::warn!(%flow, %version, "the file fails its tests: running the version that last passed");
                         self.install_tested(Arc::new(compiled));
@@ -133,6 +138,15 @@ impl FlowEngine {
             }
             Ok(None) => {}
             Err(e) => tracing::error!(%flow, "cannot read the last good version: {e}"),
+        }
+    }
+
+    /// With `check_webhooks`, whether every `notify("name", ...)` of `flow` names a configured
+    /// webhook.
+    fn known_webhooks(&self, flow: &CompiledFlow) -> Result<(), FlowError> {
+        match self.config.check_webhooks {
+            true => flow.check_webhooks(&self.webhooks()),
+            false => Ok(()),
         }
     }
 
