@@ -66,11 +66,13 @@ fn docs_config_has_every_key_of_the_example_file() {
     let mut checked = 0;
     for line in example.lines() {
         let line = line.trim();
-        if line.starts_with('[') {
-            table = line.split('#').next().unwrap().trim().to_owned();
+        // A table shown commented out (`# [[webhook]]`) is a table too.
+        let uncommented = line.strip_prefix("# ").unwrap_or(line);
+        if uncommented.starts_with('[') {
+            table = uncommented.split('#').next().unwrap().trim().to_owned();
             continue;
         }
-        let line = line.strip_prefix("# ").unwrap_or(line);
+        let line = uncommented;
         let Some((key, _)) = line.split_once(" = ") else {
             continue;
         };

@@ -306,7 +306,7 @@ async fn an_unknown_flow_is_404_naming_the_flows() {
     r.assert_error(404, "unknown flow");
     assert_eq!(
         r.json["detail"],
-        "no flow named \"x\" (flows: escalation, inbox, survey)"
+        "no flow named \"x\" (flows: escalation, inbox, nps, survey)"
     );
 }
 

@@ -319,7 +319,10 @@ async fn scrape(setup: &crate::run::ServiceSetup) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_start_every_metric_is_there_with_its_counters_at_zero_and_the_contrib_files_match() {
-    let (smsc, _dir, setup, mut service) = simulator_and_service("metrics-start").await;
+    // A webhook configured (nothing calls it): its delivery counters are there at zero too.
+    let webhook = "\n[[webhook]]\nname = \"helpdesk\"\nurl = \"http://127.0.0.1:9/hook\"\n";
+    let (smsc, _dir, setup, mut service) =
+        crate::run::simulator_and_service_with("metrics-start", webhook).await;
     let text = scrape(&setup).await;
     let exposed = Exposition::parse(&text);
 

@@ -109,6 +109,15 @@ pub(crate) fn spawn_service_in_env(config: &Path, flags: &[&str], env: &[(&str, 
 pub(crate) async fn simulator_and_service(
     name: &str,
 ) -> (sim::SmscHandle, TempDir, ServiceSetup, Child) {
+    simulator_and_service_with(name, "").await
+}
+
+/// [`simulator_and_service`] with `extra` appended to the config (tables such as
+/// `[[webhook]]`).
+pub(crate) async fn simulator_and_service_with(
+    name: &str,
+    extra: &str,
+) -> (sim::SmscHandle, TempDir, ServiceSetup, Child) {
     let smsc = sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         receipt_delay: Duration::from_millis(10),
@@ -119,6 +128,11 @@ pub(crate) async fn simulator_and_service(
     .unwrap();
     let dir = TempDir::new(name);
     let setup = service_setup(dir.path(), smsc.local_addr().port(), &[]);
+    if !extra.is_empty() {
+        let mut config = std::fs::read_to_string(&setup.config).unwrap();
+        config.push_str(extra);
+        std::fs::write(&setup.config, config).unwrap();
+    }
     let service = spawn_service(&setup.config);
     until_ready(setup.http).await;
     (smsc, dir, setup, service)
