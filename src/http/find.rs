@@ -120,6 +120,35 @@ fn flow_names(engine: &FlowEngine, store: &Store) -> Result<String, ApiError> {
     Ok(names.into_iter().collect::<Vec<_>>().join(", "))
 }
 
+/// The parameters of a query, each once and each one of `names` (a 400 naming the first that
+/// is not, `takes` listing them), empty values dropped (as the report routes: an empty value
+/// is no value), values trimmed.
+pub(super) fn checked_pairs<'a>(
+    pairs: &'a [(String, String)],
+    names: &[&str],
+    takes: &str,
+) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+    let bad = |detail: String| ApiError::BadRequest(detail);
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for (name, value) in pairs {
+        if !names.contains(&name.as_str()) {
+            return Err(bad(format!(
+                "unknown parameter {name:?} (this route takes {takes})"
+            )));
+        }
+        if seen.contains(&name.as_str()) {
+            return Err(bad(format!("parameter {name:?} is given twice")));
+        }
+        seen.push(name);
+        let value = value.trim();
+        if !value.is_empty() {
+            out.push((name.as_str(), value));
+        }
+    }
+    Ok(out)
+}
+
 /// The query of `GET /api/v1/conversations` as a [`Find`]; days are `zone`'s.
 fn parse(pairs: &[(String, String)], zone: &TimeZone) -> Result<Find, ApiError> {
     let bad = |detail: String| ApiError::BadRequest(detail);
@@ -127,24 +156,9 @@ fn parse(pairs: &[(String, String)], zone: &TimeZone) -> Result<Find, ApiError> 
         limit: DEFAULT_LIMIT,
         ..Find::default()
     };
-    let mut seen: Vec<&str> = Vec::new();
     let (mut from, mut to) = (None, None);
-    for (name, value) in pairs {
-        if !NAMES.contains(&name.as_str()) {
-            return Err(bad(format!(
-                "unknown parameter {name:?} (this route takes {PARAMETERS})"
-            )));
-        }
-        if seen.contains(&name.as_str()) {
-            return Err(bad(format!("parameter {name:?} is given twice")));
-        }
-        seen.push(name);
-        // As the report routes: an empty value is no value.
-        let value = value.trim();
-        if value.is_empty() {
-            continue;
-        }
-        match name.as_str() {
+    for (name, value) in checked_pairs(pairs, &NAMES, PARAMETERS)? {
+        match name {
             "msisdn" => {
                 let msisdn = normalize_msisdn(value).ok_or_else(|| {
                     bad(format!(

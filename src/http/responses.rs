@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 
-use super::find::{blocking, internal, time};
+use super::find::{blocking, checked_pairs, internal, time};
 use super::{ApiError, ApiState, Pairs, auth};
 use crate::report::feed::{self, Cursor, FeedQuery, MAX_LIMIT};
 use crate::store::Millis;
@@ -49,25 +49,10 @@ pub(super) async fn responses(
 pub fn parse(pairs: &[(String, String)], zone: &TimeZone) -> Result<FeedQuery, ApiError> {
     let bad = |detail: String| ApiError::BadRequest(detail);
     let mut query = FeedQuery::default();
-    let mut seen: Vec<&str> = Vec::new();
     let mut from: Option<(&str, Millis)> = None;
     let mut to: Option<(&str, Millis)> = None;
-    for (name, value) in pairs {
-        if !NAMES.contains(&name.as_str()) {
-            return Err(bad(format!(
-                "unknown parameter {name:?} (this route takes {})",
-                NAMES.join(", ")
-            )));
-        }
-        if seen.contains(&name.as_str()) {
-            return Err(bad(format!("parameter {name:?} is given twice")));
-        }
-        seen.push(name);
-        let value = value.trim();
-        if value.is_empty() {
-            continue;
-        }
-        match name.as_str() {
+    for (name, value) in checked_pairs(pairs, &NAMES, &NAMES.join(", "))? {
+        match name {
             "from" => from = Some((value, time("from", value, zone)?.0)),
             "to" => to = Some((value, time("to", value, zone)?.1)),
             "operator" => query.operator = Some(value.to_owned()),

@@ -99,46 +99,25 @@ pub fn render(report: &Report) -> String {
                         .chain(incident_cells(&g.key, &g.stats, levels)),
                 );
             }
-            section(
-                &mut out,
-                [
-                    "level",
-                    "acknowledged",
-                    "median_ack_seconds",
-                    "p90_ack_seconds",
-                ],
-            );
-            for l in &r.levels {
-                row(
-                    &mut out,
-                    [
-                        l.level.to_string(),
-                        l.acknowledged.to_string(),
-                        opt(l.median_ack_seconds),
-                        opt(l.p90_ack_seconds),
-                    ],
-                );
-            }
-            section(
-                &mut out,
-                [
-                    "staff",
-                    "acknowledged",
-                    "median_ack_seconds",
-                    "p90_ack_seconds",
-                ],
-            );
-            for p in &r.staff {
-                row(
-                    &mut out,
-                    [
-                        p.staff.clone(),
-                        p.acknowledged.to_string(),
-                        opt(p.median_ack_seconds),
-                        opt(p.p90_ack_seconds),
-                    ],
-                );
-            }
+            // Time to ack per level, then per staff member: the same columns.
+            let levels = (r.levels.iter()).map(|l| {
+                (
+                    l.level.to_string(),
+                    l.acknowledged,
+                    l.median_ack_seconds,
+                    l.p90_ack_seconds,
+                )
+            });
+            ack_times(&mut out, "level", levels);
+            let staff = (r.staff.iter()).map(|p| {
+                (
+                    p.staff.clone(),
+                    p.acknowledged,
+                    p.median_ack_seconds,
+                    p.p90_ack_seconds,
+                )
+            });
+            ack_times(&mut out, "staff", staff);
             section(
                 &mut out,
                 [
@@ -197,6 +176,27 @@ fn cell(field: Field) -> String {
     match field {
         Field::Number(x) => opt(x),
         Field::Flag(b) => b.to_string(),
+    }
+}
+
+/// A section of time to ack by `what` (level or staff member): who, how many acknowledged,
+/// median and p90.
+fn ack_times(
+    out: &mut String,
+    what: &str,
+    rows: impl Iterator<Item = (String, u64, Option<f64>, Option<f64>)>,
+) {
+    section(
+        out,
+        [
+            what,
+            "acknowledged",
+            "median_ack_seconds",
+            "p90_ack_seconds",
+        ],
+    );
+    for (key, acknowledged, median, p90) in rows {
+        row(out, [key, acknowledged.to_string(), opt(median), opt(p90)]);
     }
 }
 
