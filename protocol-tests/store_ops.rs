@@ -111,7 +111,7 @@ fn behind_store(data: &Path) -> (u64, u64) {
     for attempt in 0..20 {
         let _ = std::fs::remove_dir_all(data);
         {
-            let store = Store::open(data).unwrap();
+            let store = crate::util::open_store(data);
             for id in 1..=SURVEYS {
                 rated_survey(&store, id).unwrap();
                 if id % 30 == 0 {
@@ -123,7 +123,16 @@ fn behind_store(data: &Path) -> (u64, u64) {
             }
         }
         damage_db(data, attempt as u64 + 1);
-        match Store::open(data) {
+        // Reopened in the same process: sled's lock may outlive the handle for a moment.
+        let mut opened = Store::open(data);
+        for _ in 0..300 {
+            if !matches!(opened, Err(StoreError::Locked { .. })) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            opened = Store::open(data);
+        }
+        match opened {
             Err(StoreError::DataLoss {
                 damage: Damage::Behind { recovered, sealed },
                 ..
