@@ -111,15 +111,7 @@ pub(super) fn trend_chart(trend: &[CsiGroup], scale: (u8, u8)) -> String {
     let max_resp = ticks.last().copied().unwrap_or(1.0).max(1.0);
     // Grid and left axis (scores).
     for v in (scale.0..=scale.1).step_by(usize::from((scale.1 - scale.0).div_ceil(5)).max(1)) {
-        let yy = y(f64::from(v));
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#e4e7eb\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
-            W - right,
-            left - 6.0,
-            yy + 4.0
-        );
+        grid_row(&mut s, left, W - right, y(f64::from(v)), &v.to_string());
     }
     // Right axis (responses).
     for t in &ticks {
@@ -145,27 +137,13 @@ pub(super) fn trend_chart(trend: &[CsiGroup], scale: (u8, u8)) -> String {
     }
     // The average line, in segments over periods that have one.
     let mut segment: Vec<String> = Vec::new();
-    let mut segments: Vec<Vec<String>> = Vec::new();
     for (i, g) in trend.iter().enumerate() {
         match g.stats.average {
             Some(a) => segment.push(format!("{:.1},{:.1}", x(i), y(a))),
-            None => {
-                if !segment.is_empty() {
-                    segments.push(std::mem::take(&mut segment));
-                }
-            }
+            None => flush_line(&mut s, &mut segment, ACCENT),
         }
     }
-    if !segment.is_empty() {
-        segments.push(segment);
-    }
-    for seg in &segments {
-        let _ = write!(
-            s,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{ACCENT}\" stroke-width=\"2\"/>",
-            seg.join(" ")
-        );
-    }
+    flush_line(&mut s, &mut segment, ACCENT);
     for (i, g) in trend.iter().enumerate() {
         if let Some(a) = g.stats.average {
             let _ = write!(
@@ -247,14 +225,12 @@ pub(super) fn columns(bars: &[Column], pct: bool, w: f64, legend: &[(&str, &str)
     );
     if !values_on_bars {
         for t in &ticks {
-            let y = top + ph - ph * t / max;
-            let _ = write!(
-                s,
-                "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e4e7eb\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{t}</text>",
+            grid_row(
+                &mut s,
+                left,
                 w - right,
-                left - 6.0,
-                y + 4.0
+                top + ph - ph * t / max,
+                &t.to_string(),
             );
         }
     }
@@ -334,15 +310,7 @@ pub(super) fn csat_chart(trend: &[CsiGroup]) -> String {
     let x = |i: usize| left + step * (i as f64 + 0.5);
     let y = |v: f64| top + ph * (100.0 - v) / 100.0;
     for v in [0, 25, 50, 75, 100] {
-        let yy = y(f64::from(v));
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#e4e7eb\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v}%</text>",
-            W - right,
-            left - 6.0,
-            yy + 4.0
-        );
+        grid_row(&mut s, left, W - right, y(f64::from(v)), &format!("{v}%"));
     }
     let mut segment: Vec<String> = Vec::new();
     for (i, g) in trend.iter().enumerate() {
@@ -376,6 +344,18 @@ pub(super) fn csat_chart(trend: &[CsiGroup]) -> String {
     s
 }
 
+/// A horizontal gridline from `x1` to `x2` at `y`, labelled `label` left of `x1`.
+fn grid_row(s: &mut String, x1: f64, x2: f64, y: f64, label: &str) {
+    let _ = write!(
+        s,
+        "<line x1=\"{x1}\" x2=\"{x2:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e4e7eb\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>",
+        x1 - 6.0,
+        y + 4.0
+    );
+}
+
+/// Writes `points` as one polyline (a segment of a trend between gaps) and empties them.
 fn flush_line(s: &mut String, points: &mut Vec<String>, colour: &str) {
     if !points.is_empty() {
         let _ = write!(
