@@ -84,6 +84,8 @@ pub struct CompiledFlow {
     pub tests: Vec<String>,
     /// The scores its ratings take (`fn scale()`, default CSAT 1–5).
     pub scale: Scale,
+    /// It declares `fn scale()`: a survey flow, one the reports can be about.
+    pub survey: bool,
     /// The event fields it requires (`fn event_fields()`, default none).
     pub event_schema: EventSchema,
     /// The reply codes its conversations get (`fn reply_codes()`: `#{from, to}`), if any.
@@ -322,6 +324,7 @@ pub fn compile(
         hooks,
         tests,
         scale,
+        survey: declares_scale,
         event_schema,
         reply_codes,
         joins,

@@ -91,7 +91,7 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
     let (from, to) = range_ms(&zone, csi.from, csi.to);
     // The survey flows: those that declare what their ratings are.
     let flows = (state.engine.flows().iter())
-        .filter(|f| f.source.contains("fn scale"))
+        .filter(|f| f.survey)
         .map(|f| f.name.clone())
         .collect();
     let controls = Controls {
