@@ -119,6 +119,7 @@ fn open_conversations(n: usize, zone: &jiff::tz::TimeZone) {
                 message: question,
                 status: "sent".into(),
                 smsc_ids: vec![format!("{:x}", 0x5000_0000u64 + i)],
+                at: 0,
             }])
             .expect("outcome");
     }

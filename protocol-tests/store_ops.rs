@@ -61,6 +61,7 @@ pub(crate) fn rated_survey(store: &Store, id: u64) -> Result<(), StoreError> {
         message: question,
         status: "sent".into(),
         smsc_ids: vec![format!("m{id}")],
+        at: 0,
     }])?;
     c.status = ConversationStatus::Finished {
         outcome: "rated".into(),

@@ -901,18 +901,19 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
                 message: question,
                 status: "sent".into(),
                 smsc_ids: vec![smsc_id.clone()],
+                at: 0,
             }])
             .unwrap();
         match rng.below(10) {
             0 => {}
             1 => {
                 store
-                    .apply_receipt(&[smsc_id], PartState::Undeliverable)
+                    .apply_receipt(&[smsc_id], PartState::Undeliverable, 0)
                     .unwrap();
             }
             _ => {
                 store
-                    .apply_receipt(&[smsc_id], PartState::Delivered)
+                    .apply_receipt(&[smsc_id], PartState::Delivered, 0)
                     .unwrap();
             }
         }

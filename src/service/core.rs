@@ -197,7 +197,8 @@ impl Core {
         if !overdue || self.base(&kept.smsc) == IdBase::Same {
             forms.truncate(1);
         }
-        let applied = match (self.store).apply_receipt_from(&forms, Some(&kept.from), state) {
+        let applied = match (self.store).apply_receipt_from(&forms, Some(&kept.from), state, now_ms)
+        {
             Ok(applied) => applied,
             Err(e) => {
                 tracing::error!("cannot store a receipt: {e}");

@@ -209,7 +209,7 @@ pub fn make(engine: &FlowEngine, history: &History, until: Millis) -> Result<Mad
                 made.incidents += 1;
             }
         }
-        deliver_outbox(engine, &mut rng)?;
+        deliver_outbox(engine, &mut rng, at)?;
     }
     catch_up(engine, &mut rng, until - 1)?;
     Ok(made)
@@ -258,7 +258,7 @@ fn reply(rng: &mut SplitMix64, worse: bool, bad_week: bool) -> (usize, String) {
 fn catch_up(engine: &FlowEngine, rng: &mut SplitMix64, now: Millis) -> Result<(), HistoryError> {
     loop {
         let fired = engine.fire_due_timers(now)?;
-        deliver_outbox(engine, rng)?;
+        deliver_outbox(engine, rng, now)?;
         if fired.is_empty() {
             return Ok(());
         }
@@ -266,7 +266,11 @@ fn catch_up(engine: &FlowEngine, rng: &mut SplitMix64, now: Millis) -> Result<()
 }
 
 /// Every queued message accepted by the "SMSC" and 95 % of them delivered.
-fn deliver_outbox(engine: &FlowEngine, rng: &mut SplitMix64) -> Result<(), HistoryError> {
+fn deliver_outbox(
+    engine: &FlowEngine,
+    rng: &mut SplitMix64,
+    now: Millis,
+) -> Result<(), HistoryError> {
     let store = engine.store();
     loop {
         let batch = store.outbox(256)?;
@@ -279,6 +283,7 @@ fn deliver_outbox(engine: &FlowEngine, rng: &mut SplitMix64) -> Result<(), Histo
                 smsc_ids: vec![format!("history-{}", message.id)],
                 message,
                 status: "sent".to_owned(),
+                at: now,
             })
             .collect();
         store.outbox_finished(&outcomes)?;
@@ -288,7 +293,7 @@ fn deliver_outbox(engine: &FlowEngine, rng: &mut SplitMix64) -> Result<(), Histo
             } else {
                 PartState::Undeliverable
             };
-            store.apply_receipt(&o.smsc_ids, state)?;
+            store.apply_receipt(&o.smsc_ids, state, now)?;
         }
     }
 }

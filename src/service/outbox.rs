@@ -131,6 +131,7 @@ impl Outbox {
             message,
             status,
             smsc_ids: smsc_ids.iter().map(|id| canonical_id(id)).collect(),
+            at: now_ms,
         })
     }
 

@@ -35,6 +35,7 @@
 //! | `i` | `hour(8) \| seq(8)` | `Vec<`[`Incident`](super::Incident)`>`, likewise |
 //! | `o` | `id(8)` | [`OutMessage`](super::OutMessage) waiting to be sent |
 //! | `w` | `id(8)` | [`WebhookCall`](super::WebhookCall) waiting to be delivered |
+//! | `q` | `seq(8)` | [`ExportEvent`](super::export::ExportEvent) waiting to be published (`[export]`) |
 //! | `x` | `msisdn` | empty: opted out |
 //! | `e` | `lp(flow) \| key` | conversation id of an HTTP event key |
 //! | `s` | `lp(flow) \| version` | a script version's source |
@@ -46,6 +47,7 @@
 //! | `y` | `lp(flow) \| year(2) month(1) day(1) \| lp(operator) \| channel` | a CSI tally of one local day (`tally.rs`) |
 //! | `z` | | [`TALLY_ZONE`]: the IANA zone the tallies' days are in |
 //! | `k` | | [`CHECKPOINT`]: the last log seq the checkpoint covers |
+//! | `Q` | | [`EXPORT_MARK`]: whether export events are derived, and the last seq |
 //! | `n` | | [`IDS`]: the last id handed out when the checkpoint was frozen (`u64`) |
 //!
 //! `seq` in `T`, `r` and `i` is the checkpoint's log seq: every chunk key is new, so a
@@ -95,6 +97,7 @@ pub const COMMENTED: u8 = b'R';
 pub const INCIDENTS: u8 = b'i';
 pub const OUTBOX: u8 = b'o';
 pub const WEBHOOK: u8 = b'w';
+pub const EXPORT: u8 = b'q';
 pub const OPT_OUT: u8 = b'x';
 pub const EVENT_KEY: u8 = b'e';
 pub const SCRIPT: u8 = b's';
@@ -106,6 +109,9 @@ pub const DELIVERY: u8 = b'm';
 pub const TALLY: u8 = b'y';
 /// `LIVE | flow` → the version of the flow that last passed its tests (see `Store::live_script`).
 pub const LIVE: u8 = b'L';
+
+/// The [`STATE`] key of the export switch and the last export seq.
+pub const EXPORT_MARK: &[u8] = b"Q";
 
 /// The [`STATE`] key of the zone the tallies are counted in.
 pub const TALLY_ZONE: &[u8] = b"z";
@@ -236,6 +242,10 @@ pub fn outbox(id: u64) -> Vec<u8> {
 
 pub fn webhook(id: u64) -> Vec<u8> {
     tagged_u64(WEBHOOK, id)
+}
+
+pub fn export(seq: u64) -> Vec<u8> {
+    tagged_u64(EXPORT, seq)
 }
 
 pub fn opt_out(msisdn: &str) -> Vec<u8> {

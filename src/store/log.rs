@@ -37,6 +37,9 @@ pub(super) enum Record {
     Receipt {
         smsc_id: String,
         state: PartState,
+        /// When it came (0 in records written before it was kept).
+        #[serde(default)]
+        at: Millis,
     },
     /// Every tally, recounted from the raw records in `zone` (IANA name): a store opened in
     /// another zone than it counted in, or one written before tallies.
@@ -57,6 +60,12 @@ pub(super) enum Record {
     },
     /// Webhook calls taken out of the queue (delivered, refused or given up).
     WebhooksFinished(Vec<WebhookOutcome>),
+    /// Export events are derived from here on (`true`), or no longer.
+    ExportSwitched(bool),
+    /// JetStream acknowledged the export events up to this seq: they leave the queue.
+    Exported {
+        upto: u64,
+    },
 }
 
 /// Appends `record` to a group: `u32` BE length, then the record as a store value.

@@ -26,6 +26,7 @@ pub mod backup;
 mod calls;
 mod checkpoint;
 mod delivery;
+pub mod export;
 pub mod find;
 mod keys;
 mod log;
@@ -543,8 +544,9 @@ impl Store {
         &self,
         id_forms: &[String],
         state: PartState,
+        at: Millis,
     ) -> Result<Option<ReceiptApplied>, StoreError> {
-        self.apply_receipt_from(id_forms, None, state)
+        self.apply_receipt_from(id_forms, None, state, at)
     }
 
     /// [`Store::apply_receipt`] for a receipt from `recipient` (its source_addr: the number
@@ -554,11 +556,12 @@ impl Store {
         id_forms: &[String],
         recipient: Option<&str>,
         state: PartState,
+        at: Millis,
     ) -> Result<Option<ReceiptApplied>, StoreError> {
         let Some(smsc_id) = self.state().known_form(id_forms, recipient)? else {
             return Ok(None);
         };
-        match self.write(Record::Receipt { smsc_id, state })? {
+        match self.write(Record::Receipt { smsc_id, state, at })? {
             Applied::Receipt(applied) => Ok(applied),
             Applied::Done => Ok(None),
         }
@@ -615,6 +618,8 @@ impl Store {
 mod calls_tests;
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod export_tests;
 #[cfg(test)]
 mod id_tests;
 #[cfg(test)]

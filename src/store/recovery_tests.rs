@@ -27,8 +27,9 @@ pub(super) fn survey(store: &Store, id: ConversationId, question: u64) -> TestRe
         message: out(question, id),
         status: "sent".into(),
         smsc_ids: vec![format!("q{question}")],
+        at: 0,
     }])?;
-    store.apply_receipt(&[format!("q{question}")], PartState::Delivered)?;
+    store.apply_receipt(&[format!("q{question}")], PartState::Delivered, 0)?;
     c.status = ConversationStatus::Finished {
         outcome: "rated".into(),
     };
@@ -337,7 +338,7 @@ fn a_version_1_store_is_migrated_at_open() -> TestResult {
     assert_eq!(store.sent_conversations("survey", 0, 2_000)?.len(), 2);
     // The two-part thanks: part 2's receipt completes it, from the migrated part states.
     let applied = store
-        .apply_receipt(&["ff2".into()], PartState::Delivered)?
+        .apply_receipt(&["ff2".into()], PartState::Delivered, 0)?
         .expect("the migrated SMSC id is known");
     assert_eq!(applied.changed, Some("delivered"));
     let verified = store.verify()?;

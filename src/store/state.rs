@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 mod calls;
+mod export;
 
 use super::delivery::{Delivery, PartState, ReceiptApplied};
 use super::log::Record;
@@ -119,6 +120,8 @@ pub(super) struct State {
     outbox: BTreeMap<u64, OutMessage>,
     /// Webhook calls waiting for delivery, by id.
     webhooks: BTreeMap<u64, WebhookCall>,
+    /// Events waiting to be exported (`[export]`).
+    export: export::ExportQueue,
     /// Open conversations by (flow, reply code) and by (flow, join key).
     codes: HashMap<(Arc<str>, u32), ConversationId>,
     joins: HashMap<(Arc<str>, String), ConversationId>,
@@ -164,6 +167,7 @@ impl State {
             timers: BTreeSet::new(),
             outbox: BTreeMap::new(),
             webhooks: BTreeMap::new(),
+            export: export::ExportQueue::default(),
             codes: HashMap::new(),
             joins: HashMap::new(),
             opt_outs: HashSet::new(),
@@ -241,6 +245,7 @@ impl State {
             self.tallies.insert(tally::key_from(&key)?, t);
         }
         self.tally_zone = self.lookup(keys::TALLY_ZONE)?;
+        self.load_exports()?;
         if let Some(mark) = self.lookup::<u64>(keys::IDS)? {
             self.next_id = self.next_id.max(mark.saturating_add(1));
             self.ids_noted = Some(mark);
@@ -574,6 +579,7 @@ impl State {
             timers: &self.timers,
             outbox: &self.outbox,
             webhooks: &self.webhooks,
+            exports: self.export_seqs().collect(),
             tallies: &self.tallies,
         }
     }
@@ -672,11 +678,13 @@ impl State {
                 }
             }
             Record::OutboxFinished(outcomes) => self.apply_outcomes(outcomes)?,
-            Record::Receipt { smsc_id, state } => {
-                return Ok(Applied::Receipt(self.apply_receipt(smsc_id, *state)?));
+            Record::Receipt { smsc_id, state, at } => {
+                return Ok(Applied::Receipt(self.apply_receipt(smsc_id, *state, *at)?));
             }
             Record::TalliesRebuilt { zone, tallies } => self.replace_tallies(zone, tallies)?,
             Record::WebhooksFinished(outcomes) => self.webhooks_finished(outcomes),
+            Record::ExportSwitched(on) => self.switch_export(*on)?,
+            Record::Exported { upto } => self.exported(*upto),
         }
         self.dirty.records += 1;
         Ok(Applied::Done)
@@ -837,6 +845,8 @@ impl State {
             }
         }
 
+        let exports = self.commit_events(c, &changes)?;
+
         // Then the changes, which cannot fail.
         // Ids a commit holds are taken (tests and tools may pick their own): none is handed
         // out again, and a replay after a crash finds them.
@@ -898,6 +908,7 @@ impl State {
                 .insert((flow.clone(), version.clone()), source.clone());
             self.put(key, value, true);
         }
+        self.queue_exports(exports);
         Ok(())
     }
 
@@ -991,6 +1002,7 @@ impl State {
     }
 
     fn apply_outcomes(&mut self, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
+        let exports = self.outcome_events(outcomes)?;
         let mut writes = Vec::new();
         for o in outcomes {
             let m = &o.message;
@@ -1020,6 +1032,7 @@ impl State {
             // SMSC ids are new; a message's outcome is recorded once.
             self.put(key, value, true);
         }
+        self.queue_exports(exports);
         Ok(())
     }
 
@@ -1056,6 +1069,7 @@ impl State {
         &mut self,
         smsc_id: &str,
         state: PartState,
+        at: Millis,
     ) -> Result<Option<ReceiptApplied>, StoreError> {
         let sent_key = keys::sent_part(smsc_id);
         let Some(part) = self.lookup::<SentPart>(&sent_key)? else {
@@ -1074,9 +1088,11 @@ impl State {
                 .map(|r| tally::of_conversation(&self.zone, &r.conversation)),
             _ => None,
         };
+        let exports = self.receipt_event(&part, changed, at)?;
         if state.is_final() {
             self.remove(sent_key);
         }
+        self.queue_exports(exports);
         if let Some(value) = value {
             self.put(key, value, false);
         }
@@ -1102,6 +1118,7 @@ pub(super) struct Indexes<'a> {
     pub timers: &'a BTreeSet<(Millis, ConversationId, String)>,
     pub outbox: &'a BTreeMap<u64, OutMessage>,
     pub webhooks: &'a BTreeMap<u64, WebhookCall>,
+    pub exports: BTreeSet<u64>,
     pub tallies: &'a BTreeMap<TallyKey, Tally>,
 }
 

@@ -658,6 +658,7 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
         message: out(a, 1),
         status: "sent".into(),
         smsc_ids: vec!["1f".into(), "20".into()],
+        at: 0,
     }])?;
     assert_eq!(
         store.outbox(10)?.iter().map(|m| m.id).collect::<Vec<_>>(),
@@ -667,14 +668,14 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
     let second = store.sent_part("20")?.expect("part 2 is known");
     assert_eq!((second.outbox_id, second.part), (a, 1));
     let forms = |id: &str| vec![id.to_owned()];
-    let first = store.apply_receipt(&forms("1f"), PartState::Delivered)?;
+    let first = store.apply_receipt(&forms("1f"), PartState::Delivered, 0)?;
     assert_eq!(
         first.map(|r| r.changed),
         Some(Some("enroute")),
         "part 2 is still on its way"
     );
     assert_eq!(store.timeline(1)?[0].status, "enroute");
-    let second = store.apply_receipt(&forms("20"), PartState::Delivered)?;
+    let second = store.apply_receipt(&forms("20"), PartState::Delivered, 0)?;
     assert_eq!(second.map(|r| r.changed), Some(Some("delivered")));
     assert_eq!(store.timeline(1)?[0].status, "delivered");
     assert!(
@@ -682,7 +683,7 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
         "a final receipt forgets its id"
     );
     assert_eq!(
-        store.apply_receipt(&forms("1f"), PartState::Delivered)?,
+        store.apply_receipt(&forms("1f"), PartState::Delivered, 0)?,
         None
     );
     assert_eq!(store.open_counts()?, [("survey".to_string(), 1)]);
@@ -897,6 +898,7 @@ fn receipts_for_every_part_decide_the_message_status() -> TestResult {
             message: out(id, id),
             status: "sent".into(),
             smsc_ids: ids.iter().map(|s| s.to_string()).collect(),
+            at: 0,
         }])?;
         Ok(id)
     };
@@ -904,7 +906,7 @@ fn receipts_for_every_part_decide_the_message_status() -> TestResult {
 
     // Parts 3, 1, 2 delivered in that order; an ENROUTE for part 1 on the way.
     let a = send(["a1", "a2", "a3"])?;
-    let applied = |id: &str, state| store.apply_receipt(&forms(id), state);
+    let applied = |id: &str, state| store.apply_receipt(&forms(id), state, 0);
     assert_eq!(
         applied("a3", PartState::Delivered)?.unwrap().changed,
         Some("enroute")
@@ -945,15 +947,17 @@ fn issue_18_a_receipt_is_not_matched_to_another_subscribers_message_by_its_other
         message: other,
         status: "sent".into(),
         smsc_ids: vec!["16".into()],
+        at: 0,
     }])?;
     let forms = crate::smpp::receipt::id_forms("10");
     assert!(forms.contains(&"16".to_owned()), "{forms:?}");
-    let from_x = store.apply_receipt_from(&forms, Some("+998901111111"), PartState::Delivered)?;
+    let from_x =
+        store.apply_receipt_from(&forms, Some("+998901111111"), PartState::Delivered, 0)?;
     assert_eq!(from_x, None, "kept for its own message, not given to B's");
     assert_eq!(store.state().message_status(7)?, Some("sent".into()));
     // From B's own number, the other base still finds B's message (receipts in decimal for
     // hex submit ids, the tolerance it is there for).
-    let from_b = store.apply_receipt_from(&forms, Some("998902222222"), PartState::Delivered)?;
+    let from_b = store.apply_receipt_from(&forms, Some("998902222222"), PartState::Delivered, 0)?;
     assert_eq!(from_b.map(|r| r.changed), Some(Some("delivered")));
     Ok(())
 }

@@ -198,6 +198,9 @@ pub struct OutboxOutcome {
     pub status: String,
     /// The SMSC's id of each accepted part.
     pub smsc_ids: Vec<String>,
+    /// When the outcome was known (0 in records written before it was kept).
+    #[serde(default)]
+    pub at: Millis,
 }
 
 /// The MO a step answers, stored with the step (see [`Commit::mo`]).

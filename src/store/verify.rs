@@ -66,6 +66,7 @@ struct Check {
     references: Vec<(Vec<u8>, ConversationId)>,
     outbox: BTreeSet<u64>,
     webhooks: BTreeSet<u64>,
+    exports: BTreeSet<u64>,
     tallies: BTreeMap<TallyKey, (Vec<u8>, Tally)>,
     checkpoint: Option<u64>,
 }
@@ -299,6 +300,13 @@ impl Check {
                 }
                 self.count("webhook calls waiting", 1);
             }
+            keys::EXPORT => {
+                let event: Option<super::export::ExportEvent> = self.decode(key, value);
+                if let (Some(seq), Some(_)) = (self.id_key(key), event) {
+                    self.exports.insert(seq);
+                }
+                self.count("export events waiting", 1);
+            }
             keys::OPT_OUT => {
                 self.index_entry(key, value);
                 if std::str::from_utf8(&key[1..]).is_err() {
@@ -373,6 +381,9 @@ impl Check {
             }
             _ if key == keys::IDS => {
                 self.decode::<u64>(key, value);
+            }
+            _ if key == keys::EXPORT_MARK => {
+                self.decode::<super::export::ExportMark>(key, value);
             }
             _ if key == keys::TALLY_ZONE => {
                 self.decode::<String>(key, value);
@@ -561,6 +572,13 @@ impl Check {
                 "webhooks: {} calls in memory, {} under `w` keys",
                 webhooks.len(),
                 self.webhooks.len()
+            ));
+        }
+        if indexes.exports != self.exports {
+            problems.push(format!(
+                "export queue: {} events in memory, {} under `q` keys",
+                indexes.exports.len(),
+                self.exports.len()
             ));
         }
         for (k, (key, t)) in &self.tallies {
