@@ -48,6 +48,7 @@ mod demo;
 mod differential;
 mod docs;
 mod esme;
+mod export;
 mod find;
 mod flows;
 mod http;

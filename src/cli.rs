@@ -398,6 +398,11 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output (xlsx needs it on a terminal).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Report on the events every node exported to NATS JetStream instead of the local
+    /// store: nats://HOST:PORT (comma-separated for a cluster); the stream and subjects are
+    /// [export]'s.
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
     #[command(flatten)]
     pub config: ConfigArg,
 }

@@ -21,9 +21,11 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
 mod bounds;
+pub mod export;
 mod tls;
 pub mod webhook;
 
+pub use export::ExportConfig;
 pub use webhook::WebhookConfig;
 
 /// The file `run`, `check` and `report` read when no `--config` is given, if it exists.
@@ -62,6 +64,9 @@ pub struct Config {
     /// `[[webhook]]`: zero or more receivers flows `notify` by name. Default none.
     #[serde(default)]
     pub webhook: Vec<WebhookConfig>,
+    /// `[export]`: every conversation event to NATS JetStream. Default none (no export).
+    #[serde(default)]
+    pub export: Option<ExportConfig>,
     /// Where it came from, for messages: `None` for the built-in defaults or text given
     /// without a path.
     #[serde(skip)]
@@ -87,6 +92,9 @@ pub struct ServiceConfig {
     /// reference) is taken for a redelivery and not processed again. Default 10 minutes.
     #[serde(deserialize_with = "duration")]
     pub redelivery_window: Duration,
+    /// This node's name, in every exported event and its `Nats-Msg-Id`: unique among the
+    /// nodes that export to one stream. Default the host name.
+    pub node: String,
 }
 
 /// See [`ServiceConfig::redelivery_window`].
@@ -99,6 +107,7 @@ impl Default for ServiceConfig {
             scripts_dir: PathBuf::from("scripts"),
             timezone: default_timezone(),
             redelivery_window: DEFAULT_REDELIVERY_WINDOW,
+            node: export::host_name(),
         }
     }
 }
@@ -497,6 +506,7 @@ impl Config {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             webhook: Vec::new(),
+            export: None,
             source: None,
         }
     }
@@ -657,6 +667,10 @@ impl Config {
             let (before, rest) = self.webhook.split_at_mut(i);
             webhook::check(&mut rest[0], before, env)
                 .map_err(|(k, message)| (format!("webhook[{i}].{k}"), message))?;
+        }
+        export::check_node(&self.service.node)?;
+        if let Some(e) = &self.export {
+            export::check(e).map_err(|(k, message)| (format!("export.{k}"), message))?;
         }
         bounds::check(self)?;
         for (i, token) in self.http.tokens.iter().enumerate() {

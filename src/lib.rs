@@ -24,6 +24,8 @@
 //!   rescanned, retried with back-off.
 //! - [`webhook`]: delivery of the webhook calls flows queue with `notify`: a sans-IO retry
 //!   policy, hyper's HTTP/1.1 client, HMAC signatures, the worker task.
+//! - [`export`]: `[export]`: every rating, incident, ended conversation and MT status to NATS
+//!   JetStream from the store's durable queue, and the replay `report --source` reads.
 //! - [`http`]: the HTTP API (axum): events that start conversations, conversation reads,
 //!   `/healthz` and `/readyz`, bearer-token auth, JSON errors.
 //! - [`report`]: the CSI and incident reports: pure computation over ratings, incidents and
@@ -42,6 +44,7 @@
 
 pub mod config;
 pub mod esme;
+pub mod export;
 pub mod flow;
 pub mod http;
 pub mod logging;

@@ -78,6 +78,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
         by: Some(by),
         flow,
         format,
+        source: args.source,
     };
     let now = jiff::Timestamp::now().as_millisecond();
     let (bytes, origin) = match cli::run(&request, &config, now) {
@@ -151,6 +152,20 @@ fn note_origin(origin: &smsflow::report::cli::Origin) {
         Origin::NoStore(dir) => eprintln!(
             "smsflow report: nothing recorded yet in {} (service.data_dir): the report is empty",
             dir.display()
+        ),
+        Origin::Stream {
+            servers,
+            nodes,
+            events,
+            duplicates,
+        } => eprintln!(
+            "smsflow report: {events} events from {} node(s) ({}) on NATS {servers}{}",
+            nodes.len(),
+            nodes.join(", "),
+            match duplicates {
+                0 => String::new(),
+                n => format!("; {n} republished events counted once"),
+            }
         ),
         Origin::Store => {}
     }

@@ -76,6 +76,20 @@ pub const WEBHOOKS_PENDING: &str = "smsflow_webhooks_pending";
 /// Results of [`WEBHOOK_DELIVERIES`], registered at zero per webhook.
 pub const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "retried", "refused", "given_up"];
 
+/// `{kind, result}`: events handed to JetStream (`[export]`) by what came of them:
+/// `published` (stored by the stream), `duplicate` (the stream had its `Nats-Msg-Id`
+/// already: a retry after a restart), `dropped` (larger than the server's max_payload;
+/// logged, never retried).
+pub const EXPORT_EVENTS: &str = "smsflow_export_events_total";
+/// Export events waiting in the store for JetStream's ack.
+pub const EXPORT_PENDING: &str = "smsflow_export_pending";
+/// Export attempts that failed (NATS unreachable, no ack in time, no stream): each is
+/// retried after a pause, the events stay in the store.
+pub const EXPORT_FAILURES: &str = "smsflow_export_failures_total";
+/// Kinds and results of [`EXPORT_EVENTS`], registered at zero.
+pub const EXPORT_KINDS: [&str; 4] = ["rating", "incident", "conversation", "mt"];
+pub const EXPORT_RESULTS: [&str; 3] = ["published", "duplicate", "dropped"];
+
 /// Incomplete concatenated MOs released early because the reassembly bounds were reached.
 pub const MO_EVICTED: &str = "smsflow_mo_reassembly_evicted_total";
 /// `{listener}`: HTTP connections closed at once because every open one was busy at the
@@ -203,6 +217,10 @@ pub const RECORDED: &[Metric] = &[
     m(WEBHOOK_DELIVERIES, Counter, &["webhook", "result"],
         "webhook delivery attempts: delivered, retried, refused, given_up"),
     m(WEBHOOKS_PENDING, Gauge, &[], "webhook calls waiting in the durable queue"),
+    m(EXPORT_EVENTS, Counter, &["kind", "result"],
+        "events handed to NATS JetStream: published, duplicate, dropped"),
+    m(EXPORT_PENDING, Gauge, &[], "export events waiting in the store for JetStream's ack"),
+    m(EXPORT_FAILURES, Counter, &[], "export attempts that failed and wait to be retried"),
     m(HTTP_REQUESTS, Counter, &["route", "status"],
         "HTTP API requests answered, by route template and status"),
     m(HTTP_REQUEST_DURATION, Histogram, &["route", "status"],
@@ -351,6 +369,18 @@ pub fn register_webhooks(names: &[String]) {
         }
     }
     metrics::gauge!(WEBHOOKS_PENDING).set(0.0);
+}
+
+/// Registers [`EXPORT_EVENTS`] per kind and result, the backlog and the failures at zero,
+/// with `[export]` or without (a dashboard shows 0, not "no data").
+pub fn register_export() {
+    for kind in EXPORT_KINDS {
+        for result in EXPORT_RESULTS {
+            metrics::counter!(EXPORT_EVENTS, "kind" => kind, "result" => result).increment(0);
+        }
+    }
+    metrics::counter!(EXPORT_FAILURES).increment(0);
+    metrics::gauge!(EXPORT_PENDING).set(0.0);
 }
 
 fn describe() {

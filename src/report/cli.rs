@@ -21,6 +21,10 @@ pub struct Request {
     /// The survey flow of a CSI report (default `survey`).
     pub flow: Option<String>,
     pub format: Format,
+    /// `nats://…` (comma-separated servers): the report of the events every node exported
+    /// to the stream of `[export]` (default `SMSFLOW`, subjects `smsflow.*`), not of the
+    /// local store.
+    pub source: Option<String>,
 }
 
 /// Why `smsflow report` failed; [`CliError::exit_code`] is what the process returns.
@@ -54,6 +58,13 @@ pub enum Origin {
     NoStore(std::path::PathBuf),
     /// The store was locked by a running service; its HTTP API at this address answered.
     Service(String),
+    /// Read from a JetStream stream: the servers, and what was read.
+    Stream {
+        servers: String,
+        nodes: Vec<String>,
+        events: usize,
+        duplicates: u64,
+    },
 }
 
 /// Checks `request` and builds the report (`now` in ms decides the default dates).
@@ -72,6 +83,9 @@ pub fn report(
     )
     .and_then(|q| q.for_flow(request.flow.as_deref()))
     .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(url) = &request.source {
+        return from_stream(url, &query, config);
+    }
     let data_dir: &Path = &config.service.data_dir;
     if is_missing_or_empty(data_dir) {
         // Day one: the empty report a manager expects, made by the same code from a store
@@ -104,6 +118,47 @@ pub fn report(
         }
         Err(e) => Err(CliError::Failed(e.to_string())),
     }
+}
+
+/// The report of the events on the stream at `url` (the stream and subjects of
+/// `[export]`, or its defaults); a CSI report is on the scale the flow's script in
+/// `service.scripts_dir` declares (CSAT 1–5 without one).
+fn from_stream(url: &str, query: &Query, config: &Config) -> Result<(Report, Origin), CliError> {
+    let export = config.export.clone().unwrap_or_default();
+    let servers = crate::config::export::servers(url);
+    let probe = crate::config::ExportConfig {
+        nats_url: url.to_owned(),
+        ..export.clone()
+    };
+    crate::config::export::check(&probe)
+        .map_err(|(_, why)| CliError::Usage(format!("--source: {why}")))?;
+    let source = crate::export::replay::Source {
+        servers,
+        stream: export.stream,
+        subject_prefix: export.subject_prefix,
+    };
+    let script = config
+        .service
+        .scripts_dir
+        .join(format!("{}.rhai", query.flow));
+    let scale = (std::fs::read_to_string(script).ok())
+        .and_then(|s| crate::flow::runner::declared_scale(&s))
+        .unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the NATS client: {e}")))?;
+    let zone = &config.service.timezone;
+    let built = runtime
+        .block_on(super::stream::build(&source, query, zone, scale))
+        .map_err(CliError::Failed)?;
+    let origin = Origin::Stream {
+        servers: source.servers.join(","),
+        nodes: built.nodes.into_iter().collect(),
+        events: built.events,
+        duplicates: built.duplicates,
+    };
+    Ok((built.report, origin))
 }
 
 /// Whether `dir` holds nothing a store could be read from. An unreadable directory is not

@@ -39,6 +39,7 @@ pub mod render;
 pub mod scale;
 pub mod source;
 pub mod stats;
+pub mod stream;
 
 use std::collections::BTreeMap;
 

@@ -179,6 +179,7 @@ pub async fn run_with(
     }
     drop(inbound_tx);
     let webhooks = crate::webhook::Worker::start(store.clone(), &config.webhook);
+    let events = start_export(&config, &store)?;
     let pipeline = Pipeline::start(
         engine.clone(),
         store.clone(),
@@ -266,6 +267,9 @@ pub async fn run_with(
         pool.shutdown().await;
     }
     webhooks.shutdown().await;
+    if let Some(events) = events {
+        events.shutdown().await;
+    }
     for forwarder in forwarders {
         forwarder.abort();
     }
@@ -343,4 +347,34 @@ fn warn_about_exposure(http: &crate::config::HttpConfig) {
              can post events and read customer comments; set http.tokens or http.tokens_env"
         );
     }
+}
+
+/// With `[export]`, the store derives export events from here on and the publisher takes
+/// them to JetStream; without, it derives none (the queued stay for a later start).
+fn start_export(
+    config: &Config,
+    store: &Store,
+) -> Result<Option<Arc<crate::export::Exporter>>, RunError> {
+    crate::metrics::register_export();
+    store.set_export(config.export.is_some())?;
+    let pending = store.exports_len();
+    let Some(export) = &config.export else {
+        if pending > 0 {
+            tracing::warn!(
+                pending,
+                "export events wait in the store but [export] is not configured; they are published once it is"
+            );
+        }
+        return Ok(None);
+    };
+    let origin = crate::export::Origin {
+        node: config.service.node.clone(),
+        short_code: (config.smsc.first()).map_or_else(String::new, |s| s.source_addr.clone()),
+    };
+    tracing::info!(nats = %export.nats_url, stream = %export.stream, node = %origin.node, pending, "exporting events to NATS JetStream");
+    Ok(Some(crate::export::Exporter::start(
+        store.clone(),
+        export.clone(),
+        origin,
+    )))
 }

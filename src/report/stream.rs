@@ -1,0 +1,128 @@
+//! Reports across nodes (`smsflow report csi|incidents --source nats://…`): the events every
+//! node exported to one JetStream stream, read back and counted as the local report counts a
+//! store, so two nodes' report is the sum of theirs.
+//!
+//! What counts, as in the store's tallies: a rating of the flow by its time; a survey sent
+//! when its opening message has an `mt` event (delivered when one says `delivered`), and an
+//! outcome per ended conversation, both by the conversation's creation time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::tz::TimeZone;
+
+use super::query::{Kind, Query, SURVEY_FLOW, range_ms};
+use super::scale::Scale;
+use super::{CsiData, CsiOptions, Report, SurveyEnd, SurveySend, csi, incidents};
+use crate::export::event::Envelope;
+use crate::export::replay::{self, Source};
+use crate::store::export::ExportEvent;
+use crate::store::{ConversationId, Millis};
+
+/// A report from the stream, and what was read to make it.
+#[derive(Debug)]
+pub struct StreamReport {
+    pub report: Report,
+    /// The nodes whose events counted.
+    pub nodes: BTreeSet<String>,
+    pub events: usize,
+    /// Events seen twice (a republish after the stream's duplicate window), counted once.
+    pub duplicates: u64,
+    /// Messages on the subjects that are not smsflow events, skipped.
+    pub unreadable: u64,
+}
+
+/// The kinds a report reads.
+fn kinds(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Csi => &["rating", "conversation", "mt"],
+        Kind::Incidents => &["incident"],
+    }
+}
+
+/// The times `query` needs events of (the CSI report's trend reaches back before `from`).
+fn window(query: &Query, zone: &TimeZone) -> (Millis, Millis) {
+    match query.kind {
+        Kind::Csi => range_ms(zone, csi::history_start(query), query.to),
+        Kind::Incidents => range_ms(zone, query.from, query.to),
+    }
+}
+
+/// Reads the stream and builds the report `query` asks for (a CSI report on `scale`).
+pub async fn build(
+    source: &Source,
+    query: &Query,
+    zone: &TimeZone,
+    scale: Scale,
+) -> Result<StreamReport, String> {
+    let (since, _) = window(query, zone);
+    let replay = replay::read(source, kinds(query.kind), since).await?;
+    let nodes = replay.events.iter().map(|e| e.node.clone()).collect();
+    let events = replay.events.len();
+    Ok(StreamReport {
+        report: compute(query, zone, scale, replay.events),
+        nodes,
+        events,
+        duplicates: replay.duplicates,
+        unreadable: replay.unreadable,
+    })
+}
+
+/// The report of `events` (each once), with no I/O.
+pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelope>) -> Report {
+    let (from, to) = window(query, zone);
+    let in_range = |at: Millis| from <= at && at < to;
+    // Conversation ids are each node's own: numbered anew per (node, id).
+    let mut ids: HashMap<(String, ConversationId), ConversationId> = HashMap::new();
+    let mut data = CsiData::default();
+    let mut list = Vec::new();
+    let mut sends: BTreeMap<ConversationId, SurveySend> = BTreeMap::new();
+    // Sends and outcomes are the survey flow's, as in the tallies.
+    let survey = query.flow == SURVEY_FLOW;
+    for envelope in events {
+        let key = (envelope.node.clone(), envelope.conversation());
+        let next = ids.len() as ConversationId + 1;
+        let id = *ids.entry(key).or_insert(next);
+        match envelope.into_event(id) {
+            ExportEvent::Rating(r) if r.flow == query.flow && in_range(r.at) => {
+                data.ratings.push(r)
+            }
+            ExportEvent::Incident(i) if in_range(i.at) => list.push(i),
+            ExportEvent::Conversation(c)
+                if survey && c.flow == query.flow && in_range(c.created_at) =>
+            {
+                data.ends.push(SurveyEnd {
+                    at: c.created_at,
+                    outcome: c.outcome,
+                });
+            }
+            ExportEvent::Mt(m) if survey && m.opening && m.flow == query.flow => {
+                let Some(key) = m.survey.filter(|s| in_range(s.created_at)) else {
+                    continue;
+                };
+                let send = sends.entry(id).or_insert(SurveySend {
+                    at: key.created_at,
+                    operator: key.operator,
+                    channel: key.channel,
+                    delivered: false,
+                });
+                send.delivered |= m.status == "delivered";
+            }
+            _ => {}
+        }
+    }
+    data.sends = sends.into_values().collect();
+    data.ratings.sort_by_key(|r| (r.at, r.conversation));
+    match query.kind {
+        Kind::Csi => {
+            let options = CsiOptions {
+                scale,
+                ..CsiOptions::default()
+            };
+            Report::Csi(Box::new(csi::compute(query, zone, &data, &options)))
+        }
+        Kind::Incidents => {
+            list.sort_by_key(|i| (i.at, i.conversation));
+            Report::Incidents(Box::new(incidents::compute(query, zone, &list)))
+        }
+    }
+}
