@@ -12,6 +12,12 @@
 //!
 //! `cargo bench --bench e2e [-- --surveys N --window W --posters P]` (defaults: 20000
 //! surveys, window 100, 64 posters)
+//!
+//! `--export`: with `[export]` to a nats-server (JetStream, started here on a free port; needs
+//! Debian's `nats-server`), so the reply phase's CPU includes publishing each rating, end and
+//! MT status; then how long after the last thanks the stream had every event.
+//! `--export-backlog`: nats-server starts only after the replies, so every event waits in the
+//! store; then the drain: events published per second and service CPU per event.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +39,43 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// `nats-server -js` on `port` (loopback) with its store under `dir`, once it accepts.
+async fn start_nats(dir: &Path, port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir.join("nats"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nats-server (apt-get install -y nats-server)");
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+/// The value of the series `name` (summed over its labels) on the service's /metrics.
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return f64::NAN;
+    };
+    let request = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let mut text = String::new();
+    if stream.write_all(request.as_bytes()).await.is_err()
+        || stream.read_to_string(&mut text).await.is_err()
+    {
+        return f64::NAN;
+    }
+    (text.lines())
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn msisdn(i: usize) -> String {
@@ -188,6 +231,19 @@ async fn run(surveys: usize, window: usize, posters: usize) {
 
     let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let (export, backlog) = (flag("--export"), flag("--export-backlog"));
+    let nats_port = free_port();
+    let mut nats = None;
+    let mut export_section = String::new();
+    if export || backlog {
+        export_section = format!("\n[export]\nnats_url = \"nats://127.0.0.1:{nats_port}\"\n");
+    }
+    if export {
+        nats = Some(start_nats(&dir, nats_port).await);
+        println!("export: to nats-server on port {nats_port}, JetStream on disk");
+    } else if backlog {
+        println!("export: to a nats-server that starts after the replies");
+    }
     let config = dir.join("smsflow.toml");
     std::fs::write(
         &config,
@@ -195,7 +251,8 @@ async fn run(surveys: usize, window: usize, posters: usize) {
             "[service]\ndata_dir = \"{data}\"\nscripts_dir = \"{scripts}\"\n\n\
              [[smsc]]\nname = \"sim\"\nhost = \"127.0.0.1\"\nport = {port}\n\
              system_id = \"smsflow\"\npassword = \"smsflow\"\nwindow = 256\n\n\
-             [http]\nlisten = \"{http}\"\ntokens = []\n\n[metrics]\nlisten = \"{metrics}\"\n",
+             [http]\nlisten = \"{http}\"\ntokens = []\n\n[metrics]\nlisten = \"{metrics}\"\n\
+             {export_section}",
             data = dir.join("data").display(),
             scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("scripts")
@@ -330,12 +387,55 @@ async fn run(surveys: usize, window: usize, posters: usize) {
     );
     println!("  service peak RSS  {:.0} MiB", rss_mib(pid, "VmHWM:"));
 
+    // 3. The export: caught up, or the backlog drained once NATS is there.
+    if export || backlog {
+        let pending = || metric(metrics, "smsflow_export_pending");
+        let published = || metric(metrics, "smsflow_export_events_total");
+        if backlog {
+            // Every event is derived once the last step ran; the gauge refreshes twice a second.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let waiting = pending().await;
+            let rss = rss_mib(pid, "VmRSS:");
+            nats = Some(start_nats(&dir, nats_port).await);
+            while published().await == 0.0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let (cpu0, started) = (cpu_seconds(pid), Instant::now());
+            while pending().await > 0.0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let (elapsed, cpu) = (started.elapsed(), cpu_seconds(pid) - cpu0);
+            println!(
+                "export backlog: {waiting} events waited in the store (service RSS {rss:.0} MiB)"
+            );
+            println!(
+                "  published         {:>9.0} /s  ({:.2} s from the first ack)",
+                waiting / elapsed.as_secs_f64(),
+                elapsed.as_secs_f64()
+            );
+            println!(
+                "  service CPU       {:>9.1} µs per event",
+                cpu * 1e6 / waiting
+            );
+        } else {
+            while pending().await > 0.0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            println!(
+                "export: {} events on the stream {:.2} s after the last thanks",
+                published().await,
+                last_thanks.elapsed().as_secs_f64()
+            );
+        }
+    }
+
     let _ = tokio::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(30), service.wait()).await;
     collector.abort();
+    drop(nats);
     smsc.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
