@@ -9,19 +9,21 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use smsflow::sim::{self, Mo, SimConfig, SmscHandle};
+use smsflow::sim::{Mo, SmscHandle};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 
 use crate::http::raw;
-use crate::run::{ServiceSetup, service_setup, spawn_service, stop_with_sigterm};
-use crate::util::{TempDir, WAIT, until_ready};
+use crate::run::{ServiceSetup, service_setup, simulator, spawn_service, stop_with_sigterm};
+use crate::util::{TempDir, WAIT, until, until_ready};
 
 /// A nats-server with JetStream on 127.0.0.1, its store in a temp dir.
 struct Nats {
@@ -223,14 +225,7 @@ fn msisdn(node: usize, i: usize) -> String {
 
 /// A simulator and `smsflow run` as node `node` exporting to `nats`.
 async fn node(name: &str, node: &str, nats: &str) -> (SmscHandle, TempDir, ServiceSetup, Child) {
-    let smsc = sim::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        receipt_delay: Duration::from_millis(10),
-        retry_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let smsc = simulator().await;
     let dir = TempDir::new(name);
     let setup = service_setup(dir.path(), smsc.local_addr().port(), &[]);
     let config = std::fs::read_to_string(&setup.config).unwrap().replacen(
@@ -264,15 +259,28 @@ async fn surveys(setup: &ServiceSetup, n: usize, range: std::ops::Range<usize>) 
 
 /// Replies `1 + i % 5` for `range`, `window` at a time; returns once each was acknowledged.
 async fn replies(smsc: &SmscHandle, n: usize, range: std::ops::Range<usize>, window: usize) {
+    replies_counted(smsc, n, range, window, &AtomicUsize::new(0)).await;
+}
+
+/// [`replies`], counting in `acked` the ones acknowledged so far.
+async fn replies_counted(
+    smsc: &SmscHandle,
+    n: usize,
+    range: std::ops::Range<usize>,
+    window: usize,
+    acked: &AtomicUsize,
+) {
     let mut outcomes = JoinSet::new();
     for i in range {
         while outcomes.len() >= window {
             outcomes.join_next().await.unwrap().unwrap();
+            acked.fetch_add(1, Ordering::Relaxed);
         }
         outcomes.spawn(reply(smsc.clone(), n, i));
     }
     while let Some(done) = outcomes.join_next().await {
         done.unwrap();
+        acked.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -346,19 +354,25 @@ async fn every_event_reaches_the_stream_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_burst_puts_every_rating_on_the_stream_exactly_once() {
-    const SURVEYS: usize = 120;
+    const SURVEYS: usize = 200;
     let Some(nats) = Nats::start("kill9").await else {
         return;
     };
     let (smsc, _dir, setup, mut service) = node("export-kill9", "tash-1", &nats.url()).await;
     surveys(&setup, 2, 0..SURVEYS).await;
-    replies(&smsc, 2, 0..SURVEYS / 2, 30).await;
-    // Replies still coming in and events still being published when the process dies.
+    replies(&smsc, 2, 0..SURVEYS / 4, 25).await;
+    // Replies still coming in and events still being published when the process dies:
+    // after 40 of the burst's 150 were acknowledged.
+    let acked = Arc::new(AtomicUsize::new(0));
     let burst = tokio::spawn({
-        let smsc = smsc.clone();
-        async move { replies(&smsc, 2, SURVEYS / 2..SURVEYS, 30).await }
+        let (smsc, acked) = (smsc.clone(), acked.clone());
+        async move { replies_counted(&smsc, 2, SURVEYS / 4..SURVEYS, 10, &acked).await }
     });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    until(
+        || acked.load(Ordering::Relaxed) >= 40,
+        "40 replies of the burst",
+    )
+    .await;
     service.start_kill().unwrap();
     assert!(!service.wait().await.unwrap().success(), "killed");
     let mut service = spawn_service(&setup.config);

@@ -118,14 +118,7 @@ pub(crate) async fn simulator_and_service_with(
     name: &str,
     extra: &str,
 ) -> (sim::SmscHandle, TempDir, ServiceSetup, Child) {
-    let smsc = sim::start(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        receipt_delay: Duration::from_millis(10),
-        retry_delay: Duration::from_millis(200),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let smsc = simulator().await;
     let dir = TempDir::new(name);
     let setup = service_setup(dir.path(), smsc.local_addr().port(), &[]);
     if !extra.is_empty() {
@@ -136,6 +129,18 @@ pub(crate) async fn simulator_and_service_with(
     let service = spawn_service(&setup.config);
     until_ready(setup.http).await;
     (smsc, dir, setup, service)
+}
+
+/// The simulator on a free port: receipts after 10 ms, redeliveries after 200 ms.
+pub(crate) async fn simulator() -> sim::SmscHandle {
+    sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        receipt_delay: Duration::from_millis(10),
+        retry_delay: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// SIGTERM to `service`; returns once it exited, asserting it exited cleanly.

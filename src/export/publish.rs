@@ -117,7 +117,7 @@ async fn run(store: Store, config: ExportConfig, origin: Origin, stop: Cancellat
             return;
         }
         let batch = store.exports_after(0, BATCH);
-        if batch.is_empty() {
+        if batch.as_ref().is_ok_and(Vec::is_empty) {
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 () = stop.cancelled() => {}
@@ -125,6 +125,7 @@ async fn run(store: Store, config: ExportConfig, origin: Origin, stop: Cancellat
             continue;
         }
         let attempt = async {
+            let batch = batch.map_err(|e| format!("cannot read the export queue: {e}"))?;
             // Nothing is published before the step behind it is on disk.
             store
                 .flush()

@@ -44,9 +44,14 @@ pub async fn read(source: &Source, kinds: &[&str], since: Millis) -> Result<Repl
         .map_err(|e| format!("stream {}: {e}", source.stream))?;
     let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    // One kind: the server filters; several: one pass over the prefix.
+    let filter_subject = match kinds {
+        [kind] => format!("{}.{kind}", source.subject_prefix),
+        _ => format!("{}.>", source.subject_prefix),
+    };
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: format!("{}.>", source.subject_prefix),
+            filter_subject,
             deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time },
             ..Default::default()
         })

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::log::Record;
-use super::{ConversationId, Incident, Millis, Rating, Store, StoreError};
+use super::{ConversationId, Incident, Millis, Rating, Store, StoreError, keys};
 
 /// One event to export, and its place in the queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,9 +103,23 @@ impl Store {
         self.write(Record::ExportSwitched(on)).map(|_| ())
     }
 
-    /// Queued events after seq `after` (0: from the first), oldest first.
-    pub fn exports_after(&self, after: u64, limit: usize) -> Vec<QueuedEvent> {
-        self.state().exports_after(after, limit)
+    /// Queued events after seq `after` (0: from the first), oldest first. The ones already
+    /// checkpointed are read from sled outside the state's lock.
+    pub fn exports_after(&self, after: u64, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
+        let slots = self.state().export_slots(after, limit);
+        let mut events = Vec::with_capacity(slots.len());
+        for (seq, value) in slots {
+            let key = keys::export(seq);
+            let event = match value {
+                Some(value) => keys::decode(keys::STATE, &key, &value)?,
+                None => match self.inner.cold.get(&key)? {
+                    Some(value) => keys::decode(keys::STATE, &key, &value)?,
+                    None => return Err(StoreError::decode(keys::STATE, &key, "queued but absent")),
+                },
+            };
+            events.push(QueuedEvent { seq, event });
+        }
+        Ok(events)
     }
 
     /// How many events wait.

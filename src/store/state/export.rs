@@ -1,23 +1,26 @@
 //! The state's export queue (see `store/export.rs`): events derived from applied records
 //! while export is on, under `q | seq` keys, with the `Q` mark holding the switch and the
 //! last seq. Deriving reads first and returns the encoded events; queueing them cannot fail.
+//!
+//! Memory keeps only the queued seqs: the events themselves are values in the layers and,
+//! once checkpointed, in sled, so a backlog of millions while NATS is down costs disk, not
+//! RSS.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::super::export::{
-    ExportEvent, ExportMark, FinishedConversation, MtStatus, QueuedEvent, SurveyKey,
-};
+use super::super::export::{ExportEvent, ExportMark, FinishedConversation, MtStatus, SurveyKey};
 use super::super::{
     Commit, ConversationId, ConversationStatus, Millis, OutboxOutcome, SentPart, StoreError, keys,
     tally,
 };
-use super::{Change, State};
+use super::{Change, Slot, State};
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(in super::super) struct ExportQueue {
     mark: ExportMark,
-    events: BTreeMap<u64, ExportEvent>,
+    seqs: BTreeSet<u64>,
 }
 
 /// Events ready to queue: seq, event, encoded value.
@@ -28,31 +31,34 @@ impl State {
         self.export.mark.on
     }
 
-    pub fn exports_after(&self, after: u64, limit: usize) -> Vec<QueuedEvent> {
-        (self.export.events.range(after.saturating_add(1)..))
+    /// The first `limit` queued seqs after `after`, each with its value when a layer holds
+    /// it (`None`: in sled, for the caller to read without the lock; only the exporter's own
+    /// cursor takes it out).
+    pub fn export_slots(&self, after: u64, limit: usize) -> Vec<(u64, Option<Arc<[u8]>>)> {
+        (self.export.seqs.range(after.saturating_add(1)..))
             .take(limit)
-            .map(|(&seq, event)| QueuedEvent {
-                seq,
-                event: event.clone(),
+            .map(|&seq| {
+                let value = match self.slot(&keys::export(seq)) {
+                    Some(Slot { value, .. }) => value.clone(),
+                    None => None,
+                };
+                (seq, value)
             })
             .collect()
     }
 
     pub fn exports_len(&self) -> usize {
-        self.export.events.len()
+        self.export.seqs.len()
     }
 
     /// The queued seqs, for `verify.rs`.
     pub fn export_seqs(&self) -> impl Iterator<Item = u64> + '_ {
-        self.export.events.keys().copied()
+        self.export.seqs.iter().copied()
     }
 
     pub(super) fn load_exports(&mut self) -> Result<(), StoreError> {
-        for entry in self.cold.scan_prefix([keys::EXPORT]) {
-            let (key, value) = entry?;
-            let seq = keys::trailing_u64(&key)?;
-            let event: ExportEvent = keys::decode(keys::STATE, &key, &value)?;
-            self.export.events.insert(seq, event);
+        for key in self.cold.scan_prefix([keys::EXPORT]).keys() {
+            self.export.seqs.insert(keys::trailing_u64(&key?)?);
         }
         self.export.mark = self.lookup(keys::EXPORT_MARK)?.unwrap_or_default();
         Ok(())
@@ -68,8 +74,8 @@ impl State {
 
     /// JetStream has every event up to `upto`.
     pub(super) fn exported(&mut self, upto: u64) {
-        let rest = self.export.events.split_off(&upto.saturating_add(1));
-        for seq in std::mem::replace(&mut self.export.events, rest).into_keys() {
+        let rest = self.export.seqs.split_off(&upto.saturating_add(1));
+        for seq in std::mem::replace(&mut self.export.seqs, rest) {
             self.remove(keys::export(seq));
         }
     }
@@ -164,8 +170,8 @@ impl State {
         let Some(&(last, ..)) = prepared.last() else {
             return;
         };
-        for (seq, event, value) in prepared {
-            self.export.events.insert(seq, event);
+        for (seq, _, value) in prepared {
+            self.export.seqs.insert(seq);
             self.put(keys::export(seq), value, true);
         }
         let mark = ExportMark {
