@@ -538,3 +538,40 @@ async fn two_nodes_on_one_stream_report_the_sum_of_theirs() {
     smsc_a.shutdown().await;
     smsc_b.shutdown().await;
 }
+
+/// Needs no nats-server: a `--source` that is not NATS is bad usage, one nobody answers
+/// on a failed job, each said in one line.
+#[tokio::test]
+async fn report_source_errors_say_what_is_wrong() {
+    let dir = TempDir::new("export-source-errors");
+    let config = dir.path().join("smsflow.toml");
+    std::fs::write(&config, "[service]\ntimezone = \"Asia/Tashkent\"\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (source, code, says) in [
+        (
+            "http://127.0.0.1:4222",
+            2,
+            "--source: \"http://127.0.0.1:4222\": not nats:// or tls://",
+        ),
+        (
+            &format!("nats://127.0.0.1:{port}"),
+            1,
+            "cannot connect to NATS",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
+            .args(["report", "csi", "--source", source, "--config"])
+            .arg(&config)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}

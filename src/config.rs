@@ -1439,6 +1439,34 @@ mod tests {
     }
 
     #[test]
+    fn export_and_node_are_checked_naming_the_key_and_line() {
+        let config = parse(&format!(
+            "[service]\nnode = \"tash-1\"\n{MINIMAL}[export]\n\
+             nats_url = \"nats://n1:4222, nats://n2:4222\"\nreplicas = 3\n"
+        ))
+        .unwrap();
+        let export = config.export.expect("[export] is there");
+        assert_eq!(export.servers(), ["nats://n1:4222", "nats://n2:4222"]);
+        assert_eq!((export.stream.as_str(), export.replicas), ("SMSFLOW", 3));
+        assert_eq!(config.service.node, "tash-1");
+        assert!(
+            parse(MINIMAL).unwrap().export.is_none(),
+            "no export by default"
+        );
+
+        let e = error(&format!("{MINIMAL}[export]\nstream = \"SMS.FLOW\"\n"));
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("export.stream"), Some(5)),
+            "{e}"
+        );
+        let e = error(&format!("{MINIMAL}[export]\nnats = \"nats://x:4222\"\n"));
+        assert!(e.to_string().contains("export.nats: unknown key"), "{e}");
+        let e = error("[service]\nnode = \"tash 1\"\n");
+        assert_eq!(e.key.as_deref(), Some("service.node"), "{e}");
+    }
+
+    #[test]
     fn webhooks_are_checked_naming_the_key_and_line() {
         let text = format!(
             "{MINIMAL}[[webhook]]\nname = \"servicedesk\"\nurl = \"http://127.0.0.1:9000/in\"\n\

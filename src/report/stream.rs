@@ -126,3 +126,67 @@ pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelop
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Rating;
+    use crate::store::export::{MtStatus, QueuedEvent, SurveyKey};
+
+    /// 2026-11-10 12:00 in Tashkent.
+    const AT: Millis = 1_794_294_000_000;
+
+    fn on(node: &str, seq: u64, event: ExportEvent) -> Envelope {
+        Envelope::of(node, "5700", &QueuedEvent { seq, event })
+    }
+
+    fn question(status: &str) -> ExportEvent {
+        ExportEvent::Mt(MtStatus {
+            message: 2,
+            conversation: 1,
+            flow: SURVEY_FLOW.into(),
+            to: "998901234567".into(),
+            status: status.into(),
+            at: AT + 1_000,
+            opening: true,
+            survey: Some(SurveyKey {
+                created_at: AT,
+                operator: "op-1".into(),
+                channel: "call".into(),
+            }),
+        })
+    }
+
+    fn rating(score: u8) -> ExportEvent {
+        ExportEvent::Rating(Rating {
+            conversation: 1,
+            flow: SURVEY_FLOW.into(),
+            at: AT + 60_000,
+            msisdn: "998901234567".into(),
+            score,
+            operator: "op-1".into(),
+            channel: "call".into(),
+            comment: String::new(),
+        })
+    }
+
+    /// Conversation 1 of two nodes is two surveys; a question's statuses are one send.
+    #[test]
+    fn each_nodes_conversations_count_apart_and_a_send_once() {
+        let zone = TimeZone::get("Asia/Tashkent").unwrap();
+        let today = jiff::civil::date(2026, 11, 30);
+        let query = Query::parse(Kind::Csi, Some("2026-11-01"), None, None, today).unwrap();
+        let events = vec![
+            on("a", 1, question("sent")),
+            on("b", 1, question("sent")),
+            on("a", 2, question("delivered")),
+            on("a", 3, rating(5)),
+            on("b", 2, rating(2)),
+        ];
+        let Report::Csi(report) = compute(&query, &zone, Scale::default(), events) else {
+            panic!("a CSI report")
+        };
+        let t = &report.total;
+        assert_eq!((t.surveys_sent, t.delivered, t.responses), (2, 1, 2));
+    }
+}
