@@ -239,7 +239,7 @@ async fn publish(
         acked = Some(seq);
     }
     if let Some(upto) = acked {
-        // Not recorded: they are published again and the stream drops the copies.
+        // Should this fail they stay queued: published again, the stream drops the copies.
         store
             .exported(upto)
             .map_err(|e| format!("cannot record the export cursor: {e}"))?;
