@@ -222,30 +222,106 @@ async fn publish(
             }
         }
     }
-    let mut acked = None;
+    let mut answers = Vec::with_capacity(acks.len());
     for (seq, kind, ack) in acks {
-        let result = match ack {
-            None => "dropped",
+        let answer = match ack {
+            None => Answer::Dropped,
             Some(ack) => match ack.await {
-                Ok(ack) if ack.duplicate => "duplicate",
-                Ok(_) => "published",
-                Err(e) => {
-                    failed = Some(format!("ack of event {seq}: {e}"));
-                    break;
-                }
+                Ok(ack) if ack.duplicate => Answer::Duplicate,
+                Ok(_) => Answer::Published,
+                Err(e) => Answer::Failed(format!("ack of event {seq}: {e}")),
             },
         };
-        metrics::counter!(names::EXPORT_EVENTS, "kind" => kind, "result" => result).increment(1);
-        acked = Some(seq);
+        answers.push((seq, kind, answer));
     }
-    if let Some(upto) = acked {
+    let settled = settle(answers);
+    for (kind, result) in settled.counted {
+        metrics::counter!(names::EXPORT_EVENTS, "kind" => kind, "result" => result).increment(1);
+    }
+    if let Some(upto) = settled.upto {
         // Should this fail they stay queued: published again, the stream drops the copies.
         store
             .exported(upto)
             .map_err(|e| format!("cannot record the export cursor: {e}"))?;
     }
-    match failed {
+    match settled.failed.or(failed) {
         Some(why) => Err(why),
         None => Ok(()),
+    }
+}
+
+/// What JetStream answered for one event of a batch.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Published,
+    /// The stream had its `Nats-Msg-Id` already.
+    Duplicate,
+    /// Never sent: over the server's max_payload.
+    Dropped,
+    Failed(String),
+}
+
+/// What a batch's answers come to.
+#[derive(Debug, PartialEq)]
+struct Settled {
+    /// The cursor moves over the answered prefix (a dropped event counts: it never will be).
+    upto: Option<u64>,
+    /// `(kind, result)` of each event of that prefix, for the counters.
+    counted: Vec<(&'static str, &'static str)>,
+    /// Why the rest of the batch waits.
+    failed: Option<String>,
+}
+
+/// The batch's answers in publish order, sans I/O: everything after the first failure is
+/// published again (acknowledged or not: the stream drops the copies).
+fn settle(answers: Vec<(u64, &'static str, Answer)>) -> Settled {
+    let mut settled = Settled {
+        upto: None,
+        counted: Vec::new(),
+        failed: None,
+    };
+    for (seq, kind, answer) in answers {
+        let result = match answer {
+            Answer::Published => "published",
+            Answer::Duplicate => "duplicate",
+            Answer::Dropped => "dropped",
+            Answer::Failed(why) => {
+                settled.failed = Some(why);
+                break;
+            }
+        };
+        settled.counted.push((kind, result));
+        settled.upto = Some(seq);
+    }
+    settled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_moves_over_the_answered_prefix_only() {
+        let answers = vec![
+            (7, "rating", Answer::Published),
+            (8, "mt", Answer::Dropped),
+            (9, "mt", Answer::Duplicate),
+            (10, "conversation", Answer::Failed("no ack in 5s".into())),
+            (11, "rating", Answer::Published),
+        ];
+        let settled = settle(answers);
+        assert_eq!(settled.upto, Some(9), "11 is published again after 10");
+        assert_eq!(
+            settled.counted,
+            [
+                ("rating", "published"),
+                ("mt", "dropped"),
+                ("mt", "duplicate")
+            ]
+        );
+        assert_eq!(settled.failed.as_deref(), Some("no ack in 5s"));
+        let first = settle(vec![(1, "rating", Answer::Failed("down".into()))]);
+        assert_eq!((first.upto, first.counted.len()), (None, 0));
+        assert_eq!(settle(Vec::new()).upto, None);
     }
 }
