@@ -182,8 +182,8 @@ fn questions_sent(all: &Messages) -> usize {
         .count()
 }
 
-/// Checks what holds of any stream: ids unique, each the event's own `<node>:<seq>`, the
-/// subject its kind, and every node's seqs 1..=n without a gap (nothing lost).
+/// Checks what holds of any stream: ids unique, each naming its node, kind and conversation,
+/// the subject its kind, and every node's seqs 1..=n without a gap (nothing lost).
 fn check_stream(all: &[(String, String, Value)]) {
     let mut ids = BTreeSet::new();
     let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -192,7 +192,12 @@ fn check_stream(all: &[(String, String, Value)]) {
         assert_eq!(id, e["id"].as_str().unwrap());
         assert_eq!(subject, &format!("smsflow.{}", e["kind"].as_str().unwrap()));
         let node = e["node"].as_str().unwrap().to_owned();
-        assert_eq!(id, &format!("{node}:{}", e["seq"]));
+        let named = format!(
+            "{node}:{}:{}:",
+            e["kind"].as_str().unwrap(),
+            e["conversation"]
+        );
+        assert!(id.starts_with(&named), "{id} is not {named}…");
         seqs.entry(node)
             .or_default()
             .push(e["seq"].as_u64().unwrap());
@@ -574,4 +579,66 @@ async fn report_source_errors_say_what_is_wrong() {
         assert!(stderr.contains(says), "{stderr}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// `smsflow store ARGS -c config`, which must succeed.
+async fn store_command(args: &[&str], config: &std::path::Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .arg("store")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The node is lost after its last backup: the backup still queued events the node then
+/// published, and the node went on to hand out conversation ids and seqs the backup knows
+/// nothing of. A standby restored from it under the same name republishes the first (the
+/// stream drops them) and hands out those ids again for new surveys (whose events are new).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_restored_from_a_backup_loses_and_doubles_no_rating() {
+    let Some(mut nats) = Nats::start("standby").await else {
+        return;
+    };
+    let url = nats.url();
+    let (smsc, dir, setup, mut service) = node("export-standby", "tash-1", &url).await;
+    surveys(&setup, 6, 0..10).await;
+    replies(&smsc, 6, 0..10, 10).await;
+    until_on_stream(&url, "rating", 10).await;
+    nats.stop().await;
+    surveys(&setup, 6, 10..20).await;
+    replies(&smsc, 6, 10..20, 10).await;
+    let backup = dir.path().join("backup");
+    store_command(&["backup", backup.to_str().unwrap()], &setup.config).await;
+    nats.restart().await;
+    until_on_stream(&url, "rating", 20).await;
+    surveys(&setup, 6, 20..25).await;
+    replies(&smsc, 6, 20..25, 5).await;
+    until_on_stream(&url, "rating", 25).await;
+    service.start_kill().unwrap();
+    service.wait().await.unwrap();
+
+    store_command(&["restore", backup.to_str().unwrap()], &setup.config).await;
+    let mut standby = spawn_service(&setup.config);
+    until_ready(setup.http).await;
+    surveys(&setup, 6, 25..30).await;
+    replies(&smsc, 6, 25..30, 5).await;
+    let all = until_on_stream(&url, "rating", 30).await;
+    let by = ratings(&all);
+    for i in 0..30 {
+        assert_eq!(
+            by.get(&msisdn(6, i)),
+            Some(&(1 + (i % 5) as u64)),
+            "subscriber {i}"
+        );
+    }
+    stop_with_sigterm(&mut standby).await;
+    smsc.shutdown().await;
 }

@@ -2,8 +2,14 @@
 //! token, times as RFC 3339 in UTC with milliseconds. This module owns the JSON (the store
 //! owns [`ExportEvent`]); `docs/export.md` documents it for consumers.
 //!
-//! Every event carries `id` (also its `Nats-Msg-Id`: `<node>:<seq>`), `node`, `short_code`,
-//! `seq` (1, 2, 3 … per node) and `at`; then what its kind holds.
+//! Every event carries `id` (also its `Nats-Msg-Id`), `node`, `short_code`, `seq` (1, 2, 3 …
+//! per store) and `at`; then what its kind holds.
+//!
+//! The id names the event by what it is, not by its place in the queue:
+//! `<node>:<kind>:<conversation>:<at ms>:<CRC-32 of its fields>`. So the same event has the
+//! same id however it comes to be published again (a replay after a crash, or a standby
+//! restored from a backup that still queued it), and a new event never takes an old one's id
+//! (a restored store hands out seqs the lost node had already used).
 
 use serde::{Deserialize, Serialize};
 
@@ -80,9 +86,17 @@ pub struct Survey {
     pub channel: String,
 }
 
-/// The `Nats-Msg-Id` of event `seq` of `node`.
-pub fn message_id(node: &str, seq: u64) -> String {
-    format!("{node}:{seq}")
+/// The `Nats-Msg-Id` of `body` on `node` (see the module documentation).
+pub fn message_id(node: &str, body: &Body) -> String {
+    // A Body is plain data: it always serializes.
+    let fields = serde_json::to_vec(body).unwrap_or_default();
+    format!(
+        "{node}:{}:{}:{}:{:08x}",
+        body.kind(),
+        body.conversation(),
+        body.at(),
+        crc32fast::hash(&fields)
+    )
 }
 
 impl Envelope {
@@ -130,7 +144,7 @@ impl Envelope {
             },
         };
         Envelope {
-            id: message_id(node, queued.seq),
+            id: message_id(node, &body),
             node: node.to_owned(),
             short_code: short_code.to_owned(),
             seq: queued.seq,
@@ -140,12 +154,7 @@ impl Envelope {
 
     /// The subject's last token.
     pub fn kind(&self) -> &'static str {
-        match self.body {
-            Body::Rating { .. } => "rating",
-            Body::Incident { .. } => "incident",
-            Body::Conversation { .. } => "conversation",
-            Body::Mt { .. } => "mt",
-        }
+        self.body.kind()
     }
 
     /// Back into the store's event (what the cross-node reports count), with `conversation`
@@ -223,11 +232,35 @@ impl Envelope {
 
     /// The node's own conversation id.
     pub fn conversation(&self) -> ConversationId {
-        match &self.body {
+        self.body.conversation()
+    }
+}
+
+impl Body {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Rating { .. } => "rating",
+            Body::Incident { .. } => "incident",
+            Body::Conversation { .. } => "conversation",
+            Body::Mt { .. } => "mt",
+        }
+    }
+
+    pub fn conversation(&self) -> ConversationId {
+        match self {
             Body::Rating { conversation, .. }
             | Body::Incident { conversation, .. }
             | Body::Conversation { conversation, .. }
             | Body::Mt { conversation, .. } => *conversation,
+        }
+    }
+
+    pub fn at(&self) -> Millis {
+        match self {
+            Body::Rating { at, .. }
+            | Body::Incident { at, .. }
+            | Body::Conversation { at, .. }
+            | Body::Mt { at, .. } => *at,
         }
     }
 }
@@ -274,7 +307,23 @@ mod tests {
         let e = Envelope::of("tash-1", "5700", &queued);
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["kind"], "rating");
-        assert_eq!(json["id"], "tash-1:42");
+        assert_eq!(json["id"], e.id);
+        assert!(
+            e.id.starts_with("tash-1:rating:7:1764581400125:"),
+            "{}",
+            e.id
+        );
+        // The same event is the same id whatever its seq; another is another.
+        let again = QueuedEvent {
+            seq: 43,
+            ..queued.clone()
+        };
+        assert_eq!(Envelope::of("tash-1", "5700", &again).id, e.id);
+        let mut other = queued.clone();
+        if let ExportEvent::Rating(r) = &mut other.event {
+            r.score = 5;
+        }
+        assert_ne!(Envelope::of("tash-1", "5700", &other).id, e.id);
         assert_eq!(json["at"], "2025-12-01T09:30:00.125Z");
         assert_eq!(json["short_code"], "5700");
         let back: Envelope = serde_json::from_value(json).unwrap();

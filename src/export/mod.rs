@@ -4,7 +4,7 @@
 //! The store queues the events itself, in the same record as the step behind each
 //! (`store/export.rs`); this module takes them from there:
 //!
-//! - `event.rs`: the JSON on the wire, `Nats-Msg-Id: <node>:<seq>`.
+//! - `event.rs`: the JSON on the wire, and the `Nats-Msg-Id` that names each event.
 //! - `publish.rs`: the tokio task that publishes the queue once its steps are durable,
 //!   waits for JetStream's acks and moves the store's cursor; retries while NATS is down.
 //! - `replay.rs`: an ordered replay of the stream since a time (`report --source`).

@@ -75,7 +75,8 @@ pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelop
     let mut ids: HashMap<(String, ConversationId), ConversationId> = HashMap::new();
     let mut data = CsiData::default();
     let mut list = Vec::new();
-    let mut sends: BTreeMap<ConversationId, SurveySend> = BTreeMap::new();
+    // By conversation and creation: a node restored from a backup hands out ids again.
+    let mut sends: BTreeMap<(ConversationId, Millis), SurveySend> = BTreeMap::new();
     // Sends and outcomes are the survey flow's, as in the tallies.
     let survey = query.flow == SURVEY_FLOW;
     for envelope in events {
@@ -99,7 +100,7 @@ pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelop
                 let Some(key) = m.survey.filter(|s| in_range(s.created_at)) else {
                     continue;
                 };
-                let send = sends.entry(id).or_insert(SurveySend {
+                let send = sends.entry((id, key.created_at)).or_insert(SurveySend {
                     at: key.created_at,
                     operator: key.operator,
                     channel: key.channel,
