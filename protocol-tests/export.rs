@@ -443,20 +443,22 @@ async fn nats_down_under_load_leaves_a_backlog_that_drains_when_it_is_back() {
     smsc.shutdown().await;
 }
 
-/// `smsflow report KIND --format json` with `args`, as a process.
-async fn report(kind: &str, args: &[&str]) -> Value {
+/// `smsflow ARGS` as a process, which must succeed; its standard output.
+async fn smsflow(args: &[&str]) -> Vec<u8> {
     let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["report", kind, "--format", "json", "--from", "2020-01-01"])
         .args(args)
         .output()
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "smsflow {args:?}: {stderr}");
+    out.stdout
+}
+
+/// `smsflow report KIND --format json` with `args`.
+async fn report(kind: &str, args: &[&str]) -> Value {
+    let head = ["report", kind, "--format", "json", "--from", "2020-01-01"];
+    serde_json::from_slice(&smsflow(&[&head[..], args].concat()).await).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,23 +583,6 @@ async fn report_source_errors_say_what_is_wrong() {
     }
 }
 
-/// `smsflow store ARGS -c config`, which must succeed.
-async fn store_command(args: &[&str], config: &std::path::Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .arg("store")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The node is lost after its last backup: the backup still queued events the node then
 /// published, and the node went on to hand out conversation ids and seqs the backup knows
 /// nothing of. A standby restored from it under the same name republishes the first (the
@@ -615,8 +600,12 @@ async fn a_standby_restored_from_a_backup_loses_and_doubles_no_rating() {
     nats.stop().await;
     surveys(&setup, 6, 10..20).await;
     replies(&smsc, 6, 10..20, 10).await;
-    let backup = dir.path().join("backup");
-    store_command(&["backup", backup.to_str().unwrap()], &setup.config).await;
+    let (backup, config) = (
+        dir.path().join("backup"),
+        setup.config.display().to_string(),
+    );
+    let backup = backup.to_str().unwrap();
+    smsflow(&["store", "backup", backup, "--config", &config]).await;
     nats.restart().await;
     until_on_stream(&url, "rating", 20).await;
     surveys(&setup, 6, 20..25).await;
@@ -625,7 +614,7 @@ async fn a_standby_restored_from_a_backup_loses_and_doubles_no_rating() {
     service.start_kill().unwrap();
     service.wait().await.unwrap();
 
-    store_command(&["restore", backup.to_str().unwrap()], &setup.config).await;
+    smsflow(&["store", "restore", backup, "--config", &config]).await;
     let mut standby = spawn_service(&setup.config);
     until_ready(setup.http).await;
     surveys(&setup, 6, 25..30).await;
