@@ -66,6 +66,19 @@ pub fn servers(url: &str) -> Vec<String> {
         .collect()
 }
 
+/// `servers` for a log line or a message: each without its user and password
+/// (`nats://***@host:4222`).
+pub fn redacted(servers: &[String]) -> String {
+    let one = |server: &String| match server.split_once("://") {
+        Some((scheme, rest)) if rest.contains('@') => {
+            let host = rest.rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://***@{host}")
+        }
+        _ => server.clone(),
+    };
+    servers.iter().map(one).collect::<Vec<_>>().join(",")
+}
+
 /// Checks `[export]`.
 pub fn check(export: &ExportConfig) -> Result<(), (String, String)> {
     let err = |key: &str, message: String| Err((key.to_owned(), message));
@@ -78,7 +91,8 @@ pub fn check(export: &ExportConfig) -> Result<(), (String, String)> {
     }
     for server in &servers {
         if let Err(why) = check_server(server) {
-            return err("nats_url", format!("\"{server}\": {why}"));
+            let shown = redacted(std::slice::from_ref(server));
+            return err("nats_url", format!("\"{shown}\": {why}"));
         }
     }
     if let Err(why) = check_stream(&export.stream) {
@@ -215,6 +229,8 @@ mod tests {
             with(|c| c.max_age = Duration::from_secs(60)),
             Err("max_age".into())
         );
+        let servers = servers("nats://smsflow:s3cret@n1:4222,nats://n2:4222");
+        assert_eq!(redacted(&servers), "nats://***@n1:4222,nats://n2:4222");
         assert!(check_node("node 1").is_err());
         assert!(check_node(&host_name()).is_ok());
     }

@@ -32,10 +32,8 @@ pub async fn read(source: &Source, kinds: &[&str], since: Millis) -> Result<Repl
         .connect(source.servers.as_slice())
         .await
         .map_err(|e| {
-            format!(
-                "cannot connect to NATS at {}: {e}",
-                source.servers.join(",")
-            )
+            let servers = crate::config::export::redacted(&source.servers);
+            format!("cannot connect to NATS at {servers}: {e}")
         })?;
     let js = jetstream::new(client);
     let stream = js

@@ -153,7 +153,7 @@ fn from_stream(url: &str, query: &Query, config: &Config) -> Result<(Report, Ori
         .block_on(super::stream::build(&source, query, zone, scale))
         .map_err(CliError::Failed)?;
     let origin = Origin::Stream {
-        servers: source.servers.join(","),
+        servers: crate::config::export::redacted(&source.servers),
         nodes: built.nodes.into_iter().collect(),
         events: built.events,
         duplicates: built.duplicates,

@@ -371,7 +371,8 @@ fn start_export(
         node: config.service.node.clone(),
         short_code: (config.smsc.first()).map_or_else(String::new, |s| s.source_addr.clone()),
     };
-    tracing::info!(nats = %export.nats_url, stream = %export.stream, node = %origin.node, pending, "exporting events to NATS JetStream");
+    let nats = crate::config::export::redacted(&export.servers());
+    tracing::info!(%nats, stream = %export.stream, node = %origin.node, pending, "exporting events to NATS JetStream");
     Ok(Some(crate::export::Exporter::start(
         store.clone(),
         export.clone(),
