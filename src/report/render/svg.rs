@@ -75,6 +75,15 @@ pub(super) fn short_period(key: &str) -> String {
     }
 }
 
+/// `text` centred on `x` at baseline `y`.
+fn centred_text(s: &mut String, x: f64, y: f64, text: &str) {
+    let _ = write!(
+        s,
+        "<text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"middle\">{}</text>",
+        escape(text)
+    );
+}
+
 /// Whether to draw x label `i` of `n` so that about `max` appear, the first and the last
 /// always, and none crowding the last.
 fn show_label(i: usize, n: usize, max: usize) -> bool {
@@ -159,13 +168,7 @@ pub(super) fn trend_chart(trend: &[CsiGroup], scale: (u8, u8)) -> String {
     }
     for (i, g) in trend.iter().enumerate() {
         if show_label(i, n, 16) {
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x(i),
-                H - bottom + 16.0,
-                escape(&short_period(&g.key))
-            );
+            centred_text(&mut s, x(i), H - bottom + 16.0, &short_period(&g.key));
         }
     }
     let _ = write!(
@@ -260,22 +263,10 @@ pub(super) fn columns(bars: &[Column], pct: bool, w: f64, legend: &[(&str, &str)
             } else {
                 format!("{}", totals[i])
             };
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + bw / 2.0,
-                base - 5.0,
-                escape(&text)
-            );
+            centred_text(&mut s, x + bw / 2.0, base - 5.0, &text);
         }
         if show_label(i, bars.len(), (w / 70.0) as usize) {
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + bw / 2.0,
-                top + ph + 16.0,
-                escape(label)
-            );
+            centred_text(&mut s, x + bw / 2.0, top + ph + 16.0, label);
         }
     }
     let mut lx = left;
@@ -330,13 +321,7 @@ pub(super) fn csat_chart(trend: &[CsiGroup]) -> String {
             None => flush_line(&mut s, &mut segment, "#1a9850"),
         }
         if show_label(i, n, 16) {
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x(i),
-                H - bottom + 16.0,
-                escape(&short_period(&g.key))
-            );
+            centred_text(&mut s, x(i), H - bottom + 16.0, &short_period(&g.key));
         }
     }
     flush_line(&mut s, &mut segment, "#1a9850");
