@@ -22,7 +22,9 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 
 use crate::http::raw;
-use crate::run::{ServiceSetup, service_setup, simulator, spawn_service, stop_with_sigterm};
+use crate::run::{
+    ServiceSetup, free_port, service_setup, simulator, spawn_service, stop_with_sigterm,
+};
 use crate::util::{TempDir, WAIT, until, until_ready};
 
 /// A nats-server with JetStream on 127.0.0.1, its store in a temp dir.
@@ -47,11 +49,7 @@ impl Nats {
             return None;
         }
         let dir = TempDir::new(&format!("nats-{name}"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = spawn_nats(port, &dir.0).await;
         Some(Nats { child, port, dir })
     }
@@ -313,6 +311,16 @@ async fn pending(setup: &ServiceSetup) -> f64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Waits until `smsflow_export_pending` passes `done` (another process's gauge: nothing to
+/// await).
+async fn until_pending(setup: &ServiceSetup, done: impl Fn(f64) -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(pending(setup).await) {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_reaches_the_stream_once() {
     let Some(nats) = Nats::start("once").await else {
@@ -421,24 +429,13 @@ async fn nats_down_under_load_leaves_a_backlog_that_drains_when_it_is_back() {
     surveys(&setup, 3, 30..60).await;
     replies(&smsc, 3, 30..60, 10).await;
     // 30 ratings, 30 ends and the MT statuses of 30 questions and thanks wait.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while pending(&setup).await < 60.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a backlog while NATS is down"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_pending(&setup, |n| n >= 60.0, "a backlog while NATS is down").await;
 
     nats.restart().await;
     let all = until_on_stream(&nats.url(), "rating", 60).await;
     check_stream(&all);
     assert_eq!(ratings(&all).len(), 60);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while pending(&setup).await > 0.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the backlog drains");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_pending(&setup, |n| n == 0.0, "the backlog drains").await;
     stop_with_sigterm(&mut service).await;
     smsc.shutdown().await;
 }
@@ -553,11 +550,7 @@ async fn report_source_errors_say_what_is_wrong() {
     let dir = TempDir::new("export-source-errors");
     let config = dir.path().join("smsflow.toml");
     std::fs::write(&config, "[service]\ntimezone = \"Asia/Tashkent\"\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     for (source, code, says) in [
         (
             "http://127.0.0.1:4222",

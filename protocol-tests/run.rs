@@ -15,7 +15,7 @@ use crate::util::{TempDir, send_mo, until_ready};
 
 use crate::util::WAIT;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     // Bound and released at once: the service binds it right after (a tiny window for a clash
     // with another process, acceptable in a test).
     std::net::TcpListener::bind("127.0.0.1:0")
