@@ -325,6 +325,18 @@ fn event_error(name: &str, script: &str) -> (FlowEngine, String) {
     (engine, error)
 }
 
+/// The errors of loading `script` as the only flow.
+fn load_errors(name: &str, script: &str) -> Vec<String> {
+    let dir = TempDir::new(name);
+    std::fs::write(dir.path().join("f.rhai"), script).unwrap();
+    let config = EngineConfig {
+        scripts_dir: Some(dir.path().to_owned()),
+        ..EngineConfig::default()
+    };
+    let (_, errors) = FlowEngine::new(Store::temporary().unwrap(), config);
+    errors.iter().map(ToString::to_string).collect()
+}
+
 /// What a script may ask of one hook call is bounded, each bound an error naming it, and
 /// the hook's effects are discarded.
 #[test]
@@ -395,23 +407,12 @@ fn scripts_that_fan_out_or_write_nonsense_hit_named_limits() {
 /// guess.
 #[test]
 fn a_flow_recording_ratings_must_declare_its_scale() {
-    let dir = TempDir::new("no-scale");
-    std::fs::write(
-        dir.path().join("f.rhai"),
+    let errors = load_errors(
+        "no-scale",
         "fn on_reply(m) { record_rating(#{score: 5}); }\n",
-    )
-    .unwrap();
-    let (_, errors) = FlowEngine::new(
-        Store::temporary().unwrap(),
-        EngineConfig {
-            scripts_dir: Some(dir.path().to_owned()),
-            ..EngineConfig::default()
-        },
     );
     assert!(
-        errors
-            .iter()
-            .any(|e| e.to_string().contains("declares no fn scale()")),
+        errors.iter().any(|e| e.contains("declares no fn scale()")),
         "{errors:?}"
     );
 }
@@ -437,20 +438,10 @@ fn record_rating_follows_the_declared_scale() {
         "{error}"
     );
     // A scale that cannot be is a load error, so the flow never goes live.
-    let dir = TempDir::new("scale-bad");
-    std::fs::write(
-        dir.path().join("f.rhai"),
+    let errors = load_errors(
+        "scale-bad",
         "fn scale() { #{kind: \"nps\", min: 5, max: 2} }\nfn on_event(e) {}\n",
-    )
-    .unwrap();
-    let (_, errors) = FlowEngine::new(
-        Store::temporary().unwrap(),
-        EngineConfig {
-            scripts_dir: Some(dir.path().to_owned()),
-            ..EngineConfig::default()
-        },
     );
-    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert!(
         errors
             .iter()
