@@ -47,9 +47,11 @@ pub use types::*;
 pub use verify::Verified;
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use log::Record;
 use state::{Applied, State};
@@ -188,14 +190,49 @@ pub struct Store {
 }
 
 struct Inner {
-    /// Dropped first: its thread writes what is left and lets go of sled.
+    /// Stopped first (see `Drop`): its thread writes what is left and lets go of sled.
     writer: writer::Writer,
     state: Arc<Mutex<State>>,
-    db: sled::Db,
+    /// Closed in `Drop`, within [`CLOSE_LIMIT`].
+    db: ManuallyDrop<sled::Db>,
     /// The checkpointed tables (read for what is not hot).
-    cold: sled::Tree,
+    cold: ManuallyDrop<sled::Tree>,
     /// For error messages; `<temporary>` for [`Store::temporary`].
     path: PathBuf,
+}
+
+/// How long closing sled may take before it is left to the process's exit. sled flushes
+/// when its last handle goes, and after a failed write (a full disk) that flush waits for a
+/// buffer that never becomes stable: without a bound, `smsflow run` would never end.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.writer.stop();
+        // SAFETY: `db` and `cold` are taken once, here, and not used after: `self` is being
+        // dropped and no other code runs on it.
+        let sled = unsafe {
+            (
+                ManuallyDrop::take(&mut self.db),
+                ManuallyDrop::take(&mut self.cold),
+            )
+        };
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let closing = std::thread::Builder::new()
+            .name("smsflow-store-close".into())
+            .spawn(move || {
+                drop(sled);
+                let _ = done_tx.send(());
+            });
+        if closing.is_ok() && done.recv_timeout(CLOSE_LIMIT).is_err() {
+            tracing::error!(
+                path = %self.path.display(),
+                "sled did not close within {CLOSE_LIMIT:?} (after a failed write it never \
+                 does); leaving it to the process's exit: the store's log and seal already \
+                 hold every acknowledged step"
+            );
+        }
+    }
 }
 
 impl fmt::Debug for Store {

@@ -2,6 +2,7 @@
 //! after it, the tallies' zone; and what opening finds wrong ([`StoreError::DataLoss`]).
 
 use std::collections::BTreeMap;
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -220,8 +221,8 @@ impl Store {
             inner: Arc::new(Inner {
                 writer,
                 state,
-                db,
-                cold,
+                db: ManuallyDrop::new(db),
+                cold: ManuallyDrop::new(cold),
                 path,
             }),
         };

@@ -130,24 +130,36 @@ impl Disk {
 pub(super) struct Writer {
     queue: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// Gets `()` (or is dropped) when the thread ends, so a stop can wait for it within a
+    /// bound.
+    ended: Mutex<mpsc::Receiver<()>>,
     /// Set: the process "died" (see [`Writer::crash`]).
     crash: Arc<AtomicBool>,
 }
+
+/// How long a stop waits for the writer's last round (a group and a checkpoint): past it, a
+/// write stuck in sled is left to the process's exit rather than holding `smsflow run` up.
+const STOP_LIMIT: Duration = Duration::from_secs(10);
 
 impl Writer {
     pub fn start(disk: Disk, state: Arc<Mutex<State>>) -> Result<Writer, StoreError> {
         let (queue, requests) = mpsc::channel::<Request>();
         let crash = Arc::new(AtomicBool::new(false));
+        let (ended_tx, ended) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("smsflow-store".into())
             .spawn({
                 let crash = crash.clone();
-                move || Thread::new(disk, state, crash).run(requests)
+                move || {
+                    Thread::new(disk, state, crash).run(requests);
+                    let _ = ended_tx.send(());
+                }
             })
             .map_err(|e| StoreError::Durability(format!("cannot start the store writer: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
+            ended: Mutex::new(ended),
             crash,
         })
     }
@@ -230,12 +242,31 @@ fn stopped() -> StoreError {
     StoreError::Durability("the store writer stopped".into())
 }
 
+impl Writer {
+    /// Ends the thread: it writes what is left and checkpoints it. Waits at most
+    /// [`STOP_LIMIT`]; a thread stuck in sled is left behind (logged). Idempotent.
+    pub fn stop(&mut self) {
+        drop(self.queue.take());
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // `Err(Disconnected)`: the thread ended without a word (a panic); join says how.
+        let ended = self.ended.get_mut().unwrap_or_else(|p| p.into_inner());
+        match ended.recv_timeout(STOP_LIMIT) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+            }
+            Err(RecvTimeoutError::Timeout) => tracing::error!(
+                "the store writer did not finish its last round within {STOP_LIMIT:?}; \
+                 leaving it to the process's exit (acknowledged steps are already durable)"
+            ),
+        }
+    }
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
-        drop(self.queue.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 
