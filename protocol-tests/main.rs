@@ -32,6 +32,8 @@
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
+//! - `staffcalls`: what a ward sees, through `smsflow run` against node `smpp` as the SMSC:
+//!   a nurse's second `OK` is a new message, a copy after a dropped link a redelivery.
 //! - `store_ops`: a damaged data directory refused by `run` and `report` (and started with
 //!   `--accept-data-loss`); `smsflow store verify|backup|restore`, a backup over HTTP.
 //! - `tls`: SMPP over TLS against the simulator (CA, mutual TLS, wrong name, untrusted CA),
@@ -64,6 +66,7 @@ mod run;
 mod session;
 mod sim;
 mod simulation;
+mod staffcalls;
 mod store_ops;
 mod tls;
 mod util;

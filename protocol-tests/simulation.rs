@@ -473,7 +473,7 @@ impl Sim {
         node.core.fire_timers(now);
         node.core.poll_overdue_receipts(mono, now);
         node.core.store.sweep_mo_marks(now).unwrap();
-        for mo in node.inbound.expire(wall) {
+        for mo in node.inbound.expire(wall, mono.into_std()) {
             node.core.deliver(now, mo);
         }
     }

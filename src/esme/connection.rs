@@ -17,6 +17,7 @@ use crate::smpp::codec::FrameCodec;
 use crate::smpp::pdu::CommandStatus;
 use crate::smpp::session::{CloseReason, Event, Inbound, Outcome, Session, SessionConfig, State};
 
+use super::bind::BindLife;
 use super::rate::TpsLimiter;
 use super::telemetry::SessionMetrics;
 
@@ -44,6 +45,9 @@ pub struct NotSent(pub rusmpp::Command);
 pub struct InboundMessage {
     /// The `[[smsc]]` name it came from.
     pub smsc: Arc<str>,
+    /// The bind that delivered it: whether it is still up, and what it showed of the SMSC
+    /// reading our responses (a copy's redelivery rule needs both).
+    pub bind: Arc<BindLife>,
     pub inbound: Inbound,
     pub ack: AckHandle,
 }
@@ -141,9 +145,11 @@ pub async fn run_session(
     let mut unbinding = false;
     let mut shutdown_deadline: Option<Instant> = None;
     let mut end = None;
+    let life = Arc::new(BindLife::open(start.into_std()));
 
     if let Err(e) = session.bind(start.into_std()) {
         tracing::error!(smsc = %shared.smsc, error = %e, "cannot build bind");
+        life.close(Instant::now().into_std());
         return SessionEnd {
             reason: CloseReason::ConnectionLost,
             was_bound: false,
@@ -176,6 +182,7 @@ pub async fn run_session(
             match event {
                 Event::Completed { token, outcome, .. } => {
                     if let Some((reply, sent_at)) = replies.remove(&token) {
+                        life.answered(sent_at.into_std());
                         telemetry.submitted(sent_at.elapsed());
                         let _ = reply.send(Ok(outcome));
                     }
@@ -184,6 +191,7 @@ pub async fn run_session(
                     let seq = inbound.sequence_number;
                     let message = InboundMessage {
                         smsc: shared.smsc.clone(),
+                        bind: life.clone(),
                         inbound,
                         ack: AckHandle {
                             sequence_number: seq,
@@ -223,6 +231,7 @@ pub async fn run_session(
                 telemetry.pdus_out(&out);
                 let _ = io.write_all(&out).await;
             }
+            life.close(Instant::now().into_std());
             let _ = io.shutdown().await;
             return SessionEnd {
                 reason,
@@ -312,6 +321,7 @@ pub async fn run_session(
                     Ok(_) => loop {
                         match codec.decode(&mut read_buf) {
                             Ok(Some(frame)) => {
+                                life.read_at(Instant::now().into_std());
                                 telemetry.pdu_in(&frame);
                                 session.handle_frame(Instant::now().into_std(), frame);
                             }

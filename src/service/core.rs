@@ -111,6 +111,12 @@ impl Core {
                 taken(true, None, false)
             }
             Decision::Redelivered(mark) => {
+                tracing::info!(
+                    from = %i.source_addr,
+                    %smsc,
+                    "an MO already processed came again (the SMSC resending it, as our response \
+                     may not have reached it): acknowledged, not processed again"
+                );
                 self.count(|c| c.mo_redelivered += 1);
                 metrics::counter!(names::MO_REDELIVERED, "smsc" => smsc.to_owned()).increment(1);
                 taken(true, Some(mark), false)
@@ -183,7 +189,12 @@ impl Core {
         let mut bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
         let known = bases.entry(smsc.to_owned()).or_default();
         if *known == IdBase::Unknown {
-            tracing::info!(%smsc, ?base, "receipt ids of this smsc");
+            let how = match base {
+                IdBase::Same => "match submit_sm_resp ids as given",
+                IdBase::Other => "carry submit_sm_resp ids in the other base (hex vs decimal)",
+                IdBase::Unknown => "are not known yet",
+            };
+            tracing::info!(%smsc, "delivery receipt ids of {smsc} {how}");
             *known = base;
         }
     }

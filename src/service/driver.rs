@@ -26,7 +26,7 @@ pub use super::core::Counts;
 use super::core::{Core, millis};
 use super::inbound::{self, Inbound};
 use super::outbox::{self, Outbox, SendResult};
-use crate::esme::{AckHandle, InboundMessage, Pool};
+use crate::esme::{AckHandle, BindLife, InboundMessage, Pool};
 use crate::flow::engine::FlowEngine;
 use crate::metrics as names;
 use crate::store::{MoMark, OutMessage, Store};
@@ -47,12 +47,16 @@ pub struct Settings {
     /// How long an acknowledged MO's redelivery is still recognised (see
     /// [`inbound::kept_for`]).
     pub redelivery_window: Duration,
+    /// How long after our response a bind's close still means the SMSC may not have it (the
+    /// longest `[[smsc]] response_timeout`; see [`Inbound::new`]).
+    pub response_grace: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             redelivery_window: crate::config::DEFAULT_REDELIVERY_WINDOW,
+            response_grace: inbound::DEFAULT_GRACE,
         }
     }
 }
@@ -139,7 +143,7 @@ impl Pipeline {
     // --- inbound ----------------------------------------------------------------------------
 
     async fn inbound_loop(self: Arc<Self>, mut messages: mpsc::Receiver<InboundMessage>) {
-        let mut inbound = Inbound::default();
+        let mut inbound = Inbound::new(self.settings.response_grace);
         match self.store.parts() {
             Ok(parts) if !parts.is_empty() => {
                 tracing::info!(
@@ -156,25 +160,32 @@ impl Pipeline {
         // Stored batches go to the acker, which waits for their flush and responds while the
         // next batch is being handled (a pipelined group commit).
         let (stored_tx, stored_rx) = mpsc::unbounded_channel();
-        let acker = tokio::spawn(self.clone().ack_loop(stored_rx));
+        // Back from the acker: content-only MOs answered, on which bind, when.
+        let (acked_tx, mut acked) = mpsc::unbounded_channel();
+        let acker = tokio::spawn(self.clone().ack_loop(stored_rx, acked_tx));
         let mut expiry = tokio::time::interval(Duration::from_secs(1));
         let mut batch = Vec::with_capacity(MAX_INBOUND_BATCH);
         loop {
             tokio::select! {
                 n = messages.recv_many(&mut batch, MAX_INBOUND_BATCH) => if n == 0 { break },
                 _ = expiry.tick() => {
-                    for mo in inbound.expire(SystemTime::now()) {
+                    for mo in inbound.expire(SystemTime::now(), std::time::Instant::now()) {
                         self.core.deliver(now_ms(), mo);
                     }
                     continue;
                 }
                 () = self.shutdown.cancelled() => break,
             }
+            // Before the batch: a copy of an MO answered just now is judged by its bind.
+            while let Ok((mark, bind, at)) = acked.try_recv() {
+                inbound.acknowledged(mark, bind, at);
+            }
             let handled: Vec<Handled> = batch
                 .drain(..)
                 .map(
                     |InboundMessage {
                          smsc,
+                         bind,
                          inbound: i,
                          ack,
                      }| {
@@ -187,6 +198,7 @@ impl Pipeline {
                         );
                         Handled {
                             ack,
+                            bind,
                             stored: taken.stored,
                             mark: taken.mark,
                         }
@@ -202,8 +214,13 @@ impl Pipeline {
         let _ = acker.await;
     }
 
-    /// One flush for every handled batch waiting (however many), then their responses.
-    async fn ack_loop(self: Arc<Self>, mut stored: mpsc::UnboundedReceiver<Vec<Handled>>) {
+    /// One flush for every handled batch waiting (however many), then their responses; each
+    /// MO answered goes back to the inbound loop on `acked` with its bind.
+    async fn ack_loop(
+        self: Arc<Self>,
+        mut stored: mpsc::UnboundedReceiver<Vec<Handled>>,
+        acked: mpsc::UnboundedSender<(MoMark, Arc<BindLife>, std::time::Instant)>,
+    ) {
         let mut batches = Vec::new();
         while stored.recv_many(&mut batches, 1024).await > 0 {
             let flushed = self.store.flush().await;
@@ -220,6 +237,7 @@ impl Pipeline {
                             if let Err(e) = self.store.mo_acknowledged(&mark, until) {
                                 tracing::warn!("cannot keep an MO mark: {e}");
                             }
+                            let _ = acked.send((mark, h.bind, std::time::Instant::now()));
                         }
                     }
                     _ => h.ack.retry_later(),
@@ -392,6 +410,8 @@ impl Pipeline {
 /// One inbound message, handled and waiting for its batch's flush.
 struct Handled {
     ack: AckHandle,
+    /// The bind it came on, which takes the response.
+    bind: Arc<BindLife>,
     /// Whether it is in the store; otherwise the SMSC is asked to redeliver.
     stored: bool,
     /// The "acknowledgement pending" mark to clear once the response is handed over.

@@ -4,16 +4,24 @@
 //!
 //! - A delivery receipt is a receipt (see `receipts.rs`).
 //! - An MO whose mark the store has is a **redelivery** (the SMSC resending after a crash
-//!   between the flush and the response): acknowledged, not processed again.
+//!   between the flush and the response, or after a link lost before the response reached
+//!   it): acknowledged, not processed again. Unless only its content identifies it (no
+//!   `user_message_reference`, no concatenation) and the SMSC cannot be resending it: we
+//!   answered the first copy on a bind that is still up, or that showed the SMSC read on
+//!   (see [`BindView::may_resend`](crate::esme::BindView::may_resend)). Then it is someone writing the same again (a nurse's
+//!   second `OK` for the next call) and a new message.
 //! - A part of a concatenated MO is **held**: stored, acknowledged, and kept in the
 //!   reassembler until the message is complete; the step that takes the whole message
 //!   removes the stored parts.
 //! - A whole MO (one piece, a completed message, or a part whose concatenation info cannot
 //!   be right) is **delivered** to the flows with its mark, stored with the step.
 
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::core::millis;
+use crate::esme::BindLife;
 use crate::smpp::concat::{Assembled, Offer, Part, Reassembler};
 use crate::smpp::receipt::{DeliveryReceipt, ReceiptError};
 use crate::smpp::session::Inbound as Deliver;
@@ -55,16 +63,22 @@ pub struct Mo {
 /// See the module documentation.
 pub struct Inbound {
     reassembler: Reassembler,
+    /// Content-only MOs answered in this process, by mark: the bind that took the response
+    /// and when we handed it over. Kept [`UNREFERENCED_WINDOW`], as long as their marks.
+    acked: HashMap<MoMark, (Arc<BindLife>, Instant)>,
+    /// How long after our response a bind's close still means the SMSC may not have it: the
+    /// response timeout of the `[[smsc]]`s.
+    grace: Duration,
 }
 
 impl Default for Inbound {
     fn default() -> Self {
-        Inbound {
-            reassembler: Reassembler::new(PART_TTL, MAX_PENDING_MESSAGES)
-                .with_max_bytes(MAX_PENDING_BYTES),
-        }
+        Inbound::new(DEFAULT_GRACE)
     }
 }
+
+/// [`Inbound::new`]'s grace when no `[[smsc]]` gives one: SMPP's usual response timeout.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// The mark a deliver_sm's step stores: what a redelivery of it repeats.
 pub fn mark(i: &Deliver) -> MoMark {
@@ -96,6 +110,16 @@ pub fn kept_for(mark: &MoMark, window: Duration) -> Duration {
 pub const UNREFERENCED_WINDOW: Duration = Duration::from_secs(60);
 
 impl Inbound {
+    /// `grace`: see [`BindView::may_resend`](crate::esme::BindView::may_resend).
+    pub fn new(grace: Duration) -> Inbound {
+        Inbound {
+            reassembler: Reassembler::new(PART_TTL, MAX_PENDING_MESSAGES)
+                .with_max_bytes(MAX_PENDING_BYTES),
+            acked: HashMap::new(),
+            grace,
+        }
+    }
+
     /// Decides about `i`, received at `now`; `seen` asks the store whether it keeps the
     /// MO's [`mark`] (receipts have none); its error is the decision's.
     pub fn handle<E>(
@@ -108,10 +132,32 @@ impl Inbound {
             return Ok(Decision::Receipt(receipt.clone()));
         }
         let mark = mark(i);
-        if seen(&mark)? {
+        if seen(&mark)? && !self.copy_is_new(&mark) {
             return Ok(Decision::Redelivered(mark));
         }
         Ok(self.handle_new(now, i, mark))
+    }
+
+    /// Whether an MO whose mark the store keeps is nevertheless a new message: only its
+    /// content identifies it, and we answered the first copy on a bind that is up or showed
+    /// the SMSC read on. Without a reference, from before a restart, or while the first
+    /// copy's response is pending, the copy may be the SMSC's: a redelivery.
+    fn copy_is_new(&self, mark: &MoMark) -> bool {
+        if mark.has_reference() {
+            return false;
+        }
+        let Some((bind, acked)) = self.acked.get(mark) else {
+            return false;
+        };
+        !bind.view().may_resend(*acked, self.grace)
+    }
+
+    /// The response to a content-only MO went to `bind` at `at`: a copy of it is then judged
+    /// by that bind's life (see [`Inbound::copy_is_new`]).
+    pub fn acknowledged(&mut self, mark: MoMark, bind: Arc<BindLife>, at: Instant) {
+        if !mark.has_reference() {
+            self.acked.insert(mark, (bind, at));
+        }
     }
 
     /// An MO not seen before.
@@ -172,7 +218,10 @@ impl Inbound {
 
     /// Messages whose missing parts never came (TTL, or pushed out by newer ones), as far as
     /// they got: a reply missing its end is still a reply.
-    pub fn expire(&mut self, now: SystemTime) -> Vec<Mo> {
+    pub fn expire(&mut self, now: SystemTime, at: Instant) -> Vec<Mo> {
+        // Past the window their marks are gone from the store too.
+        (self.acked)
+            .retain(|_, (_, acked)| at.saturating_duration_since(*acked) <= UNREFERENCED_WINDOW);
         let mut released = self.reassembler.expire(now);
         let evicted = self.reassembler.take_evicted();
         if !evicted.is_empty() {

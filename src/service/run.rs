@@ -187,6 +187,10 @@ pub async fn run_with(
         inbound,
         Settings {
             redelivery_window: config.service.redelivery_window,
+            response_grace: (config.smsc.iter())
+                .map(|s| s.response_timeout)
+                .max()
+                .unwrap_or(super::inbound::DEFAULT_GRACE),
         },
     );
 
