@@ -29,6 +29,9 @@
 //! - `robustness`: arbitrary input never panics.
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
+//! - `shutdown`: SIGTERM always ends `smsflow run`: idle HTTPS keep-alives and half-done TLS
+//!   handshakes, a part hanging past `shutdown_timeout` (exit 3), a full disk; (ignored) a
+//!   loop of stops under load.
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
@@ -64,6 +67,7 @@ mod reports;
 mod robustness;
 mod run;
 mod session;
+mod shutdown;
 mod sim;
 mod simulation;
 mod staffcalls;

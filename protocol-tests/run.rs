@@ -91,18 +91,47 @@ pub(crate) fn spawn_service_with(config: &Path, flags: &[&str]) -> Child {
 
 /// [`spawn_service_with`] with environment variables set for the child (`secret_env`).
 pub(crate) fn spawn_service_in_env(config: &Path, flags: &[&str], env: &[(&str, &str)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_smsflow"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smsflow"));
+    command
         .arg("run")
         .args(flags)
         .arg("--config")
         .arg(config)
-        .envs(env.iter().copied())
+        .envs(env.iter().copied());
+    spawn_logged(command, config)
+}
+
+/// Spawns `command` (a `smsflow run` of `config`), its stderr into the config's name with
+/// `.log` (appended: a restart adds to it), so a test that fails can show the service's
+/// own account ([`stop_with_sigterm`] does).
+pub(crate) fn spawn_logged(mut command: Command, config: &Path) -> Child {
+    let log = service_log(config);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let child = command
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(file)
         .kill_on_drop(true)
         .spawn()
+        .unwrap();
+    let pid = child.id().expect("just spawned");
+    LOGS.lock()
         .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(pid, log);
+    child
 }
+
+/// Where [`spawn_logged`] writes the stderr of the service of `config`.
+pub(crate) fn service_log(config: &Path) -> PathBuf {
+    config.with_extension("log")
+}
+
+/// The log of each service spawned, by pid.
+static LOGS: std::sync::Mutex<Option<HashMap<u32, PathBuf>>> = std::sync::Mutex::new(None);
 
 /// The simulator (receipts after 10 ms, redeliveries after 200 ms) and `smsflow run` bound
 /// to it in a fresh directory named after `name`, ready.
@@ -145,18 +174,66 @@ pub(crate) async fn simulator() -> sim::SmscHandle {
 
 /// SIGTERM to `service`; returns once it exited, asserting it exited cleanly.
 pub(crate) async fn stop_with_sigterm(service: &mut Child) {
-    let pid = service.id().expect("running").to_string();
+    let exit = sigterm(service).await;
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// SIGTERM to `service` and its exit status. A service still running after [`WAIT`] fails
+/// the test with what it was doing: its threads' stacks (when gdb is installed) and the end
+/// of its log.
+pub(crate) async fn sigterm(service: &mut Child) -> std::process::ExitStatus {
+    let pid = service.id().expect("running");
     let sent = Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &pid.to_string()])
         .status()
         .await
         .unwrap();
     assert!(sent.success());
-    let exit = tokio::time::timeout(WAIT, service.wait())
-        .await
-        .expect("SIGTERM stops the service")
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    match tokio::time::timeout(WAIT, service.wait()).await {
+        Ok(exit) => exit.unwrap(),
+        Err(_) => panic!(
+            "smsflow run (pid {pid}) did not exit within {WAIT:?} of SIGTERM\n{}",
+            what_it_does(pid)
+        ),
+    }
+}
+
+/// For a test that failed waiting on process `pid`: its state, its threads' stacks and the
+/// end of its log.
+pub(crate) fn what_it_does(pid: u32) -> String {
+    let state = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("State:"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "State: gone".to_owned());
+    let stacks = std::process::Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 30",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("(no stacks: gdb: {e})"));
+    let stacks: String = (stacks.lines())
+        .filter(|l| l.starts_with("Thread") || l.contains("smsflow::"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let log = (LOGS.lock().unwrap().as_ref())
+        .and_then(|logs| logs.get(&pid).cloned())
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!(
+        "{state}\n--- threads ---\n{stacks}--- last lines of its log ---\n{}",
+        tail.join("\n")
+    )
 }
 
 /// The ratings in `store`, by subscriber; none may be rated twice.

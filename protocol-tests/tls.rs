@@ -337,7 +337,7 @@ async fn smsc_command_serves_tls_and_refuses_a_bad_key_file() {
 }
 
 /// Adds `lines` at the top of the `[table]` (or `[[table]]`) of the config at `path`.
-fn add_to_table(path: &std::path::Path, header: &str, lines: &str) {
+pub(crate) fn add_to_table(path: &std::path::Path, header: &str, lines: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     let header = format!("{header}\n");
     assert!(text.contains(&header), "no {header} in\n{text}");
@@ -345,7 +345,13 @@ fn add_to_table(path: &std::path::Path, header: &str, lines: &str) {
 }
 
 /// An HTTP/1.1 request over TLS trusting the test CA only; the status and the body.
-async fn https(pki: &Pki, addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) async fn https(
+    pki: &Pki,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
     let roots = smsflow::tls::roots_from_file(&pki.path("ca.pem")).unwrap();
     let connector =
         tokio_rustls::TlsConnector::from(smsflow::tls::client_config(roots, None).unwrap());
@@ -376,9 +382,14 @@ async fn https(pki: &Pki, addr: SocketAddr, method: &str, path: &str, body: &str
 /// becomes the question at the SMSC, the answer is rated, and plain HTTP is not served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_over_tls_to_the_smsc_with_https_api_and_metrics() {
-    let pki = Pki::new("run");
+    run_over_tls_round("run").await;
+}
+
+/// The test above, under `name` (the SIGTERM loop repeats it).
+pub(crate) async fn run_over_tls_round(name: &str) {
+    let pki = Pki::new(name);
     let smsc = tls_simulator(pki.server_config("server", true)).await;
-    let dir = TempDir::new("run-tls");
+    let dir = TempDir::new(&format!("{name}-tls"));
     let setup: ServiceSetup = service_setup(dir.path(), smsc.local_addr().port(), &[]);
     let q = |file: &str| format!("{:?}", pki.path(file).display().to_string());
     add_to_table(
@@ -405,11 +416,8 @@ async fn run_over_tls_to_the_smsc_with_https_api_and_metrics() {
         command
             .args(["run", "--config"])
             .arg(&setup.config)
-            .env("SMSFLOW_TEST_TLS_KEY", key)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        command.spawn().unwrap()
+            .env("SMSFLOW_TEST_TLS_KEY", key);
+        crate::run::spawn_logged(command, &setup.config)
     };
 
     // Ready (bound over mutual TLS) as seen over HTTPS.

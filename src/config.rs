@@ -92,6 +92,12 @@ pub struct ServiceConfig {
     /// reference) is taken for a redelivery and not processed again. Default 10 minutes.
     #[serde(deserialize_with = "duration")]
     pub redelivery_window: Duration,
+    /// How long a stop (SIGTERM, Ctrl-C) may take: HTTP requests, submits, webhook posts and
+    /// exports in flight finish within it; whatever still runs then is abandoned with a WARN
+    /// saying what it waited for, the SMSC still gets its unbind and the store its flush (a
+    /// few seconds each), and `run` exits with 3. Default 20 s, under systemd's 90 s.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
     /// This node's name, in every exported event and its `Nats-Msg-Id`: unique among the
     /// nodes that export to one stream. Default the host name.
     pub node: String,
@@ -99,6 +105,8 @@ pub struct ServiceConfig {
 
 /// See [`ServiceConfig::redelivery_window`].
 pub const DEFAULT_REDELIVERY_WINDOW: Duration = Duration::from_secs(600);
+/// See [`ServiceConfig::shutdown_timeout`].
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Default for ServiceConfig {
     fn default() -> Self {
@@ -107,6 +115,7 @@ impl Default for ServiceConfig {
             scripts_dir: PathBuf::from("scripts"),
             timezone: default_timezone(),
             redelivery_window: DEFAULT_REDELIVERY_WINDOW,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             node: export::host_name(),
         }
     }

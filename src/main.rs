@@ -216,21 +216,52 @@ fn run_service(args: RunArgs, color: ColorWhen) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stop = async {
+    let longest = smsflow::service::shutdown::longest(config.service.shutdown_timeout);
+    let stop = async move {
         if let Err(error) = shutdown_signal().await {
             tracing::error!("cannot wait for signals: {error}");
             std::future::pending::<()>().await;
         }
+        watch_the_stop(longest);
     };
     let options = smsflow::service::run::RunOptions {
         accept_data_loss: args.accept_data_loss,
     };
-    match runtime.block_on(smsflow::service::run::run_with(config, options, stop)) {
+    let result = runtime.block_on(smsflow::service::run::run_with(config, options, stop));
+    // Tasks still running (abandoned parts, blocking reads) are cancelled, not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("smsflow run: {error}");
             ExitCode::from(error.exit_code())
         }
+    }
+}
+
+/// Once a stop began: a second SIGINT/SIGTERM ends the process at once, and so does the stop
+/// taking longer than `longest` (the bounded stop itself hanging), both with exit 3. The
+/// store needs neither to be consistent: whatever was acknowledged is on disk.
+fn watch_the_stop(longest: std::time::Duration) {
+    use smsflow::service::shutdown::EXIT_STOP_TIMED_OUT;
+    tokio::spawn(async {
+        if shutdown_signal().await.is_ok() {
+            eprintln!("smsflow run: a second signal: exiting now, without finishing the stop");
+            std::process::exit(EXIT_STOP_TIMED_OUT.into());
+        }
+    });
+    let watchdog = std::thread::Builder::new()
+        .name("smsflow-stop-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(longest);
+            eprintln!(
+                "smsflow run: the stop is still not over after {}; exiting",
+                humantime::format_duration(longest)
+            );
+            std::process::exit(EXIT_STOP_TIMED_OUT.into());
+        });
+    if let Err(error) = watchdog {
+        tracing::warn!("cannot start the stop's watchdog: {error}");
     }
 }
 

@@ -32,6 +32,8 @@ const WINDOW: RangeInclusive<u64> = 1..=10_000;
 const TPS: RangeInclusive<u64> = 0..=100_000;
 
 const REDELIVERY_WINDOW: RangeInclusive<Duration> = secs(1)..=secs(24 * 3600);
+/// Under 100 ms nothing in flight can finish; over 10 min a stop is a hang by another name.
+const SHUTDOWN_TIMEOUT: RangeInclusive<Duration> = millis(100)..=secs(600);
 const HTTP_TIMEOUTS: RangeInclusive<Duration> = millis(100)..=secs(600);
 const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=65_536;
 const MAX_BODY: RangeInclusive<u64> = 1024..=16 * 1024 * 1024;
@@ -58,6 +60,11 @@ pub(super) fn check(config: &Config) -> Result<(), (String, String)> {
         "service.redelivery_window".into(),
         &REDELIVERY_WINDOW,
         service.redelivery_window,
+    )?;
+    duration(
+        "service.shutdown_timeout".into(),
+        &SHUTDOWN_TIMEOUT,
+        service.shutdown_timeout,
     )?;
     let http = &config.http;
     duration(

@@ -18,6 +18,7 @@ use crate::smpp::pdu::CommandStatus;
 use crate::smpp::session::{CloseReason, Event, Inbound, Outcome, Session, SessionConfig, State};
 
 use super::bind::BindLife;
+use super::pool::SlotLoad;
 use super::rate::TpsLimiter;
 use super::telemetry::SessionMetrics;
 
@@ -101,6 +102,8 @@ pub struct Shared {
     pub inbound: mpsc::Sender<InboundMessage>,
     pub limiter: Option<Arc<Mutex<TpsLimiter>>>,
     pub max_command_length: usize,
+    /// What this slot's session waits for, for a stop's account of what is still running.
+    pub load: Arc<SlotLoad>,
 }
 
 /// How a session run ended.
@@ -232,6 +235,7 @@ pub async fn run_session(
                 let _ = io.write_all(&out).await;
             }
             life.close(Instant::now().into_std());
+            shared.load.clear();
             let _ = io.shutdown().await;
             return SessionEnd {
                 reason,
@@ -241,6 +245,9 @@ pub async fn run_session(
         }
 
         telemetry.set_in_flight(session.pending_submits());
+        shared
+            .load
+            .set(session.pending_submits(), session.unacked(), unbinding);
         let now = Instant::now();
         // 3. Shutdown: stop taking jobs; unbind once submits are answered and inbound
         //    messages acknowledged, or after one response timeout at most.

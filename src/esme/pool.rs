@@ -10,7 +10,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -172,6 +172,35 @@ pub struct SlotStatus {
 struct PoolState {
     slots: Mutex<Vec<SlotStatus>>,
     bound_transmitters: AtomicUsize,
+    /// Per slot, what its session waits for (see [`Pool::describe`]).
+    loads: Vec<Arc<SlotLoad>>,
+}
+
+/// What one slot is waiting for right now: a connect, or its session's submits and MOs.
+#[derive(Debug, Default)]
+pub struct SlotLoad {
+    connecting: AtomicBool,
+    submits: AtomicUsize,
+    unacked: AtomicUsize,
+    unbinding: AtomicBool,
+}
+
+impl SlotLoad {
+    /// A session's submits awaiting their response, MOs awaiting our acknowledgement, and
+    /// whether it sent its unbind.
+    pub fn set(&self, submits: usize, unacked: usize, unbinding: bool) {
+        self.submits.store(submits, Ordering::Relaxed);
+        self.unacked.store(unacked, Ordering::Relaxed);
+        self.unbinding.store(unbinding, Ordering::Relaxed);
+    }
+
+    pub fn clear(&self) {
+        self.set(0, 0, false);
+    }
+
+    fn connecting(&self, connecting: bool) {
+        self.connecting.store(connecting, Ordering::Relaxed);
+    }
 }
 
 /// See the module documentation.
@@ -223,6 +252,7 @@ impl Pool {
         let state = Arc::new(PoolState {
             slots: Mutex::new(vec![SlotStatus::default(); modes.len()]),
             bound_transmitters: AtomicUsize::new(0),
+            loads: (0..modes.len()).map(|_| Arc::default()).collect(),
         });
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -233,6 +263,7 @@ impl Pool {
                 inbound: inbound_tx.clone(),
                 limiter: limiter.clone(),
                 max_command_length: config.max_command_length,
+                load: state.loads[slot].clone(),
             };
             let mut session = config.session.clone();
             session.bind_mode = mode;
@@ -269,6 +300,34 @@ impl Pool {
     /// Sessions currently bound that can submit (transmitters and transceivers).
     pub fn bound(&self) -> usize {
         self.state.bound_transmitters.load(Ordering::Relaxed)
+    }
+
+    /// What each slot still waits for, in words, for a stop that ran out of time: `slot 0:
+    /// bound, 2 submit_sm unanswered, 1 MO not yet acknowledged`. Empty when nothing waits.
+    pub fn describe(&self) -> Vec<String> {
+        let slots = self.status();
+        (self.state.loads.iter().zip(&slots).enumerate())
+            .filter_map(|(i, (load, status))| {
+                let (submits, unacked) = (
+                    load.submits.load(Ordering::Relaxed),
+                    load.unacked.load(Ordering::Relaxed),
+                );
+                let doing = if load.connecting.load(Ordering::Relaxed) {
+                    "connecting (TCP or TLS handshake)".to_owned()
+                } else if load.unbinding.load(Ordering::Relaxed) {
+                    "waiting for unbind_resp".to_owned()
+                } else if status.bound && (submits > 0 || unacked > 0) {
+                    format!(
+                        "bound, {submits} submit_sm unanswered, {unacked} MO not yet acknowledged"
+                    )
+                } else if status.bound {
+                    "bound, about to unbind".to_owned()
+                } else {
+                    return None;
+                };
+                Some(format!("smsc {} slot {i}: {doing}", self.name))
+            })
+            .collect()
     }
 
     pub fn status(&self) -> Vec<SlotStatus> {
@@ -469,7 +528,19 @@ async fn supervise(
             s.connect_attempts += 1;
             s.next_attempt_in = None;
         });
-        let delay = match (config.connector)().await {
+        let load = &state.loads[slot];
+        load.connecting(true);
+        // A connect (TCP, then the TLS handshake) may take its own timeout; a stop does not
+        // wait for it.
+        let connected = tokio::select! {
+            connected = (config.connector)() => connected,
+            () = shutdown.cancelled() => {
+                load.connecting(false);
+                break;
+            }
+        };
+        load.connecting(false);
+        let delay = match connected {
             Err(e) if HandshakeError::is(&e) => {
                 // A certificate or name that does not verify will not fix itself: say so
                 // loudly, and keep trying at the normal pace (the carrier may renew it).

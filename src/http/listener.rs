@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// One open connection, as the accept loop sees it.
 struct Tracked {
+    /// In its TLS handshake (not yet speaking HTTP).
+    handshaking: Arc<AtomicBool>,
     /// Requests being answered on it now.
     busy: Arc<AtomicU64>,
     /// When it last finished a request (or opened).
@@ -84,6 +86,34 @@ struct Tracked {
 struct Connections {
     open: HashMap<u64, Tracked>,
     next: u64,
+}
+
+/// The connections a listener holds, for a stop that ran out of time to say what it waited
+/// for; [`serve`] keeps it current.
+#[derive(Clone, Default)]
+pub struct Census(Arc<Mutex<Connections>>);
+
+impl Census {
+    /// `api: 3 connections (1 answering a request, 1 in its TLS handshake, 1 idle)`, or
+    /// `None` when none is open.
+    pub fn describe(&self, what: &str) -> Option<String> {
+        let open = lock(&self.0);
+        if open.open.is_empty() {
+            return None;
+        }
+        let handshaking = (open.open.values())
+            .filter(|c| c.handshaking.load(Relaxed))
+            .count();
+        let busy = (open.open.values())
+            .filter(|c| c.busy.load(Relaxed) > 0)
+            .count();
+        let idle = open.open.len() - handshaking - busy;
+        Some(format!(
+            "{what}: {} connections ({busy} answering a request, {handshaking} in their TLS \
+             handshake, {idle} idle)",
+            open.open.len()
+        ))
+    }
 }
 
 impl Connections {
@@ -118,8 +148,30 @@ pub async fn serve(
     what: &'static str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_counted(
+        listener,
+        tls,
+        router,
+        limits,
+        what,
+        Census::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], keeping `census` current.
+pub async fn serve_counted(
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    router: Router,
+    limits: Limits,
+    what: &'static str,
+    census: Census,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let tls = tls.map(TlsAcceptor::from);
-    let connections = Arc::new(Mutex::new(Connections::default()));
+    let connections = census.0;
     let stopping = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut last_accept_warning: Option<Instant> = None;
@@ -159,12 +211,14 @@ pub async fn serve(
         let id = open.next;
         open.next += 1;
         let tracked = Tracked {
+            handshaking: Arc::new(AtomicBool::new(tls.is_some())),
             busy: Arc::new(AtomicU64::new(0)),
             idle_since: Arc::new(Mutex::new(Instant::now())),
             close: stopping.child_token(),
         };
         let (router, tls, close) = (router.clone(), tls.clone(), tracked.close.clone());
         let (busy, idle_since) = (tracked.busy.clone(), tracked.idle_since.clone());
+        let handshaking = tracked.handshaking.clone();
         open.open.insert(id, tracked);
         drop(open);
         let connections = connections.clone();
@@ -184,7 +238,10 @@ pub async fn serve(
                     let handshake = tokio::time::timeout(limits.header_read_timeout, handshake);
                     tokio::select! {
                         done = handshake => match done {
-                            Ok(Ok(stream)) => conn.serve(stream).await,
+                            Ok(Ok(stream)) => {
+                                handshaking.store(false, Relaxed);
+                                conn.serve(stream).await
+                            }
                             // Scanners and clients that do not trust our certificate end
                             // here; at debug, a port scan is not an event.
                             Ok(Err(e)) => tracing::debug!(listener = what, "TLS handshake failed: {e}"),

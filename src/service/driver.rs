@@ -73,6 +73,10 @@ pub struct Pipeline {
     outbox_ready: Notify,
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
+    /// Submits in flight, and MOs stored but waiting for their flush and response: what a
+    /// stop that ran out of time abandons ([`Pipeline::describe`]).
+    sending: AtomicUsize,
+    unflushed: AtomicUsize,
 }
 
 impl Pipeline {
@@ -96,6 +100,8 @@ impl Pipeline {
             outbox_ready: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
+            sending: AtomicUsize::new(0),
+            unflushed: AtomicUsize::new(0),
         });
         {
             let mut tasks = pipeline.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,6 +133,22 @@ impl Pipeline {
         self.shutdown.cancel();
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// What the pipeline still waits for, in words (empty: nothing).
+    pub fn describe(&self) -> Vec<String> {
+        let (sending, unflushed) = (
+            self.sending.load(Ordering::Relaxed),
+            self.unflushed.load(Ordering::Relaxed),
+        );
+        let mut waiting = Vec::new();
+        if sending > 0 {
+            waiting.push(format!("{sending} MT messages being submitted"));
+        }
+        if unflushed > 0 {
+            waiting.push(format!("{unflushed} MOs waiting for the store's flush"));
+        }
+        waiting
     }
 
     /// A pool for the next MT: a bound one, round robin; any when none is bound (the submit
@@ -205,6 +227,7 @@ impl Pipeline {
                     },
                 )
                 .collect();
+            self.unflushed.fetch_add(handled.len(), Ordering::Relaxed);
             if stored_tx.send(handled).is_err() {
                 break;
             }
@@ -228,6 +251,7 @@ impl Pipeline {
                 tracing::error!("store flush failed; the SMSC will redeliver these MOs: {e}");
             }
             for h in batches.drain(..).flatten() {
+                self.unflushed.fetch_sub(1, Ordering::Relaxed);
                 match (&flushed, h.stored) {
                     (Ok(()), true) => {
                         h.ack.ack();
@@ -296,6 +320,7 @@ impl Pipeline {
                 }
             }
             while sends.try_join_next().is_some() {}
+            self.sending.store(outbox.sending(), Ordering::Relaxed);
 
             tokio::select! {
                 n = done_rx.recv_many(&mut finished, 4096) => if n == 0 { return },
@@ -318,8 +343,10 @@ impl Pipeline {
                         }
                     }
                     self.record(&mut outbox, &mut finished).await;
+                    self.sending.store(outbox.sending(), Ordering::Relaxed);
                 }
                 sends.abort_all();
+                self.sending.store(0, Ordering::Relaxed);
                 return;
             }
         }

@@ -12,6 +12,7 @@
 //!   commit, submits out; timers and gauges.
 //! - [`demo`]: `smsflow demo`, everything on loopback against the built-in simulator.
 //! - [`run`]: `smsflow run`: config, store, flows, SMPP pools, driver and HTTP API.
+//! - [`shutdown`]: the stop's bound: parts still running at `shutdown_timeout` are abandoned.
 
 pub mod core;
 pub mod demo;
@@ -21,3 +22,4 @@ pub mod inbound;
 pub mod outbox;
 pub mod receipts;
 pub mod run;
+pub mod shutdown;

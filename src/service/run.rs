@@ -4,7 +4,7 @@
 //!
 //! Shutdown order: stop taking HTTP events, stop the pipeline (sends in flight finish), unbind
 //! (the pools wait for responses in flight), stop the webhook worker (deliveries in flight
-//! finish), flush the store.
+//! finish), flush the store; all within `[service] shutdown_timeout` (`shutdown.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use crate::smpp::session::SessionConfig;
 use crate::store::Store;
 
 use super::driver::{Pipeline, Settings, now_ms};
+use super::shutdown::Stop;
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,16 @@ pub enum RunError {
     /// The config lacks what running needs (an `[[smsc]]`): exit 2.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The stop took longer than `shutdown_timeout`: these parts were abandoned (exit 3).
+    #[error(
+        "stopped after shutdown_timeout ({}) abandoning {}",
+        humantime::format_duration(*timeout),
+        abandoned.join("; ")
+    )]
+    StopTimedOut {
+        timeout: Duration,
+        abandoned: Vec<String>,
+    },
 }
 
 impl RunError {
@@ -47,6 +58,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Flows(_) | RunError::Config(_) => 2,
+            RunError::StopTimedOut { .. } => super::shutdown::EXIT_STOP_TIMED_OUT,
             _ => 1,
         }
     }
@@ -236,12 +248,14 @@ pub async fn run_with(
         now: Arc::new(now_ms),
     };
     let http_stop = Arc::new(tokio::sync::Notify::new());
-    let http = tokio::spawn(http::serve_with(
+    let census = http::listener::Census::default();
+    let mut http = tokio::spawn(http::listener::serve_counted(
         listener,
         https,
-        state,
+        http::router(state, config.http.max_body),
         config.http.limits(),
-        config.http.max_body,
+        "api",
+        census.clone(),
         {
             let http_stop = http_stop.clone();
             async move { http_stop.notified().await }
@@ -262,26 +276,52 @@ pub async fn run_with(
 
     stop_requested.await;
     tracing::info!("stopping: no new events, finishing what is in flight");
+    let mut stop = Stop::new(config.service.shutdown_timeout);
     // notify_one keeps a permit, so the server stops even if it is not waiting yet.
     http_stop.notify_one();
     reload.abort();
-    let http_result = http.await;
-    pipeline.shutdown().await;
-    for pool in &pools {
-        pool.shutdown().await;
+    let describe_http = || census.describe("http api").into_iter().collect();
+    let http_result = stop.part("the HTTP API", describe_http, &mut http).await;
+    if http_result.is_none() {
+        http.abort();
     }
-    webhooks.shutdown().await;
+    stop.part("the pipeline", || pipeline.describe(), pipeline.shutdown())
+        .await;
+    let describe_pools = || pools.iter().flat_map(|p| p.describe()).collect();
+    let unbind = async {
+        for pool in &pools {
+            pool.shutdown().await;
+        }
+    };
+    stop.last_rite("the SMPP sessions' unbind", describe_pools, unbind)
+        .await;
+    stop.part("webhooks", || webhooks.describe(), webhooks.shutdown())
+        .await;
     if let Some(events) = events {
-        events.shutdown().await;
+        let describe = || vec![format!("{} events to publish", store.exports_len())];
+        stop.part("the export to NATS", describe, events.shutdown())
+            .await;
     }
     for forwarder in forwarders {
         forwarder.abort();
     }
     metrics.abort();
-    store.flush().await?;
+    let describe_store = || vec!["the store's last flush (sled)".to_owned()];
+    let flushed = stop
+        .last_rite("the store", describe_store, store.flush())
+        .await;
+    if !stop.abandoned().is_empty() {
+        return Err(RunError::StopTimedOut {
+            timeout: stop.timeout(),
+            abandoned: stop.abandoned().to_vec(),
+        });
+    }
+    if let Some(flushed) = flushed {
+        flushed?;
+    }
     tracing::info!("stopped");
     match http_result {
-        Ok(Err(e)) => Err(RunError::Http(e)),
+        Some(Ok(Err(e))) => Err(RunError::Http(e)),
         _ => Ok(()),
     }
 }

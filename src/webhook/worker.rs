@@ -8,6 +8,7 @@
 //! with the same `Idempotency-Key` (at least once).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,8 @@ pub struct Worker {
     wake: Notify,
     shutdown: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Deliveries in flight (see [`Worker::describe`]).
+    in_flight: AtomicUsize,
 }
 
 /// Where each webhook goes, by name.
@@ -51,10 +54,21 @@ impl Worker {
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             task: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
         });
         let task = tokio::spawn(worker.clone().run(store, targets));
         *worker.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         worker
+    }
+
+    /// What the worker still waits for, in words (empty: nothing).
+    pub fn describe(&self) -> Vec<String> {
+        match self.in_flight.load(Ordering::Relaxed) {
+            0 => Vec::new(),
+            n => vec![format!(
+                "{n} webhook deliveries waiting for their receiver's answer"
+            )],
+        }
     }
 
     /// Look at the queue now (a step may have queued a call).
@@ -108,6 +122,7 @@ impl Worker {
                 }
             }
             while posts.try_join_next().is_some() {}
+            self.in_flight.store(queue.sending(), Ordering::Relaxed);
             metrics::gauge!(names::WEBHOOKS_PENDING).set(store.webhooks_len() as f64);
             let wake_at = queue.poll_timeout().min(Instant::now() + POLL);
             tokio::select! {
@@ -128,8 +143,10 @@ impl Worker {
                         }
                     }
                     record(&store, &mut queue, &mut finished);
+                    self.in_flight.store(queue.sending(), Ordering::Relaxed);
                 }
                 posts.abort_all();
+                self.in_flight.store(0, Ordering::Relaxed);
                 return;
             }
         }
