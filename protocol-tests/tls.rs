@@ -31,51 +31,71 @@ use crate::run::{ServiceSetup, service_setup, stop_with_sigterm};
 use crate::util::{TempDir, WAIT, until};
 
 /// A test PKI in a temp dir: a CA with a server certificate for `127.0.0.1` and `localhost`
-/// and a client certificate, and a second, untrusted CA with a server certificate of its own.
+/// and a client certificate, and a second, untrusted CA with a server certificate of its own;
+/// [`Pki::issue`] makes more.
 pub struct Pki {
     dir: TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    rogue: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
     pub fn new(name: &str) -> Pki {
         let dir = TempDir::new(&format!("tls-{name}"));
-        let ca = Self::ca("smsflow test CA");
-        let rogue = Self::ca("somebody else's CA");
-        for (file, issuer) in [("ca.pem", &ca), ("rogue-ca.pem", &rogue)] {
-            std::fs::write(dir.path().join(file), issuer.pem()).unwrap();
+        let pki = Pki {
+            dir,
+            ca: Self::ca("smsflow test CA"),
+            rogue: Self::ca("somebody else's CA"),
+        };
+        for (file, issuer) in [("ca.pem", &pki.ca), ("rogue-ca.pem", &pki.rogue)] {
+            std::fs::write(pki.path(file), issuer.pem()).unwrap();
         }
         let server = ["127.0.0.1", "localhost"];
-        for (stem, issuer, names, usage) in [
-            (
-                "server",
-                &ca,
-                &server[..],
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-            (
-                "client",
-                &ca,
-                &["esme.test"][..],
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ),
-            (
-                "rogue-server",
-                &rogue,
-                &server[..],
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-        ] {
-            let mut params =
-                CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                    .unwrap();
-            params.distinguished_name.push(DnType::CommonName, names[0]);
-            params.extended_key_usages = vec![usage];
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, issuer).unwrap();
-            std::fs::write(dir.path().join(format!("{stem}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.path().join(format!("{stem}.key")), key.serialize_pem()).unwrap();
-        }
-        Pki { dir }
+        pki.issue(
+            "server",
+            false,
+            &server,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            |_| {},
+        );
+        pki.issue(
+            "client",
+            false,
+            &["esme.test"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            |_| {},
+        );
+        pki.issue(
+            "rogue-server",
+            true,
+            &server,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            |_| {},
+        );
+        pki
+    }
+
+    /// `stem.pem` and `stem.key`: a certificate for `names` with `usage`, signed by the test
+    /// CA (or the rogue one), after `edit` (dates, say).
+    pub fn issue(
+        &self,
+        stem: &str,
+        rogue: bool,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.extended_key_usages = vec![usage];
+        edit(&mut params);
+        let key = KeyPair::generate().unwrap();
+        let issuer = if rogue { &self.rogue } else { &self.ca };
+        let cert = params.signed_by(&key, issuer).unwrap();
+        std::fs::write(self.path(&format!("{stem}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{stem}.key")), key.serialize_pem()).unwrap();
     }
 
     fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -106,7 +126,11 @@ impl Pki {
     /// presents the client certificate when `client_cert`.
     pub fn client_tls(&self, server_name: &str, client_cert: bool) -> ClientTls {
         let trust = SmscTrust::ca_file(&self.path("ca.pem")).unwrap();
-        smsc_tls(trust, server_name, client_cert.then(|| self.identity("client")))
+        smsc_tls(
+            trust,
+            server_name,
+            client_cert.then(|| self.identity("client")),
+        )
     }
 
     /// The certificate and key of `stem` (`client`, `rogue-client`) as what we present.
@@ -126,7 +150,7 @@ pub fn smsc_tls(trust: SmscTrust, server_name: &str, identity: Option<Identity>)
     ClientTls::for_smsc(trust, identity, name).unwrap()
 }
 
-async fn tls_simulator(server: Arc<rustls::ServerConfig>) -> SmscHandle {
+pub(crate) async fn tls_simulator(server: Arc<rustls::ServerConfig>) -> SmscHandle {
     sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         receipt_delay: Duration::from_millis(20),
@@ -138,7 +162,7 @@ async fn tls_simulator(server: Arc<rustls::ServerConfig>) -> SmscHandle {
 }
 
 /// One transceiver to `addr` over TLS, retrying quickly.
-fn tls_pool(addr: SocketAddr, tls: ClientTls) -> (Pool, mpsc::Receiver<InboundMessage>) {
+pub(crate) fn tls_pool(addr: SocketAddr, tls: ClientTls) -> (Pool, mpsc::Receiver<InboundMessage>) {
     let connector = tls_connector("sim", addr.ip().to_string(), addr.port(), tls);
     let mut config = PoolConfig::new("sim", connector);
     config.reconnect_min = Duration::from_millis(50);
@@ -148,7 +172,7 @@ fn tls_pool(addr: SocketAddr, tls: ClientTls) -> (Pool, mpsc::Receiver<InboundMe
 
 /// Waits until the pool's only slot has failed and tried again (so the first failure is in
 /// its status), then returns that status.
-async fn failed_twice(pool: &Pool) -> smsflow::esme::SlotStatus {
+pub(crate) async fn failed_twice(pool: &Pool) -> smsflow::esme::SlotStatus {
     until(
         || pool.status()[0].connect_attempts >= 2,
         "a second attempt",
@@ -349,7 +373,7 @@ async fn smsc_command_serves_tls_and_refuses_a_bad_key_file() {
 }
 
 /// Adds `lines` at the top of the `[table]` (or `[[table]]`) of the config at `path`.
-fn add_to_table(path: &std::path::Path, header: &str, lines: &str) {
+pub(crate) fn add_to_table(path: &std::path::Path, header: &str, lines: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     let header = format!("{header}\n");
     assert!(text.contains(&header), "no {header} in\n{text}");
