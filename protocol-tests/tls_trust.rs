@@ -16,7 +16,7 @@ use smsflow::tls::{ClientTls, Pin, SmscTrust};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use crate::interop::NodePeer;
+use crate::interop::{NodePeer, node_tls_smsc};
 use crate::run::{run_refused, service_setup};
 use crate::tls::{Pki, add_to_table, failed_twice, smsc_tls, tls_pool, tls_simulator};
 use crate::util::{TempDir, WAIT, until_ready};
@@ -82,20 +82,6 @@ fn openssl_pin(cert: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// Starts node `smpp`'s TLS server with `cert` and `key`; the peer and its address.
-async fn node_tls_smsc(cert: &std::path::Path, key: &std::path::Path) -> (NodePeer, SocketAddr) {
-    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    let mut smsc = NodePeer::spawn(
-        "smsc.js",
-        &["--port", "0", "--tls-cert", cert, "--tls-key", key],
-    )
-    .await;
-    let listening = smsc.event("listening", |e| e["event"] == "listening").await;
-    assert_eq!(listening["tls"], true, "{listening}");
-    let port = listening["port"].as_u64().unwrap() as u16;
-    (smsc, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 /// Binds over TLS with `tls` to node, submits one message and unbinds.
 async fn bind_and_submit(smsc: &mut NodePeer, addr: SocketAddr, tls: ClientTls) {
     let (pool, _inbound) = tls_pool(addr, tls);
@@ -108,6 +94,15 @@ async fn bind_and_submit(smsc: &mut NodePeer, addr: SocketAddr, tls: ClientTls) 
     smsc.pdu("submit_sm").await;
     pool.shutdown().await;
     smsc.pdu("unbind").await;
+}
+
+/// Asserts that `error` begins with `start` and ends with `end` (a date or an address between).
+fn assert_said(error: &str, start: &str, end: &str) {
+    assert!(
+        error.starts_with(start),
+        "{error}\ndoes not start with\n{start}"
+    );
+    assert!(error.ends_with(end), "{error}\ndoes not end with\n{end}");
 }
 
 /// The error a pool with `tls` logs for its failed connects to node.
@@ -198,18 +193,11 @@ async fn an_expired_pinned_certificate_is_refused_with_its_date_against_node_sms
 
     let trust = SmscTrust::ca_file(&cert_path).unwrap();
     let error = refused(addr, smsc_tls(trust, "localhost", None)).await;
-    assert!(
-        error.starts_with(
-            "TLS handshake with sim failed: the SMSC's certificate expired on 2024-01-01 \
-             00:00:00 UTC (it is now 20"
-        ),
-        "{error}"
-    );
-    assert!(
-        error.ends_with(
-            "the carrier must renew it, or, if that date is not past, this host's clock is wrong"
-        ),
-        "{error}"
+    assert_said(
+        &error,
+        "TLS handshake with sim failed: the SMSC's certificate expired on 2024-01-01 \
+             00:00:00 UTC (it is now 20",
+        "the carrier must renew it, or, if that date is not past, this host's clock is wrong",
     );
     smsc.quit().await;
 }
@@ -231,18 +219,11 @@ async fn a_certificate_not_valid_yet_is_refused_with_its_start_date() {
     );
     let smsc = tls_simulator(pki.server_config("future", false)).await;
     let error = refused(smsc.local_addr(), pki.client_tls("localhost", false)).await;
-    assert!(
-        error.starts_with(
-            "TLS handshake with sim failed: the SMSC's certificate is not valid until \
-             2090-01-01 00:00:00 UTC (it is now 20"
-        ),
-        "{error}"
-    );
-    assert!(
-        error.ends_with(
-            "check this host's clock, or ask the carrier to fix the certificate's start date"
-        ),
-        "{error}"
+    assert_said(
+        &error,
+        "TLS handshake with sim failed: the SMSC's certificate is not valid until \
+             2090-01-01 00:00:00 UTC (it is now 20",
+        "check this host's clock, or ask the carrier to fix the certificate's start date",
     );
     smsc.shutdown().await;
 }
@@ -269,8 +250,8 @@ async fn a_server_certificate_made_for_clients_is_refused() {
 }
 
 /// `tls = true` against a plain SMPP port: our simulator without TLS drops the connection at
-/// the ClientHello (no valid command_length); an SMSC that answers it with generic_nack is
-/// "not TLS".
+/// the ClientHello (no valid command_length), as a firewall refusing this host would; an SMSC
+/// that answers it with generic_nack is "not TLS".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_a_plain_smpp_port_points_at_the_port() {
     let pki = Pki::new("plain");
@@ -304,51 +285,16 @@ async fn tls_to_a_plain_smpp_port_points_at_the_port() {
         }
     });
     let error = refused(addr, pki.client_tls("localhost", false)).await;
-    assert!(
-        error.starts_with(&format!(
+    assert_said(
+        &error,
+        &format!(
             "TLS handshake with sim failed: {addr} does not answer in TLS (received corrupt \
              message"
-        )),
-        "{error}"
-    );
-    assert!(
-        error.ends_with(
-            "is it the SMSC's TLS port? Carriers usually offer SMPP over TLS on 3550 and plain \
-             SMPP on 2775 (set tls = false for a plain port)"
         ),
-        "{error}"
+        "is it the SMSC's TLS port? Carriers usually offer SMPP over TLS on 3550 and plain \
+             SMPP on 2775 (set tls = false for a plain port)",
     );
     nacker.abort();
-}
-
-/// A listener that accepts TCP and closes it at once (a firewall or load balancer refusing
-/// this host).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_closed_during_the_handshake_says_so() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let closer = tokio::spawn(async move {
-        loop {
-            let (socket, _) = listener.accept().await.unwrap();
-            drop(socket);
-        }
-    });
-    let pki = Pki::new("closed");
-    let error = refused(addr, pki.client_tls("localhost", false)).await;
-    assert!(
-        error.starts_with(&format!(
-            "TLS handshake with sim failed: {addr} closed the connection during the TLS \
-             handshake ("
-        )),
-        "{error}"
-    );
-    assert!(
-        error.ends_with(
-            "is it the SMSC's TLS port, and does the carrier accept connections from this host?"
-        ),
-        "{error}"
-    );
-    closer.abort();
 }
 
 /// Mutual TLS with a client certificate from a CA the SMSC does not trust: with TLS 1.3 its
