@@ -5,6 +5,7 @@
 //! broken peer fails the test instead of hanging it. The first test to need the peer runs
 //! `npm ci` in `protocol-tests/peer` if its `node_modules` is missing.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -374,20 +375,11 @@ async fn our_esme_against_node_smsc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_esme_over_tls_against_node_smsc() {
     let pki = crate::tls::Pki::new("interop");
-    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
-    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    let mut smsc = NodePeer::spawn(
-        "smsc.js",
-        &["--port", "0", "--tls-cert", cert, "--tls-key", key],
-    )
-    .await;
-    let listening = smsc.event("listening", |e| e["event"] == "listening").await;
-    assert_eq!(listening["tls"], true, "{listening}");
-    let port = listening["port"].as_u64().unwrap() as u16;
+    let (mut smsc, addr) = node_tls_smsc(&pki.path("server.pem"), &pki.path("server.key")).await;
     let connector = tls_connector(
         "node",
         "127.0.0.1".into(),
-        port,
+        addr.port(),
         pki.client_tls("localhost", false),
     );
     let mut config = PoolConfig::new("node", connector);
@@ -532,4 +524,20 @@ async fn node_esme_against_our_simulator() {
     assert_eq!(done["response_command"], "unbind_resp");
     esme.quit().await;
     smsc.shutdown().await;
+}
+/// Starts node `smpp`'s TLS server with `cert` and `key`; the peer and its address.
+pub(crate) async fn node_tls_smsc(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (NodePeer, SocketAddr) {
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut smsc = NodePeer::spawn(
+        "smsc.js",
+        &["--port", "0", "--tls-cert", cert, "--tls-key", key],
+    )
+    .await;
+    let listening = smsc.event("listening", |e| e["event"] == "listening").await;
+    assert_eq!(listening["tls"], true, "{listening}");
+    let port = listening["port"].as_u64().unwrap() as u16;
+    (smsc, SocketAddr::from(([127, 0, 0, 1], port)))
 }

@@ -42,6 +42,9 @@
 //! - `tls`: SMPP over TLS against the simulator (CA, mutual TLS, wrong name, untrusted CA),
 //!   `smsflow run` with TLS to the SMSC and HTTPS on its listeners; certificates made at run
 //!   time.
+//! - `tls_trust`: a carrier's self-signed `openssl req -x509` certificate against node `smpp`
+//!   (given as `tls_ca`, pinned by `tls_pin_sha256`, through the pool and `smsflow run`), and
+//!   the sentence each failed handshake logs.
 //! - `webhooks`: staff calls end to end: hand-offs to a Service Desk over real HTTP (a retry
 //!   after a 500 with the same key and signature, delivery after `kill -9`), repeated presses
 //!   and the cancel button over the API.
@@ -73,6 +76,7 @@ mod simulation;
 mod staffcalls;
 mod store_ops;
 mod tls;
+mod tls_trust;
 mod util;
 mod vectors;
 mod webhooks;

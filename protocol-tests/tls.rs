@@ -21,7 +21,7 @@ use rustls::pki_types::ServerName;
 use smsflow::esme::{InboundMessage, Pool, PoolConfig, tls_connector};
 use smsflow::sim::{self, Mo, SimConfig, SmscHandle};
 use smsflow::smpp::text::{self, MessageBody};
-use smsflow::tls::{ClientTls, Identity, Origin};
+use smsflow::tls::{ClientTls, Identity, Origin, SmscTrust};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
@@ -31,51 +31,71 @@ use crate::run::{ServiceSetup, service_setup, stop_with_sigterm};
 use crate::util::{TempDir, WAIT, until};
 
 /// A test PKI in a temp dir: a CA with a server certificate for `127.0.0.1` and `localhost`
-/// and a client certificate, and a second, untrusted CA with a server certificate of its own.
+/// and a client certificate, and a second, untrusted CA with a server certificate of its own;
+/// [`Pki::issue`] makes more.
 pub struct Pki {
     dir: TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    rogue: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
     pub fn new(name: &str) -> Pki {
         let dir = TempDir::new(&format!("tls-{name}"));
-        let ca = Self::ca("smsflow test CA");
-        let rogue = Self::ca("somebody else's CA");
-        for (file, issuer) in [("ca.pem", &ca), ("rogue-ca.pem", &rogue)] {
-            std::fs::write(dir.path().join(file), issuer.pem()).unwrap();
+        let pki = Pki {
+            dir,
+            ca: Self::ca("smsflow test CA"),
+            rogue: Self::ca("somebody else's CA"),
+        };
+        for (file, issuer) in [("ca.pem", &pki.ca), ("rogue-ca.pem", &pki.rogue)] {
+            std::fs::write(pki.path(file), issuer.pem()).unwrap();
         }
         let server = ["127.0.0.1", "localhost"];
-        for (stem, issuer, names, usage) in [
-            (
-                "server",
-                &ca,
-                &server[..],
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-            (
-                "client",
-                &ca,
-                &["esme.test"][..],
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ),
-            (
-                "rogue-server",
-                &rogue,
-                &server[..],
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-        ] {
-            let mut params =
-                CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                    .unwrap();
-            params.distinguished_name.push(DnType::CommonName, names[0]);
-            params.extended_key_usages = vec![usage];
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, issuer).unwrap();
-            std::fs::write(dir.path().join(format!("{stem}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.path().join(format!("{stem}.key")), key.serialize_pem()).unwrap();
-        }
-        Pki { dir }
+        pki.issue(
+            "server",
+            false,
+            &server,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            |_| {},
+        );
+        pki.issue(
+            "client",
+            false,
+            &["esme.test"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            |_| {},
+        );
+        pki.issue(
+            "rogue-server",
+            true,
+            &server,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            |_| {},
+        );
+        pki
+    }
+
+    /// `stem.pem` and `stem.key`: a certificate for `names` with `usage`, signed by the test
+    /// CA (or the rogue one), after `edit` (dates, say).
+    pub fn issue(
+        &self,
+        stem: &str,
+        rogue: bool,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.extended_key_usages = vec![usage];
+        edit(&mut params);
+        let key = KeyPair::generate().unwrap();
+        let issuer = if rogue { &self.rogue } else { &self.ca };
+        let cert = params.signed_by(&key, issuer).unwrap();
+        std::fs::write(self.path(&format!("{stem}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{stem}.key")), key.serialize_pem()).unwrap();
     }
 
     fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -102,26 +122,35 @@ impl Pki {
         .unwrap()
     }
 
-    /// The ESME side: trusts the test CA, checks `server_name`, presents the client
-    /// certificate when `client_cert`.
+    /// The ESME side as `[[smsc]]` builds it: trusts the test CA, checks `server_name`,
+    /// presents the client certificate when `client_cert`.
     pub fn client_tls(&self, server_name: &str, client_cert: bool) -> ClientTls {
-        let roots = smsflow::tls::roots_from_file(&self.path("ca.pem")).unwrap();
-        let identity = client_cert.then(|| {
-            let key = self.path("client.key");
-            Identity::load(
-                &self.path("client.pem"),
-                (&std::fs::read(&key).unwrap(), Origin::File(key)),
-            )
-            .unwrap()
-        });
-        ClientTls {
-            config: smsflow::tls::client_config(roots, identity).unwrap(),
-            server_name: ServerName::try_from(server_name.to_owned()).unwrap(),
-        }
+        let trust = SmscTrust::ca_file(&self.path("ca.pem")).unwrap();
+        smsc_tls(
+            trust,
+            server_name,
+            client_cert.then(|| self.identity("client")),
+        )
+    }
+
+    /// The certificate and key of `stem` (`client`, `rogue-client`) as what we present.
+    pub fn identity(&self, stem: &str) -> Identity {
+        let key = self.path(&format!("{stem}.key"));
+        Identity::load(
+            &self.path(&format!("{stem}.pem")),
+            (&std::fs::read(&key).unwrap(), Origin::File(key)),
+        )
+        .unwrap()
     }
 }
 
-async fn tls_simulator(server: Arc<rustls::ServerConfig>) -> SmscHandle {
+/// The ESME's TLS for `trust` and `server_name`, the way `[[smsc]]` builds it.
+pub fn smsc_tls(trust: SmscTrust, server_name: &str, identity: Option<Identity>) -> ClientTls {
+    let name = ServerName::try_from(server_name.to_owned()).unwrap();
+    ClientTls::for_smsc(trust, identity, name).unwrap()
+}
+
+pub(crate) async fn tls_simulator(server: Arc<rustls::ServerConfig>) -> SmscHandle {
     sim::start(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         receipt_delay: Duration::from_millis(20),
@@ -133,7 +162,7 @@ async fn tls_simulator(server: Arc<rustls::ServerConfig>) -> SmscHandle {
 }
 
 /// One transceiver to `addr` over TLS, retrying quickly.
-fn tls_pool(addr: SocketAddr, tls: ClientTls) -> (Pool, mpsc::Receiver<InboundMessage>) {
+pub(crate) fn tls_pool(addr: SocketAddr, tls: ClientTls) -> (Pool, mpsc::Receiver<InboundMessage>) {
     let connector = tls_connector("sim", addr.ip().to_string(), addr.port(), tls);
     let mut config = PoolConfig::new("sim", connector);
     config.reconnect_min = Duration::from_millis(50);
@@ -143,7 +172,7 @@ fn tls_pool(addr: SocketAddr, tls: ClientTls) -> (Pool, mpsc::Receiver<InboundMe
 
 /// Waits until the pool's only slot has failed and tried again (so the first failure is in
 /// its status), then returns that status.
-async fn failed_twice(pool: &Pool) -> smsflow::esme::SlotStatus {
+pub(crate) async fn failed_twice(pool: &Pool) -> smsflow::esme::SlotStatus {
     until(
         || pool.status()[0].connect_attempts >= 2,
         "a second attempt",
@@ -233,7 +262,9 @@ async fn mutual_tls_binds_with_a_client_certificate_and_fails_without_one() {
     // TLS 1.3: our side finishes its handshake; the SMSC's alert comes with the first read.
     assert_eq!(
         error,
-        "connection lost: received fatal alert: CertificateRequired"
+        "connection lost: the SMSC requires a client certificate (mutual TLS) and we presented \
+         none; set tls_cert and tls_key (or tls_key_env) to the certificate the carrier issued \
+         for this account"
     );
     assert_eq!((status.bound, status.binds), (false, 0));
     let stats = smsc.stats();
@@ -256,12 +287,11 @@ async fn a_wrong_server_name_fails_the_connect_with_a_clear_error_and_no_bind() 
     );
     let status = failed_twice(&pool).await;
     let error = status.last_error.unwrap_or_default();
-    assert!(
-        error.starts_with(
-            "TLS handshake with sim failed: invalid peer certificate: certificate not valid for \
-             name \"smsc.wrong.example\""
-        ),
-        "{error}"
+    assert_eq!(
+        error,
+        "TLS handshake with sim failed: name mismatch: the SMSC's certificate presents \
+         \"127.0.0.1\", \"localhost\", expected \"smsc.wrong.example\"; set tls_server_name to \
+         one of the names it presents"
     );
     assert_eq!((status.bound, status.binds), (false, 0));
     assert_eq!(smsc.stats().binds_accepted, 0);
@@ -278,7 +308,13 @@ async fn a_certificate_from_an_untrusted_ca_fails_the_connect() {
     let error = status.last_error.unwrap_or_default();
     assert_eq!(
         error,
-        "TLS handshake with sim failed: invalid peer certificate: UnknownIssuer"
+        format!(
+            "TLS handshake with sim failed: unknown issuer: the SMSC's certificate is not signed \
+             by a CA in tls_ca \"{}\" (\"smsflow test CA\"); tls_ca must be the CA that signed \
+             it: ask the carrier for it (`openssl s_client -connect {} -showcerts` shows it)",
+            pki.path("ca.pem").display(),
+            smsc.local_addr()
+        )
     );
     assert_eq!((status.bound, smsc.stats().binds_accepted), (false, 0));
     pool.shutdown().await;

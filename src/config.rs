@@ -219,6 +219,12 @@ pub struct SmscConfig {
     /// The name the SMSC's certificate must be valid for (a DNS name or an IP address).
     /// Default `""`: `host`. Set it when `host` is an IP the certificate does not list.
     pub tls_server_name: String,
+    /// Pins of the SMSC's key: base64 of the SHA-256 of its certificate's
+    /// SubjectPublicKeyInfo. Default `[]`: none. When set, the SMSC's certificate must carry
+    /// one of these keys; without `tls_ca` the pins alone are the trust, so a carrier that
+    /// renews a self-signed certificate under the same key keeps working (see
+    /// [`crate::tls::verify`]).
+    pub tls_pin_sha256: Vec<String>,
     /// PEM client certificate (chain) for SMSCs that require mutual TLS. Default `""`: none.
     /// Needs `tls_key` or `tls_key_env`.
     pub tls_cert: PathBuf,
@@ -269,6 +275,7 @@ impl Default for SmscConfig {
             tls: false,
             tls_ca: PathBuf::new(),
             tls_server_name: String::new(),
+            tls_pin_sha256: Vec::new(),
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             tls_key_env: None,
@@ -579,7 +586,7 @@ impl Config {
                 ));
             }
             // The PEM files are read now: a bad one stops the start, not the first connect.
-            smsc.resolved_tls = tls::smsc(smsc, env).map_err(|(k, message)| (key(k), message))?;
+            smsc.resolved_tls = tls::smsc(smsc, env).map_err(|(k, message)| (key(&k), message))?;
             let password = match (&smsc.password, &smsc.password_env) {
                 (Some(_), Some(_)) => {
                     return Err((
@@ -1096,6 +1103,7 @@ mod tests {
             "tls",
             "tls_ca",
             "tls_server_name",
+            "tls_pin_sha256",
             "tls_cert",
             "tls_key",
             "address_range",

@@ -38,7 +38,9 @@
 //! - [`metrics`]: SPEC's Prometheus metric names, help texts and the recorder `run` serves;
 //!   [`logging`]: the log writer that masks MSISDNs.
 //! - [`tls`]: PEM certificates and keys into rustls configs, for SMPP over TLS, the
-//!   simulator's TLS and HTTPS on the API and metrics listeners.
+//!   simulator's TLS and HTTPS on the API and metrics listeners; what makes an SMSC's
+//!   certificate trusted (a CA chain, the `tls_ca` certificate itself, key pins) and a failed
+//!   handshake said as a sentence with its fix.
 //!
 //! See README.md for the map of the whole project.
 

@@ -8,17 +8,30 @@
 //! and building `ClientConfig` / `ServerConfig` on one crypto provider (ring, see Cargo.toml).
 //!
 //! Must not: open sockets (the callers do), or offer a way to skip verification: a client
-//! always checks the peer's chain and name, a server that asks for client certificates always
-//! checks them.
+//! always checks the peer's certificate (its chain, or a pin the operator gave) and name, a
+//! server that asks for client certificates always checks them.
+//!
+//! - [`verify`]: what makes an SMSC's certificate trusted (chain, the `tls_ca` certificate
+//!   itself, `tls_pin_sha256`);
+//! - [`explain`]: a failed handshake as a sentence with its cause and fix;
+//! - [`x509`]: the few certificate fields webpki does not hand out (dates, common name).
+
+pub mod explain;
+pub mod verify;
+mod x509;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+pub use explain::Hints;
+pub use verify::{Pin, SmscVerifier};
 
 /// Why TLS material cannot be used. Each message names where the material came from, so the
 /// config layer only has to add the key (`smsc[0].tls_ca: ...`).
@@ -48,6 +61,9 @@ pub enum TlsError {
         origin: Origin,
         source: rustls::Error,
     },
+    /// A certificate whose validity dates cannot be read, so it cannot be pinned.
+    #[error("{origin}: certificate {index} has no readable validity dates (is it X.509 v3 DER?)")]
+    BadValidity { origin: Origin, index: usize },
     /// `tls_ca = ""` on a host with no CA certificates in its store.
     #[error(
         "no CA certificates in the system store (install the ca-certificates package, or set \
@@ -112,12 +128,106 @@ impl Identity {
     }
 }
 
-/// What the ESME needs to open TLS to one SMSC: the config and the name the SMSC's
-/// certificate must be valid for.
+/// What the ESME needs to open TLS to one SMSC: the config, the name the SMSC's certificate
+/// must be valid for, and what was configured, for the sentence a failed handshake logs.
 #[derive(Clone)]
 pub struct ClientTls {
     pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
+    pub hints: Arc<Hints>,
+}
+
+/// What an SMSC's certificate is checked against (see [`verify`]).
+#[derive(Debug, Default)]
+pub struct SmscTrust {
+    /// `tls_ca`: the file and its certificates; `None`: the system's trust store (unless
+    /// there are pins, which are then the only trust).
+    pub ca: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
+    /// `tls_pin_sha256`.
+    pub pins: Vec<Pin>,
+}
+
+impl SmscTrust {
+    /// The CA certificates of the PEM file at `path`, no pins.
+    pub fn ca_file(path: &Path) -> Result<SmscTrust, TlsError> {
+        Ok(SmscTrust {
+            ca: Some((path.to_path_buf(), read_certificates(path)?)),
+            pins: Vec::new(),
+        })
+    }
+}
+
+impl ClientTls {
+    /// TLS to an SMSC: its certificate checked by [`SmscVerifier`] against `trust` and for
+    /// `server_name`; `identity` presented when the SMSC wants mutual TLS. TLS 1.2 and 1.3.
+    pub fn for_smsc(
+        trust: SmscTrust,
+        identity: Option<Identity>,
+        server_name: ServerName<'static>,
+    ) -> Result<ClientTls, TlsError> {
+        let provider = provider();
+        let (roots, ca_certs, ca_file) = match trust.ca {
+            Some((path, certs)) => {
+                let mut roots = RootCertStore::empty();
+                for cert in &certs {
+                    roots.add(cert.clone()).map_err(|source| TlsError::BadCa {
+                        origin: Origin::File(path.clone()),
+                        source,
+                    })?;
+                }
+                let names = certs.iter().filter_map(|c| x509::subject_common_name(c));
+                let ca_file = (path, names.collect());
+                (Some(roots), certs, Some(ca_file))
+            }
+            // Pins alone are the trust: the system's store is not asked.
+            None if !trust.pins.is_empty() => (None, Vec::new(), None),
+            None => (Some(system_roots()?), Vec::new(), None),
+        };
+        let chain = roots
+            .map(|roots| {
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| TlsError::Config(e.to_string()))
+            })
+            .transpose()?;
+        let origin = ca_file.as_ref().map(|(path, _)| Origin::File(path.clone()));
+        let verifier = SmscVerifier::new(
+            chain,
+            &ca_certs,
+            trust.pins,
+            provider.signature_verification_algorithms,
+        )
+        .map_err(|index| TlsError::BadValidity {
+            origin: origin.expect("only tls_ca certificates are pinned"),
+            index: index + 1,
+        })?;
+        let hints = Hints {
+            ca_file,
+            client_cert: match &identity {
+                Some(Identity {
+                    origin: Origin::File(path),
+                    ..
+                }) => Some(path.clone()),
+                _ => None,
+            },
+        };
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let config = match identity {
+            Some(Identity { certs, key, origin }) => builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|source| TlsError::Identity { origin, source })?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(ClientTls {
+            config: Arc::new(config),
+            server_name,
+            hints: Arc::new(hints),
+        })
+    }
 }
 
 impl fmt::Debug for ClientTls {

@@ -14,26 +14,31 @@ use rustls::ServerConfig;
 use rustls::pki_types::ServerName;
 
 use super::SmscConfig;
-use crate::tls::{self, ClientTls, Identity, Origin, TlsError};
+use crate::tls::{self, ClientTls, Identity, Origin, Pin, SmscTrust, TlsError};
 
-/// What the ESME needs for `[[smsc]]` `smsc`: `None` without `tls = true`.
+/// What the ESME needs for `[[smsc]]` `smsc`: `None` without `tls = true`. The error's key
+/// may carry an index (`tls_pin_sha256[1]`), so it is owned.
 pub(super) fn smsc(
     smsc: &SmscConfig,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<ClientTls>, (&'static str, String)> {
+) -> Result<Option<ClientTls>, (String, String)> {
     let set = |path: &Path| !path.as_os_str().is_empty();
+    fn at(key: &str) -> impl Fn(TlsError) -> (String, String) + '_ {
+        move |e| (key.to_owned(), e.to_string())
+    }
     if !smsc.tls {
         // Any TLS key without `tls = true` means the operator believes the link is encrypted.
         let stray = [
             ("tls_ca", set(&smsc.tls_ca)),
             ("tls_server_name", !smsc.tls_server_name.is_empty()),
+            ("tls_pin_sha256", !smsc.tls_pin_sha256.is_empty()),
             ("tls_cert", set(&smsc.tls_cert)),
             ("tls_key", set(&smsc.tls_key)),
             ("tls_key_env", smsc.tls_key_env.is_some()),
         ];
         if let Some((key, _)) = stray.into_iter().find(|(_, set)| *set) {
             return Err((
-                key,
+                key.to_owned(),
                 format!("is set but tls = false (set tls = true, or remove {key})"),
             ));
         }
@@ -46,7 +51,7 @@ pub(super) fn smsc(
     };
     let server_name = ServerName::try_from(name.1.to_owned()).map_err(|_| {
         (
-            name.0,
+            name.0.to_owned(),
             format!(
                 "\"{}\" is not a DNS name or IP address the SMSC's certificate could be \
                  checked against",
@@ -54,28 +59,35 @@ pub(super) fn smsc(
             ),
         )
     })?;
-    let roots = if set(&smsc.tls_ca) {
-        tls::roots_from_file(&smsc.tls_ca).map_err(|e| ("tls_ca", e.to_string()))?
+    let pins = smsc
+        .tls_pin_sha256
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Pin::parse(text).map_err(|e| (format!("tls_pin_sha256[{i}]"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ca = if set(&smsc.tls_ca) {
+        let certs = tls::read_certificates(&smsc.tls_ca).map_err(at("tls_ca"))?;
+        Some((smsc.tls_ca.clone(), certs))
     } else {
-        tls::system_roots().map_err(|e| ("tls_ca", e.to_string()))?
+        None
     };
     let key = match (set(&smsc.tls_key), &smsc.tls_key_env) {
         (true, Some(_)) => {
             return Err((
-                "tls_key_env",
+                "tls_key_env".to_owned(),
                 "both tls_key and tls_key_env are set (keep one)".to_owned(),
             ));
         }
         (true, None) => Some((
             "tls_key",
-            tls::read(&smsc.tls_key).map_err(|e| ("tls_key", e.to_string()))?,
+            tls::read(&smsc.tls_key).map_err(at("tls_key"))?,
             Origin::File(smsc.tls_key.clone()),
         )),
         (false, Some(var)) => match env(var) {
             Some(pem) => Some(("tls_key_env", pem.into_bytes(), Origin::Env(var.clone()))),
             None => {
                 return Err((
-                    "tls_key_env",
+                    "tls_key_env".to_owned(),
                     format!(
                         "environment variable \"{var}\" is not set (export it with the PEM \
                          key, or set tls_key to the key's file instead)"
@@ -89,7 +101,7 @@ pub(super) fn smsc(
         (false, None) => None,
         (true, None) => {
             return Err((
-                "tls_key",
+                "tls_key".to_owned(),
                 "tls_cert is set without its private key (set tls_key = \"FILE\" or \
                  tls_key_env = \"VARIABLE\")"
                     .to_owned(),
@@ -97,7 +109,7 @@ pub(super) fn smsc(
         }
         (false, Some((key, _, _))) => {
             return Err((
-                "tls_cert",
+                "tls_cert".to_owned(),
                 format!(
                     "{key} is set without a client certificate (set tls_cert = \"FILE\", or \
                      remove {key})"
@@ -105,22 +117,23 @@ pub(super) fn smsc(
             ));
         }
         (true, Some((key, pem, origin))) => Some(Identity {
-            certs: tls::read_certificates(&smsc.tls_cert)
-                .map_err(|e| ("tls_cert", e.to_string()))?,
-            key: tls::parse_private_key(&pem, origin).map_err(|e| (key, e.to_string()))?,
+            certs: tls::read_certificates(&smsc.tls_cert).map_err(at("tls_cert"))?,
+            key: tls::parse_private_key(&pem, origin).map_err(at(key))?,
             origin: Origin::File(smsc.tls_cert.clone()),
         }),
     };
-    let config = tls::client_config(roots, identity).map_err(|e| match e {
-        // A key that is not the certificate's: the key is what to fix.
-        TlsError::Identity { .. } if smsc.tls_key_env.is_some() => ("tls_key_env", e.to_string()),
-        TlsError::Identity { .. } => ("tls_key", e.to_string()),
-        other => ("tls", other.to_string()),
-    })?;
-    Ok(Some(ClientTls {
-        config,
-        server_name,
-    }))
+    let trust = SmscTrust { ca, pins };
+    ClientTls::for_smsc(trust, identity, server_name)
+        .map(Some)
+        .map_err(|e| match e {
+            // A key that is not the certificate's: the key is what to fix.
+            TlsError::Identity { .. } if smsc.tls_key_env.is_some() => at("tls_key_env")(e),
+            TlsError::Identity { .. } => at("tls_key")(e),
+            TlsError::BadCa { .. } | TlsError::BadValidity { .. } | TlsError::NoSystemRoots => {
+                at("tls_ca")(e)
+            }
+            other => at("tls")(other),
+        })
 }
 
 /// HTTPS for a listener table (`[http]`, `[metrics]`): `None` when neither key is set.
@@ -375,6 +388,47 @@ mod tests {
         let pki = Pki::new("name");
         let e = error(&pki.smsc("tls_server_name = \"not a name\"\n"));
         assert_eq!(e.key.as_deref(), Some("smsc[0].tls_server_name"));
+    }
+
+    #[test]
+    fn a_malformed_pin_names_its_key_index_and_line() {
+        let pki = Pki::new("pins");
+        let good = "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=";
+        let text = pki.smsc(&format!(
+            "tls_pin_sha256 = [\n  \"{good}\",\n  \"q6urq6s=\",\n]\n"
+        ));
+        let e = error(&text);
+        assert_eq!(e.key.as_deref(), Some("smsc[0].tls_pin_sha256[1]"));
+        assert_eq!(e.line, Some(8), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "smsflow.toml:8: smsc[0].tls_pin_sha256[1]: \"q6urq6s=\" is 5 bytes of base64, \
+                 not the 32 of a SHA-256 digest"
+            ),
+            "{e}"
+        );
+        let e = error(&pki.smsc("tls_pin_sha256 = [\"sha256 of the key\"]\n"));
+        assert_eq!(e.key.as_deref(), Some("smsc[0].tls_pin_sha256[0]"));
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.message.contains("is not base64"), "{e}");
+
+        // Pins without tls = true, like every other TLS key.
+        let e = error(&format!(
+            "[[smsc]]\nname = \"a\"\npassword = \"p\"\ntls_pin_sha256 = [\"{good}\"]\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("smsc[0].tls_pin_sha256"));
+        assert!(e.message.contains("tls = false"), "{e}");
+    }
+
+    #[test]
+    fn pins_without_tls_ca_load_without_the_system_store() {
+        let good = "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=";
+        let text = format!(
+            "[[smsc]]\nname = \"a\"\npassword = \"p\"\ntls = true\ntls_pin_sha256 = [\"{good}\"]\n"
+        );
+        let config = parse(&text, &no_env).unwrap();
+        let tls = config.smsc[0].tls().unwrap();
+        assert!(tls.hints.ca_file.is_none());
     }
 
     #[test]

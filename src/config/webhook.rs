@@ -156,6 +156,7 @@ pub(super) fn check(
         Some(crate::tls::ClientTls {
             config,
             server_name,
+            hints: Default::default(),
         })
     } else {
         if !webhook.tls_ca.as_os_str().is_empty() {

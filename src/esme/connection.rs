@@ -176,7 +176,7 @@ pub async fn run_session(
             }
             .await
             {
-                io_error.get_or_insert(e.to_string());
+                io_error.get_or_insert(crate::tls::explain::session_error(&e));
                 session.handle_close();
             }
         }
@@ -322,7 +322,7 @@ pub async fn run_session(
                 match read {
                     Ok(0) => session.handle_close(),
                     Err(e) => {
-                        io_error.get_or_insert(e.to_string());
+                        io_error.get_or_insert(crate::tls::explain::session_error(&e));
                         session.handle_close();
                     }
                     Ok(_) => loop {

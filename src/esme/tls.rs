@@ -4,8 +4,9 @@
 //!
 //! A handshake that fails is a failed connect like a refused one: the pool backs off and tries
 //! again. Its error is a [`HandshakeError`], so the pool can tell a certificate problem (which
-//! needs an operator) from a network one, and the message names the SMSC and what rustls found:
-//! `TLS handshake with playmobile failed: invalid peer certificate: UnknownIssuer`.
+//! needs an operator) from a network one, and the message names the SMSC, the cause and the fix
+//! ([`crate::tls::explain`]): `TLS handshake with playmobile failed: unknown issuer: the SMSC's
+//! certificate is not signed by a CA in tls_ca "/etc/smsflow/carrier-ca.pem" …`.
 
 use std::sync::Arc;
 
@@ -13,16 +14,18 @@ use tokio_rustls::TlsConnector;
 
 use super::connection::{CONNECT_TIMEOUT, Io};
 use super::pool::{Connector, connect_tcp};
-use crate::tls::ClientTls;
+use crate::tls::{ClientTls, explain};
 
 /// The TLS handshake with an SMSC failed (after TCP connected): an untrusted or wrong
 /// certificate, a name it is not valid for, no common protocol version, or the SMSC refusing
 /// to go on.
 #[derive(Debug, thiserror::Error)]
-#[error("TLS handshake with {smsc} failed: {source}")]
+#[error("TLS handshake with {smsc} failed: {reason}")]
 pub struct HandshakeError {
     /// The `[[smsc]]` name.
     pub smsc: Arc<str>,
+    /// The cause and what to do about it, for the operator.
+    pub reason: String,
     pub source: std::io::Error,
 }
 
@@ -39,25 +42,32 @@ impl HandshakeError {
 pub fn tls_connector(smsc: &str, host: String, port: u16, tls: ClientTls) -> Connector {
     let smsc: Arc<str> = smsc.into();
     let connector = TlsConnector::from(tls.config);
-    let server_name = tls.server_name;
+    let (server_name, hints) = (tls.server_name, tls.hints);
     Arc::new(move || {
         let target = format!("{host}:{port}");
-        let (smsc, connector, server_name) = (smsc.clone(), connector.clone(), server_name.clone());
+        let (smsc, connector, server_name, hints) = (
+            smsc.clone(),
+            connector.clone(),
+            server_name.clone(),
+            hints.clone(),
+        );
         Box::pin(async move {
             let tcp = connect_tcp(&target).await?;
             let handshake = connector.connect(server_name, tcp);
-            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(source)) => {
-                    return Err(std::io::Error::other(HandshakeError { smsc, source }));
-                }
-                Err(_) => {
-                    let source =
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time");
-                    return Err(std::io::Error::other(HandshakeError { smsc, source }));
-                }
+            let source = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+                Ok(Ok(stream)) => return Ok(Box::new(stream) as Box<dyn Io>),
+                Ok(Err(source)) => source,
+                Err(_) => std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no TLS answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                ),
             };
-            Ok(Box::new(stream) as Box<dyn Io>)
+            let reason = explain::handshake(&source, &hints, &target);
+            Err(std::io::Error::other(HandshakeError {
+                smsc,
+                reason,
+                source,
+            }))
         })
     })
 }
