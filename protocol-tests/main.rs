@@ -32,6 +32,9 @@
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
+//! - `survey_flows`: the shipped `nps` flow under `smsflow run`: its report over HTTP, the CLI
+//!   (running service and stopped store), CSV, XLSX, the dashboard and `/metrics`, each in
+//!   the flow's own numbers, words and scale; number words on 0–10; a mistyped flow refused.
 //! - `store_ops`: a damaged data directory refused by `run` and `report` (and started with
 //!   `--accept-data-loss`); `smsflow store verify|backup|restore`, a backup over HTTP.
 //! - `tls`: SMPP over TLS against the simulator (CA, mutual TLS, wrong name, untrusted CA),
@@ -65,6 +68,7 @@ mod session;
 mod sim;
 mod simulation;
 mod store_ops;
+mod survey_flows;
 mod tls;
 mod util;
 mod vectors;

@@ -62,8 +62,15 @@
 //!   `tag_no_case`: over `&str` that one slices the input at the tag's byte length, which splits
 //!   a character (and panics) when a letter that matched has another UTF-8 length, e.g. the
 //!   KELVIN SIGN `K` against `k` in `ikki`.
+//! - **Number words go from 0 to 10** in every language, so an NPS survey (0–10) reads
+//!   `восемь`, `десять`, `o'n` and `nine` as its digits: `ноль`…`десять` with the school marks
+//!   (`пятёрка`, `десятка`), `nol`…`o'n`, `нол`…`ўн`, `zero`…`ten`. Left out on purpose:
+//!   `on` and `он`, Uzbek `o'n` typed without its apostrophe, because `on time` and `он не
+//!   ответил` are English and Russian sentences, not a 10; `ун` (no word of either) stays. A
+//!   Russian scale may end in its genitive (`четыре из пяти`, `8 из десяти`), which is no
+//!   rating on its own.
 //! - **The scale is the caller's.** Digits are checked against `min..=max` (so `10` is a rating
-//!   on 1..=10), number words too (they only cover 1–5). `min > max` reads nothing.
+//!   on 1..=10), number words too (`шесть` is no rating on 1–5). `min > max` reads nothing.
 
 use nom::bytes::complete::{take_while, take_while1};
 use nom::character::complete::satisfy;
@@ -114,9 +121,12 @@ const PREFIX_WORDS: &[&str] = &[
     "i give",
 ];
 
-/// Number words and their values. Lowercase; `'` matches any apostrophe (see [`same_letter`]).
+/// Number words and their values, 0–10 (a scale takes those within it: `шесть` is no rating on
+/// 1–5). Lowercase; `'` matches any apostrophe (see [`same_letter`]).
 const NUMBER_WORDS: &[(&str, u8)] = &[
     // Russian
+    ("ноль", 0),
+    ("нуль", 0),
     ("один", 1),
     ("одна", 1),
     ("единица", 1),
@@ -131,27 +141,65 @@ const NUMBER_WORDS: &[(&str, u8)] = &[
     ("пять", 5),
     ("пятёрка", 5),
     ("пятерка", 5),
+    ("шесть", 6),
+    ("шестёрка", 6),
+    ("шестерка", 6),
+    ("семь", 7),
+    ("семёрка", 7),
+    ("семерка", 7),
+    ("восемь", 8),
+    ("восьмёрка", 8),
+    ("восьмерка", 8),
+    ("девять", 9),
+    ("девятка", 9),
+    ("десять", 10),
+    ("десятка", 10),
     // Uzbek (Latin)
+    ("nol", 0),
     ("bir", 1),
     ("ikki", 2),
     ("uch", 3),
     ("to'rt", 4),
     ("tort", 4),
     ("besh", 5),
-    // Uzbek (Cyrillic), and `турт` as typed on a Russian keyboard
+    ("olti", 6),
+    ("yetti", 7),
+    ("sakkiz", 8),
+    ("to'qqiz", 9),
+    ("toqqiz", 9),
+    ("o'n", 10),
+    // Uzbek (Cyrillic), and as typed on a Russian keyboard (`у` for `ў`, `к` for `қ`)
+    ("нол", 0),
     ("бир", 1),
     ("икки", 2),
     ("уч", 3),
     ("тўрт", 4),
     ("турт", 4),
     ("беш", 5),
+    ("олти", 6),
+    ("етти", 7),
+    ("саккиз", 8),
+    ("тўққиз", 9),
+    ("туккиз", 9),
+    ("ўн", 10),
+    ("ун", 10),
     // English
+    ("zero", 0),
     ("one", 1),
     ("two", 2),
     ("three", 3),
     ("four", 4),
     ("five", 5),
+    ("six", 6),
+    ("seven", 7),
+    ("eight", 8),
+    ("nine", 9),
+    ("ten", 10),
 ];
+
+/// The top of a scale as it follows `из` in Russian (`четыре из пяти`, `8 из десяти`): the
+/// genitive, which is no rating on its own.
+const SCALE_TOP_WORDS: &[(&str, u8)] = &[("пяти", 5), ("семи", 7), ("десяти", 10)];
 
 /// Units after the rating, swallowed with it.
 const UNIT_WORDS: &[&str] = &[
@@ -293,7 +341,17 @@ fn digit_value(c: char) -> Option<u32> {
 
 /// A number word from [`NUMBER_WORDS`].
 fn number_word(input: &str) -> Res<'_, u8> {
-    NUMBER_WORDS
+    valued_word(NUMBER_WORDS, input)
+}
+
+/// A word from [`SCALE_TOP_WORDS`].
+fn scale_top_word(input: &str) -> Res<'_, u8> {
+    valued_word(SCALE_TOP_WORDS, input)
+}
+
+/// The value of the first of `words` that `input` starts with (see [`word`]).
+fn valued_word<'a>(words: &'static [(&'static str, u8)], input: &'a str) -> Res<'a, u8> {
+    words
         .iter()
         .find_map(|&(w, value)| word(w).parse(input).ok().map(|(rest, _)| (rest, value)))
         .ok_or_else(|| error(input, ErrorKind::Tag))
@@ -311,7 +369,7 @@ fn scale<'a>(max: u8) -> impl Parser<&'a str, Output = u8, Error = Error<&'a str
     move |input: &'a str| {
         let (rest, top) = preceded(
             (blank, any_word(SCALE_WORDS), blank),
-            digits.or(number_word),
+            digits.or(number_word).or(scale_top_word),
         )
         .parse(input)?;
         if top == max {
@@ -574,11 +632,88 @@ mod tests {
         assert_eq!(score("255", 1, 255), Some(255));
         assert_eq!(score("256", 1, 255), None);
         assert_eq!(score("1000", 1, 255), None);
-        // Number words only go to five, and respect the range like digits.
+        // Number words respect the range like digits.
         assert_eq!(score("пять", 1, 10), Some(5));
+        assert_eq!(score("десять", 1, 5), None);
+        assert_eq!(score("nine", 1, 7), None);
         assert_eq!(score("пять", 1, 3), None);
         assert_eq!(score("один", 2, 5), None);
         assert_eq!(score("3", 5, 1), None);
+    }
+
+    /// Replies to a 0–10 (NPS) survey: the words of each language up to ten, as digits are.
+    #[rustfmt::skip]
+    const NPS_TABLE: &[(&str, Option<(u8, &str)>)] = &[
+        ("0", Some((0, ""))),
+        ("10", Some((10, ""))),
+        ("10/10", Some((10, ""))),
+        ("11", None),
+        // Russian
+        ("ноль", Some((0, ""))),
+        ("шесть, так себе", Some((6, "так себе"))),
+        ("Семь", Some((7, ""))),
+        ("восемь", Some((8, ""))),
+        ("Восьмёрка", Some((8, ""))),
+        ("девять!", Some((9, ""))),
+        ("десять", Some((10, ""))),
+        ("Десятка, спасибо", Some((10, "спасибо"))),
+        ("восемь из десяти", Some((8, ""))),
+        ("оценка: девять", Some((9, ""))),
+        ("одиннадцать", None),
+        ("семьсот", None),
+        // Uzbek (Latin)
+        ("nol", Some((0, ""))),
+        ("olti", Some((6, ""))),
+        ("yetti", Some((7, ""))),
+        ("sakkiz yaxshi", Some((8, "yaxshi"))),
+        ("toʻqqiz", Some((9, ""))),
+        ("to'qqiz", Some((9, ""))),
+        ("toqqiz", Some((9, ""))),
+        ("o'n", Some((10, ""))),
+        ("oʻn rahmat", Some((10, "rahmat"))),
+        ("O‘N", Some((10, ""))),
+        ("baho: o'n", Some((10, ""))),
+        ("on time", None),
+        // Uzbek (Cyrillic)
+        ("нол", Some((0, ""))),
+        ("олти", Some((6, ""))),
+        ("етти", Some((7, ""))),
+        ("саккиз", Some((8, ""))),
+        ("тўққиз", Some((9, ""))),
+        ("туккиз", Some((9, ""))),
+        ("ўн", Some((10, ""))),
+        ("ун", Some((10, ""))),
+        ("он не ответил", None),
+        // English
+        ("zero", Some((0, ""))),
+        ("six", Some((6, ""))),
+        ("Seven.", Some((7, ""))),
+        ("eight, ok", Some((8, "ok"))),
+        ("nine", Some((9, ""))),
+        ("ten out of ten", Some((10, ""))),
+        ("I give nine", Some((9, ""))),
+        ("tent", None),
+    ];
+
+    #[test]
+    fn number_words_read_on_a_0_to_10_scale() {
+        let mut failures = Vec::new();
+        for &(input, expected) in NPS_TABLE {
+            let got = parse_rating(input, 0, 10);
+            let want = expected.map(|(score, comment)| Rating {
+                score,
+                comment: comment.to_owned(),
+            });
+            if got != want {
+                failures.push(format!("{input:?}: got {got:?}, want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // The 1–5 survey reads none of the words above five, and its old answers as before.
+        for word in ["ноль", "шесть", "десять", "nol", "o'n", "ўн", "zero", "nine", "ten"] {
+            assert_eq!(parse_rating(word, 1, 5), None, "{word}");
+        }
+        assert_eq!(parse_rating("четыре из пяти", 1, 5).map(|r| r.score), Some(4));
     }
 
     /// nom's `tag_no_case` over `&str` would slice `ik\u{212A}i` at byte 4, inside the KELVIN
