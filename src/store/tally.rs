@@ -99,19 +99,25 @@ pub fn operator_and_channel(state: &serde_json::Value) -> (String, String) {
     (text("operator"), text("channel"))
 }
 
-/// What a conversation's record and timeline say it counted, for a recount: sent when it
-/// sent something (its first message not suppressed by an opt-out), delivered when that
-/// message's receipt said so, and its outcome once it ended.
+/// What a conversation's record and timeline say it counted, for a recount: sent when the
+/// step that created it sent a message (its opening message, a survey's question), delivered
+/// for each such message a receipt said was delivered, and its outcome once it ended.
+///
+/// The timeline does not keep `OutMessage::opening`; an opening message is an SMS (it has an
+/// outbox id; a webhook call or a send dropped for an opt-out has none) written at the
+/// conversation's creation, before anything came in (an inbox conversation starts with the
+/// MO it answers). That is what the event hook's step writes, and no other step does.
 pub(super) fn of_history(c: &Conversation, timeline: &[super::TimelineEntry]) -> Vec<Delta> {
     let mut deltas = Vec::new();
-    let first = timeline
-        .iter()
-        .find(|e| e.direction == super::Direction::Out && !e.status.starts_with("suppressed"));
-    if let Some(first) = first {
+    let opening: Vec<&super::TimelineEntry> = (timeline.iter())
+        .take_while(|e| e.direction == super::Direction::Out && e.at == c.created_at)
+        .filter(|e| e.message_id.is_some())
+        .collect();
+    if !opening.is_empty() {
         deltas.push(Delta::Sent);
-        if first.status == "delivered" {
-            deltas.push(Delta::Delivered);
-        }
+    }
+    for _ in opening.iter().filter(|e| e.status == "delivered") {
+        deltas.push(Delta::Delivered);
     }
     match &c.status {
         super::ConversationStatus::Open => {}
