@@ -152,7 +152,7 @@ async fn reports_of_the_nps_flow_count_its_surveys_over_http_and_the_cli() {
     assert_eq!(scores, expected, "{}", feed.json);
     // A flow nobody runs is a 400 naming the ones there are.
     let resp = raw(setup.http, "GET", "/api/v1/reports/csi?flow=nsp", &[], None).await;
-    assert_eq!(resp.status, 400, "{}", resp.json);
+    assert_eq!(resp.status, 400, "{}", resp.json["detail"]);
     let detail = resp.json["detail"].as_str().unwrap();
     assert!(
         detail.contains("\"nsp\"") && detail.contains("nps, survey"),
@@ -167,6 +167,14 @@ async fn reports_of_the_nps_flow_count_its_surveys_over_http_and_the_cli() {
         "{table}"
     );
     assert!(table.contains("NPS 44.4"), "{table}");
+    // The service's refusal is the CLI's: exit 2 with its message.
+    let out = smsflow(&["report", "csi", "--flow", "nsp"], &setup.config).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(detail), "{stderr}");
+    let page = raw(setup.http, "GET", "/reports?flow=nsp", &[], None).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("nps, survey"), "{}", page.body);
     stop_with_sigterm(&mut service).await;
     smsc.shutdown().await;
 
