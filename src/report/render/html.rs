@@ -11,6 +11,7 @@ use super::{duration, num, signed};
 use crate::report::csi::CsiReport;
 use crate::report::feed::Page;
 use crate::report::incidents::IncidentReport;
+use crate::report::scale::{self, Scale};
 
 /// Score colours, 1 (red) to 5 (green).
 pub(super) const SCORE_COLOURS: [&str; 5] = ["#d73027", "#fc8d59", "#e6c229", "#91cf60", "#1a9850"];
@@ -172,7 +173,8 @@ pub fn page(
         csi_section(&mut out, r);
     }
     if let Some(page) = options.responses {
-        super::html_analysis::feed(&mut out, page);
+        let scale = csi.map(|r| r.scale.clone()).unwrap_or_default();
+        super::html_analysis::feed(&mut out, page, &scale);
     }
     if let Some(r) = incidents {
         incident_section(&mut out, r);
@@ -200,6 +202,18 @@ fn controls(out: &mut String, c: &Controls, refresh: Option<u32>) {
     for by in GROUPINGS {
         let selected = if by == c.by { " selected" } else { "" };
         let _ = write!(out, "<option{selected}>{by}</option>");
+    }
+    // The survey flows to choose from (the one shown even if it runs no more); the form
+    // sends the choice with the rest, so Show keeps it.
+    let mut flows = c.flows.clone();
+    if !flows.contains(&c.flow) {
+        flows.push(c.flow.clone());
+    }
+    flows.sort();
+    let _ = write!(out, "</select></label><label>survey<select name=\"flow\">");
+    for flow in &flows {
+        let selected = if *flow == c.flow { " selected" } else { "" };
+        let _ = write!(out, "<option{selected}>{}</option>", escape(flow));
     }
     let _ = write!(
         out,
@@ -273,6 +287,13 @@ fn change_note(delta: Option<f64>, places: usize, what: &str) -> String {
     }
 }
 
+/// A score's colour: red to green across its scale, whatever the scale's length.
+pub(super) fn score_colour(scale: &Scale, score: u8) -> &'static str {
+    let span = usize::from(scale.max.saturating_sub(scale.min)).max(1);
+    let at = usize::from(score.clamp(scale.min, scale.max) - scale.min);
+    SCORE_COLOURS[at * (SCORE_COLOURS.len() - 1) / span]
+}
+
 fn csi_section(out: &mut String, r: &CsiReport) {
     let t = &r.total;
     let _ = writeln!(
@@ -316,10 +337,8 @@ fn csi_section(out: &mut String, r: &CsiReport) {
             None => change_note(change.and_then(|c| c.average), 2, &vs),
         },
     );
-    let (positive, negative) = (
-        crate::report::scale::positive(&r.scale),
-        crate::report::scale::negative(&r.scale),
-    );
+    let (positive, negative) = (scale::positive(&r.scale), scale::negative(&r.scale));
+    let words = scale::words(&r.scale);
     if let Some(nps) = t.nps {
         card(
             out,
@@ -333,13 +352,21 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     }
     card(
         out,
-        &format!("Positive ({}–{})", positive.start(), positive.end()),
+        &scale::named(words.positive, &positive),
         &format!("{} %", num(t.positive_pct, 1)),
         &change_note(change.and_then(|c| c.positive_pct), 1, "pp"),
     );
+    if let (Some(passives), Some(middle)) = (t.passives_pct, scale::middle(&r.scale)) {
+        card(
+            out,
+            &scale::named(words.middle, &middle),
+            &format!("{passives:.1} %"),
+            "",
+        );
+    }
     card(
         out,
-        &format!("Negative ({}–{})", negative.start(), negative.end()),
+        &scale::named(words.negative, &negative),
         &format!("{} %", num(t.negative_pct, 1)),
         "",
     );
@@ -359,20 +386,19 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     panel_wide(
         out,
         &format!(
-            "Positive % (share of {}–{}) by {}",
+            "{} % (share of {}–{}) by {}",
+            scale::capitalised(words.positive),
             positive.start(),
             positive.end(),
             r.trend_period
         ),
         &csat_chart(&r.trend),
     );
-    let span = usize::from(r.scale.max.saturating_sub(r.scale.min)).max(1);
     let dist: Vec<(String, f64, &str)> = t
         .distribution
         .scores()
         .map(|s| {
-            // Red to green across the scale, whatever its length.
-            let colour = SCORE_COLOURS[usize::from(s - r.scale.min) * 4 / span];
+            let colour = score_colour(&r.scale, s);
             (s.to_string(), t.distribution.count(s) as f64, colour)
         })
         .collect();
