@@ -512,7 +512,11 @@ async fn a_survey_counts_each_mt_once_per_stage_and_http_by_route_template() {
         "{text}"
     );
     assert_eq!(
-        total(&text, "smsflow_survey_funnel_total", &[survey, "stage=\"sent\""]),
+        total(
+            &text,
+            "smsflow_survey_funnel_total",
+            &[survey, "stage=\"sent\""]
+        ),
         1.0,
         "{text}"
     );

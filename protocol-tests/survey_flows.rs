@@ -114,7 +114,10 @@ async fn nps_report(config: &Path, format: &str, args: &[&str]) -> Vec<u8> {
 
 /// The numbers of the NPS surveys, in the report's JSON (`total`).
 fn assert_nps_total(doc: &Value) {
-    assert_eq!((&doc["flow"], &doc["scale"]["kind"]), (&json!("nps"), &json!("nps")));
+    assert_eq!(
+        (&doc["flow"], &doc["scale"]["kind"]),
+        (&json!("nps"), &json!("nps"))
+    );
     let t = &doc["total"];
     assert_eq!(t["surveys_sent"], 10, "{t}");
     assert_eq!(t["delivered"], 10, "{t}");
@@ -141,7 +144,10 @@ async fn reports_of_the_nps_flow_count_its_surveys_over_http_and_the_cli() {
     let mut scores: Vec<(String, u64)> = (feed.json["items"].as_array().unwrap().iter())
         .map(|i| {
             let msisdn = i["msisdn"].as_str().unwrap();
-            (msisdn[msisdn.len() - 2..].to_owned(), i["score"].as_u64().unwrap())
+            (
+                msisdn[msisdn.len() - 2..].to_owned(),
+                i["score"].as_u64().unwrap(),
+            )
         })
         .collect();
     scores.sort();
@@ -215,19 +221,28 @@ async fn reports_of_the_nps_flow_speak_its_words_on_the_dashboard_and_in_exports
     assert!(form.contains("<select name=\"flow\">"), "{form}");
     assert!(form.contains("<option selected>nps</option>"), "{form}");
     assert!(form.contains("<option>survey</option>"), "{form}");
-    assert!(!form.contains("<option>escalation</option>"), "not a survey: {form}");
+    assert!(
+        !form.contains("<option>escalation</option>"),
+        "not a survey: {form}"
+    );
     for words in ["Promoters (9–10)", "Detractors (0–6)", "Passives (7–8)"] {
         assert!(body.contains(words), "no {words}");
     }
     assert!(!body.contains("Positive (9–10)"), "NPS has promoters");
     let feed = &body[body.find("Newest responses").unwrap()..];
     assert!(feed.contains("<th>flow</th>"), "{feed}");
-    assert!(feed.contains("<td>nps</td>") && feed.contains("курьер опоздал"), "{feed}");
+    assert!(
+        feed.contains("<td>nps</td>") && feed.contains("курьер опоздал"),
+        "{feed}"
+    );
     // The 1–5 survey's page has none of the NPS answers (no 0–10 scores there).
     let survey = raw(setup.http, "GET", "/reports", &[], None).await.body;
     let survey_feed = &survey[survey.find("Newest responses").unwrap()..];
     assert!(survey_feed.contains("No responses yet."), "{survey_feed}");
-    assert!(!survey.contains("курьер опоздал"), "an NPS answer on the 1–5 page");
+    assert!(
+        !survey.contains("курьер опоздал"),
+        "an NPS answer on the 1–5 page"
+    );
 
     let csv = String::from_utf8(nps_report(&setup.config, "csv", &["--no-bom"]).await).unwrap();
     let header = csv.lines().next().unwrap();
@@ -255,7 +270,9 @@ async fn reports_of_the_nps_flow_speak_its_words_on_the_dashboard_and_in_exports
     assert_eq!(value("Response rate, %"), Some(Data::Float(0.9)));
     let labels: Vec<String> = (summary.rows()).map(|r| r[0].to_string()).collect();
     assert!(
-        !labels.iter().any(|l| l.contains("Positive") || l.contains("Negative")),
+        !labels
+            .iter()
+            .any(|l| l.contains("Positive") || l.contains("Negative")),
         "{labels:?}"
     );
     let groups = book.worksheet_range("Groups").unwrap();
@@ -297,7 +314,10 @@ async fn metrics_count_the_ratings_and_funnel_of_each_survey_flow() {
         "smsflow_survey_funnel_total{flow=\"nps\",stage=\"rated\"} 9",
         "smsflow_survey_funnel_total{flow=\"survey\",stage=\"sent\"} 0",
     ] {
-        assert!(text.contains(&format!("\n{needle}\n")), "no {needle} in\n{text}");
+        assert!(
+            text.contains(&format!("\n{needle}\n")),
+            "no {needle} in\n{text}"
+        );
     }
     // Flows that record no ratings have no rating or funnel series.
     for flow in ["escalation", "inbox"] {

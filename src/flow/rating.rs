@@ -710,10 +710,23 @@ mod tests {
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         // The 1–5 survey reads none of the words above five, and its old answers as before.
-        for word in ["ноль", "шесть", "десять", "nol", "o'n", "ўн", "zero", "nine", "ten"] {
+        for word in [
+            "ноль",
+            "шесть",
+            "десять",
+            "nol",
+            "o'n",
+            "ўн",
+            "zero",
+            "nine",
+            "ten",
+        ] {
             assert_eq!(parse_rating(word, 1, 5), None, "{word}");
         }
-        assert_eq!(parse_rating("четыре из пяти", 1, 5).map(|r| r.score), Some(4));
+        assert_eq!(
+            parse_rating("четыре из пяти", 1, 5).map(|r| r.score),
+            Some(4)
+        );
     }
 
     /// nom's `tag_no_case` over `&str` would slice `ik\u{212A}i` at byte 4, inside the KELVIN

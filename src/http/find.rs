@@ -111,7 +111,10 @@ pub(super) async fn event_conversation(
 }
 
 /// The flows that run now or ran (their conversations are still there to read).
-pub(super) fn known_flows(engine: &FlowEngine, store: &Store) -> Result<BTreeSet<String>, ApiError> {
+pub(super) fn known_flows(
+    engine: &FlowEngine,
+    store: &Store,
+) -> Result<BTreeSet<String>, ApiError> {
     let mut names = store.stored_flows().map_err(internal)?;
     names.extend(engine.flows().iter().map(|f| f.name.clone()));
     Ok(names)

@@ -1123,7 +1123,10 @@ fn a_ces_report_speaks_of_easy_and_hard_answers_in_every_format() {
         table.contains("easy (5-7) 60.0 %, hard (1-3) 40.0 %"),
         "{table}"
     );
-    assert!(table.contains("easy%") && table.contains("hard%"), "{table}");
+    assert!(
+        table.contains("easy%") && table.contains("hard%"),
+        "{table}"
+    );
     assert!(!table.contains("positive"), "{table}");
 
     let page = render::html::page(Some(&r), None, &Default::default());
@@ -1136,7 +1139,11 @@ fn a_ces_report_speaks_of_easy_and_hard_answers_in_every_format() {
     let rows: Vec<(String, Data)> = (summary.rows())
         .map(|row| (row[0].to_string(), row[1].clone()))
         .collect();
-    let value = |field: &str| rows.iter().find(|(f, _)| f == field).map(|(_, v)| v.clone());
+    let value = |field: &str| {
+        rows.iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(value("Easy (5–7), %"), Some(Data::Float(0.6)));
     assert_eq!(value("Hard (1–3), %"), Some(Data::Float(0.4)));
     assert_eq!(

@@ -302,7 +302,8 @@ impl Core {
             "status" => if accepted { "accepted" } else { "failed" })
         .increment(1);
         if accepted && opening && self.engine.is_survey(flow) {
-            metrics::counter!(names::SURVEY_FUNNEL, "flow" => flow.to_owned(), "stage" => "sent").increment(1);
+            metrics::counter!(names::SURVEY_FUNNEL, "flow" => flow.to_owned(), "stage" => "sent")
+                .increment(1);
         }
     }
 

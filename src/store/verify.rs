@@ -639,10 +639,17 @@ impl Check {
         };
         let stored = sends(&mut self.tallies.iter().map(|(k, (_, t))| (k, t)));
         let recounted = sends(&mut counted.iter());
-        for day in stored.keys().chain(recounted.keys()).collect::<BTreeSet<_>>() {
+        for day in stored
+            .keys()
+            .chain(recounted.keys())
+            .collect::<BTreeSet<_>>()
+        {
             let (s, c) = (stored.get(day), recounted.get(day));
             if s != c {
-                let (s, c) = (s.copied().unwrap_or_default(), c.copied().unwrap_or_default());
+                let (s, c) = (
+                    s.copied().unwrap_or_default(),
+                    c.copied().unwrap_or_default(),
+                );
                 problems.push(format!(
                     "tallies of flow {:?} on {}: {} sent and {} delivered stored, but the \
                      conversations count {} sent and {} delivered",
