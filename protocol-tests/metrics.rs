@@ -444,6 +444,22 @@ async fn at_start_every_metric_is_there_with_its_counters_at_zero_and_the_contri
     smsc.shutdown().await;
 }
 
+/// `/metrics` once it contains `needle` (a counter another task moves: no event to await).
+pub(crate) async fn scrape_until(setup: &crate::run::ServiceSetup, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = scrape(setup).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {needle} in\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The sum of the samples of `metric` whose labels contain all of `with`.
 fn total(text: &str, metric: &str, with: &[&str]) -> f64 {
     (text.lines())
@@ -481,19 +497,8 @@ async fn a_survey_counts_each_mt_once_per_stage_and_http_by_route_template() {
     );
 
     // The question's receipt comes 10 ms after its submit; the scrape shows it soon after.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let text = loop {
-        let text = scrape(&setup).await;
-        let delivered = "smsflow_mt_receipts_total{flow=\"survey\",status=\"delivered\"} 1\n";
-        if text.contains(delivered) {
-            break text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {delivered} in\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let delivered = "smsflow_mt_receipts_total{flow=\"survey\",status=\"delivered\"} 1\n";
+    let text = scrape_until(&setup, delivered).await;
     // One question: one message at each stage, so sums count it once.
     let survey = "flow=\"survey\"";
     assert_eq!(

@@ -6,16 +6,16 @@
 //! `/metrics`.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use smsflow::sim::SmscHandle;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::http::{post_event, raw};
+use crate::metrics::scrape_until;
 use crate::run::{ServiceSetup, simulator_and_service, stop_with_sigterm};
-use crate::util::{TempDir, WAIT, next_submitted, send_mo};
+use crate::store_ops::smsflow;
+use crate::util::{TempDir, next_submitted, send_mo};
 
 /// The NPS customers and their answers: digits, and number words on the 0–10 scale in
 /// Russian, Uzbek (Latin and Cyrillic) and English; the last one never answers.
@@ -67,39 +67,6 @@ async fn nps_surveys(name: &str) -> (SmscHandle, TempDir, ServiceSetup, Child) {
     let delivered = "smsflow_mt_receipts_total{flow=\"nps\",status=\"delivered\"} 19\n";
     scrape_until(&setup, delivered).await;
     (smsc, dir, setup, service)
-}
-
-/// `/metrics` once it contains `needle`.
-async fn scrape_until(setup: &ServiceSetup, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let text = raw(setup.metrics, "GET", "/metrics", &[], None).await.body;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {needle} in\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// `smsflow ARGS --config CONFIG`, its output.
-async fn smsflow(args: &[&str], config: &Path) -> std::process::Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("smsflow exits")
-        .unwrap()
 }
 
 /// `smsflow report csi --flow nps --format FORMAT` (more `args` after it); its stdout, after

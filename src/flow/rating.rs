@@ -602,12 +602,11 @@ mod tests {
         ("+998901234567", None),
     ];
 
-    #[test]
-    fn rating_table() {
-        assert!(TABLE.len() >= 60, "the table is the acceptance criterion");
+    /// The rows of `table` that `parse_rating` on `min..=max` reads otherwise, described.
+    fn table_failures(table: &[(&str, Option<(u8, &str)>)], min: u8, max: u8) -> Vec<String> {
         let mut failures = Vec::new();
-        for (row, &(input, expected)) in TABLE.iter().enumerate() {
-            let got = parse_rating(input, 1, 5);
+        for (row, &(input, expected)) in table.iter().enumerate() {
+            let got = parse_rating(input, min, max);
             let want = expected.map(|(score, comment)| Rating {
                 score,
                 comment: comment.to_owned(),
@@ -616,6 +615,13 @@ mod tests {
                 failures.push(format!("row {row}: {input:?}: got {got:?}, want {want:?}"));
             }
         }
+        failures
+    }
+
+    #[test]
+    fn rating_table() {
+        assert!(TABLE.len() >= 60, "the table is the acceptance criterion");
+        let failures = table_failures(TABLE, 1, 5);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
@@ -697,17 +703,7 @@ mod tests {
 
     #[test]
     fn number_words_read_on_a_0_to_10_scale() {
-        let mut failures = Vec::new();
-        for &(input, expected) in NPS_TABLE {
-            let got = parse_rating(input, 0, 10);
-            let want = expected.map(|(score, comment)| Rating {
-                score,
-                comment: comment.to_owned(),
-            });
-            if got != want {
-                failures.push(format!("{input:?}: got {got:?}, want {want:?}"));
-            }
-        }
+        let failures = table_failures(NPS_TABLE, 0, 10);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         // The 1–5 survey reads none of the words above five, and its old answers as before.
         for word in [

@@ -1088,11 +1088,8 @@ fn an_empty_xlsx_section_says_none() {
     }
 }
 
-/// A CES survey's exports speak of easy and hard answers on 1–7, not of positive (4–5) ones;
-/// its workbook's trend is on a 1–7 axis.
-#[test]
-fn a_ces_report_speaks_of_easy_and_hard_answers_in_every_format() {
-    use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+/// The report of five CES answers on 1–7 (7, 6, 5, 2, 1) of a flow `effort`.
+fn ces_report() -> csi::CsiReport {
     let t0 = day_start(&zone(), date(2026, 11, 10)) + HOUR;
     let ratings = [7u8, 6, 5, 2, 1]
         .iter()
@@ -1102,20 +1099,27 @@ fn a_ces_report_speaks_of_easy_and_hard_answers_in_every_format() {
             ..rating(t0 + i as i64, *s, "op-1", "call", "")
         })
         .collect();
-    let scale = crate::report::scale::Scale {
-        kind: "ces".into(),
-        min: 1,
-        max: 7,
-    };
     let options = CsiOptions {
-        scale,
+        scale: crate::report::scale::Scale {
+            kind: "ces".into(),
+            min: 1,
+            max: 7,
+        },
         ..CsiOptions::default()
     };
     let data = CsiData {
         ratings,
         ..CsiData::default()
     };
-    let r = csi::compute(&november(Grouping::Operator), &zone(), &data, &options);
+    csi::compute(&november(Grouping::Operator), &zone(), &data, &options)
+}
+
+/// A CES survey's exports speak of easy and hard answers on 1–7, not of positive (4–5) ones;
+/// its workbook's trend is on a 1–7 axis.
+#[test]
+fn a_ces_report_speaks_of_easy_and_hard_answers_in_every_format() {
+    use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+    let r = ces_report();
     let report = Report::Csi(Box::new(r.clone()));
 
     let table = String::from_utf8(render::render(&report, Format::Table).unwrap()).unwrap();
@@ -1160,28 +1164,7 @@ fn a_ces_report_speaks_of_easy_and_hard_answers_in_every_format() {
 
 #[test]
 fn a_ces_survey_reports_the_share_of_easy_on_1_to_7() {
-    let t0 = day_start(&zone(), date(2026, 11, 10)) + HOUR;
-    let ratings = [7u8, 6, 5, 2, 1]
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Rating {
-            flow: "effort".into(),
-            ..rating(t0 + i as i64, *s, "op-1", "call", "")
-        })
-        .collect();
-    let options = CsiOptions {
-        scale: crate::report::scale::Scale {
-            kind: "ces".into(),
-            min: 1,
-            max: 7,
-        },
-        ..CsiOptions::default()
-    };
-    let data = CsiData {
-        ratings,
-        ..CsiData::default()
-    };
-    let r = csi::compute(&november(Grouping::Operator), &zone(), &data, &options);
+    let r = ces_report();
     assert_eq!(r.total.easy_pct, Some(60.0));
     assert_eq!(r.total.negative_pct, Some(40.0), "hard: 1–3");
     assert_eq!(
