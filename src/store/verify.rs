@@ -1,6 +1,6 @@
 //! `smsflow store verify`: every key of every tree decoded, the indexes held against the
 //! records they index, and the CSI tallies recounted from the raw records (ratings per score,
-//! surveys sent and delivered, and outcomes: see [`Check::tallies`]).
+//! surveys sent and delivered, and outcomes: see [`tally::disagreements`]).
 //!
 //! A damaged store that still opens (the damage hit pages nothing read at start: a closed
 //! conversation, an old rating chunk) shows up here, not at open. Verify writes a checkpoint
@@ -602,61 +602,10 @@ impl Check {
         }
     }
 
-    /// The stored tallies against the ones the raw records count ([`tally::of_history`]):
-    /// ratings per score and outcomes per key exactly; surveys sent and delivered per day and
-    /// flow exactly. A send is counted under the operator and channel the conversation's state
-    /// had when it was sent, which no record keeps (the recount sees the last state), so only
-    /// their sum per day is a fact the records hold. The reports of every survey flow read
-    /// these numbers: a tally that disagrees with its records is a report that is wrong.
+    /// The stored tallies against the ones the raw records count: see
+    /// [`tally::disagreements`].
     fn tallies(&mut self, counted: BTreeMap<TallyKey, Tally>) {
-        let mut problems = Vec::new();
-        let empty = Tally::default();
-        for (k, (key, stored)) in &self.tallies {
-            let c = counted.get(k).unwrap_or(&empty);
-            if c.scores != stored.scores || c.outcomes != stored.outcomes {
-                problems.push(format!(
-                    "state/{}: stored {stored:?} but the ratings and conversations count {c:?}",
-                    show_key(key)
-                ));
-            }
-        }
-        for (k, c) in &counted {
-            let counts = !c.scores.is_empty() || !c.outcomes.is_empty();
-            if counts && !self.tallies.contains_key(k) {
-                problems.push(format!(
-                    "state/{}: no tally stored, the ratings and conversations count {c:?}",
-                    show_key(&tally::key_bytes(k))
-                ));
-            }
-        }
-        let sends = |tallies: &mut dyn Iterator<Item = (&TallyKey, &Tally)>| {
-            let mut days: BTreeMap<(jiff::civil::Date, String), (u64, u64)> = BTreeMap::new();
-            for (k, t) in tallies.filter(|(_, t)| t.sent > 0 || t.delivered > 0) {
-                let day = days.entry((k.day, k.flow.clone())).or_default();
-                *day = (day.0 + t.sent, day.1 + t.delivered);
-            }
-            days
-        };
-        let stored = sends(&mut self.tallies.iter().map(|(k, (_, t))| (k, t)));
-        let recounted = sends(&mut counted.iter());
-        for day in stored
-            .keys()
-            .chain(recounted.keys())
-            .collect::<BTreeSet<_>>()
-        {
-            let (s, c) = (stored.get(day), recounted.get(day));
-            if s != c {
-                let (s, c) = (
-                    s.copied().unwrap_or_default(),
-                    c.copied().unwrap_or_default(),
-                );
-                problems.push(format!(
-                    "tallies of flow {:?} on {}: {} sent and {} delivered stored, but the \
-                     conversations count {} sent and {} delivered",
-                    day.1, day.0, s.0, s.1, c.0, c.1
-                ));
-            }
-        }
+        let problems = tally::disagreements(&self.tallies, &counted);
         for p in problems {
             self.problem(p);
         }
