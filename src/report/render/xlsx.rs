@@ -4,11 +4,12 @@
 
 use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
 
+use super::xlsx_labels::{fraction, is_percent, label, repeated};
 use super::{Field, csi_fields, incident_fields, incident_levels};
 use crate::report::Report;
 use crate::report::csi::{CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
-use crate::report::scale::{self, Scale};
+use crate::report::scale::Scale;
 
 /// One cell to write.
 enum Cell {
@@ -28,83 +29,6 @@ fn n(x: impl Into<f64>) -> Cell {
 
 fn o(x: Option<f64>) -> Cell {
     x.map(Cell::Number).unwrap_or(Cell::Empty)
-}
-
-/// What a column (or a Summary row) is called in the workbook: words, not field names, in
-/// the words of the survey's `scale` (NPS promoters, CES easy answers) and with `, %` after a
-/// percentage.
-fn label(raw: &str, scale: &Scale) -> String {
-    let words = scale::words(scale);
-    let known = match raw {
-        "key" => "Key",
-        "surveys_sent" => "Surveys sent",
-        "response_rate" => "Response rate",
-        "ci95_low" => "95% CI low",
-        "ci95_high" => "95% CI high",
-        "positive_pct" => &scale::named(words.positive, &scale::positive(scale)),
-        "negative_pct" => &scale::named(words.negative, &scale::negative(scale)),
-        "easy_pct" => &scale::named("easy", &scale::positive(scale)),
-        "promoters_pct" => "Promoters",
-        "passives_pct" => "Passives",
-        "detractors_pct" => "Detractors",
-        "nps" => "NPS",
-        "nps_ci95_low" => "NPS 95% CI low",
-        "nps_ci95_high" => "NPS 95% CI high",
-        "insufficient_sample" => "Too few responses",
-        "previous_average" => "Previous average",
-        "change_average" => "Change in average",
-        "change_responses" => "Change in responses",
-        "acknowledged_pct" => "Acknowledged",
-        "escalated_pct" => "Escalated",
-        "median_ack_seconds" => "Median time to ack (s)",
-        "p90_ack_seconds" => "p90 time to ack (s)",
-        "max_ack_seconds" => "Longest time to ack (s)",
-        "share_pct" => "Share of comments",
-        "levels_tried" => "Levels tried",
-        "from_seconds" => "From (s)",
-        "to_seconds" => "To (s)",
-        "baseline_responses" => "Baseline responses",
-        "lower_limit" => "Lower limit",
-        "confidence_interval" => "Confidence interval",
-        _ => "",
-    };
-    let name = if !known.is_empty() {
-        known.to_owned()
-    } else if let Some(score) = raw.strip_prefix("score_") {
-        format!("Score {score}")
-    } else if let Some(level) = raw.strip_prefix("acknowledged_at_level_") {
-        format!("Acknowledged at level {level}")
-    } else {
-        scale::capitalised(&raw.replace('_', " "))
-    };
-    if is_percent(raw) {
-        format!("{name}, %")
-    } else {
-        name
-    }
-}
-
-/// Fields kept as 0–100 in the JSON that the workbook stores as fractions with a % format.
-fn is_percent(raw: &str) -> bool {
-    raw.ends_with("_pct") || raw == "response_rate"
-}
-
-/// A percentage (0–100, rounded in the JSON) as the fraction a percent cell holds, without
-/// the binary noise of the division: 33.3 is 0.333, not 0.33299999999999996. Six places keep
-/// every digit the JSON has.
-fn fraction(pct: f64) -> f64 {
-    (pct * 10_000.0).round() / 1_000_000.0
-}
-
-/// CSI fields the workbook leaves out as repeats under the scale's words: an NPS survey's
-/// positive and negative shares are its promoters and detractors, a CES survey's positive
-/// share is its easy one.
-fn repeated(raw: &str, scale: &Scale) -> bool {
-    match scale.kind.as_str() {
-        "nps" => matches!(raw, "positive_pct" | "negative_pct"),
-        "ces" => raw == "easy_pct",
-        _ => false,
-    }
 }
 
 /// Rows of one sheet, header first (bold, frozen): column names in words, percentages as
