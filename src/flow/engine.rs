@@ -949,8 +949,9 @@ impl Recorded {
             .increment(1);
             if self.survey {
                 for stage in names::survey_stages(outcome) {
-                    metrics::counter!(names::SURVEY_FUNNEL, "flow" => flow.clone(), "stage" => *stage)
-                        .increment(1);
+                    metrics::counter!(names::SURVEY_FUNNEL,
+                        "flow" => flow.clone(), "stage" => *stage)
+                    .increment(1);
                 }
             }
         }

@@ -225,7 +225,9 @@ impl Core {
             metrics::counter!(names::MT_RECEIPTS, "flow" => part.flow.clone(), "status" => status)
                 .increment(1);
             if status == "delivered" && part.opening && self.engine.is_survey(&part.flow) {
-                metrics::counter!(names::SURVEY_FUNNEL, "flow" => part.flow.clone(), "stage" => "delivered").increment(1);
+                metrics::counter!(names::SURVEY_FUNNEL,
+                    "flow" => part.flow.clone(), "stage" => "delivered")
+                .increment(1);
             }
         }
         let step = (self.engine).delivery(
