@@ -37,6 +37,9 @@
 //!   step, on a few hundred seeds; invariants checked on each.
 //! - `staffcalls`: what a ward sees, through `smsflow run` against node `smpp` as the SMSC:
 //!   a nurse's second `OK` is a new message, a copy after a dropped link a redelivery.
+//! - `survey_flows`: the shipped `nps` flow under `smsflow run`: its report over HTTP, the CLI
+//!   (running service and stopped store), CSV, XLSX, the dashboard and `/metrics`, each in
+//!   the flow's own numbers, words and scale; number words on 0–10; a mistyped flow refused.
 //! - `store_ops`: a damaged data directory refused by `run` and `report` (and started with
 //!   `--accept-data-loss`); `smsflow store verify|backup|restore`, a backup over HTTP.
 //! - `tls`: SMPP over TLS against the simulator (CA, mutual TLS, wrong name, untrusted CA),
@@ -75,6 +78,7 @@ mod sim;
 mod simulation;
 mod staffcalls;
 mod store_ops;
+mod survey_flows;
 mod tls;
 mod tls_trust;
 mod util;

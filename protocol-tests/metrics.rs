@@ -361,15 +361,20 @@ async fn at_start_every_metric_is_there_with_its_counters_at_zero_and_the_contri
             env!("CARGO_PKG_VERSION")
         ),
     ];
-    for stage in smsflow::metrics::FUNNEL_STAGES {
-        zero.push(format!(
-            "smsflow_survey_funnel_total{{stage=\"{stage}\"}} 0"
-        ));
+    // Per survey flow (its script declares fn scale()): the funnel, and the scores of its scale.
+    for (flow, scores) in [("survey", 1..=5), ("nps", 0..=10)] {
+        for stage in smsflow::metrics::FUNNEL_STAGES {
+            zero.push(format!(
+                "smsflow_survey_funnel_total{{flow=\"{flow}\",stage=\"{stage}\"}} 0"
+            ));
+        }
+        for score in scores {
+            zero.push(format!(
+                "smsflow_ratings_total{{flow=\"{flow}\",score=\"{score}\"}} 0"
+            ));
+        }
     }
-    for score in 1..=5 {
-        zero.push(format!("smsflow_ratings_total{{score=\"{score}\"}} 0"));
-    }
-    for flow in ["survey", "escalation", "inbox"] {
+    for flow in ["survey", "nps", "escalation", "inbox"] {
         for hook in smsflow::metrics::HOOKS {
             zero.push(format!(
                 "smsflow_flow_errors_total{{flow=\"{flow}\",hook=\"{hook}\"}} 0"
@@ -409,6 +414,15 @@ async fn at_start_every_metric_is_there_with_its_counters_at_zero_and_the_contri
         !text.contains("smsflow_conversations_finished_total{flow=\"survey\",outcome=\"rated\"}"),
         "a flow's load-time tests counted as traffic:\n{text}"
     );
+    // Flows that record no ratings have no rating or funnel series.
+    for line in text.lines().filter(|l| {
+        l.starts_with("smsflow_ratings_total{") || l.starts_with("smsflow_survey_funnel_total{")
+    }) {
+        assert!(
+            line.contains("flow=\"survey\"") || line.contains("flow=\"nps\""),
+            "{line}"
+        );
+    }
 
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib");
     let (mut queries, variables) = dashboard_queries(&contrib.join("grafana/smsflow.json"));
@@ -428,6 +442,22 @@ async fn at_start_every_metric_is_there_with_its_counters_at_zero_and_the_contri
 
     stop_with_sigterm(&mut service).await;
     smsc.shutdown().await;
+}
+
+/// `/metrics` once it contains `needle` (a counter another task moves: no event to await).
+pub(crate) async fn scrape_until(setup: &crate::run::ServiceSetup, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = scrape(setup).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {needle} in\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The sum of the samples of `metric` whose labels contain all of `with`.
@@ -467,19 +497,8 @@ async fn a_survey_counts_each_mt_once_per_stage_and_http_by_route_template() {
     );
 
     // The question's receipt comes 10 ms after its submit; the scrape shows it soon after.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let text = loop {
-        let text = scrape(&setup).await;
-        let delivered = "smsflow_mt_receipts_total{flow=\"survey\",status=\"delivered\"} 1\n";
-        if text.contains(delivered) {
-            break text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {delivered} in\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let delivered = "smsflow_mt_receipts_total{flow=\"survey\",status=\"delivered\"} 1\n";
+    let text = scrape_until(&setup, delivered).await;
     // One question: one message at each stage, so sums count it once.
     let survey = "flow=\"survey\"";
     assert_eq!(
@@ -498,9 +517,18 @@ async fn a_survey_counts_each_mt_once_per_stage_and_http_by_route_template() {
         "{text}"
     );
     assert_eq!(
-        total(&text, "smsflow_survey_funnel_total", &["stage=\"sent\""]),
+        total(
+            &text,
+            "smsflow_survey_funnel_total",
+            &[survey, "stage=\"sent\""]
+        ),
         1.0,
         "{text}"
+    );
+    assert_eq!(
+        total(&text, "smsflow_survey_funnel_total", &["stage=\"sent\""]),
+        1.0,
+        "only the survey's question: {text}"
     );
 
     for (route, status) in [

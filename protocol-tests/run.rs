@@ -332,7 +332,7 @@ async fn run_serves_an_event_end_to_end_and_stops_cleanly_on_sigterm() {
         "smsflow_throttled_total{smsc=\"sim\"} 0",
         "smsflow_mo_messages_total{flow=\"survey\"} 1",
         "smsflow_mt_messages_total{flow=\"survey\",status=\"accepted\"} 2",
-        "smsflow_ratings_total{score=\"5\"} 1",
+        "smsflow_ratings_total{flow=\"survey\",score=\"5\"} 1",
         "# TYPE smsflow_flow_errors_total counter",
         "# TYPE smsflow_escalations_total counter",
     ] {

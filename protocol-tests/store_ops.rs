@@ -147,7 +147,7 @@ fn behind_store(data: &Path) -> (u64, u64) {
 
 /// `smsflow ARGS` to the end, killed after [`WAIT`] (a service that started when it should
 /// not have would never exit).
-async fn smsflow(args: &[&str], config: &Path) -> std::process::Output {
+pub(crate) async fn smsflow(args: &[&str], config: &Path) -> std::process::Output {
     let child = Command::new(env!("CARGO_BIN_EXE_smsflow"))
         .args(args)
         .arg("--config")

@@ -44,7 +44,8 @@ pub const MT_RETRIES: &str = "smsflow_mt_retries_total";
 pub const MT_RECEIPTS: &str = "smsflow_mt_receipts_total";
 /// `{flow, hook}`: hooks that failed (the conversation stops with the error).
 pub const FLOW_ERRORS: &str = "smsflow_flow_errors_total";
-/// `{score}`: ratings recorded.
+/// `{flow, score}`: ratings recorded, by survey flow (scores of different scales are different
+/// answers: a CSAT 5 is the top, an NPS 5 a detractor).
 pub const RATINGS: &str = "smsflow_ratings_total";
 /// `{level}`: incidents that escalated past the first level, by the level that finally took the
 /// call (`none` when nobody did).
@@ -56,9 +57,9 @@ pub const ACK_SECONDS: &str = "smsflow_ack_seconds";
 /// `{flow, outcome}`: conversations that ended, by the outcome the script gave (`error` when a
 /// hook failed).
 pub const CONVERSATIONS_FINISHED: &str = "smsflow_conversations_finished_total";
-/// `{stage}`: surveys by how far they got, [`FUNNEL_STAGES`]: `sent` (question accepted by the
-/// SMSC), `delivered` (its receipt), `replied`, then `rated` / `not_understood`, or `expired`
-/// (no answer in time).
+/// `{flow, stage}`: the surveys of each survey flow (one that declares `fn scale()`) by how far
+/// they got, [`FUNNEL_STAGES`]: `sent` (question accepted by the SMSC), `delivered` (its
+/// receipt), `replied`, then `rated` / `not_understood`, or `expired` (no answer in time).
 pub const SURVEY_FUNNEL: &str = "smsflow_survey_funnel_total";
 /// Messages waiting in the durable outbox.
 pub const OUTBOX_PENDING: &str = "smsflow_outbox_pending";
@@ -207,8 +208,8 @@ pub const RECORDED: &[Metric] = &[
     m(CONVERSATIONS_OPEN, Gauge, &["flow"], "open conversations"),
     m(CONVERSATIONS_FINISHED, Counter, &["flow", "outcome"],
         "conversations ended, by the outcome the flow gave (error: a hook failed)"),
-    m(RATINGS, Counter, &["score"], "ratings recorded, by score"),
-    m(SURVEY_FUNNEL, Counter, &["stage"],
+    m(RATINGS, Counter, &["flow", "score"], "ratings recorded, by survey flow and score"),
+    m(SURVEY_FUNNEL, Counter, &["flow", "stage"],
         "surveys that reached each stage: sent, delivered, replied, rated, not_understood, expired"),
     m(ESCALATIONS, Counter, &["level"],
         "incidents that escalated, by the level that took the call (none: nobody did)"),
@@ -311,9 +312,6 @@ pub fn install() -> Exporter {
 /// pool ([`crate::esme`]), per-flow ones by [`register_flow`].
 pub fn register_start() {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    for stage in FUNNEL_STAGES {
-        counter!(SURVEY_FUNNEL, "stage" => stage).increment(0);
-    }
     counter!(ESCALATIONS, "level" => "none").increment(0);
     // Every incident starts at level 1, so its histogram is there before the first OK.
     let _ = metrics::histogram!(ACK_SECONDS, "level" => "1");
@@ -325,9 +323,10 @@ pub fn register_start() {
     }
 }
 
-/// Registers at zero the series of one flow (loaded now, or with conversations still open),
-/// and the scores its ratings take.
-pub fn register_flow(flow: &str, scores: RangeInclusive<u8>) {
+/// Registers at zero the series of one flow (loaded now, or with conversations still open).
+/// A survey flow's ratings and funnel are [`register_survey`]'s, when it loads: `_scores` is
+/// no longer read (the callers still pass the flow's scale).
+pub fn register_flow(flow: &str, _scores: RangeInclusive<u8>) {
     let f = || flow.to_owned();
     for hook in HOOKS {
         counter!(FLOW_ERRORS, "flow" => f(), "hook" => hook).increment(0);
@@ -345,8 +344,17 @@ pub fn register_flow(flow: &str, scores: RangeInclusive<u8>) {
     for result in RELOAD_RESULTS {
         counter!(FLOW_RELOADS, "flow" => f(), "result" => result).increment(0);
     }
+}
+
+/// Registers at zero the series of a survey flow (one that declares `fn scale()`), when a
+/// version of it goes live: its funnel stages and the scores of its scale. Flows that record
+/// no ratings (escalation, inbox) get neither.
+pub fn register_survey(flow: &str, scores: RangeInclusive<u8>) {
+    for stage in FUNNEL_STAGES {
+        counter!(SURVEY_FUNNEL, "flow" => flow.to_owned(), "stage" => stage).increment(0);
+    }
     for score in scores {
-        counter!(RATINGS, "score" => score.to_string()).increment(0);
+        counter!(RATINGS, "flow" => flow.to_owned(), "score" => score.to_string()).increment(0);
     }
 }
 

@@ -622,6 +622,7 @@ impl FlowEngine {
         outcome: &str,
     ) -> Result<(), EngineError> {
         if let Some(mut conversation) = self.store.conversation(id)? {
+            let conversation_flow = conversation.flow.clone();
             conversation.status = ConversationStatus::Finished {
                 outcome: outcome.to_owned(),
             };
@@ -632,7 +633,7 @@ impl FlowEngine {
                 timers_cancelled: timers.into_iter().map(|t| (id, t.name)).collect(),
                 ..Commit::default()
             };
-            let recorded = Recorded::of(&commit);
+            let recorded = Recorded::of(&commit, self.is_survey(&conversation_flow));
             self.store.commit(commit)?;
             recorded.count();
         }
@@ -686,7 +687,7 @@ impl FlowEngine {
                     error: error.to_string(),
                 };
                 commit.conversation = Some(conversation);
-                let recorded = Recorded::of(&commit);
+                let recorded = Recorded::of(&commit, flow.survey);
                 self.store.commit(commit)?;
                 recorded.count();
                 metrics::counter!(crate::metrics::FLOW_ERRORS,
@@ -711,7 +712,7 @@ impl FlowEngine {
             }
         }
         commit.conversation = Some(conversation);
-        let recorded = Recorded::of(&commit);
+        let recorded = Recorded::of(&commit, flow.survey);
         self.store.commit(commit)?;
         recorded.count();
         Ok(Stepped { result, starts })
@@ -878,7 +879,10 @@ fn message_map(from: &str, text: &str, received_at: Millis, route: &routing::Rou
 
 /// What a step recorded, for the metrics once its commit succeeded.
 struct Recorded {
-    scores: Vec<u8>,
+    /// (flow, score) of each rating.
+    scores: Vec<(String, u8)>,
+    /// The conversation's flow is a survey flow: its end counts in the survey funnel.
+    survey: bool,
     /// The level that took each escalated incident's call, `None` when nobody did.
     escalations: Vec<Option<i64>>,
     /// (level, seconds) of each acknowledged incident.
@@ -888,10 +892,13 @@ struct Recorded {
 }
 
 impl Recorded {
-    fn of(commit: &Commit) -> Recorded {
+    fn of(commit: &Commit, survey: bool) -> Recorded {
         let field = |i: &Incident, name: &str| i.fields.get(name).cloned();
         Recorded {
-            scores: commit.ratings.iter().map(|r| r.score).collect(),
+            scores: (commit.ratings.iter())
+                .map(|r| (r.flow.clone(), r.score))
+                .collect(),
+            survey,
             escalations: commit
                 .incidents
                 .iter()
@@ -923,8 +930,9 @@ impl Recorded {
 
     fn count(&self) {
         use crate::metrics as names;
-        for score in &self.scores {
-            metrics::counter!(names::RATINGS, "score" => score.to_string()).increment(1);
+        for (flow, score) in &self.scores {
+            metrics::counter!(names::RATINGS, "flow" => flow.clone(), "score" => score.to_string())
+                .increment(1);
         }
         for level in &self.escalations {
             let level = level.map_or_else(|| "none".to_owned(), |l| l.to_string());
@@ -939,9 +947,11 @@ impl Recorded {
             metrics::counter!(names::CONVERSATIONS_FINISHED,
                 "flow" => flow.clone(), "outcome" => outcome.clone())
             .increment(1);
-            if flow == "survey" {
+            if self.survey {
                 for stage in names::survey_stages(outcome) {
-                    metrics::counter!(names::SURVEY_FUNNEL, "stage" => *stage).increment(1);
+                    metrics::counter!(names::SURVEY_FUNNEL,
+                        "flow" => flow.clone(), "stage" => *stage)
+                    .increment(1);
                 }
             }
         }

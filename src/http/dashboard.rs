@@ -2,7 +2,9 @@
 //! and `GET /`, which sends a browser there.
 //!
 //! Takes `from`, `to`, `by` (a CSI grouping; the incident part follows it when it is a
-//! period, else groups by location) and `flow` (the survey flow, with its scale's numbers), `days` (the last N days, instead of `from`), and
+//! period, else groups by location) and `flow` (the survey flow, with its scale's numbers and
+//! its newest responses; the form offers every flow that declares a scale), `days` (the last N
+//! days, instead of `from`), and
 //! `refresh` (reload every N seconds, 10 to 3600). An empty value is no value, as the form
 //! sends them. A bad parameter gets an HTML page saying what is wrong (400), not JSON: the
 //! reader is a person in a browser.
@@ -110,9 +112,11 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
     };
     let now = (state.now)();
     let store = state.store.clone();
+    // The newest responses of the survey shown: another flow's scores are on another scale.
     let feed_query = FeedQuery {
         from,
         to,
+        flow: Some(csi.flow.clone()),
         limit: FEED_ROWS,
         ..FeedQuery::default()
     };

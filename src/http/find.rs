@@ -24,6 +24,7 @@
 //! `next_cursor` to go on from; `next_cursor` is null only once nothing older is left.
 //! Anything else in the query, or a parameter given twice, is a 400 naming it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
@@ -70,13 +71,11 @@ pub(super) async fn find_conversations(
     let find = parse(&pairs, state.engine.timezone())?;
     let (engine, store) = (state.engine.clone(), state.store.clone());
     let body = blocking(move || {
-        if let Some(flow) = &find.flow
-            && !is_known(&engine, &store, flow)?
-        {
-            return Err(ApiError::BadRequest(format!(
-                "flow {flow:?} is not loaded and has no conversations (flows: {})",
-                flow_names(&engine, &store)?
-            )));
+        if let Some(flow) = &find.flow {
+            let known = known_flows(&engine, &store)?;
+            if !known.contains(flow) {
+                return Err(crate::report::query::unknown_flow(flow, &known).into());
+            }
         }
         Ok(page_json(&store.find(&find).map_err(internal)?))
     })
@@ -93,10 +92,14 @@ pub(super) async fn event_conversation(
     let Path((flow, key)) = path?;
     let (engine, store) = (state.engine.clone(), state.store.clone());
     let body = blocking(move || {
-        if !is_known(&engine, &store, &flow)? {
+        let known = known_flows(&engine, &store)?;
+        if !known.contains(&flow) {
             return Err(ApiError::UnknownFlow(format!(
                 "no flow named {flow:?} (flows: {})",
-                flow_names(&engine, &store)?
+                (known.iter().filter(|n| !n.is_empty()))
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let id = (store.event_conversation(&flow, &key).map_err(internal)?)
@@ -107,17 +110,14 @@ pub(super) async fn event_conversation(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-/// A flow that runs now, or ran: its conversations are still there to read.
-fn is_known(engine: &FlowEngine, store: &Store, flow: &str) -> Result<bool, ApiError> {
-    Ok(engine.flow(flow).is_some() || store.stored_flows().map_err(internal)?.contains(flow))
-}
-
-fn flow_names(engine: &FlowEngine, store: &Store) -> Result<String, ApiError> {
+/// The flows that run now or ran (their conversations are still there to read).
+pub(super) fn known_flows(
+    engine: &FlowEngine,
+    store: &Store,
+) -> Result<BTreeSet<String>, ApiError> {
     let mut names = store.stored_flows().map_err(internal)?;
     names.extend(engine.flows().iter().map(|f| f.name.clone()));
-    // Unsolicited MOs are kept under the empty flow name: not one to ask for.
-    names.remove("");
-    Ok(names.into_iter().collect::<Vec<_>>().join(", "))
+    Ok(names)
 }
 
 /// The parameters of a query, each once and each one of `names` (a 400 naming the first that

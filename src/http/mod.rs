@@ -625,7 +625,8 @@ pub(super) fn today(state: &ApiState) -> jiff::civil::Date {
     report::query::today(state.engine.timezone(), (state.now)())
 }
 
-/// Reads the store off the async threads (a report scans ratings and conversations).
+/// Reads the store off the async threads (a report scans ratings and conversations). A CSI
+/// report of a flow that neither runs nor ran is a 400 naming the ones there are.
 pub(super) async fn build_report(
     state: &ApiState,
     query: report::Query,
@@ -633,12 +634,12 @@ pub(super) async fn build_report(
     let (store, engine) = (state.store.clone(), state.engine.clone());
     // The running engine knows the flow's scale even before its live script is stored.
     let scale = engine.flow(&query.flow).map(|f| f.scale.clone());
-    tokio::task::spawn_blocking(move || {
+    find::blocking(move || {
+        query.check_flow(&find::known_flows(&engine, &store)?)?;
         report::source::build_with(&store, &query, engine.timezone(), scale)
+            .map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("the report task failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 // ---- probes and the rest --------------------------------------------------------------------

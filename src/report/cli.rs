@@ -87,27 +87,38 @@ pub fn report(
         return from_stream(url, &query, config);
     }
     let data_dir: &Path = &config.service.data_dir;
+    let failed = |e: StoreError| CliError::Failed(e.to_string());
     if is_missing_or_empty(data_dir) {
         // Day one: the empty report a manager expects, made by the same code from a store
         // with nothing in it, so every section is there; the data dir is left alone.
-        let empty = Store::temporary_in(zone).map_err(|e| CliError::Failed(e.to_string()))?;
+        check_flow(&query, config, None)?;
+        let empty = Store::temporary_in(zone).map_err(failed)?;
         return source::build(&empty, &query, zone)
             .map(|r| (r, Origin::NoStore(data_dir.to_path_buf())))
-            .map_err(|e| CliError::Failed(e.to_string()));
+            .map_err(failed);
     }
     match Store::open(data_dir) {
-        Ok(store) => source::build(&store, &query, zone)
-            .map(|r| (r, Origin::Store))
-            .map_err(|e| CliError::Failed(e.to_string())),
+        Ok(store) => {
+            check_flow(&query, config, Some(&store))?;
+            source::build(&store, &query, zone)
+                .map(|r| (r, Origin::Store))
+                .map_err(failed)
+        }
         Err(StoreError::Locked { .. }) => {
             let addr = remote::connect_address(config.http.listen);
             let token = config.http.tokens.first().map(|t| t.expose());
-            let body = remote::get(addr, &remote::path(&query), token).map_err(|e| {
-                CliError::Failed(format!(
+            let body = remote::get(addr, &remote::path(&query), token).map_err(|e| match e {
+                // The service refused the request as the CLI would (a flow it does not know).
+                remote::RemoteError::Status {
+                    status: 400,
+                    detail,
+                    ..
+                } => CliError::Usage(detail),
+                e => CliError::Failed(format!(
                     "the store {} is in use (a running service?) and its HTTP API did not \
                      give the report: {e}",
                     data_dir.display()
-                ))
+                )),
             })?;
             let report = Report::from_json(request.kind, &body).map_err(|e| {
                 CliError::Failed(format!(
@@ -118,6 +129,28 @@ pub fn report(
         }
         Err(e) => Err(CliError::Failed(e.to_string())),
     }
+}
+
+/// Refuses a CSI report of a flow the store has no conversations of and `scripts_dir` has no
+/// script for, as the running service refuses one it neither runs nor ran (with the same
+/// message): a mistyped `--flow` is an error naming the flows there are, not an empty report.
+fn check_flow(query: &Query, config: &Config, store: Option<&Store>) -> Result<(), CliError> {
+    let mut known = match store {
+        Some(store) => store
+            .stored_flows()
+            .map_err(|e| CliError::Failed(e.to_string()))?,
+        None => Default::default(),
+    };
+    if let Ok(entries) = std::fs::read_dir(&config.service.scripts_dir) {
+        known.extend(entries.filter_map(|e| {
+            let path = e.ok()?.path();
+            let stem = path.file_stem()?.to_str()?;
+            (path.extension()? == "rhai").then(|| stem.to_owned())
+        }));
+    }
+    query
+        .check_flow(&known)
+        .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// The report of the events on the stream at `url` (the stream and subjects of

@@ -3,6 +3,8 @@
 //! the CLI's `--from/--to/--by` and the HTTP `?from=&to=&by=` are checked, so both give the
 //! same messages.
 
+use std::collections::BTreeSet;
+
 use jiff::ToSpan;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -206,6 +208,9 @@ pub enum QueryError {
     UnknownParameter { name: String },
     #[error("flow {0:?} is not a flow name (letters, digits, - and _)")]
     BadFlow(String),
+    /// A flow that neither runs nor ran: a mistyped name gets this, not an empty report.
+    #[error("flow {flow:?} is not loaded and has no conversations (flows: {known})")]
+    UnknownFlow { flow: String, known: String },
 }
 
 impl Query {
@@ -311,6 +316,16 @@ impl Query {
         Query::parse(kind, from, to, by, today)?.for_flow(flow)
     }
 
+    /// A CSI report is about a flow that runs or ran (`known`: the flows loaded or with
+    /// conversations); [`SURVEY_FLOW`], the default, always passes, so a report on day one is
+    /// empty rather than an error. The incident report has no flow to check.
+    pub fn check_flow(&self, known: &BTreeSet<String>) -> Result<(), QueryError> {
+        if self.kind != Kind::Csi || self.flow == SURVEY_FLOW || known.contains(&self.flow) {
+            return Ok(());
+        }
+        Err(unknown_flow(&self.flow, known))
+    }
+
     /// Days in the range, both ends included.
     pub fn days(&self) -> i64 {
         days_between(self.from, self.to) + 1
@@ -322,6 +337,22 @@ impl Query {
         let to = self.from.checked_sub(1.day()).unwrap_or(Date::MIN);
         let from = self.from.checked_sub(days.days()).unwrap_or(Date::MIN);
         (from, to)
+    }
+}
+
+/// The error for `flow` when only `known` exist (unsolicited MOs, stored under the empty flow
+/// name, are none to ask for).
+pub fn unknown_flow(flow: &str, known: &BTreeSet<String>) -> QueryError {
+    let names: Vec<&str> = (known.iter().map(String::as_str))
+        .filter(|n| !n.is_empty())
+        .collect();
+    QueryError::UnknownFlow {
+        flow: flow.to_owned(),
+        known: if names.is_empty() {
+            "none yet".to_owned()
+        } else {
+            names.join(", ")
+        },
     }
 }
 

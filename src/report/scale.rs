@@ -37,6 +37,55 @@ pub fn negative(scale: &Scale) -> RangeInclusive<u8> {
     }
 }
 
+/// The scores between the negative and the positive ones (CSAT 3, NPS passives 7–8, CES 4);
+/// `None` when there are none.
+pub fn middle(scale: &Scale) -> Option<RangeInclusive<u8>> {
+    let (low, high) = (*negative(scale).end(), *positive(scale).start());
+    (high > low + 1).then(|| low + 1..=high - 1)
+}
+
+/// What a kind calls its positive, middle and negative scores, in the reports' headers,
+/// cards and tables: NPS has promoters, passives and detractors, CES easy and hard answers,
+/// CSAT (and any other scale) positive and negative ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Words {
+    pub positive: &'static str,
+    pub middle: &'static str,
+    pub negative: &'static str,
+}
+
+pub fn words(scale: &Scale) -> Words {
+    let (positive, middle, negative) = match scale.kind.as_str() {
+        "nps" => ("promoters", "passives", "detractors"),
+        "ces" => ("easy", "neutral", "hard"),
+        _ => ("positive", "neutral", "negative"),
+    };
+    Words {
+        positive,
+        middle,
+        negative,
+    }
+}
+
+/// `word` with its first letter in capitals, for a header or a card.
+pub fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// `Promoters (9–10)`: a word of [`words`] and its scores, for a header or a card.
+pub fn named(word: &str, scores: &RangeInclusive<u8>) -> String {
+    format!(
+        "{} ({}–{})",
+        capitalised(word),
+        scores.start(),
+        scores.end()
+    )
+}
+
 /// The width − 1 of the top and bottom fifths: 1 on a 1–5 scale (4–5, 1–2).
 fn fifth(scale: &Scale) -> u8 {
     let len = u32::from(scale.max - scale.min) + 1;
@@ -112,6 +161,11 @@ mod tests {
         let ces = scale("ces", 1, 7);
         assert_eq!((positive(&ces), negative(&ces)), (5..=7, 1..=3));
         assert_eq!(leaning(&nps_scale, 8), None);
+        assert_eq!(middle(&nps_scale), Some(7..=8));
+        assert_eq!(middle(&csat), Some(3..=3));
+        assert_eq!(middle(&scale("csat", 1, 2)), None);
+        assert_eq!(words(&nps_scale).negative, "detractors");
+        assert_eq!(named(words(&ces).positive, &positive(&ces)), "Easy (5–7)");
         assert_eq!(leaning(&nps_scale, 6), Some(false));
     }
 

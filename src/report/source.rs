@@ -9,8 +9,6 @@ use super::stats::Scores;
 use super::{CsiData, CsiOptions, DayTally, Report, SurveyEnd, SurveySend, csi, incidents};
 use crate::store::{Store, StoreError, tally};
 
-pub use super::query::SURVEY_FLOW;
-
 /// Builds the report `query` asks for from `store`, dates in `zone`; the survey flow's scale
 /// is what its live script in the store declares (CSAT 1–5 when none is stored).
 pub fn build(store: &Store, query: &Query, zone: &TimeZone) -> Result<Report, StoreError> {
@@ -108,20 +106,14 @@ fn csi_tallies(store: &Store, query: &Query, zone: &TimeZone) -> Result<CsiData,
             for (&score, &n) in &t.scores {
                 scores.add_n(score, n);
             }
-            // Ratings of every flow count; sends are the survey flow's.
-            let survey = key.flow == SURVEY_FLOW;
             DayTally {
                 date: key.day,
                 operator: key.operator,
                 channel: key.channel,
                 scores,
-                sent: if survey { t.sent } else { 0 },
-                delivered: if survey { t.delivered } else { 0 },
-                outcomes: if survey {
-                    t.outcomes
-                } else {
-                    Default::default()
-                },
+                sent: t.sent,
+                delivered: t.delivered,
+                outcomes: t.outcomes,
             }
         })
         .collect();

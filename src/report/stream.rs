@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 
-use super::query::{Kind, Query, SURVEY_FLOW, range_ms};
+use super::query::{Kind, Query, range_ms};
 use super::scale::Scale;
 use super::{CsiData, CsiOptions, Report, SurveyEnd, SurveySend, csi, incidents};
 use crate::export::event::Envelope;
@@ -77,8 +77,6 @@ pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelop
     let mut list = Vec::new();
     // By conversation and creation: a node restored from a backup hands out ids again.
     let mut sends: BTreeMap<(ConversationId, Millis), SurveySend> = BTreeMap::new();
-    // Sends and outcomes are the survey flow's, as in the tallies.
-    let survey = query.flow == SURVEY_FLOW;
     for envelope in events {
         let key = (envelope.node.clone(), envelope.conversation());
         let next = ids.len() as ConversationId + 1;
@@ -88,15 +86,13 @@ pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelop
                 data.ratings.push(r)
             }
             ExportEvent::Incident(i) if in_range(i.at) => list.push(i),
-            ExportEvent::Conversation(c)
-                if survey && c.flow == query.flow && in_range(c.created_at) =>
-            {
+            ExportEvent::Conversation(c) if c.flow == query.flow && in_range(c.created_at) => {
                 data.ends.push(SurveyEnd {
                     at: c.created_at,
                     outcome: c.outcome,
                 });
             }
-            ExportEvent::Mt(m) if survey && m.opening && m.flow == query.flow => {
+            ExportEvent::Mt(m) if m.opening && m.flow == query.flow => {
                 let Some(key) = m.survey.filter(|s| in_range(s.created_at)) else {
                     continue;
                 };
@@ -145,7 +141,7 @@ mod tests {
         ExportEvent::Mt(MtStatus {
             message: 2,
             conversation: 1,
-            flow: SURVEY_FLOW.into(),
+            flow: "nps".into(),
             to: "998901234567".into(),
             status: status.into(),
             at: AT + 1_000,
@@ -161,7 +157,7 @@ mod tests {
     fn rating(score: u8) -> ExportEvent {
         ExportEvent::Rating(Rating {
             conversation: 1,
-            flow: SURVEY_FLOW.into(),
+            flow: "nps".into(),
             at: AT + 60_000,
             msisdn: "998901234567".into(),
             score,
@@ -171,12 +167,15 @@ mod tests {
         })
     }
 
-    /// Conversation 1 of two nodes is two surveys; a question's statuses are one send.
+    /// Conversation 1 of two nodes is two surveys; a question's statuses are one send; a
+    /// survey flow not named `survey` counts its sends too.
     #[test]
     fn each_nodes_conversations_count_apart_and_a_send_once() {
         let zone = TimeZone::get("Asia/Tashkent").unwrap();
         let today = jiff::civil::date(2026, 11, 30);
-        let query = Query::parse(Kind::Csi, Some("2026-11-01"), None, None, today).unwrap();
+        let query = Query::parse(Kind::Csi, Some("2026-11-01"), None, None, today)
+            .and_then(|q| q.for_flow(Some("nps")))
+            .unwrap();
         let events = vec![
             on("a", 1, question("sent")),
             on("b", 1, question("sent")),

@@ -592,7 +592,7 @@ fn xlsx_reads_back_as_a_workbook_with_numbers_and_a_chart() {
             "Surveys sent",
             "Delivered",
             "Responses",
-            "Response rate"
+            "Response rate, %"
         ]
     );
     assert!(header.contains(&"95% CI low".to_owned()), "{header:?}");
@@ -615,7 +615,7 @@ fn xlsx_reads_back_as_a_workbook_with_numbers_and_a_chart() {
             .map(|row| row[1].clone())
     };
     assert_eq!(value("Responses"), Some(Data::Float(903.0)));
-    assert_eq!(value("Positive (4–5)"), Some(Data::Float(0.794)));
+    assert_eq!(value("Positive (4–5), %"), Some(Data::Float(0.794)));
     assert_eq!(value("Average"), Some(Data::Float(4.05)));
     let trend = book.worksheet_range("Trend").unwrap();
     assert_eq!(trend.height(), 31);
@@ -1088,8 +1088,8 @@ fn an_empty_xlsx_section_says_none() {
     }
 }
 
-#[test]
-fn a_ces_survey_reports_the_share_of_easy_on_1_to_7() {
+/// The report of five CES answers on 1–7 (7, 6, 5, 2, 1) of a flow `effort`.
+fn ces_report() -> csi::CsiReport {
     let t0 = day_start(&zone(), date(2026, 11, 10)) + HOUR;
     let ratings = [7u8, 6, 5, 2, 1]
         .iter()
@@ -1111,7 +1111,60 @@ fn a_ces_survey_reports_the_share_of_easy_on_1_to_7() {
         ratings,
         ..CsiData::default()
     };
-    let r = csi::compute(&november(Grouping::Operator), &zone(), &data, &options);
+    csi::compute(&november(Grouping::Operator), &zone(), &data, &options)
+}
+
+/// A CES survey's exports speak of easy and hard answers on 1–7, not of positive (4–5) ones;
+/// its workbook's trend is on a 1–7 axis.
+#[test]
+fn a_ces_report_speaks_of_easy_and_hard_answers_in_every_format() {
+    use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+    let r = ces_report();
+    let report = Report::Csi(Box::new(r.clone()));
+
+    let table = String::from_utf8(render::render(&report, Format::Table).unwrap()).unwrap();
+    assert!(
+        table.contains("easy (5-7) 60.0 %, hard (1-3) 40.0 %"),
+        "{table}"
+    );
+    assert!(
+        table.contains("easy%") && table.contains("hard%"),
+        "{table}"
+    );
+    assert!(!table.contains("positive"), "{table}");
+
+    let page = render::html::page(Some(&r), None, &Default::default());
+    assert!(page.contains("Easy (5–7)") && page.contains("Hard (1–3)"));
+    assert!(!page.contains("Positive ("), "CES has easy answers");
+
+    let bytes = render::render(&report, Format::Xlsx).unwrap();
+    let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes.clone())).unwrap();
+    let summary = book.worksheet_range("Summary").unwrap();
+    let rows: Vec<(String, Data)> = (summary.rows())
+        .map(|row| (row[0].to_string(), row[1].clone()))
+        .collect();
+    let value = |field: &str| {
+        rows.iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(value("Easy (5–7), %"), Some(Data::Float(0.6)));
+    assert_eq!(value("Hard (1–3), %"), Some(Data::Float(0.4)));
+    assert_eq!(
+        rows.iter().filter(|(f, _)| f.starts_with("Easy")).count(),
+        1,
+        "one easy share: {rows:?}"
+    );
+    let chart = zip_entry(&bytes, "xl/charts/chart1.xml");
+    assert!(
+        chart.contains("<c:min val=\"1\"/>") && chart.contains("<c:max val=\"7\"/>"),
+        "{chart}"
+    );
+}
+
+#[test]
+fn a_ces_survey_reports_the_share_of_easy_on_1_to_7() {
+    let r = ces_report();
     assert_eq!(r.total.easy_pct, Some(60.0));
     assert_eq!(r.total.negative_pct, Some(40.0), "hard: 1–3");
     assert_eq!(

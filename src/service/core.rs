@@ -235,8 +235,10 @@ impl Core {
         if names::MT_RECEIPT_STATUSES.contains(&status) {
             metrics::counter!(names::MT_RECEIPTS, "flow" => part.flow.clone(), "status" => status)
                 .increment(1);
-            if status == "delivered" && part.opening && part.flow == "survey" {
-                metrics::counter!(names::SURVEY_FUNNEL, "stage" => "delivered").increment(1);
+            if status == "delivered" && part.opening && self.engine.is_survey(&part.flow) {
+                metrics::counter!(names::SURVEY_FUNNEL,
+                    "flow" => part.flow.clone(), "stage" => "delivered")
+                .increment(1);
             }
         }
         let step = (self.engine).delivery(
@@ -312,8 +314,9 @@ impl Core {
             "flow" => flow.to_owned(),
             "status" => if accepted { "accepted" } else { "failed" })
         .increment(1);
-        if accepted && opening && flow == "survey" {
-            metrics::counter!(names::SURVEY_FUNNEL, "stage" => "sent").increment(1);
+        if accepted && opening && self.engine.is_survey(flow) {
+            metrics::counter!(names::SURVEY_FUNNEL, "flow" => flow.to_owned(), "stage" => "sent")
+                .increment(1);
         }
     }
 

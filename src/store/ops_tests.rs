@@ -103,6 +103,39 @@ fn a_wrong_tally_fails_verify_naming_its_key() -> TestResult {
     Ok(())
 }
 
+/// The reports of every survey flow read the tallies' sends and deliveries: fewer stored than
+/// the conversations sent is a wrong report too, not only more.
+#[test]
+fn a_tally_of_sends_that_disagrees_with_the_records_fails_verify() -> TestResult {
+    let store = Store::temporary()?;
+    populate(&store, 12)?;
+    store.checkpoint()?;
+    let (key, mut wrong) = (store.inner.cold.scan_prefix([keys::TALLY]))
+        .map(|entry| {
+            let (key, value) = entry.unwrap();
+            let t: tally::Tally = keys::decode(keys::STATE, &key, &value).unwrap();
+            (key.to_vec(), t)
+        })
+        .find(|(_, t)| t.sent > 0)
+        .expect("the surveys' sends are counted");
+    assert_eq!((wrong.sent, wrong.delivered), (12, 12));
+    for (sent, delivered) in [(11, 12), (12, 11)] {
+        (wrong.sent, wrong.delivered) = (sent, delivered);
+        put_raw(&store, &key, &keys::encode(&key, &wrong)?)?;
+        let verified = store.verify()?;
+        let expected = format!(
+            "tallies of flow \"survey\" on 1970-01-01: {sent} sent and {delivered} delivered \
+             stored, but the conversations count 12 sent and 12 delivered"
+        );
+        assert!(
+            verified.problems.contains(&expected),
+            "{:?}",
+            verified.problems
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn an_undecodable_value_fails_verify_naming_its_key() -> TestResult {
     let store = Store::temporary()?;

@@ -15,16 +15,21 @@ pub(super) fn survey(store: &Store, id: ConversationId, question: u64) -> TestRe
     let mut c = conv(id, "survey", &[MSISDN], 1_000);
     let mut ask = entry(1_000, Direction::Out, "Оцените");
     ask.message_id = Some(question);
+    // The question, sent by the step that creates the conversation (its event hook).
+    let question_out = OutMessage {
+        opening: true,
+        ..out(question, id)
+    };
     store.commit(Commit {
         conversation: Some(c.clone()),
         timers_set: vec![timer(id, "expire", 90_000)],
         timeline: vec![(id, ask)],
-        outbox: vec![out(question, id)],
+        outbox: vec![question_out.clone()],
         event_key: Some(("survey".into(), format!("call-{id}"), id)),
         ..Commit::default()
     })?;
     store.outbox_finished(&[OutboxOutcome {
-        message: out(question, id),
+        message: question_out,
         status: "sent".into(),
         smsc_ids: vec![format!("q{question}")],
         at: 0,

@@ -9,14 +9,17 @@
 //!
 //! Operator and channel of a send or an outcome are the conversation's `this.operator` and
 //! `this.channel` (the shipped survey sets them; other flows leave them empty).
+//!
+//! What a conversation's records count ([`of_history`]) rebuilds them, and
+//! [`disagreements`] holds stored tallies against that recount for `smsflow store verify`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use super::{Conversation, Millis, Rating, StoreError, keys};
+use super::{Conversation, Millis, Rating, StoreError, keys, show_key};
 
 /// Which tally: a local day, and the flow, operator and channel.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -99,19 +102,25 @@ pub fn operator_and_channel(state: &serde_json::Value) -> (String, String) {
     (text("operator"), text("channel"))
 }
 
-/// What a conversation's record and timeline say it counted, for a recount: sent when it
-/// sent something (its first message not suppressed by an opt-out), delivered when that
-/// message's receipt said so, and its outcome once it ended.
+/// What a conversation's record and timeline say it counted, for a recount: sent when the
+/// step that created it sent a message (its opening message, a survey's question), delivered
+/// for each such message a receipt said was delivered, and its outcome once it ended.
+///
+/// The timeline does not keep `OutMessage::opening`; an opening message is an SMS (it has an
+/// outbox id; a webhook call or a send dropped for an opt-out has none) written at the
+/// conversation's creation, before anything came in (an inbox conversation starts with the
+/// MO it answers). That is what the event hook's step writes, and no other step does.
 pub(super) fn of_history(c: &Conversation, timeline: &[super::TimelineEntry]) -> Vec<Delta> {
     let mut deltas = Vec::new();
-    let first = timeline
-        .iter()
-        .find(|e| e.direction == super::Direction::Out && !e.status.starts_with("suppressed"));
-    if let Some(first) = first {
+    let opening: Vec<&super::TimelineEntry> = (timeline.iter())
+        .take_while(|e| e.direction == super::Direction::Out && e.at == c.created_at)
+        .filter(|e| e.message_id.is_some())
+        .collect();
+    if !opening.is_empty() {
         deltas.push(Delta::Sent);
-        if first.status == "delivered" {
-            deltas.push(Delta::Delivered);
-        }
+    }
+    for _ in opening.iter().filter(|e| e.status == "delivered") {
+        deltas.push(Delta::Delivered);
     }
     match &c.status {
         super::ConversationStatus::Open => {}
@@ -121,6 +130,65 @@ pub(super) fn of_history(c: &Conversation, timeline: &[super::TimelineEntry]) ->
         super::ConversationStatus::Errored { .. } => deltas.push(Delta::Outcome("error".into())),
     }
     deltas
+}
+
+/// Where the `stored` tallies (by key: the raw key and the tally) disagree with the ones the
+/// raw records count ([`of_history`], `counted`), each a problem naming its key: ratings
+/// per score and outcomes per key exactly; surveys sent and delivered per day and flow
+/// exactly. A send is counted under the operator and channel the conversation's state had when
+/// it was sent, which no record keeps (the recount sees the last state), so only their sum per
+/// day is a fact the records hold. The reports of every survey flow read these numbers: a
+/// tally that disagrees with its records is a report that is wrong.
+pub(super) fn disagreements(
+    stored: &BTreeMap<TallyKey, (Vec<u8>, Tally)>,
+    counted: &BTreeMap<TallyKey, Tally>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let empty = Tally::default();
+    for (k, (key, stored)) in stored {
+        let c = counted.get(k).unwrap_or(&empty);
+        if c.scores != stored.scores || c.outcomes != stored.outcomes {
+            problems.push(format!(
+                "state/{}: stored {stored:?} but the ratings and conversations count {c:?}",
+                show_key(key)
+            ));
+        }
+    }
+    for (k, c) in counted {
+        let counts = !c.scores.is_empty() || !c.outcomes.is_empty();
+        if counts && !stored.contains_key(k) {
+            problems.push(format!(
+                "state/{}: no tally stored, the ratings and conversations count {c:?}",
+                show_key(&key_bytes(k))
+            ));
+        }
+    }
+    let sends = |tallies: &mut dyn Iterator<Item = (&TallyKey, &Tally)>| {
+        let mut days: BTreeMap<(Date, String), (u64, u64)> = BTreeMap::new();
+        for (k, t) in tallies.filter(|(_, t)| t.sent > 0 || t.delivered > 0) {
+            let day = days.entry((k.day, k.flow.clone())).or_default();
+            *day = (day.0 + t.sent, day.1 + t.delivered);
+        }
+        days
+    };
+    let kept = sends(&mut stored.iter().map(|(k, (_, t))| (k, t)));
+    let recounted = sends(&mut counted.iter());
+    let days: BTreeSet<_> = kept.keys().chain(recounted.keys()).collect();
+    for day in days {
+        let (s, c) = (kept.get(day), recounted.get(day));
+        if s != c {
+            let (s, c) = (
+                s.copied().unwrap_or_default(),
+                c.copied().unwrap_or_default(),
+            );
+            problems.push(format!(
+                "tallies of flow {:?} on {}: {} sent and {} delivered stored, but the \
+                 conversations count {} sent and {} delivered",
+                day.1, day.0, s.0, s.1, c.0, c.1
+            ));
+        }
+    }
+    problems
 }
 
 /// A zone's name as the store records it: its IANA name, else `UTC±hh:mm` of its offset now.

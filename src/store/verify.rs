@@ -1,6 +1,6 @@
 //! `smsflow store verify`: every key of every tree decoded, the indexes held against the
-//! records they index, and the CSI tallies recounted from the raw records (ratings per score
-//! and outcomes exactly, surveys sent as a bound: see [`Check::tallies`]).
+//! records they index, and the CSI tallies recounted from the raw records (ratings per score,
+//! surveys sent and delivered, and outcomes: see [`tally::disagreements`]).
 //!
 //! A damaged store that still opens (the damage hit pages nothing read at start: a closed
 //! conversation, an old rating chunk) shows up here, not at open. Verify writes a checkpoint
@@ -602,32 +602,10 @@ impl Check {
         }
     }
 
-    /// The stored tallies against the ones the raw records count. Ratings per score and
-    /// outcomes must match exactly. `sent` can only be bounded: a step counts a send when the
-    /// event hook queued it (`OutMessage::opening`), which no raw record keeps, so the recount
-    /// takes any message a conversation sent; `delivered` likewise counts each opening message
-    /// delivered, and is not compared.
+    /// The stored tallies against the ones the raw records count: see
+    /// [`tally::disagreements`].
     fn tallies(&mut self, counted: BTreeMap<TallyKey, Tally>) {
-        let mut problems = Vec::new();
-        let empty = Tally::default();
-        for (k, (key, stored)) in &self.tallies {
-            let c = counted.get(k).unwrap_or(&empty);
-            if c.scores != stored.scores || c.outcomes != stored.outcomes || stored.sent > c.sent {
-                problems.push(format!(
-                    "state/{}: stored {stored:?} but the ratings and conversations count {c:?}",
-                    show_key(key)
-                ));
-            }
-        }
-        for (k, c) in &counted {
-            let counts = !c.scores.is_empty() || !c.outcomes.is_empty();
-            if counts && !self.tallies.contains_key(k) {
-                problems.push(format!(
-                    "state/{}: no tally stored, the ratings and conversations count {c:?}",
-                    show_key(&tally::key_bytes(k))
-                ));
-            }
-        }
+        let problems = tally::disagreements(&self.tallies, &counted);
         for p in problems {
             self.problem(p);
         }

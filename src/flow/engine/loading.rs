@@ -176,6 +176,9 @@ impl FlowEngine {
             metrics::gauge!(crate::metrics::FLOW_INFO, "flow" => old.name.clone(), "version" => old.version.clone()).set(0.0);
         }
         metrics::gauge!(crate::metrics::FLOW_INFO, "flow" => flow.name.clone(), "version" => flow.version.clone()).set(1.0);
+        if flow.survey {
+            crate::metrics::register_survey(&flow.name, flow.scale.min..=flow.scale.max);
+        }
         let mut registry = self.write_registry();
         registry
             .versions
@@ -192,6 +195,12 @@ impl FlowEngine {
 
     pub fn flow(&self, name: &str) -> Option<Arc<CompiledFlow>> {
         self.read_registry().current.get(name).cloned()
+    }
+
+    /// Whether `flow`'s running version declares `fn scale()`: a survey flow, whose
+    /// conversations the survey funnel counts.
+    pub fn is_survey(&self, flow: &str) -> bool {
+        self.flow(flow).is_some_and(|f| f.survey)
     }
 
     pub(super) fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {

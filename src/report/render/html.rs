@@ -11,6 +11,7 @@ use super::{duration, num, signed};
 use crate::report::csi::CsiReport;
 use crate::report::feed::Page;
 use crate::report::incidents::IncidentReport;
+use crate::report::scale::{self, Scale};
 
 /// Score colours, 1 (red) to 5 (green).
 pub(super) const SCORE_COLOURS: [&str; 5] = ["#d73027", "#fc8d59", "#e6c229", "#91cf60", "#1a9850"];
@@ -18,6 +19,7 @@ pub(super) const ACCENT: &str = "#2f6fb3";
 pub(super) const MUTED: &str = "#b8c2cc";
 pub(super) const WARN: &str = "#d9534f";
 
+pub use super::html_form::{Controls, error_page};
 pub use super::svg::MAX_BARS;
 use super::svg::{
     Column, W, WIDE, column_chart, columns, csat_chart, group_bars, short_period, trend_chart,
@@ -39,7 +41,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
+pub(super) const STYLE: &str = r#"
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 24px 32px 48px; background: #f4f6f8; color: #1f2933;
@@ -105,22 +107,6 @@ pub struct PageOptions<'a> {
     pub responses: Option<&'a Page>,
 }
 
-/// The current values of the dashboard's controls.
-#[derive(Debug, Clone, Default)]
-pub struct Controls {
-    pub from: String,
-    pub to: String,
-    pub by: String,
-    /// The survey flow shown, and every survey flow to choose from.
-    pub flow: String,
-    pub flows: Vec<String>,
-}
-
-/// The choices of the grouping control.
-const GROUPINGS: [&str; 5] = ["operator", "channel", "day", "week", "month"];
-/// The choices of the auto-refresh control, seconds (0: off).
-const REFRESHES: [u32; 4] = [0, 60, 300, 900];
-
 /// The whole page with whichever reports are given.
 pub fn page(
     csi: Option<&CsiReport>,
@@ -166,13 +152,14 @@ pub fn page(
         );
     }
     if let Some(c) = &options.controls {
-        controls(&mut out, c, options.refresh);
+        super::html_form::controls(&mut out, c, options.refresh);
     }
     if let Some(r) = csi {
         csi_section(&mut out, r);
     }
     if let Some(page) = options.responses {
-        super::html_analysis::feed(&mut out, page);
+        let scale = csi.map(|r| r.scale.clone()).unwrap_or_default();
+        super::html_analysis::feed(&mut out, page, &scale);
     }
     if let Some(r) = incidents {
         incident_section(&mut out, r);
@@ -185,67 +172,6 @@ pub fn page(
          </body>\n</html>"
     );
     out
-}
-
-/// The range and grouping form (plain GET, no script) and quick ranges.
-fn controls(out: &mut String, c: &Controls, refresh: Option<u32>) {
-    let _ = write!(
-        out,
-        "<form class=\"controls\" method=\"get\" action=\"/reports\">\
-         <label>from<input type=\"date\" name=\"from\" value=\"{}\"></label>\
-         <label>to<input type=\"date\" name=\"to\" value=\"{}\"></label><label>by<select name=\"by\">",
-        escape(&c.from),
-        escape(&c.to)
-    );
-    for by in GROUPINGS {
-        let selected = if by == c.by { " selected" } else { "" };
-        let _ = write!(out, "<option{selected}>{by}</option>");
-    }
-    let _ = write!(
-        out,
-        "</select></label><label>refresh<select name=\"refresh\">"
-    );
-    for n in REFRESHES {
-        let selected = if refresh.unwrap_or(0) == n {
-            " selected"
-        } else {
-            ""
-        };
-        let label = if n == 0 {
-            "off".to_owned()
-        } else {
-            duration(Some(f64::from(n)))
-        };
-        let value = if n == 0 { String::new() } else { n.to_string() };
-        let _ = write!(
-            out,
-            "<option value=\"{value}\"{selected}>{}</option>",
-            escape(&label)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "</select></label><button type=\"submit\">Show</button></form>"
-    );
-    let by = format!("{}&amp;flow={}", escape(&c.by), escape(&c.flow));
-    let _ = writeln!(
-        out,
-        "<p class=\"quick\">Last <a href=\"/reports?days=7&amp;by={by}\">7 days</a>\
-         <a href=\"/reports?days=30&amp;by={by}\">30 days</a>\
-         <a href=\"/reports?days=90&amp;by={by}\">90 days</a></p>"
-    );
-}
-
-/// A page for a bad dashboard request: what was wrong, and the way back.
-pub fn error_page(detail: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"ru\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>smsflow reports: bad request</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <h1>smsflow reports</h1>\n<div class=\"error\"><h3>This report cannot be shown</h3>\
-         <p>{}</p><p><a href=\"/reports\">Show the last 30 days</a></p></div>\n</body>\n</html>\n",
-        escape(detail)
-    )
 }
 
 fn card(out: &mut String, label: &str, value: &str, note: &str) {
@@ -271,6 +197,13 @@ fn change_note(delta: Option<f64>, places: usize, what: &str) -> String {
         Some(_) => format!("no change {}", escape(what)),
         None => String::new(),
     }
+}
+
+/// A score's colour: red to green across its scale, whatever the scale's length.
+pub(super) fn score_colour(scale: &Scale, score: u8) -> &'static str {
+    let span = usize::from(scale.max.saturating_sub(scale.min)).max(1);
+    let at = usize::from(score.clamp(scale.min, scale.max) - scale.min);
+    SCORE_COLOURS[at * (SCORE_COLOURS.len() - 1) / span]
 }
 
 fn csi_section(out: &mut String, r: &CsiReport) {
@@ -316,10 +249,8 @@ fn csi_section(out: &mut String, r: &CsiReport) {
             None => change_note(change.and_then(|c| c.average), 2, &vs),
         },
     );
-    let (positive, negative) = (
-        crate::report::scale::positive(&r.scale),
-        crate::report::scale::negative(&r.scale),
-    );
+    let (positive, negative) = (scale::positive(&r.scale), scale::negative(&r.scale));
+    let words = scale::words(&r.scale);
     if let Some(nps) = t.nps {
         card(
             out,
@@ -333,13 +264,21 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     }
     card(
         out,
-        &format!("Positive ({}–{})", positive.start(), positive.end()),
+        &scale::named(words.positive, &positive),
         &format!("{} %", num(t.positive_pct, 1)),
         &change_note(change.and_then(|c| c.positive_pct), 1, "pp"),
     );
+    if let (Some(passives), Some(middle)) = (t.passives_pct, scale::middle(&r.scale)) {
+        card(
+            out,
+            &scale::named(words.middle, &middle),
+            &format!("{passives:.1} %"),
+            "",
+        );
+    }
     card(
         out,
-        &format!("Negative ({}–{})", negative.start(), negative.end()),
+        &scale::named(words.negative, &negative),
         &format!("{} %", num(t.negative_pct, 1)),
         "",
     );
@@ -359,20 +298,19 @@ fn csi_section(out: &mut String, r: &CsiReport) {
     panel_wide(
         out,
         &format!(
-            "Positive % (share of {}–{}) by {}",
+            "{} % (share of {}–{}) by {}",
+            scale::capitalised(words.positive),
             positive.start(),
             positive.end(),
             r.trend_period
         ),
         &csat_chart(&r.trend),
     );
-    let span = usize::from(r.scale.max.saturating_sub(r.scale.min)).max(1);
     let dist: Vec<(String, f64, &str)> = t
         .distribution
         .scores()
         .map(|s| {
-            // Red to green across the scale, whatever its length.
-            let colour = SCORE_COLOURS[usize::from(s - r.scale.min) * 4 / span];
+            let colour = score_colour(&r.scale, s);
             (s.to_string(), t.distribution.count(s) as f64, colour)
         })
         .collect();

@@ -5,13 +5,14 @@
 use std::fmt::Write;
 
 use super::duration;
-use super::html::{SCORE_COLOURS, escape};
+use super::html::{SCORE_COLOURS, escape, score_colour};
 use crate::report::clauses::Finding;
 use crate::report::comments::Comments;
 use crate::report::csi::CsiGroup;
 use crate::report::feed::Page;
 use crate::report::incidents::IncidentReport;
 use crate::report::outcomes::Outcomes;
+use crate::report::scale::Scale;
 
 /// How the surveys of the range ended, as one stacked bar and its legend.
 pub fn outcomes(out: &mut String, o: &Outcomes, sent: u64) {
@@ -210,8 +211,9 @@ pub fn incident_lists(out: &mut String, r: &IncidentReport) {
 /// Unacknowledged calls listed on the page (the report lists up to 100).
 const UNACKNOWLEDGED_SHOWN: usize = 20;
 
-/// The newest responses, with their comments (the feed's first page).
-pub fn feed(out: &mut String, page: &Page) {
+/// The newest responses of the survey flow shown (the feed's first page), with their comments;
+/// scores coloured on its `scale`.
+pub fn feed(out: &mut String, page: &Page, scale: &Scale) {
     let _ = writeln!(
         out,
         "<div class=\"panel\" style=\"margin-top:12px\"><h3>Newest responses</h3>"
@@ -222,17 +224,18 @@ pub fn feed(out: &mut String, page: &Page) {
     }
     let _ = writeln!(
         out,
-        "<table><tr><th>at (UTC)</th><th>score</th><th>operator</th><th>channel</th>\
-         <th style=\"text-align:left\">comment</th></tr>"
+        "<table><tr><th>at (UTC)</th><th>flow</th><th>score</th><th>operator</th>\
+         <th>channel</th><th style=\"text-align:left\">comment</th></tr>"
     );
     for r in &page.items {
         let at: String = r.at.chars().take(16).collect::<String>().replace('T', " ");
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td style=\"color:{}\">{}</td><td>{}</td><td>{}</td>\
+            "<tr><td>{}</td><td>{}</td><td style=\"color:{}\">{}</td><td>{}</td><td>{}</td>\
              <td style=\"text-align:left;white-space:normal\">{}</td></tr>",
             escape(&at),
-            SCORE_COLOURS[usize::from(r.score.clamp(1, 5) - 1)],
+            escape(&r.flow),
+            score_colour(scale, r.score),
             r.score,
             escape(&r.operator),
             escape(&r.channel),

@@ -6,10 +6,12 @@
 pub mod csv;
 pub mod html;
 mod html_analysis;
+mod html_form;
 pub mod responses;
 mod svg;
 pub mod table;
 pub mod xlsx;
+mod xlsx_labels;
 
 use super::Report;
 use super::csi::CsiStats;

@@ -8,6 +8,7 @@ use crate::report::clauses::Finding;
 use crate::report::csi::{CsiGroup, CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
 use crate::report::outcomes::Outcomes;
+use crate::report::scale;
 use crate::report::{Distribution, Report};
 
 /// The widest line the table writes.
@@ -91,9 +92,14 @@ pub fn csi(r: &CsiReport) -> String {
         t.responses,
         num(t.response_rate, 1)
     );
-    let (positive, negative) = (
-        crate::report::scale::positive(&r.scale),
-        crate::report::scale::negative(&r.scale),
+    let (positive, negative) = (scale::positive(&r.scale), scale::negative(&r.scale));
+    let words = scale::words(&r.scale);
+    let mut average = format!(
+        "  average {} of {}-{} (95% CI {})",
+        num(t.average, 2),
+        r.scale.min,
+        r.scale.max,
+        ci(t)
     );
     if let Some(nps) = t.nps {
         let ci = t
@@ -111,29 +117,22 @@ pub fn csi(r: &CsiReport) -> String {
             negative.end(),
             num(t.detractors_pct, 1)
         );
-    }
-    let _ = writeln!(
-        out,
-        "  average {} of {}-{} (95% CI {}), positive ({}-{}) {} %, negative ({}-{}) {} %",
-        num(t.average, 2),
-        r.scale.min,
-        r.scale.max,
-        ci(t),
-        positive.start(),
-        positive.end(),
-        num(t.positive_pct, 1),
-        negative.start(),
-        negative.end(),
-        num(t.negative_pct, 1)
-    );
-    if let Some(easy) = t.easy_pct {
-        let _ = writeln!(
-            out,
-            "  easy ({}-{}) {easy:.1} %",
+    } else {
+        // The NPS line above has the shares; other kinds have theirs after the average.
+        let _ = write!(
+            average,
+            ", {} ({}-{}) {} %, {} ({}-{}) {} %",
+            words.positive,
             positive.start(),
-            positive.end()
+            positive.end(),
+            num(t.positive_pct, 1),
+            words.negative,
+            negative.start(),
+            negative.end(),
+            num(t.negative_pct, 1)
         );
     }
+    let _ = writeln!(out, "{average}");
     let _ = writeln!(out, "  distribution  {}", distribution(&t.distribution));
     if let (Some(c), Some(p)) = (&t.change, &t.previous) {
         let _ = writeln!(
@@ -152,7 +151,7 @@ pub fn csi(r: &CsiReport) -> String {
         );
     }
     let _ = writeln!(out);
-    out.push_str(&csi_groups(&r.by, &r.groups));
+    out.push_str(&csi_groups(&r.by, &r.groups, words));
     if r.groups.iter().any(|g| g.stats.insufficient_sample) {
         let _ = writeln!(
             out,
@@ -320,10 +319,12 @@ fn wrap_terms<'a>(
     let _ = writeln!(out, "{current}");
 }
 
-fn csi_groups(by: &str, groups: &[CsiGroup]) -> String {
+fn csi_groups(by: &str, groups: &[CsiGroup], words: scale::Words) -> String {
     use Align::*;
     let mut out = String::new();
     let head = |t: &str, w, a| (t.to_owned(), w, a);
+    // `pos%`, `pro%` (promoters), `easy%`: the scale's words, cut to fit.
+    let share = |word: &str| format!("{}%", if word.len() == 4 { word } else { &word[..3] });
     let _ = writeln!(
         out,
         "{}",
@@ -335,8 +336,8 @@ fn csi_groups(by: &str, groups: &[CsiGroup]) -> String {
             head("rate%", 6, Right),
             head("avg", 5, Right),
             head("95% CI", 10, Right),
-            head("pos%", 5, Right),
-            head("neg%", 5, Right),
+            head(&share(words.positive), 5, Right),
+            head(&share(words.negative), 5, Right),
             head("Δavg", 6, Right),
             head("Δresp", 6, Right),
             head("rank", 4, Right),

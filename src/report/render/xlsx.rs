@@ -4,10 +4,12 @@
 
 use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
 
+use super::xlsx_labels::{fraction, is_percent, label, repeated};
 use super::{Field, csi_fields, incident_fields, incident_levels};
 use crate::report::Report;
 use crate::report::csi::{CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
+use crate::report::scale::Scale;
 
 /// One cell to write.
 enum Cell {
@@ -29,56 +31,6 @@ fn o(x: Option<f64>) -> Cell {
     x.map(Cell::Number).unwrap_or(Cell::Empty)
 }
 
-/// What a column (or a Summary row) is called in the workbook: words, not field names.
-fn label(raw: &str) -> String {
-    let known = match raw {
-        "key" => "Key",
-        "surveys_sent" => "Surveys sent",
-        "response_rate" => "Response rate",
-        "ci95_low" => "95% CI low",
-        "ci95_high" => "95% CI high",
-        "positive_pct" => "Positive (4–5)",
-        "negative_pct" => "Negative (1–2)",
-        "insufficient_sample" => "Too few responses",
-        "previous_average" => "Previous average",
-        "change_average" => "Change in average",
-        "change_responses" => "Change in responses",
-        "acknowledged_pct" => "Acknowledged %",
-        "escalated_pct" => "Escalated %",
-        "median_ack_seconds" => "Median time to ack (s)",
-        "p90_ack_seconds" => "p90 time to ack (s)",
-        "max_ack_seconds" => "Longest time to ack (s)",
-        "share_pct" => "Share of comments",
-        "levels_tried" => "Levels tried",
-        "from_seconds" => "From (s)",
-        "to_seconds" => "To (s)",
-        "baseline_responses" => "Baseline responses",
-        "lower_limit" => "Lower limit",
-        "confidence_interval" => "Confidence interval",
-        _ => "",
-    };
-    if !known.is_empty() {
-        return known.to_owned();
-    }
-    if let Some(score) = raw.strip_prefix("score_") {
-        return format!("Score {score}");
-    }
-    if let Some(level) = raw.strip_prefix("acknowledged_at_level_") {
-        return format!("Acknowledged at level {level}");
-    }
-    let words = raw.replace('_', " ");
-    let mut chars = words.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
-/// Fields kept as 0–100 in the JSON that the workbook stores as fractions with a % format.
-fn is_percent(raw: &str) -> bool {
-    raw.ends_with("_pct") || raw == "response_rate"
-}
-
 /// Rows of one sheet, header first (bold, frozen): column names in words, percentages as
 /// percent cells, columns empty in every row left out, and a "none" row for an empty
 /// section. A `["field", "value"]` sheet names each row instead. Returns the columns kept.
@@ -87,6 +39,7 @@ fn sheet(
     name: &str,
     header: &[&str],
     rows: Vec<Vec<Cell>>,
+    scale: &Scale,
 ) -> Result<Vec<String>, XlsxError> {
     let bold = Format::new().set_bold();
     let percent = Format::new().set_num_format("0.0%");
@@ -104,7 +57,7 @@ fn sheet(
     let ws: &mut Worksheet = book.add_worksheet();
     ws.set_name(name)?;
     for (c, &i) in keep.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, label(header[i]), &bold)?;
+        ws.write_string_with_format(0, c as u16, label(header[i], scale), &bold)?;
         ws.set_column_width(c as u16, if c == 0 { 26 } else { 16 })?;
     }
     ws.set_freeze_panes(1, 0)?;
@@ -130,13 +83,13 @@ fn sheet(
             };
             match cell {
                 Cell::Text(s) if summary && i == 0 => {
-                    ws.write_string(r, c, label(&s))?;
+                    ws.write_string(r, c, label(&s, scale))?;
                 }
                 Cell::Text(s) => {
                     ws.write_string(r, c, s)?;
                 }
                 Cell::Number(x) if pct => {
-                    ws.write_number_with_format(r, c, x / 100.0, &percent)?;
+                    ws.write_number_with_format(r, c, fraction(x), &percent)?;
                 }
                 Cell::Number(x) => {
                     ws.write_number(r, c, x)?;
@@ -151,8 +104,15 @@ fn sheet(
     Ok(keep.iter().map(|&i| header[i].to_owned()).collect())
 }
 
+/// The value axis of a trend chart: its title, and the fixed range of a score scale (a count
+/// starts at 0 and grows with the data).
+struct Axis<'a> {
+    title: &'a str,
+    scores: Option<&'a Scale>,
+}
+
 /// A line chart of the `series` columns (by field name) of sheet `name` over `points` rows,
-/// placed right of the data; a series named `average` is on the fixed 1–5 scale.
+/// placed right of the data, on `axis`.
 fn trend_chart(
     book: &mut Workbook,
     name: &str,
@@ -160,6 +120,7 @@ fn trend_chart(
     points: u32,
     series: &[&str],
     title: &str,
+    axis: Axis,
 ) -> Result<(), XlsxError> {
     if points == 0 {
         return Ok(());
@@ -175,7 +136,7 @@ fn trend_chart(
         let col = col as u16;
         chart
             .add_series()
-            .set_name(label(field).as_str())
+            .set_name(label(field, axis.scores.unwrap_or(&Scale::default())).as_str())
             .set_categories((name, 1, 0, points, 0))
             .set_values((name, 1, col, points, col));
     }
@@ -184,15 +145,11 @@ fn trend_chart(
     }
     chart.title().set_name(title);
     chart.x_axis().set_name("Period");
-    if series == ["average"] {
-        chart
-            .y_axis()
-            .set_name("Average score")
-            .set_min(1)
-            .set_max(5);
-    } else {
-        chart.y_axis().set_name("Calls").set_min(0);
-    }
+    let y = chart.y_axis().set_name(axis.title);
+    match axis.scores {
+        Some(scale) => y.set_min(scale.min).set_max(scale.max),
+        None => y.set_min(0),
+    };
     chart.set_width(720).set_height(360);
     let ws = book.worksheet_from_name(name)?;
     ws.insert_chart(1, columns.len() as u16 + 1, &chart)?;
@@ -208,22 +165,23 @@ pub fn render(report: &Report) -> Result<Vec<u8>, XlsxError> {
     book.save_to_buffer()
 }
 
-/// The CSI columns: the key, then [`csi_fields`]'s (the same for any row).
-fn csi_header(any_row: &CsiStats, kind: &str) -> Vec<String> {
+/// The CSI columns: the key, then [`csi_fields`]'s (the same for any row) but the ones
+/// [`repeated`] under the scale's words.
+fn csi_header(any_row: &CsiStats, scale: &Scale) -> Vec<String> {
     let mut header = vec!["key".to_owned()];
     header.extend(
-        csi_fields(any_row, None, kind)
-            .into_iter()
-            .map(|(name, _)| name),
+        (csi_fields(any_row, None, &scale.kind).into_iter())
+            .map(|(name, _)| name)
+            .filter(|name| !repeated(name, scale)),
     );
     header
 }
 
-fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>, kind: &str) -> Vec<Cell> {
+fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>, scale: &Scale) -> Vec<Cell> {
     let mut row = vec![t(key)];
     row.extend(
-        csi_fields(s, rank, kind)
-            .into_iter()
+        (csi_fields(s, rank, &scale.kind).into_iter())
+            .filter(|(name, _)| !repeated(name, scale))
             .map(|(_, field)| match field {
                 Field::Number(x) => o(x),
                 Field::Flag(b) => Cell::Flag(b),
@@ -233,12 +191,17 @@ fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>, kind: &str) -> Vec<Cell> 
 }
 
 fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
-    let s = &r.total;
-    let summary = vec![
+    let (s, scale) = (&r.total, &r.scale);
+    let mut summary = vec![
         vec![t("from"), t(&r.from)],
         vec![t("to"), t(&r.to)],
         vec![t("by"), t(&r.by)],
         vec![t("timezone"), t(&r.timezone)],
+        vec![t("flow"), t(&r.flow)],
+        vec![
+            t("scale"),
+            t(format!("{} {}–{}", scale.kind, scale.min, scale.max)),
+        ],
         vec![t("surveys_sent"), n(s.surveys_sent as f64)],
         vec![t("delivered"), n(s.delivered as f64)],
         vec![t("responses"), n(s.responses as f64)],
@@ -246,8 +209,26 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
         vec![t("average"), o(s.average)],
         vec![t("ci95_low"), o(s.ci95.map(|c| c[0]))],
         vec![t("ci95_high"), o(s.ci95.map(|c| c[1]))],
+    ];
+    if let Some(nps) = s.nps {
+        summary.extend([
+            vec![t("nps"), n(nps)],
+            vec![t("nps_ci95_low"), o(s.nps_ci95.map(|c| c[0]))],
+            vec![t("nps_ci95_high"), o(s.nps_ci95.map(|c| c[1]))],
+            vec![t("promoters_pct"), o(s.promoters_pct)],
+            vec![t("passives_pct"), o(s.passives_pct)],
+            vec![t("detractors_pct"), o(s.detractors_pct)],
+        ]);
+    }
+    summary.extend([
         vec![t("positive_pct"), o(s.positive_pct)],
         vec![t("negative_pct"), o(s.negative_pct)],
+    ]);
+    if scale.kind == "ces" {
+        summary.push(vec![t("easy_pct"), o(s.easy_pct)]);
+    }
+    summary.retain(|row| !matches!(&row[..], [Cell::Text(field), _] if repeated(field, scale)));
+    summary.extend([
         vec![
             t("previous_average"),
             o(s.previous.as_ref().and_then(|p| p.average)),
@@ -257,49 +238,30 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             o(s.change.as_ref().and_then(|c| c.average)),
         ],
         vec![t("confidence_interval"), t(&r.confidence_interval)],
-        vec![t("flow"), t(&r.flow)],
-        vec![
-            t("scale"),
-            t(format!("{} {}–{}", r.scale.kind, r.scale.min, r.scale.max)),
-        ],
-    ];
-    let mut summary = summary;
+    ]);
     for (score, count) in s.distribution.0.iter() {
         summary.push(vec![t(format!("score_{score}")), n(count as f64)]);
     }
-    if let Some(nps) = s.nps {
-        summary.push(vec![t("nps"), n(nps)]);
-        summary.push(vec![t("promoters_pct"), o(s.promoters_pct)]);
-        summary.push(vec![t("passives_pct"), o(s.passives_pct)]);
-        summary.push(vec![t("detractors_pct"), o(s.detractors_pct)]);
-    }
-    if s.easy_pct.is_some() {
-        summary.push(vec![t("easy_pct"), o(s.easy_pct)]);
-    }
-    sheet(book, "Summary", &["field", "value"], summary)?;
+    sheet(book, "Summary", &["field", "value"], summary, scale)?;
+    let header = csi_header(&r.total, scale);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
     sheet(
         book,
         "Groups",
-        &csi_header(&r.total, &r.scale.kind)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        r.groups
-            .iter()
-            .map(|g| csi_row(&g.key, &g.stats, g.rank, &r.scale.kind))
+        &header,
+        (r.groups.iter())
+            .map(|g| csi_row(&g.key, &g.stats, g.rank, scale))
             .collect(),
+        scale,
     )?;
     let columns = sheet(
         book,
         "Trend",
-        &csi_header(&r.total, &r.scale.kind)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        r.trend
-            .iter()
-            .map(|g| csi_row(&g.key, &g.stats, None, &r.scale.kind))
+        &header,
+        (r.trend.iter())
+            .map(|g| csi_row(&g.key, &g.stats, None, scale))
             .collect(),
+        scale,
     )?;
     trend_chart(
         book,
@@ -308,6 +270,10 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
         r.trend.len() as u32,
         &["average"],
         &format!("Average score by {}", r.trend_period),
+        Axis {
+            title: &format!("Average score ({}–{})", scale.min, scale.max),
+            scores: Some(scale),
+        },
     )?;
     let c = &r.comments;
     let mut rows = Vec::new();
@@ -365,12 +331,13 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             "term",
             "lemma",
             "comments",
-            "share %",
+            "share_pct",
             "example_1",
             "example_2",
             "example_3",
         ],
         findings,
+        scale,
     )?;
     sheet(
         book,
@@ -379,6 +346,7 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
         (r.outcomes.rows().into_iter())
             .map(|(name, count)| vec![t(name), n(count as f64)])
             .collect(),
+        scale,
     )?;
     sheet(
         book,
@@ -394,6 +362,7 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
             "example_3",
         ],
         rows,
+        scale,
     )?;
     sheet(
         book,
@@ -425,6 +394,7 @@ fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
                 ]
             })
             .collect(),
+        scale,
     )?;
     Ok(())
 }
@@ -443,6 +413,8 @@ fn cell(field: Field) -> Cell {
 }
 
 fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
+    // No survey scale: the incident columns have no scale words.
+    let none = Scale::default();
     let levels = incident_levels(r);
     let mut header = vec!["key".to_owned()];
     header.extend(
@@ -461,7 +433,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
     for (name, cell) in header.iter().zip(total).skip(1) {
         summary.push(vec![t(*name), cell]);
     }
-    sheet(book, "Summary", &["field", "value"], summary)?;
+    sheet(book, "Summary", &["field", "value"], summary, &none)?;
     sheet(
         book,
         "Groups",
@@ -470,6 +442,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
             .iter()
             .map(|g| incident_row(&g.key, &g.stats, levels))
             .collect(),
+        &none,
     )?;
     let columns = sheet(
         book,
@@ -479,6 +452,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
             .iter()
             .map(|g| incident_row(&g.key, &g.stats, levels))
             .collect(),
+        &none,
     )?;
     trend_chart(
         book,
@@ -487,6 +461,10 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
         r.trend.len() as u32,
         &["incidents", "escalated"],
         &format!("Staff calls by {}", r.trend_period),
+        Axis {
+            title: "Calls",
+            scores: None,
+        },
     )?;
     sheet(
         book,
@@ -507,6 +485,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
                 ]
             })
             .collect(),
+        &none,
     )?;
     sheet(
         book,
@@ -527,6 +506,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
                 ]
             })
             .collect(),
+        &none,
     )?;
     let count = |x: Option<u64>| o(x.map(|x| x as f64));
     sheet(
@@ -554,6 +534,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
                 ]
             })
             .collect(),
+        &none,
     )?;
     sheet(
         book,
@@ -570,6 +551,7 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
                 ]
             })
             .collect(),
+        &none,
     )?;
     Ok(())
 }
