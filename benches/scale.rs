@@ -89,6 +89,7 @@ fn open_conversations(n: usize, zone: &jiff::tz::TimeZone) {
             join_key: None,
             notifications: 0,
             updates: Vec::new(),
+            incident: None,
         };
         store
             .commit(Commit {

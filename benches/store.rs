@@ -48,6 +48,7 @@ fn conversation(id: u64, at: i64) -> Conversation {
         join_key: None,
         notifications: 0,
         updates: Vec::new(),
+        incident: None,
     }
 }
 

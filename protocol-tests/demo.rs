@@ -21,7 +21,7 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
         "simulated subscribers answered: {report:?}"
     );
     assert!(report.ratings.iter().all(|r| (1..=5).contains(&r.score)));
-    // Both posted incidents end acknowledged or unacknowledged, never left open.
+    // Both posted calls are counted once each (their latest record).
     let posted: Vec<_> = report
         .incidents
         .iter()
@@ -89,7 +89,7 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
     assert!(out.contains(&calls), "{out}");
     assert!(
         out.contains(&format!(
-            "acknowledged or given up: {}",
+            "the report counts every call from its press: {}",
             report.incidents.len()
         )),
         "{out}"

@@ -94,6 +94,7 @@ async fn setup() -> (Server, Vec<Made>) {
                     join_key: None,
                     notifications: 0,
                     updates: Vec::new(),
+                    incident: None,
                 }),
                 event_key: Some((flow.into(), event_id.clone(), id)),
                 ..Commit::default()

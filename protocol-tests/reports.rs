@@ -66,6 +66,7 @@ fn seed(store: &Store) {
                 join_key: None,
                 notifications: 0,
                 updates: Vec::new(),
+                incident: None,
             }),
             ..Commit::default()
         };
@@ -114,6 +115,7 @@ fn seed(store: &Store) {
                 incidents: vec![Incident {
                     conversation: 200 + i as u64,
                     at: DAY + i as i64 * 1000,
+                    updated_at: 0,
                     fields,
                 }],
                 ..Commit::default()

@@ -53,13 +53,19 @@ impl NodeRun {
         self.setup.http
     }
 
-    /// An MO from `from` to 5700 in GSM 7-bit, with no reference; answered ESME_ROK.
+    /// An MO from `from` to 5700, with no reference (GSM for ASCII text, else UCS-2);
+    /// answered ESME_ROK.
     pub async fn mo(&mut self, from: &str, text: &str) -> Value {
+        let (coding, octets) = if text.is_ascii() {
+            (0, text.as_bytes().to_vec())
+        } else {
+            (8, text.encode_utf16().flat_map(u16::to_be_bytes).collect())
+        };
         let done = self
             .smsc
             .command(
                 json!({"cmd": "deliver_sm", "source_addr": from, "destination_addr": "5700",
-                            "data_coding": 0, "short_message_hex": hex::encode(text.as_bytes())}),
+                            "data_coding": coding, "short_message_hex": hex::encode(octets)}),
             )
             .await;
         assert_eq!(done["response_status"], 0, "{done}");
@@ -207,5 +213,229 @@ async fn a_copy_after_the_link_dropped_behind_our_response_is_a_redelivery() {
         .metric("smsflow_mo_messages_total{flow=\"inbox\"}")
         .await;
     assert_eq!(mo, 1.0, "processed once");
+    run.stop().await;
+}
+
+const HEAD_NURSE: &str = "998911000002";
+
+/// `smsflow report …` against the running service's config: stdout, exit code.
+fn report_cli(run: &NodeRun, args: &[&str]) -> (String, Option<i32>) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .arg("report")
+        .args(args)
+        .arg("-c")
+        .arg(&run.setup.config)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+async fn until_metric(run: &NodeRun, series: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while run.metric(series).await != value {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never {value}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 25, items 2, 3 and 5: a call raised, escalated to level 2 and taken is in today's
+/// report (it used to count only once resolved: `incidents: 0`) and in the open calls, over
+/// HTTP, the CLI, the dashboard and /metrics; resolved, its time to resolve is in every
+/// format; the log tells its story with the staff number masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_taken_at_level_two_counts_at_once_and_is_listed_open_until_resolved() {
+    let mut run = NodeRun::start("ward-open-call", "").await;
+    let call = json!({"id": "inc-7", "button": {"id": 7, "name": "Палата 7", "location": "хирургия", "type": 102},
+                      "levels": [[NURSE], [HEAD_NURSE]], "ack_timeout": "2s"})
+    .to_string();
+    post(&run, "escalation", &call).await;
+    run.mt_to(NURSE).await;
+    let escalated = run.mt_to(HEAD_NURSE).await;
+    assert!(escalated.contains("Ответьте OK 100"), "{escalated}");
+    let ringing = run.get("/api/v1/incidents?state=ringing").await;
+    assert_eq!(ringing["items"][0]["level"], 2, "{ringing}");
+    assert_eq!(ringing["items"][0]["taken_by"], Value::Null, "{ringing}");
+
+    run.mo(HEAD_NURSE, "OK").await;
+    assert!(
+        run.mt_to(HEAD_NURSE)
+            .await
+            .starts_with("Вы приняли вызов 100")
+    );
+    let report = run.get("/api/v1/reports/incidents").await;
+    let t = &report["total"];
+    assert_eq!(
+        (
+            &t["incidents"],
+            &t["acknowledged"],
+            &t["open"],
+            &t["ringing"],
+            &t["escalated"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(0), &json!(1)),
+        "{report}"
+    );
+    assert_eq!(t["acknowledged_at_level"], json!({"2": 1}), "{report}");
+    let open = run.get("/api/v1/incidents").await;
+    let row = &open["items"][0];
+    assert_eq!(
+        (&row["id"], &row["button"], &row["location"]),
+        (&json!("inc-7"), &json!("Палата 7"), &json!("хирургия")),
+        "{open}"
+    );
+    assert_eq!(
+        (&row["state"], &row["level"], &row["round"]),
+        (&json!("acknowledged"), &json!(2), &json!(1)),
+        "{open}"
+    );
+    assert_eq!(
+        row["taken_by"], "99891*****02",
+        "masked without a number token: {open}"
+    );
+    assert!(row["age_seconds"].as_f64().unwrap() >= 2.0, "{open}");
+    assert_eq!(
+        run.get("/api/v1/incidents?state=ringing").await["items"],
+        json!([])
+    );
+    let bad = raw(
+        run.http(),
+        "GET",
+        "/api/v1/incidents?state=closed",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.json);
+
+    let (listed, code) = report_cli(&run, &["incidents", "--open"]);
+    assert_eq!(code, Some(0), "{listed}");
+    assert!(
+        listed.contains("Палата 7") && listed.contains("acknowledged"),
+        "{listed}"
+    );
+    let (table, _) = report_cli(&run, &["incidents"]);
+    assert!(table.contains("open 1 (ringing 0)"), "{table}");
+    let page = raw(run.http(), "GET", "/reports", &[], None).await.body;
+    assert!(
+        page.contains("Open calls now: 1") && page.contains("taken, not resolved"),
+        "{page}"
+    );
+    until_metric(&run, "smsflow_incidents_open{state=\"acknowledged\"}", 1.0).await;
+
+    run.mo(HEAD_NURSE, "готово").await;
+    assert!(run.mt_to(HEAD_NURSE).await.contains("закрыт"));
+    let t = run.get("/api/v1/reports/incidents").await["total"].clone();
+    assert_eq!((&t["open"], &t["resolved"]), (&json!(0), &json!(1)), "{t}");
+    assert!(t["median_resolve_seconds"].as_f64().is_some(), "{t}");
+    assert_eq!(run.get("/api/v1/incidents").await["items"], json!([]));
+    let (csv, _) = report_cli(&run, &["incidents", "-f", "csv"]);
+    let header = csv.lines().next().unwrap();
+    for column in [
+        "open",
+        "ringing",
+        "cancelled",
+        "resolved",
+        "median_resolve_seconds",
+        "p90_resolve_seconds",
+    ] {
+        assert!(
+            header.split(',').any(|c| c == column),
+            "{column} in {header}"
+        );
+    }
+    let (table, _) = report_cli(&run, &["incidents"]);
+    assert!(
+        table.contains("resolved 1, time to resolve: median"),
+        "{table}"
+    );
+    let page = raw(run.http(), "GET", "/reports", &[], None).await.body;
+    assert!(
+        page.contains("Resolved") && page.contains("No call is waiting."),
+        "{page}"
+    );
+    let xlsx = run.setup.config.with_file_name("calls.xlsx");
+    let (_, code) = report_cli(
+        &run,
+        &["incidents", "-f", "xlsx", "-o", xlsx.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0));
+    use calamine::{Reader, open_workbook_auto};
+    let mut book = open_workbook_auto(&xlsx).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    // The total sheet: a row per field, named in words.
+    let fields: Vec<String> = sheet
+        .rows()
+        .filter_map(|r| r.first().map(|c| c.to_string()))
+        .collect();
+    for field in [
+        "Resolved",
+        "Median time to resolve (s)",
+        "Open now",
+        "Cancelled at the button",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
+    }
+
+    let log = std::fs::read_to_string(crate::run::service_log(&run.setup.config)).unwrap();
+    for story in [
+        "call inc-7 (Палата 7): level 1, round 1 called",
+        "call inc-7 (Палата 7): level 2, round 1 called",
+        "call inc-7 (Палата 7): taken by 99891*****02 at level 2",
+        "call inc-7 (Палата 7): resolved by 99891*****02",
+        "call inc-7 (Палата 7): closed, resolved",
+    ] {
+        assert!(log.contains(story), "{story:?} in the log:\n{log}");
+    }
+    assert!(
+        !log.contains(HEAD_NURSE),
+        "the staff number is masked in the log"
+    );
+    run.stop().await;
+}
+
+/// Issue 25, item 4: cancelled at the button before anyone answered, a call is `cancelled`
+/// (not acknowledged by "concentrator" at level 1), with the level it reached, and no time to
+/// ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_at_the_button_before_any_answer_is_cancelled() {
+    let mut run = NodeRun::start("ward-cancelled", "").await;
+    let call = json!({"id": "inc-8", "button": {"id": 8, "name": "Палата 8", "location": "хирургия", "type": 102},
+                      "concentrator": {"host": "NURSE-PC-3"},
+                      "levels": [[NURSE], [HEAD_NURSE]], "ack_timeout": "2s"})
+    .to_string();
+    post(&run, "escalation", &call).await;
+    run.mt_to(NURSE).await;
+    run.mt_to(HEAD_NURSE).await;
+    post(
+        &run,
+        "escalation",
+        &json!({"id": "inc-8", "resolve": true}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        run.mt_to(HEAD_NURSE).await,
+        "Вызов Палата 8 отменён на месте."
+    );
+    let t = run.get("/api/v1/reports/incidents").await["total"].clone();
+    assert_eq!(
+        (
+            &t["incidents"],
+            &t["cancelled"],
+            &t["acknowledged"],
+            &t["unacknowledged"],
+            &t["open"]
+        ),
+        (&json!(1), &json!(1), &json!(0), &json!(0), &json!(0)),
+        "{t}"
+    );
+    assert_eq!(t["median_ack_seconds"], Value::Null, "{t}");
+    let call = run.get("/api/v1/flows/escalation/events/inc-8").await;
+    assert_eq!(call["outcome"], "cancelled", "{call}");
     run.stop().await;
 }

@@ -41,6 +41,7 @@ pub(crate) fn rated_survey(store: &Store, id: u64) -> Result<(), StoreError> {
         join_key: None,
         notifications: 0,
         updates: Vec::new(),
+        incident: None,
     };
     let question = OutMessage {
         id: 1_000_000 + id,

@@ -277,7 +277,7 @@ async fn a_call_pending_at_kill_9_is_delivered_after_the_restart() {
 /// incident with `"joined": true` and texts nobody; the cancel button (the first id again with
 /// `"resolve": true`) resolves it; retries of either are duplicates.
 #[tokio::test]
-async fn a_repeated_press_joins_and_the_cancel_button_resolves_over_http() {
+async fn a_repeated_press_joins_and_the_cancel_button_cancels_over_http() {
     let server = Server::start(&[]).await;
     let path = "/api/v1/flows/escalation/events";
     let first = server
@@ -312,8 +312,9 @@ async fn a_repeated_press_joins_and_the_cancel_button_resolves_over_http() {
     assert_eq!(resolved.json["joined"], true, "{}", resolved.json);
     let conversation =
         (server.call("GET", &format!("/api/v1/conversations/{id}"), None, None)).await;
+    // Nobody had answered: cancelled at the button, not acknowledged by the concentrator.
     assert_eq!(
-        conversation.json["outcome"], "resolved",
+        conversation.json["outcome"], "cancelled",
         "{}",
         conversation.json
     );
@@ -326,9 +327,11 @@ async fn a_repeated_press_joins_and_the_cancel_button_resolves_over_http() {
         statuses.contains(&"joined") && statuses.contains(&"updated"),
         "{statuses:?}"
     );
-    let incident = &server.engine.store().incidents(i64::MIN, i64::MAX).unwrap()[0];
+    let records = server.engine.store().incidents(i64::MIN, i64::MAX).unwrap();
+    let incident = &smsflow::store::Incident::latest(records)[0];
     assert_eq!(incident.fields["repeats"], 1);
-    assert_eq!(incident.fields["resolved_by"], "concentrator");
+    assert_eq!(incident.fields["outcome"], "cancelled");
+    assert_eq!(incident.fields["acknowledged"], false);
 
     let retried = server.call("POST", path, None, Some(&cancel)).await;
     assert_eq!(retried.json["duplicate"], true, "{}", retried.json);

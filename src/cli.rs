@@ -120,7 +120,8 @@ const INCIDENTS_EXAMPLES: &str = "\
 Examples:
   smsflow report incidents                 last 30 days by location, as a table
   smsflow report incidents --by button -f html -o calls.html
-  smsflow report incidents --by week -f json | jq .total.median_ack_seconds";
+  smsflow report incidents --by week -f json | jq .total.median_ack_seconds
+  smsflow report incidents --open          the calls ringing or taken and not resolved, now";
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
@@ -340,6 +341,13 @@ pub struct IncidentsArgs {
     /// What the rows are.
     #[arg(long, value_enum, default_value_t = IncidentsBy::Location)]
     pub by: IncidentsBy,
+    /// Instead of the report: the calls not over yet, newest first (ringing, or taken and not
+    /// resolved), with button, location, level, who took it and age; table, csv or json.
+    #[arg(long)]
+    pub open: bool,
+    /// With --open: whole MSISDNs of who took each call instead of masked ones.
+    #[arg(long, requires = "open")]
+    pub full_numbers: bool,
     #[command(flatten)]
     pub report: ReportArgs,
 }

@@ -51,6 +51,7 @@ fn run_report(command: ReportCommand) -> ExitCode {
             Some(args.flow),
             args.report,
         ),
+        ReportCommand::Incidents(args) if args.open => return run_open_calls(args),
         ReportCommand::Incidents(args) => (
             Kind::Incidents,
             crate::cli::by_name(args.by),
@@ -130,6 +131,45 @@ fn run_responses(args: ResponsesArgs) -> ExitCode {
     };
     note_origin(&origin);
     write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
+}
+
+/// `smsflow report incidents --open`: the calls not over yet, from the store or the running
+/// service; exit 2 for bad usage, 1 when they cannot be read.
+fn run_open_calls(args: crate::cli::IncidentsArgs) -> ExitCode {
+    use smsflow::report::cli;
+    let args_report = args.report;
+    let config = match smsflow::config::Config::discover(args_report.config.path.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if args_report.source.is_some() || args_report.from.is_some() || args_report.to.is_some() {
+        eprintln!(
+            "smsflow report: --open lists the calls open now: it takes no --from, --to or --source"
+        );
+        return ExitCode::from(2);
+    }
+    let now = jiff::Timestamp::now().as_millisecond();
+    let format = smsflow::report::render::Format::from(args_report.format);
+    let rendered = cli::open_calls(&config, now, args.full_numbers).and_then(|(page, origin)| {
+        smsflow::report::render::responses::open_calls(&page, format)
+            .map(|bytes| (bytes, origin))
+            .map_err(|e| cli::CliError::Usage(e.to_string()))
+    });
+    let (bytes, origin) = match rendered {
+        Ok(done) => done,
+        Err(error) => {
+            eprintln!("smsflow report: {error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
+    note_origin(&origin);
+    write_output(
+        args_report.out.as_deref(),
+        without_bom(&bytes, args_report.no_bom),
+    )
 }
 
 /// `bytes` without a leading UTF-8 byte order mark when `no_bom`.

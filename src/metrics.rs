@@ -52,6 +52,9 @@ pub const RATINGS: &str = "smsflow_ratings_total";
 pub const ESCALATIONS: &str = "smsflow_escalations_total";
 /// `{flow}`: open conversations.
 pub const CONVERSATIONS_OPEN: &str = "smsflow_conversations_open";
+/// `{state}`: staff calls not over yet: `ringing` (nobody took it yet) and `acknowledged`
+/// (taken, not resolved).
+pub const INCIDENTS_OPEN: &str = "smsflow_incidents_open";
 /// `{level}`: seconds from an incident to the OK that took it, by the level that took it.
 pub const ACK_SECONDS: &str = "smsflow_ack_seconds";
 /// `{flow, outcome}`: conversations that ended, by the outcome the script gave (`error` when a
@@ -206,6 +209,8 @@ pub const RECORDED: &[Metric] = &[
         "flow file loads: ok, compile_error, test_failed (the last good version keeps running)"),
     m(FLOW_INFO, Gauge, &["flow", "version"], "1 for the version of each flow that runs now"),
     m(CONVERSATIONS_OPEN, Gauge, &["flow"], "open conversations"),
+    m(INCIDENTS_OPEN, Gauge, &["state"],
+        "staff calls not over yet: ringing (nobody took it yet), acknowledged (not resolved)"),
     m(CONVERSATIONS_FINISHED, Counter, &["flow", "outcome"],
         "conversations ended, by the outcome the flow gave (error: a hook failed)"),
     m(RATINGS, Counter, &["flow", "score"], "ratings recorded, by survey flow and score"),
@@ -318,6 +323,9 @@ pub fn register_start() {
     counter!(MO_MESSAGES, "flow" => "none").increment(0);
     counter!(MO_EVICTED).increment(0);
     gauge!(OUTBOX_PENDING).increment(0.0);
+    for state in ["ringing", "acknowledged"] {
+        gauge!(INCIDENTS_OPEN, "state" => state).increment(0.0);
+    }
     for listener in LISTENERS {
         counter!(HTTP_CONNECTIONS_REFUSED, "listener" => listener).increment(0);
     }

@@ -43,8 +43,12 @@ pub enum Body {
         comment: String,
     },
     Incident {
+        /// When the call began (every state of one call has the same).
         #[serde(with = "rfc3339")]
         at: Millis,
+        /// When this state of it was recorded; absent in events from before.
+        #[serde(default, with = "rfc3339", skip_serializing_if = "is_zero")]
+        updated_at: Millis,
         conversation: ConversationId,
         fields: serde_json::Value,
     },
@@ -115,6 +119,7 @@ impl Envelope {
             },
             ExportEvent::Incident(i) => Body::Incident {
                 at: i.at,
+                updated_at: i.updated_at,
                 conversation: i.conversation,
                 fields: i.fields,
             },
@@ -180,9 +185,15 @@ impl Envelope {
                 channel,
                 comment,
             }),
-            Body::Incident { at, fields, .. } => ExportEvent::Incident(Incident {
+            Body::Incident {
+                at,
+                updated_at,
+                fields,
+                ..
+            } => ExportEvent::Incident(Incident {
                 conversation,
                 at,
+                updated_at,
                 fields,
             }),
             Body::Conversation {
@@ -266,6 +277,10 @@ impl Body {
 }
 
 /// [`Millis`] as RFC 3339 in UTC (`2026-12-01T09:30:00.125Z`).
+fn is_zero(at: &Millis) -> bool {
+    *at == 0
+}
+
 mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer, de};
 

@@ -12,7 +12,7 @@
 //! | `t_set_local_time("2026-11-23T23:30")` | set the clock to a local time in the service's zone |
 //! | `t_deliver(to, status)` | a delivery receipt (`"delivered"`, `"undeliverable"`, ...) for the last message to `to` |
 //! | `t_sent()`, `t_sent_to(msisdn)` | messages the fake SMSC got: `#{to, text}` / texts |
-//! | `t_ratings()`, `t_incidents()` | what was recorded |
+//! | `t_ratings()`, `t_incidents()` | what was recorded (an incident: each call's latest record) |
 //! | `t_conversation(id)` | `#{status, outcome, state, code, parties}` |
 //! | `t_webhook(name)` | configure a `[[webhook]]` of that name for the rest of the test (none is, at first) |
 //! | `t_notified()` | what `notify` queued: `#{webhook, key, payload}` (`key` is the `Idempotency-Key`) |
@@ -285,7 +285,10 @@ pub fn register(engine: &mut Engine) {
             .store()
             .incidents(i64::MIN, i64::MAX)
             .map_err(|e| fail(e.to_string()))?;
-        incidents.iter().map(|i| to_dynamic(&i.fields)).collect()
+        // Each call as it stands: its latest record.
+        (crate::store::Incident::latest(incidents).iter())
+            .map(|i| to_dynamic(&i.fields))
+            .collect()
     });
     engine.register_fn(
         "t_conversation",

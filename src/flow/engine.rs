@@ -375,6 +375,7 @@ impl FlowEngine {
             join_key,
             notifications: 0,
             updates: Vec::new(),
+            incident: None,
         };
         let arg = rhai::serde::to_dynamic(&event).map_err(|e| EngineError::State {
             conversation: id,
@@ -480,6 +481,7 @@ impl FlowEngine {
                 join_key: None,
                 notifications: 0,
                 updates: Vec::new(),
+                incident: None,
             };
             let commit = Commit {
                 script: Some((
@@ -525,6 +527,7 @@ impl FlowEngine {
                 join_key: None,
                 notifications: 0,
                 updates: Vec::new(),
+                incident: None,
             }),
             timeline: vec![(id, inbound)],
             mo,
@@ -633,7 +636,7 @@ impl FlowEngine {
                 timers_cancelled: timers.into_iter().map(|t| (id, t.name)).collect(),
                 ..Commit::default()
             };
-            let recorded = Recorded::of(&commit, self.is_survey(&conversation_flow));
+            let recorded = Recorded::of(&commit, self.is_survey(&conversation_flow), None);
             self.store.commit(commit)?;
             recorded.count();
         }
@@ -664,6 +667,7 @@ impl FlowEngine {
             commit.timeline.push((id, entry));
         }
         conversation.updated_at = now;
+        let incident_before = conversation.incident.clone();
         let mut result = StepResult {
             conversation: id,
             flow: flow.name.clone(),
@@ -687,7 +691,7 @@ impl FlowEngine {
                     error: error.to_string(),
                 };
                 commit.conversation = Some(conversation);
-                let recorded = Recorded::of(&commit, flow.survey);
+                let recorded = Recorded::of(&commit, flow.survey, incident_before.as_ref());
                 self.store.commit(commit)?;
                 recorded.count();
                 metrics::counter!(crate::metrics::FLOW_ERRORS,
@@ -712,7 +716,7 @@ impl FlowEngine {
             }
         }
         commit.conversation = Some(conversation);
-        let recorded = Recorded::of(&commit, flow.survey);
+        let recorded = Recorded::of(&commit, flow.survey, incident_before.as_ref());
         self.store.commit(commit)?;
         recorded.count();
         Ok(Stepped { result, starts })
@@ -833,10 +837,14 @@ impl FlowEngine {
                 comment: rating.comment,
             });
         }
+        // The call is the conversation: every record dates from its start, and the last one
+        // is what it is now (the report counts that, the open-calls list shows it).
         for fields in effects.incidents {
+            conversation.incident = Some(fields.clone());
             commit.incidents.push(Incident {
                 conversation: id,
-                at: now,
+                at: conversation.created_at,
+                updated_at: now,
                 fields,
             });
         }
@@ -892,30 +900,44 @@ struct Recorded {
 }
 
 impl Recorded {
-    fn of(commit: &Commit, survey: bool) -> Recorded {
-        let field = |i: &Incident, name: &str| i.fields.get(name).cloned();
+    /// What `commit` records, its incidents counted as they change from `before` (the
+    /// conversation's incident until this step): a call's ack once, at the ack; a call
+    /// nobody took once, when it closes.
+    fn of(commit: &Commit, survey: bool, before: Option<&serde_json::Value>) -> Recorded {
+        let flag =
+            |f: &serde_json::Value, name: &str| f.get(name).and_then(|v| v.as_bool()) == Some(true);
+        let (mut escalations, mut acks) = (Vec::new(), Vec::new());
+        let mut was_acked = before.is_some_and(|f| flag(f, "acknowledged"));
+        let mut was_closed = before.is_some_and(|f| f.get("state").is_none_or(|s| s == "closed"));
+        for i in &commit.incidents {
+            let f = &i.fields;
+            let level = f.get("level").and_then(|l| l.as_i64());
+            let acked = flag(f, "acknowledged");
+            let closed = i.state() == crate::store::IncidentState::Closed;
+            if acked && !was_acked {
+                if flag(f, "escalated") {
+                    escalations.push(level);
+                }
+                if let (Some(level), Some(seconds)) =
+                    (level, f.get("ack_seconds").and_then(|s| s.as_f64()))
+                {
+                    acks.push((level, seconds));
+                }
+            }
+            let cancelled = f.get("outcome").and_then(|o| o.as_str()) == Some("cancelled");
+            if closed && !was_closed && !acked && flag(f, "escalated") && !cancelled {
+                escalations.push(None);
+            }
+            was_acked |= acked;
+            was_closed |= closed;
+        }
         Recorded {
             scores: (commit.ratings.iter())
                 .map(|r| (r.flow.clone(), r.score))
                 .collect(),
             survey,
-            escalations: commit
-                .incidents
-                .iter()
-                .filter(|i| field(i, "escalated").and_then(|e| e.as_bool()) == Some(true))
-                .map(|i| field(i, "level").and_then(|l| l.as_i64()))
-                .collect(),
-            acks: commit
-                .incidents
-                .iter()
-                .filter(|i| field(i, "acknowledged").and_then(|a| a.as_bool()) == Some(true))
-                .filter_map(|i| {
-                    Some((
-                        field(i, "level")?.as_i64()?,
-                        field(i, "ack_seconds")?.as_f64()?,
-                    ))
-                })
-                .collect(),
+            escalations,
+            acks,
             finished: commit.conversation.as_ref().and_then(|c| {
                 let outcome = match &c.status {
                     ConversationStatus::Finished { outcome } => outcome.clone(),

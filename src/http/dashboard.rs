@@ -23,6 +23,8 @@ use crate::report::{self, Kind, Report, query::range_ms};
 
 /// Newest responses shown on the dashboard.
 const FEED_ROWS: usize = 10;
+/// Open calls the dashboard lists (the panel says when there are more).
+const OPEN_ROWS: usize = 50;
 
 /// `GET /`: the dashboard is the page to land on.
 pub(super) async fn home() -> Redirect {
@@ -124,6 +126,17 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
         .await
         .map_err(|e| ApiError::Internal(format!("the feed task failed: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (store, open_zone) = (state.store.clone(), zone.clone());
+    let open = crate::report::open_calls::OpenQuery {
+        limit: OPEN_ROWS,
+        ..Default::default()
+    };
+    let open_calls = tokio::task::spawn_blocking(move || {
+        crate::report::open_calls::page(&store, &open, now, &open_zone)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the open-calls task failed: {e}")))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let generated_at = jiff::Timestamp::from_millisecond(now)
         .map(|t| {
             let local = t.to_zoned(zone.clone());
@@ -142,6 +155,7 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
             refresh,
             controls: Some(controls),
             responses: Some(&responses),
+            open_calls: Some(&open_calls),
         },
     ))
 }

@@ -289,6 +289,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
         .route("/api/v1/responses", get(responses::responses))
+        .route("/api/v1/incidents", get(responses::open_calls))
         .route("/api/v1/store/backup", post(store::backup))
         // `route_layer`: an unknown /api path is a 404, not a 401 that hides the typo.
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::api));

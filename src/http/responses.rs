@@ -45,6 +45,56 @@ pub(super) async fn responses(
     Ok((StatusCode::OK, axum::Json(page)).into_response())
 }
 
+/// `GET /api/v1/incidents?state=open|ringing|acknowledged&limit=&cursor=`: the calls not over
+/// yet, newest first ([`report::open_calls`](crate::report::open_calls)); `taken_by` masked
+/// unless the token is one of `http.number_tokens`.
+pub(super) async fn open_calls(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    use crate::report::open_calls::{self, OpenQuery, Which};
+    const OPEN: [&str; 3] = ["state", "limit", "cursor"];
+    let Query(pairs) = pairs?;
+    let bad = |detail: String| ApiError::BadRequest(detail);
+    let mut query = OpenQuery {
+        limit: open_calls::DEFAULT_LIMIT,
+        ..OpenQuery::default()
+    };
+    for (name, value) in checked_pairs(&pairs, &OPEN, &OPEN.join(", "))? {
+        match name {
+            "state" => query.which = Which::parse(value).map_err(bad)?,
+            "limit" => {
+                query.limit = (value.parse::<usize>().ok())
+                    .filter(|n| (1..=open_calls::MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "limit {value:?} is not a whole number from 1 to {}",
+                            open_calls::MAX_LIMIT
+                        ))
+                    })?
+            }
+            // "cursor"
+            _ => query.after = Some(open_calls::decode(value).ok_or_else(|| {
+                bad(format!(
+                    "cursor {value:?} is not one this route gave (pass a page's next as it came)"
+                ))
+            })?),
+        }
+    }
+    query.full_numbers = (headers.get(header::AUTHORIZATION))
+        .and_then(|h| auth::presented(h).ok())
+        .is_some_and(|token| auth::accepted(&state.number_tokens, &token));
+    let (store, now, zone) = (
+        state.store.clone(),
+        (state.now)(),
+        state.engine.timezone().clone(),
+    );
+    let page =
+        blocking(move || open_calls::page(&store, &query, now, &zone).map_err(internal)).await?;
+    Ok((StatusCode::OK, axum::Json(page)).into_response())
+}
+
 /// The query of the route as a [`FeedQuery`]; days are `zone`'s.
 pub fn parse(pairs: &[(String, String)], zone: &TimeZone) -> Result<FeedQuery, ApiError> {
     let bad = |detail: String| ApiError::BadRequest(detail);

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::feed::{self, Cursor, FeedQuery, Page};
+use super::open_calls::{self, OpenPage, OpenQuery};
 use super::query::{Kind, Query, range_ms, today};
 use super::render::{self, Format};
 use super::{Report, remote, source};
@@ -304,6 +305,66 @@ pub fn responses(
         }
     };
     Ok((all, origin))
+}
+
+/// The calls not over yet, all of them: from the store, or from the running service when it
+/// holds the store.
+pub fn open_calls(
+    config: &Config,
+    now: Millis,
+    full_numbers: bool,
+) -> Result<(OpenPage, Origin), CliError> {
+    let data_dir: &Path = &config.service.data_dir;
+    let empty = OpenPage {
+        items: Vec::new(),
+        next: None,
+    };
+    if is_missing_or_empty(data_dir) {
+        return Ok((empty, Origin::NoStore(data_dir.to_path_buf())));
+    }
+    let mut query = OpenQuery {
+        limit: open_calls::MAX_LIMIT,
+        full_numbers,
+        ..OpenQuery::default()
+    };
+    let mut all = empty;
+    loop {
+        let (page, origin) = match Store::open(data_dir) {
+            Ok(store) => {
+                let zone = &config.service.timezone;
+                let page = open_calls::page(&store, &query, now, zone)
+                    .map_err(|e| CliError::Failed(e.to_string()))?;
+                (page, Origin::Store)
+            }
+            Err(StoreError::Locked { .. }) => {
+                let addr = remote::connect_address(config.http.listen);
+                let token = config.http.tokens.first().map(|t| t.expose());
+                let mut path = format!("/api/v1/incidents?limit={}", query.limit);
+                if let Some(after) = query.after {
+                    path.push_str(&format!("&cursor={}", open_calls::encode(after)));
+                }
+                let body = remote::get(addr, &path, token).map_err(|e| {
+                    CliError::Failed(format!(
+                        "the store {} is in use (a running service?) and its HTTP API did not \
+                         give the open calls: {e}",
+                        data_dir.display()
+                    ))
+                })?;
+                let page: OpenPage = serde_json::from_str(&body).map_err(|e| {
+                    CliError::Failed(format!(
+                        "the service at {addr} sent a page we cannot read: {e}"
+                    ))
+                })?;
+                (page, Origin::Service(addr.to_string()))
+            }
+            Err(e) => return Err(CliError::Failed(e.to_string())),
+        };
+        all.items.extend(page.items);
+        match page.next.as_deref().and_then(open_calls::decode) {
+            Some(next) => query.after = Some(next),
+            None => return Ok((all, origin)),
+        }
+    }
 }
 
 /// A page of the feed from the service's HTTP API.

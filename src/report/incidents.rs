@@ -5,10 +5,16 @@
 //!
 //! The fields read are the ones `scripts/escalation.rhai` records: `acknowledged`, `level`,
 //! `escalated`, `ack_seconds`, `acknowledged_by`, `resolved`, `resolve_seconds` (from the call
-//! to DONE), `location`, `button`, `id`, `levels`, `rounds`. A missing or mistyped field counts as
-//! absent (an incident without `acknowledged: true` is unacknowledged), so a changed script
-//! degrades the report instead of breaking it. An incident belongs to the day it was recorded
-//! (acknowledged or given up), in the service's time zone.
+//! to DONE), `location`, `button`, `id`, `levels`, `rounds`, and `state` and `outcome`. A
+//! missing or mistyped field counts as absent (an incident without `acknowledged: true` was not
+//! taken), so a changed script degrades the report instead of breaking it.
+//!
+//! A call counts from its press: a conversation records its incident as it goes (ringing,
+//! taken, closed) and the report reads each call's latest record, on the day the call began
+//! (in the service's time zone). So a call taken but not resolved is in today's report, as
+//! `acknowledged` and `open`; one still ringing as `ringing` and `open`. Every call is exactly
+//! one of: acknowledged (taken at some point), ringing, unacknowledged (over, nobody took it),
+//! cancelled (at the button before anyone answered).
 
 use std::collections::HashMap;
 
@@ -18,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::query::{Grouping, Period, Query, local_date};
 use super::stats;
 use super::{Counts, zone_name};
-use crate::store::Incident;
+use crate::store::{Incident, IncidentState};
 
 /// Bounds of the time-to-ack histogram, in seconds: <30 s, 30 s–1 m, 1–2 m, 2–5 m, 5–10 m,
 /// ≥10 m.
@@ -95,9 +101,21 @@ pub struct StaffStats {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IncidentStats {
+    /// Calls pressed in the range: `acknowledged + ringing + unacknowledged + cancelled`.
     pub incidents: u64,
+    /// Taken by someone (open or over).
     pub acknowledged: u64,
+    /// Over, and nobody took it.
     pub unacknowledged: u64,
+    /// Not over yet: ringing, or taken and not resolved.
+    #[serde(default)]
+    pub open: u64,
+    /// Calling staff now; nobody took it yet.
+    #[serde(default)]
+    pub ringing: u64,
+    /// Cancelled at the button before anyone answered.
+    #[serde(default)]
+    pub cancelled: u64,
     /// Went past level 1 (acknowledged later or never).
     pub escalated: u64,
     /// 0–100; null without incidents.
@@ -136,8 +154,10 @@ pub struct Bucket {
 }
 
 /// What the report reads of one incident.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Record {
+    state: IncidentState,
+    cancelled: bool,
     acknowledged: bool,
     escalated: bool,
     level: Option<u32>,
@@ -150,7 +170,13 @@ impl Record {
     fn of(incident: &Incident) -> Record {
         let f = &incident.fields;
         let acknowledged = f.get("acknowledged").and_then(|v| v.as_bool()) == Some(true);
+        let state = incident.state();
+        let cancelled = !acknowledged
+            && state == IncidentState::Closed
+            && f.get("outcome").and_then(|v| v.as_str()) == Some("cancelled");
         Record {
+            state,
+            cancelled,
             acknowledged,
             escalated: f.get("escalated").and_then(|v| v.as_bool()) == Some(true),
             level: acknowledged
@@ -174,6 +200,13 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Over, and nobody took it (not cancelled at the button).
+    fn unacknowledged(&self) -> bool {
+        self.state == IncidentState::Closed && !self.acknowledged && !self.cancelled
+    }
+}
+
 fn text_field(incident: &Incident, name: &str) -> String {
     match incident.fields.get(name) {
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
@@ -184,6 +217,8 @@ fn text_field(incident: &Incident, name: &str) -> String {
 
 /// The incident report of `query` over `incidents` (those outside the range are ignored).
 pub fn compute(query: &Query, zone: &TimeZone, incidents: &[Incident]) -> IncidentReport {
+    // Each call as it stands (its latest record), on the day it began.
+    let incidents = Incident::latest(incidents.iter().cloned());
     let in_range: Vec<(&Incident, jiff::civil::Date, Record)> = incidents
         .iter()
         .map(|i| (i, local_date(zone, i.at), Record::of(i)))
@@ -271,7 +306,7 @@ fn unacknowledged(
 ) -> Vec<UnacknowledgedCall> {
     let count = |i: &Incident, name: &str| i.fields.get(name).and_then(|v| v.as_u64());
     let mut calls: Vec<&Incident> = (in_range.iter())
-        .filter(|(_, _, r)| !r.acknowledged)
+        .filter(|(_, _, r)| r.unacknowledged())
         .map(|(i, _, _)| *i)
         .collect();
     calls.sort_by_key(|i| std::cmp::Reverse((i.at, i.conversation)));
@@ -359,6 +394,7 @@ fn staff(records: &[&Record]) -> Vec<StaffStats> {
 fn stats_of(records: &[&Record]) -> IncidentStats {
     let n = records.len() as u64;
     let acknowledged = records.iter().filter(|r| r.acknowledged).count() as u64;
+    let count = |f: &dyn Fn(&Record) -> bool| records.iter().filter(|r| f(r)).count() as u64;
     let escalated = records.iter().filter(|r| r.escalated).count() as u64;
     let mut seconds: Vec<f64> = records.iter().filter_map(|r| r.ack_seconds).collect();
     seconds.sort_by(f64::total_cmp);
@@ -373,7 +409,10 @@ fn stats_of(records: &[&Record]) -> IncidentStats {
     IncidentStats {
         incidents: n,
         acknowledged,
-        unacknowledged: n - acknowledged,
+        unacknowledged: count(&|r| r.unacknowledged()),
+        open: count(&|r| r.state != IncidentState::Closed),
+        ringing: count(&|r| r.state == IncidentState::Ringing),
+        cancelled: count(&|r| r.cancelled),
         escalated,
         acknowledged_pct: pct(acknowledged),
         escalated_pct: pct(escalated),
@@ -432,10 +471,18 @@ mod tests {
     use jiff::civil::date;
     use serde_json::json;
 
+    /// An incident of a call of its own: conversations numbered by the fields' `n` (tests
+    /// that need a known one set it), else by a hash of the fields.
     fn incident(at: i64, fields: serde_json::Value) -> Incident {
+        let conversation = fields.get("n").and_then(|n| n.as_u64()).unwrap_or_else(|| {
+            let text = fields.to_string();
+            text.bytes()
+                .fold(at as u64, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+        });
         Incident {
-            conversation: 1,
+            conversation,
             at,
+            updated_at: at,
             fields,
         }
     }
@@ -471,7 +518,7 @@ mod tests {
             incident(
                 t + 2000,
                 json!({"acknowledged": false, "level": null, "escalated": true, "id": "inc-9",
-                       "levels": 3, "rounds": 2,
+                       "levels": 3, "rounds": 2, "n": 1,
                        "location": "хирургия", "button": "Палата 204"}),
             ),
             // Outside the range.
@@ -486,6 +533,7 @@ mod tests {
         assert_eq!(
             doc["total"],
             json!({"incidents": 3, "acknowledged": 2, "unacknowledged": 1, "escalated": 2,
+                   "open": 0, "ringing": 0, "cancelled": 0,
                    "acknowledged_pct": 66.7, "escalated_pct": 66.7,
                    "median_ack_seconds": 35.0, "p90_ack_seconds": 120.0, "max_ack_seconds": 120.0,
                    "acknowledged_at_level": {"1": 1, "2": 1},
@@ -518,6 +566,91 @@ mod tests {
         assert_eq!(back, r);
     }
 
+    /// Each call is counted once, from its press, as its latest record says: ringing, taken
+    /// and open, resolved, over with nobody taking it, cancelled at the button.
+    #[test]
+    fn a_call_counts_from_its_press_by_its_latest_record() {
+        let t = 1_794_312_000_000;
+        let record = |n: u64, updated: i64, fields: serde_json::Value| Incident {
+            conversation: n,
+            at: t + n as i64,
+            updated_at: t + updated,
+            fields,
+        };
+        let ringing = json!({"state": "ringing", "acknowledged": false, "escalated": false});
+        let taken = |level: u64, secs: f64| {
+            json!({"state": "acknowledged", "acknowledged": true,
+            "level": level, "ack_seconds": secs, "escalated": level > 1, "acknowledged_by": "998901111111"})
+        };
+        let incidents = [
+            // 1: still ringing, past level 1.
+            record(1, 0, ringing.clone()),
+            record(
+                1,
+                180_000,
+                json!({"state": "ringing", "acknowledged": false, "escalated": true}),
+            ),
+            // 2: taken at level 2, not resolved yet.
+            record(2, 0, ringing.clone()),
+            record(2, 200_000, taken(2, 200.0)),
+            // 3: taken, then resolved (the closing record repeats the ack).
+            record(3, 0, ringing.clone()),
+            record(3, 30_000, taken(1, 30.0)),
+            record(
+                3,
+                90_000,
+                json!({"state": "closed", "outcome": "resolved", "acknowledged": true,
+                "level": 1, "ack_seconds": 30.0, "resolved": true, "resolve_seconds": 90.0}),
+            ),
+            // 4: nobody took it.
+            record(4, 0, ringing.clone()),
+            record(
+                4,
+                900_000,
+                json!({"state": "closed", "outcome": "unacknowledged",
+                "acknowledged": false, "escalated": true}),
+            ),
+            // 5: cancelled at the button after escalating.
+            record(5, 0, ringing.clone()),
+            record(
+                5,
+                400_000,
+                json!({"state": "closed", "outcome": "cancelled",
+                "acknowledged": false, "escalated": true, "level_reached": 3}),
+            ),
+        ];
+        let r = compute(&november_by_location(), &TimeZone::UTC, &incidents);
+        let t = &r.total;
+        assert_eq!(
+            (
+                t.incidents,
+                t.acknowledged,
+                t.open,
+                t.ringing,
+                t.unacknowledged,
+                t.cancelled
+            ),
+            (5, 2, 2, 1, 1, 1)
+        );
+        assert_eq!(
+            t.incidents,
+            t.acknowledged + t.ringing + t.unacknowledged + t.cancelled
+        );
+        assert_eq!((t.resolved, t.median_resolve_seconds), (1, Some(90.0)));
+        // Time to ack: the two taken calls only (not the cancelled one).
+        assert_eq!(
+            (t.median_ack_seconds, t.max_ack_seconds),
+            (Some(30.0), Some(200.0))
+        );
+        assert_eq!(
+            (
+                r.unacknowledged_calls.len(),
+                r.unacknowledged_calls[0].conversation
+            ),
+            (1, 4)
+        );
+    }
+
     #[test]
     fn time_to_resolve_is_the_median_and_p90_of_the_resolved_ones() {
         let t = 1_794_312_000_000;
@@ -525,20 +658,24 @@ mod tests {
             60.0, 120.0, 180.0, 240.0, 300.0, 360.0, 420.0, 480.0, 540.0, 3600.0,
         ]
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(n, s)| {
             incident(
                 t,
-                json!({"acknowledged": true, "ack_seconds": 10.0, "level": 1,
-                                       "resolved": true, "resolve_seconds": s, "location": "a"}),
+                json!({"acknowledged": true, "ack_seconds": 10.0, "level": 1, "n": n,
+                       "resolved": true, "resolve_seconds": s, "location": "a"}),
             )
         })
         .collect();
         // Not resolved (given up after the reminders), or a `resolved` without the time.
         incidents.push(incident(
             t,
-            json!({"acknowledged": true, "resolved": false, "resolve_seconds": 1.0}),
+            json!({"acknowledged": true, "resolved": false, "resolve_seconds": 1.0, "n": 20}),
         ));
-        incidents.push(incident(t, json!({"acknowledged": true, "resolved": true})));
+        incidents.push(incident(
+            t,
+            json!({"acknowledged": true, "resolved": true, "n": 21}),
+        ));
         let r = compute(&november_by_location(), &TimeZone::UTC, &incidents);
         assert_eq!(r.total.resolved, 10);
         assert_eq!(r.total.median_resolve_seconds, Some(300.0));

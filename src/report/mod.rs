@@ -11,6 +11,7 @@
 //!   known answers.
 //! - [`source`]: reads that data from the [`Store`](crate::store::Store) (the only module here that does).
 //! - [`remote`]: asks a running service for the JSON when it holds the store's lock.
+//! - [`open_calls`]: the staff calls not over yet, newest first (`--open`, `/api/v1/incidents`).
 //! - [`cli`]: `smsflow report`: store or service, then render.
 //! - [`render`]: table, CSV, JSON, XLSX, HTML.
 //!
@@ -32,6 +33,7 @@ pub mod csi;
 pub mod feed;
 pub mod incidents;
 pub mod lexicon;
+pub mod open_calls;
 pub mod outcomes;
 pub mod query;
 pub mod remote;

@@ -452,6 +452,7 @@ fn incidents() -> Vec<Incident> {
         out.push(Incident {
             conversation: i as u64,
             at: day_start(&zone, day) + 14 * HOUR,
+            updated_at: 0,
             fields: serde_json::json!({
                 "acknowledged": true, "level": if *s > 100.0 { 2 } else { 1 },
                 "escalated": *s > 100.0, "ack_seconds": s,
@@ -464,6 +465,7 @@ fn incidents() -> Vec<Incident> {
     out.push(Incident {
         conversation: 99,
         at: day_start(&zone, date(2026, 11, 3)) + HOUR,
+        updated_at: 0,
         fields: serde_json::json!({"acknowledged": false, "escalated": true,
                                    "location": "хирургия", "button": "Палата 204"}),
     });
@@ -769,6 +771,7 @@ fn report_from_store_100k() {
                 join_key: None,
                 notifications: 0,
                 updates: Vec::new(),
+                incident: None,
             }),
             ..Commit::default()
         };
@@ -867,6 +870,7 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
             join_key: None,
             notifications: 0,
             updates: Vec::new(),
+            incident: None,
         };
         let question = OutMessage {
             id: 10_000 + i,

@@ -111,14 +111,14 @@ pub struct DemoReport {
     pub surveys_sent: usize,
     pub ratings: Vec<Rating>,
     pub survey_outcomes: Vec<(String, usize)>,
-    /// Every incident recorded (acknowledged or given up): the posted staff calls and those
+    /// Every call as it stands (its latest incident record): the posted staff calls and those
     /// opened for supervisors by low ratings.
     pub incidents: Vec<Incident>,
     /// Staff calls posted by call buttons.
     pub incidents_posted: usize,
-    /// Supervisor calls opened by ratings of 1–2, recorded or still open.
+    /// Supervisor calls opened by ratings of 1–2.
     pub supervisor_calls: usize,
-    /// Of those, still waiting for an OK at the end (10 min timeout): not in the report yet.
+    /// Of those, still waiting for an OK at the end (10 min timeout): `open` in the report.
     pub supervisor_calls_open: usize,
     /// Messages through the service: MO in, MT out.
     pub counts: Counts,
@@ -382,7 +382,8 @@ async fn run_in(
         Some(Report::Incidents(r)) => Some(r),
         _ => None,
     };
-    let incidents_recorded = store.incidents(i64::MIN, i64::MAX)?;
+    // Each call as it stands (its latest record): open ones too, they count from the press.
+    let incidents_recorded = Incident::latest(store.incidents(i64::MIN, i64::MAX)?);
     let open_escalations = (store.open_counts()?.into_iter())
         .find(|(flow, _)| flow == "escalation")
         .map_or(0, |(_, n)| n);
@@ -398,7 +399,7 @@ async fn run_in(
         survey_outcomes: outcomes,
         incidents: incidents_recorded,
         incidents_posted: incidents.len(),
-        supervisor_calls: supervisor_recorded + supervisor_open,
+        supervisor_calls: supervisor_recorded,
         supervisor_calls_open: supervisor_open,
         counts,
         cut_short,
@@ -512,13 +513,13 @@ pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Res
     let open = match report.supervisor_calls_open {
         0 => String::new(),
         n => {
-            format!("; {n} of those still wait for an OK (10 min timeout) and are not counted yet")
+            format!("; {n} of those still wait for an OK (10 min timeout), counted as open")
         }
     };
     writeln!(
         out,
         "Staff calls: {} from call buttons and {} a rating of 1–2 opened for a supervisor{open}; \
-         the report counts every call acknowledged or given up: {}.\n",
+         the report counts every call from its press: {}.\n",
         report.incidents_posted,
         report.supervisor_calls,
         report.incidents.len()

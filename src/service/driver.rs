@@ -426,6 +426,9 @@ impl Pipeline {
                 }
             }
             metrics::gauge!(names::OUTBOX_PENDING).set(self.store.outbox_len() as f64);
+            let (ringing, taken) = self.store.open_call_counts();
+            metrics::gauge!(names::INCIDENTS_OPEN, "state" => "ringing").set(ringing as f64);
+            metrics::gauge!(names::INCIDENTS_OPEN, "state" => "acknowledged").set(taken as f64);
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(5)) => {}
                 () = self.shutdown.cancelled() => return,

@@ -388,6 +388,29 @@ impl Store {
         Ok(self.state().open_counts())
     }
 
+    /// The calls not over yet (their conversation open, its incident ringing or taken), with
+    /// where each is, newest first: from memory, then each record read.
+    pub fn open_calls(&self) -> Result<Vec<(Conversation, IncidentState)>, StoreError> {
+        let mut heads = self.state().open_calls();
+        heads.sort_unstable_by_key(|&(at, id, _)| std::cmp::Reverse((at, id)));
+        let mut calls = Vec::with_capacity(heads.len());
+        for (_, id, state) in heads {
+            if let Some(c) = self.conversation(id)? {
+                calls.push((c, state));
+            }
+        }
+        Ok(calls)
+    }
+
+    /// How many calls ring, and how many are taken but not resolved.
+    pub fn open_call_counts(&self) -> (usize, usize) {
+        let calls = self.state().open_calls();
+        let ringing = (calls.iter())
+            .filter(|(_, _, s)| *s == IncidentState::Ringing)
+            .count();
+        (ringing, calls.len() - ringing)
+    }
+
     /// The conversation's messages in order of commit; an MT message shows its latest status
     /// (queued, sent, delivered, ...).
     pub fn timeline(&self, id: ConversationId) -> Result<Vec<TimelineEntry>, StoreError> {

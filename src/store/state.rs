@@ -28,8 +28,9 @@ use super::delivery::{Delivery, PartState, ReceiptApplied};
 use super::log::Record;
 use super::tally::{self, Delta, Tally, TallyKey};
 use super::{
-    Commit, Conversation, ConversationId, ConversationStatus, Incident, Millis, MoPart, OutMessage,
-    OutboxOutcome, PartKey, Rating, SentPart, StoreError, TimelineEntry, Timer, WebhookCall, keys,
+    Commit, Conversation, ConversationId, ConversationStatus, Incident, IncidentState, Millis,
+    MoPart, OutMessage, OutboxOutcome, PartKey, Rating, SentPart, StoreError, TimelineEntry, Timer,
+    WebhookCall, keys,
 };
 
 /// How long an MO's mark is kept while its response is pending: past a crash between the
@@ -58,6 +59,8 @@ struct Hot {
     record: Arc<[u8]>,
     /// Its reply code and join key, while open (boxed: most conversations have neither).
     keyed: Option<Box<Keyed>>,
+    /// Where its call is, while it is open and its incident is not closed.
+    call: Option<IncidentState>,
 }
 
 /// What an open conversation is found by besides its parties.
@@ -292,6 +295,9 @@ impl State {
                 self.joins.insert((flow.clone(), join.clone()), id);
             }
         }
+        let call = (c.incident.as_ref())
+            .map(IncidentState::of)
+            .filter(|s| open && *s != IncidentState::Closed);
         self.hot.insert(
             id,
             Hot {
@@ -302,6 +308,7 @@ impl State {
                 timers: record.timers.clone(),
                 record: encoded,
                 keyed,
+                call,
             },
         );
     }
@@ -441,6 +448,14 @@ impl State {
                 .map(|(&id, h)| (h.created_at, id))
                 .collect(),
         }
+    }
+
+    /// (created_at, id, where the call is) of the open conversations whose call is not
+    /// closed, in no order.
+    pub fn open_calls(&self) -> Vec<(Millis, ConversationId, IncidentState)> {
+        (self.hot.iter())
+            .filter_map(|(&id, h)| Some((h.created_at, id, h.call?)))
+            .collect()
     }
 
     pub fn open_counts(&self) -> Vec<(String, usize)> {

@@ -68,6 +68,7 @@ pub(super) fn conv(
         join_key: None,
         notifications: 0,
         updates: Vec::new(),
+        incident: None,
     }
 }
 
@@ -99,6 +100,7 @@ pub(super) fn incident(conversation: ConversationId, at: Millis) -> Incident {
     Incident {
         conversation,
         at,
+        updated_at: at,
         fields: json!({"button": {"name": "Палата 315"}, "acknowledged_at_level": 2, "ack_ms": 35000}),
     }
 }

@@ -43,6 +43,10 @@ pub struct Conversation {
     /// second join.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<String>,
+    /// Its incident as last recorded (`record_incident`), for flows that record one: what
+    /// the open-calls list shows while it is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<serde_json::Value>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -103,13 +107,80 @@ pub struct Rating {
 }
 
 /// What an escalation recorded about one incident (`record_incident`), the unit of the
-/// incident report.
+/// incident report. A conversation records its incident as it goes (pressed, taken,
+/// closed): the latest record of a conversation is the incident, the earlier ones its past.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub conversation: ConversationId,
+    /// When the call began: its conversation's creation (records written before incidents
+    /// had a lifecycle hold the time they were recorded).
     pub at: Millis,
+    /// When this state of it was recorded (0 in records from before, each its call's only).
+    #[serde(default)]
+    pub updated_at: Millis,
     /// What the script recorded (`record_incident(map)`).
     pub fields: serde_json::Value,
+}
+
+impl Incident {
+    /// The record's `state`: `ringing` and `acknowledged` while the call is open, `closed`
+    /// after; a record without one (an older flow, or one from before) is a closed call.
+    pub fn state(&self) -> IncidentState {
+        IncidentState::of(&self.fields)
+    }
+
+    /// Of records of possibly several calls, the latest of each (a call is its conversation
+    /// and its start: a store restored from a backup hands conversation ids out again), in
+    /// the order of their calls' start.
+    pub fn latest(records: impl IntoIterator<Item = Incident>) -> Vec<Incident> {
+        let mut latest: std::collections::BTreeMap<(Millis, ConversationId), Incident> =
+            std::collections::BTreeMap::new();
+        for record in records {
+            match latest.entry((record.at, record.conversation)) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(record);
+                }
+                // Equal times: the later record (the input is in the order recorded).
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    if record.updated_at >= e.get().updated_at {
+                        e.insert(record);
+                    }
+                }
+            }
+        }
+        latest.into_values().collect()
+    }
+}
+
+/// Where a call is, by its latest record (see [`Incident::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentState {
+    /// Calling staff; nobody took it yet.
+    Ringing,
+    /// Taken, not resolved yet.
+    Acknowledged,
+    /// Over: resolved, unacknowledged, unresolved, cancelled, ... (its `outcome`).
+    Closed,
+}
+
+impl IncidentState {
+    /// The state `record_incident` fields say (see [`Incident::state`]).
+    pub fn of(fields: &serde_json::Value) -> IncidentState {
+        match fields.get("state").and_then(|s| s.as_str()) {
+            Some("ringing") => IncidentState::Ringing,
+            Some("acknowledged") => IncidentState::Acknowledged,
+            _ => IncidentState::Closed,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IncidentState::Ringing => "ringing",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Closed => "closed",
+        }
+    }
 }
 
 /// A named timer of a conversation; `(conversation, name)` is unique.

@@ -105,6 +105,8 @@ pub struct PageOptions<'a> {
     pub controls: Option<Controls>,
     /// The newest responses, for the feed section.
     pub responses: Option<&'a Page>,
+    /// The staff calls not over yet, for the "Open calls now" panel.
+    pub open_calls: Option<&'a crate::report::open_calls::OpenPage>,
 }
 
 /// The whole page with whichever reports are given.
@@ -163,6 +165,9 @@ pub fn page(
     }
     if let Some(r) = incidents {
         incident_section(&mut out, r);
+    }
+    if let Some(calls) = options.open_calls {
+        super::html_analysis::open_calls(&mut out, calls);
     }
     let _ = writeln!(
         out,
@@ -418,7 +423,18 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
         &t.acknowledged.to_string(),
         &format!("{} %", num(t.acknowledged_pct, 1)),
     );
-    card(out, "Unacknowledged", &t.unacknowledged.to_string(), "");
+    card(
+        out,
+        "Unacknowledged",
+        &t.unacknowledged.to_string(),
+        "over, nobody took it",
+    );
+    card(
+        out,
+        "Open now",
+        &t.open.to_string(),
+        &format!("{} ringing", t.ringing),
+    );
     card(
         out,
         "Escalated",
@@ -437,6 +453,19 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
         &duration(t.p90_ack_seconds),
         "9 in 10 taken within",
     );
+    card(
+        out,
+        "Resolved",
+        &t.resolved.to_string(),
+        &format!(
+            "median {}, p90 {}",
+            duration(t.median_resolve_seconds),
+            duration(t.p90_resolve_seconds)
+        ),
+    );
+    if t.cancelled > 0 {
+        card(out, "Cancelled", &t.cancelled.to_string(), "at the button");
+    }
     let _ = writeln!(out, "</div>\n<div class=\"charts\">");
     let (first, later) = (
         ("taken at level 1", ACCENT),
@@ -489,8 +518,9 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
     let _ = writeln!(
         out,
         "<div class=\"panel\" style=\"margin-top:12px\"><h3>By {}</h3><table>\n<tr><th>{}</th>\
-         <th>incidents</th><th>acknowledged</th><th>unacknowledged</th><th>escalated</th>\
-         <th>median</th><th>p90</th><th>by level</th></tr>",
+         <th>incidents</th><th>acknowledged</th><th>unacknowledged</th><th>open</th>\
+         <th>escalated</th><th>median</th><th>p90</th><th>resolved</th><th>median resolve</th>\
+         <th>by level</th></tr>",
         escape(&r.by),
         escape(&r.by)
     );
@@ -504,7 +534,7 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
         let _ = writeln!(
             out,
             "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if s.incidents == 0 {
                 " class=\"muted\""
             } else {
@@ -514,9 +544,12 @@ fn incident_section(out: &mut String, r: &IncidentReport) {
             s.incidents,
             s.acknowledged,
             s.unacknowledged,
+            s.open,
             s.escalated,
             escape(&duration(s.median_ack_seconds)),
             escape(&duration(s.p90_ack_seconds)),
+            s.resolved,
+            escape(&duration(s.median_resolve_seconds)),
             escape(&levels.join(", "))
         );
     }

@@ -11,6 +11,7 @@ use crate::report::comments::Comments;
 use crate::report::csi::CsiGroup;
 use crate::report::feed::Page;
 use crate::report::incidents::IncidentReport;
+use crate::report::open_calls::OpenPage;
 use crate::report::outcomes::Outcomes;
 use crate::report::scale::Scale;
 
@@ -134,6 +135,47 @@ pub fn findings(out: &mut String, c: &Comments, groups: &[CsiGroup]) {
 }
 
 /// Time to ack per level and per staff member, and the calls nobody took.
+/// "Open calls now": each call ringing or taken and not resolved, newest first.
+pub fn open_calls(out: &mut String, page: &OpenPage) {
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\" id=\"open-calls\"><h3>Open calls now: {}{}</h3>",
+        page.items.len(),
+        if page.next.is_some() { "+" } else { "" }
+    );
+    if page.items.is_empty() {
+        let _ = writeln!(out, "<p class=\"empty\">No call is waiting.</p></div>");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<table><tr><th class=\"text\">button</th><th class=\"text\">location</th>\
+         <th class=\"text\">state</th><th>level</th><th>round</th><th class=\"text\">taken by</th>\
+         <th>age</th></tr>"
+    );
+    for c in &page.items {
+        let n = |x: Option<u64>| x.map(|x| x.to_string()).unwrap_or_default();
+        let state = if c.state == "ringing" {
+            "ringing, nobody took it yet"
+        } else {
+            "taken, not resolved"
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td>\
+             <td>{}</td><td>{}</td><td class=\"text\">{}</td><td>{}</td></tr>",
+            escape(&c.button),
+            escape(&c.location),
+            state,
+            n(c.level),
+            n(c.round),
+            escape(c.taken_by.as_deref().unwrap_or("")),
+            escape(&duration(Some(c.age_seconds)))
+        );
+    }
+    let _ = writeln!(out, "</table></div>");
+}
+
 pub fn incident_lists(out: &mut String, r: &IncidentReport) {
     let _ = writeln!(
         out,

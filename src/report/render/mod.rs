@@ -181,12 +181,21 @@ pub(crate) fn incident_fields(s: &IncidentStats, levels: u32) -> Vec<(String, Fi
         ("incidents", count(s.incidents)),
         ("acknowledged", count(s.acknowledged)),
         ("unacknowledged", count(s.unacknowledged)),
+        ("open", count(s.open)),
+        ("ringing", count(s.ringing)),
+        ("cancelled", count(s.cancelled)),
         ("escalated", count(s.escalated)),
         ("acknowledged_pct", Field::Number(s.acknowledged_pct)),
         ("escalated_pct", Field::Number(s.escalated_pct)),
         ("median_ack_seconds", Field::Number(s.median_ack_seconds)),
         ("p90_ack_seconds", Field::Number(s.p90_ack_seconds)),
         ("max_ack_seconds", Field::Number(s.max_ack_seconds)),
+        ("resolved", count(s.resolved)),
+        (
+            "median_resolve_seconds",
+            Field::Number(s.median_resolve_seconds),
+        ),
+        ("p90_resolve_seconds", Field::Number(s.p90_resolve_seconds)),
     ]
     .into_iter()
     .map(|(name, field)| (name.to_owned(), field))

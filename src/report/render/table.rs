@@ -415,10 +415,22 @@ pub fn incidents(r: &IncidentReport) -> String {
     );
     let _ = writeln!(
         out,
+        "  open {} (ringing {}), cancelled at the button {}",
+        t.open, t.ringing, t.cancelled
+    );
+    let _ = writeln!(
+        out,
         "  time to ack: median {}, p90 {}, max {}",
         duration(t.median_ack_seconds),
         duration(t.p90_ack_seconds),
         duration(t.max_ack_seconds)
+    );
+    let _ = writeln!(
+        out,
+        "  resolved {}, time to resolve: median {}, p90 {}",
+        t.resolved,
+        duration(t.median_resolve_seconds),
+        duration(t.p90_resolve_seconds)
     );
     let _ = writeln!(out, "  acknowledged at level  {}", levels(t));
     let hist: Vec<String> = r
@@ -433,14 +445,16 @@ pub fn incidents(r: &IncidentReport) -> String {
         out,
         "{}",
         line(&[
-            head(&r.by, 26, Left),
+            head(&r.by, 24, Left),
             head("calls", 6, Right),
             head("ack", 5, Right),
             head("unack", 6, Right),
+            head("open", 5, Right),
             head("esc", 5, Right),
             head("median", 8, Right),
-            head("p90", 8, Right),
-            head("by level", 22, Left),
+            head("done", 5, Right),
+            head("resolve", 8, Right),
+            head("by level", 14, Left),
         ])
     );
     for g in &r.groups {
@@ -449,14 +463,16 @@ pub fn incidents(r: &IncidentReport) -> String {
             out,
             "{}",
             line(&[
-                (g.key.clone(), 26, Left),
+                (g.key.clone(), 24, Left),
                 (s.incidents.to_string(), 6, Right),
                 (s.acknowledged.to_string(), 5, Right),
                 (s.unacknowledged.to_string(), 6, Right),
+                (s.open.to_string(), 5, Right),
                 (s.escalated.to_string(), 5, Right),
                 (duration(s.median_ack_seconds), 8, Right),
-                (duration(s.p90_ack_seconds), 8, Right),
-                (levels(s), 22, Left),
+                (s.resolved.to_string(), 5, Right),
+                (duration(s.median_resolve_seconds), 8, Right),
+                (levels(s), 14, Left),
             ])
         );
     }
