@@ -4,23 +4,18 @@
 //!
 //! Owns the classifier of MT texts ([`classify`]), the tables the replies are drawn from (the
 //! `const`s below: edit those when the flows' texts change), and [`Handsets`], a sans-IO planner
-//! that turns one MT into at most one planned reply. `spawn` is the small tokio driver that
-//! waits the planned delay and injects the reply as an MO.
+//! that turns one MT into at most one planned reply; the simulator's front (`smsc.rs`) drives
+//! it: waits the planned delay and injects the reply as an MO.
 //!
 //! Must not: read a clock or an unseeded random source in the planner (a reply is a function of
 //! the seed, the recipient, the text and how many times that recipient got that text before,
 //! so it does not depend on how texts to one number interleave: a supervisor called for two
 //! ratings answers each call the same way whichever comes first), or talk SMPP (replies go
-//! through [`SmscHandle::inject_mo`]).
+//! through [`super::SmscHandle::inject_mo`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
-
-use super::smsc::SmscHandle;
 use super::{Mo, SplitMix64, Submitted, SubscribersConfig, fnv1a};
 
 /// A survey question contains one of these …
@@ -291,45 +286,6 @@ fn rating(rng: &mut SplitMix64) -> String {
         .replace("{ru}", RUSSIAN_WORDS[i])
         .replace("{uzc}", UZBEK_CYRILLIC_WORDS[i])
         .replace("{uz}", UZBEK_WORDS[i])
-}
-
-/// Runs the planner over the simulator's submitted messages until `stop`. Each message was
-/// counted in [`super::SimStats::replies_pending`] when it was handed over; the count drops
-/// when the planner decides on no reply, or once the reply is injected (an MO pending then).
-pub(crate) fn spawn(
-    smsc: SmscHandle,
-    mut handsets: Handsets,
-    mut submitted: mpsc::UnboundedReceiver<Submitted>,
-    stop: CancellationToken,
-) {
-    tokio::spawn(async move {
-        loop {
-            let mt = tokio::select! {
-                () = stop.cancelled() => break,
-                mt = submitted.recv() => match mt {
-                    Some(mt) => mt,
-                    None => break,
-                },
-            };
-            let Some(reply) = handsets.on_mt(&mt) else {
-                smsc.reply_settled();
-                continue;
-            };
-            debug!(from = %reply.mo.source, after = ?reply.after, text = %reply.mo.text, "handset will reply");
-            let (smsc, stop) = (smsc.clone(), stop.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    () = tokio::time::sleep(reply.after) => {
-                        if let Err(error) = smsc.inject_mo(reply.mo) {
-                            warn!(%error, "handset reply could not be sent");
-                        }
-                    }
-                }
-                smsc.reply_settled();
-            });
-        }
-    });
 }
 
 #[cfg(test)]
