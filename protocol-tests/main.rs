@@ -30,6 +30,9 @@
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
+//! - `simctl`: the simulator driven by hand: `smsflow smsc --control` and `smsflow sim mo|
+//!   messages` against `smsflow run` (the README's staff call, bad input), and an operator's
+//!   own 0–10 survey answered by the simulated subscribers.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
 //! - `store_ops`: a damaged data directory refused by `run` and `report` (and started with
@@ -63,6 +66,7 @@ mod robustness;
 mod run;
 mod session;
 mod sim;
+mod simctl;
 mod simulation;
 mod store_ops;
 mod tls;

@@ -10,7 +10,8 @@
 //! Layout, each module one concern and no two importing each other: [`smsc`] (start and the
 //! handle), `session` (one ESME connection), `deliveries` (the deliver_sm owed until answered),
 //! `submits` (submit_sm answers, receipts, the submitted view), `shared` (what they share),
-//! `stats` (counters), [`handsets`] (the people, planned without I/O).
+//! `stats` (counters), [`handsets`] (the people, planned without I/O), [`control`] (the HTTP
+//! control port: MOs by hand, what was submitted).
 //!
 //! Must not: use anything of smsflow beyond the wire layer ([`crate::smpp`]) for PDUs, hold a
 //! lock across `.await`, panic on anything a peer sends, or use an unseeded random source: given
@@ -18,6 +19,7 @@
 //!
 //! Counters count PDUs: a concatenated MO in three parts is three deliver_sm.
 
+pub mod control;
 mod deliveries;
 pub mod handsets;
 mod session;
