@@ -159,6 +159,21 @@ async fn help(command: &[String]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The part of `doc` that documents `path`: its `## ` section when a heading names it
+/// (`` `smsflow report csi` ``), with the page's introduction (the flags every command takes);
+/// else the whole page.
+fn command_section<'d>(doc: &'d str, path: &str) -> (&'d str, &'d str) {
+    let intro = doc.split("\n## ").next().unwrap_or(doc);
+    let named = format!("`{path}`");
+    let section = doc
+        .split("\n## ")
+        .skip(1)
+        .find(|s| s.lines().next().is_some_and(|heading| heading.contains(&named)));
+    (intro, section.unwrap_or(doc))
+}
+
+/// See: issue 25, item 16 (`--flow` of `report csi` was documented only for `report
+/// responses`, and a flag anywhere on the page counted).
 #[tokio::test]
 async fn docs_cli_names_every_command_and_flag() {
     let doc = read("docs/cli.md");
@@ -181,9 +196,10 @@ async fn docs_cli_names_every_command_and_flag() {
             if ["--help", "--version"].contains(&flag) {
                 continue;
             }
+            let (intro, section) = command_section(&doc, path.trim_end());
             assert!(
-                doc.contains(&format!("`{flag}")),
-                "docs/cli.md: {path} {flag}"
+                section.contains(&format!("`{flag}")) || intro.contains(&format!("`{flag}")),
+                "docs/cli.md: {path} {flag} (in the section of the command)"
             );
         }
         if let Some((_, commands)) = text.split_once("Commands:\n") {
