@@ -192,8 +192,9 @@ pub struct DemoArgs {
     /// Seed of every choice the simulated people and the SMSC make.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Days of simulated history before today, so the dashboard has trends (0: none).
-    #[arg(long, default_value_t = 30)]
+    /// Days of simulated history before today, so the dashboard has trends and each "vs"
+    /// a whole previous period: with today, the reports' 30 days and the 30 before (0: none).
+    #[arg(long, default_value_t = smsflow::service::demo::DEFAULT_HISTORY_DAYS)]
     pub days: u32,
 }
 
