@@ -34,7 +34,7 @@ pub struct Cli {
 
 const ROOT_EXAMPLES: &str = "\
 Examples:
-  smsflow demo                         the whole product on loopback, ~15 s, prints the reports
+  smsflow demo                         the whole product on loopback, ~28 s, prints the reports
   smsflow smsc --subscribers --control 127.0.0.1:2776
                                        an SMSC to try `run` against, with simulated people
   smsflow run -c smsflow.toml          the service
