@@ -18,6 +18,15 @@ fn scripts() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
 }
 
+/// `smsflow check --scripts PATH` as a process.
+fn smsflow_check(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["check", "--scripts"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 fn engine_on(store: Store, dir: &Path) -> FlowEngine {
     let (engine, errors) = FlowEngine::new(
         store,
@@ -64,11 +73,7 @@ fn shipped_flows_pass_their_own_tests() {
 
 #[test]
 fn smsflow_check_command_exits_by_result() {
-    let ok = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["check", "--scripts"])
-        .arg(scripts())
-        .output()
-        .unwrap();
+    let ok = smsflow_check(&scripts());
     assert!(
         ok.status.success(),
         "{}",
@@ -87,11 +92,7 @@ fn smsflow_check_command_exits_by_result() {
         "fn on_event(e) { send(e.msisdn, \"hi\"); }\nfn test_fails() { t_assert(false, \"planted\"); }\n",
     )
     .unwrap();
-    let failed = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["check", "--scripts"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let failed = smsflow_check(dir.path());
     assert_eq!(failed.status.code(), Some(1));
     let out = String::from_utf8_lossy(&failed.stdout);
     assert!(out.contains("broken.rhai\n  FAIL   test_fails: "), "{out}");
@@ -102,11 +103,7 @@ fn smsflow_check_command_exits_by_result() {
 /// rates, 3 UCS-2 parts for the question and 2 for the thanks).
 #[test]
 fn check_shows_what_each_text_the_tests_sent_costs() {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["check", "--scripts"])
-        .arg(scripts().join("survey.rhai"))
-        .output()
-        .unwrap();
+    let out = smsflow_check(&scripts().join("survey.rhai"));
     assert!(out.status.success());
     let out = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -134,11 +131,7 @@ fn test_asks() { t_event("uz", #{msisdn: "998901234567"}); }
 "#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["check", "--scripts"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = smsflow_check(dir.path());
     let out = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.contains("  ok     test_asks  (2 messages, 2 SMS)"),
@@ -172,11 +165,7 @@ fn test_loud() {
 "#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["check", "--scripts"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = smsflow_check(dir.path());
     assert_eq!(out.status.code(), Some(1));
     let out = String::from_utf8(out.stdout).unwrap();
     let failed = out.split_once("  FAIL   test_loud: ").expect(&out).1;
