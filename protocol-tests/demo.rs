@@ -83,17 +83,130 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
     );
     // The line above the incident table says where its count comes from.
     let calls = format!(
-        "Staff calls: 2 from call buttons and {} a rating of 1–2 opened",
+        ": 2 from call buttons (2 posted now) and {} that a rating of 1–2 opened",
         report.supervisor_calls
     );
     assert!(out.contains(&calls), "{out}");
     assert!(
         out.contains(&format!(
-            "the report counts every call from its press: {}",
+            "the report below counts {} of these",
             report.incidents.len()
         )),
         "{out}"
     );
+}
+
+/// The first number in `text` after `after`.
+fn number_after(text: &str, after: &str) -> i64 {
+    let rest = text
+        .split_once(after)
+        .unwrap_or_else(|| panic!("no {after:?} in\n{text}"))
+        .1;
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '+' || *c == '−' || *c == '-')
+        .collect();
+    digits
+        .replace('−', "-")
+        .replace('+', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("{after:?}: {rest:.40}"))
+}
+
+/// See: issue 25, item 14. `smsflow demo` as a user runs it: each summary line counts what
+/// the report under it counts, over the same range; "vs" compares with a previous period as
+/// full of history as the report's (it held one day of it: "responses 1338 (+1294)"); the
+/// unacknowledged calls are a few lines, not a hundred.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_summary_lines_count_what_the_reports_under_them_count() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["demo", "--surveys", "10", "--incidents", "2", "--seed", "7"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    // The reports' range is the one the summary lines name.
+    let range = out
+        .split_once("CSI report ")
+        .unwrap()
+        .1
+        .split_once(" (")
+        .unwrap()
+        .0;
+    assert!(out.contains(&format!("CSI survey, {range}: ")), "{out}");
+    assert!(out.contains(&format!("Staff calls, {range}: ")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "The reports below cover {range}, the 30 days before them"
+        )),
+        "{out}"
+    );
+    // Surveys and answers.
+    let summary = out.split_once(&format!("CSI survey, {range}: ")).unwrap().1;
+    let report = out.split_once("CSI report ").unwrap().1;
+    assert_eq!(
+        number_after(summary, ""),
+        number_after(report, "surveys sent"),
+        "{out}"
+    );
+    let summary_answers = number_after(summary.split_once("posted now), ").unwrap().1, "");
+    let responses = number_after(report, "responses");
+    assert_eq!(summary_answers, responses, "{out}");
+    // Like with like: the previous period's responses are of 30 days of history too.
+    let vs = report
+        .split_once("  vs ")
+        .unwrap()
+        .1
+        .lines()
+        .next()
+        .unwrap();
+    let change = number_after(
+        vs.split_once(&format!("responses {responses} ("))
+            .expect(vs)
+            .1,
+        "",
+    );
+    let previous = responses - change;
+    assert!(
+        previous * 4 > responses * 3 && previous * 3 < responses * 4,
+        "previous {previous} vs {responses}: {vs}"
+    );
+    // Staff calls: the report counts the calls the line counts, less those still open.
+    let staff = out
+        .split_once(&format!("Staff calls, {range}: "))
+        .unwrap()
+        .1;
+    let counted = number_after(staff, "the report below counts");
+    let incidents = number_after(out.split_once("Staff calls ").unwrap().1, "incidents");
+    assert_eq!(counted, incidents, "{out}");
+    let buttons = number_after(staff, "");
+    let supervisors = number_after(staff, "posted now) and");
+    let calls = number_after(staff, &format!("counts {counted} of these"));
+    assert_eq!(buttons + supervisors, calls, "{out}");
+    // The unacknowledged calls: the count and the newest few.
+    let unack = out.split_once("\nUnacknowledged calls: ").unwrap().1;
+    let listed = unack
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  2"))
+        .count();
+    assert!(listed <= 10, "{listed} lines:\n{unack}");
+    if number_after(unack, "") > 10 {
+        assert!(
+            unack
+                .lines()
+                .next()
+                .unwrap()
+                .contains("the newest 10; up to 100 in the JSON"),
+            "{unack}"
+        );
+    }
 }
 
 /// What a demo run counted, leaving out what the real clock decides (seconds to ack) and
@@ -146,7 +259,7 @@ fn numbers(report: &demo::DemoReport) -> serde_json::Value {
         "csi": {"total": csi.total, "groups": csi.groups, "comments": csi.comments},
         "posted": posted,
         "supervisor": supervisor,
-        "supervisor_calls": [report.supervisor_calls, report.supervisor_calls_open],
+        "supervisor_calls": [report.supervisor_calls, report.calls_open],
         "incidents": [incidents.incidents, incidents.acknowledged, incidents.unacknowledged,
                       incidents.escalated],
         "at_level": incidents.acknowledged_at_level,

@@ -18,6 +18,15 @@ fn scripts() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
 }
 
+/// `smsflow check --scripts PATH` as a process.
+fn smsflow_check(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["check", "--scripts"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 fn engine_on(store: Store, dir: &Path) -> FlowEngine {
     let (engine, errors) = FlowEngine::new(
         store,
@@ -64,11 +73,7 @@ fn shipped_flows_pass_their_own_tests() {
 
 #[test]
 fn smsflow_check_command_exits_by_result() {
-    let ok = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["check", "--scripts"])
-        .arg(scripts())
-        .output()
-        .unwrap();
+    let ok = smsflow_check(&scripts());
     assert!(
         ok.status.success(),
         "{}",
@@ -87,14 +92,98 @@ fn smsflow_check_command_exits_by_result() {
         "fn on_event(e) { send(e.msisdn, \"hi\"); }\nfn test_fails() { t_assert(false, \"planted\"); }\n",
     )
     .unwrap();
-    let failed = Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["check", "--scripts"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let failed = smsflow_check(dir.path());
     assert_eq!(failed.status.code(), Some(1));
     let out = String::from_utf8_lossy(&failed.stdout);
     assert!(out.contains("broken.rhai\n  FAIL   test_fails: "), "{out}");
+}
+
+/// See: issue 25, item 15. `smsflow check` says what a message costs: each text a test sent
+/// with its encoding and parts, and each test's SMS (the shipped survey: 5 per customer who
+/// rates, 3 UCS-2 parts for the question and 2 for the thanks).
+#[test]
+fn check_shows_what_each_text_the_tests_sent_costs() {
+    let out = smsflow_check(&scripts().join("survey.rhai"));
+    assert!(out.status.success());
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.contains(
+            "  ok     test_valid_reply_is_rated_thanked_and_finished  (2 messages, 5 SMS)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "    3 SMS  UCS-2, 169 chars (134 fit in 2)  «Спасибо за ваш звонок. Оцените,"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("    2 SMS  UCS-2, 84 chars (70 fit in 1)  «Спасибо за вашу оценку!"),
+        "{out}"
+    );
+    // A Latin text made UCS-2 by one character says which.
+    let dir = TempDir::new("check-costs");
+    std::fs::write(
+        dir.path().join("uz.rhai"),
+        r#"fn on_event(e) { send(e.msisdn, "Xizmatimiz sizga yoqdimi? Bo‘lsa, 1 dan 5 gacha baholang."); send(e.msisdn, "Rahmat!"); }
+fn test_asks() { t_event("uz", #{msisdn: "998901234567"}); }
+"#,
+    )
+    .unwrap();
+    let out = smsflow_check(dir.path());
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.contains("  ok     test_asks  (2 messages, 2 SMS)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    1 SMS  UCS-2, 57 chars, UCS-2 because of '‘'  «Xizmatimiz"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    1 SMS  GSM-7, 7 chars  «Rahmat!»"),
+        "{out}"
+    );
+}
+
+/// See: issue 25, item 16. What a failing test's scripts `print()`ed is shown under it (it
+/// went to a log nobody sees under `check`); a passing test's stays quiet.
+#[test]
+fn check_shows_what_a_failed_test_printed() {
+    let dir = TempDir::new("check-print");
+    std::fs::write(
+        dir.path().join("p.rhai"),
+        r#"fn on_event(e) { print("on_event got " + e.msisdn); send(e.msisdn, "hi"); }
+fn test_quiet() { print("not shown"); t_event("p", #{msisdn: "998901234567"}); }
+fn test_loud() {
+    t_event("p", #{msisdn: "998901234568"});
+    print("sent: " + t_sent().len());
+    debug(t_sent()[0].text);
+    t_assert(false, "planted");
+}
+"#,
+    )
+    .unwrap();
+    let out = smsflow_check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let out = String::from_utf8(out.stdout).unwrap();
+    let failed = out.split_once("  FAIL   test_loud: ").expect(&out).1;
+    let printed: Vec<&str> = failed
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("         print: ") || l.starts_with("         debug: "))
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            "         print: on_event got 998901234568",
+            "         print: sent: 1",
+            "         debug: line 6: \"hi\"",
+        ],
+        "{out}"
+    );
+    assert!(!out.contains("not shown"), "{out}");
 }
 
 #[test]

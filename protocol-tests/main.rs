@@ -33,6 +33,9 @@
 //!   handshakes, a part hanging past `shutdown_timeout` (exit 3), a full disk; (ignored) a
 //!   loop of stops under load.
 //! - `sim`: the SMSC simulator over real TCP, driven by a minimal ESME built from the wire layer.
+//! - `simctl`: the simulator driven by hand: `smsflow smsc --control` and `smsflow sim mo|
+//!   messages` against `smsflow run` (the README's staff call, bad input), and an operator's
+//!   own 0–10 survey answered by the simulated subscribers.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
 //! - `staffcalls`: what a ward sees, through `smsflow run` against node `smpp` as the SMSC:
@@ -75,6 +78,7 @@ mod run;
 mod session;
 mod shutdown;
 mod sim;
+mod simctl;
 mod simulation;
 mod staffcalls;
 mod store_ops;

@@ -6,13 +6,11 @@
 //! enums, so `--help` lists them with their default; colour only on a terminal unless
 //! `--color` says otherwise.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use smsflow::sim::{SimConfig, SubscribersConfig};
 
-use crate::store_cli;
+use crate::{sim_cli, store_cli};
 
 /// SMS surveys and staff-call escalation over SMPP.
 #[derive(Debug, Parser)]
@@ -36,9 +34,12 @@ pub struct Cli {
 
 const ROOT_EXAMPLES: &str = "\
 Examples:
-  smsflow demo                         the whole product on loopback, ~15 s, prints the reports
-  smsflow smsc --subscribers           an SMSC to try `run` against, with simulated people
+  smsflow demo                         the whole product on loopback, ~28 s, prints the reports
+  smsflow smsc --subscribers --control 127.0.0.1:2776
+                                       an SMSC to try `run` against, with simulated people
   smsflow run -c smsflow.toml          the service
+  smsflow sim mo --from 998901111111 \"OK 100\"
+                                       a phone's text by hand, through smsc's control port
   smsflow report csi -f html -o csi.html
   smsflow completions bash > ~/.local/share/bash-completion/completions/smsflow
 
@@ -53,8 +54,12 @@ pub enum Command {
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Run the built-in SMSC simulator as a standalone server, for trying `run` by hand.
-    #[command(after_help = SMSC_EXAMPLES)]
-    Smsc(SmscArgs),
+    #[command(after_help = sim_cli::SMSC_EXAMPLES)]
+    Smsc(sim_cli::SmscArgs),
+    /// Drive a running simulator by hand: a text from a phone (`mo`), what the service sent
+    /// (`messages`).
+    #[command(subcommand, after_help = sim_cli::SIM_EXAMPLES)]
+    Sim(sim_cli::SimCommand),
     /// Compile every flow, check its hooks and run the test_* functions inside the scripts.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
@@ -88,12 +93,6 @@ Examples:
   smsflow run -c /etc/smsflow/smsflow.toml
   smsflow run -c smsflow.toml --check-config   validate the config and exit (0 ok, 2 bad)
   RUST_LOG=debug smsflow run               more log";
-
-const SMSC_EXAMPLES: &str = "\
-Examples:
-  smsflow smsc --subscribers               127.0.0.1:2775, account smsflow/smsflow
-  smsflow smsc --listen 0.0.0.0:2775 --system-id acme --password secret --seed 7
-  smsflow smsc --tls-cert server.pem --tls-key server.key --tls-client-ca ca.pem";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
@@ -194,8 +193,9 @@ pub struct DemoArgs {
     /// Seed of every choice the simulated people and the SMSC make.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Days of simulated history before today, so the dashboard has trends (0: none).
-    #[arg(long, default_value_t = 30)]
+    /// Days of simulated history before today, so the dashboard has trends and each "vs"
+    /// a whole previous period: with today, the reports' 30 days and the 30 before (0: none).
+    #[arg(long, default_value_t = smsflow::service::demo::DEFAULT_HISTORY_DAYS)]
     pub days: u32,
 }
 
@@ -439,64 +439,6 @@ impl From<FormatArg> for smsflow::report::render::Format {
             FormatArg::Html => Format::Html,
             FormatArg::Xlsx => Format::Xlsx,
         }
-    }
-}
-
-/// What `smsflow smsc` takes; turned into a [`SimConfig`] before anything starts.
-#[derive(Debug, Args)]
-pub struct SmscArgs {
-    /// Address to accept ESME connections on.
-    #[arg(long, default_value = "127.0.0.1:2775")]
-    listen: SocketAddr,
-    /// The system_id ESMEs must bind with.
-    #[arg(long, default_value = "smsflow")]
-    system_id: String,
-    /// The password ESMEs must bind with.
-    #[arg(long, default_value = "smsflow")]
-    password: String,
-    /// Play subscribers and staff who answer surveys and escalations.
-    #[arg(long)]
-    subscribers: bool,
-    /// How long after a submit_sm its delivery receipt comes, e.g. `200ms`, `2s`.
-    #[arg(long, default_value = "200ms")]
-    receipt_delay: humantime::Duration,
-    /// Seed of every random choice (receipt outcomes, subscriber replies).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Serve SMPP over TLS with this PEM certificate (chain); needs --tls-key.
-    #[arg(long, requires = "tls_key", value_name = "FILE")]
-    tls_cert: Option<PathBuf>,
-    /// The PEM private key of --tls-cert.
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
-    tls_key: Option<PathBuf>,
-    /// Require client certificates signed by a CA in this PEM file (mutual TLS).
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
-    tls_client_ca: Option<PathBuf>,
-}
-
-impl SmscArgs {
-    /// The simulator's config; the TLS files are read here, so a bad one is a usage error
-    /// before anything listens.
-    pub fn into_config(self) -> Result<SimConfig, smsflow::tls::TlsError> {
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(smsflow::tls::server_config_from_files(
-                cert,
-                key,
-                self.tls_client_ca.as_deref(),
-            )?),
-            // clap's `requires` makes one without the other a usage error.
-            _ => None,
-        };
-        Ok(SimConfig {
-            listen: self.listen,
-            system_id: self.system_id,
-            password: self.password,
-            receipt_delay: self.receipt_delay.into(),
-            seed: self.seed,
-            subscribers: self.subscribers.then(SubscribersConfig::default),
-            tls,
-            ..SimConfig::default()
-        })
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ use smsflow::sim::{self, SimConfig};
 use cli::{CheckArgs, Cli, ColorWhen, Command, DemoArgs, ReportCommand, ResponsesArgs, RunArgs};
 
 mod cli;
+mod sim_cli;
 mod store_cli;
 
 fn main() -> ExitCode {
@@ -22,8 +24,8 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
     match cli.command {
         Command::Demo(args) => run_demo(args),
-        Command::Smsc(args) => match args.into_config() {
-            Ok(config) => run_smsc(config, cli.color),
+        Command::Smsc(args) => match args.to_config() {
+            Ok(config) => run_smsc(config, args.control, cli.color),
             Err(error) => {
                 eprintln!("smsflow smsc: {error}");
                 ExitCode::from(2)
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_service(args, cli.color),
         Command::Check(args) => run_check(args, cli.color),
         Command::Report(command) => run_report(command),
+        Command::Sim(command) => sim_cli::run(command),
         Command::Store(command) => store_cli::run(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command, "smsflow", &mut std::io::stdout());
@@ -444,8 +447,9 @@ fn run_check(args: CheckArgs, color: ColorWhen) -> ExitCode {
     }
 }
 
-/// Runs the simulator until SIGINT or SIGTERM, then unbinds every session.
-fn run_smsc(config: SimConfig, color: ColorWhen) -> ExitCode {
+/// Runs the simulator (and its control port on `control`) until SIGINT or SIGTERM, then
+/// unbinds every session.
+fn run_smsc(config: SimConfig, control: Option<SocketAddr>, color: ColorWhen) -> ExitCode {
     init_tracing(color);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -472,8 +476,30 @@ fn run_smsc(config: SimConfig, color: ColorWhen) -> ExitCode {
             },
             smsc.config().system_id
         );
+        let control = match control {
+            None => None,
+            Some(addr) => match sim::control::serve(smsc.clone(), addr).await {
+                Ok(port) => {
+                    println!(
+                        "smsflow smsc control port on http://{} (POST /mo, GET /messages; \
+                         `smsflow sim mo --control http://{} --from MSISDN TEXT`)",
+                        port.local_addr(),
+                        port.local_addr()
+                    );
+                    Some(port)
+                }
+                Err(error) => {
+                    eprintln!("smsflow smsc: the control port: {error}");
+                    smsc.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
         if let Err(error) = shutdown_signal().await {
             eprintln!("smsflow smsc: cannot wait for signals: {error}");
+        }
+        if let Some(port) = control {
+            port.shutdown().await;
         }
         smsc.shutdown().await;
         ExitCode::SUCCESS

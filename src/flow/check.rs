@@ -29,6 +29,10 @@ use super::api::{Millis, duration_of};
 use super::engine::{EngineConfig, FlowEngine, Routed};
 use super::runner::{self, CompiledFlow, FlowError};
 
+mod output;
+
+pub use output::print;
+
 /// Where the fake clock starts: Monday 2026-11-23 10:00 UTC (daytime in Tashkent too).
 pub const START: Millis = 1_795_428_000_000;
 
@@ -44,6 +48,11 @@ pub struct TestOutcome {
     pub test: String,
     /// `None` when it passed.
     pub failure: Option<String>,
+    /// The texts the fake SMSC got, in order (what `send` produced): `check` shows what each
+    /// costs in SMS.
+    pub sent: Vec<String>,
+    /// What the test's scripts `print()`ed (and `debug()`ed), shown when it fails.
+    pub printed: Vec<String>,
 }
 
 /// Everything `check` found, in file order, each file's tests in definition order.
@@ -421,11 +430,15 @@ pub fn run_configured(path: &Path, timezone: jiff::tz::TimeZone, webhooks: &[Str
     }
     for flow in &chosen {
         for test in &flow.tests {
+            let ((result, sent), printed) =
+                runner::capturing_prints(|| run_test(&flows, &timezone, &flow.name, test));
             report.tests.push(TestOutcome {
                 origin: flow.origin.clone(),
                 flow: flow.name.clone(),
                 test: test.clone(),
-                failure: run_test(&flows, &timezone, &flow.name, test).err(),
+                failure: result.err(),
+                sent,
+                printed,
             });
         }
     }
@@ -452,19 +465,24 @@ pub fn gate(
         .collect();
     flows.push(candidate.clone());
     for test in &candidate.tests {
-        run_test(&flows, timezone, &candidate.name, test).map_err(|why| (test.clone(), why))?;
+        let (result, _sent) = run_test(&flows, timezone, &candidate.name, test);
+        result.map_err(|why| (test.clone(), why))?;
     }
     Ok(())
 }
 
-/// One test on a fresh engine and store holding `flows`, on the fake clock.
+/// One test on a fresh engine and store holding `flows`, on the fake clock; with the texts
+/// it sent, passed or not.
 fn run_test(
     flows: &[Arc<CompiledFlow>],
     timezone: &jiff::tz::TimeZone,
     flow: &str,
     test: &str,
-) -> Result<(), String> {
-    let store = Store::temporary().map_err(|e| e.to_string())?;
+) -> (Result<(), String>, Vec<String>) {
+    let store = match Store::temporary() {
+        Ok(store) => store,
+        Err(e) => return (Err(e.to_string()), Vec::new()),
+    };
     let (engine, _) = FlowEngine::new(
         store,
         EngineConfig {
@@ -477,68 +495,18 @@ fn run_test(
         engine.install_tested(f.clone());
     }
     let engine = Arc::new(engine);
-    let compiled = engine
-        .flow(flow)
-        .ok_or_else(|| format!("flow {flow} did not load"))?;
-    let handle = HarnessHandle(Arc::new(Harness {
+    let Some(compiled) = engine.flow(flow) else {
+        return (Err(format!("flow {flow} did not load")), Vec::new());
+    };
+    let harness = Arc::new(Harness {
         engine: engine.clone(),
         now: Mutex::new(START),
         sent: Mutex::new(Vec::new()),
-    }));
-    runner::call_plain(engine.rhai(), &compiled, test, Dynamic::from(handle))
+    });
+    let handle = HarnessHandle(harness.clone());
+    let result = runner::call_plain(engine.rhai(), &compiled, test, Dynamic::from(handle))
         .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Prints a report the way `smsflow check` does, grouped by file (`color`: ANSI, for a
-/// terminal); returns whether everything passed.
-pub fn print(report: &Report, out: &mut impl std::io::Write, color: bool) -> std::io::Result<bool> {
-    let paint = |code: &str, text: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    };
-    let mut files: Vec<String> = (report.errors.iter().map(FlowError::origin))
-        .chain(report.tests.iter().map(|t| t.origin.clone()))
-        .collect();
-    files.sort();
-    files.dedup();
-    for file in &files {
-        writeln!(out, "{file}")?;
-        for error in report.errors.iter().filter(|e| e.origin() == *file) {
-            writeln!(out, "  {}  {error}", paint("31", "error"))?;
-            if let FlowError::Compile {
-                line,
-                column,
-                source_line,
-                ..
-            } = error
-                && !source_line.is_empty()
-            {
-                // The line the parser stopped at, with a caret under the column.
-                let gutter = format!("{line} | ");
-                writeln!(out, "         {gutter}{source_line}")?;
-                let pad = " ".repeat(gutter.len() + column.saturating_sub(1));
-                writeln!(out, "         {pad}^")?;
-            }
-        }
-        for t in report.tests.iter().filter(|t| t.origin == *file) {
-            match &t.failure {
-                None => writeln!(out, "  {}     {}", paint("32", "ok"), t.test)?,
-                Some(why) => writeln!(out, "  {}   {}: {why}", paint("31", "FAIL"), t.test)?,
-            }
-        }
-    }
-    let failed = report.failed();
-    let passed = report.tests.len() + report.errors.len() - failed;
-    let summary = format!("{passed} passed, {failed} failed");
-    let summary = if failed == 0 {
-        paint("32", &summary)
-    } else {
-        paint("31", &summary)
-    };
-    writeln!(out, "{summary}")?;
-    Ok(report.passed())
+        .map_err(|e| e.to_string());
+    let sent = harness.sent.lock().unwrap_or_else(|p| p.into_inner());
+    (result, sent.iter().map(|m| m.text.clone()).collect())
 }

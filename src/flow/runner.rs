@@ -187,14 +187,54 @@ pub fn engine(limits: Limits) -> Engine {
         .set_max_expr_depths(64, 32)
         // `import` must not read files.
         .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
-    // print/debug go to the log rather than stdout.
-    engine.on_print(|text| tracing::info!(target: "smsflow::flow", "{text}"));
+    // print/debug go to the log rather than stdout, or to the test that runs them.
+    engine.on_print(|text| {
+        if !captured(|| format!("print: {text}")) {
+            tracing::info!(target: "smsflow::flow", "{text}");
+        }
+    });
     engine.on_debug(|text, source, pos| {
-        tracing::debug!(target: "smsflow::flow", "{}:{}: {text}", source.unwrap_or("script"), pos.line().unwrap_or(0));
+        let line = pos.line().unwrap_or(0);
+        if !captured(|| format!("debug: line {line}: {text}")) {
+            let source = source.unwrap_or("script");
+            tracing::debug!(target: "smsflow::flow", "{source}:{line}: {text}");
+        }
     });
     api::register(&mut engine);
     super::check::register(&mut engine);
     engine
+}
+
+std::thread_local! {
+    /// The `print()` and `debug()` lines of the script test running on this thread.
+    static PRINTED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Lines a test may print before the rest are counted, not kept.
+const MAX_PRINTED: usize = 1000;
+
+/// Keeps the line for the test capturing on this thread, if one is; whether it was kept.
+fn captured(line: impl FnOnce() -> String) -> bool {
+    PRINTED.with_borrow_mut(|printed| match printed {
+        Some(lines) => {
+            if lines.len() < MAX_PRINTED {
+                lines.push(line());
+            } else if lines.len() == MAX_PRINTED {
+                lines.push(format!("(more lines after {MAX_PRINTED} not kept)"));
+            }
+            true
+        }
+        None => false,
+    })
+}
+
+/// Runs `f` (a script test: it calls hooks on this thread) with the scripts' `print()` and
+/// `debug()` lines collected instead of logged; `check` shows them when the test fails.
+pub fn capturing_prints<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let outer = PRINTED.replace(Some(Vec::new()));
+    let result = f();
+    let lines = PRINTED.replace(outer).unwrap_or_default();
+    (result, lines)
 }
 
 /// A short content hash (FNV-1a 64): versions only need to be stable and distinct.

@@ -67,13 +67,13 @@ pub fn path(query: &Query) -> String {
     path
 }
 
-/// GETs `path` from `addr` with the bearer `token`; the body of a 200 answer.
+/// GETs `path` from `addr` with the bearer `token`; the body of a 2xx answer.
 pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<String, RemoteError> {
     request(addr, "GET", path, token, None, TIMEOUT)
 }
 
 /// POSTs the JSON `body` to `path` on `addr`, waiting up to `timeout` for the answer (a
-/// backup of a big store takes a while); the body of a 200 answer.
+/// backup of a big store takes a while); the body of a 2xx answer.
 pub fn post(
     addr: SocketAddr,
     path: &str,
@@ -116,7 +116,7 @@ fn request(
     let (status, body) =
         parse_response(&raw).map_err(|detail| RemoteError::Malformed { addr, detail })?;
     let body = String::from_utf8_lossy(&body).into_owned();
-    if status != 200 {
+    if !(200..300).contains(&status) {
         let detail = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| {

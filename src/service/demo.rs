@@ -33,6 +33,10 @@ use crate::store::{ConversationId, Incident, Rating, Store};
 use super::driver::{Counts, Pipeline, Settings, now_ms};
 use super::history::{self, History, Made};
 
+/// Days of history by default: with today, the 30 days the reports cover and the 30 before
+/// them that each "vs previous period" compares with, so the comparison is of like with like.
+pub const DEFAULT_HISTORY_DAYS: u32 = 2 * report::query::DEFAULT_DAYS as u32 - 1;
+
 /// The history's daily volume: enough for each operator's day to have a few answers.
 const HISTORY_SURVEYS_PER_DAY: u32 = 60;
 const HISTORY_INCIDENTS_PER_DAY: u32 = 4;
@@ -111,15 +115,18 @@ pub struct DemoReport {
     pub surveys_sent: usize,
     pub ratings: Vec<Rating>,
     pub survey_outcomes: Vec<(String, usize)>,
-    /// Every call as it stands (its latest incident record): the posted staff calls and those
-    /// opened for supervisors by low ratings.
+    /// Ratings of the live part (today, over SMPP); `ratings` holds the history's too.
+    pub live_ratings: usize,
+    /// Every call in the reports' range as it stands (its latest incident record): calls from
+    /// call buttons (history and live) and those opened for supervisors by low ratings.
     pub incidents: Vec<Incident>,
-    /// Staff calls posted by call buttons.
+    /// Staff calls posted by call buttons in the live part.
     pub incidents_posted: usize,
-    /// Supervisor calls opened by ratings of 1–2.
+    /// Supervisor calls opened by ratings of 1–2 in the reports' range, open ones included.
     pub supervisor_calls: usize,
-    /// Of those, still waiting for an OK at the end (10 min timeout): `open` in the report.
-    pub supervisor_calls_open: usize,
+    /// Calls still waiting for an OK, or taken and not resolved, at the end: `open` in the
+    /// report (a supervisor's has a 10 min timeout).
+    pub calls_open: usize,
     /// Messages through the service: MO in, MT out.
     pub counts: Counts,
     /// The run stopped at [`MAX_WAIT`] with something still due (never on a healthy machine).
@@ -224,14 +231,20 @@ async fn run_in(
         return Err(DemoError::Flow(e.to_string()));
     }
     let engine = Arc::new(engine);
+    // The range `smsflow report` gives by default, which the printed reports use: the
+    // summary lines count over it too.
+    let today = report::query::today(engine.timezone(), now_ms());
+    let today_start = report::query::range_ms(engine.timezone(), today, today).0;
+    let report_range = report::Query::parse(Kind::Csi, None, None, None, today)
+        .map(|q| report::query::range_ms(engine.timezone(), q.from, q.to))
+        .unwrap_or((today_start, i64::MAX));
     let history = if config.days > 0 {
-        let today = report::query::today(engine.timezone(), now_ms());
-        let today_start = report::query::range_ms(engine.timezone(), today, today).0;
         let history = History {
             days: config.days,
             surveys_per_day: HISTORY_SURVEYS_PER_DAY,
             incidents_per_day: HISTORY_INCIDENTS_PER_DAY,
             seed: config.seed,
+            report_from: report_range.0,
         };
         history::make(&engine, &history, today_start)?
     } else {
@@ -362,7 +375,6 @@ async fn run_in(
     }
     outcomes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let zone = engine.timezone();
-    let today = report::query::today(zone, now_ms());
     let build = |kind| -> Result<Option<Report>, DemoError> {
         match report::Query::parse(kind, None, None, None, today) {
             Ok(query) => {
@@ -383,24 +395,25 @@ async fn run_in(
         _ => None,
     };
     // Each call as it stands (its latest record): open ones too, they count from the press.
-    let incidents_recorded = Incident::latest(store.incidents(i64::MIN, i64::MAX)?);
-    let open_escalations = (store.open_counts()?.into_iter())
+    let incidents_recorded = Incident::latest(store.incidents(report_range.0, report_range.1)?);
+    // Every call still open is today's: the history's all ended before midnight.
+    let calls_open = (store.open_counts()?.into_iter())
         .find(|(flow, _)| flow == "escalation")
         .map_or(0, |(_, n)| n);
-    let posted_open = incidents.len() - closed(&engine, &incidents)?;
-    let supervisor_open = open_escalations.saturating_sub(posted_open);
     let supervisor_recorded = (incidents_recorded.iter())
-        .filter(|i| !is_posted(i))
+        .filter(|i| !is_button_call(i))
         .count();
+    let ratings = store.ratings(i64::MIN, i64::MAX)?;
     Ok(DemoReport {
         seed: config.seed,
         surveys_sent: surveys.len(),
-        ratings: store.ratings(i64::MIN, i64::MAX)?,
+        live_ratings: ratings.iter().filter(|r| r.at >= today_start).count(),
+        ratings,
         survey_outcomes: outcomes,
         incidents: incidents_recorded,
         incidents_posted: incidents.len(),
         supervisor_calls: supervisor_recorded,
-        supervisor_calls_open: supervisor_open,
+        calls_open,
         counts,
         cut_short,
         csi,
@@ -444,9 +457,11 @@ fn settle(
     Ok((quiet, waiting))
 }
 
-/// A staff call the demo posted (event id `inc-N`), not one a low rating opened.
-fn is_posted(incident: &Incident) -> bool {
-    (incident.fields.get("id").and_then(|id| id.as_str())).is_some_and(|id| id.starts_with("inc-"))
+/// A staff call from a call button (event id `inc-N` live, `history-inc-…` in the history),
+/// not one a low rating opened for a supervisor.
+fn is_button_call(incident: &Incident) -> bool {
+    (incident.fields.get("id").and_then(|id| id.as_str()))
+        .is_some_and(|id| id.starts_with("inc-") || id.starts_with("history-inc-"))
 }
 
 fn closed(engine: &FlowEngine, ids: &[ConversationId]) -> Result<usize, DemoError> {
@@ -484,45 +499,82 @@ pub fn print_header(config: &DemoConfig, out: &mut impl std::io::Write) -> std::
     Ok(())
 }
 
-/// What the demo prints: how the surveys and staff calls ended, then the CSI and incident
-/// reports as `smsflow report` tables, and where the HTML dashboard is.
+/// What the demo prints: what the history holds, how the surveys and staff calls ended over
+/// the reports' range (each summary line counts what the report under it counts, from the
+/// history and the live part separately), the CSI and incident reports as `smsflow report`
+/// tables, and where the HTML dashboard is.
 pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let h = &report.history;
+    let range = report
+        .csi
+        .as_ref()
+        .map_or(String::new(), |r| format!("{} .. {}", r.from, r.to));
     if report.history_days > 0 {
+        // The days of history inside the period each "vs" compares with.
+        let period = report::query::DEFAULT_DAYS as u32;
+        let previous = report.history_days.saturating_sub(period - 1).min(period);
+        let compared = if previous == period {
+            format!("the {period} days before them are the period each \"vs\" compares with")
+        } else {
+            format!(
+                "the period each \"vs\" compares with holds only {previous} of its {period} days \
+                 (--days {} fills it)",
+                2 * period - 1
+            )
+        };
         writeln!(
             out,
-            "History: {} days before today, {} surveys ({} answered), {} staff calls ({} OKs from \
-             staff).",
-            report.history_days, h.surveys, h.replies, h.incidents, h.acknowledgements
+            "History: {} days before today, {} surveys and {} staff calls from call buttons. The \
+             reports below cover {range}, {compared}.",
+            report.history_days, h.surveys, h.incidents
         )?;
     }
     let open = (report.survey_outcomes.iter())
         .find(|(outcome, _)| outcome == "open")
         .map_or(0, |(_, n)| *n);
+    let from_history = |n: u32| {
+        if report.history_days > 0 {
+            format!("{n} in the history, ")
+        } else {
+            String::new()
+        }
+    };
     writeln!(
         out,
-        "CSI survey: {} surveys posted; {open} still open when the demo ends (silent \
-         subscribers: the 24 h answer window outlasts the demo).\n",
+        "CSI survey, {range}: {} surveys sent ({}{} posted now), {} answered with a rating ({}{} \
+         now); {open} of today's still open when the demo ends (silent subscribers: the 24 h \
+         answer window outlasts the demo).\n",
+        h.in_report.surveys as usize + report.surveys_sent,
+        from_history(h.in_report.surveys),
         report.surveys_sent,
+        h.in_report.replies as usize + report.live_ratings,
+        from_history(h.in_report.replies),
+        report.live_ratings,
     )?;
     match &report.csi {
         Some(csi) => write!(out, "{}", report::render::table::csi(csi))?,
         None => writeln!(out, "(no CSI report)")?,
     }
     writeln!(out)?;
-    let open = match report.supervisor_calls_open {
+    let buttons = h.in_report.incidents as usize + report.incidents_posted;
+    let calls = buttons + report.supervisor_calls;
+    let counted = (report.incident_report.as_ref()).map_or(0, |r| r.total.incidents as usize);
+    let uncounted = match calls.saturating_sub(counted) {
         0 => String::new(),
-        n => {
-            format!("; {n} of those still wait for an OK (10 min timeout), counted as open")
-        }
+        n => format!(" ({n} of them outside the report's days)"),
+    };
+    let open = match report.calls_open {
+        0 => String::new(),
+        n => format!("; {n} still open (ringing, or taken and not resolved), counted as open"),
     };
     writeln!(
         out,
-        "Staff calls: {} from call buttons and {} a rating of 1–2 opened for a supervisor{open}; \
-         the report counts every call from its press: {}.\n",
+        "Staff calls, {range}: {buttons} from call buttons ({}{} posted now) and {} that a rating \
+         of 1–2 opened for a supervisor; the report below counts {counted} of these {calls}\
+         {uncounted}{open}.\n",
+        from_history(h.in_report.incidents),
         report.incidents_posted,
         report.supervisor_calls,
-        report.incidents.len()
     )?;
     match &report.incident_report {
         Some(r) => write!(out, "{}", report::render::table::incidents(r))?,

@@ -28,15 +28,31 @@ pub struct History {
     pub surveys_per_day: u32,
     pub incidents_per_day: u32,
     pub seed: u64,
+    /// Where the reports the demo prints begin: [`Made::in_report`] counts from here.
+    pub report_from: Millis,
 }
 
-/// What the history holds, for the demo's header.
+/// What the history holds, for the demo's summary lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Made {
     pub surveys: u32,
+    /// Subscribers' answers (every one a rating).
+    pub replies: u32,
+    /// Staff calls from call buttons.
+    pub incidents: u32,
+    /// OKs from staff, supervisors' included.
+    pub acknowledgements: u32,
+    /// Of the above, what happened from [`History::report_from`] on: what the reports count
+    /// of the history.
+    pub in_report: InReport,
+}
+
+/// The part of the history inside the reports' range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InReport {
+    pub surveys: u32,
     pub replies: u32,
     pub incidents: u32,
-    pub acknowledgements: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,13 +203,17 @@ pub fn make(engine: &FlowEngine, history: &History, until: Millis) -> Result<Mad
                 });
                 engine.start(at, "survey", event, Some(&key))?;
                 made.surveys += 1;
+                made.in_report.surveys += u32::from(at >= history.report_from);
             }
             Happening::Reply { from, text } => {
                 engine.reply(at, &from, &text, at)?;
                 match text.as_str() {
                     "OK" => made.acknowledgements += 1,
                     DONE => {}
-                    _ => made.replies += 1,
+                    _ => {
+                        made.replies += 1;
+                        made.in_report.replies += u32::from(at >= history.report_from);
+                    }
                 }
             }
             Happening::Incident { key, index } => {
@@ -207,6 +227,7 @@ pub fn make(engine: &FlowEngine, history: &History, until: Millis) -> Result<Mad
                 });
                 engine.start(at, "escalation", event, Some(&key))?;
                 made.incidents += 1;
+                made.in_report.incidents += u32::from(at >= history.report_from);
             }
         }
         deliver_outbox(engine, &mut rng, at)?;

@@ -2,31 +2,39 @@
 //! them, like people do (a rating, a rating with a comment, garbage, silence; an `OK`, late or
 //! never; a `ГОТОВО` once the call is done, or none).
 //!
-//! Owns the classifier of MT texts ([`classify`]), the tables the replies are drawn from (the
+//! A survey question is any text that names a scale (`от 0 до 10`, `0–10`, `1 to 7`, `1 dan 5
+//! gacha`, `по 10-балльной шкале`): subscribers answer on that scale, so an operator's own
+//! flow gets answers in its own words, not only the shipped survey's.
+//!
+//! Owns the classifier of MT texts ([`classify`], [`scale_named`]), the tables the replies are drawn from (the
 //! `const`s below: edit those when the flows' texts change), and [`Handsets`], a sans-IO planner
-//! that turns one MT into at most one planned reply. `spawn` is the small tokio driver that
-//! waits the planned delay and injects the reply as an MO.
+//! that turns one MT into at most one planned reply; the simulator's front (`smsc.rs`) drives
+//! it: waits the planned delay and injects the reply as an MO.
 //!
 //! Must not: read a clock or an unseeded random source in the planner (a reply is a function of
 //! the seed, the recipient, the text and how many times that recipient got that text before,
 //! so it does not depend on how texts to one number interleave: a supervisor called for two
 //! ratings answers each call the same way whichever comes first), or talk SMPP (replies go
-//! through [`SmscHandle::inject_mo`]).
+//! through [`super::SmscHandle::inject_mo`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
-
-use super::smsc::SmscHandle;
 use super::{Mo, SplitMix64, Submitted, SubscribersConfig, fnv1a};
 
-/// A survey question contains one of these …
-pub const SURVEY_MARKERS: &[&str] = &["Оцените", "оцените", "Rate", "rate", "Baholang", "baholang"];
-/// … and one of these (the scale).
-pub const SCALE_MARKERS: &[&str] = &["1 до 5", "1 to 5", "1 dan 5", "1 дан 5"];
+/// A survey question names its scale: two numbers joined by one of these (compared in lower
+/// case, spaces around them ignored): `от 0 до 10`, `0–10`, `1 to 7`, `1 dan 5 gacha`.
+pub const RANGE_CONNECTORS: &[&str] = &["до", "to", "dan", "дан", "-", "–", "—", "..", "and", "и"];
+/// … or its top score with one of these after it (`по 10-балльной шкале`, `a 7-point scale`):
+/// the scale is then 1 to that number.
+pub const POINTS_SUFFIXES: &[&str] = &["-балл", " балл", "-ball", " ball", "-point", " point"];
+/// A scale's lowest score is one of these, its highest at least [`MIN_SCALE_TOP`] and at most
+/// [`MAX_SCALE_TOP`]: other number pairs (dates, times, hours, `1-2 дня`) are no scale.
+pub const SCALE_BOTTOMS: [u8; 2] = [0, 1];
+pub const MIN_SCALE_TOP: u8 = 3;
+pub const MAX_SCALE_TOP: u8 = 10;
+/// The scale of a text that asks for a number again without naming one (the shipped survey's).
+pub const DEFAULT_SCALE: Scale = Scale { min: 1, max: 5 };
 /// The survey bot saying it did not understand the answer (checked before the survey markers:
 /// its text asks for a rating too).
 pub const NOT_UNDERSTOOD_MARKERS: &[&str] = &[
@@ -58,25 +66,42 @@ pub const ESCALATION_MARKERS: &[&str] = &[
 /// A call taken, or a reminder, asks for ГОТОВО (escalation.rhai's resolve stage).
 pub const RESOLVE_MARKERS: &[&str] = &["ответьте готово", "reply done", "javob bering: bajarildi"];
 
+/// A follow-up asking what to improve (nps.rhai's detractors): compared in lower case.
+pub const COMMENT_REQUEST_MARKERS: &[&str] = &[
+    "что нам стоит улучшить",
+    "что нам улучшить",
+    "что можно улучшить",
+    "what should we improve",
+    "what could we improve",
+    "what can we improve",
+    "nimani yaxshilash",
+    "нимани яхшилаш",
+];
+
 /// Share of survey questions answered with a valid rating.
 pub const VALID_RATING_SHARE: f64 = 0.70;
 /// Share answered with garbage; the rest (about 20 %) get no answer at all.
 pub const GARBAGE_SHARE: f64 = 0.10;
 /// Share of valid ratings that come with a comment.
 pub const COMMENT_SHARE: f64 = 0.50;
-/// Weights of the scores 1..=5: skewed positive, as real CSI is.
+/// Weights of five levels of satisfaction, worst first: skewed positive, as real CSI is. On a
+/// 1–5 scale a level is a score; a wider scale is cut into five bands of (nearly) equal width
+/// (0–10: 0–1, 2–3, 4–5, 6–7, 8–10) and the score drawn within its level's band.
 pub const SCORE_WEIGHTS: [u32; 5] = [7, 9, 14, 28, 42];
 /// Share of "not understood" answers that get one more reply, a bare digit.
 pub const RETRY_AFTER_NOT_UNDERSTOOD_SHARE: f64 = 0.60;
+/// Share of follow-ups asking what to improve that get an answer (a complaint, no score).
+pub const COMMENT_REQUEST_ANSWER_SHARE: f64 = 0.60;
 /// Share of escalations a staff member acknowledges; the rest are never answered, so the
 /// service escalates.
 pub const STAFF_ACK_SHARE: f64 = 0.80;
 /// Share of calls taken that staff also report done; the rest get a reminder, and go up.
 pub const STAFF_DONE_SHARE: f64 = 0.85;
 
-/// Ways of writing a bare rating, with weights. Placeholders: `{d}` ASCII digit, `{fw}`
-/// full-width digit, `{ru}` Russian word, `{uz}` Uzbek word (Latin), `{uzc}` Uzbek word
-/// (Cyrillic).
+/// Ways of writing a bare rating, with weights. Placeholders: `{d}` ASCII digits, `{max}` the
+/// scale's top, `{fw}` full-width digits, `{ru}` Russian word, `{uz}` Uzbek word (Latin),
+/// `{uzc}` Uzbek word (Cyrillic); a word form is written with digits for a score the word
+/// tables below do not hold.
 pub const BARE_FORMS: &[(&str, u32)] = &[
     ("{d}", 50),
     ("{fw}", 5),
@@ -84,19 +109,19 @@ pub const BARE_FORMS: &[(&str, u32)] = &[
     ("{uz}", 8),
     ("{uzc}", 4),
     ("оценка: {d}", 6),
-    ("{d}/5", 5),
-    ("{d} из 5", 3),
+    ("{d}/{max}", 5),
+    ("{d} из {max}", 3),
     ("baho {d}", 4),
     ("{d}!", 4),
     (" {d} ", 3),
 ];
-pub const FULL_WIDTH_DIGITS: [&str; 5] = ["１", "２", "３", "４", "５"];
 pub const RUSSIAN_WORDS: [&str; 5] = ["один", "два", "три", "четыре", "пять"];
 pub const UZBEK_WORDS: [&str; 5] = ["bir", "ikki", "uch", "to'rt", "besh"];
 pub const UZBEK_CYRILLIC_WORDS: [&str; 5] = ["бир", "икки", "уч", "тўрт", "беш"];
 
-/// Ratings with a comment, per score (index 0 is score 1), in Russian, Uzbek (Latin and
-/// Cyrillic) and English.
+/// Ratings with a comment, per level (index 0 is score 1 of 1–5), in Russian, Uzbek (Latin
+/// and Cyrillic) and English. Each starts with its score, replaced by the score drawn on
+/// another scale.
 pub const COMMENTS: [&[&str]; 5] = [
     &[
         "1 очень плохо, никто не помог",
@@ -152,13 +177,29 @@ pub const STAFF_ACKS: &[&str] = &["OK", "ok", "ок", "ОК", "+", "да", "Ok"]
 /// How staff say a call is done.
 pub const STAFF_DONES: &[&str] = &["ГОТОВО", "готово", "Готово", "done", "bajarildi"];
 
+/// The scores a question asks for, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scale {
+    pub min: u8,
+    pub max: u8,
+}
+
+impl Scale {
+    pub fn contains(&self, score: u8) -> bool {
+        (self.min..=self.max).contains(&score)
+    }
+}
+
 /// What an MT text asks of its recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MtKind {
-    /// A rating request: answered by a subscriber.
-    SurveyQuestion,
-    /// The survey bot did not understand the answer: some subscribers try once more.
-    NotUnderstood,
+    /// A rating request on the scale it names: answered by a subscriber.
+    SurveyQuestion(Scale),
+    /// The survey bot did not understand the answer: some subscribers try once more, on the
+    /// scale the text names ([`DEFAULT_SCALE`] when it names none).
+    NotUnderstood(Scale),
+    /// A follow-up asking what to improve: some subscribers say.
+    CommentRequest,
     /// A staff call asking for `OK`.
     Escalation,
     /// A call taken (or a reminder) asking for `ГОТОВО` when done.
@@ -167,21 +208,78 @@ pub enum MtKind {
     NoReply,
 }
 
-/// Classifies an MT text by the marker tables above.
+/// Classifies an MT text by the marker tables above. Staff texts are told apart first, so a
+/// call for "Палата 1-5" is no survey.
 pub fn classify(text: &str) -> MtKind {
     let has = |markers: &[&str], text: &str| markers.iter().any(|m| text.contains(m));
     let lower = text.to_lowercase();
     if has(NOT_UNDERSTOOD_MARKERS, &lower) {
-        MtKind::NotUnderstood
-    } else if has(SURVEY_MARKERS, text) && has(SCALE_MARKERS, text) {
-        MtKind::SurveyQuestion
+        MtKind::NotUnderstood(scale_named(&lower).unwrap_or(DEFAULT_SCALE))
     } else if has(ESCALATION_MARKERS, &lower) {
         MtKind::Escalation
     } else if has(RESOLVE_MARKERS, &lower) {
         MtKind::ResolveRequest
+    } else if has(COMMENT_REQUEST_MARKERS, &lower) {
+        MtKind::CommentRequest
+    } else if let Some(scale) = scale_named(&lower) {
+        MtKind::SurveyQuestion(scale)
     } else {
         MtKind::NoReply
     }
+}
+
+/// The first rating scale `text` (in lower case) names: two numbers joined by one of
+/// [`RANGE_CONNECTORS`], or a top score followed by one of [`POINTS_SUFFIXES`]; only pairs
+/// that can be a scale count (see [`SCALE_BOTTOMS`]).
+pub fn scale_named(text: &str) -> Option<Scale> {
+    let numbers = numbers(text);
+    let is_scale = |min: u32, max: u32| {
+        SCALE_BOTTOMS.iter().any(|&b| u32::from(b) == min)
+            && (u32::from(MIN_SCALE_TOP)..=u32::from(MAX_SCALE_TOP)).contains(&max)
+    };
+    let scale = |min: u32, max: u32| -> Option<Scale> {
+        Some(Scale {
+            min: u8::try_from(min).ok()?,
+            max: u8::try_from(max).ok()?,
+        })
+    };
+    for (i, &(value, _, end)) in numbers.iter().enumerate() {
+        let rest = text.get(end..).unwrap_or_default();
+        if POINTS_SUFFIXES.iter().any(|s| rest.starts_with(s)) && is_scale(1, value) {
+            return scale(1, value);
+        }
+        let Some(&(next, next_start, _)) = numbers.get(i + 1) else {
+            continue;
+        };
+        let between = text.get(end..next_start).unwrap_or_default().trim();
+        if RANGE_CONNECTORS.contains(&between) && is_scale(value, next) {
+            return scale(value, next);
+        }
+    }
+    None
+}
+
+/// Every run of ASCII digits in `text`: its value (saturated) and byte range.
+fn numbers(text: &str) -> Vec<(u32, usize, usize)> {
+    let mut out = Vec::new();
+    let mut run: Option<(u32, usize)> = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (c.to_digit(10).filter(|_| c.is_ascii_digit()), run) {
+            (Some(d), Some((value, start))) => {
+                run = Some((value.saturating_mul(10).saturating_add(d), start));
+            }
+            (Some(d), None) => run = Some((d, i)),
+            (None, Some((value, start))) => {
+                out.push((value, start, i));
+                run = None;
+            }
+            (None, None) => {}
+        }
+    }
+    out
 }
 
 /// A reply to send after a delay.
@@ -224,23 +322,39 @@ impl Handsets {
                 ^ count.wrapping_mul(0xA24B_AED4_963E_E407),
         );
         let (text, after) = match classify(&mt.text) {
-            MtKind::SurveyQuestion => {
+            MtKind::SurveyQuestion(scale) => {
                 let roll = rng.next_f64();
                 let text = if roll < VALID_RATING_SHARE {
-                    rating(&mut rng)
+                    rating(&mut rng, scale)
                 } else if roll < VALID_RATING_SHARE + GARBAGE_SHARE {
-                    (*rng.pick(GARBAGE)?).to_owned()
+                    // Garbage on this scale: "10" is a rating of 0–10.
+                    let garbage: Vec<&str> = (GARBAGE.iter().copied())
+                        .filter(|g| !in_scale(g, scale))
+                        .collect();
+                    (*rng.pick(&garbage)?).to_owned()
                 } else {
                     return None;
                 };
                 (text, self.config.reply_delay.at(rng.next_f64()))
             }
-            MtKind::NotUnderstood => {
+            MtKind::NotUnderstood(scale) => {
                 if rng.next_f64() >= RETRY_AFTER_NOT_UNDERSTOOD_SHARE {
                     return None;
                 }
-                let text = score(&mut rng).to_string();
+                let text = score(&mut rng, scale).1.to_string();
                 (text, self.config.reply_delay.at(rng.next_f64()))
+            }
+            MtKind::CommentRequest => {
+                if rng.next_f64() >= COMMENT_REQUEST_ANSWER_SHARE {
+                    return None;
+                }
+                // A complaint of the two worst levels, without its score.
+                let level = usize::from(rng.next_u64() % 2 == 1);
+                let comment = COMMENTS.get(level).and_then(|c| rng.pick(c))?;
+                let text = comment.trim_start_matches(|c: char| {
+                    c.is_ascii_digit() || c.is_whitespace() || ".,!-".contains(c)
+                });
+                (text.to_owned(), self.config.reply_delay.at(rng.next_f64()))
             }
             MtKind::Escalation => {
                 if rng.next_f64() >= STAFF_ACK_SHARE {
@@ -269,67 +383,58 @@ impl Handsets {
     }
 }
 
-/// A score 1..=5 drawn by [`SCORE_WEIGHTS`].
-fn score(rng: &mut SplitMix64) -> u8 {
-    let index = rng.weighted(SCORE_WEIGHTS.iter().copied());
-    // `weighted` returns an index below SCORE_WEIGHTS.len() == 5.
-    u8::try_from(index + 1).unwrap_or(5)
+/// Whether `text` is a bare number on `scale`.
+fn in_scale(text: &str, scale: Scale) -> bool {
+    text.trim().parse::<u8>().is_ok_and(|n| scale.contains(n))
 }
 
-/// A valid rating: a comment from [`COMMENTS`] or a bare form from [`BARE_FORMS`].
-fn rating(rng: &mut SplitMix64) -> String {
-    let score = score(rng);
-    let i = usize::from(score - 1);
+/// A level of satisfaction (0 worst ..= 4 best) drawn by [`SCORE_WEIGHTS`], and a score of
+/// its band on `scale`.
+fn score(rng: &mut SplitMix64, scale: Scale) -> (usize, u8) {
+    // `weighted` returns an index below SCORE_WEIGHTS.len() == 5.
+    let level = rng.weighted(SCORE_WEIGHTS.iter().copied()).min(4);
+    let width = u32::from(scale.max.saturating_sub(scale.min)) + 1;
+    let band = |level: usize| u32::from(scale.min) + width * level as u32 / 5;
+    let low = band(level);
+    let high = band(level + 1).saturating_sub(1).max(low);
+    // One draw more only where a band holds several scores: 1–5 draws as it always did.
+    let score = match high - low {
+        0 => low,
+        span => low + (rng.next_u64() % u64::from(span + 1)) as u32,
+    };
+    (level, u8::try_from(score).unwrap_or(scale.max))
+}
+
+/// `score` in full-width digits (`１０`).
+fn full_width(score: u8) -> String {
+    (score.to_string().chars())
+        .map(|d| char::from_u32(u32::from('０') + d.to_digit(10).unwrap_or(0)).unwrap_or(d))
+        .collect()
+}
+
+/// A valid rating on `scale`: a comment from [`COMMENTS`] or a bare form from [`BARE_FORMS`].
+fn rating(rng: &mut SplitMix64, scale: Scale) -> String {
+    let (level, score) = score(rng, scale);
+    let digits = score.to_string();
     if rng.next_f64() < COMMENT_SHARE
-        && let Some(comment) = COMMENTS.get(i).and_then(|c| rng.pick(c))
+        && let Some(comment) = COMMENTS.get(level).and_then(|c| rng.pick(c))
     {
-        return (*comment).to_owned();
+        // Each comment starts with the 1–5 score of its level: the score drawn instead.
+        let text = comment.trim_start_matches(|c: char| c.is_ascii_digit());
+        return format!("{digits}{text}");
     }
     let form = BARE_FORMS[rng.weighted(BARE_FORMS.iter().map(|&(_, w)| w))].0;
-    form.replace("{d}", &score.to_string())
-        .replace("{fw}", FULL_WIDTH_DIGITS[i])
-        .replace("{ru}", RUSSIAN_WORDS[i])
-        .replace("{uzc}", UZBEK_CYRILLIC_WORDS[i])
-        .replace("{uz}", UZBEK_WORDS[i])
-}
-
-/// Runs the planner over the simulator's submitted messages until `stop`. Each message was
-/// counted in [`super::SimStats::replies_pending`] when it was handed over; the count drops
-/// when the planner decides on no reply, or once the reply is injected (an MO pending then).
-pub(crate) fn spawn(
-    smsc: SmscHandle,
-    mut handsets: Handsets,
-    mut submitted: mpsc::UnboundedReceiver<Submitted>,
-    stop: CancellationToken,
-) {
-    tokio::spawn(async move {
-        loop {
-            let mt = tokio::select! {
-                () = stop.cancelled() => break,
-                mt = submitted.recv() => match mt {
-                    Some(mt) => mt,
-                    None => break,
-                },
-            };
-            let Some(reply) = handsets.on_mt(&mt) else {
-                smsc.reply_settled();
-                continue;
-            };
-            debug!(from = %reply.mo.source, after = ?reply.after, text = %reply.mo.text, "handset will reply");
-            let (smsc, stop) = (smsc.clone(), stop.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    () = tokio::time::sleep(reply.after) => {
-                        if let Err(error) = smsc.inject_mo(reply.mo) {
-                            warn!(%error, "handset reply could not be sent");
-                        }
-                    }
-                }
-                smsc.reply_settled();
-            });
-        }
-    });
+    let word = |words: &[&str; 5]| {
+        (score.checked_sub(1))
+            .and_then(|i| words.get(usize::from(i)))
+            .map_or(digits.clone(), |w| (*w).to_owned())
+    };
+    form.replace("{d}", &digits)
+        .replace("{max}", &scale.max.to_string())
+        .replace("{fw}", &full_width(score))
+        .replace("{ru}", &word(&RUSSIAN_WORDS))
+        .replace("{uzc}", &word(&UZBEK_CYRILLIC_WORDS))
+        .replace("{uz}", &word(&UZBEK_WORDS))
 }
 
 #[cfg(test)]
@@ -354,16 +459,130 @@ mod tests {
         }
     }
 
+    const NPS: &str = "Насколько вероятно, что вы порекомендуете нас друзьям? Ответьте числом от 0 до 10, где 0 - точно нет, 10 - обязательно.";
+    const NPS_FOLLOWUP: &str =
+        "Спасибо за ответ. Что нам стоит улучшить? Напишите, пожалуйста, в ответном SMS.";
+
+    const fn scale(min: u8, max: u8) -> Scale {
+        Scale { min, max }
+    }
+
     #[test]
     fn classifies_the_spec_texts() {
-        assert_eq!(classify(ASK), MtKind::SurveyQuestion);
-        assert_eq!(classify(ASK_NO_COMMENT), MtKind::SurveyQuestion);
+        let five = MtKind::SurveyQuestion(scale(1, 5));
+        assert_eq!(classify(ASK), five);
+        assert_eq!(classify(ASK_NO_COMMENT), five);
         assert_eq!(classify(THANKS), MtKind::NoReply);
-        assert_eq!(classify(NOT_UNDERSTOOD), MtKind::NotUnderstood);
+        assert_eq!(classify(NOT_UNDERSTOOD), MtKind::NotUnderstood(scale(1, 5)));
+        assert_eq!(classify("Please rate our service from 1 to 5."), five);
+    }
+
+    /// Issue 25: the subscribers answer any scale a question names, not only the shipped
+    /// survey's wording.
+    #[test]
+    fn a_question_is_any_text_that_names_a_scale() {
+        for (text, want) in [
+            (NPS, scale(0, 10)),
+            ("Как вам доставка? Ответьте цифрой 0–10.", scale(0, 10)),
+            ("Оцените по 10-балльной шкале", scale(1, 10)),
+            ("How easy was it, 1 to 7?", scale(1, 7)),
+            ("On a 7-point scale, how easy was it?", scale(1, 7)),
+            ("Xizmatimizni 1 dan 7 gacha baholang", scale(1, 7)),
+            ("Хизматимизни 0 дан 10 гача баҳоланг", scale(0, 10)),
+            ("Rate us 1-5 please", scale(1, 5)),
+        ] {
+            assert_eq!(classify(text), MtKind::SurveyQuestion(want), "{text}");
+        }
         assert_eq!(
-            classify("Please rate our service from 1 to 5."),
-            MtKind::SurveyQuestion
+            classify(
+                "Извините, не удалось распознать ответ. Ответьте, пожалуйста, числом от 0 до 10."
+            ),
+            MtKind::NotUnderstood(scale(0, 10))
         );
+        // Number pairs that are no scale, and staff texts with numbers in them.
+        for text in [
+            "Ваш заказ 2026-11-23 доставлен.",
+            "Мы работаем с 9 до 18.",
+            "Доставка 1-2 дня.",
+            "Окно 10:00-12:00",
+            "Вызов: Палата 1-5. Ответьте OK 100",
+            "Вы отписались от сообщений 5700. Чтобы снова получать их, отправьте START.",
+        ] {
+            assert!(
+                !matches!(classify(text), MtKind::SurveyQuestion(_)),
+                "{text}: {:?}",
+                classify(text)
+            );
+        }
+        assert_eq!(classify(NPS_FOLLOWUP), MtKind::CommentRequest);
+    }
+
+    /// Every answer on a 0–10 scale is one the rating grammar reads, on that scale, and the
+    /// whole scale is used; garbage stays garbage ("10" is a rating there).
+    #[test]
+    fn nps_answers_cover_the_scale_and_parse() {
+        let mut handsets = Handsets::new(SubscribersConfig::default(), 11);
+        let mut seen = [0u32; 11];
+        let mut garbage = 0;
+        for i in 0..5_000 {
+            let Some(reply) = handsets.on_mt(&mt(&format!("998{i:09}"), NPS)) else {
+                continue;
+            };
+            match crate::flow::rating::parse_rating(&reply.mo.text, 0, 10) {
+                Some(r) => seen[usize::from(r.score)] += 1,
+                None => {
+                    garbage += 1;
+                    assert!(
+                        GARBAGE.contains(&reply.mo.text.as_str()),
+                        "{:?}",
+                        reply.mo.text
+                    );
+                }
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+        let promoters: u32 = seen[9..].iter().sum();
+        let detractors: u32 = seen[..7].iter().sum();
+        assert!(promoters > detractors / 2, "{seen:?}");
+        assert!((300..700).contains(&garbage), "{garbage}");
+        // After "not understood", a bare number on the scale the text names.
+        let again =
+            "Извините, не удалось распознать ответ. Ответьте, пожалуйста, числом от 0 до 10.";
+        let retries: Vec<u8> = (0..2_000)
+            .filter_map(|i| handsets.on_mt(&mt(&format!("998{i:09}"), again)))
+            .map(|r| r.mo.text.parse().unwrap())
+            .collect();
+        assert!(retries.iter().all(|&n| n <= 10) && retries.iter().any(|&n| n > 5));
+    }
+
+    #[test]
+    fn a_one_to_seven_scale_gets_one_to_seven() {
+        let mut handsets = Handsets::new(SubscribersConfig::default(), 5);
+        let ask = "Насколько легко было решить вопрос? Ответьте от 1 до 7.";
+        let scores: Vec<u8> = (0..3_000)
+            .filter_map(|i| handsets.on_mt(&mt(&format!("998{i:09}"), ask)))
+            .filter_map(|r| crate::flow::rating::parse_rating(&r.mo.text, 1, 7))
+            .map(|r| r.score)
+            .collect();
+        for score in 1..=7 {
+            assert!(scores.contains(&score), "{score} never: {scores:?}");
+        }
+    }
+
+    #[test]
+    fn detractors_say_what_to_improve() {
+        let mut handsets = Handsets::new(SubscribersConfig::default(), 3);
+        let answers: Vec<String> = (0..1_000)
+            .filter_map(|i| handsets.on_mt(&mt(&format!("998{i:09}"), NPS_FOLLOWUP)))
+            .map(|r| r.mo.text)
+            .collect();
+        assert!((500..700).contains(&answers.len()), "{}", answers.len());
+        for answer in &answers {
+            assert!(
+                !answer.is_empty() && !answer.starts_with(|c: char| c.is_ascii_digit()),
+                "{answer:?}"
+            );
+        }
     }
 
     #[test]
@@ -450,9 +669,13 @@ mod tests {
     #[test]
     fn bare_forms_fill_every_placeholder() {
         let mut rng = SplitMix64::new(5);
-        for _ in 0..2_000 {
-            let text = rating(&mut rng);
-            assert!(!text.contains('{'), "{text}");
+        for scale in [DEFAULT_SCALE, scale(0, 10), scale(1, 7)] {
+            for _ in 0..2_000 {
+                let text = rating(&mut rng, scale);
+                assert!(!text.contains('{'), "{text}");
+                let parsed = crate::flow::rating::parse_rating(&text, scale.min, scale.max);
+                assert!(parsed.is_some(), "{text:?} on {scale:?}");
+            }
         }
     }
 }

@@ -7,20 +7,34 @@
 //! with ESME_ROK or a permanent error, across reconnects), enquire_link both ways, fault
 //! injection and counters. [`handsets`] plays the subscribers and staff who answer the texts.
 //!
+//! Layout, each module one concern and no two importing each other: [`smsc`] (start and the
+//! handle), `session` (one ESME connection), `deliveries` (the deliver_sm owed until answered),
+//! `submits` (submit_sm answers, receipts, the submitted view), `shared` (what they share),
+//! `stats` (counters), [`handsets`] (the people, planned without I/O), [`control`] (the HTTP
+//! control port: MOs by hand, what was submitted).
+//!
 //! Must not: use anything of smsflow beyond the wire layer ([`crate::smpp`]) for PDUs, hold a
 //! lock across `.await`, panic on anything a peer sends, or use an unseeded random source: given
 //! the same [`SimConfig::seed`] and the same traffic it makes the same choices.
 //!
 //! Counters count PDUs: a concatenated MO in three parts is three deliver_sm.
 
+pub mod control;
+mod deliveries;
 pub mod handsets;
+mod session;
+mod shared;
 pub mod smsc;
+mod stats;
+mod submits;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+pub use deliveries::DeliveryHandle;
 pub use handsets::{MtKind, classify};
-pub use smsc::{DeliveryHandle, SmscHandle, start};
+pub use smsc::{SmscHandle, start};
 
 use crate::smpp::encode::EncodeError;
 
@@ -316,6 +330,12 @@ impl SimStats {
 pub(crate) fn unreachable(seed: u64, share: f64, number: &str) -> bool {
     share > 0.0
         && SplitMix64::new(seed ^ fnv1a(number.as_bytes()).rotate_left(17)).next_f64() < share
+}
+
+/// Locks, ignoring poisoning: every critical section of the simulator is a push, a pop or a
+/// counter update, which cannot leave the data half-changed.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// FNV-1a: a stable hash for the generator's seeds (std's hasher is randomly keyed per

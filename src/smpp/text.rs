@@ -33,6 +33,29 @@ impl Alphabet {
         }
     }
 
+    /// How carriers and handsets name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Alphabet::Gsm7 => "GSM-7",
+            Alphabet::Ucs2 => "UCS-2",
+        }
+    }
+
+    /// Characters (septets for GSM, UTF-16 code units for UCS-2) that fit in `parts` parts:
+    /// 160 / 70 in one, 153 / 67 per part of more.
+    pub fn capacity(self, parts: usize) -> usize {
+        let (single, per_part) = self.limits();
+        let unit = match self {
+            Alphabet::Gsm7 => 1,
+            Alphabet::Ucs2 => 2,
+        };
+        match parts {
+            0 => 0,
+            1 => single / unit,
+            n => n * per_part / unit,
+        }
+    }
+
     /// Octets of user data in a single-part message and per part of a concatenated one (after
     /// the 6-octet UDH): 160 / 153 septets for GSM (one per octet), 70 / 67 code units for UCS-2.
     fn limits(self) -> (usize, usize) {
@@ -115,6 +138,42 @@ pub fn encode(text: &str, reference: u8) -> EncodedText {
         .map(|(chunk, seq)| [&concat_8bit(reference, total, seq)[..], chunk].concat())
         .collect();
     EncodedText { alphabet, parts }
+}
+
+/// What an MT text costs as SMS: the parts it is sent (and billed) as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cost {
+    pub alphabet: Alphabet,
+    pub parts: usize,
+    /// Its length in the alphabet's units (septets, an extension-table character counting
+    /// two; UTF-16 code units), what [`Alphabet::capacity`] counts.
+    pub units: usize,
+    /// For UCS-2: the characters GSM 03.38 lacks, each once, in order of appearance (a
+    /// Latin text with one `‘` costs UCS-2's shorter parts).
+    pub not_gsm7: Vec<char>,
+}
+
+/// The cost of sending `text` as [`encode`] splits it.
+pub fn cost(text: &str) -> Cost {
+    let encoded = encode(text, 0);
+    let (units, not_gsm7) = match encoded.alphabet {
+        Alphabet::Gsm7 => (gsm7_len(text).unwrap_or_default(), Vec::new()),
+        Alphabet::Ucs2 => {
+            let mut not_gsm7: Vec<char> = Vec::new();
+            for c in text.chars().filter(|&c| gsm7_char(c).is_none()) {
+                if !not_gsm7.contains(&c) {
+                    not_gsm7.push(c);
+                }
+            }
+            (text.encode_utf16().count(), not_gsm7)
+        }
+    };
+    Cost {
+        alphabet: encoded.alphabet,
+        parts: encoded.parts.len(),
+        units,
+        not_gsm7,
+    }
 }
 
 /// How the octets of a `data_coding` are to be read.
@@ -407,6 +466,34 @@ mod tests {
     use proptest::prelude::*;
 
     const SURVEY: &str = "Спасибо за ваш звонок. Оцените, пожалуйста, нашу работу по шкале от 1 до 5, где 1 - очень плохо, 5 - отлично. Можете также оставить комментарий. Ваш отзыв важен для нас!";
+
+    #[test]
+    fn cost_counts_parts_units_and_what_forces_ucs2() {
+        let survey = cost(SURVEY);
+        assert_eq!((survey.alphabet, survey.parts), (Alphabet::Ucs2, 3));
+        assert_eq!(survey.units, SURVEY.chars().count());
+        assert!(survey.units > Alphabet::Ucs2.capacity(2));
+        assert!(survey.units <= Alphabet::Ucs2.capacity(3));
+        let plain = cost("Rahmat! Xizmatimizni 1 dan 5 gacha baholang.");
+        assert_eq!((plain.alphabet, plain.parts), (Alphabet::Gsm7, 1));
+        assert!(plain.not_gsm7.is_empty());
+        // One typographic apostrophe (Uzbek o‘) makes a Latin text UCS-2.
+        let uzbek = cost("Xizmatimiz sizga yoqdimi? Javobingiz biz uchun muhim, rahmat, bo‘lsa");
+        assert_eq!(
+            (uzbek.alphabet, uzbek.not_gsm7.as_slice()),
+            (Alphabet::Ucs2, &['‘'][..])
+        );
+        assert_eq!(
+            [1, 2, 3].map(|n| Alphabet::Gsm7.capacity(n)),
+            [160, 306, 459]
+        );
+        assert_eq!(
+            [1, 2, 3].map(|n| Alphabet::Ucs2.capacity(n)),
+            [70, 134, 201]
+        );
+        // An extension character counts two.
+        assert_eq!(cost("€").units, 2);
+    }
 
     /// Every char GSM 03.38 can carry: the default table without the escape, and the extension.
     fn gsm_chars() -> Vec<char> {

@@ -134,7 +134,10 @@ pub fn csi(r: &CsiReport) -> String {
     }
     let _ = writeln!(out, "{average}");
     let _ = writeln!(out, "  distribution  {}", distribution(&t.distribution));
-    if let (Some(c), Some(p)) = (&t.change, &t.previous) {
+    if let Some(p) = t.previous.as_ref().filter(|p| p.responses == 0) {
+        // Nothing to compare with: "+1338" against an empty period would read as growth.
+        let _ = writeln!(out, "  vs {}: no responses then", p.period);
+    } else if let (Some(c), Some(p)) = (&t.change, &t.previous) {
         let _ = writeln!(
             out,
             "  vs {}: average {} → {} ({}), responses {} ({})",
@@ -518,17 +521,23 @@ pub fn incidents(r: &IncidentReport) -> String {
             at.join(" ")
         );
     }
+    // The groups above count them by place; a terminal gets the newest few.
+    const UNACKNOWLEDGED_ROWS: usize = 10;
+    let listed = r.unacknowledged_calls.len().min(UNACKNOWLEDGED_ROWS);
     let _ = writeln!(
         out,
         "\nUnacknowledged calls: {}{}",
         t.unacknowledged,
-        if (t.unacknowledged as usize) > r.unacknowledged_calls.len() {
-            format!(" (the newest {} listed)", r.unacknowledged_calls.len())
+        if (t.unacknowledged as usize) > listed {
+            format!(
+                " (the newest {listed}; up to {} in the JSON, CSV and XLSX)",
+                crate::report::incidents::UNACKNOWLEDGED_LISTED
+            )
         } else {
             String::new()
         }
     );
-    for c in &r.unacknowledged_calls {
+    for c in r.unacknowledged_calls.iter().take(UNACKNOWLEDGED_ROWS) {
         let tried = match (c.levels_tried, c.rounds) {
             (Some(l), Some(n)) => format!("{l} levels × {n} rounds"),
             (Some(l), None) => format!("{l} levels"),
