@@ -248,7 +248,9 @@ impl Pipeline {
         while stored.recv_many(&mut batches, 1024).await > 0 {
             let flushed = self.store.flush().await;
             if let Err(e) = &flushed {
-                tracing::error!("store flush failed; the SMSC will redeliver these MOs: {e}");
+                if !Store::is_disk_full(e) {
+                    tracing::error!("store flush failed; the SMSC will redeliver these MOs: {e}");
+                }
             }
             for h in batches.drain(..).flatten() {
                 self.unflushed.fetch_sub(1, Ordering::Relaxed);
@@ -298,7 +300,9 @@ impl Pipeline {
                 let fresh = if !fresh.is_empty()
                     && let Err(e) = self.store.flush().await
                 {
-                    tracing::error!("store flush failed; not sending yet: {e}");
+                    if !Store::is_disk_full(&e) {
+                        tracing::error!("store flush failed; not sending yet: {e}");
+                    }
                     outbox.handle_not_durable(&fresh);
                     Vec::new()
                 } else {
@@ -364,7 +368,9 @@ impl Pipeline {
             return;
         }
         if let Err(e) = self.store.flush().await {
-            tracing::error!("store flush failed: {e}");
+            if !Store::is_disk_full(&e) {
+                tracing::error!("store flush failed: {e}");
+            }
         }
         self.core.after_recorded(now, &outcomes);
     }

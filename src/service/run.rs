@@ -130,6 +130,7 @@ pub async fn run_with(
     } else {
         Store::open_in(data_dir, zone)?
     };
+    store.set_min_free_space(config.service.min_free_space as u64);
     let (engine, errors) = FlowEngine::new(
         store.clone(),
         EngineConfig {
