@@ -3,12 +3,15 @@
 //! until the session's next deadline. All protocol decisions are the session's.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
@@ -26,6 +29,29 @@ use super::telemetry::SessionMetrics;
 /// in tests.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Opens a fresh connection to the SMSC.
+pub type Connector = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Box<dyn Io>>> + Send>> + Send + Sync,
+>;
+
+/// A connector for plain TCP.
+pub fn tcp_connector(host: String, port: u16) -> Connector {
+    Arc::new(move || {
+        let target = format!("{host}:{port}");
+        Box::pin(async move { Ok(Box::new(connect_tcp(&target).await?) as Box<dyn Io>) })
+    })
+}
+
+/// TCP to `target` within [`CONNECT_TIMEOUT`], without Nagle: PDUs are small and every one
+/// waits for its answer.
+pub(super) async fn connect_tcp(target: &str) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
 
 /// What one slot is waiting for right now: a connect, or its session's submits and MOs.
 #[derive(Debug, Default)]

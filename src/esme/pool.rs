@@ -8,13 +8,10 @@
 //! receiver returned by [`Pool::start`], with its [`AckHandle`](super::AckHandle).
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -26,9 +23,9 @@ use crate::smpp::session::{CloseReason, Event, Outcome, SessionConfig};
 use crate::smpp::text;
 
 use super::backoff::{Backoff, SplitMix64};
+pub use super::connection::{Connector, tcp_connector};
 use super::connection::{
-    CONNECT_TIMEOUT, InboundMessage, Io, JobResult, Observer, Shared, SlotLoad, SubmitJob,
-    run_session,
+    InboundMessage, JobResult, Observer, Shared, SlotLoad, SubmitJob, run_session,
 };
 use super::rate::TpsLimiter;
 use super::tls::HandshakeError;
@@ -38,29 +35,6 @@ use super::tls::HandshakeError;
 pub enum BindKind {
     Transceiver,
     Pair,
-}
-
-/// Opens a fresh connection to the SMSC.
-pub type Connector = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Box<dyn Io>>> + Send>> + Send + Sync,
->;
-
-/// A connector for plain TCP.
-pub fn tcp_connector(host: String, port: u16) -> Connector {
-    Arc::new(move || {
-        let target = format!("{host}:{port}");
-        Box::pin(async move { Ok(Box::new(connect_tcp(&target).await?) as Box<dyn Io>) })
-    })
-}
-
-/// TCP to `target` within [`CONNECT_TIMEOUT`], without Nagle: PDUs are small and every one
-/// waits for its answer.
-pub(super) async fn connect_tcp(target: &str) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 /// One `[[smsc]]`, as the pool needs it (the service's config layer fills it in).

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio_rustls::TlsConnector;
 
 use super::connection::{CONNECT_TIMEOUT, Io};
-use super::pool::{Connector, connect_tcp};
+use super::connection::{Connector, connect_tcp};
 use crate::tls::{ClientTls, explain};
 
 /// The TLS handshake with an SMSC failed (after TCP connected): an untrusted or wrong

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
-use super::inbound::{Decision, Inbound, Mo};
+use super::inbound::{Decision, Inbound, Mo, millis};
 use super::outbox::{self, Outbox, SendResult};
 use super::receipts::{self, EarlyReceipts, IdBase, Kept};
 use crate::flow::engine::{EngineError, FlowEngine, Routed};
@@ -346,10 +346,4 @@ impl Core {
             }
         }
     }
-}
-
-/// Milliseconds since the Unix epoch of `at`.
-pub fn millis(at: SystemTime) -> Millis {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Millis)
 }

@@ -22,8 +22,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::core::Core;
 pub use super::core::Counts;
-use super::core::{Core, millis};
+use super::inbound::millis;
 use super::inbound::{self, Inbound};
 use super::outbox::{self, Outbox, SendResult};
 use crate::esme::{AckHandle, BindLife, InboundMessage, Pool};

@@ -20,14 +20,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::core::millis;
 use crate::esme::BindLife;
 use crate::smpp::concat::{Assembled, Offer, Part, Reassembler};
 use crate::smpp::receipt::{DeliveryReceipt, ReceiptError};
 use crate::smpp::session::Inbound as Deliver;
 use crate::smpp::text::{self, MessageBody};
 use crate::smpp::udh::ConcatInfo;
-use crate::store::{MoConcat, MoMark, MoPart, MoRecord, PartKey};
+use crate::store::{Millis, MoConcat, MoMark, MoPart, MoRecord, PartKey};
 
 /// How long the parts of an incomplete concatenated MO wait for the rest.
 pub const PART_TTL: Duration = Duration::from_secs(300);
@@ -310,6 +309,12 @@ fn from_store(p: MoPart) -> Part {
         data_coding: p.data_coding,
         payload: p.payload,
     }
+}
+
+/// Milliseconds since the Unix epoch of `at`.
+pub fn millis(at: SystemTime) -> Millis {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
 }
 
 #[cfg(test)]
