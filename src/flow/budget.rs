@@ -116,7 +116,7 @@ pub fn check_step(budget: &Budget, state: usize) -> Result<(), String> {
 const MAX_DEPTH: usize = 64;
 
 /// The length of `value` as JSON (near enough: floats by their display), or `None` once it
-/// passes `max` or nests deeper than [`MAX_DEPTH`].
+/// passes `max` or nests deeper than `MAX_DEPTH`.
 pub fn json_size(value: &Dynamic, max: usize) -> Option<usize> {
     let mut size = 0;
     add_json_size(value, 0, &mut size, max)?;
