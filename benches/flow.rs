@@ -5,11 +5,12 @@
 //! `cargo bench --bench flow [-- N]` prints calls/s; it asserts nothing.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rhai::Dynamic;
 use smsflow::flow::api::{Lookup, Millis};
+use smsflow::flow::budget::LogRate;
 use smsflow::flow::engine::{EngineConfig, FlowEngine, Routed};
 use smsflow::flow::runner::{self, CallInput, Hook, Limits};
 use smsflow::store::Store;
@@ -88,6 +89,7 @@ fn main() {
             lookup: lookup.clone(),
             reply_code: None,
             webhooks: Vec::new().into(),
+            log_rate: Arc::new(Mutex::new(LogRate::new(T0))),
         };
         runner::call_hook(&rhai, &survey, &Hook::Reply(msg), &mut state, input).expect("hook");
         let _: &Dynamic = &state;

@@ -340,3 +340,39 @@ async fn the_demos_time_is_the_same_in_the_readme_the_help_and_the_cli_page() {
         "README: {first}\ndocs/cli.md: {page}"
     );
 }
+
+/// See: issue 27. docs/flows.md's Limits lists every limit of `flow::limits` with its value
+/// and its error text, and `flow::limits::DOCUMENTED` names every constant of the module.
+#[test]
+fn docs_flows_list_every_script_limit_with_its_error() {
+    let doc = read("docs/flows.md");
+    let limits = section(&doc, "Limits");
+    for limit in smsflow::flow::limits::DOCUMENTED {
+        assert!(
+            limits.contains(limit.value),
+            "docs/flows.md: {} is not given as {}",
+            limit.constant,
+            limit.value
+        );
+        assert!(
+            limits.contains(limit.error),
+            "docs/flows.md: {}'s error {:?} is not quoted",
+            limit.constant,
+            limit.error
+        );
+    }
+    let source = read("src/flow/limits.rs");
+    for line in source.lines() {
+        let Some(rest) = line.strip_prefix("pub const ") else {
+            continue;
+        };
+        let name = rest.split(':').next().unwrap();
+        if name == "DOCUMENTED" {
+            continue;
+        }
+        assert!(
+            (smsflow::flow::limits::DOCUMENTED.iter()).any(|d| d.constant == name),
+            "src/flow/limits.rs: {name} is not in DOCUMENTED"
+        );
+    }
+}

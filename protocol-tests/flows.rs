@@ -378,10 +378,13 @@ fn on_reply(msg) { if msg.text == "spin" { loop { } } send(this.to, "fine"); fin
         .expect("the loop is stopped with an error")
         .to_string();
     assert!(
-        error.contains("spin.rhai:3: on_reply"),
-        "the hook that ran away: {error}"
+        error.contains("spin.rhai:3:44: on_reply"),
+        "the statement that ran away: {error}"
     );
-    assert!(error.contains("too many operations"), "{error}");
+    assert!(
+        error.contains("more than 500000 operations in one hook call"),
+        "{error}"
+    );
     assert!(matches!(
         status(&engine, a.conversation),
         ConversationStatus::Errored { .. }
@@ -743,4 +746,203 @@ fn test_spins() { t_event("rearm", #{}); t_advance("1m"); }
         .clone()
         .expect("the runaway test fails");
     assert!(failure.contains("timers kept firing"), "{failure}");
+}
+
+/// Runs `smsflow check` on one flow `name` whose `on_event` is `body` (with a test that starts
+/// it) and returns the line of its test's result.
+fn check_one(name: &str, prelude: &str, body: &str) -> String {
+    let dir = TempDir::new(name);
+    std::fs::write(
+        dir.path().join(format!("{name}.rhai")),
+        format!(
+            "{prelude}fn on_event(e) {{\n{body}\n}}\n\
+             fn test_it() {{ t_event(\"{name}\", #{{msisdn: \"998901234567\"}}); }}\n"
+        ),
+    )
+    .unwrap();
+    let out = smsflow_check(dir.path());
+    let out = String::from_utf8(out.stdout).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains("test_it"))
+        .unwrap_or_default();
+    line.to_owned()
+}
+
+/// See: issue 27, item 2. A hook that fills `this` with 9 000 references to one 32 KiB string
+/// (295 MB of JSON) is refused by the state limit before anything is encoded, and a step that
+/// asks for more than the step limit of writes is too.
+#[test]
+fn a_hook_cannot_bloat_its_state_or_its_step() {
+    let line = check_one(
+        "bloat",
+        "",
+        "let s = \"x\"; for i in 0..15 { s += s; }\nfor i in 0..9000 { this[\"k\" + i] = s; }",
+    );
+    assert!(line.contains("FAIL"), "{line}");
+    assert!(
+        line.contains("the state would be more than 65536 bytes of JSON (the state limit"),
+        "{line}"
+    );
+    let line = check_one(
+        "writes",
+        "fn scale() { #{kind: \"csat\", min: 1, max: 5} }\n",
+        "let c = \"y\"; for i in 0..13 { c += c; }\n\
+         for i in 0..50 { record_rating(#{score: 5, comment: c}); }",
+    );
+    assert!(
+        line.contains(
+            "writes.rhai:4:18: on_event: record_rating: this step would write more \
+                       than 262144 bytes (the per-step write limit"
+        ),
+        "{line}"
+    );
+}
+
+/// See: issue 27, item 4. A text longer than 10 SMS parts is refused (it was sent as a silent
+/// 255 parts), as is a hook whose texts take more than 100; `check` shows the parts of what
+/// it sent.
+#[test]
+fn send_is_bounded_in_parts_per_message_and_per_hook() {
+    let line = check_one(
+        "long",
+        "",
+        "let t = \"ж\"; for i in 0..10 { t += t; }\nsend(e.msisdn, t);",
+    );
+    assert!(
+        line.contains(
+            "long.rhai:3:1: on_event: send: the text is 16 SMS parts (1024 chars of UCS-2), \
+             at most 10 parts per message (670 chars of UCS-2; the per-message limit)"
+        ),
+        "{line}"
+    );
+    let line = check_one(
+        "many",
+        "",
+        "let t = \"ж\"; for i in 0..9 { t += t; }\nfor i in 0..20 { send(e.msisdn, t); }",
+    );
+    assert!(
+        line.contains(
+            "send: this text's 8 parts (512 chars of UCS-2) make 104 in this hook call, at \
+             most 100 parts per hook call (the per-hook segment limit)"
+        ),
+        "{line}"
+    );
+    // Ten parts are allowed, and check says so.
+    let dir = TempDir::new("ten-parts");
+    std::fs::write(
+        dir.path().join("ten.rhai"),
+        "fn on_event(e) { let t = \"\"; t.pad(670, \"ж\"); send(e.msisdn, t); }\n\
+         fn test_it() { t_event(\"ten\", #{msisdn: \"998901234567\"}); }\n",
+    )
+    .unwrap();
+    let out = String::from_utf8(smsflow_check(dir.path()).stdout).unwrap();
+    assert!(
+        out.contains("  ok     test_it  (1 message, 10 SMS)"),
+        "{out}"
+    );
+}
+
+/// See: issue 27, item 6. Rhai's own limits name the statement that hit them, line and
+/// column, not the hook's `fn` line.
+#[test]
+fn engine_limits_name_the_statement_that_hit_them() {
+    let line = check_one("spin", "", "let i = 0;\nloop {\n    i += 1;\n}");
+    assert!(
+        line.contains("spin.rhai:4:7: on_event: stopped: more than 500000 operations"),
+        "{line}"
+    );
+    let line = check_one(
+        "deep",
+        "fn down(n) { down(n + 1) }\n",
+        "let x = 1;\ndown(0);",
+    );
+    assert!(
+        line.contains("deep.rhai:1:23: on_event: calls nested more than 32 deep"),
+        "{line}"
+    );
+    let line = check_one(
+        "big",
+        "",
+        "let a = [];\nfor i in 0..20000 {\n    a.push(i);\n}",
+    );
+    assert!(
+        line.contains("big.rhai:4:7: on_event: an array over 10000 items"),
+        "{line}"
+    );
+}
+
+/// `smsflow_flow_log_dropped_total{flow}` from the service's /metrics.
+async fn log_dropped(setup: &crate::run::ServiceSetup, flow: &str) -> Option<u64> {
+    let text = crate::http::raw(setup.metrics, "GET", "/metrics", &[], None)
+        .await
+        .body;
+    let prefix = format!("smsflow_flow_log_dropped_total{{flow=\"{flow}\"}} ");
+    let line = text.lines().find(|l| l.starts_with(&prefix))?;
+    line[prefix.len()..].trim().parse().ok()
+}
+
+/// See: issue 27, item 3. One event whose hook logs 5 000 lines (it wrote 328 MB of log in
+/// 2.5 s with long lines) writes 20 of them, each cut to 1 KiB, says once that it dropped the
+/// rest, and counts them; its message still goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_that_logs_in_a_loop_writes_twenty_lines_and_counts_the_rest() {
+    let smsc = crate::run::simulator().await;
+    let dir = TempDir::new("chatty");
+    let setup = crate::run::service_setup(dir.path(), smsc.local_addr().port(), &[]);
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("chatty.rhai"),
+        "fn on_event(e) {\n  let s = \"x\"; for i in 0..12 { s += s; }\n  \
+         for i in 0..5000 { log(`chatty line ${i} ${s}`); }\n  send(e.msisdn, \"ok\");\n}\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    let config = (config.lines())
+        .map(|l| match l.starts_with("scripts_dir") {
+            true => format!("scripts_dir = \"{}\"", scripts.display()),
+            false => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&setup.config, config).unwrap();
+    let mut service = crate::run::spawn_service(&setup.config);
+    crate::util::until_ready(setup.http).await;
+    assert_eq!(log_dropped(&setup, "chatty").await, Some(0));
+    let json = [("Content-Type".to_owned(), "application/json".to_owned())];
+    let body = br#"{"msisdn": "998901234567"}"#;
+    let r = crate::http::raw(
+        setup.http,
+        "POST",
+        "/api/v1/flows/chatty/events",
+        &json,
+        Some(body),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    let deadline = tokio::time::Instant::now() + crate::util::WAIT;
+    // Another process's counter: nothing to await but its value.
+    while log_dropped(&setup, "chatty").await != Some(4980) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 4980 dropped lines"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    crate::run::stop_with_sigterm(&mut service).await;
+    let log = std::fs::read_to_string(crate::run::service_log(&setup.config)).unwrap();
+    let kept: Vec<&str> = log.lines().filter(|l| l.contains("chatty line ")).collect();
+    assert_eq!(kept.len(), 20, "{log}");
+    assert!(
+        kept.iter()
+            .all(|l| l.contains("bytes cut]") && l.len() < 1400),
+        "{kept:?}"
+    );
+    assert!(log.len() < 100_000, "{} bytes of log", log.len());
+    let notices = log
+        .lines()
+        .filter(|l| l.contains("log lines dropped"))
+        .count();
+    assert_eq!(notices, 1, "{log}");
 }

@@ -44,6 +44,8 @@ pub const MT_RETRIES: &str = "smsflow_mt_retries_total";
 pub const MT_RECEIPTS: &str = "smsflow_mt_receipts_total";
 /// `{flow, hook}`: hooks that failed (the conversation stops with the error).
 pub const FLOW_ERRORS: &str = "smsflow_flow_errors_total";
+/// `log()`, `print()` and `debug()` lines of a flow dropped by the log limits.
+pub const FLOW_LOG_DROPPED: &str = "smsflow_flow_log_dropped_total";
 /// `{flow, score}`: ratings recorded, by survey flow (scores of different scales are different
 /// answers: a CSAT 5 is the top, an NPS 5 a detractor).
 pub const RATINGS: &str = "smsflow_ratings_total";
@@ -208,6 +210,8 @@ pub const RECORDED: &[Metric] = &[
         "accepted MT messages by their final receipt, once each: delivered or undeliverable"),
     m(OUTBOX_PENDING, Gauge, &[], "MT messages waiting in the durable outbox"),
     m(FLOW_ERRORS, Counter, &["flow", "hook"], "flow hooks that failed"),
+    m(FLOW_LOG_DROPPED, Counter, &["flow"],
+        "log lines of a flow's hooks dropped: over 20 per hook call or 600 a minute per flow"),
     m(FLOW_RELOADS, Counter, &["flow", "result"],
         "flow file loads: ok, compile_error, test_failed (the last good version keeps running)"),
     m(FLOW_INFO, Gauge, &["flow", "version"], "1 for the version of each flow that runs now"),
@@ -353,6 +357,7 @@ pub fn register_flow(flow: &str, _scores: RangeInclusive<u8>) {
         counter!(MT_RECEIPTS, "flow" => f(), "status" => status).increment(0);
     }
     counter!(MO_MESSAGES, "flow" => f()).increment(0);
+    counter!(FLOW_LOG_DROPPED, "flow" => f()).increment(0);
     counter!(CONVERSATIONS_FINISHED, "flow" => f(), "outcome" => "error").increment(0);
     gauge!(CONVERSATIONS_OPEN, "flow" => f()).increment(0.0);
     for result in RELOAD_RESULTS {

@@ -28,12 +28,15 @@
 //! | `remove_party(msisdn)` | stop routing `msisdn`'s replies here (staff told someone else took the call) |
 //!
 //! Scripts cannot touch files, the network or the process: the engine has no such functions and
-//! `import` resolves nothing. Each hook call is bounded in operations, call depth and sizes,
-//! and in what it may ask for: at most [`MAX_SENDS`] `send`s, [`MAX_TIMERS`] timers,
-//! [`MAX_STARTS`] `start_flow`s, [`MAX_NOTIFIES`] `notify`s (each payload at most
-//! [`MAX_PAYLOAD`] bytes of JSON) and [`MAX_RECORDS`] ratings or incidents; one more is an error
-//! naming the limit, and the hook's effects are discarded. `record_rating` refuses a score
-//! outside the flow's scale and fields that are not strings.
+//! `import` resolves nothing. Each hook call is bounded in operations, CPU, memory, call depth
+//! and sizes, and in what it may ask for: at most [`MAX_SENDS`] `send`s of at most
+//! [`MAX_PARTS_PER_MESSAGE`] SMS parts each and [`MAX_PARTS_PER_HOOK`] together,
+//! [`MAX_TIMERS`] timers, [`MAX_STARTS`] `start_flow`s, [`MAX_NOTIFIES`] `notify`s (each
+//! payload at most [`MAX_PAYLOAD`] bytes of JSON) and [`MAX_RECORDS`] ratings or incidents,
+//! and [`MAX_STEP_BYTES`] written in all; one more is an error naming the limit, and the
+//! hook's effects are discarded. `log()` lines past their limits are dropped and counted. See
+//! [`super::limits`]. `record_rating` refuses a score outside the flow's scale and fields that
+//! are not strings.
 //!
 //! # Declared functions
 //!
@@ -56,23 +59,15 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 
+use super::budget::{Budget, LogRate};
+pub use super::limits::{
+    MAX_NOTIFIES, MAX_PARTS_PER_HOOK, MAX_PARTS_PER_MESSAGE, MAX_PAYLOAD, MAX_RECORDS, MAX_SENDS,
+    MAX_STARTS, MAX_STEP_BYTES, MAX_TIMERS,
+};
 use super::rating::parse_rating;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
-
-/// `send` calls one hook call may make (an escalation level of many staff fits).
-pub const MAX_SENDS: usize = 50;
-/// Distinct timers one hook call may set.
-pub const MAX_TIMERS: usize = 50;
-/// `start_flow` calls one hook call may make.
-pub const MAX_STARTS: usize = 10;
-/// `record_rating` or `record_incident` calls one hook call may make.
-pub const MAX_RECORDS: usize = 50;
-/// `notify` calls one hook call may make: hand-offs, not a message bus.
-pub const MAX_NOTIFIES: usize = 10;
-/// Bytes of JSON one `notify` payload may take (an incident snapshot is about 1 KiB).
-pub const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// The scores a flow's ratings may take: what `fn scale()` returns, or CSAT 1–5. The
 /// reports name it in their JSON (`"scale": {"kind": "csat", "min": 1, "max": 5}`).
@@ -165,6 +160,8 @@ pub struct Effects {
 /// The per-call context the host functions reach through the call's tag.
 pub struct HookContext {
     pub now: Millis,
+    /// The flow whose hook this is (log lines are tagged and rate-limited by it).
+    pub flow: String,
     /// The flow's rating scale.
     pub scale: Scale,
     pub timezone: jiff::tz::TimeZone,
@@ -174,6 +171,10 @@ pub struct HookContext {
     /// The `[[webhook]]` names `notify` accepts.
     pub webhooks: Arc<[String]>,
     pub effects: Effects,
+    /// What the call has spent of the limits that count as it goes.
+    pub budget: Budget,
+    /// The flow's log rate, shared by its conversations.
+    pub log_rate: Arc<Mutex<LogRate>>,
 }
 
 impl HookContext {
@@ -185,6 +186,29 @@ impl HookContext {
             return false;
         }
         self.effects.opt_outs.contains(&msisdn) || self.lookup.is_opted_out(&msisdn)
+    }
+
+    /// The line to log for `text` (`log()`, or `print()` in a hook), cut to length, or `None`
+    /// when this call's lines or the flow's rate are spent; a dropped line is counted.
+    pub fn log_line(&mut self, text: &str) -> Option<String> {
+        let mut rate = self.log_rate.lock().unwrap_or_else(|p| p.into_inner());
+        let line = (self.budget.log_line(text)).filter(|_| rate.admit(self.now));
+        if line.is_none() {
+            metrics::counter!(crate::metrics::FLOW_LOG_DROPPED, "flow" => self.flow.clone())
+                .increment(1);
+            if let Some(dropped) = rate.dropped(self.now, 1) {
+                tracing::warn!(target: "smsflow::flow", flow = %self.flow,
+                    "{dropped} log lines dropped: a hook call logs at most {} lines, a flow {} \
+                     a minute (smsflow_flow_log_dropped_total counts them all)",
+                    super::limits::MAX_LOG_LINES, super::limits::LOG_LINES_PER_MINUTE);
+            }
+        }
+        line
+    }
+
+    /// One more thing of `bytes` for the store (see [`Budget::charge`]).
+    fn charge(&mut self, function: &str, bytes: usize) -> Res<()> {
+        self.budget.charge(function, bytes).map_err(error)
     }
 
     /// `msisdn` is a party after this call (`send`, `add_party`), a `remove_party` before
@@ -305,9 +329,14 @@ pub fn register(engine: &mut Engine) {
             with(&ctx, |c| {
                 within("send", c.effects.sends.len(), MAX_SENDS, "messages")?;
                 if c.opted_out(&to) {
+                    c.charge("send", to.len())?;
                     c.effects.suppressed.push(to);
                     return Ok(());
                 }
+                c.budget
+                    .send(&crate::smpp::text::cost(text))
+                    .map_err(error)?;
+                c.charge("send", to.len() + text.len())?;
                 c.add_party(&to);
                 c.effects.sends.push((to, text.to_owned()));
                 Ok(())
@@ -320,6 +349,7 @@ pub fn register(engine: &mut Engine) {
             let msisdn = normalize_msisdn(msisdn)
                 .ok_or_else(|| error(format!("add_party: {msisdn:?} is not an MSISDN")))?;
             with(&ctx, |c| {
+                c.charge("add_party", msisdn.len())?;
                 c.add_party(&msisdn);
                 Ok(())
             })
@@ -331,6 +361,7 @@ pub fn register(engine: &mut Engine) {
             let msisdn = normalize_msisdn(msisdn)
                 .ok_or_else(|| error(format!("remove_party: {msisdn:?} is not an MSISDN")))?;
             with(&ctx, |c| {
+                c.charge("remove_party", msisdn.len())?;
                 c.effects.parties.retain(|m| *m != msisdn);
                 if !c.effects.parties_removed.contains(&msisdn) {
                     c.effects.parties_removed.push(msisdn);
@@ -367,6 +398,7 @@ pub fn register(engine: &mut Engine) {
                     MAX_NOTIFIES,
                     "notifications",
                 )?;
+                c.charge("notify", webhook.len() + size)?;
                 c.effects.notifications.push((webhook.to_owned(), payload));
                 Ok(())
             })
@@ -398,6 +430,7 @@ pub fn register(engine: &mut Engine) {
                     MAX_TIMERS,
                     "timers",
                 )?;
+                c.charge("set_timer", name.len())?;
                 c.effects.timers_set.push((name.to_owned(), due));
                 Ok(())
             })
@@ -407,6 +440,7 @@ pub fn register(engine: &mut Engine) {
         "cancel_timer",
         |ctx: NativeCallContext, name: &str| -> Res<()> {
             with(&ctx, |c| {
+                c.charge("cancel_timer", name.len())?;
                 c.effects.timers_set.retain(|(n, _)| n != name);
                 if !c.effects.timers_cancelled.iter().any(|n| n == name) {
                     c.effects.timers_cancelled.push(name.to_owned());
@@ -419,6 +453,7 @@ pub fn register(engine: &mut Engine) {
         "finish",
         |ctx: NativeCallContext, outcome: &str| -> Res<()> {
             with(&ctx, |c| {
+                c.charge("finish", outcome.len())?;
                 c.effects.finished = Some(outcome.to_owned());
                 Ok(())
             })
@@ -474,6 +509,13 @@ pub fn register(engine: &mut Engine) {
                     MAX_RECORDS,
                     "ratings",
                 )?;
+                let text = [
+                    msisdn.as_deref().unwrap_or(""),
+                    &operator,
+                    &channel,
+                    &comment,
+                ];
+                c.charge("record_rating", text.iter().map(|t| t.len()).sum())?;
                 c.effects.ratings.push(RatingRecord {
                     score,
                     msisdn,
@@ -496,6 +538,8 @@ pub fn register(engine: &mut Engine) {
                     MAX_RECORDS,
                     "incidents",
                 )?;
+                // Stored twice: the record, and the conversation's incident as it stands.
+                c.charge("record_incident", 2 * value.to_string().len())?;
                 c.effects.incidents.push(value);
                 Ok(())
             })
@@ -512,6 +556,7 @@ pub fn register(engine: &mut Engine) {
                     MAX_STARTS,
                     "flows",
                 )?;
+                c.charge("start_flow", flow.len() + value.to_string().len())?;
                 c.effects.flows_started.push((flow.to_owned(), value));
                 Ok(())
             })
@@ -572,6 +617,7 @@ pub fn register(engine: &mut Engine) {
             let msisdn = normalize_msisdn(msisdn)
                 .ok_or_else(|| error(format!("opt_out: {msisdn:?} is not an MSISDN")))?;
             with(&ctx, |c| {
+                c.charge("opt_out", msisdn.len())?;
                 c.effects.opt_ins.retain(|m| *m != msisdn);
                 c.effects.opt_outs.push(msisdn);
                 Ok(())
@@ -584,6 +630,7 @@ pub fn register(engine: &mut Engine) {
             let msisdn = normalize_msisdn(msisdn)
                 .ok_or_else(|| error(format!("opt_in: {msisdn:?} is not an MSISDN")))?;
             with(&ctx, |c| {
+                c.charge("opt_in", msisdn.len())?;
                 c.effects.opt_outs.retain(|m| *m != msisdn);
                 c.effects.opt_ins.push(msisdn);
                 Ok(())
@@ -599,7 +646,9 @@ pub fn register(engine: &mut Engine) {
     );
     engine.register_fn("log", |ctx: NativeCallContext, text: &str| -> Res<()> {
         with(&ctx, |c| {
-            c.effects.logs.push(text.to_owned());
+            if let Some(line) = c.log_line(text) {
+                c.effects.logs.push(line);
+            }
             Ok(())
         })
     });

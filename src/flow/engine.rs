@@ -28,6 +28,7 @@ use crate::store::{
 };
 
 use super::api::{Effects, Lookup, Millis};
+use super::budget::LogRate;
 use super::runner::{self, CallInput, CompiledFlow, FlowError, Hook, Limits};
 
 mod handoffs;
@@ -196,6 +197,8 @@ pub struct FlowEngine {
     /// Held from a join key's lookup to the commit of the conversation that takes it, so two
     /// presses at once make one incident.
     joining: Mutex<()>,
+    /// Each flow's log rate (`log()` lines per minute), shared by its conversations.
+    log_rates: Mutex<HashMap<String, Arc<Mutex<LogRate>>>>,
 }
 
 struct StoreLookup(Store);
@@ -224,6 +227,7 @@ impl FlowEngine {
             errors: Mutex::new(HashMap::new()),
             last_codes: Mutex::new(HashMap::new()),
             joining: Mutex::new(()),
+            log_rates: Mutex::new(HashMap::new()),
         };
         let errors = engine.reload();
         (engine, errors)
@@ -250,13 +254,18 @@ impl FlowEngine {
         &self.config.timezone
     }
 
-    fn input(&self, now: Millis, reply_code: Option<u32>) -> CallInput {
+    fn input(&self, now: Millis, flow: &str, reply_code: Option<u32>) -> CallInput {
+        let mut rates = self.log_rates.lock().unwrap_or_else(|p| p.into_inner());
+        let log_rate = (rates.entry(flow.to_owned()))
+            .or_insert_with(|| Arc::new(Mutex::new(LogRate::new(now))))
+            .clone();
         CallInput {
             now,
             timezone: self.config.timezone.clone(),
             lookup: Arc::new(StoreLookup(self.store.clone())),
             reply_code,
             webhooks: self.webhooks(),
+            log_rate,
         }
     }
 
@@ -662,7 +671,7 @@ impl FlowEngine {
                 conversation: id,
                 message: e.to_string(),
             })?;
-        let input = self.input(now, conversation.reply_code);
+        let input = self.input(now, &flow.name, conversation.reply_code);
         if let Some(entry) = inbound {
             commit.timeline.push((id, entry));
         }

@@ -1,21 +1,27 @@
 //! Compiling flow scripts and calling one hook with limits.
 //!
 //! A hook call gets the conversation's state as `this`, runs under operation, call-depth and
-//! size limits, and returns the [`Effects`] it asked for, or a [`FlowError`] naming the script,
-//! the hook and the line. It touches nothing else: committing is the engine's job.
+//! size limits ([`super::limits`]), and returns the
+//! [`Effects`] it asked for, or a [`FlowError`] naming the script, the hook, the line and
+//! column and the limit. It touches nothing else: committing is the engine's job.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 
 use super::api::{self, ContextHandle, Effects, HookContext, Lookup, Millis, Scale};
+use super::budget::{self, Budget, LogRate};
+use super::limits::{MAX_CALL_LEVELS, MAX_ITEMS, MAX_OPERATIONS, MAX_STRING_BYTES};
+use super::sandbox;
 use super::schema::EventSchema;
 
-/// Bounds on one hook call, so a runaway script is stopped with an error, not a hang.
+/// Rhai's bounds on one hook call, so a runaway script is stopped with an error, not a hang;
+/// the defaults are [`super::limits`]'.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Rhai operations per hook call. Default 500 000 (a survey step needs a few hundred).
+    /// Rhai operations per hook call ([`MAX_OPERATIONS`]).
     pub max_operations: u64,
     pub max_call_levels: usize,
     pub max_string_size: usize,
@@ -26,11 +32,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_operations: 500_000,
-            max_call_levels: 32,
-            max_string_size: 64 * 1024,
-            max_array_size: 10_000,
-            max_map_size: 10_000,
+            max_operations: MAX_OPERATIONS,
+            max_call_levels: MAX_CALL_LEVELS,
+            max_string_size: MAX_STRING_BYTES,
+            max_array_size: MAX_ITEMS,
+            max_map_size: MAX_ITEMS,
         }
     }
 }
@@ -116,6 +122,7 @@ impl CompiledFlow {
                 origin: self.origin.clone(),
                 hook: "notify".to_owned(),
                 line: *line,
+                column: 0,
                 message: format!(
                     "no [[webhook]] named {name:?} in the config ({})",
                     if known.is_empty() {
@@ -144,11 +151,13 @@ pub enum FlowError {
     },
     #[error("{origin}: {message}")]
     BadHook { origin: String, message: String },
-    #[error("{origin}:{line}: {hook}: {message}")]
+    #[error("{origin}:{}: {hook}: {message}", at(*line, *column))]
     Hook {
         origin: String,
         hook: String,
         line: usize,
+        /// 0 when only the line is known.
+        column: usize,
         message: String,
     },
     #[error("cannot read {path}: {message}")]
@@ -160,6 +169,14 @@ pub enum FlowError {
         test: String,
         message: String,
     },
+}
+
+/// `12:9`, or `12` without a column.
+fn at(line: usize, column: usize) -> String {
+    match column {
+        0 => line.to_string(),
+        column => format!("{line}:{column}"),
+    }
 }
 
 impl FlowError {
@@ -187,19 +204,35 @@ pub fn engine(limits: Limits) -> Engine {
         .set_max_expr_depths(64, 32)
         // `import` must not read files.
         .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
-    // print/debug go to the log rather than stdout, or to the test that runs them.
+    // print/debug go to the log rather than stdout, or to the test that runs them; in a hook
+    // they spend its log lines, as log() does.
     engine.on_print(|text| {
         if !captured(|| format!("print: {text}")) {
-            tracing::info!(target: "smsflow::flow", "{text}");
+            match hook_line(text) {
+                Printed::Outside => tracing::info!(target: "smsflow::flow", "{text}"),
+                Printed::Hook { flow, line } => {
+                    tracing::info!(target: "smsflow::flow", %flow, "{line}")
+                }
+                Printed::Dropped => {}
+            }
         }
     });
     engine.on_debug(|text, source, pos| {
         let line = pos.line().unwrap_or(0);
         if !captured(|| format!("debug: line {line}: {text}")) {
             let source = source.unwrap_or("script");
-            tracing::debug!(target: "smsflow::flow", "{source}:{line}: {text}");
+            match hook_line(text) {
+                Printed::Outside => {
+                    tracing::debug!(target: "smsflow::flow", "{source}:{line}: {text}")
+                }
+                Printed::Hook { flow, line: text } => {
+                    tracing::debug!(target: "smsflow::flow", %flow, "{source}:{line}: {text}")
+                }
+                Printed::Dropped => {}
+            }
         }
     });
+    sandbox::install(&mut engine);
     api::register(&mut engine);
     super::check::register(&mut engine);
     engine
@@ -208,6 +241,45 @@ pub fn engine(limits: Limits) -> Engine {
 std::thread_local! {
     /// The `print()` and `debug()` lines of the script test running on this thread.
     static PRINTED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+std::thread_local! {
+    /// The hook call running on this thread, whose log lines `print()` and `debug()` spend.
+    static HOOK: RefCell<Option<ContextHandle>> = const { RefCell::new(None) };
+}
+
+/// Where a `print()` or `debug()` line goes.
+enum Printed {
+    /// Not in a hook call: as it is.
+    Outside,
+    /// In a hook call of `flow`, within its log limits: `line`, cut to length.
+    Hook { flow: String, line: String },
+    /// In a hook call whose log limits are spent (counted).
+    Dropped,
+}
+
+fn hook_line(text: &str) -> Printed {
+    let Some(handle) = HOOK.with_borrow(Clone::clone) else {
+        return Printed::Outside;
+    };
+    let mut context = handle.lock();
+    match context.log_line(text) {
+        Some(line) => Printed::Hook {
+            flow: context.flow.clone(),
+            line,
+        },
+        None => Printed::Dropped,
+    }
+}
+
+/// Runs `f` as the hook call of `handle` on this thread: its position kept, its
+/// `print()`s spending its log lines. Hook calls nest under `smsflow check`'s tests.
+fn running<T>(handle: &ContextHandle, f: impl FnOnce() -> T) -> T {
+    sandbox::enter();
+    let outer = HOOK.replace(Some(handle.clone()));
+    let result = f();
+    HOOK.set(outer);
+    result
 }
 
 /// Lines a test may print before the rest are counted, not kept.
@@ -440,7 +512,11 @@ fn declared<T>(
 /// reports use for a flow stored in the store. `None` when the source does not compile or
 /// its `scale()` is not one; the default (CSAT 1–5) when it declares none.
 pub fn declared_scale(source: &str) -> Option<Scale> {
-    let engine = Engine::new();
+    // Bounded like any script: a stored `fn scale() { loop {} }` must not hang a report.
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS);
     let ast = engine.compile(source).ok()?;
     declared(&engine, &ast, "scale", Scale::from_map, Scale::default()).ok()
 }
@@ -465,24 +541,30 @@ pub struct CallInput {
     pub lookup: Arc<dyn Lookup>,
     pub reply_code: Option<u32>,
     pub webhooks: Arc<[String]>,
+    /// The flow's log rate, shared by its conversations.
+    pub log_rate: Arc<Mutex<LogRate>>,
 }
 
 impl CallInput {
     fn context(self, flow: &CompiledFlow) -> ContextHandle {
         ContextHandle::new(HookContext {
             now: self.now,
+            flow: flow.name.clone(),
             scale: flow.scale.clone(),
             timezone: self.timezone,
             lookup: self.lookup,
             reply_code: self.reply_code,
             webhooks: self.webhooks,
             effects: Effects::default(),
+            budget: Budget::default(),
+            log_rate: self.log_rate,
         })
     }
 }
 
-/// Calls `hook` of `flow` with `state` as `this`. On success `state` holds the new state; on
-/// error it must be discarded (it may be half-changed).
+/// Calls `hook` of `flow` with `state` as `this`. On success `state` holds the new state,
+/// within [`super::limits::MAX_STATE_BYTES`] and, with what the hook asked for, [`super::limits::MAX_STEP_BYTES`];
+/// on error it must be discarded (it may be half-changed).
 pub fn call_hook(
     engine: &Engine,
     flow: &CompiledFlow,
@@ -496,21 +578,30 @@ pub fn call_hook(
         .bind_this_ptr(state)
         .with_tag(Dynamic::from(handle.clone()))
         .eval_ast(false);
-    let result: Result<Dynamic, Box<EvalAltResult>> = match hook {
+    let arg = match hook {
         Hook::Event(arg) | Hook::Reply(arg) | Hook::Delivery(arg) | Hook::Update(arg) => {
-            engine.call_fn_with_options(options, &mut scope, &flow.ast, hook.name(), (arg.clone(),))
+            arg.clone()
         }
-        Hook::Timer(name) => engine.call_fn_with_options(
-            options,
-            &mut scope,
-            &flow.ast,
-            hook.name(),
-            (Dynamic::from(name.clone()),),
-        ),
+        Hook::Timer(name) => Dynamic::from(name.clone()),
     };
+    let result: Result<Dynamic, Box<EvalAltResult>> = running(&handle, || {
+        engine.call_fn_with_options(options, &mut scope, &flow.ast, hook.name(), (arg,))
+    });
     let _returned = result.map_err(|e| hook_error(flow, hook.name(), &e))?;
-    let effects = std::mem::take(&mut handle.lock().effects);
-    Ok(effects)
+    let mut context = handle.lock();
+    // The limits on what the step keeps: measured before anything is encoded, so a state of
+    // 295 MB in JSON is refused before it takes that memory.
+    let state_bytes = budget::check_state(state)
+        .and_then(|bytes| budget::check_step(&context.budget, bytes))
+        .map_err(|message| FlowError::Hook {
+            origin: flow.origin.clone(),
+            hook: hook.name().to_owned(),
+            line: definition_line(&flow.source, hook.name()),
+            column: 0,
+            message,
+        });
+    state_bytes?;
+    Ok(std::mem::take(&mut context.effects))
 }
 
 /// Calls `function(arg)` of `flow` to ask it something (`join_key`, `wants_reply`), with
@@ -526,14 +617,15 @@ pub fn ask(
     let handle = input.context(flow);
     let mut scope = Scope::new();
     let mut options = CallFnOptions::new()
-        .with_tag(Dynamic::from(handle))
+        .with_tag(Dynamic::from(handle.clone()))
         .eval_ast(false);
     if let Some(state) = state {
         options = options.bind_this_ptr(state);
     }
-    engine
-        .call_fn_with_options(options, &mut scope, &flow.ast, function, (arg,))
-        .map_err(|e| hook_error(flow, function, &e))
+    running(&handle, || {
+        engine.call_fn_with_options(options, &mut scope, &flow.ast, function, (arg,))
+    })
+    .map_err(|e| hook_error(flow, function, &e))
 }
 
 /// Calls a parameterless function (the `test_*` functions of `smsflow check`) with `tag`.
@@ -560,31 +652,62 @@ fn definition_line(source: &str, name: &str) -> usize {
 }
 
 fn hook_error(flow: &CompiledFlow, hook: &str, e: &EvalAltResult) -> FlowError {
-    // The innermost position is the line in the script that failed.
-    let mut line = e.position().line().unwrap_or(0);
+    // The innermost position is where the script failed.
+    let mut at = e.position();
     let mut inner = e;
     while let EvalAltResult::ErrorInFunctionCall(_, _, cause, pos) = inner {
-        if let Some(l) = cause.position().line().or(pos.line()) {
-            line = l;
+        let cause_at = match cause.position() {
+            p if p.is_none() => *pos,
+            p => p,
+        };
+        if !cause_at.is_none() {
+            at = cause_at;
         }
         inner = cause;
     }
-    if line == 0 {
-        // Rhai reports no position for some errors (the operation limit among them): point at
-        // the hook's definition instead, so the message still names a line.
-        line = definition_line(&flow.source, hook);
+    if inner.is_system_exception() || at.is_none() {
+        // Rhai's own limits come without a position (each function frame overwrites it): the
+        // sandbox kept the statement being run.
+        at = Some(sandbox::position())
+            .filter(|p| !p.is_none())
+            .unwrap_or(at);
     }
-    let message = match inner {
-        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
-        EvalAltResult::ErrorTooManyOperations(_) => {
-            "stopped: too many operations (an endless loop?)".to_owned()
-        }
-        other => other.to_string(),
+    let (line, column) = match (at.line(), at.position()) {
+        (Some(line), column) => (line, column.unwrap_or(0)),
+        // No position at all: the hook's definition, so the message still names a line.
+        (None, _) => (definition_line(&flow.source, hook), 0),
     };
     FlowError::Hook {
         origin: flow.origin.clone(),
         hook: hook.to_owned(),
         line,
-        message,
+        column,
+        message: limit_message(inner),
+    }
+}
+
+/// What an error says, Rhai's limits by the limit (the numbers as docs/flows.md has them).
+fn limit_message(e: &EvalAltResult) -> String {
+    match e {
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorTooManyOperations(_) => format!(
+            "stopped: more than {MAX_OPERATIONS} operations in one hook call (the operation \
+             limit; an endless loop?)"
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, _) if what.contains("string") => format!(
+            "a string, or the strings of one array or map together, over {MAX_STRING_BYTES} \
+             bytes (the string size limit)"
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, _) if what.contains("array") => {
+            format!("an array over {MAX_ITEMS} items (the array size limit)")
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) if what.contains("map") => {
+            format!("a map over {MAX_ITEMS} items (the map size limit)")
+        }
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "calls nested more than {MAX_CALL_LEVELS} deep (the call depth limit; endless \
+             recursion?)"
+        ),
+        other => other.to_string(),
     }
 }

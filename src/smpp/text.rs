@@ -111,10 +111,7 @@ const MAX_PARTS: usize = u8::MAX as usize;
 /// an escape sequence or a surrogate pair. A text needing more than 255 parts (~34 KB) is
 /// truncated to 255 parts, because the UDH cannot count more; real flows never get near that.
 pub fn encode(text: &str, reference: u8) -> EncodedText {
-    let (alphabet, octets) = match gsm7_encode(text) {
-        Some(septets) => (Alphabet::Gsm7, septets),
-        None => (Alphabet::Ucs2, ucs2_encode(text)),
-    };
+    let (alphabet, octets) = user_data(text);
     let (single, per_part) = alphabet.limits();
     if octets.len() <= single {
         return EncodedText {
@@ -140,10 +137,33 @@ pub fn encode(text: &str, reference: u8) -> EncodedText {
     EncodedText { alphabet, parts }
 }
 
+/// GSM 7-bit septets when every char has one, else UCS-2 octets.
+fn user_data(text: &str) -> (Alphabet, Vec<u8>) {
+    match gsm7_encode(text) {
+        Some(septets) => (Alphabet::Gsm7, septets),
+        None => (Alphabet::Ucs2, ucs2_encode(text)),
+    }
+}
+
+/// The parts [`encode`] splits `octets` into, without its cap of 255.
+fn part_count(alphabet: Alphabet, octets: &[u8]) -> usize {
+    let (single, per_part) = alphabet.limits();
+    if octets.len() <= single {
+        return 1;
+    }
+    let (mut parts, mut rest) = (0, octets);
+    while !rest.is_empty() {
+        rest = rest.get(alphabet.cut(rest, per_part)..).unwrap_or_default();
+        parts += 1;
+    }
+    parts
+}
+
 /// What an MT text costs as SMS: the parts it is sent (and billed) as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cost {
     pub alphabet: Alphabet,
+    /// Parts it takes, counted past the 255 [`encode`] sends at most (a flow may send 10).
     pub parts: usize,
     /// Its length in the alphabet's units (septets, an extension-table character counting
     /// two; UTF-16 code units), what [`Alphabet::capacity`] counts.
@@ -155,8 +175,8 @@ pub struct Cost {
 
 /// The cost of sending `text` as [`encode`] splits it.
 pub fn cost(text: &str) -> Cost {
-    let encoded = encode(text, 0);
-    let (units, not_gsm7) = match encoded.alphabet {
+    let (alphabet, octets) = user_data(text);
+    let (units, not_gsm7) = match alphabet {
         Alphabet::Gsm7 => (gsm7_len(text).unwrap_or_default(), Vec::new()),
         Alphabet::Ucs2 => {
             let mut not_gsm7: Vec<char> = Vec::new();
@@ -169,8 +189,8 @@ pub fn cost(text: &str) -> Cost {
         }
     };
     Cost {
-        alphabet: encoded.alphabet,
-        parts: encoded.parts.len(),
+        alphabet,
+        parts: part_count(alphabet, &octets),
         units,
         not_gsm7,
     }
@@ -493,6 +513,24 @@ mod tests {
         );
         // An extension character counts two.
         assert_eq!(cost("€").units, 2);
+    }
+
+    /// `cost` counts the parts `encode` makes, and goes on counting past the 255 it sends:
+    /// a 32 000-character text is 478 parts, not a silent 255.
+    #[test]
+    fn cost_counts_the_parts_encode_makes_and_past_its_cap() {
+        for text in [
+            String::new(),
+            "a".repeat(160),
+            "a".repeat(161),
+            "€".repeat(77),
+            "ж".repeat(135),
+            "😀".repeat(34),
+            format!("{}€", "a".repeat(152)),
+        ] {
+            assert_eq!(cost(&text).parts, encode(&text, 0).parts.len(), "{text}");
+        }
+        assert_eq!(cost(&"ж".repeat(32_000)).parts, 32_000usize.div_ceil(67));
     }
 
     /// Every char GSM 03.38 can carry: the default table without the escape, and the extension.

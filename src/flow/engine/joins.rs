@@ -147,7 +147,7 @@ impl FlowEngine {
             "join_key",
             None,
             arg,
-            self.input(now, None),
+            self.input(now, &flow.name, None),
         ) {
             Ok(key) if key.is_unit() => Ok(None),
             Ok(key) if key.is_string() || key.is_int() => {

@@ -167,7 +167,7 @@ impl FlowEngine {
         msg: &Map,
     ) -> Option<String> {
         let mut state = rhai::serde::to_dynamic(&conversation.state).ok()?;
-        let input = self.input(now, conversation.reply_code);
+        let input = self.input(now, &flow.name, conversation.reply_code);
         let msg = Dynamic::from_map(msg.clone());
         match runner::ask(
             &self.engine,
