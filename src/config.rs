@@ -706,8 +706,8 @@ impl Config {
             export::check(e).map_err(|(k, message)| (format!("export.{k}"), message))?;
         }
         bounds::check(self)?;
-        self.resolved_buttons = (self.buttons.resolve())
-            .map_err(|(k, message)| (format!("buttons.{k}"), message))?;
+        self.resolved_buttons =
+            (self.buttons.resolve()).map_err(|(k, message)| (format!("buttons.{k}"), message))?;
         for (i, token) in self.http.tokens.iter().enumerate() {
             if token.expose().trim().is_empty() {
                 return Err((
@@ -1539,12 +1539,10 @@ mod tests {
 
     #[test]
     fn button_routes_are_checked_naming_the_key_and_line() {
-        let c = parse("[buttons]\n104 = { call = \"escalation\", cancel = \"complaint\" }\n").unwrap();
+        let c =
+            parse("[buttons]\n104 = { call = \"escalation\", cancel = \"complaint\" }\n").unwrap();
         let routes = c.button_routes();
-        assert_eq!(
-            routes.flow(104, buttons::Action::Cancel),
-            Ok("complaint")
-        );
+        assert_eq!(routes.flow(104, buttons::Action::Cancel), Ok("complaint"));
         assert_eq!(routes.flow(101, buttons::Action::Call), Ok("complaint"));
         let e = error("[buttons]\n101 = \"complaint\"\n\"x1\" = \"alert\"\n");
         assert_eq!(e.line, Some(3), "{e}");

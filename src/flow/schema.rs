@@ -176,11 +176,7 @@ impl EventSchema {
                 let names: Vec<&str> = field.names.iter().map(|(n, _)| n.as_str()).collect();
                 return Err(match names.as_slice() {
                     [one] => format!("{one}: missing"),
-                    many => format!(
-                        "{}: missing (give {})",
-                        many.join("|"),
-                        many.join(" or ")
-                    ),
+                    many => format!("{}: missing (give {})", many.join("|"), many.join(" or ")),
                 });
             }
         }

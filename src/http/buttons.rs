@@ -130,9 +130,15 @@ mod tests {
         let (flow, event) =
             routed(json!({"button": {"type": 101, "name": "Стол 12"}, "action": "cancel"}))
                 .unwrap();
-        assert_eq!((flow.as_str(), &event["action"]), ("complaint", &json!("cancel")));
+        assert_eq!(
+            (flow.as_str(), &event["action"]),
+            ("complaint", &json!("cancel"))
+        );
         let (flow, event) = routed(json!({"button": {"type": "102"}})).unwrap();
-        assert_eq!((flow.as_str(), &event["action"]), ("escalation", &json!("call")));
+        assert_eq!(
+            (flow.as_str(), &event["action"]),
+            ("escalation", &json!("call"))
+        );
     }
 
     #[test]
@@ -144,7 +150,10 @@ mod tests {
              102 → escalation; 103 → alert)"
         );
         let e = routed(json!({"button": {"type": "abc"}})).unwrap_err();
-        assert!(e.starts_with("button.type: \"abc\" is not a button type"), "{e}");
+        assert!(
+            e.starts_with("button.type: \"abc\" is not a button type"),
+            "{e}"
+        );
         let e = routed(json!({"button": {"type": 101}, "action": "hold"})).unwrap_err();
         assert!(e.starts_with("action: \"hold\" is not a press"), "{e}");
         let e = routed(json!({"id": "x"})).unwrap_err();

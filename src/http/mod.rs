@@ -19,7 +19,7 @@
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/conversations?msisdn=&flow=&status=&from=&to=&limit=&cursor=` (`find.rs`) | 200, 400, 401 |
 //! | `GET /api/v1/flows/{flow}/events/{id}` (`find.rs`) | 200, 401, 404 |
-//! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
+//! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents`, `/api/v1/reports/audit` | 200, 400, 401 |
 //! | `POST /api/v1/store/backup` (`store.rs`) | 200, 400, 401, 409, 422, 500 |
 //! | `GET /reports` (HTML dashboard; the tokens as Basic auth passwords, for browsers) | 200, 400, 401 |
 //! | `GET /healthz` | 200 |
@@ -294,6 +294,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
+        .route("/api/v1/reports/audit", get(audit_report))
         .route("/api/v1/responses", get(responses::responses))
         .route("/api/v1/incidents", get(responses::open_calls))
         .route("/api/v1/store/backup", post(store::backup))
@@ -636,6 +637,13 @@ async fn incident_report(
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     report_json(&state, Kind::Incidents, pairs).await
+}
+
+async fn audit_report(
+    State(state): State<Arc<ApiState>>,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    report_json(&state, Kind::Audit, pairs).await
 }
 
 /// The JSON document of a report (the same as `smsflow report --format json`).
