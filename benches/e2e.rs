@@ -10,8 +10,10 @@
 //! from /proc over the phase), latency percentiles, and the service's peak RSS. Prints
 //! numbers; asserts nothing (timing has no place in tests).
 //!
-//! `cargo bench --bench e2e [-- --surveys N --window W --posters P]` (defaults: 20000
-//! surveys, window 100, 64 posters)
+//! `cargo bench --bench e2e [-- --surveys N --window W --posters P --rounds R]` (defaults:
+//! 20000 surveys, window 100, 64 posters, 1 round). With `--rounds R` both phases run R
+//! times on the same service, new numbers each round, and the service's RSS is printed after
+//! each: finished surveys should leave memory, so it stays flat from the second round on.
 //!
 //! `--export`: with `[export]` to a nats-server (JetStream, started here on a free port; needs
 //! Debian's `nats-server`), so the reply phase's CPU includes publishing each rating, end and
@@ -181,15 +183,16 @@ fn main() {
     let surveys = arg("--surveys", 20_000);
     let window = arg("--window", 100);
     let posters = arg("--posters", 64);
+    let rounds = arg("--rounds", 1).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(run(surveys, window, posters));
+    runtime.block_on(run(surveys, window, posters, rounds));
 }
 
-async fn run(surveys: usize, window: usize, posters: usize) {
+async fn run(surveys: usize, window: usize, posters: usize, rounds: usize) {
     let dir = std::env::temp_dir().join(format!("smsflow-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
@@ -273,119 +276,138 @@ async fn run(surveys: usize, window: usize, posters: usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // 1. Events over HTTP, `posters` in flight.
-    let cpu0 = cpu_seconds(pid);
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..posters {
-        let next = next.clone();
-        tasks.spawn(async move {
-            let mut conn = Http::connect(http).await;
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= surveys {
-                    return latencies;
-                }
-                let body = serde_json::json!({"id": format!("call-{i}"), "msisdn": msisdn(i),
-                    "operator": format!("op-{}", i % 20), "channel": "call"})
-                .to_string();
-                let at = Instant::now();
-                let status = conn.post("/api/v1/flows/survey/events", &body).await;
-                assert_eq!(status, 202, "event {i}");
-                latencies.push(at.elapsed());
-            }
-        });
-    }
-    let mut latencies = Vec::with_capacity(surveys);
-    while let Some(done) = tasks.join_next().await {
-        latencies.extend(done.expect("poster"));
-    }
-    let posted = started.elapsed();
-    let event_cpu = cpu_seconds(pid) - cpu0;
-    latencies.sort();
-    println!("events: {surveys} over HTTP, {posters} in flight, each on disk before its 202");
-    println!(
-        "  accepted          {:>9.0} /s  ({:.2} s)",
-        surveys as f64 / posted.as_secs_f64(),
-        posted.as_secs_f64()
-    );
-    println!(
-        "  service CPU       {:>9.1} µs per event",
-        event_cpu * 1e6 / surveys as f64
-    );
-    println!(
-        "  latency           p50 {:.1} ms, p99 {:.1} ms",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
-    );
-    while questions.load(std::sync::atomic::Ordering::Relaxed) < surveys {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    println!(
-        "  questions sent    {:.2} s after the first post; service RSS {:.0} MiB with {surveys} open",
-        started.elapsed().as_secs_f64(),
-        rss_mib(pid, "VmRSS:")
-    );
-
-    // 2. Replies at window W.
-    let mut injected_at = Vec::with_capacity(surveys);
-    let mut acks = JoinSet::new();
-    let cpu0 = cpu_seconds(pid);
-    let started = Instant::now();
-    for i in 0..surveys {
-        while acks.len() >= window {
-            acks.join_next().await;
+    let mut last_thanks = Instant::now();
+    for round in 0..rounds {
+        let base = round * surveys;
+        if rounds > 1 {
+            println!("round {} of {rounds}", round + 1);
         }
-        injected_at.push(Instant::now());
-        let delivery = smsc
-            .inject_mo(Mo {
-                source: msisdn(i),
-                destination: "5700".into(),
-                text: "5".into(),
-            })
-            .expect("inject");
-        acks.spawn(async move {
-            let status = delivery.outcome().await.expect("outcome");
-            assert!(status.is_ok(), "{status:?}");
-        });
+        // 1. Events over HTTP, `posters` in flight.
+        let cpu0 = cpu_seconds(pid);
+        let started = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = JoinSet::new();
+        for _ in 0..posters {
+            let next = next.clone();
+            tasks.spawn(async move {
+                let mut conn = Http::connect(http).await;
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= surveys {
+                        return latencies;
+                    }
+                    let i = base + i;
+                    let body = serde_json::json!({"id": format!("call-{i}"), "msisdn": msisdn(i),
+                    "operator": format!("op-{}", i % 20), "channel": "call"})
+                    .to_string();
+                    let at = Instant::now();
+                    let status = conn.post("/api/v1/flows/survey/events", &body).await;
+                    assert_eq!(status, 202, "event {i}");
+                    latencies.push(at.elapsed());
+                }
+            });
+        }
+        let mut latencies = Vec::with_capacity(surveys);
+        while let Some(done) = tasks.join_next().await {
+            latencies.extend(done.expect("poster"));
+        }
+        let posted = started.elapsed();
+        let event_cpu = cpu_seconds(pid) - cpu0;
+        latencies.sort();
+        println!("events: {surveys} over HTTP, {posters} in flight, each on disk before its 202");
+        println!(
+            "  accepted          {:>9.0} /s  ({:.2} s)",
+            surveys as f64 / posted.as_secs_f64(),
+            posted.as_secs_f64()
+        );
+        println!(
+            "  service CPU       {:>9.1} µs per event",
+            event_cpu * 1e6 / surveys as f64
+        );
+        println!(
+            "  latency           p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99)
+        );
+        while questions.load(std::sync::atomic::Ordering::Relaxed) < base + surveys {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!(
+            "  questions sent    {:.2} s after the first post; service RSS {:.0} MiB with {surveys} open",
+            started.elapsed().as_secs_f64(),
+            rss_mib(pid, "VmRSS:")
+        );
+
+        // 2. Replies at window W.
+        let mut injected_at = Vec::with_capacity(surveys);
+        let mut acks = JoinSet::new();
+        let cpu0 = cpu_seconds(pid);
+        let started = Instant::now();
+        for i in 0..surveys {
+            while acks.len() >= window {
+                acks.join_next().await;
+            }
+            injected_at.push(Instant::now());
+            let delivery = smsc
+                .inject_mo(Mo {
+                    source: msisdn(base + i),
+                    destination: "5700".into(),
+                    text: "5".into(),
+                })
+                .expect("inject");
+            acks.spawn(async move {
+                let status = delivery.outcome().await.expect("outcome");
+                assert!(status.is_ok(), "{status:?}");
+            });
+        }
+        while acks.join_next().await.is_some() {}
+        let mo_elapsed = started.elapsed();
+        while thanked.lock().unwrap().len() < base + surveys
+            && started.elapsed() < Duration::from_secs(600)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let reply_cpu = cpu_seconds(pid) - cpu0;
+        let thanked = thanked.lock().unwrap().clone();
+        last_thanks = thanked.values().max().copied().unwrap_or(started);
+        let mut latencies: Vec<Duration> = (0..surveys)
+            .filter_map(|i| Some(*thanked.get(&msisdn(base + i))? - injected_at[i]))
+            .collect();
+        latencies.sort();
+        let replies_elapsed = last_thanks - started;
+        println!(
+            "replies: {surveys} at window {window}, each MO on disk before its deliver_sm_resp"
+        );
+        println!(
+            "  MO acknowledged   {:>9.0} /s  ({:.2} s)",
+            surveys as f64 / mo_elapsed.as_secs_f64(),
+            mo_elapsed.as_secs_f64()
+        );
+        println!(
+            "  replies thanked   {:>9.0} /s  ({:.2} s, {} of {surveys})",
+            (thanked.len() - base) as f64 / replies_elapsed.as_secs_f64(),
+            replies_elapsed.as_secs_f64(),
+            thanked.len() - base
+        );
+        println!(
+            "  service CPU       {:>9.1} µs per reply",
+            reply_cpu * 1e6 / surveys as f64
+        );
+        println!(
+            "  reply latency     p50 {:.1} ms, p99 {:.1} ms (MO injected → thanks accepted)",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99)
+        );
+        println!("  service peak RSS  {:.0} MiB", rss_mib(pid, "VmHWM:"));
+        if rounds > 1 {
+            println!(
+                "  service RSS now   {:.0} MiB with {} surveys finished",
+                rss_mib(pid, "VmRSS:"),
+                base + surveys
+            );
+        }
     }
-    while acks.join_next().await.is_some() {}
-    let mo_elapsed = started.elapsed();
-    while thanked.lock().unwrap().len() < surveys && started.elapsed() < Duration::from_secs(600) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let reply_cpu = cpu_seconds(pid) - cpu0;
-    let thanked = thanked.lock().unwrap().clone();
-    let last_thanks = thanked.values().max().copied().unwrap_or(started);
-    let mut latencies: Vec<Duration> = (0..surveys)
-        .filter_map(|i| Some(*thanked.get(&msisdn(i))? - injected_at[i]))
-        .collect();
-    latencies.sort();
-    let replies_elapsed = last_thanks - started;
-    println!("replies: {surveys} at window {window}, each MO on disk before its deliver_sm_resp");
-    println!(
-        "  MO acknowledged   {:>9.0} /s  ({:.2} s)",
-        surveys as f64 / mo_elapsed.as_secs_f64(),
-        mo_elapsed.as_secs_f64()
-    );
-    println!(
-        "  replies thanked   {:>9.0} /s  ({:.2} s, {} of {surveys})",
-        thanked.len() as f64 / replies_elapsed.as_secs_f64(),
-        replies_elapsed.as_secs_f64(),
-        thanked.len()
-    );
-    println!(
-        "  service CPU       {:>9.1} µs per reply",
-        reply_cpu * 1e6 / surveys as f64
-    );
-    println!(
-        "  reply latency     p50 {:.1} ms, p99 {:.1} ms (MO injected → thanks accepted)",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
-    );
-    println!("  service peak RSS  {:.0} MiB", rss_mib(pid, "VmHWM:"));
 
     // 3. The export: caught up, or the backlog drained once NATS is there.
     if export || backlog {

@@ -28,17 +28,29 @@ const WINDOW: usize = 50;
 const QUESTION: &str = "Спасибо за ваш звонок. Оцените";
 const THANKS: &str = "Спасибо за вашу оценку!";
 
-fn msisdn(i: usize) -> String {
-    format!("99893{:07}", i)
+/// The outbox's budget in these tests: one session's window (64, `[[smsc]] window`'s
+/// default): what one `kill -9` may send again at most, in parts.
+const BUDGET: usize = 64;
+
+/// Parts submitted again: every copy of a text to the same number after its first, counted
+/// by its parts.
+fn resent_parts(submitted: &[Submitted]) -> usize {
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut resent = 0;
+    for m in submitted {
+        let n = seen.entry((&m.destination, &m.text)).or_default();
+        if *n > 0 {
+            resent += m.message_ids.len().max(1);
+        }
+        *n += 1;
+    }
+    resent
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
-    // Ready before the first event: nothing is submitted before the collector listens.
-    let (smsc, _dir, setup, mut service) = simulator_and_service("crash").await;
-    let ServiceSetup {
-        config, data, http, ..
-    } = setup;
+/// Every message the simulator is given, gathered (a lag fails the test).
+fn collect(
+    smsc: &smsflow::sim::SmscHandle,
+) -> (Arc<Mutex<Vec<Submitted>>>, tokio::task::JoinHandle<()>) {
     let submitted: Arc<Mutex<Vec<Submitted>>> = Arc::default();
     let collector = tokio::spawn({
         let submitted = submitted.clone();
@@ -55,6 +67,21 @@ async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
             }
         }
     });
+    (submitted, collector)
+}
+
+fn msisdn(i: usize) -> String {
+    format!("99893{:07}", i)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
+    // Ready before the first event: nothing is submitted before the collector listens.
+    let (smsc, _dir, setup, mut service) = simulator_and_service("crash").await;
+    let ServiceSetup {
+        config, data, http, ..
+    } = setup;
+    let (submitted, collector) = collect(&smsc);
     let count = |prefix: &str| {
         let mut per: HashMap<String, usize> = HashMap::new();
         for m in submitted.lock().unwrap().iter() {
@@ -146,11 +173,13 @@ async fn kill_9_mid_burst_loses_no_reply_and_rates_each_once() {
         .iter()
         .filter(|m| !m.text.starts_with(QUESTION) && !m.text.starts_with(THANKS))
         .count();
+    let resent = resent_parts(&submitted.lock().unwrap());
     println!(
-        "crash test: {} ratings, {} deliver_sm redelivered by the SMSC, {duplicates} MT sent twice, {stray} other MT",
+        "crash test: {} ratings, {} deliver_sm redelivered by the SMSC, {duplicates} MT sent twice ({resent} parts; the budget is {BUDGET}), {stray} other MT",
         by_subscriber.len(),
         smsc.stats().mo_redelivered
     );
+    assert!(resent <= BUDGET, "{resent} parts sent again after one kill");
     assert_eq!(stray, 0, "no reply was answered as a stray message");
     // Only thanks submitted but not yet recorded as accepted at the kill may go twice, and at
     // most a window of replies has thanks in flight.
@@ -228,6 +257,7 @@ async fn kill_9_at_20_random_points_under_mixed_load() {
     println!("SMSFLOW_CRASH_SEED={seed}");
     let mut rng = Lcg(seed);
     let (smsc, _dir, setup, mut service) = simulator_and_service("crash-loop").await;
+    let (submitted, collector) = collect(&smsc);
     let ServiceSetup {
         config, data, http, ..
     } = setup;
@@ -306,11 +336,18 @@ async fn kill_9_at_20_random_points_under_mixed_load() {
                 .is_none()
         })
         .count();
+    let resent = resent_parts(&submitted.lock().unwrap());
     println!(
-        "crash loop: {kills} kills, {} ratings, {lost} replies lost, 0 rated twice, {events_lost} events lost, {} deliver_sm redelivered",
+        "crash loop: {kills} kills, {} ratings, {lost} replies lost, 0 rated twice, {events_lost} events lost, {} deliver_sm redelivered, {resent} parts sent again ({:.1} a kill; the budget is {BUDGET})",
         by_subscriber.len(),
-        smsc.stats().mo_redelivered
+        smsc.stats().mo_redelivered,
+        resent as f64 / kills.max(1) as f64
     );
     assert_eq!((lost, events_lost), (0, 0));
+    assert!(
+        resent <= kills * BUDGET,
+        "{resent} parts sent again in {kills} kills"
+    );
+    collector.abort();
     smsc.shutdown().await;
 }

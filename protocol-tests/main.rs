@@ -7,6 +7,8 @@
 //! - `concurrency`: many HTTP posters during an MO burst against `smsflow run`: all answered.
 //! - `crash`: `kill -9` of `smsflow run` mid-burst: every reply rated once, duplicates bounded.
 //! - `demo`: `smsflow demo` end to end.
+//! - `disk`: a full disk is back-pressure: `smsflow run` refuses new steps below
+//!   `min_free_space` and resumes by itself when room returns, nothing lost or sent twice.
 //! - `docs`: `docs/` in step with the code: config keys, metrics, flow functions, commands
 //!   and flags, routes (each answering on a test server); README and docs need no `../shared`.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
@@ -61,6 +63,7 @@ mod concurrency;
 mod crash;
 mod demo;
 mod differential;
+mod disk;
 mod docs;
 mod esme;
 mod export;

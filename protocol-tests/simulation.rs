@@ -70,7 +70,12 @@ struct Node {
     core: Core,
     inbound: Inbound,
     outbox: Outbox,
+    /// Outcomes recorded whose flush failed: they hold the budget until one succeeds.
+    undurable: Vec<u64>,
 }
+
+/// The fake SMSC's window: what a crash may send twice at most, in parts.
+const BUDGET: usize = 8;
 
 /// A deliver_sm the fake SMSC keeps sending until it is acknowledged.
 #[derive(Clone)]
@@ -120,6 +125,8 @@ struct Sim {
     crashes: usize,
     /// Submits handed out but not recorded when a crash came.
     in_flight_at_crash: usize,
+    /// The most parts one crash could send again (over the budget only by one long message).
+    most_at_risk: usize,
     /// Crashes, lost responses and refused or lost submits happen (off while settling).
     faults: bool,
 }
@@ -164,6 +171,7 @@ impl Sim {
             lost_after_taken: 0,
             crashes: 0,
             in_flight_at_crash: 0,
+            most_at_risk: 0,
             faults: true,
         };
         sim.start();
@@ -199,7 +207,8 @@ impl Sim {
         self.node = Some(Node {
             core,
             inbound,
-            outbox: Outbox::new(self.mono),
+            outbox: Outbox::new(self.mono, BUDGET),
+            undurable: Vec::new(),
         });
     }
 
@@ -345,6 +354,9 @@ impl Sim {
     fn outbox_pass(&mut self) {
         let (at, now) = (self.mono, self.now_ms());
         let node = self.node.as_mut().unwrap();
+        if !node.undurable.is_empty() && node.core.store.flush_sync().is_ok() {
+            node.outbox.handle_durable(node.undurable.drain(..));
+        }
         let (due, read) = node.outbox.poll_due(at);
         let fresh = match read {
             Some((after, limit)) => node
@@ -361,6 +373,7 @@ impl Sim {
             node.outbox.handle_not_durable(&messages);
             return;
         }
+        let messages = node.outbox.admit(at, messages);
         node.outbox.handle_submitted(messages.len());
         let mut results: Vec<(smsflow::store::OutMessage, SendResult)> = Vec::new();
         for m in messages {
@@ -370,12 +383,29 @@ impl Sim {
         if self.fault(4) {
             // Killed between the submits and their recorded outcome: they go again.
             self.in_flight_at_crash += results.iter().filter(|(_, r)| r.is_ok()).count();
+            // What this crash may send again: submitted and not durably recorded (this
+            // pass's and earlier ones whose flush failed), all held against the budget.
+            let held = self.node.as_ref().unwrap().outbox.held_parts();
+            let longest = (results.iter())
+                .map(|(m, _)| text::cost(&m.text).parts)
+                .max()
+                .unwrap_or(0);
+            // One message longer than the budget may go alone.
+            let allowed = BUDGET.max(longest);
+            self.most_at_risk = self.most_at_risk.max(held * BUDGET / allowed);
             return self.crash();
         }
         let node = self.node.as_mut().unwrap();
+        let ids: Vec<u64> = results.iter().map(|(m, _)| m.id).collect();
         let outcomes = node.core.record(&mut node.outbox, at, now, results);
+        let recorded: Vec<u64> = outcomes.iter().map(|o| o.message.id).collect();
+        node.outbox
+            .handle_durable(ids.into_iter().filter(|id| !recorded.contains(id)));
         if !outcomes.is_empty() && node.core.store.flush_sync().is_ok() {
             node.core.after_recorded(now, &outcomes);
+            node.outbox.handle_durable(recorded);
+        } else {
+            node.undurable.extend(recorded);
         }
     }
 
@@ -653,6 +683,12 @@ impl Sim {
             fail(format!(
                 "the store does not verify: {:?}",
                 verified.problems
+            ));
+        }
+        if self.most_at_risk > BUDGET {
+            fail(format!(
+                "a crash could send {} parts again, over the outbox's budget of {BUDGET}",
+                self.most_at_risk
             ));
         }
         let twice: usize = copies.values().map(|c| c.len() - 1).sum();

@@ -108,6 +108,12 @@ pub struct ServiceConfig {
     /// few seconds each), and `run` exits with 3. Default 20 s, under systemd's 90 s.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Room to keep free on the disk of `data_dir`. With less, nothing more is written and
+    /// new steps are refused (HTTP 503 with `Retry-After`, MOs left for the SMSC to
+    /// redeliver) until there is room again; then the service resumes by itself. Default
+    /// 64 MiB; 0 turns the check off.
+    #[serde(deserialize_with = "size")]
+    pub min_free_space: usize,
     /// This node's name, in every exported event and its `Nats-Msg-Id`: unique among the
     /// nodes that export to one stream. Default the host name.
     pub node: String,
@@ -115,6 +121,8 @@ pub struct ServiceConfig {
 
 /// See [`ServiceConfig::redelivery_window`].
 pub const DEFAULT_REDELIVERY_WINDOW: Duration = Duration::from_secs(600);
+/// See [`ServiceConfig::min_free_space`].
+pub const DEFAULT_MIN_FREE_SPACE: usize = 64 << 20;
 /// See [`ServiceConfig::shutdown_timeout`].
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -126,6 +134,7 @@ impl Default for ServiceConfig {
             timezone: default_timezone(),
             redelivery_window: DEFAULT_REDELIVERY_WINDOW,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            min_free_space: DEFAULT_MIN_FREE_SPACE,
             node: export::host_name(),
         }
     }

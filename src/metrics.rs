@@ -55,6 +55,9 @@ pub const CONVERSATIONS_OPEN: &str = "smsflow_conversations_open";
 /// `{state}`: staff calls not over yet: `ringing` (nobody took it yet) and `acknowledged`
 /// (taken, not resolved).
 pub const INCIDENTS_OPEN: &str = "smsflow_incidents_open";
+/// 1 while the disk has less room than `[service] min_free_space` (nothing is written, new
+/// steps are refused), else 0.
+pub const STORE_DISK_FULL: &str = "smsflow_store_disk_full";
 /// `{level}`: seconds from an incident to the OK that took it, by the level that took it.
 pub const ACK_SECONDS: &str = "smsflow_ack_seconds";
 /// `{flow, outcome}`: conversations that ended, by the outcome the script gave (`error` when a
@@ -209,6 +212,8 @@ pub const RECORDED: &[Metric] = &[
         "flow file loads: ok, compile_error, test_failed (the last good version keeps running)"),
     m(FLOW_INFO, Gauge, &["flow", "version"], "1 for the version of each flow that runs now"),
     m(CONVERSATIONS_OPEN, Gauge, &["flow"], "open conversations"),
+    m(STORE_DISK_FULL, Gauge, &[],
+        "1 while the disk has less room than [service] min_free_space: new steps refused"),
     m(INCIDENTS_OPEN, Gauge, &["state"],
         "staff calls not over yet: ringing (nobody took it yet), acknowledged (not resolved)"),
     m(CONVERSATIONS_FINISHED, Counter, &["flow", "outcome"],
@@ -323,6 +328,7 @@ pub fn register_start() {
     counter!(MO_MESSAGES, "flow" => "none").increment(0);
     counter!(MO_EVICTED).increment(0);
     gauge!(OUTBOX_PENDING).increment(0.0);
+    gauge!(STORE_DISK_FULL).set(0.0);
     for state in ["ringing", "acknowledged"] {
         gauge!(INCIDENTS_OPEN, "state" => state).increment(0.0);
     }

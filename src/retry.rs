@@ -119,6 +119,11 @@ impl<T: Queued> Retries<T> {
         (pause, attempt)
     }
 
+    /// `item` is due but not attempted now (no room): it stays due, no attempt counted.
+    pub fn defer(&mut self, now: Instant, item: T) {
+        self.retries.insert((now, item.id()), item);
+    }
+
     /// `id` is finished (out of the store's queue): forgotten.
     pub fn done(&mut self, id: u64) {
         self.attempts.remove(&id);

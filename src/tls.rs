@@ -14,7 +14,7 @@
 //! - [`verify`]: what makes an SMSC's certificate trusted (chain, the `tls_ca` certificate
 //!   itself, `tls_pin_sha256`);
 //! - [`explain`]: a failed handshake as a sentence with its cause and fix;
-//! - [`x509`]: the few certificate fields webpki does not hand out (dates, common name).
+//! - `x509`: the few certificate fields webpki does not hand out (dates, common name).
 
 pub mod explain;
 pub mod verify;

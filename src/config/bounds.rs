@@ -37,6 +37,8 @@ const SHUTDOWN_TIMEOUT: RangeInclusive<Duration> = millis(100)..=secs(600);
 const HTTP_TIMEOUTS: RangeInclusive<Duration> = millis(100)..=secs(600);
 const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=65_536;
 const MAX_BODY: RangeInclusive<u64> = 1024..=16 * 1024 * 1024;
+/// Up to 1 TiB; 0 turns the check off.
+const MIN_FREE_SPACE: RangeInclusive<u64> = 0..=1 << 40;
 
 /// Checks every bounded key of `config`.
 pub(super) fn check(config: &Config) -> Result<(), (String, String)> {
@@ -60,6 +62,11 @@ pub(super) fn check(config: &Config) -> Result<(), (String, String)> {
         "service.redelivery_window".into(),
         &REDELIVERY_WINDOW,
         service.redelivery_window,
+    )?;
+    count(
+        "service.min_free_space".into(),
+        &MIN_FREE_SPACE,
+        service.min_free_space as u64,
     )?;
     duration(
         "service.shutdown_timeout".into(),

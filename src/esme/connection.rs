@@ -3,6 +3,7 @@
 //! until the session's next deadline. All protocol decisions are the session's.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,6 @@ use crate::smpp::pdu::CommandStatus;
 use crate::smpp::session::{CloseReason, Event, Inbound, Outcome, Session, SessionConfig, State};
 
 use super::bind::BindLife;
-use super::pool::SlotLoad;
 use super::rate::TpsLimiter;
 use super::telemetry::SessionMetrics;
 
@@ -26,6 +26,33 @@ use super::telemetry::SessionMetrics;
 /// in tests.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// What one slot is waiting for right now: a connect, or its session's submits and MOs.
+#[derive(Debug, Default)]
+pub struct SlotLoad {
+    pub(super) connecting: AtomicBool,
+    pub(super) submits: AtomicUsize,
+    pub(super) unacked: AtomicUsize,
+    pub(super) unbinding: AtomicBool,
+}
+
+impl SlotLoad {
+    /// A session's submits awaiting their response, MOs awaiting our acknowledgement, and
+    /// whether it sent its unbind.
+    pub fn set(&self, submits: usize, unacked: usize, unbinding: bool) {
+        self.submits.store(submits, Ordering::Relaxed);
+        self.unacked.store(unacked, Ordering::Relaxed);
+        self.unbinding.store(unbinding, Ordering::Relaxed);
+    }
+
+    pub fn clear(&self) {
+        self.set(0, 0, false);
+    }
+
+    pub(super) fn connecting(&self, connecting: bool) {
+        self.connecting.store(connecting, Ordering::Relaxed);
+    }
+}
 
 /// A request for the pool's sessions to send, with where its outcome goes.
 #[derive(Debug)]

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,8 @@ use crate::smpp::text;
 
 use super::backoff::{Backoff, SplitMix64};
 use super::connection::{
-    CONNECT_TIMEOUT, InboundMessage, Io, JobResult, Observer, Shared, SubmitJob, run_session,
+    CONNECT_TIMEOUT, InboundMessage, Io, JobResult, Observer, Shared, SlotLoad, SubmitJob,
+    run_session,
 };
 use super::rate::TpsLimiter;
 use super::tls::HandshakeError;
@@ -174,33 +175,6 @@ struct PoolState {
     bound_transmitters: AtomicUsize,
     /// Per slot, what its session waits for (see [`Pool::describe`]).
     loads: Vec<Arc<SlotLoad>>,
-}
-
-/// What one slot is waiting for right now: a connect, or its session's submits and MOs.
-#[derive(Debug, Default)]
-pub struct SlotLoad {
-    connecting: AtomicBool,
-    submits: AtomicUsize,
-    unacked: AtomicUsize,
-    unbinding: AtomicBool,
-}
-
-impl SlotLoad {
-    /// A session's submits awaiting their response, MOs awaiting our acknowledgement, and
-    /// whether it sent its unbind.
-    pub fn set(&self, submits: usize, unacked: usize, unbinding: bool) {
-        self.submits.store(submits, Ordering::Relaxed);
-        self.unacked.store(unacked, Ordering::Relaxed);
-        self.unbinding.store(unbinding, Ordering::Relaxed);
-    }
-
-    pub fn clear(&self) {
-        self.set(0, 0, false);
-    }
-
-    fn connecting(&self, connecting: bool) {
-        self.connecting.store(connecting, Ordering::Relaxed);
-    }
 }
 
 /// See the module documentation.

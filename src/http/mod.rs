@@ -242,9 +242,8 @@ impl From<EngineError> for ApiError {
                 ApiError::Invalid(format!("{error}: this flow cannot be started by an event"))
             }
             EngineError::InvalidEvent { detail, .. } => ApiError::Invalid(detail),
-            EngineError::Store(StoreError::Overloaded(_)) | EngineError::NoReplyCode { .. } => {
-                ApiError::Overloaded(error.to_string())
-            }
+            EngineError::Store(StoreError::Overloaded(_) | StoreError::DiskFull(_))
+            | EngineError::NoReplyCode { .. } => ApiError::Overloaded(error.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -428,11 +427,12 @@ pub(super) async fn start_event(
     // Accepted means on disk: a crash after the 202 must not lose the event (and its SMS must
     // not leave before the conversation that sent it is durable). Concurrent requests share
     // one group commit.
-    state
-        .store
-        .flush()
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot make the event durable: {e}")))?;
+    state.store.flush().await.map_err(|e| match e {
+        // The step waits in memory and is written once there is room; a retry of the
+        // event is then its duplicate, answered 202 once on disk.
+        StoreError::DiskFull(_) => ApiError::Overloaded(e.to_string()),
+        e => ApiError::Internal(format!("cannot make the event durable: {e}")),
+    })?;
     match started {
         Started::Duplicate => return Ok(accepted(result.conversation, true, false)),
         Started::Conflict => {

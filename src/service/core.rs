@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::inbound::{Decision, Inbound, Mo};
 use super::outbox::{self, Outbox, SendResult};
 use super::receipts::{self, EarlyReceipts, IdBase, Kept};
-use crate::flow::engine::{FlowEngine, Routed};
+use crate::flow::engine::{EngineError, FlowEngine, Routed};
 use crate::metrics as names;
 use crate::smpp::receipt::id_forms;
 use crate::smpp::session::Inbound as Deliver;
@@ -154,7 +154,11 @@ impl Core {
                 true
             }
             Err(e) => {
-                tracing::error!("MO not stored, left for redelivery: {e}");
+                if matches!(&e, EngineError::Store(s) if Store::is_disk_full(s)) {
+                    tracing::debug!("MO not stored, left for redelivery: {e}");
+                } else {
+                    tracing::error!("MO not stored, left for redelivery: {e}");
+                }
                 false
             }
         }
@@ -322,6 +326,10 @@ impl Core {
 
     /// Fires the timers due at `now_ms`; whether any step ran.
     pub fn fire_timers(&self, now_ms: Millis) -> bool {
+        // They wait for room: a step that cannot be stored would fail each tick.
+        if self.store.disk_full() {
+            return false;
+        }
         match self.engine.fire_due_timers(now_ms) {
             Ok(steps) if !steps.is_empty() => {
                 let errors = steps.iter().filter(|s| s.error.is_some()).count() as u64;

@@ -50,6 +50,9 @@ pub struct Settings {
     /// How long after our response a bind's close still means the SMSC may not have it (the
     /// longest `[[smsc]] response_timeout`; see [`Inbound::new`]).
     pub response_grace: Duration,
+    /// Parts that may be submitted and not durably recorded at once: what a crash may send
+    /// twice (the SMSCs' `sessions × window`; see [`Outbox`]).
+    pub submit_budget: usize,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
         Settings {
             redelivery_window: crate::config::DEFAULT_REDELIVERY_WINDOW,
             response_grace: inbound::DEFAULT_GRACE,
+            submit_budget: 64,
         }
     }
 }
@@ -247,7 +251,9 @@ impl Pipeline {
         let mut batches = Vec::new();
         while stored.recv_many(&mut batches, 1024).await > 0 {
             let flushed = self.store.flush().await;
-            if let Err(e) = &flushed {
+            if let Err(e) = &flushed
+                && !Store::is_disk_full(e)
+            {
                 tracing::error!("store flush failed; the SMSC will redeliver these MOs: {e}");
             }
             for h in batches.drain(..).flatten() {
@@ -277,9 +283,14 @@ impl Pipeline {
     async fn outbox_loop(self: Arc<Self>) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(OutMessage, SendResult)>();
         let mut sends = JoinSet::new();
-        let mut outbox = Outbox::new(Instant::now());
+        let mut outbox = Outbox::new(Instant::now(), self.settings.submit_budget);
         let mut finished = Vec::new();
+        // Outcomes recorded whose flush failed: they hold the budget until one succeeds.
+        let mut undurable: Vec<u64> = Vec::new();
         loop {
+            if !undurable.is_empty() && self.store.flush().await.is_ok() {
+                outbox.handle_durable(undurable.drain(..));
+            }
             if !self.shutdown.is_cancelled() {
                 let (due, read) = outbox.poll_due(Instant::now());
                 let fresh = match read {
@@ -298,14 +309,17 @@ impl Pipeline {
                 let fresh = if !fresh.is_empty()
                     && let Err(e) = self.store.flush().await
                 {
-                    tracing::error!("store flush failed; not sending yet: {e}");
+                    if !Store::is_disk_full(&e) {
+                        tracing::error!("store flush failed; not sending yet: {e}");
+                    }
                     outbox.handle_not_durable(&fresh);
                     Vec::new()
                 } else {
                     fresh
                 };
-                outbox.handle_submitted(due.len() + fresh.len());
-                for message in due.into_iter().chain(fresh) {
+                let admitted = outbox.admit(Instant::now(), due.into_iter().chain(fresh).collect());
+                outbox.handle_submitted(admitted.len());
+                for message in admitted {
                     let this = self.clone();
                     let done = done_tx.clone();
                     let accepted = outbox.accepted_parts(message.id).to_vec();
@@ -328,7 +342,7 @@ impl Pipeline {
                 () = tokio::time::sleep_until(outbox.poll_timeout()) => {}
                 () = self.shutdown.cancelled(), if !self.shutdown.is_cancelled() => {}
             }
-            self.record(&mut outbox, &mut finished).await;
+            undurable.extend(self.record(&mut outbox, &mut finished).await);
 
             if self.shutdown.is_cancelled() {
                 // Submits in flight finish (the pools are still up) and are recorded;
@@ -342,7 +356,7 @@ impl Pipeline {
                             break;
                         }
                     }
-                    self.record(&mut outbox, &mut finished).await;
+                    undurable.extend(self.record(&mut outbox, &mut finished).await);
                     self.sending.store(outbox.sending(), Ordering::Relaxed);
                 }
                 sends.abort_all();
@@ -353,20 +367,39 @@ impl Pipeline {
     }
 
     /// Records what became of finished submits (one store record and one flush for the lot),
-    /// then applies the receipts that were waiting for them.
-    async fn record(&self, outbox: &mut Outbox, finished: &mut Vec<(OutMessage, SendResult)>) {
+    /// then applies the receipts that were waiting for them. Once durable, the messages free
+    /// their part of the budget; the ids of those whose flush failed are returned.
+    async fn record(
+        &self,
+        outbox: &mut Outbox,
+        finished: &mut Vec<(OutMessage, SendResult)>,
+    ) -> Vec<u64> {
         if finished.is_empty() {
-            return;
+            return Vec::new();
         }
+        let ids: Vec<u64> = finished.iter().map(|(m, _)| m.id).collect();
         let (at, now) = (Instant::now(), now_ms());
         let outcomes = self.core.record(outbox, at, now, finished.drain(..));
+        let recorded: Vec<u64> = outcomes.iter().map(|o| o.message.id).collect();
+        // Not recorded (the store refused): they stay in the outbox and go again anyway.
+        outbox.handle_durable(ids.into_iter().filter(|id| !recorded.contains(id)));
         if outcomes.is_empty() {
-            return;
+            return Vec::new();
         }
-        if let Err(e) = self.store.flush().await {
-            tracing::error!("store flush failed: {e}");
-        }
+        let flushed = self.store.flush().await;
         self.core.after_recorded(now, &outcomes);
+        match flushed {
+            Ok(()) => {
+                outbox.handle_durable(recorded);
+                Vec::new()
+            }
+            Err(e) => {
+                if !Store::is_disk_full(&e) {
+                    tracing::error!("store flush failed: {e}");
+                }
+                recorded
+            }
+        }
     }
 
     // --- timers and gauges ------------------------------------------------------------------

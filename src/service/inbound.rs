@@ -153,7 +153,7 @@ impl Inbound {
     }
 
     /// The response to a content-only MO went to `bind` at `at`: a copy of it is then judged
-    /// by that bind's life (see [`Inbound::copy_is_new`]).
+    /// by that bind's life (see `Inbound::copy_is_new`).
     pub fn acknowledged(&mut self, mark: MoMark, bind: Arc<BindLife>, at: Instant) {
         if !mark.has_reference() {
             self.acked.insert(mark, (bind, at));

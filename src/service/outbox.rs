@@ -6,8 +6,14 @@
 //! Messages are read in id order after a cursor, rescanned from the start every [`RESCAN`]
 //! for the ones that committed behind it, and retried after [`backoff`]: the queue that
 //! `crate::retry` keeps for the outbox and the webhooks alike. What is the outbox's own:
-//! which submit errors are worth another attempt, and the parts of a long message an attempt
-//! got accepted.
+//! which submit errors are worth another attempt, the parts of a long message an attempt
+//! got accepted, and the **budget**: what a crash may send twice.
+//!
+//! A message accepted by the SMSC whose outcome is not yet on disk goes out again after a
+//! crash (at-least-once). So a message holds its parts against the budget from its submit
+//! until its outcome is durable ([`Outbox::handle_durable`]), and nothing more is submitted
+//! while the budget is spent: after a `kill -9`, at most the budget's parts (the SMSCs'
+//! `sessions × window`) are sent again, however long the outbox.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,6 +32,8 @@ pub use crate::retry::{GIVE_UP_MS, RESCAN, RETRY_MAX, RETRY_MIN, backoff};
 pub const MAX_SENDING: usize = 8192;
 /// Messages read from the store per pass, at most.
 pub const READ_BATCH: usize = 1024;
+/// How long a due retry waits when the budget is spent.
+const BUDGET_WAIT: Duration = Duration::from_millis(100);
 
 pub type SendResult = Result<Sent, SendError>;
 
@@ -46,6 +54,11 @@ pub struct Outbox {
     queue: Retries<OutMessage>,
     /// The parts of a long message accepted by an attempt that failed on another part.
     accepted: HashMap<u64, Vec<Option<String>>>,
+    /// Parts that may be submitted and not durably recorded at once.
+    budget: usize,
+    /// The parts each message submitted holds, until its outcome is durable.
+    held: HashMap<u64, usize>,
+    held_parts: usize,
 }
 
 impl Queued for OutMessage {
@@ -61,17 +74,74 @@ pub fn reference(message: &OutMessage) -> u8 {
 }
 
 impl Outbox {
-    pub fn new(now: Instant) -> Outbox {
+    /// An outbox whose submits not durably recorded hold at most `budget` parts (one
+    /// message at least, however long).
+    pub fn new(now: Instant, budget: usize) -> Outbox {
         Outbox {
             queue: Retries::new(now, MAX_SENDING, READ_BATCH),
             accepted: HashMap::new(),
+            budget: budget.max(1),
+            held: HashMap::new(),
+            held_parts: 0,
         }
+    }
+
+    /// Of `candidates` (due retries and fresh messages, durable), the ones the budget lets
+    /// go now, each holding its parts; the others wait (a fresh one is read again, a retry
+    /// stays due). Then [`Outbox::handle_submitted`] for those.
+    pub fn admit(&mut self, now: Instant, candidates: Vec<OutMessage>) -> Vec<OutMessage> {
+        let mut admitted = Vec::with_capacity(candidates.len());
+        let mut later = Vec::new();
+        for m in candidates {
+            let parts = crate::smpp::text::cost(&m.text).parts.max(1);
+            if self.held_parts > 0 && self.held_parts + parts > self.budget {
+                later.push(m);
+                continue;
+            }
+            self.held_parts += parts;
+            *self.held.entry(m.id).or_default() += parts;
+            admitted.push(m);
+        }
+        for m in later {
+            if self.queue.failures(m.id) > 0 {
+                // Due again shortly: results and durable outcomes free the budget sooner.
+                self.queue.defer(now + BUDGET_WAIT, m);
+            } else {
+                self.queue.handle_not_durable(std::slice::from_ref(&m));
+            }
+        }
+        admitted
+    }
+
+    /// The outcomes of these messages are on disk: their parts no longer count against the
+    /// budget.
+    pub fn handle_durable(&mut self, ids: impl IntoIterator<Item = u64>) {
+        for id in ids {
+            self.release(id);
+        }
+    }
+
+    fn release(&mut self, id: u64) {
+        if let Some(parts) = self.held.remove(&id) {
+            self.held_parts -= parts;
+        }
+    }
+
+    /// Parts submitted and not durably recorded.
+    pub fn held_parts(&self) -> usize {
+        self.held_parts
     }
 
     /// Retries due at `now` (taken out of the wait), and where and how many fresh messages
     /// to read from the store: `(after id, at most)`; nothing to read when there is no room.
     pub fn poll_due(&mut self, now: Instant) -> (Vec<OutMessage>, Option<(u64, usize)>) {
-        self.queue.poll_due(now)
+        let (due, read) = self.queue.poll_due(now);
+        // No more than the budget has room for (a message is a part at least).
+        let room = self.budget.saturating_sub(self.held_parts);
+        let read = read
+            .filter(|_| room > 0)
+            .map(|(after, limit)| (after, limit.min(room)));
+        (due, read)
     }
 
     /// Messages read after the cursor: the ones not already sending or waiting.
@@ -111,12 +181,15 @@ impl Outbox {
             }) => {
                 self.queue.kept(message.id);
                 self.accepted.remove(&message.id);
+                self.release(message.id);
                 return Decision::Kept;
             }
             Err(e) if is_temporary(&e.error) && now_ms - message.created_at < GIVE_UP_MS => {
                 if e.accepted.iter().any(Option::is_some) {
                     self.accepted.insert(message.id, e.accepted);
                 }
+                // Nothing to record: the parts another attempt may go twice are its own.
+                self.release(message.id);
                 let (pause, attempt) = self.queue.retry(now, message);
                 return Decision::Retry { pause, attempt };
             }
@@ -206,7 +279,7 @@ mod tests {
     #[test]
     fn a_failing_submit_backs_off_to_a_minute_and_is_given_up_after_a_day() {
         let t0 = Instant::now();
-        let mut outbox = Outbox::new(t0);
+        let mut outbox = Outbox::new(t0, 4 * READ_BATCH);
         let (due, read) = outbox.poll_due(t0);
         assert!(due.is_empty());
         assert_eq!(read, Some((0, READ_BATCH)));
@@ -249,10 +322,51 @@ mod tests {
         assert_eq!(outbox.sending(), 0);
     }
 
+    /// What a crash may send twice is bounded: a message holds its parts from its submit
+    /// until its outcome is durable, and nothing more goes while the budget is spent.
+    #[test]
+    fn submits_not_durably_recorded_hold_at_most_the_budget() {
+        let t0 = Instant::now();
+        let mut outbox = Outbox::new(t0, 3);
+        // "Спасибо" is one part each.
+        let fresh = outbox.handle_fresh((1..=5).map(|id| message(id, 0)).collect());
+        let first = outbox.admit(t0, fresh);
+        let ids: Vec<u64> = first.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(outbox.held_parts(), 3);
+        outbox.handle_submitted(3);
+        assert_eq!(outbox.poll_due(t0).1, None, "no room: nothing read");
+        let sent = Ok(Sent {
+            message_ids: vec!["a".into()],
+        });
+        for m in first {
+            assert!(matches!(
+                outbox.handle_result(t0, 0, m, sent.clone()),
+                Decision::Finished(_)
+            ));
+        }
+        assert_eq!(outbox.held_parts(), 3, "answered, but not yet on disk");
+        outbox.handle_durable([1, 2]);
+        assert_eq!(outbox.held_parts(), 1);
+        let (_, read) = outbox.poll_due(t0);
+        assert_eq!(read, Some((0, 2)), "4 and 5 are read again, two at most");
+        let again = outbox.handle_fresh(vec![message(4, 0), message(5, 0)]);
+        assert_eq!(outbox.admit(t0, again).len(), 2);
+        // A long message goes alone when nothing is held, whatever its parts.
+        let mut outbox = Outbox::new(t0, 2);
+        let long = OutMessage {
+            text: "Ж".repeat(300),
+            ..message(9, 0)
+        };
+        let fresh = outbox.handle_fresh(vec![long]);
+        assert_eq!(outbox.admit(t0, fresh).len(), 1);
+        assert_eq!(outbox.held_parts(), 5);
+    }
+
     #[test]
     fn an_accepted_message_leaves_with_its_ids_and_a_stopped_pool_keeps_it() {
         let t0 = Instant::now();
-        let mut outbox = Outbox::new(t0);
+        let mut outbox = Outbox::new(t0, 4 * READ_BATCH);
         outbox.handle_fresh(vec![message(1, 0), message(2, 0)]);
         outbox.handle_submitted(2);
         let sent = Sent {

@@ -130,6 +130,7 @@ pub async fn run_with(
     } else {
         Store::open_in(data_dir, zone)?
     };
+    store.set_min_free_space(config.service.min_free_space as u64);
     let (engine, errors) = FlowEngine::new(
         store.clone(),
         EngineConfig {
@@ -200,6 +201,10 @@ pub async fn run_with(
         inbound,
         Settings {
             redelivery_window: config.service.redelivery_window,
+            // Every session's window, full of parts accepted and not yet recorded.
+            submit_budget: (config.smsc.iter())
+                .map(|s| s.sessions as usize * s.window as usize)
+                .sum(),
             response_grace: (config.smsc.iter())
                 .map(|s| s.response_timeout)
                 .max()

@@ -1,11 +1,11 @@
 //! The simulated SMSC's front: [`start`] opens the listener and starts the tasks (the accept
-//! loop of [`super::session`], the deliveries' scheduler, the simulated people), and
+//! loop of `super::session`, the deliveries' scheduler, the simulated people), and
 //! [`SmscHandle`] is what callers hold: MO injection, fault injection, observation, shutdown.
 //!
-//! The parts, each in its module: [`super::session`] (one ESME connection),
-//! [`super::deliveries`] (the deliver_sm owed, retried until answered for good, across
-//! reconnects), [`super::submits`] (submit_sm answers, receipts, the [`Submitted`] view),
-//! [`super::handsets`] (the people's replies, planned without I/O; driven from here).
+//! The parts, each in its module: `super::session` (one ESME connection),
+//! `super::deliveries` (the deliver_sm owed, retried until answered for good, across
+//! reconnects), `super::submits` (submit_sm answers, receipts, the [`Submitted`] view),
+//! `super::handsets` (the people's replies, planned without I/O; driven from here).
 //!
 //! Must not: lose a deliver_sm: every one either gets a final answer, or is dropped with its
 //! [`DeliveryHandle`] reporting [`SimError::Stopped`] at [`SmscHandle::shutdown`].

@@ -167,6 +167,12 @@ pub enum StoreError {
     /// MO is left for the SMSC to redeliver).
     #[error("store overloaded: {0} bytes of steps wait for the disk; try again shortly")]
     Overloaded(usize),
+    /// The disk has less room than `[service] min_free_space`: nothing more is written, and
+    /// new steps are refused, until there is room again (then everything waiting is written,
+    /// with no restart). HTTP answers 503 with `Retry-After`; an MO is left for the SMSC to
+    /// redeliver.
+    #[error("{0}; try again once there is room")]
+    DiskFull(String),
 }
 
 impl StoreError {
@@ -200,6 +206,8 @@ struct Inner {
     cold: ManuallyDrop<sled::Tree>,
     /// For error messages; `<temporary>` for [`Store::temporary`].
     path: PathBuf,
+    /// Bytes the writer keeps free on the disk (see [`Store::set_min_free_space`]).
+    reserve: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long closing sled may take before it is left to the process's exit. sled flushes
@@ -297,6 +305,24 @@ impl Store {
         lock(&self.inner.state)
     }
 
+    /// Whether the disk lacks the room `min_free_space` asks for (new steps are refused).
+    pub fn disk_full(&self) -> bool {
+        self.state().disk_full.is_some()
+    }
+
+    /// Whether `e` is the disk being full: worth no ERROR line each time (the store says it
+    /// once), and nothing is lost by it.
+    pub fn is_disk_full(e: &StoreError) -> bool {
+        matches!(e, StoreError::DiskFull(_))
+    }
+
+    /// Keeps `bytes` free on the disk of the store: with less room than that the writer
+    /// writes nothing and new steps are refused ([`StoreError::DiskFull`]) until there is
+    /// room again. 0 (the default) checks nothing.
+    pub fn set_min_free_space(&self, bytes: u64) {
+        (self.inner.reserve).store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Applies `record` and logs it, or nothing.
     fn write(&self, record: Record) -> Result<Applied, StoreError> {
         let mut encoded = Vec::new();
@@ -304,6 +330,11 @@ impl Store {
         let mut state = self.state();
         if let Some(failed) = &state.failed {
             return Err(StoreError::Durability(failed.clone()));
+        }
+        // A full disk refuses new steps; what records the fate of messages already out
+        // (submit outcomes, receipts) still goes in, so nothing is sent twice later.
+        if let (Some(full), Record::Commit(_)) = (&state.disk_full, &record) {
+            return Err(StoreError::DiskFull(full.clone()));
         }
         if state.log.len() > MAX_UNWRITTEN {
             return Err(StoreError::Overloaded(state.log.len()));

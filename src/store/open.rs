@@ -216,6 +216,7 @@ impl Store {
         let cold = disk.state.clone();
         let state = Arc::new(Mutex::new(state));
         disk.next_seq = replayed.next;
+        let reserve = disk.reserve.clone();
         let writer = writer::Writer::start(disk, state.clone())?;
         let store = Store {
             inner: Arc::new(Inner {
@@ -224,6 +225,7 @@ impl Store {
                 db: ManuallyDrop::new(db),
                 cold: ManuallyDrop::new(cold),
                 path,
+                reserve,
             }),
         };
         if recount {

@@ -154,6 +154,9 @@ pub(super) struct State {
     pub log: Vec<u8>,
     /// Why the writer stopped (a failed log write or flush): nothing more is accepted.
     pub failed: Option<String>,
+    /// Why the writer writes nothing for now (less room on the disk than the reserve): new
+    /// steps are refused until it finds room again.
+    pub disk_full: Option<String>,
     /// The id [`super::Store::next_id`] hands out next: one past every id handed out and
     /// every id an applied record holds.
     next_id: u64,
@@ -188,6 +191,7 @@ impl State {
             checkpointed,
             log: Vec::new(),
             failed: None,
+            disk_full: None,
             next_id: 1,
             ids_noted: None,
         }

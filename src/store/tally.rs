@@ -10,8 +10,8 @@
 //! Operator and channel of a send or an outcome are the conversation's `this.operator` and
 //! `this.channel` (the shipped survey sets them; other flows leave them empty).
 //!
-//! What a conversation's records count ([`of_history`]) rebuilds them, and
-//! [`disagreements`] holds stored tallies against that recount for `smsflow store verify`.
+//! What a conversation's records count (`of_history`) rebuilds them, and
+//! `disagreements` holds stored tallies against that recount for `smsflow store verify`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

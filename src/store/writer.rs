@@ -54,18 +54,18 @@ enum Request {
     /// state tree stays that checkpoint and the log keeps every group after it, so a backup
     /// can copy them while steps go on (`backup.rs`). Answered with the checkpoint's seq and
     /// the last durable group's.
-    Pause(mpsc::SyncSender<Result<(u64, u64), String>>),
+    Pause(mpsc::SyncSender<Result<(u64, u64), WriteError>>),
     Resume,
 }
 
 /// How a caller waits for its flush: from async code or from a plain thread.
 enum Waiter {
-    Async(tokio::sync::oneshot::Sender<Result<(), String>>),
-    Blocking(mpsc::SyncSender<Result<(), String>>),
+    Async(tokio::sync::oneshot::Sender<Result<(), WriteError>>),
+    Blocking(mpsc::SyncSender<Result<(), WriteError>>),
 }
 
 impl Waiter {
-    fn complete(self, result: Result<(), String>) {
+    fn complete(self, result: Result<(), WriteError>) {
         // A caller that stopped waiting (a cancelled request) needs no answer.
         let _ = match self {
             Waiter::Async(tx) => tx.send(result),
@@ -89,6 +89,12 @@ pub(super) struct Disk {
     /// The high-water mark of durable groups, advanced after each flush (`None`: a temporary
     /// store).
     pub seal: Option<Seal>,
+    /// sled's directory (`None`: a temporary store), whose file system the reserve is
+    /// checked on.
+    pub dir: Option<std::path::PathBuf>,
+    /// Bytes that must stay free on that file system: below it nothing is written (a full
+    /// disk is back-pressure, not a failed write that would need a restart). 0: no check.
+    pub reserve: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Disk {
@@ -109,6 +115,23 @@ impl Disk {
             next_seq,
             timed: true,
             seal: None,
+            dir: dir.map(Path::to_path_buf),
+            reserve: Arc::default(),
+        })
+    }
+
+    /// Why there is not enough room to write, if there is not.
+    fn short_of_room(&self) -> Option<String> {
+        let reserve = self.reserve.load(Ordering::Relaxed);
+        let dir = self.dir.as_ref().filter(|_| reserve > 0)?;
+        let free = fs2::available_space(dir).ok()?;
+        (free < reserve).then(|| {
+            format!(
+                "the disk of {} is full: {} free, [service] min_free_space is {}",
+                dir.display(),
+                bytes(free),
+                bytes(reserve)
+            )
         })
     }
 
@@ -170,7 +193,7 @@ impl Writer {
         self.send(Request::Checkpoint(Waiter::Blocking(tx)))?;
         rx.recv()
             .map_err(|_| stopped())?
-            .map_err(StoreError::Durability)
+            .map_err(WriteError::into_store)
     }
 
     /// Makes everything applied so far durable and checkpointed, then holds sled's state tree
@@ -181,7 +204,7 @@ impl Writer {
         let (checkpoint, last) = rx
             .recv()
             .map_err(|_| stopped())?
-            .map_err(StoreError::Durability)?;
+            .map_err(WriteError::into_store)?;
         Ok(Paused {
             writer: self,
             checkpoint,
@@ -202,7 +225,7 @@ impl Writer {
         self.send(Request::Flush(Waiter::Async(tx)))?;
         rx.await
             .map_err(|_| stopped())?
-            .map_err(StoreError::Durability)
+            .map_err(WriteError::into_store)
     }
 
     /// [`Writer::flush`] for a plain thread (blocks it).
@@ -211,7 +234,7 @@ impl Writer {
         self.send(Request::Flush(Waiter::Blocking(tx)))?;
         rx.recv()
             .map_err(|_| stopped())?
-            .map_err(StoreError::Durability)
+            .map_err(WriteError::into_store)
     }
 
     fn send(&self, request: Request) -> Result<(), StoreError> {
@@ -235,6 +258,40 @@ impl Drop for Paused<'_> {
     fn drop(&mut self) {
         // A writer that stopped has nothing to resume.
         let _ = self.writer.send(Request::Resume);
+    }
+}
+
+/// Why a write or flush did not reach the medium.
+#[derive(Debug, Clone)]
+pub(super) enum WriteError {
+    /// sled or the device failed: nothing more is written until a restart.
+    Failed(String),
+    /// Less room than the reserve: nothing was written yet; it will be once there is room.
+    DiskFull(String),
+}
+
+impl WriteError {
+    fn into_store(self) -> StoreError {
+        match self {
+            WriteError::Failed(e) => StoreError::Durability(e),
+            WriteError::DiskFull(e) => StoreError::DiskFull(e),
+        }
+    }
+}
+
+/// `1.5 MiB`, `512 KiB`, `3 B`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -284,6 +341,9 @@ struct Thread {
     crash: Arc<AtomicBool>,
     /// Backups under way (see `Request::Pause`): no checkpoint, no pruning.
     paused: u32,
+    /// Why the last round wrote nothing: the disk has less room than the reserve (see
+    /// [`Thread::room`]); cleared by the first round that finds room.
+    disk_full: Option<String>,
     /// Checkpoints asked for while paused: written, and answered, once the backups resume.
     deferred: Vec<Waiter>,
 }
@@ -305,6 +365,7 @@ impl Thread {
             failed: None,
             crash,
             paused: 0,
+            disk_full: None,
             deferred: Vec::new(),
         }
     }
@@ -342,12 +403,16 @@ impl Thread {
                 after_checkpoint.append(&mut self.deferred);
             }
             if self.crash.load(Ordering::SeqCst) {
-                let crashed = Err("the process crashed (simulated)".to_owned());
+                let crashed = Err(WriteError::Failed(
+                    "the process crashed (simulated)".to_owned(),
+                ));
                 for w in waiters.into_iter().chain(after_checkpoint) {
                     w.complete(crashed.clone());
                 }
                 for tx in pauses {
-                    let _ = tx.send(Err("the process crashed (simulated)".to_owned()));
+                    let _ = tx.send(Err(WriteError::Failed(
+                        "the process crashed (simulated)".to_owned(),
+                    )));
                 }
                 if stopping {
                     return;
@@ -360,9 +425,10 @@ impl Thread {
                 // A second round makes the checkpoint durable and prunes the log behind it;
                 // on a stop, the next start is quick.
                 self.round(Vec::new(), false);
-                let result = match &self.failed {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(()),
+                let result = match (&self.failed, &self.disk_full) {
+                    (Some(e), _) => Err(WriteError::Failed(e.clone())),
+                    (None, Some(full)) => Err(WriteError::DiskFull(full.clone())),
+                    (None, None) => Ok(()),
                 };
                 for w in after_checkpoint {
                     w.complete(result.clone());
@@ -381,8 +447,8 @@ impl Thread {
     /// from here on, until they resume, the state tree and the log behind it stay.
     fn pause(
         &mut self,
-        pauses: Vec<mpsc::SyncSender<Result<(u64, u64), String>>>,
-        result: Result<(), String>,
+        pauses: Vec<mpsc::SyncSender<Result<(u64, u64), WriteError>>>,
+        result: Result<(), WriteError>,
     ) {
         let checkpoint = lock(&self.state).checkpointed;
         let last = self.disk.next_seq.saturating_sub(1);
@@ -398,7 +464,16 @@ impl Thread {
     fn round(&mut self, waiters: Vec<Waiter>, force: bool) {
         if let Some(failed) = &self.failed {
             for waiter in waiters {
-                waiter.complete(Err(failed.clone()));
+                waiter.complete(Err(WriteError::Failed(failed.clone())));
+            }
+            return;
+        }
+        if let Err(full) = self.room() {
+            // Nothing is written: the group stays in memory until a round finds room. New
+            // steps are refused meanwhile (see `State::disk_full`), so it grows only by the
+            // records of what is in flight (submit outcomes, receipts).
+            for waiter in waiters {
+                waiter.complete(Err(WriteError::DiskFull(full.clone())));
             }
             return;
         }
@@ -449,6 +524,7 @@ impl Thread {
             lock(&self.state).failed = Some(e.clone());
             self.failed = Some(e.clone());
         }
+        let result = result.map_err(WriteError::Failed);
         for waiter in waiters {
             waiter.complete(result.clone());
         }
@@ -462,6 +538,31 @@ impl Thread {
         }
         if let Some(layer) = frozen {
             self.checkpoint(&layer);
+        }
+    }
+
+    /// Whether the disk has the room the reserve asks for. On the change either way it says
+    /// so (one line each), and tells the state, which refuses new steps while there is none.
+    fn room(&mut self) -> Result<(), String> {
+        let full = self.disk.short_of_room();
+        match (&full, &self.disk_full) {
+            (Some(why), None) => {
+                tracing::error!(
+                    "{why}; new steps are refused (HTTP 503, MOs left for the SMSC to redeliver) until there is room again"
+                );
+                metrics::gauge!(crate::metrics::STORE_DISK_FULL).set(1.0);
+            }
+            (None, Some(_)) => {
+                tracing::warn!("the disk has room again; writing what waited");
+                metrics::gauge!(crate::metrics::STORE_DISK_FULL).set(0.0);
+            }
+            _ => {}
+        }
+        lock(&self.state).disk_full = full.clone();
+        self.disk_full = full.clone();
+        match full {
+            Some(why) => Err(why),
+            None => Ok(()),
         }
     }
 

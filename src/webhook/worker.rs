@@ -102,7 +102,9 @@ impl Worker {
                 if !fresh.is_empty()
                     && let Err(e) = store.flush().await
                 {
-                    tracing::error!("store flush failed; not delivering webhooks yet: {e}");
+                    if !Store::is_disk_full(&e) {
+                        tracing::error!("store flush failed; not delivering webhooks yet: {e}");
+                    }
                     queue.handle_not_durable(&fresh);
                     fresh.clear();
                 }
