@@ -132,7 +132,7 @@ async fn a_restaurant_evening_is_texted_escalated_and_in_the_audit_in_every_form
             .find(|r| r.first().map(|c| c.to_string()).as_deref() == Some(field))
             .map(|r| r[1].to_string())
     };
-    let found = ["Presses", "Complaints", "Manager calls", "Answered"].map(|f| value(f));
+    let found = ["Presses", "Complaints", "Manager calls", "Answered"].map(value);
     assert!(
         found.iter().all(Option::is_some),
         "summary rows: {:?}",

@@ -7,7 +7,7 @@
 //! escalation it calls the manager through): [`facts`] says what one incident counts, and a
 //! step adds the difference between the facts of its conversation's incident before and after
 //! it, in the same record as the step. So the tallies always equal what the conversations'
-//! latest incidents count (`smsflow store verify` recounts them, [`disagreements`]), a call
+//! latest incidents count (`smsflow store verify` recounts them, `disagreements`), a call
 //! counts from its press, and its answer once it comes.
 //!
 //! Quarter hours of UTC, not local days: every time zone's offset is a whole number of quarter

@@ -1,7 +1,7 @@
 //! `smsflow store verify`: every key of every tree decoded, the indexes held against the
 //! records they index, and the CSI tallies recounted from the raw records (ratings per score,
 //! surveys sent and delivered, and outcomes: see [`tally::disagreements`]), and the audit
-//! tallies from the conversations' incidents ([`audit_tally::disagreements`]).
+//! tallies from the conversations' incidents (`audit_tally::disagreements`).
 //!
 //! A damaged store that still opens (the damage hit pages nothing read at start: a closed
 //! conversation, an old rating chunk) shows up here, not at open. Verify writes a checkpoint
