@@ -27,6 +27,7 @@ async fn server(limits: Limits) -> SocketAddr {
         ready: Arc::new(|| true),
         on_accepted: Arc::new(|| {}),
         now: Arc::new(|| check::START),
+        buttons: smsflow::config::ButtonRoutes::shipped(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -57,6 +57,7 @@
 //!   after a 500 with the same key and signature, delivery after `kill -9`), repeated presses
 //!   and the cancel button over the API.
 
+mod buttons;
 mod cli;
 mod concurrency;
 mod crash;

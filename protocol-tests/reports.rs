@@ -159,6 +159,7 @@ async fn service(store: Store) -> Service {
         ready: Arc::new(|| true),
         on_accepted: Arc::new(|| {}),
         now: Arc::new(|| smsflow::flow::check::START),
+        buttons: smsflow::config::ButtonRoutes::shipped(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -122,6 +122,13 @@ Examples:
   smsflow report incidents --by week -f json | jq .total.median_ack_seconds
   smsflow report incidents --open          the calls ringing or taken and not resolved, now";
 
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  smsflow report audit                     last 30 days by location: complaints, manager calls
+  smsflow report audit --by button         which tables complain, and how fast the manager came
+  smsflow report audit --by week -f xlsx -o audit.xlsx
+  smsflow report audit -f json | jq .heatmap    complaints by weekday and hour";
+
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   smsflow completions bash > ~/.local/share/bash-completion/completions/smsflow
@@ -243,6 +250,10 @@ pub enum ReportCommand {
     /// Staff calls: acknowledged, escalated, time to ack.
     #[command(after_help = INCIDENTS_EXAMPLES)]
     Incidents(IncidentsArgs),
+    /// The service quality audit of restaurants and shops: complaints, manager calls, time
+    /// until the manager came, calls not answered, by hour and weekday.
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
     /// The response feed: each rating with its comment, operator, channel and time, newest
     /// first.
     #[command(after_help = RESPONSES_EXAMPLES)]
@@ -352,6 +363,16 @@ pub struct IncidentsArgs {
     pub report: ReportArgs,
 }
 
+/// `smsflow report audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// What the rows are.
+    #[arg(long, value_enum, default_value_t = IncidentsBy::Location)]
+    pub by: IncidentsBy,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
 /// The rows of the CSI report (`report::query::Kind::Csi`'s groupings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CsiBy {
@@ -366,7 +387,7 @@ pub enum CsiBy {
     Channel,
 }
 
-/// The rows of the incident report.
+/// The rows of the incident report and of the audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IncidentsBy {
     Day,

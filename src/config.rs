@@ -21,10 +21,12 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
 mod bounds;
+pub mod buttons;
 pub mod export;
 mod tls;
 pub mod webhook;
 
+pub use buttons::{ButtonRoutes, ButtonsConfig};
 pub use export::ExportConfig;
 pub use webhook::WebhookConfig;
 
@@ -67,6 +69,14 @@ pub struct Config {
     /// `[export]`: every conversation event to NATS JetStream. Default none (no export).
     #[serde(default)]
     pub export: Option<ExportConfig>,
+    /// `[buttons]`: button type (and action) → flow, for `POST /api/v1/buttons`. Default the
+    /// shipped routes (101 → complaint, 102 → escalation, 103 → alert); see
+    /// [`Config::button_routes`].
+    #[serde(default)]
+    pub buttons: ButtonsConfig,
+    /// The routes in effect once checked: what [`Config::button_routes`] returns.
+    #[serde(skip)]
+    resolved_buttons: ButtonRoutes,
     /// Where it came from, for messages: `None` for the built-in defaults or text given
     /// without a path.
     #[serde(skip)]
@@ -532,8 +542,15 @@ impl Config {
             metrics: MetricsConfig::default(),
             webhook: Vec::new(),
             export: None,
+            buttons: ButtonsConfig::default(),
+            resolved_buttons: ButtonRoutes::shipped(),
             source: None,
         }
+    }
+
+    /// Which flow a button press goes to (`[buttons]` over the shipped routes).
+    pub fn button_routes(&self) -> &ButtonRoutes {
+        &self.resolved_buttons
     }
 
     /// What `smsflow run` needs beyond a valid file: an SMSC to bind to. Checked apart from
@@ -698,6 +715,8 @@ impl Config {
             export::check(e).map_err(|(k, message)| (format!("export.{k}"), message))?;
         }
         bounds::check(self)?;
+        self.resolved_buttons =
+            (self.buttons.resolve()).map_err(|(k, message)| (format!("buttons.{k}"), message))?;
         for (i, token) in self.http.tokens.iter().enumerate() {
             if token.expose().trim().is_empty() {
                 return Err((
@@ -1525,6 +1544,21 @@ mod tests {
                 .contains("webhook[0].timeout: \"10m\" is out of range"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn button_routes_are_checked_naming_the_key_and_line() {
+        let c =
+            parse("[buttons]\n104 = { call = \"escalation\", cancel = \"complaint\" }\n").unwrap();
+        let routes = c.button_routes();
+        assert_eq!(routes.flow(104, buttons::Action::Cancel), Ok("complaint"));
+        assert_eq!(routes.flow(101, buttons::Action::Call), Ok("complaint"));
+        let e = error("[buttons]\n101 = \"complaint\"\n\"x1\" = \"alert\"\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert_eq!(e.key.as_deref(), Some("buttons.x1"), "{e}");
+        let e = error("[buttons]\n101 = { cal = \"complaint\" }\n");
+        assert!(e.to_string().contains("unknown action `cal`"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
     }
 
     #[test]

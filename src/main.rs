@@ -61,6 +61,9 @@ fn run_report(command: ReportCommand) -> ExitCode {
             None,
             args.report,
         ),
+        ReportCommand::Audit(args) => {
+            (Kind::Audit, crate::cli::by_name(args.by), None, args.report)
+        }
         ReportCommand::Responses(args) => return run_responses(args),
     };
     let config = match smsflow::config::Config::discover(args.config.path.as_deref()) {

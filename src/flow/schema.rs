@@ -11,8 +11,13 @@
 //! ```
 //!
 //! Kinds: `msisdn` (digits, optional `+`), `string`, `bool`, `int`, `map`, `array`, `levels`
-//! (a non-empty array of non-empty arrays of MSISDNs), `duration` (`"3m"` or seconds). A
-//! trailing `?` makes the field optional (absent or `null`). Fields not declared are allowed.
+//! (a non-empty array of non-empty arrays of MSISDNs), `msisdns` (a non-empty array of
+//! MSISDNs), `duration` (`"3m"` or seconds). A trailing `?` makes the field optional (absent or
+//! `null`). Fields not declared are allowed.
+//!
+//! Alternatives: a key `"levels|phones"` with kinds `"levels|msisdns"` wants at least one of
+//! the fields, each of its kind when present (a staff call's chain of levels, or a flat list of
+//! numbers); `"levels|phones: missing (give levels or phones)"` otherwise.
 
 use rhai::Map;
 use serde_json::Value;
@@ -28,6 +33,7 @@ enum Kind {
     Map,
     Array,
     Levels,
+    Msisdns,
     Duration,
 }
 
@@ -41,6 +47,7 @@ impl Kind {
             "map" => Kind::Map,
             "array" => Kind::Array,
             "levels" => Kind::Levels,
+            "msisdns" => Kind::Msisdns,
             "duration" => Kind::Duration,
             _ => return None,
         })
@@ -64,6 +71,9 @@ impl Kind {
                             .is_some_and(|l| !l.is_empty() && l.iter().all(msisdn))
                     })
             }),
+            Kind::Msisdns => value
+                .as_array()
+                .is_some_and(|l| !l.is_empty() && l.iter().all(msisdn)),
             Kind::Duration => {
                 value.is_u64()
                     || value
@@ -77,6 +87,7 @@ impl Kind {
         Err(match self {
             Kind::Msisdn => "not an MSISDN (international digits, optional +)".to_owned(),
             Kind::Levels => "must be a non-empty array of non-empty arrays of MSISDNs".to_owned(),
+            Kind::Msisdns => "must be a non-empty array of MSISDNs".to_owned(),
             Kind::Duration => "must be a duration such as \"3m\", or seconds".to_owned(),
             other => format!("must be {}", other.article()),
         })
@@ -89,7 +100,7 @@ impl Kind {
             Kind::Int => "an integer",
             Kind::Map => "an object",
             Kind::Array => "an array",
-            Kind::Msisdn | Kind::Levels | Kind::Duration => "",
+            Kind::Msisdn | Kind::Levels | Kind::Msisdns | Kind::Duration => "",
         }
     }
 }
@@ -97,29 +108,54 @@ impl Kind {
 /// What `fn event_fields()` declares; empty when a flow declares nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventSchema {
-    /// (field, kind, required), in field order.
-    fields: Vec<(String, Kind, bool)>,
+    /// In field order (of each entry's first name).
+    fields: Vec<Field>,
+}
+
+/// One declared entry: a field, or alternatives of which one must be there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Field {
+    /// (name, kind) of each alternative; one for a plain field.
+    names: Vec<(String, Kind)>,
+    required: bool,
 }
 
 impl EventSchema {
     /// The schema a flow's `event_fields()` returned, or why it is none.
     pub fn from_map(map: &Map) -> Result<EventSchema, String> {
         let mut fields = Vec::new();
-        for (field, kind) in map {
+        for (key, kind) in map {
             let text = kind.to_string();
-            let (name, required) = match text.strip_suffix('?') {
-                Some(name) => (name, false),
+            let (kinds, required) = match text.strip_suffix('?') {
+                Some(kinds) => (kinds, false),
                 None => (text.as_str(), true),
             };
-            let kind = Kind::parse(name).ok_or_else(|| {
-                format!(
-                    "{field}: unknown kind {text:?} (msisdn, string, bool, int, map, array, \
-                     levels, duration; a trailing ? makes it optional)"
-                )
-            })?;
-            fields.push((field.to_string(), kind, required));
+            let names: Vec<&str> = key.split('|').map(str::trim).collect();
+            let kinds: Vec<&str> = kinds.split('|').map(str::trim).collect();
+            if names.len() != kinds.len() || names.iter().any(|n| n.is_empty()) {
+                return Err(format!(
+                    "{key}: {} alternatives but {} kinds ({text:?}; give one kind per field, \
+                     e.g. \"levels|phones\": \"levels|msisdns\")",
+                    names.len(),
+                    kinds.len()
+                ));
+            }
+            let mut entry = Field {
+                names: Vec::new(),
+                required,
+            };
+            for (name, kind) in names.iter().zip(&kinds) {
+                let parsed = Kind::parse(kind).ok_or_else(|| {
+                    format!(
+                        "{name}: unknown kind {kind:?} (msisdn, string, bool, int, map, array, \
+                         levels, msisdns, duration; a trailing ? makes it optional)"
+                    )
+                })?;
+                entry.names.push(((*name).to_owned(), parsed));
+            }
+            fields.push(entry);
         }
-        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.sort_by(|a, b| a.names[0].0.cmp(&b.names[0].0));
         Ok(EventSchema { fields })
     }
 
@@ -128,11 +164,20 @@ impl EventSchema {
         let Some(object) = event.as_object() else {
             return Err("the event must be a JSON object".to_owned());
         };
-        for (field, kind, required) in &self.fields {
-            match object.get(field).filter(|v| !v.is_null()) {
-                None if *required => return Err(format!("{field}: missing")),
-                None => {}
-                Some(value) => kind.check(value).map_err(|why| format!("{field}: {why}"))?,
+        for field in &self.fields {
+            let mut present = 0;
+            for (name, kind) in &field.names {
+                if let Some(value) = object.get(name).filter(|v| !v.is_null()) {
+                    present += 1;
+                    kind.check(value).map_err(|why| format!("{name}: {why}"))?;
+                }
+            }
+            if present == 0 && field.required {
+                let names: Vec<&str> = field.names.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(match names.as_slice() {
+                    [one] => format!("{one}: missing"),
+                    many => format!("{}: missing (give {})", many.join("|"), many.join(" or ")),
+                });
             }
         }
         Ok(())
@@ -189,6 +234,30 @@ mod tests {
         assert!(
             s.check(&json!({"levels": [["998901111111"]], "ack_timeout": "soon"}))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn one_of_two_alternatives_is_required_each_of_its_kind() {
+        let s = schema(&[("levels|phones", "levels|msisdns")]);
+        assert_eq!(s.check(&json!({"phones": ["+998901111111"]})), Ok(()));
+        assert_eq!(s.check(&json!({"levels": [["998901111111"]]})), Ok(()));
+        assert_eq!(
+            s.check(&json!({})),
+            Err("levels|phones: missing (give levels or phones)".into())
+        );
+        assert_eq!(
+            s.check(&json!({"phones": []})),
+            Err("phones: must be a non-empty array of MSISDNs".into())
+        );
+        let optional = schema(&[("levels|phones", "levels|msisdns?")]);
+        assert_eq!(optional.check(&json!({})), Ok(()));
+        let mut map = Map::new();
+        map.insert("levels|phones".into(), "levels".into());
+        assert!(
+            EventSchema::from_map(&map)
+                .unwrap_err()
+                .contains("2 alternatives but 1 kinds")
         );
     }
 

@@ -1,4 +1,5 @@
-//! `GET /reports`, the dashboard: both reports and the newest responses on one HTML page,
+//! `GET /reports`, the dashboard: the reports (CSI, staff calls, the service quality audit
+//! with its heat map) and the newest responses on one HTML page,
 //! and `GET /`, which sends a browser there.
 //!
 //! Takes `from`, `to`, `by` (a CSI grouping; the incident part follows it when it is a
@@ -91,6 +92,10 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
         },
         ..csi.clone()
     };
+    let audit = report::Query {
+        kind: Kind::Audit,
+        ..incidents.clone()
+    };
     let zone = state.engine.timezone().clone();
     let (from, to) = range_ms(&zone, csi.from, csi.to);
     // The survey flows: those that declare what their ratings are.
@@ -105,11 +110,14 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
         flow: csi.flow.clone(),
         flows,
     };
-    let (csi, incidents) = (
+    let (csi, incidents, audit) = (
         build_report(state, csi).await?,
         build_report(state, incidents).await?,
+        build_report(state, audit).await?,
     );
-    let (Report::Csi(csi), Report::Incidents(incidents)) = (csi, incidents) else {
+    let (Report::Csi(csi), Report::Incidents(incidents), Report::Audit(audit)) =
+        (csi, incidents, audit)
+    else {
         return Err(ApiError::Internal("a report of the wrong kind".to_owned()));
     };
     let now = (state.now)();
@@ -156,6 +164,7 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
             controls: Some(controls),
             responses: Some(&responses),
             open_calls: Some(&open_calls),
+            audit: Some(&audit),
         },
     ))
 }

@@ -14,11 +14,12 @@
 //!
 //! | route | statuses |
 //! |---|---|
+//! | `POST /api/v1/buttons` (`buttons.rs`: a press to the flow `[buttons]` names for its type and action) | as the events route, and 422 for a type or action with no route |
 //! | `POST /api/v1/flows/{flow}/events` | 202 (`"joined": true` when an open conversation took it), 400, 401, 404, 409 (the id again with another body its conversation cannot take), 413, 415, 422, 503 (store overloaded, or every reply code taken, with `Retry-After`) |
 //! | `GET /api/v1/conversations/{id}` | 200, 400, 401, 404 |
 //! | `GET /api/v1/conversations?msisdn=&flow=&status=&from=&to=&limit=&cursor=` (`find.rs`) | 200, 400, 401 |
 //! | `GET /api/v1/flows/{flow}/events/{id}` (`find.rs`) | 200, 401, 404 |
-//! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents` | 200, 400, 401 |
+//! | `GET /api/v1/reports/csi`, `/api/v1/reports/incidents`, `/api/v1/reports/audit` | 200, 400, 401 |
 //! | `POST /api/v1/store/backup` (`store.rs`) | 200, 400, 401, 409, 422, 500 |
 //! | `GET /reports` (HTML dashboard; the tokens as Basic auth passwords, for browsers) | 200, 400, 401 |
 //! | `GET /healthz` | 200 |
@@ -32,6 +33,7 @@
 //! store behind the disk ([`crate::store::MAX_UNWRITTEN`]): nothing was started.
 
 mod auth;
+mod buttons;
 mod dashboard;
 mod find;
 pub mod listener;
@@ -57,6 +59,7 @@ use crate::flow::engine::{EngineError, FlowEngine, Started, StepResult};
 use crate::report::{self, Kind, Report};
 use crate::store::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, Timer};
 
+pub use buttons::warn_unloaded_routes;
 pub use listener::Limits;
 
 /// Event bodies are small JSON objects; anything bigger is a mistake or an attack. The
@@ -81,6 +84,8 @@ pub struct ApiState {
     pub on_accepted: Arc<dyn Fn() + Send + Sync>,
     /// clock in ms (tests inject a fixed one)
     pub now: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Which flow `POST /api/v1/buttons` gives a press to (`[buttons]`).
+    pub buttons: crate::config::ButtonRoutes,
 }
 
 /// Every way a request fails. `Display` is the short `"error"` of the JSON body; the
@@ -279,6 +284,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
     let state = Arc::new(state);
     let api = Router::new()
         .route("/api/v1/flows/{flow}/events", post(post_event))
+        .route("/api/v1/buttons", post(buttons::press))
         .route(
             "/api/v1/flows/{flow}/events/{id}",
             get(find::event_conversation),
@@ -287,6 +293,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route("/api/v1/reports/csi", get(csi_report))
         .route("/api/v1/reports/incidents", get(incident_report))
+        .route("/api/v1/reports/audit", get(audit_report))
         .route("/api/v1/responses", get(responses::responses))
         .route("/api/v1/incidents", get(responses::open_calls))
         .route("/api/v1/store/backup", post(store::backup))
@@ -367,7 +374,19 @@ async fn post_event(
     body: Result<EventBody, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(flow) = flow?;
-    let EventBody(mut event) = body?;
+    let EventBody(event) = body?;
+    let answer = start_event(&state, flow, event).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+}
+
+/// Starts a conversation of `flow` from `event` (or hands it to the one it joins), makes it
+/// durable and answers what the 202 says: `{"conversation", "duplicate"}`, with `"joined"`
+/// and `"queued"` when true. The per-flow route and `POST /api/v1/buttons` share it.
+pub(super) async fn start_event(
+    state: &ApiState,
+    flow: String,
+    mut event: Map<String, Value>,
+) -> Result<Value, ApiError> {
     if state.engine.flow(&flow).is_none() {
         let known: Vec<_> = state
             .engine
@@ -439,29 +458,24 @@ async fn post_event(
         });
     }
     let queued = !result.outbox.is_empty() && !(state.ready)();
-    let mut response = accepted(result.conversation, false, queued);
+    let mut answer = accepted(result.conversation, false, queued);
     if started == Started::Joined {
-        response = joined(result.conversation, queued);
+        answer["joined"] = json!(true);
     }
-    Ok(response)
+    if !result.started.is_empty() {
+        // What the event's conversation started (a manager call from a restaurant's button).
+        answer["started"] = json!(result.started);
+    }
+    Ok(answer)
 }
 
 /// `queued` only appears when true, so the usual answer is exactly SPEC.md's example.
-fn accepted(conversation: ConversationId, duplicate: bool, queued: bool) -> Response {
+fn accepted(conversation: ConversationId, duplicate: bool, queued: bool) -> Value {
     let mut body = json!({"conversation": conversation, "duplicate": duplicate});
     if queued {
         body["queued"] = json!(true);
     }
-    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
-}
-
-/// An event an open conversation took (SPEC.md "Staff calls": a repeated press).
-fn joined(conversation: ConversationId, queued: bool) -> Response {
-    let mut body = json!({"conversation": conversation, "duplicate": false, "joined": true});
-    if queued {
-        body["queued"] = json!(true);
-    }
-    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+    body
 }
 
 /// The idempotency key: the event's `"id"`, a string or a number (`7` and `"7"` are the same
@@ -481,7 +495,8 @@ fn event_key(event: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Checks the MSISDNs the shipped flows read (`"msisdn"`, `"levels"`) and strips their `+`,
+/// Checks the MSISDNs the shipped flows read (`"msisdn"`, `"levels"`, `"phones"`) and strips
+/// their `+`,
 /// so a typo is a 422 now rather than an errored conversation later.
 fn normalize_event(event: &mut Map<String, Value>) -> Result<(), ApiError> {
     // Labels reports group by: a map or a number here would be stored and counted as given.
@@ -516,6 +531,17 @@ fn normalize_event(event: &mut Map<String, Value>) -> Result<(), ApiError> {
             for (j, number) in numbers.iter_mut().enumerate() {
                 *number = Value::String(msisdn(number, &format!("\"levels\"[{i}][{j}]"))?);
             }
+        }
+    }
+    if let Some(phones) = event.get_mut("phones") {
+        let Value::Array(phones) = phones else {
+            return Err(ApiError::Invalid(format!(
+                "\"phones\" must be an array of MSISDNs, not {}",
+                kind(phones)
+            )));
+        };
+        for (i, number) in phones.iter_mut().enumerate() {
+            *number = Value::String(msisdn(number, &format!("\"phones\"[{i}]"))?);
         }
     }
     Ok(())
@@ -611,6 +637,13 @@ async fn incident_report(
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     report_json(&state, Kind::Incidents, pairs).await
+}
+
+async fn audit_report(
+    State(state): State<Arc<ApiState>>,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    report_json(&state, Kind::Audit, pairs).await
 }
 
 /// The JSON document of a report (the same as `smsflow report --format json`).

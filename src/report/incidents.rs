@@ -15,6 +15,10 @@
 //! `acknowledged` and `open`; one still ringing as `ringing` and `open`. Every call is exactly
 //! one of: acknowledged (taken at some point), ringing, unacknowledged (over, nobody took it),
 //! cancelled (at the button before anyone answered).
+//!
+//! Calls of every flow count (a restaurant's manager call, `kind: "manager_call"`, and an
+//! alert, `kind: "alert"`, are staff calls too); complaints (`kind: "complaint"`, a cancel
+//! press that calls nobody) are the service quality audit's (`audit.rs`) and not counted here.
 
 use std::collections::HashMap;
 
@@ -217,8 +221,11 @@ fn text_field(incident: &Incident, name: &str) -> String {
 
 /// The incident report of `query` over `incidents` (those outside the range are ignored).
 pub fn compute(query: &Query, zone: &TimeZone, incidents: &[Incident]) -> IncidentReport {
-    // Each call as it stands (its latest record), on the day it began.
-    let incidents = Incident::latest(incidents.iter().cloned());
+    // Each call as it stands (its latest record), on the day it began. A complaint (a
+    // restaurant's cancel press) calls nobody: it is the audit's, not a staff call.
+    let incidents: Vec<Incident> = (Incident::latest(incidents.iter().cloned()).into_iter())
+        .filter(|i| i.fields.get("kind").and_then(|k| k.as_str()) != Some("complaint"))
+        .collect();
     let in_range: Vec<(&Incident, jiff::civil::Date, Record)> = incidents
         .iter()
         .map(|i| (i, local_date(zone, i.at), Record::of(i)))
@@ -617,6 +624,12 @@ mod tests {
                 400_000,
                 json!({"state": "closed", "outcome": "cancelled",
                 "acknowledged": false, "escalated": true, "level_reached": 3}),
+            ),
+            // 6: a restaurant's complaint calls nobody: not a staff call.
+            record(
+                6,
+                0,
+                json!({"kind": "complaint", "state": "closed", "outcome": "complaint"}),
             ),
         ];
         let r = compute(&november_by_location(), &TimeZone::UTC, &incidents);

@@ -1,5 +1,5 @@
-//! Reports: the CSI survey report and the staff-call (incident) report, as one JSON document
-//! each (SPEC.md "Report JSON"), rendered as a terminal table, CSV, JSON, XLSX or a
+//! Reports: the CSI survey report, the staff-call (incident) report and the service quality
+//! audit of restaurants and shops (`audit`), as one JSON document each (SPEC.md "Report JSON"), rendered as a terminal table, CSV, JSON, XLSX or a
 //! self-contained HTML page with SVG charts.
 //!
 //! # Layout
@@ -26,6 +26,7 @@
 //! whole history, not just the range.
 
 pub mod anomalies;
+pub mod audit;
 pub mod clauses;
 pub mod cli;
 pub mod comments;
@@ -49,6 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Millis, Rating};
 
+pub use audit::AuditReport;
 pub use csi::{CsiOptions, CsiReport};
 pub use incidents::IncidentReport;
 pub use query::{Grouping, Kind, Query, QueryError};
@@ -169,11 +171,12 @@ impl Distribution {
     }
 }
 
-/// Either report.
+/// One of the reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
     Csi(Box<CsiReport>),
     Incidents(Box<IncidentReport>),
+    Audit(Box<AuditReport>),
 }
 
 impl Report {
@@ -184,6 +187,7 @@ impl Report {
         match self {
             Report::Csi(r) => serde_json::to_value(r),
             Report::Incidents(r) => serde_json::to_value(r),
+            Report::Audit(r) => serde_json::to_value(r),
         }
         .unwrap_or(serde_json::Value::Null)
     }
@@ -193,6 +197,7 @@ impl Report {
         Ok(match kind {
             Kind::Csi => Report::Csi(serde_json::from_str(body)?),
             Kind::Incidents => Report::Incidents(serde_json::from_str(body)?),
+            Kind::Audit => Report::Audit(serde_json::from_str(body)?),
         })
     }
 }

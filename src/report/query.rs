@@ -22,6 +22,8 @@ pub const MAX_DAYS: i64 = 3660;
 pub enum Kind {
     Csi,
     Incidents,
+    /// The service quality audit of restaurants and shops (complaints, manager calls).
+    Audit,
 }
 
 impl Kind {
@@ -29,6 +31,7 @@ impl Kind {
         match self {
             Kind::Csi => "csi",
             Kind::Incidents => "incidents",
+            Kind::Audit => "audit",
         }
     }
 
@@ -37,7 +40,7 @@ impl Kind {
         use Grouping::*;
         match self {
             Kind::Csi => &[Day, Week, Month, Operator, Channel],
-            Kind::Incidents => &[Day, Week, Month, Location, Button],
+            Kind::Incidents | Kind::Audit => &[Day, Week, Month, Location, Button],
         }
     }
 
@@ -45,7 +48,7 @@ impl Kind {
     pub fn default_grouping(self) -> Grouping {
         match self {
             Kind::Csi => Grouping::Operator,
-            Kind::Incidents => Grouping::Location,
+            Kind::Incidents | Kind::Audit => Grouping::Location,
         }
     }
 }

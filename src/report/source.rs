@@ -3,6 +3,7 @@
 
 use jiff::tz::TimeZone;
 
+use super::audit::{self, AuditData};
 use super::query::{Kind, Query, range_ms};
 use super::scale::Scale;
 use super::stats::Scores;
@@ -40,6 +41,21 @@ pub fn build_with(
             let list = store.incidents(from, to)?;
             Report::Incidents(Box::new(incidents::compute(query, zone, &list)))
         }
+        Kind::Audit => {
+            let data = audit_data(store, query, zone)?;
+            Report::Audit(Box::new(audit::compute(query, zone, &data)))
+        }
+    })
+}
+
+/// The audit's counts from the store's tallies (a few keys per quarter hour with presses),
+/// and the answered manager calls' times from the range's incident records.
+pub fn audit_data(store: &Store, query: &Query, zone: &TimeZone) -> Result<AuditData, StoreError> {
+    let (from, to) = range_ms(zone, query.from, query.to);
+    let latest = crate::store::Incident::latest(store.incidents(from, to)?);
+    Ok(AuditData {
+        slots: store.audit_tallies(from, to),
+        answers: audit::answers(&latest),
     })
 }
 

@@ -1,4 +1,4 @@
-//! Reports across nodes (`smsflow report csi|incidents --source nats://…`): the events every
+//! Reports across nodes (`smsflow report csi|incidents|audit --source nats://…`): the events every
 //! node exported to one JetStream stream, read back and counted as the local report counts a
 //! store, so two nodes' report is the sum of theirs.
 //!
@@ -35,7 +35,7 @@ pub struct StreamReport {
 fn kinds(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Csi => &["rating", "conversation", "mt"],
-        Kind::Incidents => &["incident"],
+        Kind::Incidents | Kind::Audit => &["incident"],
     }
 }
 
@@ -43,7 +43,7 @@ fn kinds(kind: Kind) -> &'static [&'static str] {
 fn window(query: &Query, zone: &TimeZone) -> (Millis, Millis) {
     match query.kind {
         Kind::Csi => range_ms(zone, csi::history_start(query), query.to),
-        Kind::Incidents => range_ms(zone, query.from, query.to),
+        Kind::Incidents | Kind::Audit => range_ms(zone, query.from, query.to),
     }
 }
 
@@ -120,6 +120,10 @@ pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelop
         Kind::Incidents => {
             list.sort_by_key(|i| (i.at, i.conversation));
             Report::Incidents(Box::new(incidents::compute(query, zone, &list)))
+        }
+        Kind::Audit => {
+            let data = super::audit::AuditData::from_incidents(&list);
+            Report::Audit(Box::new(super::audit::compute(query, zone, &data)))
         }
     }
 }

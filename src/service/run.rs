@@ -168,6 +168,7 @@ pub async fn run_with(
         )));
     }
     tracing::info!(flows = ?flows, "flows loaded");
+    crate::http::warn_unloaded_routes(config.button_routes(), &engine);
     for flow in engine.flows() {
         crate::metrics::register_flow(&flow.name, flow.scale.min..=flow.scale.max);
     }
@@ -251,6 +252,7 @@ pub async fn run_with(
             }
         }),
         now: Arc::new(now_ms),
+        buttons: config.button_routes().clone(),
     };
     let http_stop = Arc::new(tokio::sync::Notify::new());
     let census = http::listener::Census::default();

@@ -45,6 +45,7 @@
 //! | `d` | `smsc message id` | [`SentPart`](super::SentPart): which message an SMSC id belongs to |
 //! | `m` | `outbox id(8)` | a sent message's status and its parts' states (`delivery::Delivery`) |
 //! | `y` | `lp(flow) \| year(2) month(1) day(1) \| lp(operator) \| channel` | a CSI tally of one local day (`tally.rs`) |
+//! | `b` | `slot(8) \| lp(location) \| button` | an audit tally of one quarter hour (UTC) of a button's presses (`audit_tally.rs`) |
 //! | `z` | | [`TALLY_ZONE`]: the IANA zone the tallies' days are in |
 //! | `k` | | [`CHECKPOINT`]: the last log seq the checkpoint covers |
 //! | `Q` | | [`EXPORT_MARK`]: whether export events are derived, and the last seq |
@@ -107,6 +108,8 @@ pub const PART: u8 = b'p';
 pub const SENT_PART: u8 = b'd';
 pub const DELIVERY: u8 = b'm';
 pub const TALLY: u8 = b'y';
+/// Service quality audit tallies (`audit_tally.rs`).
+pub const AUDIT: u8 = b'b';
 /// `LIVE | flow` → the version of the flow that last passed its tests (see `Store::live_script`).
 pub const LIVE: u8 = b'L';
 
@@ -144,6 +147,11 @@ pub fn time(at: Millis) -> [u8; 8] {
 
 fn millis_from(bytes: [u8; 8]) -> Millis {
     (u64::from_be_bytes(bytes) ^ (1 << 63)) as Millis
+}
+
+/// A time written by [`put_millis`] back, from its 8 bytes.
+pub fn millis_at(bytes: &[u8]) -> Option<Millis> {
+    bytes.try_into().ok().map(millis_from)
 }
 
 /// The `u64` in the last 8 bytes of a key (the id of most index keys).

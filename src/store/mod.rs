@@ -22,6 +22,7 @@
 //! do: read a clock (every time is an argument) or decide anything about flows. A corrupted
 //! value is a [`StoreError::Decode`] naming the tree and key, never a panic.
 
+pub mod audit_tally;
 pub mod backup;
 mod calls;
 mod checkpoint;
@@ -283,6 +284,16 @@ impl Store {
         to: jiff::civil::Date,
     ) -> Vec<(tally::TallyKey, tally::Tally)> {
         self.state().tallies(from, to)
+    }
+
+    /// The service quality audit's tallies of the quarter hours that begin in `[from, to)`
+    /// (see `audit_tally.rs`).
+    pub fn audit_tallies(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Vec<(audit_tally::AuditKey, audit_tally::AuditTally)> {
+        self.state().audit.range(from, to)
     }
 
     /// The zone the tallies' days are in (its IANA name).
@@ -705,6 +716,8 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod calls_tests;
 #[cfg(test)]

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 mod calls;
 mod export;
 
+use super::audit_tally::AuditTallies;
 use super::delivery::{Delivery, PartState, ReceiptApplied};
 use super::log::Record;
 use super::tally::{self, Delta, Tally, TallyKey};
@@ -140,6 +141,8 @@ pub(super) struct State {
     /// CSI tallies, whole (see `tally.rs`), by local day in `zone`.
     tallies: BTreeMap<TallyKey, Tally>,
     zone: TimeZone,
+    /// The service quality audit's tallies (`audit_tally.rs`).
+    pub audit: AuditTallies,
     /// The zone the tallies were counted in, as recorded (`None`: never counted).
     pub tally_zone: Option<String>,
     pub dirty: Layer,
@@ -168,6 +171,7 @@ impl State {
             tallies: BTreeMap::new(),
             zone,
             tally_zone: None,
+            audit: AuditTallies::default(),
             hot: HashMap::new(),
             parties: HashMap::new(),
             timers: BTreeSet::new(),
@@ -252,6 +256,7 @@ impl State {
             self.tallies.insert(tally::key_from(&key)?, t);
         }
         self.tally_zone = self.lookup(keys::TALLY_ZONE)?;
+        self.audit = AuditTallies::load(&self.cold)?;
         self.load_exports()?;
         if let Some(mark) = self.lookup::<u64>(keys::IDS)? {
             self.next_id = self.next_id.max(mark.saturating_add(1));
@@ -864,6 +869,9 @@ impl State {
             }
         }
 
+        let audit = super::audit_tally::deltas(c, |id| {
+            Ok((self.record(id)?).map(|r| (r.conversation.created_at, r.conversation.incident)))
+        })?;
         let exports = self.commit_events(c, &changes)?;
 
         // Then the changes, which cannot fail.
@@ -872,6 +880,12 @@ impl State {
         self.next_id = self.next_id.max(highest_id(c).saturating_add(1));
         for (key, delta) in &counts {
             self.count(key.clone(), delta);
+        }
+        for (key, value) in self.audit.apply(&audit) {
+            match value {
+                Some(value) => self.put(key, value, false),
+                None => self.remove(key),
+            }
         }
         if let Some(mo) = &c.mo {
             for PartKey(key) in &mo.parts {

@@ -1,6 +1,7 @@
 //! `smsflow store verify`: every key of every tree decoded, the indexes held against the
 //! records they index, and the CSI tallies recounted from the raw records (ratings per score,
-//! surveys sent and delivered, and outcomes: see [`tally::disagreements`]).
+//! surveys sent and delivered, and outcomes: see [`tally::disagreements`]), and the audit
+//! tallies from the conversations' incidents (`audit_tally::disagreements`).
 //!
 //! A damaged store that still opens (the damage hit pages nothing read at start: a closed
 //! conversation, an old rating chunk) shows up here, not at open. Verify writes a checkpoint
@@ -9,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::audit_tally::{self, AuditKey, AuditTally};
 use super::delivery::Delivery;
 use super::state::{ConversationRecord, split_lp};
 use super::tally::{self, Tally, TallyKey};
@@ -68,6 +70,10 @@ struct Check {
     webhooks: BTreeSet<u64>,
     exports: BTreeSet<u64>,
     tallies: BTreeMap<TallyKey, (Vec<u8>, Tally)>,
+    audit: BTreeMap<AuditKey, (Vec<u8>, AuditTally)>,
+    /// (creation, latest incident) of each conversation that has one: what the audit
+    /// tallies count.
+    incidents: Vec<(Millis, serde_json::Value)>,
     checkpoint: Option<u64>,
 }
 
@@ -108,6 +114,10 @@ impl Store {
             match self.counted_tallies(false) {
                 Ok(counted) => check.tallies(counted),
                 Err(e) => check.problem(format!("tallies not recounted: {e}")),
+            }
+            let counted = audit_tally::recount(std::mem::take(&mut check.incidents));
+            for p in audit_tally::disagreements(&check.audit, &counted) {
+                check.problem(p);
             }
         }
         Ok(check.verified)
@@ -379,6 +389,16 @@ impl Check {
                 }
                 self.count("tallies", 1);
             }
+            keys::AUDIT => {
+                match audit_tally::entry_of(key, value) {
+                    Ok((k, t)) => drop(self.audit.insert(k, (key.to_vec(), t))),
+                    Err(e) => {
+                        self.undecodable = true;
+                        self.problem(e.to_string());
+                    }
+                }
+                self.count("audit tallies", 1);
+            }
             _ if key == keys::IDS => {
                 self.decode::<u64>(key, value);
             }
@@ -419,6 +439,9 @@ impl Check {
             return;
         };
         let c = record.conversation;
+        if let Some(incident) = c.incident {
+            self.incidents.push((c.created_at, incident));
+        }
         if c.id != id {
             self.problem(format!(
                 "state/{}: holds conversation {}",

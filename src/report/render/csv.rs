@@ -16,6 +16,7 @@ pub const BOM: &str = "\u{feff}";
 pub fn render(report: &Report) -> String {
     let mut out = BOM.to_owned();
     match report {
+        Report::Audit(r) => super::audit::csv(&mut out, r),
         Report::Csi(r) => {
             let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
             header.extend(
@@ -149,7 +150,7 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn opt(x: Option<f64>) -> String {
+pub(super) fn opt(x: Option<f64>) -> String {
     x.map(|x| x.to_string()).unwrap_or_default()
 }
 
@@ -201,13 +202,13 @@ fn ack_times(
 }
 
 /// An empty line, then the header of the next section.
-fn section<const N: usize>(out: &mut String, header: [&str; N]) {
+pub(super) fn section<const N: usize>(out: &mut String, header: [&str; N]) {
     out.push_str("\r\n");
     row(out, header.map(str::to_owned));
 }
 
 /// One CSV record (RFC 4180 quoting), CRLF-terminated.
-fn row(out: &mut String, cells: impl IntoIterator<Item = String>) {
+pub(super) fn row(out: &mut String, cells: impl IntoIterator<Item = String>) {
     let cells: Vec<String> = cells.into_iter().map(|c| quote(&c)).collect();
     out.push_str(&cells.join(","));
     out.push_str("\r\n");

@@ -3,9 +3,11 @@
 //! trend chart) and a self-contained HTML page with inline SVG charts (no external URL of any
 //! kind, so it opens offline and from a file).
 
+mod audit;
 pub mod csv;
 pub mod html;
 mod html_analysis;
+mod html_audit;
 mod html_form;
 pub mod responses;
 mod svg;
@@ -55,11 +57,16 @@ pub fn render(report: &Report, format: Format) -> Result<Vec<u8>, RenderError> {
             s.into_bytes()
         }
         Format::Html => {
-            let (csi, incidents) = match report {
-                Report::Csi(r) => (Some(&**r), None),
-                Report::Incidents(r) => (None, Some(&**r)),
+            let (csi, incidents, audit) = match report {
+                Report::Csi(r) => (Some(&**r), None, None),
+                Report::Incidents(r) => (None, Some(&**r), None),
+                Report::Audit(r) => (None, None, Some(&**r)),
             };
-            html::page(csi, incidents, &html::PageOptions::default()).into_bytes()
+            let options = html::PageOptions {
+                audit,
+                ..html::PageOptions::default()
+            };
+            html::page(csi, incidents, &options).into_bytes()
         }
         Format::Xlsx => xlsx::render(report)?,
     })

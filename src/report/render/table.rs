@@ -18,17 +18,18 @@ pub fn render(report: &Report) -> String {
     match report {
         Report::Csi(r) => csi(r),
         Report::Incidents(r) => incidents(r),
+        Report::Audit(r) => super::audit::table(r),
     }
 }
 
 #[derive(Clone, Copy)]
-enum Align {
+pub(super) enum Align {
     Left,
     Right,
 }
 
 /// `text` padded (or cut with `…`) to `width` characters.
-fn cell(text: &str, width: usize, align: Align) -> String {
+pub(super) fn cell(text: &str, width: usize, align: Align) -> String {
     let n = text.chars().count();
     if n > width {
         let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
@@ -42,7 +43,7 @@ fn cell(text: &str, width: usize, align: Align) -> String {
     }
 }
 
-fn line(cells: &[(String, usize, Align)]) -> String {
+pub(super) fn line(cells: &[(String, usize, Align)]) -> String {
     let parts: Vec<String> = cells.iter().map(|(t, w, a)| cell(t, *w, *a)).collect();
     parts.join(" ").trim_end().to_owned()
 }

@@ -12,29 +12,29 @@ use crate::report::incidents::{IncidentReport, IncidentStats};
 use crate::report::scale::Scale;
 
 /// One cell to write.
-enum Cell {
+pub(super) enum Cell {
     Text(String),
     Number(f64),
     Flag(bool),
     Empty,
 }
 
-fn t(s: impl Into<String>) -> Cell {
+pub(super) fn t(s: impl Into<String>) -> Cell {
     Cell::Text(s.into())
 }
 
-fn n(x: impl Into<f64>) -> Cell {
+pub(super) fn n(x: impl Into<f64>) -> Cell {
     Cell::Number(x.into())
 }
 
-fn o(x: Option<f64>) -> Cell {
+pub(super) fn o(x: Option<f64>) -> Cell {
     x.map(Cell::Number).unwrap_or(Cell::Empty)
 }
 
 /// Rows of one sheet, header first (bold, frozen): column names in words, percentages as
 /// percent cells, columns empty in every row left out, and a "none" row for an empty
 /// section. A `["field", "value"]` sheet names each row instead. Returns the columns kept.
-fn sheet(
+pub(super) fn sheet(
     book: &mut Workbook,
     name: &str,
     header: &[&str],
@@ -106,14 +106,14 @@ fn sheet(
 
 /// The value axis of a trend chart: its title, and the fixed range of a score scale (a count
 /// starts at 0 and grows with the data).
-struct Axis<'a> {
-    title: &'a str,
-    scores: Option<&'a Scale>,
+pub(super) struct Axis<'a> {
+    pub title: &'a str,
+    pub scores: Option<&'a Scale>,
 }
 
 /// A line chart of the `series` columns (by field name) of sheet `name` over `points` rows,
 /// placed right of the data, on `axis`.
-fn trend_chart(
+pub(super) fn trend_chart(
     book: &mut Workbook,
     name: &str,
     columns: &[String],
@@ -161,6 +161,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, XlsxError> {
     match report {
         Report::Csi(r) => csi(&mut book, r)?,
         Report::Incidents(r) => incidents(&mut book, r)?,
+        Report::Audit(r) => super::audit::xlsx(&mut book, r)?,
     }
     book.save_to_buffer()
 }

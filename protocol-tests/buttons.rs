@@ -1,0 +1,169 @@
+//! A restaurant's evening through `POST /api/v1/buttons` (issue 28): `smsflow run` with the
+//! shipped flows against node `smpp` as the SMSC. Cancel presses are complaints the manager is
+//! texted about (at once, or in a digest); a call press calls the manager with the table and
+//! the order, escalating when unanswered; the service quality audit counts exactly the presses
+//! posted, in every format.
+
+use serde_json::{Value, json};
+
+use crate::http::raw;
+use crate::staffcalls::NodeRun;
+
+const MANAGER: &str = "998901110001";
+const OWNER: &str = "998901110002";
+
+/// A press of table `table`'s button (type 101) as the concentrator posts it.
+fn press(id: &str, table: u32, action: &str, extra: Value) -> String {
+    let mut p = json!({"id": id,
+        "button": {"id": table, "name": format!("Стол {table}"), "location": "зал 1", "type": 101},
+        "concentrator": {"host": "HALL-PC-1"},
+        "levels": [[MANAGER], [OWNER]], "info": {"order": "плов, чай"}, "action": action});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p.to_string()
+}
+
+async fn post_press(run: &NodeRun, body: &str) -> Value {
+    let json = [("Content-Type".to_owned(), "application/json".to_owned())];
+    let resp = raw(
+        run.http(),
+        "POST",
+        "/api/v1/buttons",
+        &json,
+        Some(body.as_bytes()),
+    )
+    .await;
+    assert!(
+        resp.status / 100 == 2,
+        "{body}: {} {}",
+        resp.status,
+        resp.json
+    );
+    resp.json
+}
+
+/// `smsflow report audit …` against the running service's config: stdout.
+fn audit_cli(run: &NodeRun, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .args(["report", "audit"])
+        .args(args)
+        .arg("-c")
+        .arg(&run.setup.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restaurant_evening_is_texted_escalated_and_in_the_audit_in_every_format() {
+    let mut run = NodeRun::start("restaurant-evening", "").await;
+    // Three complaints, the manager texted the table at once each time.
+    for (id, table) in [("c-1", 12), ("c-2", 12), ("c-3", 7)] {
+        post_press(&run, &press(id, table, "cancel", json!({}))).await;
+        assert_eq!(
+            run.mt_to(MANAGER).await,
+            format!("Жалоба гостя: Стол {table} (зал 1). Заказ: плов, чай.")
+        );
+    }
+    // A manager call nobody answers in time goes to the next level, who comes.
+    post_press(&run, &press("m-1", 7, "call", json!({"ack_timeout": "2s"}))).await;
+    let call = run.mt_to(MANAGER).await;
+    assert_eq!(
+        call,
+        "Вызов менеджера: Стол 7 (зал 1). Заказ: плов, чай. Ответьте OK 100"
+    );
+    assert_eq!(run.mt_to(OWNER).await, call, "escalated to level 2");
+    run.mo(OWNER, "OK").await;
+    assert_eq!(run.mt_to(OWNER).await, "Вы приняли вызов: Стол 7.");
+
+    let doc = run.get("/api/v1/reports/audit").await;
+    let t = &doc["total"];
+    let counts = [
+        "presses",
+        "complaints",
+        "manager_calls",
+        "answered",
+        "not_answered",
+        "open",
+    ]
+    .map(|k| t[k].as_u64().unwrap());
+    assert_eq!(counts, [4, 3, 1, 1, 0, 0], "{doc}");
+    let median = t["median_answer_seconds"].as_f64().unwrap();
+    assert!(median >= 2.0, "answered after the escalation: {doc}");
+    assert_eq!(doc["groups"][0]["key"], "зал 1", "{doc}");
+    let heat: u64 = (doc["heatmap"].as_array().unwrap().iter())
+        .flat_map(|d| d["complaints"].as_array().unwrap().iter())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(heat, 3, "{doc}");
+
+    // The CLI's JSON is the API's; the other formats carry the same numbers.
+    let cli: Value = serde_json::from_str(&audit_cli(&run, &["-f", "json"])).unwrap();
+    assert_eq!(cli["total"], doc["total"]);
+    let table = audit_cli(&run, &[]);
+    assert!(
+        table.contains("presses 4: complaints 3 (no call), manager calls 1")
+            && table.contains("calls answered 1 (100.0 %), not answered 0"),
+        "{table}"
+    );
+    let csv = audit_cli(&run, &["-f", "csv"]);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let total: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let cell = |name: &str| total[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(
+        ["presses", "complaints", "manager_calls", "answered"].map(cell),
+        ["4", "3", "1", "1"],
+        "{csv}"
+    );
+    let xlsx = run.setup.config.with_file_name("audit.xlsx");
+    audit_cli(&run, &["-f", "xlsx", "-o", xlsx.to_str().unwrap()]);
+    use calamine::{Reader, open_workbook_auto};
+    let mut book = open_workbook_auto(&xlsx).unwrap();
+    let summary = book.worksheet_range("Summary").unwrap();
+    let value = |field: &str| {
+        (summary.rows())
+            .find(|r| r.first().map(|c| c.to_string()).as_deref() == Some(field))
+            .map(|r| r[1].to_string())
+    };
+    let found = ["Presses", "Complaints", "Manager calls", "Answered"].map(value);
+    assert!(
+        found.iter().all(Option::is_some),
+        "summary rows: {:?}",
+        summary.rows().map(|r| r[0].to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(found.map(Option::unwrap), ["4", "3", "1", "1"]);
+    let html = audit_cli(&run, &["-f", "html"]);
+    assert!(html.contains("Complaints by hour and weekday"), "{html}");
+    let page = raw(run.http(), "GET", "/reports", &[], None).await.body;
+    assert!(page.contains("Complaints by hour and weekday"));
+    run.stop().await;
+}
+
+/// Digest mode: the period's complaints of a location are one SMS, the most complained-of
+/// table first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_groups_the_presses_of_its_period_in_one_sms() {
+    let mut run = NodeRun::start("restaurant-digest", "").await;
+    let digest = json!({"notify": "digest", "digest_every": "3s"});
+    for (id, table) in [("d-1", 7), ("d-2", 12), ("d-3", 12)] {
+        post_press(&run, &press(id, table, "cancel", digest.clone())).await;
+    }
+    assert_eq!(
+        run.mt_to(MANAGER).await,
+        "3 жалобы за последние 3 с (зал 1): Стол 12 ×2, Стол 7."
+    );
+    let t = run.get("/api/v1/reports/audit").await["total"].clone();
+    assert_eq!(
+        (&t["complaints"], &t["manager_calls"]),
+        (&json!(3), &json!(0)),
+        "{t}"
+    );
+    run.stop().await;
+}
