@@ -30,7 +30,7 @@ pub(super) async fn home() -> Redirect {
 pub(super) async fn dashboard(State(state): State<Arc<ApiState>>, pairs: Pairs) -> Response {
     match page(&state, pairs).await {
         Ok(page) => (StatusCode::OK, Html(page)).into_response(),
-        Err(e @ ApiError::Internal(_)) => e.into_response(),
+        Err(e) if e.status().is_server_error() => e.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, Html(html::error_page(&e.detail()))).into_response(),
     }
 }
@@ -119,7 +119,7 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
     let responses = tokio::task::spawn_blocking(move || feed::page(&store, &feed_query, now))
         .await
         .map_err(|e| ApiError::Internal(format!("the feed task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::from)?;
     let generated_at = jiff::Timestamp::from_millisecond(now)
         .map(|t| {
             let local = t.to_zoned(zone.clone());

@@ -38,7 +38,7 @@ use crate::flow::api::normalize_msisdn;
 use crate::flow::engine::FlowEngine;
 use crate::report::query::range_ms;
 use crate::store::find::{Find, Found, Position, StatusFilter};
-use crate::store::{Conversation, ConversationStatus, Millis, Store, StoreError};
+use crate::store::{Conversation, ConversationStatus, Millis, Store};
 
 /// Conversations per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -47,10 +47,6 @@ pub const MAX_LIMIT: usize = 500;
 
 const NAMES: [&str; 7] = ["msisdn", "flow", "status", "from", "to", "limit", "cursor"];
 const PARAMETERS: &str = "msisdn, flow, status, from, to, limit and cursor";
-
-pub(super) fn internal(e: StoreError) -> ApiError {
-    ApiError::Internal(e.to_string())
-}
 
 /// Runs `f` on the store off the async threads (a page can read many conversations).
 pub(super) async fn blocking<T: Send + 'static>(
@@ -78,7 +74,7 @@ pub(super) async fn find_conversations(
                 flow_names(&engine, &store)?
             )));
         }
-        Ok(page_json(&store.find(&find).map_err(internal)?))
+        Ok(page_json(&store.find(&find).map_err(ApiError::from)?))
     })
     .await?;
     Ok((StatusCode::OK, axum::Json(body)).into_response())
@@ -99,8 +95,10 @@ pub(super) async fn event_conversation(
                 flow_names(&engine, &store)?
             )));
         }
-        let id = (store.event_conversation(&flow, &key).map_err(internal)?)
-            .ok_or_else(|| ApiError::UnknownEvent(format!("no event {key:?} of flow {flow:?}")))?;
+        let id = (store
+            .event_conversation(&flow, &key)
+            .map_err(ApiError::from)?)
+        .ok_or_else(|| ApiError::UnknownEvent(format!("no event {key:?} of flow {flow:?}")))?;
         conversation_json(&store, id)
     })
     .await?;
@@ -109,11 +107,11 @@ pub(super) async fn event_conversation(
 
 /// A flow that runs now, or ran: its conversations are still there to read.
 fn is_known(engine: &FlowEngine, store: &Store, flow: &str) -> Result<bool, ApiError> {
-    Ok(engine.flow(flow).is_some() || store.stored_flows().map_err(internal)?.contains(flow))
+    Ok(engine.flow(flow).is_some() || store.stored_flows().map_err(ApiError::from)?.contains(flow))
 }
 
 fn flow_names(engine: &FlowEngine, store: &Store) -> Result<String, ApiError> {
-    let mut names = store.stored_flows().map_err(internal)?;
+    let mut names = store.stored_flows().map_err(ApiError::from)?;
     names.extend(engine.flows().iter().map(|f| f.name.clone()));
     // Unsolicited MOs are kept under the empty flow name: not one to ask for.
     names.remove("");

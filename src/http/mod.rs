@@ -124,6 +124,10 @@ pub enum ApiError {
     },
     #[error("not ready")]
     NotReady,
+    /// A read met damage in the store, or it did before: it takes no more steps (see
+    /// `store/damage.rs`); the detail says what to do.
+    #[error("store damaged")]
+    StoreDamaged(String),
     /// The store is behind the disk (see `StoreError::Overloaded`): nothing was started;
     /// the client retries after `Retry-After`.
     #[error("overloaded")]
@@ -147,7 +151,9 @@ impl ApiError {
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::FlowFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotReady | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Overloaded(_) | ApiError::StoreDamaged(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -165,6 +171,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Invalid(d)
             | ApiError::Overloaded(d)
+            | ApiError::StoreDamaged(d)
             | ApiError::Internal(d) => d.clone(),
             ApiError::FlowFailed { detail, .. } | ApiError::Conflict { detail, .. } => {
                 detail.clone()
@@ -229,9 +236,20 @@ impl From<report::QueryError> for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    /// A damaged store is a 503 that says so (the store logged it once); the rest a 500.
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Damaged { .. } => ApiError::StoreDamaged(error.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         match error {
+            EngineError::Store(e @ StoreError::Damaged { .. }) => e.into(),
             EngineError::UnknownFlow { .. } => ApiError::UnknownFlow(error.to_string()),
             EngineError::MissingHook { .. } => {
                 ApiError::Invalid(format!("{error}: this flow cannot be started by an event"))
@@ -408,11 +426,10 @@ async fn post_event(
     // Accepted means on disk: a crash after the 202 must not lose the event (and its SMS must
     // not leave before the conversation that sent it is durable). Concurrent requests share
     // one group commit.
-    state
-        .store
-        .flush()
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot make the event durable: {e}")))?;
+    state.store.flush().await.map_err(|e| match e {
+        StoreError::Damaged { .. } => ApiError::from(e),
+        e => ApiError::Internal(format!("cannot make the event durable: {e}")),
+    })?;
     match started {
         Started::Duplicate => return Ok(accepted(result.conversation, true, false)),
         Started::Conflict => {
@@ -550,13 +567,11 @@ async fn get_conversation(
 }
 
 fn conversation_json(store: &Store, id: ConversationId) -> Result<Value, ApiError> {
-    let internal = |e: StoreError| ApiError::Internal(e.to_string());
     let conversation = store
-        .conversation(id)
-        .map_err(internal)?
+        .conversation(id)?
         .ok_or(ApiError::UnknownConversation(id))?;
-    let timeline = store.timeline(id).map_err(internal)?;
-    let timers = store.timers_of(id).map_err(internal)?;
+    let timeline = store.timeline(id)?;
+    let timers = store.timers_of(id)?;
     let mut body = find::summary_json(&conversation);
     body["flow_version"] = json!(conversation.flow_version);
     if let Some(code) = conversation.reply_code {
@@ -638,7 +653,7 @@ pub(super) async fn build_report(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("the report task failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
+    .map_err(ApiError::from)
 }
 
 // ---- probes and the rest --------------------------------------------------------------------
@@ -648,6 +663,9 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    if let Some(damage) = state.store.damage() {
+        return Err(ApiError::StoreDamaged(damage));
+    }
     if (state.ready)() {
         Ok((StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response())
     } else {

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::delivery::Delivery;
+use super::state::census::Census;
 use super::state::{ConversationRecord, split_lp};
 use super::tally::{self, Tally, TallyKey};
 use super::{
@@ -69,6 +70,7 @@ struct Check {
     exports: BTreeSet<u64>,
     tallies: BTreeMap<TallyKey, (Vec<u8>, Tally)>,
     checkpoint: Option<u64>,
+    census: Option<Census>,
 }
 
 impl Store {
@@ -98,6 +100,7 @@ impl Store {
         }
         check.records();
         check.memory(self);
+        check.census();
         if check.undecodable {
             check.problem(
                 "tallies not recounted: entries above do not decode, so the raw records are \
@@ -388,6 +391,7 @@ impl Check {
             _ if key == keys::TALLY_ZONE => {
                 self.decode::<String>(key, value);
             }
+            _ if key == keys::CENSUS => self.census = self.decode(key, value),
             _ if key == keys::CHECKPOINT => match <[u8; 8]>::try_from(value) {
                 Ok(b) => self.checkpoint = Some(u64::from_be_bytes(b)),
                 Err(_) => self.bad_key(key, "a checkpoint seq that is not 8 bytes"),
@@ -599,6 +603,27 @@ impl Check {
         drop(state);
         for p in problems {
             self.problem(p);
+        }
+    }
+
+    /// The census the checkpoint wrote against the entries read (`state/census.rs`).
+    fn census(&mut self) {
+        let Some(census) = self.census else {
+            return;
+        };
+        let n = |kind: &str| self.verified.counts.get(kind).copied().unwrap_or(0);
+        let read = Census {
+            checkpoint: self.checkpoint.unwrap_or_default(),
+            conversations: n("creation-time index entries"),
+            event_keys: n("event keys"),
+            hot: n("hot index entries"),
+            outbox: n("outbox messages"),
+            webhooks: n("webhook calls waiting"),
+            exports: n("export events waiting"),
+            tallies: n("tallies"),
+        };
+        for difference in read.differences(&census) {
+            self.problem(format!("state/N (the census): {difference}"));
         }
     }
 
