@@ -74,6 +74,7 @@ mod shutdown;
 mod sim;
 mod simulation;
 mod staffcalls;
+mod store_damage;
 mod store_ops;
 mod tls;
 mod tls_trust;

@@ -127,7 +127,12 @@ impl Store {
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(source @ sled::Error::Corruption { .. })) => {
-                return Err(unreadable(source.to_string()));
+                return Err(unreadable(damage::describe(&source.into())));
+            }
+            // What sled says of a config file (`conf`) it cannot parse: every store of
+            // smsflow was written by sled 0.34, so that is damage too.
+            Ok(Err(sled::Error::Unsupported(detail) | sled::Error::ReportableBug(detail))) => {
+                return Err(unreadable(format!("sled: {detail}")));
             }
             Ok(Err(source)) => {
                 // sled 0.34 reports a held lock only as an `Io(Other)` with this text.

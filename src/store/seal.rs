@@ -114,8 +114,8 @@ impl Damage {
             Damage::Seal { detail } => format!(
                 "the seal of the store in {dir} ({FILE}) is damaged ({detail}), so whether \
                  commits are missing cannot be told. Check the store with `smsflow store \
-                 verify`, then {restore} or seal it as it is with `smsflow run \
-                 --accept-data-loss`"
+                 verify`, then restore a backup with `smsflow store restore DIR` or seal it \
+                 as it is with `smsflow run --accept-data-loss`"
             ),
         }
     }
