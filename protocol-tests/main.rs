@@ -85,6 +85,7 @@ mod sim;
 mod simctl;
 mod simulation;
 mod staffcalls;
+mod store_damage;
 mod store_ops;
 mod survey_flows;
 mod tls;

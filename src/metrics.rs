@@ -111,6 +111,8 @@ pub const HTTP_REQUESTS: &str = "smsflow_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "smsflow_http_request_duration_seconds";
 /// `{version}`: 1, with the version of this build.
 pub const BUILD_INFO: &str = "smsflow_build_info";
+/// 1 once a read met damage in the store (`store/damage.rs`): it takes no more steps.
+pub const STORE_DAMAGED: &str = "smsflow_store_damaged";
 
 /// The `route` of a request that matched no route: raw paths would be one series per typo.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -243,6 +245,8 @@ pub const RECORDED: &[Metric] = &[
     m(HTTP_CONNECTIONS_REFUSED, Counter, &["listener"],
         "HTTP connections refused: every open one busy at max_connections"),
     m(BUILD_INFO, Gauge, &["version"], "1, labelled with the version of this build"),
+    m(STORE_DAMAGED, Gauge, &[],
+        "1 once a read met damage in the store: it takes no more steps until a restore"),
 ];
 
 /// Every metric `/metrics` serves: [`RECORDED`], then the process metrics.
@@ -326,6 +330,7 @@ pub fn install() -> Exporter {
 /// pool ([`crate::esme`]), per-flow ones by [`register_flow`].
 pub fn register_start() {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!(STORE_DAMAGED).increment(0.0);
     counter!(ESCALATIONS, "level" => "none").increment(0);
     // Every incident starts at level 1, so its histogram is there before the first OK.
     let _ = metrics::histogram!(ACK_SECONDS, "level" => "1");

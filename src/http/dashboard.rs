@@ -35,7 +35,7 @@ pub(super) async fn home() -> Redirect {
 pub(super) async fn dashboard(State(state): State<Arc<ApiState>>, pairs: Pairs) -> Response {
     match page(&state, pairs).await {
         Ok(page) => (StatusCode::OK, Html(page)).into_response(),
-        Err(e @ ApiError::Internal(_)) => e.into_response(),
+        Err(e) if e.status().is_server_error() => e.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, Html(html::error_page(&e.detail()))).into_response(),
     }
 }
@@ -133,7 +133,7 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
     let responses = tokio::task::spawn_blocking(move || feed::page(&store, &feed_query, now))
         .await
         .map_err(|e| ApiError::Internal(format!("the feed task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::from)?;
     let (store, open_zone) = (state.store.clone(), zone.clone());
     let open = crate::report::open_calls::OpenQuery {
         limit: OPEN_ROWS,
@@ -144,7 +144,7 @@ async fn page(state: &Arc<ApiState>, pairs: Pairs) -> Result<String, ApiError> {
     })
     .await
     .map_err(|e| ApiError::Internal(format!("the open-calls task failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(ApiError::from)?;
     let generated_at = jiff::Timestamp::from_millisecond(now)
         .map(|t| {
             let local = t.to_zoned(zone.clone());

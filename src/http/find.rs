@@ -39,7 +39,7 @@ use crate::flow::api::normalize_msisdn;
 use crate::flow::engine::FlowEngine;
 use crate::report::query::range_ms;
 use crate::store::find::{Find, Found, Position, StatusFilter};
-use crate::store::{Conversation, ConversationStatus, Millis, Store, StoreError};
+use crate::store::{Conversation, ConversationStatus, Millis, Store};
 
 /// Conversations per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -48,10 +48,6 @@ pub const MAX_LIMIT: usize = 500;
 
 const NAMES: [&str; 7] = ["msisdn", "flow", "status", "from", "to", "limit", "cursor"];
 const PARAMETERS: &str = "msisdn, flow, status, from, to, limit and cursor";
-
-pub(super) fn internal(e: StoreError) -> ApiError {
-    ApiError::Internal(e.to_string())
-}
 
 /// Runs `f` on the store off the async threads (a page can read many conversations).
 pub(super) async fn blocking<T: Send + 'static>(
@@ -77,7 +73,7 @@ pub(super) async fn find_conversations(
                 return Err(crate::report::query::unknown_flow(flow, &known).into());
             }
         }
-        Ok(page_json(&store.find(&find).map_err(internal)?))
+        Ok(page_json(&store.find(&find).map_err(ApiError::from)?))
     })
     .await?;
     Ok((StatusCode::OK, axum::Json(body)).into_response())
@@ -102,8 +98,10 @@ pub(super) async fn event_conversation(
                     .join(", ")
             )));
         }
-        let id = (store.event_conversation(&flow, &key).map_err(internal)?)
-            .ok_or_else(|| ApiError::UnknownEvent(format!("no event {key:?} of flow {flow:?}")))?;
+        let id = (store
+            .event_conversation(&flow, &key)
+            .map_err(ApiError::from)?)
+        .ok_or_else(|| ApiError::UnknownEvent(format!("no event {key:?} of flow {flow:?}")))?;
         conversation_json(&store, id)
     })
     .await?;
@@ -115,7 +113,7 @@ pub(super) fn known_flows(
     engine: &FlowEngine,
     store: &Store,
 ) -> Result<BTreeSet<String>, ApiError> {
-    let mut names = store.stored_flows().map_err(internal)?;
+    let mut names = store.stored_flows().map_err(ApiError::from)?;
     names.extend(engine.flows().iter().map(|f| f.name.clone()));
     Ok(names)
 }

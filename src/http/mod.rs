@@ -129,6 +129,10 @@ pub enum ApiError {
     },
     #[error("not ready")]
     NotReady,
+    /// A read met damage in the store, or it did before: it takes no more steps (see
+    /// `store/damage.rs`); the detail says what to do.
+    #[error("store damaged")]
+    StoreDamaged(String),
     /// The store is behind the disk (see `StoreError::Overloaded`): nothing was started;
     /// the client retries after `Retry-After`.
     #[error("overloaded")]
@@ -152,7 +156,9 @@ impl ApiError {
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::FlowFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotReady | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Overloaded(_) | ApiError::StoreDamaged(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -170,6 +176,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Invalid(d)
             | ApiError::Overloaded(d)
+            | ApiError::StoreDamaged(d)
             | ApiError::Internal(d) => d.clone(),
             ApiError::FlowFailed { detail, .. } | ApiError::Conflict { detail, .. } => {
                 detail.clone()
@@ -234,9 +241,20 @@ impl From<report::QueryError> for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    /// A damaged store is a 503 that says so (the store logged it once); the rest a 500.
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Damaged { .. } => ApiError::StoreDamaged(error.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         match error {
+            EngineError::Store(e @ StoreError::Damaged { .. }) => e.into(),
             EngineError::UnknownFlow { .. } => ApiError::UnknownFlow(error.to_string()),
             EngineError::MissingHook { .. } => {
                 ApiError::Invalid(format!("{error}: this flow cannot be started by an event"))
@@ -431,6 +449,7 @@ pub(super) async fn start_event(
         // The step waits in memory and is written once there is room; a retry of the
         // event is then its duplicate, answered 202 once on disk.
         StoreError::DiskFull(_) => ApiError::Overloaded(e.to_string()),
+        StoreError::Damaged { .. } => ApiError::from(e),
         e => ApiError::Internal(format!("cannot make the event durable: {e}")),
     })?;
     match started {
@@ -577,13 +596,11 @@ async fn get_conversation(
 }
 
 fn conversation_json(store: &Store, id: ConversationId) -> Result<Value, ApiError> {
-    let internal = |e: StoreError| ApiError::Internal(e.to_string());
     let conversation = store
-        .conversation(id)
-        .map_err(internal)?
+        .conversation(id)?
         .ok_or(ApiError::UnknownConversation(id))?;
-    let timeline = store.timeline(id).map_err(internal)?;
-    let timers = store.timers_of(id).map_err(internal)?;
+    let timeline = store.timeline(id)?;
+    let timers = store.timers_of(id)?;
     let mut body = find::summary_json(&conversation);
     body["flow_version"] = json!(conversation.flow_version);
     if let Some(code) = conversation.reply_code {
@@ -670,8 +687,7 @@ pub(super) async fn build_report(
     let scale = engine.flow(&query.flow).map(|f| f.scale.clone());
     find::blocking(move || {
         query.check_flow(&find::known_flows(&engine, &store)?)?;
-        report::source::build_with(&store, &query, engine.timezone(), scale)
-            .map_err(|e| ApiError::Internal(e.to_string()))
+        report::source::build_with(&store, &query, engine.timezone(), scale).map_err(ApiError::from)
     })
     .await
 }
@@ -683,6 +699,9 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    if let Some(damage) = state.store.damage() {
+        return Err(ApiError::StoreDamaged(damage));
+    }
     if (state.ready)() {
         Ok((StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response())
     } else {

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 
-use super::find::{blocking, checked_pairs, internal, time};
+use super::find::{blocking, checked_pairs, time};
 use super::{ApiError, ApiState, Pairs, auth};
 use crate::report::feed::{self, Cursor, FeedQuery, MAX_LIMIT};
 use crate::store::Millis;
@@ -41,7 +41,7 @@ pub(super) async fn responses(
         .is_some_and(|token| auth::accepted(&state.number_tokens, &token));
     let store = state.store.clone();
     let now = (state.now)();
-    let page = blocking(move || feed::page(&store, &query, now).map_err(internal)).await?;
+    let page = blocking(move || feed::page(&store, &query, now).map_err(ApiError::from)).await?;
     Ok((StatusCode::OK, axum::Json(page)).into_response())
 }
 
@@ -91,7 +91,8 @@ pub(super) async fn open_calls(
         state.engine.timezone().clone(),
     );
     let page =
-        blocking(move || open_calls::page(&store, &query, now, &zone).map_err(internal)).await?;
+        blocking(move || open_calls::page(&store, &query, now, &zone).map_err(ApiError::from))
+            .await?;
     Ok((StatusCode::OK, axum::Json(page)).into_response())
 }
 

@@ -58,6 +58,7 @@ pub(super) async fn backup(
             let body = json!({"error": "conflict", "detail": e.to_string()});
             Ok((StatusCode::CONFLICT, axum::Json(body)).into_response())
         }
+        Err(BackupError::Store(e)) => Err(e.into()),
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }
 }

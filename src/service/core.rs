@@ -70,6 +70,17 @@ impl Core {
         f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// Logs a store operation that failed: at ERROR, unless the store is damaged, which it
+    /// said once, at ERROR, when that was found (`store/damage.rs`): the same line for every
+    /// MO the SMSC redelivers would bury it.
+    fn store_failed(&self, what: std::fmt::Arguments<'_>) {
+        if self.store.is_damaged() {
+            tracing::debug!("{what}");
+        } else {
+            tracing::error!("{what}");
+        }
+    }
+
     /// Does what `inbound` decides for one deliver_sm from `smsc` (durable after the next
     /// flush). `now`/`at`: the same instant on the wall clock and the monotonic one.
     pub fn take_in(
@@ -90,7 +101,7 @@ impl Core {
         let decision = match decision {
             Ok(decision) => decision,
             Err(e) => {
-                tracing::error!("cannot read the store: {e}");
+                self.store_failed(format_args!("cannot read the store: {e}"));
                 return taken(false, None, false);
             }
         };
@@ -124,7 +135,7 @@ impl Core {
             Decision::Hold(part) => match self.store.put_part(&part) {
                 Ok(_) => taken(true, None, false),
                 Err(e) => {
-                    tracing::error!("cannot store an MO part: {e}");
+                    self.store_failed(format_args!("cannot store an MO part: {e}"));
                     taken(false, None, false)
                 }
             },
@@ -157,7 +168,7 @@ impl Core {
                 if matches!(&e, EngineError::Store(s) if Store::is_disk_full(s)) {
                     tracing::debug!("MO not stored, left for redelivery: {e}");
                 } else {
-                    tracing::error!("MO not stored, left for redelivery: {e}");
+                    self.store_failed(format_args!("MO not stored, left for redelivery: {e}"));
                 }
                 false
             }
@@ -216,7 +227,7 @@ impl Core {
         {
             Ok(applied) => applied,
             Err(e) => {
-                tracing::error!("cannot store a receipt: {e}");
+                self.store_failed(format_args!("cannot store a receipt: {e}"));
                 return (false, false);
             }
         };
@@ -291,7 +302,7 @@ impl Core {
             && let Err(e) = self.store.outbox_finished(&outcomes)
         {
             // They stay in the outbox: sent again after a restart (at-least-once).
-            tracing::error!("cannot record sent messages: {e}");
+            self.store_failed(format_args!("cannot record sent messages: {e}"));
             return Vec::new();
         }
         outcomes
@@ -341,7 +352,7 @@ impl Core {
             }
             Ok(_) => false,
             Err(e) => {
-                tracing::error!("timers: {e}");
+                self.store_failed(format_args!("timers: {e}"));
                 false
             }
         }

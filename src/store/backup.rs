@@ -132,7 +132,8 @@ impl Store {
                     Box::new(tree.iter())
                 };
             for entry in entries {
-                let (key, value) = entry?;
+                let what = || format!("the {name} tree for a backup");
+                let (key, value) = self.notice(what, entry.map_err(StoreError::from))?;
                 out.entry(tag, &key, &value)?;
             }
         }

@@ -8,8 +8,12 @@ use super::{ConversationId, Store, StoreError, WebhookCall, WebhookOutcome};
 
 impl Store {
     /// Webhook calls waiting, oldest (lowest id) first, after id `after` (0: from the first);
-    /// the worker delivers them and calls [`Store::webhooks_finished`].
+    /// the worker delivers them and calls [`Store::webhooks_finished`]. None once the store
+    /// is damaged: what became of them could not be recorded.
     pub fn webhooks_after(&self, after: u64, limit: usize) -> Vec<WebhookCall> {
+        if self.is_damaged() {
+            return Vec::new();
+        }
         self.state().webhooks_after(Some(after), limit)
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::log::{self, Record};
-use super::state::{Layer, State};
+use super::state::{Layer, State, census};
 use super::{Incident, Millis, Rating, StoreError, keys};
 
 /// Everything `layer` changed, as one batch with the checkpoint's log `seq`: sled applies a
@@ -13,6 +13,9 @@ pub(super) fn batch(layer: &Layer, seq: u64) -> Result<sled::Batch, StoreError> 
     let mut batch = sled::Batch::default();
     for (key, slot) in &layer.kv {
         match &slot.value {
+            Some(value) if key == keys::CENSUS => {
+                batch.insert(&key[..], census::stamped(value, seq)?);
+            }
             Some(value) => batch.insert(&key[..], &value[..]),
             None => batch.remove(&key[..]),
         }

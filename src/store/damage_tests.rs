@@ -264,3 +264,177 @@ fn seal_cost_per_flush() -> TestResult {
     println!("group commit with its seal: {with_seal:?}; the seal alone: {seal_alone:?}");
     Ok(())
 }
+
+/// Runs `change` on the state tree of the stopped store in `dir`, as sled's own API sees it
+/// (what a page recovered from an older copy, or damaged past decoding, looks like).
+fn in_sled(dir: &Path, change: impl FnOnce(&sled::Tree) -> sled::Result<()>) -> TestResult {
+    let db = sled::open(dir)?;
+    change(&db.open_tree(keys::STATE)?)?;
+    db.flush()?;
+    Ok(())
+}
+
+/// The first `n` keys of `tag` in `state`.
+fn first_keys(state: &sled::Tree, tag: u8, n: usize) -> sled::Result<Vec<sled::IVec>> {
+    state.scan_prefix([tag]).keys().take(n).collect()
+}
+
+#[test]
+fn event_ids_missing_from_the_checkpoint_are_refused_at_open_never_taken_for_new() -> TestResult {
+    // Before the census a store whose idempotency index came back short opened as if
+    // nothing happened, and an event id posted again started a second conversation.
+    let dir = TempDir::new("census-event-keys");
+    write_surveys(&dir.0, 30, 100)?;
+    in_sled(&dir.0, |state| {
+        for key in first_keys(state, keys::EVENT_KEY, 132)? {
+            state.remove(key)?;
+        }
+        Ok(())
+    })?;
+    let damage = match reopen(&dir.0) {
+        Err(StoreError::DataLoss { damage, .. }) => damage,
+        other => panic!("{other:?}"),
+    };
+    let Damage::Census { differences, .. } = &damage else {
+        panic!("{damage:?}");
+    };
+    assert_eq!(differences, &["168 event ids where it wrote 300"]);
+    let message = damage.message(&dir.0);
+    assert!(
+        message.contains("reads back 168 event ids where it wrote 300"),
+        "{message}"
+    );
+    assert!(message.contains("smsflow store restore DIR"), "{message}");
+    assert!(message.contains("--accept-data-loss"), "{message}");
+
+    // Accepted: counted as it is, and the next start is clean.
+    drop(Store::open_in_accepting_loss(&dir.0, &TimeZone::UTC)?);
+    let store = reopen(&dir.0)?;
+    assert_eq!(store.event_conversation("survey", "call-300")?, Some(300));
+    assert!(store.verify()?.is_ok(), "{:?}", store.verify()?.problems);
+    Ok(())
+}
+
+#[test]
+fn hot_conversations_or_messages_missing_from_the_checkpoint_are_refused_at_open() -> TestResult {
+    let dir = TempDir::new("census-hot");
+    {
+        let store = Store::open(&dir.0)?;
+        for id in 1..=20 {
+            let c = super::tests::conv(id, "survey", &["998901234567"], 1_000);
+            store.commit(Commit {
+                conversation: Some(c),
+                outbox: vec![super::tests::out(1_000 + id, id)],
+                ..Commit::default()
+            })?;
+        }
+    }
+    in_sled(&dir.0, |state| {
+        for tag in [keys::HOT, keys::OUTBOX, keys::CREATED] {
+            for key in first_keys(state, tag, 3)? {
+                state.remove(key)?;
+            }
+        }
+        Ok(())
+    })?;
+    match reopen(&dir.0) {
+        Err(StoreError::DataLoss {
+            damage: Damage::Census { differences, .. },
+            ..
+        }) => assert_eq!(
+            differences,
+            [
+                "17 conversations where it wrote 20",
+                "17 open conversations where it wrote 20",
+                "17 outbox messages where it wrote 20",
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn a_store_without_a_census_is_counted_at_its_first_open() -> TestResult {
+    let dir = TempDir::new("census-missing");
+    write_surveys(&dir.0, 30, 100)?;
+    // As an smsflow before the census left it.
+    in_sled(&dir.0, |state| state.remove(keys::CENSUS).map(|_| ()))?;
+    drop(reopen(&dir.0)?);
+    let store = reopen(&dir.0)?;
+    survey(&store, SURVEYS + 1, 20_000)?;
+    store.checkpoint()?;
+    let verified = store.verify()?;
+    assert!(verified.is_ok(), "{:?}", verified.problems);
+    drop(store);
+    let store = reopen(&dir.0)?;
+    assert_eq!(store.conversation_ids()?.len() as u64, SURVEYS + 1);
+    Ok(())
+}
+
+#[test]
+fn a_value_that_does_not_decode_after_open_marks_the_store_damaged() -> TestResult {
+    let dir = TempDir::new("damaged-read");
+    write_surveys(&dir.0, 30, 100)?;
+    // A closed conversation: nothing reads it at open.
+    in_sled(&dir.0, |state| {
+        state.insert(keys::conversation(7), &[keys::ENCODING_VERSION, 0xc1][..])?;
+        Ok(())
+    })?;
+    let store = reopen(&dir.0)?;
+    assert!(!store.is_damaged(), "the open reads no closed conversation");
+    assert_eq!(store.conversation(8)?.map(|c| c.id), Some(8));
+    let detail = match store.conversation(7) {
+        Err(StoreError::Damaged { detail, .. }) => detail,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        detail.starts_with("reading conversation 7: corrupt entry state/c"),
+        "{detail}"
+    );
+    let why = store.damage().expect("damaged");
+    assert!(why.contains("smsflow store verify"), "{why}");
+    assert!(why.contains("smsflow store restore DIR"), "{why}");
+
+    // No more steps: a new event is refused, nothing is handed out to send or to fire.
+    match survey(&store, SURVEYS + 1, 20_000) {
+        Err(StoreError::Damaged { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.event_conversation("survey", "call-301")?, None);
+    store.commit(Commit::default()).expect_err("refused");
+    assert!(store.due_timers(i64::MAX, 10)?.is_empty());
+    assert!(store.outbox(10)?.is_empty());
+    // What is intact still reads, and what was applied before is still flushed.
+    assert_eq!(store.event_conversation("survey", "call-9")?, Some(9));
+    assert_eq!(store.ratings(i64::MIN, i64::MAX)?.len() as u64, SURVEYS);
+    store.flush_sync()?;
+    Ok(())
+}
+
+#[test]
+fn verify_holds_the_census_against_what_it_reads() -> TestResult {
+    let dir = TempDir::new("census-verify");
+    write_surveys(&dir.0, 30, 100)?;
+    let store = reopen(&dir.0)?;
+    assert!(store.verify()?.is_ok());
+    // The census itself came back older than the checkpoint's keys.
+    store.inner.cold.insert(
+        keys::CENSUS,
+        keys::encode(
+            keys::CENSUS,
+            &state::census::Census {
+                checkpoint: lock(&store.inner.state).checkpointed,
+                conversations: 290,
+                event_keys: 300,
+                ..state::census::stored(&store.inner.cold)?.unwrap_or_default()
+            },
+        )?,
+    )?;
+    let problems = store.verify()?.problems;
+    assert!(
+        problems.contains(&"state/N (the census): 300 conversations where it wrote 290".into()),
+        "{problems:?}"
+    );
+    Ok(())
+}

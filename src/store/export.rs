@@ -104,8 +104,19 @@ impl Store {
     }
 
     /// Queued events after seq `after` (0: from the first), oldest first. The ones already
-    /// checkpointed are read from sled outside the state's lock.
+    /// checkpointed are read from sled outside the state's lock. None once the store is
+    /// damaged: their acknowledgement could not be recorded.
     pub fn exports_after(&self, after: u64, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
+        if self.is_damaged() {
+            return Ok(Vec::new());
+        }
+        self.read(
+            || "the export queue".into(),
+            || self.queued_after(after, limit),
+        )
+    }
+
+    fn queued_after(&self, after: u64, limit: usize) -> Result<Vec<QueuedEvent>, StoreError> {
         let slots = self.state().export_slots(after, limit);
         let mut events = Vec::with_capacity(slots.len());
         for (seq, value) in slots {

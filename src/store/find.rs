@@ -133,6 +133,10 @@ impl Store {
     /// A page of the conversations `find` matches, newest first (by creation time, then id);
     /// see the module documentation for what it reads.
     pub fn find(&self, find: &Find) -> Result<Found, StoreError> {
+        self.read(|| "the creation-time index".into(), || self.walk(find))
+    }
+
+    fn walk(&self, find: &Find) -> Result<Found, StoreError> {
         let (lo, hi) = find.range();
         if find.limit == 0 || lo >= hi {
             return Ok(Found {
@@ -150,7 +154,8 @@ impl Store {
     /// Every flow with a conversation in the store, loaded or not.
     pub fn stored_flows(&self) -> Result<BTreeSet<String>, StoreError> {
         let layered = self.layered_created();
-        self.flows_in(&layered)
+        let what = || "the flows of the creation-time index".into();
+        self.read(what, || self.flows_in(&layered))
     }
 
     /// Open conversations: the candidates come from memory, so there is nothing to bound.

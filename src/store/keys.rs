@@ -50,6 +50,7 @@
 //! | `k` | | [`CHECKPOINT`]: the last log seq the checkpoint covers |
 //! | `Q` | | [`EXPORT_MARK`]: whether export events are derived, and the last seq |
 //! | `n` | | [`IDS`]: the last id handed out when the checkpoint was frozen (`u64`) |
+//! | `N` | | [`CENSUS`]: how many entries the checkpoint's tables hold (`state/census.rs`) |
 //!
 //! `seq` in `T`, `r` and `i` is the checkpoint's log seq: every chunk key is new, so a
 //! checkpoint never reads what it writes, and a time range is a key range.
@@ -84,6 +85,9 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
 /// The [`STATE`] key of the checkpoint's log seq.
 pub const CHECKPOINT: &[u8] = b"k";
+
+/// The [`STATE`] key of the census: the checkpoint's table sizes, checked at open.
+pub const CENSUS: &[u8] = b"N";
 
 /// The [`STATE`] key of the id mark: ids up to it were handed out (`Store::next_id`).
 /// Absent in a store written before it, whose ids came from sled's own counter.

@@ -26,6 +26,7 @@ pub mod audit_tally;
 pub mod backup;
 mod calls;
 mod checkpoint;
+mod damage;
 mod delivery;
 pub mod export;
 pub mod find;
@@ -63,6 +64,8 @@ pub const MAX_UNWRITTEN: usize = 64 << 20;
 
 /// Records kept in hourly chunks, and how a time-range read takes them.
 struct Chunked<T: 'static> {
+    /// What they are, for messages.
+    name: &'static str,
     /// Chunk tags to read (ratings with and without a comment are chunked apart).
     tags: &'static [u8],
     of_layer: fn(&state::Layer) -> &Vec<T>,
@@ -71,6 +74,7 @@ struct Chunked<T: 'static> {
 }
 
 const RATINGS: Chunked<Rating> = Chunked {
+    name: "ratings",
     tags: &[keys::RATINGS, keys::COMMENTED],
     of_layer: |l| &l.ratings,
     keep: |_| true,
@@ -78,12 +82,14 @@ const RATINGS: Chunked<Rating> = Chunked {
 };
 
 const COMMENTED: Chunked<Rating> = Chunked {
+    name: "ratings with a comment",
     tags: &[keys::COMMENTED],
     keep: |r| has_comment(r),
     ..RATINGS
 };
 
 const INCIDENTS: Chunked<Incident> = Chunked {
+    name: "incidents",
     tags: &[keys::INCIDENTS],
     of_layer: |l| &l.incidents,
     keep: |_| true,
@@ -154,6 +160,10 @@ pub enum StoreError {
     /// [`Store::open_in_accepting_loss`] opens what is left where there is something.
     #[error("{}", damage.message(path))]
     DataLoss { path: PathBuf, damage: Damage },
+    /// A read met damage after the store opened (`detail`: what failed), or a step came
+    /// after that: the store takes no more steps until a restore (see `damage.rs`).
+    #[error("{}", damage::message(path, detail))]
+    Damaged { path: PathBuf, detail: String },
     /// I/O or an internal error of sled after opening.
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
@@ -208,6 +218,8 @@ struct Inner {
     path: PathBuf,
     /// Bytes the writer keeps free on the disk (see [`Store::set_min_free_space`]).
     reserve: Arc<std::sync::atomic::AtomicU64>,
+    /// Damage found after opening (`damage.rs`); the writer marks it too.
+    damage: Arc<damage::Watch>,
 }
 
 /// How long closing sled may take before it is left to the process's exit. sled flushes
@@ -263,6 +275,10 @@ impl Store {
     /// Every conversation's id, from the creation-time index (linear in the store: for
     /// recounts, exports and checks, not for a hot path).
     pub fn conversation_ids(&self) -> Result<Vec<ConversationId>, StoreError> {
+        self.read(|| "the creation-time index".into(), || self.ids_created())
+    }
+
+    fn ids_created(&self) -> Result<Vec<ConversationId>, StoreError> {
         let prefix = [keys::CREATED];
         let pending = self.state().pending(None, None, Some(&prefix));
         let mut ids = std::collections::BTreeSet::new();
@@ -323,8 +339,9 @@ impl Store {
         (self.inner.reserve).store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Applies `record` and logs it, or nothing.
+    /// Applies `record` and logs it, or nothing (a damaged store takes none).
     fn write(&self, record: Record) -> Result<Applied, StoreError> {
+        self.refuse_if_damaged()?;
         let mut encoded = Vec::new();
         log::append(&mut encoded, &record)?;
         let mut state = self.state();
@@ -339,9 +356,13 @@ impl Store {
         if state.log.len() > MAX_UNWRITTEN {
             return Err(StoreError::Overloaded(state.log.len()));
         }
-        let applied = state.apply(&record)?;
-        state.log.extend_from_slice(&encoded);
-        Ok(applied)
+        let applied = state.apply(&record);
+        if applied.is_ok() {
+            state.log.extend_from_slice(&encoded);
+        }
+        drop(state);
+        // A page the step had to read may be damaged.
+        self.notice(|| "what a step updates".into(), applied)
     }
 
     /// A new id for a conversation or an outbox message: never 0, above every id handed out
@@ -408,7 +429,8 @@ impl Store {
     }
 
     pub fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
-        Ok(self.state().record(id)?.map(|r| r.conversation))
+        let record = self.read(|| format!("conversation {id}"), || self.state().record(id))?;
+        Ok(record.map(|r| r.conversation))
     }
 
     /// Open conversations in which `msisdn` is a party, most recently created first.
@@ -456,6 +478,11 @@ impl Store {
     /// The conversation's messages in order of commit; an MT message shows its latest status
     /// (queued, sent, delivered, ...).
     pub fn timeline(&self, id: ConversationId) -> Result<Vec<TimelineEntry>, StoreError> {
+        let what = || format!("the timeline of conversation {id}");
+        self.read(what, || self.timeline_of(id))
+    }
+
+    fn timeline_of(&self, id: ConversationId) -> Result<Vec<TimelineEntry>, StoreError> {
         let pending = self.state().pending(Some(id), None, None);
         let mut entries: Vec<TimelineEntry> = Vec::new();
         for entry in self.inner.cold.scan_prefix(keys::timeline_prefix(id)) {
@@ -486,13 +513,20 @@ impl Store {
     }
 
     /// Timers due at or before `now`, earliest first, at most `limit`. They stay until a
-    /// commit cancels or replaces them.
+    /// commit cancels or replaces them. None once the store is damaged: their steps could
+    /// not be stored.
     pub fn due_timers(&self, now: Millis, limit: usize) -> Result<Vec<Timer>, StoreError> {
+        if self.is_damaged() {
+            return Ok(Vec::new());
+        }
         Ok(self.state().due_timers(now, limit))
     }
 
     /// When the earliest timer is due, for the service's sleep.
     pub fn next_timer_due(&self) -> Result<Option<Millis>, StoreError> {
+        if self.is_damaged() {
+            return Ok(None);
+        }
         Ok(self.state().next_timer_due())
     }
 
@@ -502,7 +536,8 @@ impl Store {
         flow: &str,
         key: &str,
     ) -> Result<Option<ConversationId>, StoreError> {
-        self.state().lookup(&keys::event_key(flow, key))
+        let what = || format!("event key {key:?} of flow {flow:?}");
+        self.read(what, || self.state().lookup(&keys::event_key(flow, key)))
     }
 
     /// Ratings with `from <= at < to`, by time, then conversation, then commit order.
@@ -533,6 +568,17 @@ impl Store {
         if from >= to {
             return Ok(Vec::new());
         }
+        let reading = || format!("the {} from {from} to {to} ms", what.name);
+        self.read(reading, || self.chunks_of(what, from, to, of_dirty))
+    }
+
+    fn chunks_of<T: Clone + serde::de::DeserializeOwned>(
+        &self,
+        what: &Chunked<T>,
+        from: Millis,
+        to: Millis,
+        of_dirty: impl FnOnce(state::Pending) -> Vec<T>,
+    ) -> Result<Vec<T>, StoreError> {
         let wanted = |x: &T| (from..to).contains(&(what.order)(x).0) && (what.keep)(x);
         let pending = self.state().pending(None, Some((from, to)), None);
         let mut out = Vec::new();
@@ -566,7 +612,10 @@ impl Store {
         flow: &str,
         msisdn: &str,
     ) -> Result<Option<Millis>, StoreError> {
-        self.state().lookup(&keys::last_by_party(flow, msisdn))
+        let what = || format!("the last conversation of flow {flow:?} with a party");
+        self.read(what, || {
+            self.state().lookup(&keys::last_by_party(flow, msisdn))
+        })
     }
 
     /// The source of a script version kept by a commit.
@@ -603,15 +652,23 @@ impl Store {
     }
 
     /// Messages committed but not yet taken out, oldest (lowest id) first; the service
-    /// drains it and calls [`Store::outbox_finished`].
+    /// drains it and calls [`Store::outbox_finished`]. None once the store is damaged: what
+    /// became of them could not be recorded.
     pub fn outbox(&self, limit: usize) -> Result<Vec<OutMessage>, StoreError> {
-        Ok(self.state().outbox_after(None, limit))
+        self.outbox_from(None, limit)
     }
 
     /// [`Store::outbox`] from the message after `after` on: the service reads each message
     /// once and keeps the ones it retries in memory.
     pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutMessage>, StoreError> {
-        Ok(self.state().outbox_after(Some(after), limit))
+        self.outbox_from(Some(after), limit)
+    }
+
+    fn outbox_from(&self, after: Option<u64>, limit: usize) -> Result<Vec<OutMessage>, StoreError> {
+        if self.is_damaged() {
+            return Ok(Vec::new());
+        }
+        Ok(self.state().outbox_after(after, limit))
     }
 
     /// How many messages wait in the outbox.
@@ -634,7 +691,10 @@ impl Store {
 
     /// The message an SMSC id was given to (see [`Store::outbox_finished`]).
     pub fn sent_part(&self, smsc_message_id: &str) -> Result<Option<SentPart>, StoreError> {
-        self.state().lookup(&keys::sent_part(smsc_message_id))
+        let what = || format!("the message of SMSC id {smsc_message_id:?}");
+        self.read(what, || {
+            self.state().lookup(&keys::sent_part(smsc_message_id))
+        })
     }
 
     /// Applies a receipt saying `state` of the part the SMSC gave one of `id_forms` (the same
@@ -660,7 +720,9 @@ impl Store {
         state: PartState,
         at: Millis,
     ) -> Result<Option<ReceiptApplied>, StoreError> {
-        let Some(smsc_id) = self.state().known_form(id_forms, recipient)? else {
+        let what = || format!("the message of SMSC id {:?}", id_forms.first());
+        let known = self.read(what, || self.state().known_form(id_forms, recipient))?;
+        let Some(smsc_id) = known else {
             return Ok(None);
         };
         match self.write(Record::Receipt { smsc_id, state, at })? {
@@ -688,8 +750,12 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Removes the MO marks kept until before `now`.
+    /// Removes the MO marks kept until before `now`. A damaged store keeps them (it takes no
+    /// more steps, and this is no step anyone waits for).
     pub fn sweep_mo_marks(&self, now: Millis) -> Result<usize, StoreError> {
+        if self.is_damaged() {
+            return Ok(0);
+        }
         let marks = self.state().marks_before(now);
         let n = marks.len();
         if n > 0 {

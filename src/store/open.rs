@@ -10,9 +10,10 @@ use jiff::tz::TimeZone;
 
 use super::log::Record;
 use super::state::State;
+use super::state::census::{self, Checked};
 use super::{
-    Damage, Inner, Millis, SLED_CACHE_BYTES, Store, StoreError, checkpoint, keys, seal, tally, v1,
-    writer,
+    Damage, Inner, Millis, SLED_CACHE_BYTES, Store, StoreError, checkpoint, damage, keys, seal,
+    tally, v1, writer,
 };
 
 /// How a store is opened.
@@ -48,6 +49,8 @@ struct Recovery {
     disk: writer::Disk,
     state: State,
     replayed: checkpoint::Replayed,
+    /// The checkpoint's counts against its census.
+    census: Checked,
 }
 
 impl Store {
@@ -113,8 +116,8 @@ impl Store {
             lost(Damage::Unreadable { detail, sealed })
         };
         // sled panics on some damage while recovering its log: that is damage too, not a
-        // crash of the service without a word.
-        let opened = std::panic::catch_unwind(|| {
+        // crash of the service without a word (nor a backtrace on stderr).
+        let opened = damage::quietly(|| {
             sled::Config::new()
                 .path(path)
                 .cache_capacity(SLED_CACHE_BYTES)
@@ -124,7 +127,12 @@ impl Store {
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(source @ sled::Error::Corruption { .. })) => {
-                return Err(unreadable(source.to_string()));
+                return Err(unreadable(damage::describe(&source.into())));
+            }
+            // What sled says of a config file (`conf`) it cannot parse: every store of
+            // smsflow was written by sled 0.34, so that is damage too.
+            Ok(Err(sled::Error::Unsupported(detail) | sled::Error::ReportableBug(detail))) => {
+                return Err(unreadable(format!("sled: {detail}")));
             }
             Ok(Err(source)) => {
                 // sled 0.34 reports a held lock only as an `Io(Other)` with this text.
@@ -142,7 +150,11 @@ impl Store {
                     }
                 });
             }
-            Err(panic) => return Err(unreadable(seal::panic_text(&*panic))),
+            Err(panic) => {
+                return Err(unreadable(format!(
+                    "sled panicked while recovering: {panic}"
+                )));
+            }
         };
         // Read only now that sled's lock is ours: no other process writes the seal.
         let seal = match seal::Seal::open(path) {
@@ -190,8 +202,8 @@ impl Store {
         place: Place,
         options: Options<'_>,
     ) -> Result<Store, StoreError> {
-        let (recovery, seal) = match place {
-            Place::Temporary => (Store::recover(&db, &path, None, options)?, None),
+        let (recovery, seal, sealed) = match place {
+            Place::Temporary => (Store::recover(&db, &path, None, options)?, None, None),
             Place::Disk(found) => {
                 let sealed = found.seq();
                 let recovery = Store::recover_on_disk(&db, &path, sealed, options)?;
@@ -203,20 +215,23 @@ impl Store {
                 let log = &recovery.disk.log;
                 let seal =
                     seal::settle(&path, found, recovered, log, has_data, options.accept_loss)?;
-                (recovery, Some(seal))
+                (recovery, Some(seal), sealed)
             }
         };
         let Recovery {
             mut disk,
             state,
             replayed,
+            census,
         } = recovery;
+        settle_census(&path, &disk.state, census, sealed, options.accept_loss)?;
         disk.seal = seal;
         let recount = state.tally_zone.as_deref() != Some(tally::zone_name(state.zone()).as_str());
         let cold = disk.state.clone();
         let state = Arc::new(Mutex::new(state));
         disk.next_seq = replayed.next;
         let reserve = disk.reserve.clone();
+        let damage = disk.damage.clone();
         let writer = writer::Writer::start(disk, state.clone())?;
         let store = Store {
             inner: Arc::new(Inner {
@@ -226,6 +241,7 @@ impl Store {
                 cold: ManuallyDrop::new(cold),
                 path,
                 reserve,
+                damage,
             }),
         };
         if recount {
@@ -243,16 +259,12 @@ impl Store {
         sealed: Option<u64>,
         options: Options<'_>,
     ) -> Result<Recovery, StoreError> {
-        let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Store::recover(db, path, Some(path), options)
-        }));
+        let recovered = damage::quietly(|| Store::recover(db, path, Some(path), options));
         let detail = match recovered {
             Ok(Ok(recovery)) => return Ok(recovery),
-            Ok(Err(
-                e @ (StoreError::Decode { .. } | StoreError::Sled(sled::Error::Corruption { .. })),
-            )) => e.to_string(),
+            Ok(Err(e)) if damage::is_damage(&e) => damage::describe(&e),
             Ok(Err(e)) => return Err(e),
-            Err(panic) => seal::panic_text(&*panic),
+            Err(panic) => format!("sled panicked while recovering: {panic}"),
         };
         Err(StoreError::DataLoss {
             path: path.to_path_buf(),
@@ -291,6 +303,7 @@ impl Store {
         let checkpointed_before = cold.contains_key(keys::CHECKPOINT)?;
         let mut state = State::new(cold, checkpointed, zone);
         state.load()?;
+        let census = state.check_census(checkpointed)?;
         let replayed = checkpoint::replay(&disk.log, &mut state)?;
         if replayed.records > 0 {
             tracing::info!(
@@ -307,6 +320,7 @@ impl Store {
             disk,
             state,
             replayed,
+            census,
         })
     }
 
@@ -363,4 +377,49 @@ impl Store {
         tracing::info!(zone = %name, tallies = n, seconds = started.elapsed().as_secs_f64(), "store: CSI tallies counted");
         Ok(())
     }
+}
+
+/// Acts on what the census check at open found (`state/census.rs`; `cold`: sled's state
+/// tree, `sealed`: the seal): refuses a store that reads back other counts than its last
+/// checkpoint wrote, unless `accept` (then it is counted as it is, with a warning), and
+/// stores the counts of one that had no census.
+fn settle_census(
+    path: &Path,
+    cold: &sled::Tree,
+    checked: Checked,
+    sealed: Option<u64>,
+    accept: bool,
+) -> Result<(), StoreError> {
+    let counted = match checked {
+        Checked::Matches => return Ok(()),
+        Checked::Uncounted { counted, stale } => {
+            if stale {
+                tracing::warn!(
+                    "store: the census of {} is of an earlier checkpoint (an smsflow without \
+                     one wrote to the store since); counting the store as it is",
+                    path.display()
+                );
+            }
+            counted
+        }
+        Checked::Differs { counted, census } => {
+            let damage = Damage::Census {
+                differences: counted.differences(&census),
+                sealed,
+            };
+            if !accept {
+                return Err(StoreError::DataLoss {
+                    path: path.to_path_buf(),
+                    damage,
+                });
+            }
+            tracing::warn!(
+                "store: DATA LOSS ACCEPTED (--accept-data-loss): {}; counting the store as \
+                 it is",
+                damage.message(path)
+            );
+            counted
+        }
+    };
+    census::store(cold, &counted)
 }

@@ -48,6 +48,16 @@ impl Store {
         if from >= to {
             return Ok(Vec::new());
         }
+        let what = || format!("the conversations of flow {flow:?} from {from} to {to} ms");
+        self.read(what, || self.created_in(flow, from, to))
+    }
+
+    fn created_in(
+        &self,
+        flow: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<CreatedConversation>, StoreError> {
         let prefix = keys::created_prefix(flow);
         let pending = self.state().pending(None, None, Some(&prefix));
         let mut ids = BTreeSet::new();

@@ -55,6 +55,13 @@ pub enum Damage {
     Unreadable { detail: String, sealed: Option<u64> },
     /// The seal file itself is damaged: whether commits are missing cannot be told.
     Seal { detail: String },
+    /// The checkpoint reads back with other counts than it wrote (`differences`, each
+    /// "N what where it wrote M"; see `state/census.rs`): pages of sled's file are damaged
+    /// or came back older.
+    Census {
+        differences: Vec<String>,
+        sealed: Option<u64>,
+    },
 }
 
 impl Damage {
@@ -90,11 +97,25 @@ impl Damage {
                     "; {s} commits were made durable"
                 )),
             ),
+            Damage::Census {
+                differences,
+                sealed,
+            } => format!(
+                "the store in {dir} reads back {} at its last checkpoint{}: parts of sled's \
+                 file are damaged or came back older than they were written, probably from \
+                 disk damage. {restore}, or start anyway with `smsflow run \
+                 --accept-data-loss` (what is missing is lost for good, and an event id \
+                 whose key was lost starts a new conversation)",
+                differences.join(", "),
+                sealed.map_or(String::new(), |s| format!(
+                    " ({s} commits were made durable)"
+                )),
+            ),
             Damage::Seal { detail } => format!(
                 "the seal of the store in {dir} ({FILE}) is damaged ({detail}), so whether \
                  commits are missing cannot be told. Check the store with `smsflow store \
-                 verify`, then {restore} or seal it as it is with `smsflow run \
-                 --accept-data-loss`"
+                 verify`, then restore a backup with `smsflow store restore DIR` or seal it \
+                 as it is with `smsflow run --accept-data-loss`"
             ),
         }
     }
@@ -344,14 +365,6 @@ pub(super) fn settle(
             Seal::create(path, recovered.seq)
         }
     }
-}
-
-/// A panic's message, for [`Damage::Unreadable`].
-pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = (panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_owned());
-    format!("sled panicked while recovering: {text}")
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 mod calls;
+pub(super) mod census;
 mod export;
 
 use super::audit_tally::AuditTallies;

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::audit_tally::{self, AuditKey, AuditTally};
 use super::delivery::Delivery;
+use super::state::census::Census;
 use super::state::{ConversationRecord, split_lp};
 use super::tally::{self, Tally, TallyKey};
 use super::{
@@ -75,6 +76,10 @@ struct Check {
     /// tallies count.
     incidents: Vec<(Millis, serde_json::Value)>,
     checkpoint: Option<u64>,
+    census: Option<Census>,
+    /// Tags of the state tree whose entries sled could not all read: the checks that need
+    /// them whole are left out (the unreadable part is a problem of its own).
+    unread: BTreeSet<u8>,
 }
 
 impl Store {
@@ -92,7 +97,7 @@ impl Store {
                 n if n == keys::META.as_bytes() => check.meta(&tree),
                 n if n == keys::LOG.as_bytes() => check.log(&tree),
                 n if n == keys::STATE.as_bytes() => {
-                    for (key, value) in check.entries(keys::STATE, &tree) {
+                    for (key, value) in check.state_entries(&tree) {
                         check.state_entry(&key, &value);
                     }
                 }
@@ -104,6 +109,7 @@ impl Store {
         }
         check.records();
         check.memory(self);
+        check.census();
         if check.undecodable {
             check.problem(
                 "tallies not recounted: entries above do not decode, so the raw records are \
@@ -157,6 +163,42 @@ impl Check {
             }
         }
         out
+    }
+
+    /// Every entry of the state tree, one tag at a time: a page sled cannot read costs the
+    /// rest of its tag's entries, not every tag after it.
+    fn state_entries(&mut self, tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for tag in 0..=u8::MAX {
+            let entries = match tag.checked_add(1) {
+                Some(next) => tree.range([tag]..[next]),
+                None => tree.range([tag]..),
+            };
+            let mut last: Option<Vec<u8>> = None;
+            for entry in entries {
+                match entry {
+                    Ok((k, v)) => {
+                        last = Some(k.to_vec());
+                        out.push((k.to_vec(), v.to_vec()));
+                    }
+                    Err(e) => {
+                        let from = last
+                            .map_or(format!("the first {:?} key", tag as char), |k| show_key(&k));
+                        self.undecodable = true;
+                        self.unread.insert(tag);
+                        let e = super::damage::describe(&e.into());
+                        self.problem(format!("state: sled cannot read past {from}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether every entry of each of `tags` was read.
+    fn whole(&self, tags: &[u8]) -> bool {
+        tags.iter().all(|t| !self.unread.contains(t))
     }
 
     fn decode<T: serde::de::DeserializeOwned>(&mut self, key: &[u8], value: &[u8]) -> Option<T> {
@@ -408,6 +450,7 @@ impl Check {
             _ if key == keys::TALLY_ZONE => {
                 self.decode::<String>(key, value);
             }
+            _ if key == keys::CENSUS => self.census = self.decode(key, value),
             _ if key == keys::CHECKPOINT => match <[u8; 8]>::try_from(value) {
                 Ok(b) => self.checkpoint = Some(u64::from_be_bytes(b)),
                 Err(_) => self.bad_key(key, "a checkpoint seq that is not 8 bytes"),
@@ -479,12 +522,17 @@ impl Check {
         self.count(chunks, 1);
     }
 
-    /// The indexes in sled against the records in sled.
+    /// The indexes in sled against the records in sled (those read whole).
     fn records(&mut self) {
+        use keys::{CONVERSATION, CREATED, HOT};
+        if !self.whole(&[CONVERSATION]) {
+            return;
+        }
+        let (hot_whole, created_whole) = (self.whole(&[HOT]), self.whole(&[CREATED]));
         let mut problems = Vec::new();
         for (&id, head) in &self.conversations {
             let hot = head.open || !head.timers.is_empty();
-            if hot != self.hot.contains(&id) {
+            if hot_whole && hot != self.hot.contains(&id) {
                 problems.push(format!(
                     "state/{}: conversation {id} is {} but {} the hot index",
                     show_key(&keys::hot(id)),
@@ -492,9 +540,10 @@ impl Check {
                     if hot { "missing from" } else { "in" },
                 ));
             }
-            if !self
-                .created
-                .contains(&(head.flow.clone(), head.created_at, id))
+            if created_whole
+                && !self
+                    .created
+                    .contains(&(head.flow.clone(), head.created_at, id))
             {
                 let key = keys::created(&head.flow, head.created_at, id);
                 problems.push(format!(
@@ -536,11 +585,12 @@ impl Check {
     }
 
     /// The indexes in memory (built at open and kept by every step since) against the
-    /// records in sled.
+    /// records in sled (those read whole).
     fn memory(&mut self, store: &Store) {
         let state = store.state();
         let indexes = state.indexes();
         let mut problems = Vec::new();
+        let records = self.whole(&[keys::CONVERSATION]);
         let mut parties: HashMap<&str, Vec<(Millis, ConversationId)>> = HashMap::new();
         let mut timers = BTreeSet::new();
         let mut hot = BTreeSet::new();
@@ -564,13 +614,13 @@ impl Check {
         let expected: usize = parties.values().map(Vec::len).sum();
         let same = indexed == expected
             && (indexes.parties.iter()).all(|(p, list)| parties.get(p.as_str()) == Some(list));
-        if !same {
+        if records && !same {
             problems.push(format!(
                 "party index: {indexed} entries in memory, the open conversations' records \
                  give {expected} (or others)"
             ));
         }
-        if &timers != indexes.timers {
+        if records && &timers != indexes.timers {
             let missing = timers.difference(indexes.timers).count();
             let extra = indexes.timers.difference(&timers).count();
             problems.push(format!(
@@ -578,11 +628,11 @@ impl Check {
                  any record"
             ));
         }
-        if hot != indexes.hot {
+        if records && hot != indexes.hot {
             problems.push("hot conversations in memory differ from the records".into());
         }
         let outbox: BTreeSet<u64> = indexes.outbox.keys().copied().collect();
-        if outbox != self.outbox {
+        if self.whole(&[keys::OUTBOX]) && outbox != self.outbox {
             problems.push(format!(
                 "outbox: {} messages in memory, {} under `o` keys",
                 outbox.len(),
@@ -590,14 +640,14 @@ impl Check {
             ));
         }
         let webhooks: BTreeSet<u64> = indexes.webhooks.keys().copied().collect();
-        if webhooks != self.webhooks {
+        if self.whole(&[keys::WEBHOOK]) && webhooks != self.webhooks {
             problems.push(format!(
                 "webhooks: {} calls in memory, {} under `w` keys",
                 webhooks.len(),
                 self.webhooks.len()
             ));
         }
-        if indexes.exports != self.exports {
+        if self.whole(&[keys::EXPORT]) && indexes.exports != self.exports {
             problems.push(format!(
                 "export queue: {} events in memory, {} under `q` keys",
                 indexes.exports.len(),
@@ -605,7 +655,7 @@ impl Check {
             ));
         }
         for (k, (key, t)) in &self.tallies {
-            if indexes.tallies.get(k) != Some(t) {
+            if self.whole(&[keys::TALLY]) && indexes.tallies.get(k) != Some(t) {
                 problems.push(format!(
                     "state/{}: stored tally differs from the one in memory",
                     show_key(key)
@@ -622,6 +672,35 @@ impl Check {
         drop(state);
         for p in problems {
             self.problem(p);
+        }
+    }
+
+    /// The census the checkpoint wrote against the entries read (`state/census.rs`).
+    fn census(&mut self) {
+        let Some(census) = self.census else {
+            return;
+        };
+        // A tag not read whole counts as its census says: its own problem is listed.
+        let n = |tag: u8, kind: &str, census: u64| match self.whole(&[tag]) {
+            true => self.verified.counts.get(kind).copied().unwrap_or(0),
+            false => census,
+        };
+        let read = Census {
+            checkpoint: self.checkpoint.unwrap_or_default(),
+            conversations: n(
+                keys::CREATED,
+                "creation-time index entries",
+                census.conversations,
+            ),
+            event_keys: n(keys::EVENT_KEY, "event keys", census.event_keys),
+            hot: n(keys::HOT, "hot index entries", census.hot),
+            outbox: n(keys::OUTBOX, "outbox messages", census.outbox),
+            webhooks: n(keys::WEBHOOK, "webhook calls waiting", census.webhooks),
+            exports: n(keys::EXPORT, "export events waiting", census.exports),
+            tallies: n(keys::TALLY, "tallies", census.tallies),
+        };
+        for difference in read.differences(&census) {
+            self.problem(format!("state/N (the census): {difference}"));
         }
     }
 

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::damage::{self, Watch};
 use super::seal::Seal;
 use super::state::{Layer, State};
 use super::{StoreError, checkpoint, keys, lock};
@@ -95,6 +96,8 @@ pub(super) struct Disk {
     /// Bytes that must stay free on that file system: below it nothing is written (a full
     /// disk is back-pressure, not a failed write that would need a restart). 0: no check.
     pub reserve: Arc<std::sync::atomic::AtomicU64>,
+    /// Damage found after opening, by a read or by a checkpoint (`damage.rs`).
+    pub damage: Arc<Watch>,
 }
 
 impl Disk {
@@ -107,7 +110,9 @@ impl Disk {
             })?),
             None => None,
         };
+        let path = dir.map_or_else(|| "<temporary>".into(), Path::to_path_buf);
         Ok(Disk {
+            damage: Arc::new(Watch::new(path)),
             log: db.open_tree(keys::LOG)?,
             state: db.open_tree(keys::STATE)?,
             db,
@@ -489,6 +494,7 @@ impl Thread {
             let frozen = if self.paused > 0 {
                 None
             } else if due && state.frozen.is_none() && !state.dirty.is_empty() {
+                state.note_census();
                 let layer = Arc::new(std::mem::take(&mut state.dirty));
                 state.frozen = Some(layer.clone());
                 Some(layer)
@@ -581,6 +587,11 @@ impl Thread {
                 drop(state);
                 self.unpruned = Some(seq);
                 self.last_checkpoint = Instant::now();
+            }
+            // A page sled cannot read is damage, said once; the store takes no more steps.
+            Err(e) if damage::is_damage(&e) => {
+                let detail = format!("writing a checkpoint: {}", damage::describe(&e));
+                self.disk.damage.mark(&detail);
             }
             // The layer stays frozen (reads still see it) and is tried again next round.
             Err(e) => tracing::error!("cannot write a store checkpoint, will retry: {e}"),
