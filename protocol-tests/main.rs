@@ -26,6 +26,7 @@
 //! - `reload`: the reload gate (a file whose tests fail never goes live), `check` per file,
 //!   `run` refusing to start without flows.
 //! - `reports`: the report routes over HTTP and `smsflow report` as a process.
+//! - `report_cells`: formulas people typed, in `smsflow report -f csv|xlsx`: text, never run.
 //! - `robustness`: arbitrary input never panics.
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
@@ -66,6 +67,7 @@ mod metrics;
 mod mo;
 mod pipeline;
 mod reload;
+mod report_cells;
 mod reports;
 mod robustness;
 mod run;
