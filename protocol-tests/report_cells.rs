@@ -134,7 +134,11 @@ async fn smsflow(args: &[&str]) -> Vec<u8> {
 /// The cells of an RFC 4180 file, row by row (as Excel splits it on commas).
 fn cells(csv: &str) -> Vec<Vec<String>> {
     let mut rows = vec![vec![String::new()]];
-    let mut chars = csv.strip_prefix('\u{feff}').unwrap_or(csv).chars().peekable();
+    let mut chars = csv
+        .strip_prefix('\u{feff}')
+        .unwrap_or(csv)
+        .chars()
+        .peekable();
     let mut quoted = false;
     while let Some(c) = chars.next() {
         let cell = rows.last_mut().unwrap().last_mut().unwrap();
@@ -207,7 +211,16 @@ async fn reports_csv_negative_numbers_stay_numbers() {
     let dir = TempDir::new("report-negative");
     let config = setup(dir.path());
     let args = [
-        "report", "csi", "-c", &config, "-f", "csv", "--from", "2026-11-21", "--to", "2026-11-21",
+        "report",
+        "csi",
+        "-c",
+        &config,
+        "-f",
+        "csv",
+        "--from",
+        "2026-11-21",
+        "--to",
+        "2026-11-21",
     ];
     let csv = String::from_utf8(smsflow(&args).await).unwrap();
     let rows = cells(&csv);
@@ -236,7 +249,11 @@ async fn reports_xlsx_writes_what_people_typed_as_text_never_as_a_formula() {
             .unwrap()
             .read_to_string(&mut strings)
             .unwrap();
-        let wanted = if kind == "csi" { "=HYPERLINK(" } else { "@SUM(" };
+        let wanted = if kind == "csi" {
+            "=HYPERLINK("
+        } else {
+            "@SUM("
+        };
         assert!(strings.contains(wanted), "{kind}: {strings}");
         for i in 0..zip.len() {
             let mut part = zip.by_index(i).unwrap();
@@ -246,7 +263,10 @@ async fn reports_xlsx_writes_what_people_typed_as_text_never_as_a_formula() {
             }
             let mut xml = String::new();
             part.read_to_string(&mut xml).unwrap();
-            assert!(!xml.contains("<f>") && !xml.contains("<f "), "{kind} {name}");
+            assert!(
+                !xml.contains("<f>") && !xml.contains("<f "),
+                "{kind} {name}"
+            );
         }
     }
 }

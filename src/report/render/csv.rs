@@ -262,7 +262,10 @@ mod tests {
         assert_eq!(quote("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
         assert_eq!(quote("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         for risky in ["+1", "-1+1", "@SUM(A1)", "\t=1", "-", "-inf", "-.5", "-1."] {
-            assert!(quote(risky).trim_start_matches('"').starts_with('\''), "{risky}");
+            assert!(
+                quote(risky).trim_start_matches('"').starts_with('\''),
+                "{risky}"
+            );
         }
         assert_eq!(quote("\r=1"), "\"'\r=1\"");
         for number in ["-0.4", "-4", "12", "3.25"] {
