@@ -19,7 +19,7 @@ const MSISDN: &str = "998901234567";
 
 /// The API on loopback over a temporary store (also for `find.rs`).
 pub(crate) struct Server {
-    addr: std::net::SocketAddr,
+    pub(crate) addr: std::net::SocketAddr,
     pub(crate) engine: Arc<FlowEngine>,
     ready: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,

@@ -14,6 +14,8 @@
 //! - `find`: finding conversations over HTTP: filters, pages, event ids.
 //! - `flows`: the flow engine: shipped flows' own tests, restarts on disk, hot reload, versions.
 //! - `http`: the HTTP API over loopback sockets: every route and status code, JSON errors.
+//! - `http_hostile`: a declared body over `max_body` (413 at once), keys named twice (400),
+//!   the no-store/CSP/frame headers, the dashboard rendered under its CSP in Chromium.
 //! - `http_limits`: the listener against half-open, idle and slow sockets, long targets and a
 //!   descriptor-starved flood.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
@@ -61,6 +63,7 @@ mod export;
 mod find;
 mod flows;
 mod http;
+mod http_hostile;
 mod http_limits;
 mod interop;
 mod metrics;
