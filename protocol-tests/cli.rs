@@ -165,6 +165,71 @@ async fn cli_run_check_config_exits_2_for_a_bad_one() {
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
 
+/// A value out of range is quoted as the file writes it (`"400d"`, not `"1year 1month 4days
+/// 7h 26m 24s"`), with the range in the units people write; a size too large for any
+/// range is out of range, not "not a size" (issue 27 item 9). Through `run --check-config`
+/// and through `run`, which must refuse the same files with the same words.
+#[tokio::test]
+async fn cli_config_messages_quote_values_as_written_with_the_range() {
+    let dir = TempDir::new("config-as-written");
+    let setup = service_setup(dir.path(), 2775, &[]);
+    let good = std::fs::read_to_string(&setup.config).unwrap();
+    let webhook = "[[webhook]]\nname = \"sd\"\nurl = \"http://127.0.0.1:9/calls\"\n";
+    let cases = [
+        (
+            good.replace("[http]\n", "[http]\nmax_body = \"1TiB\"\n"),
+            r#"http.max_body: "1TiB" is out of range (allowed "1KiB" to "16MiB")"#,
+        ),
+        (
+            good.replace("[http]\n", "[http]\nmax_body = 1099511627776\n"),
+            r#"http.max_body: 1099511627776 is out of range (allowed "1KiB" to "16MiB")"#,
+        ),
+        (
+            good.replace("[http]\n", "[http]\nmax_body = \"99999999TiB\"\n"),
+            r#"http.max_body: "99999999TiB" is out of range (allowed "1KiB" to "16MiB")"#,
+        ),
+        (
+            good.replace("[http]\n", "[http]\nmax_body = -1\n"),
+            r#"http.max_body: -1 is not a size (write a number of bytes or e.g. "64KiB", "#,
+        ),
+        (
+            good.replace("[service]\n", "[service]\nshutdown_timeout = \"400d\"\n"),
+            r#"service.shutdown_timeout: "400d" is out of range (allowed "100ms" to "10m")"#,
+        ),
+        (
+            good.replace("[service]\n", "[service]\nredelivery_window = \"25h\"\n"),
+            r#"service.redelivery_window: "25h" is out of range (allowed "1s" to "24h")"#,
+        ),
+        (
+            good.replace("[http]\n", "[http]\nrequest_timeout = \"1h30m\"\n"),
+            r#"http.request_timeout: "1h30m" is out of range (allowed "100ms" to "10m")"#,
+        ),
+        (
+            good.replace("reconnect_min = \"50ms\"", "reconnect_min = \"90s\"")
+                .replace("reconnect_max = \"500ms\"", "reconnect_max = \"60s\""),
+            r#"smsc[0].reconnect_min: "90s" is longer than reconnect_max "60s""#,
+        ),
+        (
+            format!("{good}\n{webhook}timeout = \"150s\"\n"),
+            r#"webhook[0].timeout: "150s" is out of range (allowed "100ms" to "2m")"#,
+        ),
+        (
+            format!("{good}\n[export]\nmax_age = \"59m\"\n"),
+            r#"export.max_age: "59m" is under an hour"#,
+        ),
+    ];
+    for (i, (text, needle)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("case{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let checked = check_config(&path).await;
+        let run = smsflow(&["run", "-c", path.to_str().unwrap()]).await;
+        for out in [checked, run] {
+            assert_eq!(out.status.code(), Some(2), "{needle}: {}", stderr(&out));
+            assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+        }
+    }
+}
+
 #[tokio::test]
 async fn cli_run_without_an_smsc_exits_2_before_opening_the_store() {
     let dir = TempDir::new("run-no-smsc");

@@ -19,7 +19,7 @@ const MSISDN: &str = "998901234567";
 
 /// The API on loopback over a temporary store (also for `find.rs`).
 pub(crate) struct Server {
-    addr: std::net::SocketAddr,
+    pub(crate) addr: std::net::SocketAddr,
     pub(crate) engine: Arc<FlowEngine>,
     ready: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
@@ -307,7 +307,7 @@ async fn an_unknown_flow_is_404_naming_the_flows() {
     r.assert_error(404, "unknown flow");
     assert_eq!(
         r.json["detail"],
-        "no flow named \"x\" (flows: escalation, inbox, nps, survey)"
+        "no flow named \"x\" (flows: alert, complaint, escalation, inbox, nps, survey)"
     );
 }
 

@@ -16,6 +16,8 @@
 //! - `find`: finding conversations over HTTP: filters, pages, event ids.
 //! - `flows`: the flow engine: shipped flows' own tests, restarts on disk, hot reload, versions.
 //! - `http`: the HTTP API over loopback sockets: every route and status code, JSON errors.
+//! - `http_hostile`: a declared body over `max_body` (413 at once), keys named twice (400),
+//!   the no-store/CSP/frame headers, the dashboard rendered under its CSP in Chromium.
 //! - `http_limits`: the listener against half-open, idle and slow sockets, long targets and a
 //!   descriptor-starved flood.
 //! - `interop`: our ESME against node `smpp` as SMSC (and node as ESME against our simulator).
@@ -28,6 +30,7 @@
 //! - `reload`: the reload gate (a file whose tests fail never goes live), `check` per file,
 //!   `run` refusing to start without flows.
 //! - `reports`: the report routes over HTTP and `smsflow report` as a process.
+//! - `report_cells`: formulas people typed, in `smsflow report -f csv|xlsx`: text, never run.
 //! - `robustness`: arbitrary input never panics.
 //! - `run`: `smsflow run` as a process: config, HTTP event to SMS, reply, SIGTERM.
 //! - `session`: the ESME pool against a scripted in-memory SMSC on a paused clock.
@@ -70,12 +73,14 @@ mod export;
 mod find;
 mod flows;
 mod http;
+mod http_hostile;
 mod http_limits;
 mod interop;
 mod metrics;
 mod mo;
 mod pipeline;
 mod reload;
+mod report_cells;
 mod reports;
 mod robustness;
 mod run;

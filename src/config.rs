@@ -505,10 +505,12 @@ impl Config {
             error(line, key, message)
         })?;
         config.source = path.map(Path::to_path_buf);
-        config.check(env).map_err(|(key, message)| {
-            let line = spans.line(&key);
-            error(line, Some(key), message)
-        })?;
+        config
+            .check(env, &|key| spans.written(key).map(str::to_owned))
+            .map_err(|(key, message)| {
+                let line = spans.line(&key);
+                error(line, Some(key), message)
+            })?;
         Ok(config)
     }
 
@@ -571,8 +573,12 @@ impl Config {
     }
 
     /// Checks what serde cannot and resolves `password_env`. The error is the key's dotted
-    /// path and the message.
-    fn check(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
+    /// path and the message, which quotes a value as `written` in the file.
+    fn check(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+        written: bounds::Written,
+    ) -> Result<(), (String, String)> {
         for i in 0..self.smsc.len() {
             let key = |k: &str| format!("smsc[{i}].{k}");
             let (before, rest) = self.smsc.split_at_mut(i);
@@ -604,10 +610,10 @@ impl Config {
                 return Err((
                     key("reconnect_min"),
                     format!(
-                        "\"{}\" is longer than reconnect_max \"{}\" (make reconnect_min <= \
+                        "{} is longer than reconnect_max {} (make reconnect_min <= \
                          reconnect_max)",
-                        humantime::format_duration(smsc.reconnect_min),
-                        humantime::format_duration(smsc.reconnect_max)
+                        shown_duration(written, &key("reconnect_min"), smsc.reconnect_min),
+                        shown_duration(written, &key("reconnect_max"), smsc.reconnect_max),
                     ),
                 ));
             }
@@ -714,7 +720,7 @@ impl Config {
         if let Some(e) = &self.export {
             export::check(e).map_err(|(k, message)| (format!("export.{k}"), message))?;
         }
-        bounds::check(self)?;
+        bounds::check(self, written)?;
         self.resolved_buttons =
             (self.buttons.resolve()).map_err(|(k, message)| (format!("buttons.{k}"), message))?;
         for (i, token) in self.http.tokens.iter().enumerate() {
@@ -912,6 +918,13 @@ impl<'t> Spans<'t> {
         (line, narrowest.map(|(path, _, _)| path.clone()))
     }
 
+    /// The value of `path` as the file writes it (`"400d"` with its quotes, `1024`), if the
+    /// file has the key.
+    fn written(&self, path: &str) -> Option<&'t str> {
+        let (_, _, value) = self.entries.iter().find(|(p, _, _)| p == path)?;
+        self.text.get(value.clone())
+    }
+
     /// The line of `path`, or of its nearest parent present in the file (a key that was
     /// left out is reported at its table).
     fn line(&self, path: &str) -> Option<usize> {
@@ -952,7 +965,8 @@ fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
         .ok_or_else(|| de::Error::custom(format!("port {value} is out of range (use 1..=65535)")))
 }
 
-/// A byte size: a number of bytes, or a string like `"64KiB"`, `"1MiB"`, `"512B"`.
+/// A byte size: a number of bytes, or a string like `"64KiB"`, `"1MiB"`, `"512B"`. One too
+/// large to count saturates, so the key's range check says it is out of range.
 fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
     struct SizeVisitor;
     impl Visitor<'_> for SizeVisitor {
@@ -961,32 +975,55 @@ fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
             f.write_str("a size such as \"64KiB\" or \"1MiB\"")
         }
         fn visit_i64<E: de::Error>(self, n: i64) -> Result<usize, E> {
-            usize::try_from(n).map_err(|_| E::custom(format!("{n} is not a size")))
+            u64::try_from(n)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                .map_err(|_| E::custom(format!("{n} is not a size ({SIZE_HINT})")))
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<usize, E> {
-            parse_size(text).ok_or_else(|| {
-                E::custom(format!(
-                    "\"{text}\" is not a size (write e.g. \"64KiB\", \"1MiB\" or \"4096B\")"
-                ))
-            })
+            parse_size(text)
+                .ok_or_else(|| E::custom(format!("\"{text}\" is not a size ({SIZE_HINT})")))
         }
     }
     deserializer.deserialize_any(SizeVisitor)
 }
 
+const SIZE_HINT: &str = "write a number of bytes or e.g. \"64KiB\", \"1MiB\" or \"4096B\"";
+
+/// Digits and a unit; `None` if it is not that, `usize::MAX` if it is more than that.
 fn parse_size(text: &str) -> Option<usize> {
     let text = text.trim();
     let digits = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
-    let unit_bytes = match unit.trim() {
+    let unit_bytes: u64 = match unit.trim() {
         "" | "B" => 1,
-        "KiB" | "KB" | "K" => 1024,
-        "MiB" | "MB" | "M" => 1024 * 1024,
+        "KiB" | "KB" | "K" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        "GiB" | "GB" | "G" => 1 << 30,
+        "TiB" | "TB" | "T" => 1 << 40,
         _ => return None,
     };
-    number.parse::<usize>().ok()?.checked_mul(unit_bytes)
+    if number.is_empty() {
+        return None;
+    }
+    // All digits: a parse error can only be overflow.
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_bytes));
+    Some(
+        bytes
+            .and_then(|b| usize::try_from(b).ok())
+            .unwrap_or(usize::MAX),
+    )
+}
+
+/// A duration for a message: as the file writes `key`, else as we would.
+fn shown_duration(written: bounds::Written, key: &str, value: Duration) -> String {
+    bounds::shown(written(key), || {
+        format!("\"{}\"", bounds::duration_text(value))
+    })
 }
 
 fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
@@ -1054,7 +1091,7 @@ mod tests {
         assert_eq!(config.source, None);
         // The defaults must pass the same checks as a file.
         let mut checked = config.clone();
-        assert_eq!(checked.check(&no_env), Ok(()));
+        assert_eq!(checked.check(&no_env, &|_| None), Ok(()));
         assert_eq!(checked.smsc[0].password(), "smsflow");
     }
 

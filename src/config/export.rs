@@ -3,7 +3,8 @@
 //!
 //! Checked when the config is read: server URLs that are not `nats://` (or `tls://`) with a
 //! host, a stream name JetStream refuses, a subject prefix with wildcards or empty tokens, a
-//! retention or replica count out of range. Errors are `(key, message)` relative to the table.
+//! replica count out of range (a retention under an hour: `bounds`). Errors are `(key,
+//! message)` relative to the table.
 
 use std::time::Duration;
 
@@ -102,12 +103,6 @@ pub fn check(export: &ExportConfig) -> Result<(), (String, String)> {
         return err(
             "subject_prefix",
             format!("\"{}\": {why}", export.subject_prefix),
-        );
-    }
-    if export.max_age < Duration::from_secs(3600) {
-        return err(
-            "max_age",
-            "under an hour: events would be gone before a report reads them".into(),
         );
     }
     if !(1..=5).contains(&export.replicas) {
@@ -225,10 +220,6 @@ mod tests {
         );
         assert_eq!(with(|c| c.subject_prefix = "tenant.5700".into()), Ok(()));
         assert_eq!(with(|c| c.replicas = 0), Err("replicas".into()));
-        assert_eq!(
-            with(|c| c.max_age = Duration::from_secs(60)),
-            Err("max_age".into())
-        );
         let servers = servers("nats://smsflow:s3cret@n1:4222,nats://n2:4222");
         assert_eq!(redacted(&servers), "nats://***@n1:4222,nats://n2:4222");
         assert!(check_node("node 1").is_err());

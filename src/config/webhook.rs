@@ -3,8 +3,8 @@
 //!
 //! Checked when the config is read, like the SMSC's keys: a name that is empty, repeated or not
 //! `[A-Za-z0-9_-]`, a URL that is not `http://` or `https://` with a host, a `secret_env` naming
-//! an unset variable, a timeout out of range, or a `tls_ca` that is no PEM stops the start with
-//! the key and the file. Errors are `(key, message)` relative to the `[[webhook]]`; the caller
+//! an unset variable, or a `tls_ca` that is no PEM stops the start with the key and the file
+//! (a timeout out of range too, checked in `bounds` with the other ranges). Errors are `(key, message)` relative to the `[[webhook]]`; the caller
 //! adds `webhook[i].`.
 
 use std::fmt;
@@ -14,11 +14,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Secret, duration};
-
-/// Timeouts a webhook may have: under 100 ms nothing answers, past 2 min a hung receiver holds
-/// a delivery slot for nothing.
-pub const TIMEOUT: std::ops::RangeInclusive<Duration> =
-    Duration::from_millis(100)..=Duration::from_secs(120);
 
 /// One `[[webhook]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -126,15 +121,6 @@ pub(super) fn check(
         return Err((
             "name",
             format!("duplicate webhook name \"{name}\" (also webhook[{first}])"),
-        ));
-    }
-    if !TIMEOUT.contains(&webhook.timeout) {
-        return Err((
-            "timeout",
-            format!(
-                "\"{}\" is out of range (allowed \"100ms\" to \"2m\")",
-                humantime::format_duration(webhook.timeout)
-            ),
         ));
     }
     let (uri, host, port, https) = parse_url(&webhook.url).map_err(|m| ("url", m))?;

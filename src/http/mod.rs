@@ -36,7 +36,9 @@ mod auth;
 mod buttons;
 mod dashboard;
 mod find;
+mod json;
 pub mod listener;
+mod policy;
 mod responses;
 mod store;
 mod telemetry;
@@ -274,7 +276,8 @@ impl<S: Send + Sync> FromRequest<S> for EventBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
+        let axum::Json(json::Unique(value)) =
+            axum::Json::<json::Unique>::from_request(req, state).await?;
         match value {
             Value::Object(map) => Ok(EventBody(map)),
             other => Err(ApiError::BadRequest(format!(
@@ -332,7 +335,12 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            max_body,
+            policy::declared_length,
+        ))
         .layer(middleware::from_fn(uri_limit))
+        .layer(middleware::from_fn(policy::headers))
         // Outermost, so what the inner layers answer (414, 413) is counted too.
         .layer(middleware::from_fn(telemetry::track))
         .with_state(state)

@@ -214,12 +214,37 @@ pub(super) fn row(out: &mut String, cells: impl IntoIterator<Item = String>) {
     out.push_str("\r\n");
 }
 
+/// One cell as written: defused, then quoted where RFC 4180 needs it.
 pub(crate) fn quote(cell: &str) -> String {
+    let cell = defuse(cell);
     if cell.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {
-        cell.to_owned()
+        cell.into_owned()
     }
+}
+
+/// A text Excel (or LibreOffice, Sheets) would run as a formula: it starts with `=`, `+`,
+/// `-`, `@`, tab or CR (OWASP's CSV injection rule). A subscriber's SMS or an operator's name
+/// can be anything, so such a cell gets a leading `'` and is shown as the text it is. A plain
+/// number (`-0.4`, our change columns) is left alone: it can run nothing and must stay a
+/// number for the sheet to sum it.
+fn defuse(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// `-?digits[.digits]`: how we write a number, and nothing a spreadsheet evaluates.
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    [whole, fraction]
+        .iter()
+        .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -231,5 +256,21 @@ mod tests {
         assert_eq!(quote("ресторан, зал 1"), "\"ресторан, зал 1\"");
         assert_eq!(quote("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote("op-17"), "op-17");
+    }
+
+    #[test]
+    fn formulas_become_text_and_numbers_stay_numbers() {
+        assert_eq!(quote("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(quote("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for risky in ["+1", "-1+1", "@SUM(A1)", "\t=1", "-", "-inf", "-.5", "-1."] {
+            assert!(
+                quote(risky).trim_start_matches('"').starts_with('\''),
+                "{risky}"
+            );
+        }
+        assert_eq!(quote("\r=1"), "\"'\r=1\"");
+        for number in ["-0.4", "-4", "12", "3.25"] {
+            assert_eq!(quote(number), number);
+        }
     }
 }
