@@ -18,7 +18,7 @@ use crate::util::{TempDir, WAIT, until_ready};
 /// addresses as it printed them.
 struct Smsc {
     // Killed when dropped.
-    _child: Child,
+    child: Child,
     smpp: SocketAddr,
     control: SocketAddr,
     // Kept open: the simulator's stdout is this pipe.
@@ -26,6 +26,12 @@ struct Smsc {
 }
 
 impl Smsc {
+    /// Kills the simulator and waits for it to be gone: dropping only sends the signal, and
+    /// its ports may still accept for a moment.
+    async fn stop(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     async fn start(flags: &[&str]) -> Smsc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_smsflow"))
             .args([
@@ -58,7 +64,7 @@ impl Smsc {
             control = control.or(addr("control port on http://"));
         }
         Smsc {
-            _child: child,
+            child,
             smpp: smpp.unwrap(),
             control: control.unwrap(),
             _stdout: stdout,
@@ -237,7 +243,7 @@ async fn a_staff_call_answered_by_hand_through_the_simulators_control_port() {
         "{err}"
     );
     // And a port nobody listens on is exit 1 with a hint.
-    drop(smsc);
+    smsc.stop().await;
     let (code, _, err) = sim(&["mo", "--control", &url, "--from", "998901111111", "OK"]).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(
