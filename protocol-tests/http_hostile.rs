@@ -64,6 +64,22 @@ async fn a_declared_length_over_max_body_is_a_413_before_the_body() {
             "{detail}"
         );
     }
+    // A client that sends its megabyte anyway: the 413 is read, not destroyed by a reset
+    // when the server closes with the body unread.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST {SURVEY} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        1 << 20
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b' '; 1 << 20]).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(matches!(read, Ok(Ok(_))), "{read:?} after {answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
     // A declared length within the limit is read as usual.
     let ok = server
         .call(

@@ -9,6 +9,8 @@
 //! - `demo`: `smsflow demo` end to end.
 //! - `disk`: a full disk is back-pressure: `smsflow run` refuses new steps below
 //!   `min_free_space` and resumes by itself when room returns, nothing lost or sent twice.
+//! - `drain`: SIGTERM while 64 clients post to `smsflow run`: every POST a whole answer (202
+//!   or a JSON 503), every 202 kept across the restart.
 //! - `docs`: `docs/` in step with the code: config keys, metrics, flow functions, commands
 //!   and flags, routes (each answering on a test server); README and docs need no `../shared`.
 //! - `differential`: rusmpp-built random PDUs decode to the same fields with our decoder.
@@ -68,6 +70,7 @@ mod demo;
 mod differential;
 mod disk;
 mod docs;
+mod drain;
 mod esme;
 mod export;
 mod find;

@@ -394,6 +394,7 @@ impl HttpConfig {
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
             request_timeout: self.request_timeout,
+            ..crate::http::Limits::default()
         }
     }
 

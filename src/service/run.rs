@@ -260,7 +260,11 @@ pub async fn run_with(
         listener,
         https,
         http::router(state, config.http.max_body),
-        config.http.limits(),
+        // Half the stop for the HTTP drain: the pipeline, unbind and flush follow it.
+        http::Limits {
+            stop_grace: config.service.shutdown_timeout / 2,
+            ..config.http.limits()
+        },
         "api",
         census.clone(),
         {
