@@ -63,6 +63,7 @@ fn table(page: &Page) -> String {
     out
 }
 
+/// `text` in at most `width` characters, the last an ellipsis when it was cut.
 fn cut(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_owned();
@@ -162,8 +163,8 @@ fn open_table(page: &OpenPage) -> String {
         let _ = writeln!(
             out,
             "{:<24} {:<28} {:<13} {:>5} {:>5} {:<14} {:>8}",
-            clip(&c.button, 24),
-            clip(&c.location, 28),
+            cut(&c.button, 24),
+            cut(&c.location, 28),
             c.state,
             or_dash(c.level),
             or_dash(c.round),
@@ -172,15 +173,6 @@ fn open_table(page: &OpenPage) -> String {
         );
     }
     out
-}
-
-fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut t: String = text.chars().take(width - 1).collect();
-    t.push('…');
-    t
 }
 
 fn age(seconds: f64) -> String {
