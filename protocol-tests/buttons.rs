@@ -167,3 +167,121 @@ async fn a_digest_groups_the_presses_of_its_period_in_one_sms() {
     );
     run.stop().await;
 }
+
+const GUARDS: [&str; 3] = ["998901110011", "998901110012", "998901110013"];
+
+/// The next alert submit_sm to `to`: its text and the message id the SMSC answered with.
+async fn alert_sent(run: &mut NodeRun, to: &str) -> (String, String) {
+    let submit = (run.smsc)
+        .event(&format!("a submit_sm to {to}"), |e| {
+            e["event"] == "pdu"
+                && e["command"] == "submit_sm"
+                && e["fields"]["destination_addr"] == to
+        })
+        .await;
+    assert_eq!(
+        submit["fields"]["esm_class"].as_u64().unwrap() & 0x40,
+        0,
+        "the alert fits one part: {submit}"
+    );
+    let sm = hex::decode(submit["fields"]["short_message_hex"].as_str().unwrap()).unwrap();
+    let coding = submit["fields"]["data_coding"].as_u64().unwrap() as u8;
+    let text = match smsflow::smpp::text::decode(coding, &sm) {
+        smsflow::smpp::text::MessageBody::Text(t) => t,
+        other => panic!("{other:?}"),
+    };
+    let (session, seq) = (submit["session"].clone(), submit["sequence_number"].clone());
+    let resp = (run.smsc)
+        .event("its submit_sm_resp", |e| {
+            e["event"] == "sent"
+                && e["command"] == "submit_sm_resp"
+                && e["session"] == session
+                && e["sequence_number"] == seq
+        })
+        .await;
+    (
+        text,
+        resp["fields"]["message_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Issue 28's alert acceptance: a type 103 press texts three guards at once; the SMSC's
+/// failed receipt for one brings a re-send to that one only; three OKs close the alert, and
+/// its record gives each person's sends, failures and times to deliver and acknowledge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_is_resent_on_a_failed_receipt_and_closes_when_all_said_ok() {
+    let mut run = NodeRun::start("alert-three", "").await;
+    let body = json!({"id": "a-1",
+        "button": {"id": 9, "name": "Склад", "location": "двор", "type": 103},
+        "concentrator": {"host": "GATE-PC"}, "phones": GUARDS, "action": "call"})
+    .to_string();
+    post_press(&run, &body).await;
+    let mut ids = Vec::new();
+    for to in GUARDS {
+        let (text, id) = alert_sent(&mut run, to).await;
+        assert!(
+            text.starts_with("ТРЕВОГА: ") && text.contains("Ответьте OK 100"),
+            "{text}"
+        );
+        ids.push(id);
+    }
+    let receipt = format!(
+        "id:{} sub:001 dlvrd:000 submit date:2612072050 done date:2612072050 stat:UNDELIV err:001 text:x",
+        ids[1]
+    );
+    let done = run
+        .smsc
+        .command(
+            json!({"cmd": "deliver_sm", "source_addr": GUARDS[1], "destination_addr": "5700",
+                        "esm_class": 4, "short_message_hex": hex::encode(receipt.as_bytes()),
+                        "tlvs": {"receipted_message_id": ids[1], "message_state": 5}}),
+        )
+        .await;
+    assert_eq!(done["response_status"], 0, "{done}");
+    let (again, _) = alert_sent(&mut run, GUARDS[1]).await;
+    assert!(again.starts_with("ТРЕВОГА: "), "{again}");
+
+    for (i, to) in GUARDS.iter().enumerate() {
+        run.mo(to, "OK").await;
+        let answer = run.mt_to(to).await;
+        assert!(
+            answer.starts_with("Принято: тревога 100")
+                && answer.contains(&format!("{} из 3", i + 1)),
+            "{answer}"
+        );
+    }
+    let alert = run.get("/api/v1/flows/alert/events/a-1").await;
+    let people = &alert["state"]["people"];
+    let sends: Vec<_> = GUARDS.iter().map(|n| people[n]["sends"].clone()).collect();
+    assert_eq!(
+        sends,
+        [json!(1), json!(2), json!(1)],
+        "only the failed one again: {alert}"
+    );
+    let failed: Vec<_> = GUARDS.iter().map(|n| people[n]["failed"].clone()).collect();
+    assert_eq!(failed, [json!(0), json!(1), json!(0)], "{alert}");
+    assert_eq!(alert["state"]["acked_by"], GUARDS[2], "{alert}");
+    assert!(alert["state"]["closed_at"].is_number(), "closed: {alert}");
+    for n in GUARDS {
+        assert!(
+            people[n]["acked_at"].is_number(),
+            "{n} acknowledged: {alert}"
+        );
+        assert!(
+            people[n]["delivered_at"].is_number(),
+            "{n} counted delivered: {alert}"
+        );
+    }
+    // The conversation closed acknowledged; the failed copy and the one re-send in its timeline.
+    assert_eq!(
+        (&alert["status"], &alert["outcome"]),
+        (&json!("finished"), &json!("acknowledged")),
+        "{alert}"
+    );
+    let to_second: Vec<_> = (alert["timeline"].as_array().unwrap().iter())
+        .filter(|m| m["direction"] == "out" && m["party"] == GUARDS[1])
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(to_second, ["undeliverable", "sent", "sent"], "{alert}");
+    run.stop().await;
+}
