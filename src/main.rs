@@ -128,15 +128,7 @@ fn run_responses(args: ResponsesArgs) -> ExitCode {
             .map(|bytes| (bytes, origin))
             .map_err(|e| cli::CliError::Usage(e.to_string()))
     });
-    let (bytes, origin) = match rendered {
-        Ok(done) => done,
-        Err(error) => {
-            eprintln!("smsflow report: {error}");
-            return ExitCode::from(error.exit_code());
-        }
-    };
-    note_origin(&origin);
-    write_output(args.out.as_deref(), without_bom(&bytes, args.no_bom))
+    emit(rendered, args.out.as_deref(), args.no_bom)
 }
 
 /// `smsflow report incidents --open`: the calls not over yet, from the store or the running
@@ -164,6 +156,16 @@ fn run_open_calls(args: crate::cli::IncidentsArgs) -> ExitCode {
             .map(|bytes| (bytes, origin))
             .map_err(|e| cli::CliError::Usage(e.to_string()))
     });
+    emit(rendered, args_report.out.as_deref(), args_report.no_bom)
+}
+
+/// Writes a rendered page (saying where it was read from), or says why there is none, with
+/// the error's exit code.
+fn emit(
+    rendered: Result<(Vec<u8>, smsflow::report::cli::Origin), smsflow::report::cli::CliError>,
+    out: Option<&Path>,
+    no_bom: bool,
+) -> ExitCode {
     let (bytes, origin) = match rendered {
         Ok(done) => done,
         Err(error) => {
@@ -172,10 +174,7 @@ fn run_open_calls(args: crate::cli::IncidentsArgs) -> ExitCode {
         }
     };
     note_origin(&origin);
-    write_output(
-        args_report.out.as_deref(),
-        without_bom(&bytes, args_report.no_bom),
-    )
+    write_output(out, without_bom(&bytes, no_bom))
 }
 
 /// `bytes` without a leading UTF-8 byte order mark when `no_bom`.
