@@ -45,8 +45,13 @@ async fn post_press(run: &NodeRun, body: &str) -> Value {
 
 /// `smsflow report audit …` against the running service's config: stdout.
 fn audit_cli(run: &NodeRun, args: &[&str]) -> String {
+    report_cli(run, "audit", args)
+}
+
+/// `smsflow report <what> …` against the running service's config: stdout.
+fn report_cli(run: &NodeRun, what: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
-        .args(["report", "audit"])
+        .args(["report", what])
         .args(args)
         .arg("-c")
         .arg(&run.setup.config)
@@ -283,5 +288,83 @@ async fn an_alert_is_resent_on_a_failed_receipt_and_closes_when_all_said_ok() {
         .map(|m| m["status"].as_str().unwrap())
         .collect();
     assert_eq!(to_second, ["undeliverable", "sent", "sent"], "{alert}");
+
+    // The report gives each person's sends, failed receipts, and time to deliver and to OK.
+    let doc = run.get("/api/v1/reports/incidents").await;
+    let people = doc["alert_recipients"]
+        .as_array()
+        .expect("alert_recipients");
+    let row = |n: &str| people.iter().find(|p| p["msisdn"] == n).cloned();
+    for (n, sends, failed) in [(GUARDS[0], 1, 0), (GUARDS[1], 2, 1), (GUARDS[2], 1, 0)] {
+        let p = row(n).unwrap_or_else(|| panic!("{n} in {doc}"));
+        assert_eq!(
+            [
+                &p["alerts"],
+                &p["sends"],
+                &p["failed"],
+                &p["delivered"],
+                &p["acknowledged"]
+            ],
+            [
+                &json!(1),
+                &json!(sends),
+                &json!(failed),
+                &json!(1),
+                &json!(1)
+            ],
+            "{n}: {p}"
+        );
+        let (deliver, ok) = (&p["median_deliver_seconds"], &p["median_ack_seconds"]);
+        assert!(
+            deliver.as_f64().is_some_and(|d| d >= 0.0)
+                && ok.as_f64().is_some_and(|o| o >= deliver.as_f64().unwrap()),
+            "delivered, then OK: {p}"
+        );
+    }
+    let cli: Value = serde_json::from_str(&report_cli(&run, "incidents", &["-f", "json"])).unwrap();
+    assert_eq!(cli["alert_recipients"], doc["alert_recipients"]);
+    let table = report_cli(&run, "incidents", &[]);
+    let (_, per_person) = table
+        .split_once("Alerts per person")
+        .unwrap_or_else(|| panic!("{table}"));
+    let line = (per_person.lines())
+        .find(|l| l.contains(GUARDS[1]))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        line.contains("1 alerts, 2 sent, 1 failed, delivered 1"),
+        "{table}"
+    );
+    let csv = report_cli(&run, "incidents", &["-f", "csv"]);
+    let line = (csv.lines())
+        .find(|l| l.starts_with(GUARDS[1]))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        line.starts_with(&format!("{},1,2,1,1,", GUARDS[1])),
+        "{csv}"
+    );
+    let xlsx = run.setup.config.with_file_name("incidents.xlsx");
+    report_cli(
+        &run,
+        "incidents",
+        &["-f", "xlsx", "-o", xlsx.to_str().unwrap()],
+    );
+    use calamine::{Reader, open_workbook_auto};
+    let sheet = (open_workbook_auto(&xlsx).unwrap())
+        .worksheet_range("Alert recipients")
+        .unwrap();
+    let cells: Vec<Vec<String>> = (sheet.rows())
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let second = (cells.iter()).find(|r| r[0] == GUARDS[1]);
+    assert_eq!(
+        second.map(|r| &r[1..4]),
+        Some(&["1".to_owned(), "2".to_owned(), "1".to_owned()][..]),
+        "alerts, sends, failed: {cells:?}"
+    );
+    let html = report_cli(&run, "incidents", &["-f", "html"]);
+    assert!(
+        html.contains("Alerts per person") && html.contains(GUARDS[1]),
+        "{html}"
+    );
     run.stop().await;
 }

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
+use super::alerts::AlertRecipient;
 use super::query::{Grouping, Period, Query, local_date};
 use super::stats;
 use super::{Counts, zone_name};
@@ -62,6 +63,10 @@ pub struct IncidentReport {
     /// Acknowledgements per staff member (the number that answered OK), most first.
     #[serde(default)]
     pub staff: Vec<StaffStats>,
+    /// Emergency alerts per person: sends, failed receipts, time to deliver and to `OK`
+    /// ([`super::alerts`]).
+    #[serde(default)]
+    pub alert_recipients: Vec<AlertRecipient>,
 }
 
 /// Unacknowledged calls listed in the report, at most; `total.unacknowledged` counts them all.
@@ -304,6 +309,7 @@ pub fn compute(query: &Query, zone: &TimeZone, incidents: &[Incident]) -> Incide
         unacknowledged_calls: unacknowledged(zone, &in_range),
         levels: levels(&all),
         staff: staff(&all),
+        alert_recipients: super::alerts::recipients(in_range.iter().map(|(i, _, _)| *i)),
     }
 }
 
@@ -340,12 +346,7 @@ fn unacknowledged(
 
 /// Median and p90 (nearest rank) of some times to ack, rounded.
 fn ack_times(mut seconds: Vec<f64>) -> (Option<f64>, Option<f64>) {
-    seconds.sort_by(f64::total_cmp);
-    let secs = |x: Option<f64>| x.map(|s| stats::round(s, 1));
-    (
-        secs(stats::nearest_rank(&seconds, 0.5)),
-        secs(stats::nearest_rank(&seconds, 0.9)),
-    )
+    stats::median_p90(&mut seconds)
 }
 
 fn levels(records: &[&Record]) -> Vec<LevelStats> {

@@ -25,6 +25,7 @@
 //! numbers in README.md; the store scan of survey conversations is the part that grows with the
 //! whole history, not just the range.
 
+pub mod alerts;
 pub mod anomalies;
 pub mod audit;
 pub mod clauses;

@@ -216,6 +216,16 @@ pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
+/// Median and p90 (nearest rank) of some times, rounded to 0.1 s; sorts them.
+pub fn median_p90(seconds: &mut [f64]) -> (Option<f64>, Option<f64>) {
+    seconds.sort_by(f64::total_cmp);
+    let secs = |x: Option<f64>| x.map(|s| round(s, 1));
+    (
+        secs(nearest_rank(seconds, 0.5)),
+        secs(nearest_rank(seconds, 0.9)),
+    )
+}
+
 /// `x` rounded to `places` decimals, for the JSON document (3.666… → 3.67).
 pub fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);

@@ -145,6 +145,9 @@ pub fn render(report: &Report) -> String {
                     ],
                 );
             }
+            if !r.alert_recipients.is_empty() {
+                alert_recipients(&mut out, &r.alert_recipients);
+            }
         }
     }
     out
@@ -177,6 +180,42 @@ fn cell(field: Field) -> String {
     match field {
         Field::Number(x) => opt(x),
         Field::Flag(b) => b.to_string(),
+    }
+}
+
+/// Emergency alerts per person (only where the range had alerts).
+fn alert_recipients(out: &mut String, people: &[crate::report::alerts::AlertRecipient]) {
+    section(
+        out,
+        [
+            "alert_recipient",
+            "alerts",
+            "sends",
+            "failed",
+            "delivered",
+            "median_deliver_seconds",
+            "p90_deliver_seconds",
+            "acknowledged",
+            "median_ack_seconds",
+            "p90_ack_seconds",
+        ],
+    );
+    for p in people {
+        row(
+            out,
+            [
+                p.msisdn.clone(),
+                p.alerts.to_string(),
+                p.sends.to_string(),
+                p.failed.to_string(),
+                p.delivered.to_string(),
+                opt(p.median_deliver_seconds),
+                opt(p.p90_deliver_seconds),
+                p.acknowledged.to_string(),
+                opt(p.median_ack_seconds),
+                opt(p.p90_ack_seconds),
+            ],
+        );
     }
 }
 

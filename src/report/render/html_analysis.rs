@@ -176,6 +176,38 @@ pub fn open_calls(out: &mut String, page: &OpenPage) {
     let _ = writeln!(out, "</table></div>");
 }
 
+/// Emergency alerts per person: time from the press to delivery and to `OK`.
+fn alert_recipients(out: &mut String, people: &[crate::report::alerts::AlertRecipient]) {
+    if people.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<div class=\"panel\" style=\"margin-top:12px\" id=\"alert-recipients\">\
+         <h3>Alerts per person</h3><table><tr><th class=\"text\">number</th><th>alerts</th>\
+         <th>sent</th><th>failed</th><th>delivered</th><th>to deliver, median</th><th>p90</th>\
+         <th>OK</th><th>to OK, median</th><th>p90</th></tr>"
+    );
+    for p in people {
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&p.msisdn),
+            p.alerts,
+            p.sends,
+            p.failed,
+            p.delivered,
+            escape(&duration(p.median_deliver_seconds)),
+            escape(&duration(p.p90_deliver_seconds)),
+            p.acknowledged,
+            escape(&duration(p.median_ack_seconds)),
+            escape(&duration(p.p90_ack_seconds))
+        );
+    }
+    let _ = writeln!(out, "</table></div>");
+}
+
 pub fn incident_lists(out: &mut String, r: &IncidentReport) {
     let _ = writeln!(
         out,
@@ -208,6 +240,7 @@ pub fn incident_lists(out: &mut String, r: &IncidentReport) {
         );
     }
     let _ = writeln!(out, "</table></div></div>");
+    alert_recipients(out, &r.alert_recipients);
     let _ = writeln!(
         out,
         "<div class=\"panel\" style=\"margin-top:12px\"><h3>Unacknowledged calls: {}</h3>",

@@ -522,6 +522,25 @@ pub fn incidents(r: &IncidentReport) -> String {
             at.join(" ")
         );
     }
+    if !r.alert_recipients.is_empty() {
+        let _ = writeln!(out, "\nAlerts per person (time from the press):");
+        for p in r.alert_recipients.iter().take(STAFF_ROWS) {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>4} alerts, {} sent, {} failed, delivered {} (median {}, p90 {}), OK {} (median {}, p90 {})",
+                p.msisdn,
+                p.alerts,
+                p.sends,
+                p.failed,
+                p.delivered,
+                duration(p.median_deliver_seconds),
+                duration(p.p90_deliver_seconds),
+                p.acknowledged,
+                duration(p.median_ack_seconds),
+                duration(p.p90_ack_seconds)
+            );
+        }
+    }
     // The groups above count them by place; a terminal gets the newest few.
     const UNACKNOWLEDGED_ROWS: usize = 10;
     let listed = r.unacknowledged_calls.len().min(UNACKNOWLEDGED_ROWS);

@@ -509,6 +509,42 @@ fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
             .collect(),
         &none,
     )?;
+    if !r.alert_recipients.is_empty() {
+        let k = |x: u64| n(x as f64);
+        sheet(
+            book,
+            "Alert recipients",
+            &[
+                "msisdn",
+                "alerts",
+                "sends",
+                "failed",
+                "delivered",
+                "median_deliver_seconds",
+                "p90_deliver_seconds",
+                "acknowledged",
+                "median_ack_seconds",
+                "p90_ack_seconds",
+            ],
+            (r.alert_recipients.iter())
+                .map(|p| {
+                    vec![
+                        t(&p.msisdn),
+                        k(p.alerts),
+                        k(p.sends),
+                        k(p.failed),
+                        k(p.delivered),
+                        o(p.median_deliver_seconds),
+                        o(p.p90_deliver_seconds),
+                        k(p.acknowledged),
+                        o(p.median_ack_seconds),
+                        o(p.p90_ack_seconds),
+                    ]
+                })
+                .collect(),
+            &none,
+        )?;
+    }
     let count = |x: Option<u64>| o(x.map(|x| x as f64));
     sheet(
         book,
