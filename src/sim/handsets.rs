@@ -97,6 +97,10 @@ pub const COMMENT_REQUEST_ANSWER_SHARE: f64 = 0.60;
 pub const STAFF_ACK_SHARE: f64 = 0.80;
 /// Share of calls taken that staff also report done; the rest get a reminder, and go up.
 pub const STAFF_DONE_SHARE: f64 = 0.85;
+/// Share of staff who copy the call's code into the reply (`OK 315`) when the text names one.
+/// Asked to pick one of several calls ("Ответьте OK и номер вызова"), everyone names the
+/// first: a bare OK again would only get the list again.
+pub const STAFF_CODE_SHARE: f64 = 0.5;
 
 /// Ways of writing a bare rating, with weights. Placeholders: `{d}` ASCII digits, `{max}` the
 /// scale's top, `{fw}` full-width digits, `{ru}` Russian word, `{uz}` Uzbek word (Latin),
@@ -259,6 +263,34 @@ pub fn scale_named(text: &str) -> Option<Scale> {
     None
 }
 
+/// A staff reply `word`, with the code of the call `text` names when the member copies it
+/// ([`STAFF_CODE_SHARE`]), always with the first of several listed.
+fn with_code(rng: &mut SplitMix64, word: &str, text: &str) -> String {
+    let codes = reply_codes_named(&text.to_lowercase());
+    let code = match codes.as_slice() {
+        [] => None,
+        [code] => (rng.next_f64() < STAFF_CODE_SHARE).then_some(*code),
+        [first, ..] => Some(*first),
+    };
+    match code {
+        Some(code) => format!("{word} {code}"),
+        None => word.to_owned(),
+    }
+}
+
+/// The reply codes a staff text (in lower case) names: the numbers right after `ok`, `ок`,
+/// `готово` or `done` ("Ответьте OK 315", "OK 100 — Палата 1; OK 101 — Палата 2").
+pub fn reply_codes_named(text: &str) -> Vec<u32> {
+    const WORDS: [&str; 4] = ["ok ", "ок ", "готово ", "done "];
+    (numbers(text).into_iter())
+        .filter(|&(_, start, _)| {
+            let before = text.get(..start).unwrap_or_default();
+            WORDS.iter().any(|w| before.ends_with(w))
+        })
+        .map(|(value, _, _)| value)
+        .collect()
+}
+
 /// Every run of ASCII digits in `text`: its value (saturated) and byte range.
 fn numbers(text: &str) -> Vec<(u32, usize, usize)> {
     let mut out = Vec::new();
@@ -360,14 +392,16 @@ impl Handsets {
                 if rng.next_f64() >= STAFF_ACK_SHARE {
                     return None;
                 }
-                let text = (*rng.pick(STAFF_ACKS)?).to_owned();
+                let word = *rng.pick(STAFF_ACKS)?;
+                let text = with_code(&mut rng, word, &mt.text);
                 (text, self.config.ack_delay.at(rng.next_f64()))
             }
             MtKind::ResolveRequest => {
                 if rng.next_f64() >= STAFF_DONE_SHARE {
                     return None;
                 }
-                let text = (*rng.pick(STAFF_DONES)?).to_owned();
+                let word = *rng.pick(STAFF_DONES)?;
+                let text = with_code(&mut rng, word, &mt.text);
                 (text, self.config.ack_delay.at(rng.next_f64()))
             }
             MtKind::NoReply => return None,
@@ -598,6 +632,38 @@ mod tests {
     }
 
     #[test]
+    fn staff_name_the_code_of_one_of_several_calls_and_often_of_one() {
+        assert_eq!(
+            reply_codes_named(
+                &"У вас несколько вызовов: OK 100 — Палата 1; OK 101 — Палата 2. Ответьте OK и \
+                  номер вызова."
+                    .to_lowercase()
+            ),
+            [100, 101]
+        );
+        assert_eq!(
+            reply_codes_named("вызов: палата 315. ответьте ok 102"),
+            [102]
+        );
+        assert!(reply_codes_named("палата 315. ответьте ok").is_empty());
+        let mut handsets = Handsets::new(SubscribersConfig::default(), 7);
+        let list = "У вас несколько вызовов: OK 100 — Палата 1; OK 101 — Палата 2. Ответьте OK и \
+                    номер вызова.";
+        let replies: Vec<String> = (0..200)
+            .filter_map(|i| handsets.on_mt(&mt(&format!("99891{i:07}"), list)))
+            .map(|r| r.mo.text)
+            .collect();
+        assert!(!replies.is_empty());
+        assert!(replies.iter().all(|t| t.ends_with(" 100")), "{replies:?}");
+        let single: Vec<String> = (0..200)
+            .filter_map(|i| handsets.on_mt(&mt(&format!("99891{i:07}"), "Вызов. Ответьте OK 315")))
+            .map(|r| r.mo.text)
+            .collect();
+        let coded = single.iter().filter(|t| t.ends_with(" 315")).count();
+        assert!(coded > 0 && coded < single.len(), "{single:?}");
+    }
+
+    #[test]
     fn staff_report_most_taken_calls_done() {
         let taken = "Вы приняли вызов 100: Палата 315. Когда закончите, ответьте ГОТОВО 100";
         assert_eq!(classify(taken), MtKind::ResolveRequest);
@@ -612,7 +678,11 @@ mod tests {
         let mut handsets = Handsets::new(SubscribersConfig::default(), 3);
         let done = (0..1000)
             .filter_map(|i| handsets.on_mt(&mt(&format!("99891{i:07}"), taken)))
-            .inspect(|reply| assert!(STAFF_DONES.contains(&reply.mo.text.as_str())))
+            .inspect(|reply| {
+                // A done word, with the call's code or without.
+                let word = reply.mo.text.trim_end_matches(" 100");
+                assert!(STAFF_DONES.contains(&word), "{}", reply.mo.text)
+            })
             .count();
         assert!((750..950).contains(&done), "{done}");
     }
