@@ -10,6 +10,7 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
             incidents: 2,
             seed: 7,
             days: 0,
+            restaurant: true,
         },
         false,
     )
@@ -83,15 +84,42 @@ async fn demo_runs_surveys_and_staff_calls_to_a_report() {
     );
     // The line above the incident table says where its count comes from.
     let calls = format!(
-        ": 2 from call buttons (2 posted now) and {} that a rating of 1–2 opened",
+        ": 4 from call buttons (2 posted now, 2 manager calls from the restaurant's tables) and \
+         {} that a rating of 1–2 opened",
         report.supervisor_calls
     );
     assert!(out.contains(&calls), "{out}");
+    // The restaurant's evening: every press in the audit, the manager texted each complaint.
+    let audit = report.audit.as_ref().expect("an audit");
+    let t = &audit.total;
+    assert_eq!(
+        (t.presses, t.complaints, t.manager_calls),
+        (6, 4, 2),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.answered + t.not_answered + t.open + t.cancelled,
+        2,
+        "{t:?}"
+    );
     assert!(
-        out.contains(&format!(
-            "the report below counts {} of these",
-            report.incidents.len()
-        )),
+        out.contains("A restaurant's evening, today at ресторан, зал 1: 6 presses")
+            && out.contains("presses 6: complaints 4 (no call), manager calls 2"),
+        "{out}"
+    );
+    assert!(
+        report
+            .metrics
+            .contains("smsflow_mt_messages_total{flow=\"complaint\",status=\"accepted\"} 4"),
+        "{}",
+        report.metrics
+    );
+    // Complaints call nobody: the audit counts them, the incident report does not.
+    let calls = (report.incidents.iter())
+        .filter(|i| i.fields["kind"] != "complaint")
+        .count();
+    assert!(
+        out.contains(&format!("the report below counts {calls} of these")),
         "{out}"
     );
 }
@@ -186,7 +214,7 @@ async fn demo_summary_lines_count_what_the_reports_under_them_count() {
     let incidents = number_after(out.split_once("Staff calls ").unwrap().1, "incidents");
     assert_eq!(counted, incidents, "{out}");
     let buttons = number_after(staff, "");
-    let supervisors = number_after(staff, "posted now) and");
+    let supervisors = number_after(staff, ") and");
     let calls = number_after(staff, &format!("counts {counted} of these"));
     assert_eq!(buttons + supervisors, calls, "{out}");
     // The unacknowledged calls: the count and the newest few.
@@ -263,6 +291,10 @@ fn numbers(report: &demo::DemoReport) -> serde_json::Value {
         "incidents": [incidents.incidents, incidents.acknowledged, incidents.unacknowledged,
                       incidents.escalated],
         "at_level": incidents.acknowledged_at_level,
+        "audit": report.audit.as_ref().map(|a| {
+            let t = &a.total;
+            [t.presses, t.complaints, t.manager_calls, t.answered, t.not_answered, t.open]
+        }),
         "mo": report.counts.mo,
         "mt": report.counts.mt_accepted,
     })
@@ -278,6 +310,7 @@ async fn demo_with_the_same_seed_gives_the_same_numbers() {
         seed,
         // A little history too: it is made from the seed as well.
         days: 3,
+        restaurant: true,
     };
     let first = demo::run(config(7), false).await.expect("the demo runs");
     let second = demo::run(config(7), false).await.expect("the demo runs");
@@ -301,6 +334,7 @@ async fn demo_history_fills_the_month() {
             incidents: 1,
             seed: 7,
             days: 30,
+            restaurant: false,
         },
         false,
     )

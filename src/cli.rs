@@ -204,6 +204,10 @@ pub struct DemoArgs {
     /// a whole previous period: with today, the reports' 30 days and the 30 before (0: none).
     #[arg(long, default_value_t = smsflow::service::demo::DEFAULT_HISTORY_DAYS)]
     pub days: u32,
+    /// Leave out the restaurant's evening (complaints and manager calls at its tables, and
+    /// the service quality audit of them).
+    #[arg(long)]
+    pub no_restaurant: bool,
 }
 
 /// `smsflow run`.

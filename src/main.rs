@@ -386,6 +386,7 @@ fn run_demo(args: DemoArgs) -> ExitCode {
         incidents: args.incidents,
         seed: args.seed,
         days: args.days,
+        restaurant: !args.no_restaurant,
     };
     if smsflow::service::demo::print_header(&config, &mut std::io::stdout()).is_err() {
         return ExitCode::FAILURE;

@@ -2,8 +2,9 @@
 //!
 //! Starts the built-in SMSC simulator with simulated subscribers and staff, binds to it, runs
 //! the shipped flows (supervisors set, short escalation and resolve timeouts) over a store in a temporary
-//! directory, posts surveys and incidents, shows progress, prints the CSI and incident reports
-//! (the tables of `smsflow report`) and writes the HTML dashboard to a file it names.
+//! directory, posts surveys and incidents and a restaurant's evening of button presses
+//! ([`super::restaurant`]), shows progress, prints the CSI, incident and service quality audit
+//! reports (the tables of `smsflow report`) and writes the HTML dashboard to a file it names.
 //!
 //! **Repeatable.** The same [`DemoConfig::seed`] gives the same numbers, although the run is
 //! on the real clock:
@@ -26,12 +27,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::esme::{Pool, PoolConfig, tcp_connector};
 use crate::flow::engine::{EngineConfig, FlowEngine};
-use crate::report::{self, CsiReport, IncidentReport, Kind, Report};
+use crate::report::{self, AuditReport, CsiReport, IncidentReport, Kind, Report};
 use crate::sim::{self, DelayRange, SimConfig, SubscribersConfig};
 use crate::store::{ConversationId, Incident, Rating, Store};
 
 use super::driver::{Counts, Pipeline, Settings, now_ms};
 use super::history::{self, History, Made};
+use super::restaurant;
 
 /// Days of history by default: with today, the 30 days the reports cover and the 30 before
 /// them that each "vs previous period" compares with, so the comparison is of like with like.
@@ -44,6 +46,7 @@ const HISTORY_INCIDENTS_PER_DAY: u32 = 4;
 const SURVEY: &str = include_str!("../../scripts/survey.rhai");
 const ESCALATION: &str = include_str!("../../scripts/escalation.rhai");
 const INBOX: &str = include_str!("../../scripts/inbox.rhai");
+const COMPLAINT: &str = include_str!("../../scripts/complaint.rhai");
 
 /// Supervisors the demo sets in the survey flow (the shipped setting is empty).
 const SUPERVISORS: &str = r#"supervisors: [["998977000001"], ["998977000002"]],"#;
@@ -85,6 +88,9 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Days of history made before the live part ([`super::history`]).
     pub days: u32,
+    /// Press a restaurant's table buttons too: complaints and manager calls
+    /// ([`super::restaurant`]), and the service quality audit of them.
+    pub restaurant: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +130,8 @@ pub struct DemoReport {
     pub incidents_posted: usize,
     /// Supervisor calls opened by ratings of 1–2 in the reports' range, open ones included.
     pub supervisor_calls: usize,
+    /// The restaurant's presses posted now: (complaints, manager calls).
+    pub restaurant_presses: (usize, usize),
     /// Calls still waiting for an OK, or taken and not resolved, at the end: `open` in the
     /// report (a supervisor's has a 10 min timeout).
     pub calls_open: usize,
@@ -135,6 +143,8 @@ pub struct DemoReport {
     pub csi: Option<Box<CsiReport>>,
     /// The incident report of the last 30 days (by location).
     pub incident_report: Option<Box<IncidentReport>>,
+    /// The service quality audit of the last 30 days (by location): the restaurant's presses.
+    pub audit: Option<Box<AuditReport>>,
     /// Where the HTML dashboard was written, if it could be.
     pub html: Option<PathBuf>,
     /// The Prometheus text a running service would serve at `/metrics`, after the run.
@@ -178,6 +188,7 @@ pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoE
         ),
         ("escalation.rhai", ESCALATION.to_owned()),
         ("inbox.rhai", INBOX.to_owned()),
+        ("complaint.rhai", COMPLAINT.to_owned()),
     ] {
         std::fs::write(scripts.join(name), source).map_err(files)?;
     }
@@ -192,6 +203,7 @@ pub async fn run(config: DemoConfig, progress: bool) -> Result<DemoReport, DemoE
                     generated_at: Some(
                         jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z").to_string(),
                     ),
+                    audit: report.audit.as_deref(),
                     ..Default::default()
                 },
             );
@@ -317,11 +329,16 @@ async fn run_in(
         let (step, _) = engine.start(now, "escalation", event, Some(&format!("inc-{i}")))?;
         incidents.push(step.conversation);
     }
+    let presses = if config.restaurant {
+        restaurant::press_all(&engine, now, ACK_TIMEOUT)?
+    } else {
+        Vec::new()
+    };
     pipeline.outbox_changed();
 
     // Wait until nothing more can happen soon; silent subscribers never answer (their
     // surveys would close after 24 h).
-    let total = (surveys.len() + incidents.len()) as u64;
+    let total = (surveys.len() + incidents.len() + presses.len()) as u64;
     let bar = if progress {
         let bar = ProgressBar::new(total);
         bar.set_style(
@@ -340,7 +357,8 @@ async fn run_in(
     loop {
         // Nothing to await: quiet is the absence of events in four places.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let closed_now = closed(&engine, &surveys)? + closed(&engine, &incidents)?;
+        let closed_now =
+            closed(&engine, &surveys)? + closed(&engine, &incidents)? + closed(&engine, &presses)?;
         bar.set_position(closed_now as u64);
         let (quiet, waiting) = settle(&store, &smsc, &pipeline)?;
         bar.set_message(waiting);
@@ -394,6 +412,10 @@ async fn run_in(
         Some(Report::Incidents(r)) => Some(r),
         _ => None,
     };
+    let audit = match build(Kind::Audit)? {
+        Some(Report::Audit(r)) if config.restaurant => Some(r),
+        _ => None,
+    };
     // Each call as it stands (its latest record): open ones too, they count from the press.
     let incidents_recorded = Incident::latest(store.incidents(report_range.0, report_range.1)?);
     // Every call still open is today's: the history's all ended before midnight.
@@ -401,7 +423,7 @@ async fn run_in(
         .find(|(flow, _)| flow == "escalation")
         .map_or(0, |(_, n)| n);
     let supervisor_recorded = (incidents_recorded.iter())
-        .filter(|i| !is_button_call(i))
+        .filter(|i| !is_button_call(i) && !is_restaurant_press(i))
         .count();
     let ratings = store.ratings(i64::MIN, i64::MAX)?;
     Ok(DemoReport {
@@ -413,11 +435,17 @@ async fn run_in(
         incidents: incidents_recorded,
         incidents_posted: incidents.len(),
         supervisor_calls: supervisor_recorded,
+        restaurant_presses: if config.restaurant {
+            restaurant::counts()
+        } else {
+            (0, 0)
+        },
         calls_open,
         counts,
         cut_short,
         csi,
         incident_report,
+        audit,
         html: None,
         metrics: String::new(),
         metrics_file: None,
@@ -464,6 +492,15 @@ fn is_button_call(incident: &Incident) -> bool {
         .is_some_and(|id| id.starts_with("inc-") || id.starts_with("history-inc-"))
 }
 
+/// A press at the restaurant's tables: a complaint, or the manager call it started (kinds
+/// `complaint` and `manager_call`; the call is the escalation flow's).
+fn is_restaurant_press(incident: &Incident) -> bool {
+    matches!(
+        incident.fields.get("kind").and_then(|k| k.as_str()),
+        Some("complaint" | "manager_call")
+    )
+}
+
 fn closed(engine: &FlowEngine, ids: &[ConversationId]) -> Result<usize, DemoError> {
     let mut n = 0;
     for id in ids {
@@ -488,6 +525,14 @@ pub fn print_header(config: &DemoConfig, out: &mut impl std::io::Write) -> std::
          mobile-terminated, a text smsflow sends.",
         config.seed, config.surveys, config.incidents
     )?;
+    if config.restaurant {
+        let (complaints, calls) = restaurant::counts();
+        writeln!(
+            out,
+            "  A restaurant's evening too: {complaints} complaints and {calls} manager calls \
+             pressed at its tables."
+        )?;
+    }
     if config.days > 0 {
         writeln!(
             out,
@@ -556,7 +601,8 @@ pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Res
         None => writeln!(out, "(no CSI report)")?,
     }
     writeln!(out)?;
-    let buttons = h.in_report.incidents as usize + report.incidents_posted;
+    let (complaints, manager_calls) = report.restaurant_presses;
+    let buttons = h.in_report.incidents as usize + report.incidents_posted + manager_calls;
     let calls = buttons + report.supervisor_calls;
     let counted = (report.incident_report.as_ref()).map_or(0, |r| r.total.incidents as usize);
     let uncounted = match calls.saturating_sub(counted) {
@@ -567,11 +613,15 @@ pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Res
         0 => String::new(),
         n => format!("; {n} still open (ringing, or taken and not resolved), counted as open"),
     };
+    let managers = match manager_calls {
+        0 => String::new(),
+        n => format!(", {n} manager calls from the restaurant's tables"),
+    };
     writeln!(
         out,
-        "Staff calls, {range}: {buttons} from call buttons ({}{} posted now) and {} that a rating \
-         of 1–2 opened for a supervisor; the report below counts {counted} of these {calls}\
-         {uncounted}{open}.\n",
+        "Staff calls, {range}: {buttons} from call buttons ({}{} posted now{managers}) and {} that \
+         a rating of 1–2 opened for a supervisor; the report below counts {counted} of these \
+         {calls}{uncounted}{open}.\n",
         from_history(h.in_report.incidents),
         report.incidents_posted,
         report.supervisor_calls,
@@ -579,6 +629,19 @@ pub fn print(report: &DemoReport, out: &mut impl std::io::Write) -> std::io::Res
     match &report.incident_report {
         Some(r) => write!(out, "{}", report::render::table::incidents(r))?,
         None => writeln!(out, "(no incident report)")?,
+    }
+    if let Some(audit) = &report.audit {
+        writeln!(
+            out,
+            "\nA restaurant's evening, today at {}: {} presses of the tables' buttons, {complaints} \
+             of cancel (a complaint: the manager is texted the table and the order, nobody is \
+             called) and {manager_calls} of call (the manager is called, the deputy when nobody \
+             answers within {} s); the audit below counts them.\n",
+            restaurant::LOCATION,
+            complaints + manager_calls,
+            ACK_TIMEOUT.as_secs()
+        )?;
+        write!(out, "{}", report::render::audit::table(audit))?;
     }
     if let Some(path) = &report.html {
         writeln!(

@@ -21,5 +21,6 @@ pub mod history;
 pub mod inbound;
 pub mod outbox;
 pub mod receipts;
+pub mod restaurant;
 pub mod run;
 pub mod shutdown;

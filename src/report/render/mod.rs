@@ -3,7 +3,7 @@
 //! trend chart) and a self-contained HTML page with inline SVG charts (no external URL of any
 //! kind, so it opens offline and from a file).
 
-mod audit;
+pub mod audit;
 pub mod csv;
 pub mod html;
 mod html_analysis;
