@@ -89,7 +89,9 @@ pub(super) fn parse_size(text: &str) -> Option<usize> {
     )
 }
 
-pub(super) fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+pub(super) fn socket_addr<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(deserializer)?;
     text.parse().map_err(|_| {
         de::Error::custom(format!(
@@ -99,7 +101,9 @@ pub(super) fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     })
 }
 
-pub(super) fn timezone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<jiff::tz::TimeZone, D::Error> {
+pub(super) fn timezone<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<jiff::tz::TimeZone, D::Error> {
     let name = String::deserialize(deserializer)?;
     jiff::tz::TimeZone::get(&name).map_err(|_| {
         de::Error::custom(format!(

@@ -535,8 +535,7 @@ fn webhooks_are_checked_naming_the_key_and_line() {
 
 #[test]
 fn button_routes_are_checked_naming_the_key_and_line() {
-    let c =
-        parse("[buttons]\n104 = { call = \"escalation\", cancel = \"complaint\" }\n").unwrap();
+    let c = parse("[buttons]\n104 = { call = \"escalation\", cancel = \"complaint\" }\n").unwrap();
     let routes = c.button_routes();
     assert_eq!(routes.flow(104, buttons::Action::Cancel), Ok("complaint"));
     assert_eq!(routes.flow(101, buttons::Action::Call), Ok("complaint"));

@@ -61,9 +61,8 @@ fn uppercase_and_mixed_case_keys_are_recognised() {
 
 #[test]
 fn missing_sub_and_dlvrd_are_none() {
-    let t =
-        parse_text(b"id:42 submit date:2401011200 done date:2401011201 stat:UNDELIV err:001")
-            .unwrap();
+    let t = parse_text(b"id:42 submit date:2401011200 done date:2401011201 stat:UNDELIV err:001")
+        .unwrap();
     assert_eq!(t.sub, None);
     assert_eq!(t.dlvrd, None);
     assert_eq!(t.text, None);
@@ -72,8 +71,7 @@ fn missing_sub_and_dlvrd_are_none() {
 
 #[test]
 fn underscore_date_keys_are_recognised() {
-    let t =
-        parse_text(b"id:1 submit_date:2401011200 done_date:2401011201 stat:DELIVRD").unwrap();
+    let t = parse_text(b"id:1 submit_date:2401011200 done_date:2401011201 stat:DELIVRD").unwrap();
     assert_eq!(t.submit_date, Some("2401011200"));
     assert_eq!(t.done_date, Some("2401011201"));
 }
@@ -90,10 +88,9 @@ fn dates_with_seconds_are_kept_verbatim() {
 
 #[test]
 fn extra_unknown_keys_and_junk_tokens_are_ignored() {
-    let t = parse_text(
-        b"msisdn:447700900000 id:7 mccmnc:23410 stat:DELIVRD noise err:000 price:0.01",
-    )
-    .unwrap();
+    let t =
+        parse_text(b"msisdn:447700900000 id:7 mccmnc:23410 stat:DELIVRD noise err:000 price:0.01")
+            .unwrap();
     assert_eq!(t.id, Some("7"));
     assert_eq!(t.stat, Some("DELIVRD"));
     assert_eq!(t.err, Some("000"));
@@ -121,9 +118,8 @@ fn extra_spaces_tabs_newlines_and_nul_padding_are_tolerated() {
 
 #[test]
 fn text_with_colons_and_stat_inside_does_not_confuse_the_parser() {
-    let t =
-        parse_text(b"id:1 stat:UNDELIV err:034 text:Meet at 10:30 stat:DELIVRD id:2 err:000")
-            .unwrap();
+    let t = parse_text(b"id:1 stat:UNDELIV err:034 text:Meet at 10:30 stat:DELIVRD id:2 err:000")
+        .unwrap();
     assert_eq!(t.id, Some("1"));
     assert_eq!(t.stat, Some("UNDELIV"));
     assert_eq!(t.err, Some("034"));
