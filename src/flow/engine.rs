@@ -216,8 +216,11 @@ impl FlowEngine {
     /// An engine over `store`; loads the scripts directory if there is one. Scripts that fail
     /// to compile are returned (they are not loaded); the engine is usable regardless.
     pub fn new(store: Store, config: EngineConfig) -> (FlowEngine, Vec<FlowError>) {
+        let mut rhai = runner::engine(config.limits);
+        // The `t_*` functions of script tests: they fail outside `check`.
+        super::check::register(&mut rhai);
         let engine = FlowEngine {
-            engine: runner::engine(config.limits),
+            engine: rhai,
             store,
             webhooks: RwLock::new(config.webhooks.clone().into()),
             config,
