@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config_arg::ConfigArg;
 use crate::{sim_cli, store_cli};
 
 /// SMS surveys and staff-call escalation over SMPP.
@@ -223,14 +224,6 @@ pub struct RunArgs {
     /// steps are lost for good and messages already sent may be sent again.
     #[arg(long)]
     pub accept_data_loss: bool,
-}
-
-/// `--config`, shared by `run`, `check`, `report` and `store`.
-#[derive(Debug, Args)]
-pub struct ConfigArg {
-    /// The config file (default: ./smsflow.toml if present, else built-in defaults).
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
-    pub path: Option<PathBuf>,
 }
 
 /// `smsflow check`.

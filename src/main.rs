@@ -12,6 +12,7 @@ use smsflow::sim::{self, SimConfig};
 use cli::{CheckArgs, Cli, ColorWhen, Command, DemoArgs, ReportCommand, ResponsesArgs, RunArgs};
 
 mod cli;
+mod config_arg;
 mod sim_cli;
 mod store_cli;
 

@@ -16,7 +16,7 @@ use smsflow::report::remote;
 use smsflow::store::backup::{self, BackupInfo};
 use smsflow::store::{Store, StoreError, Verified};
 
-use crate::cli::ConfigArg;
+use crate::config_arg::ConfigArg;
 
 /// How long `backup` waits for a running service to write the backup.
 const REMOTE_BACKUP_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -408,7 +408,8 @@ pub fn run_configured(path: &Path, timezone: jiff::tz::TimeZone, webhooks: &[Str
         }
     };
     let selected = |p: &Path| only.as_ref().is_none_or(|o| same_file(o, p));
-    let compiler = runner::engine(runner::Limits::default());
+    let mut compiler = runner::engine(runner::Limits::default());
+    register(&mut compiler);
     let mut flows = Vec::new();
     let mut chosen = Vec::new();
     for path in &paths {

@@ -234,7 +234,6 @@ pub fn engine(limits: Limits) -> Engine {
     });
     sandbox::install(&mut engine);
     api::register(&mut engine);
-    super::check::register(&mut engine);
     engine
 }
 

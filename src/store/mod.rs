@@ -787,6 +787,8 @@ mod audit_tests;
 #[cfg(test)]
 mod calls_tests;
 #[cfg(test)]
+mod conversation_tests;
+#[cfg(test)]
 mod damage_tests;
 #[cfg(test)]
 mod export_tests;
@@ -798,3 +800,5 @@ mod ops_tests;
 mod recovery_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod values_tests;
