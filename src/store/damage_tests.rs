@@ -186,6 +186,7 @@ fn a_hole_in_the_log_is_data_loss_and_accepting_it_goes_back_to_before_the_hole(
         store.simulate_crash();
     }
     let groups = {
+        super::open::wait_for_sled_lock(&dir.0, std::time::Duration::from_secs(5));
         let db = sled::open(&dir.0)?;
         let log = db.open_tree(keys::LOG)?;
         let seqs: Vec<u64> = (log.iter().keys())
@@ -268,6 +269,7 @@ fn seal_cost_per_flush() -> TestResult {
 /// Runs `change` on the state tree of the stopped store in `dir`, as sled's own API sees it
 /// (what a page recovered from an older copy, or damaged past decoding, looks like).
 fn in_sled(dir: &Path, change: impl FnOnce(&sled::Tree) -> sled::Result<()>) -> TestResult {
+    super::open::wait_for_sled_lock(dir, std::time::Duration::from_secs(5));
     let db = sled::open(dir)?;
     change(&db.open_tree(keys::STATE)?)?;
     db.flush()?;

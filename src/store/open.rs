@@ -117,6 +117,7 @@ impl Store {
         };
         // sled panics on some damage while recovering its log: that is damage too, not a
         // crash of the service without a word (nor a backtrace on stderr).
+        wait_for_sled_lock(path, super::CLOSE_LIMIT);
         let opened = damage::quietly(|| {
             sled::Config::new()
                 .path(path)
@@ -422,4 +423,33 @@ fn settle_census(
         }
     };
     census::store(cold, &counted)
+}
+
+/// Waits, at most `limit`, until no handle holds the lock of the sled store at `path` (its
+/// `db` file). sled lets go of that lock from its IO threads, a moment after the last handle
+/// of a store was dropped: a reopen in the same process (`store restore`, the tests; once one
+/// failed "could not acquire lock" under load) could come first. Another process holding
+/// the store still gets sled's error, after the wait.
+pub(crate) fn wait_for_sled_lock(path: &Path, limit: std::time::Duration) {
+    let Ok(file) = std::fs::File::open(path.join("db")) else {
+        return; // no store there yet
+    };
+    if file.try_lock().is_ok() {
+        let _ = file.unlock();
+        return;
+    }
+    let (released, wait) = std::sync::mpsc::channel();
+    // Blocks until the holder lets go; past the limit it is left behind, and lets go of the
+    // lock as soon as it gets it.
+    let waiter = std::thread::Builder::new()
+        .name("smsflow-store-lock".into())
+        .spawn(move || {
+            if file.lock().is_ok() {
+                let _ = file.unlock();
+            }
+            let _ = released.send(());
+        });
+    if waiter.is_ok() {
+        let _ = wait.recv_timeout(limit);
+    }
 }
