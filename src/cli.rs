@@ -35,7 +35,7 @@ pub struct Cli {
 
 const ROOT_EXAMPLES: &str = "\
 Examples:
-  smsflow demo                         the whole product on loopback, ~28 s, prints the reports
+  smsflow demo                         the whole product on loopback, ~21 s, prints the reports
   smsflow smsc --subscribers --control 127.0.0.1:2776
                                        an SMSC to try `run` against, with simulated people
   smsflow run -c smsflow.toml          the service
