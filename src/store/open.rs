@@ -434,8 +434,10 @@ pub(crate) fn wait_for_sled_lock(path: &Path, limit: std::time::Duration) {
     let Ok(file) = std::fs::File::open(path.join("db")) else {
         return; // no store there yet
     };
-    if file.try_lock().is_ok() {
-        let _ = file.unlock();
+    // fs2's flock, the one sled takes (std's File::lock is newer than our MSRV).
+    use fs2::FileExt;
+    if FileExt::try_lock_exclusive(&file).is_ok() {
+        let _ = FileExt::unlock(&file);
         return;
     }
     let (released, wait) = std::sync::mpsc::channel();
@@ -444,8 +446,8 @@ pub(crate) fn wait_for_sled_lock(path: &Path, limit: std::time::Duration) {
     let waiter = std::thread::Builder::new()
         .name("smsflow-store-lock".into())
         .spawn(move || {
-            if file.lock().is_ok() {
-                let _ = file.unlock();
+            if FileExt::lock_exclusive(&file).is_ok() {
+                let _ = FileExt::unlock(&file);
             }
             let _ = released.send(());
         });
