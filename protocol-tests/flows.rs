@@ -870,6 +870,24 @@ fn engine_limits_name_the_statement_that_hit_them() {
         line.contains("big.rhai:4:7: on_event: an array over 10000 items"),
         "{line}"
     );
+    // Few operations, each a sort of 10 000 items: the operation limit alone let this hook
+    // run 15 s (benches/hooks.rs); the CPU time limit stops it, at the statement it was on.
+    let line = check_one(
+        "sorts",
+        "",
+        "let a = [];\nfor i in 0..10000 { a.push(10000 - i); }\nloop {\n    a.sort();\n    a.reverse();\n}",
+    );
+    let limit = smsflow::flow::limits::MAX_HOOK_CPU.as_millis();
+    assert!(
+        line.contains(&format!(
+            "on_event: stopped: more than {limit} ms of CPU in one hook call"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("sorts.rhai:5:") || line.contains("sorts.rhai:6:"),
+        "{line}"
+    );
 }
 
 /// `smsflow_flow_log_dropped_total{flow}` from the service's /metrics.

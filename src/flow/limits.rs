@@ -8,6 +8,12 @@
 /// Rhai operations one hook call may run. An operation is a statement, an expression or a
 /// call; a survey step takes a few hundred to a few thousand.
 pub const MAX_OPERATIONS: u64 = 500_000;
+/// CPU time one hook call may take on its thread (see `sandbox.rs`): the operation limit
+/// counts statements, this bounds what they cost, so one hook's pause stays short. Debug
+/// builds (the tests) run Rhai 150–300× slower (500 000 operations: 0.9 ms optimised,
+/// ~150 ms not) and allow 2 s, so the other limits still stop their tests first.
+pub const MAX_HOOK_CPU: std::time::Duration =
+    std::time::Duration::from_millis(if cfg!(debug_assertions) { 2_000 } else { 5 });
 /// How deep script functions may call each other.
 pub const MAX_CALL_LEVELS: usize = 32;
 /// Bytes of one string, and of the strings of one array or map together.
@@ -73,6 +79,7 @@ const fn d(constant: &'static str, value: &'static str, error: &'static str) -> 
 #[rustfmt::skip]
 pub const DOCUMENTED: &[Documented] = &[
     d("MAX_OPERATIONS", "500 000", "stopped: more than 500000 operations in one hook call"),
+    d("MAX_HOOK_CPU", "5 ms", "ms of CPU in one hook call (the time limit"),
     d("MAX_CALL_LEVELS", "32", "calls nested more than 32 deep"),
     d("MAX_STRING_BYTES", "64 KiB", "over 65536 bytes (the string size limit)"),
     d("MAX_ITEMS", "10 000", "over 10000 items (the"),

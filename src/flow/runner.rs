@@ -13,7 +13,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 
 use super::api::{self, ContextHandle, Effects, HookContext, Lookup, Millis, Scale};
 use super::budget::{self, Budget, LogRate};
-use super::limits::{MAX_CALL_LEVELS, MAX_ITEMS, MAX_OPERATIONS, MAX_STRING_BYTES};
+use super::limits::{MAX_CALL_LEVELS, MAX_HOOK_CPU, MAX_ITEMS, MAX_OPERATIONS, MAX_STRING_BYTES};
 use super::sandbox;
 use super::schema::EventSchema;
 
@@ -274,10 +274,11 @@ fn hook_line(text: &str) -> Printed {
 /// Runs `f` as the hook call of `handle` on this thread: its position kept, its
 /// `print()`s spending its log lines. Hook calls nest under `smsflow check`'s tests.
 fn running<T>(handle: &ContextHandle, f: impl FnOnce() -> T) -> T {
-    sandbox::enter();
+    let outer_deadline = sandbox::enter();
     let outer = HOOK.replace(Some(handle.clone()));
     let result = f();
     HOOK.set(outer);
+    sandbox::leave(outer_deadline);
     result
 }
 
@@ -702,6 +703,15 @@ fn limit_message(e: &EvalAltResult) -> String {
         }
         EvalAltResult::ErrorDataTooLarge(what, _) if what.contains("map") => {
             format!("a map over {MAX_ITEMS} items (the map size limit)")
+        }
+        EvalAltResult::ErrorTerminated(token, _)
+            if token.clone().into_string().ok().as_deref() == Some(sandbox::CPU_LIMIT_TOKEN) =>
+        {
+            format!(
+                "stopped: more than {} ms of CPU in one hook call (the time limit; too much \
+                 work for one step?)",
+                MAX_HOOK_CPU.as_millis()
+            )
         }
         EvalAltResult::ErrorStackOverflow(_) => format!(
             "calls nested more than {MAX_CALL_LEVELS} deep (the call depth limit; endless \
