@@ -136,7 +136,8 @@ pub async fn run_with(
         EngineConfig {
             scripts_dir: Some(config.service.scripts_dir.clone()),
             timezone: config.service.timezone.clone(),
-            gate: true,
+            gate: Some(crate::flow::check::gate),
+            functions: crate::flow::check::register,
             webhooks: crate::config::webhook::names(&config.webhook),
             check_webhooks: true,
             ..EngineConfig::default()
