@@ -8,6 +8,7 @@ pub mod csv;
 pub mod html;
 mod html_analysis;
 mod html_audit;
+mod html_common;
 mod html_form;
 pub mod responses;
 mod svg;
