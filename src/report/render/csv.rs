@@ -14,30 +14,18 @@ pub const BOM: &str = "\u{feff}";
 
 /// A CSI report's rows (after the [`BOM`]).
 pub fn csi(out: &mut String, r: &CsiReport) {
-    let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
-    header.extend(
-        csi_fields(&r.total, None, &r.scale.kind)
-            .into_iter()
-            .map(|(name, _)| name),
-    );
-    row(out, header);
-    let range = [r.from.clone(), r.to.clone()];
-    row(
+    let kind = &r.scale.kind;
+    let names = csi_fields(&r.total, None, kind)
+        .into_iter()
+        .map(|(name, _)| name);
+    let total = csi_cells("total", &r.total, None, kind);
+    let groups = (r.groups.iter()).map(|g| csi_cells(&g.key, &g.stats, g.rank, kind));
+    grouped(
         out,
-        range
-            .iter()
-            .cloned()
-            .chain(csi_cells("total", &r.total, None, &r.scale.kind)),
+        [&r.from, &r.to, &r.by],
+        names,
+        std::iter::once(total).chain(groups),
     );
-    for g in &r.groups {
-        row(
-            out,
-            range
-                .iter()
-                .cloned()
-                .chain(csi_cells(&g.key, &g.stats, g.rank, &r.scale.kind)),
-        );
-    }
     section(out, ["outcome", "count"]);
     for (name, n) in r.outcomes.rows() {
         row(out, [name, n.to_string()]);
@@ -74,30 +62,17 @@ pub fn csi(out: &mut String, r: &CsiReport) {
 /// An incident report's rows (after the [`BOM`]).
 pub fn incidents(out: &mut String, r: &IncidentReport) {
     let levels = incident_levels(r);
-    let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
-    header.extend(
-        incident_fields(&r.total, levels)
-            .into_iter()
-            .map(|(name, _)| name),
-    );
-    row(out, header);
-    let range = [r.from.clone(), r.to.clone()];
-    row(
+    let names = incident_fields(&r.total, levels)
+        .into_iter()
+        .map(|(name, _)| name);
+    let total = incident_cells("total", &r.total, levels);
+    let groups = (r.groups.iter()).map(|g| incident_cells(&g.key, &g.stats, levels));
+    grouped(
         out,
-        range
-            .iter()
-            .cloned()
-            .chain(incident_cells("total", &r.total, levels)),
+        [&r.from, &r.to, &r.by],
+        names,
+        std::iter::once(total).chain(groups),
     );
-    for g in &r.groups {
-        row(
-            out,
-            range
-                .iter()
-                .cloned()
-                .chain(incident_cells(&g.key, &g.stats, levels)),
-        );
-    }
     // Time to ack per level, then per staff member: the same columns.
     let levels = (r.levels.iter()).map(|l| {
         (
@@ -150,6 +125,22 @@ pub fn incidents(out: &mut String, r: &IncidentReport) {
 
 pub(super) fn opt(x: Option<f64>) -> String {
     x.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// The header (`from`, `to`, the grouping, then `names`) and a row of `cells` per key, each
+/// over the report's whole range.
+fn grouped(
+    out: &mut String,
+    [from, to, by]: [&String; 3],
+    names: impl Iterator<Item = String>,
+    cells: impl Iterator<Item = Vec<String>>,
+) {
+    let mut header = vec!["from".to_owned(), "to".to_owned(), by.clone()];
+    header.extend(names);
+    row(out, header);
+    for cells in cells {
+        row(out, [from.clone(), to.clone()].into_iter().chain(cells));
+    }
 }
 
 fn csi_cells(key: &str, s: &CsiStats, rank: Option<u32>, kind: &str) -> Vec<String> {
