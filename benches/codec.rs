@@ -23,24 +23,14 @@ const SURVEY_GSM: &str = "Thank you for your call. Please rate our work on a sca
     where 1 is very bad and 5 is excellent. You may also leave a comment. Your feedback matters!";
 
 fn mo<'a>(esm_class: u8, data_coding: u8, sm: &'a [u8], params: Vec<Param<'a>>) -> Vec<u8> {
-    let m = ShortMessage {
-        service_type: "",
-        source: Address {
-            ton: 1,
-            npi: 1,
-            addr: "998901234567",
-        },
-        destination: Address {
-            ton: 3,
-            npi: 0,
-            addr: "5700",
-        },
-        esm_class,
-        registered_delivery: 0,
+    let m = ShortMessage::new(
+        Address::international("998901234567"),
+        Address::short_code("5700"),
         data_coding,
-        short_message: sm,
-        params,
-    };
+        sm,
+    )
+    .esm_class(esm_class)
+    .params(params);
     encode::to_frame(&encode::deliver_sm(1, &m).expect("valid deliver_sm")).to_vec()
 }
 
@@ -119,24 +109,13 @@ fn encode_survey(c: &mut Criterion) {
                     let encoded = text::encode(black_box(s), 7);
                     let mut out = BytesMut::new();
                     for (i, part) in encoded.parts.iter().enumerate() {
-                        let m = ShortMessage {
-                            service_type: "",
-                            source: Address {
-                                ton: 3,
-                                npi: 0,
-                                addr: "5700",
-                            },
-                            destination: Address {
-                                ton: 1,
-                                npi: 1,
-                                addr: "998901234567",
-                            },
-                            esm_class: if encoded.needs_udhi() { 0x40 } else { 0 },
-                            registered_delivery: 1,
-                            data_coding: encoded.data_coding(),
-                            short_message: part,
-                            params: vec![],
-                        };
+                        let m = ShortMessage::part(
+                            Address::short_code("5700"),
+                            Address::international("998901234567"),
+                            &encoded,
+                            part,
+                        )
+                        .registered_delivery(1);
                         let cmd = encode::submit_sm(i as u32 + 1, &m).expect("valid submit_sm");
                         encode::write_command(&cmd, &mut out);
                     }

@@ -71,24 +71,12 @@ fn rate(count: u32, elapsed: Duration) -> f64 {
 fn submit_command() -> rusmpp::Command {
     encode::submit_sm(
         0,
-        &ShortMessage {
-            service_type: "",
-            source: Address {
-                ton: 3,
-                npi: 0,
-                addr: "5700",
-            },
-            destination: Address {
-                ton: 1,
-                npi: 1,
-                addr: "998901234567",
-            },
-            esm_class: 0,
-            registered_delivery: 0,
-            data_coding: 0,
-            short_message: b"Thank you for your rating!",
-            params: vec![],
-        },
+        &ShortMessage::new(
+            Address::short_code("5700"),
+            Address::international("998901234567"),
+            0,
+            b"Thank you for your rating!",
+        ),
     )
     .expect("valid submit_sm")
 }

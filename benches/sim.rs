@@ -150,24 +150,12 @@ async fn connect(addr: std::net::SocketAddr, mode: BindMode) -> Esme {
 
 async fn submit_load(addr: std::net::SocketAddr, count: u32) {
     let mut esme = connect(addr, BindMode::Transmitter).await;
-    let message = ShortMessage {
-        service_type: "",
-        source: Address {
-            ton: 3,
-            npi: 0,
-            addr: "5700",
-        },
-        destination: Address {
-            ton: 1,
-            npi: 1,
-            addr: "998901234567",
-        },
-        esm_class: 0,
-        registered_delivery: 0,
-        data_coding: 0,
-        short_message: b"Thank you for your call. Please rate us from 1 to 5.",
-        params: Vec::new(),
-    };
+    let message = ShortMessage::new(
+        Address::short_code("5700"),
+        Address::international("998901234567"),
+        0,
+        b"Thank you for your call. Please rate us from 1 to 5.",
+    );
     let template = encode::to_frame(&encode::submit_sm(0, &message).expect("submit_sm"));
     let mut out = BytesMut::with_capacity(template.len() * BATCH as usize);
     let mut seq = 1u32;

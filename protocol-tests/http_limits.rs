@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smsflow::config::{BODY_LIMIT, ListenerLimits};
 use smsflow::flow::check;
-use smsflow::http::{ApiState, BODY_LIMIT, Limits, serve_with};
+use smsflow::http::{ApiState, serve_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
@@ -17,7 +18,7 @@ use crate::run::service_setup;
 use crate::util::{TempDir, WAIT};
 
 /// The API with `limits` on a free loopback port, no tokens.
-async fn server(limits: Limits) -> SocketAddr {
+async fn server(limits: ListenerLimits) -> SocketAddr {
     let engine = shipped_engine();
     let state = ApiState {
         store: engine.store().clone(),
@@ -64,10 +65,10 @@ async fn closed_by_server(mut stream: TcpStream) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_requests_cannot_starve_healthz_and_are_closed_in_time() {
-    let addr = server(Limits {
+    let addr = server(ListenerLimits {
         max_connections: 32,
         header_read_timeout: Duration::from_millis(500),
-        ..Limits::default()
+        ..ListenerLimits::default()
     })
     .await;
     let mut idle = Vec::new();
@@ -90,9 +91,9 @@ async fn half_open_requests_cannot_starve_healthz_and_are_closed_in_time() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let addr = server(Limits {
+    let addr = server(ListenerLimits {
         header_read_timeout: Duration::from_millis(300),
-        ..Limits::default()
+        ..ListenerLimits::default()
     })
     .await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -107,9 +108,9 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn a_body_slower_than_the_request_timeout_gets_a_json_503() {
-    let addr = server(Limits {
+    let addr = server(ListenerLimits {
         request_timeout: Duration::from_millis(300),
-        ..Limits::default()
+        ..ListenerLimits::default()
     })
     .await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -123,10 +124,10 @@ async fn a_body_slower_than_the_request_timeout_gets_a_json_503() {
 
 #[tokio::test]
 async fn when_every_connection_is_busy_a_newcomer_is_refused_at_once() {
-    let addr = server(Limits {
+    let addr = server(ListenerLimits {
         max_connections: 3,
         request_timeout: Duration::from_secs(30),
-        ..Limits::default()
+        ..ListenerLimits::default()
     })
     .await;
     let mut busy = Vec::new();
@@ -166,7 +167,7 @@ async fn when_every_connection_is_busy_a_newcomer_is_refused_at_once() {
 
 #[tokio::test]
 async fn a_request_target_over_8_kib_gets_a_json_414() {
-    let addr = server(Limits::default()).await;
+    let addr = server(ListenerLimits::default()).await;
     let path = format!("/api/v1/conversations/1?x={}", "a".repeat(10_000));
     let r = raw(addr, "GET", &path, &[], None).await;
     assert_eq!(r.status, 414);

@@ -35,7 +35,8 @@ fn gated(store: Store, dir: &Path) -> (FlowEngine, Vec<FlowError>) {
         store,
         EngineConfig {
             scripts_dir: Some(dir.to_owned()),
-            gate: true,
+            gate: Some(check::gate),
+            functions: check::register,
             ..EngineConfig::default()
         },
     )

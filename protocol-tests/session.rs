@@ -199,24 +199,12 @@ impl Smsc {
     fn push_deliver(&self, seq: u32, text: &[u8]) {
         let mut command = encode::deliver_sm(
             0,
-            &ShortMessage {
-                service_type: "",
-                source: Address {
-                    ton: 1,
-                    npi: 1,
-                    addr: "998901234567",
-                },
-                destination: Address {
-                    ton: 3,
-                    npi: 0,
-                    addr: "5700",
-                },
-                esm_class: 0,
-                registered_delivery: 0,
-                data_coding: 0,
-                short_message: text,
-                params: vec![],
-            },
+            &ShortMessage::new(
+                Address::international("998901234567"),
+                Address::short_code("5700"),
+                0,
+                text,
+            ),
         )
         .unwrap();
         command.sequence_number = seq;
@@ -237,24 +225,12 @@ fn pool_config(smsc: &Smsc, window: usize) -> PoolConfig {
 fn submit_to(to: &str) -> rusmpp::Command {
     encode::submit_sm(
         0,
-        &ShortMessage {
-            service_type: "",
-            source: Address {
-                ton: 3,
-                npi: 0,
-                addr: "5700",
-            },
-            destination: Address {
-                ton: 1,
-                npi: 1,
-                addr: to,
-            },
-            esm_class: 0,
-            registered_delivery: 0,
-            data_coding: 0,
-            short_message: b"Thanks!",
-            params: vec![],
-        },
+        &ShortMessage::new(
+            Address::short_code("5700"),
+            Address::international(to),
+            0,
+            b"Thanks!",
+        ),
     )
     .unwrap()
 }

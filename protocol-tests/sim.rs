@@ -161,24 +161,14 @@ impl Esme {
         short_message: &[u8],
     ) -> (CommandStatus, String) {
         let seq = self.next_seq();
-        let message = ShortMessage {
-            service_type: "",
-            source: Address {
-                ton: 3,
-                npi: 0,
-                addr: SHORT_CODE,
-            },
-            destination: Address {
-                ton: 1,
-                npi: 1,
-                addr: to,
-            },
-            esm_class,
-            registered_delivery,
+        let message = ShortMessage::new(
+            Address::short_code(SHORT_CODE),
+            Address::international(to),
             data_coding,
             short_message,
-            params: Vec::new(),
-        };
+        )
+        .esm_class(esm_class)
+        .registered_delivery(registered_delivery);
         self.send(&encode::submit_sm(seq, &message).expect("submit_sm encodes"))
             .await;
         let frame = self.recv().await;
@@ -432,24 +422,12 @@ async fn submit_latency_holds_the_answer_back() {
     smsc.set_submit_latency(Duration::from_millis(100));
     // Both PDUs in one write, so the simulator reads them together: the enquire_link is
     // answered at once, the submit_sm only after the latency.
-    let message = ShortMessage {
-        service_type: "",
-        source: Address {
-            ton: 3,
-            npi: 0,
-            addr: SHORT_CODE,
-        },
-        destination: Address {
-            ton: 1,
-            npi: 1,
-            addr: SUBSCRIBER,
-        },
-        esm_class: 0,
-        registered_delivery: 0,
-        data_coding: 0,
-        short_message: b"slow",
-        params: Vec::new(),
-    };
+    let message = ShortMessage::new(
+        Address::short_code(SHORT_CODE),
+        Address::international(SUBSCRIBER),
+        0,
+        b"slow",
+    );
     let mut both = encode::to_frame(&encode::submit_sm(7, &message).expect("encodes")).to_vec();
     both.extend_from_slice(&encode::to_frame(&encode::enquire_link(8)));
     esme.send_raw(&both).await;

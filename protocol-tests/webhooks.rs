@@ -77,7 +77,7 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}/incidents", listener.local_addr().unwrap());
-        let limits = smsflow::http::Limits::default();
+        let limits = smsflow::config::ListenerLimits::default();
         let forever = std::future::pending();
         tokio::spawn(smsflow::http::listener::serve(
             listener, tls, app, limits, "desk", forever,

@@ -262,41 +262,22 @@ fn encoder_writes_the_annotated_frames() {
         addr_npi: 0,
         address_range: "",
     };
-    let submit = ShortMessage {
-        service_type: "",
-        source: Address {
-            ton: 3,
-            npi: 0,
-            addr: "5700",
-        },
-        destination: Address {
-            ton: 1,
-            npi: 1,
-            addr: "998901234567",
-        },
-        esm_class: 0,
-        registered_delivery: 1,
-        data_coding: 0,
-        short_message: b"Thanks!",
-        params: vec![],
-    };
-    let mo = |esm_class, data_coding, short_message, params| ShortMessage {
-        service_type: "",
-        source: Address {
-            ton: 1,
-            npi: 1,
-            addr: "998901234567",
-        },
-        destination: Address {
-            ton: 3,
-            npi: 0,
-            addr: "5700",
-        },
-        esm_class,
-        registered_delivery: 0,
-        data_coding,
-        short_message,
-        params,
+    let submit = ShortMessage::new(
+        Address::short_code("5700"),
+        Address::international("998901234567"),
+        0,
+        b"Thanks!",
+    )
+    .registered_delivery(1);
+    let mo = |esm_class, data_coding, short_message, params| {
+        ShortMessage::new(
+            Address::international("998901234567"),
+            Address::short_code("5700"),
+            data_coding,
+            short_message,
+        )
+        .esm_class(esm_class)
+        .params(params)
     };
     let ucs2_frame = hex(DELIVER_SM_UCS2_UDH);
     let Pdu::DeliverSm(ucs2_sm) = decode(&ucs2_frame).unwrap().pdu else {

@@ -58,13 +58,13 @@ impl HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        let limits = crate::http::Limits::default();
+        let limits = ListenerLimits::default();
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tokens: vec![Secret(SAMPLE_TOKEN.to_owned())],
             tokens_env: None,
             number_tokens: Vec::new(),
-            max_body: crate::http::BODY_LIMIT,
+            max_body: BODY_LIMIT,
             max_connections: limits.max_connections,
             header_read_timeout: limits.header_read_timeout,
             request_timeout: limits.request_timeout,
@@ -77,18 +77,58 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// The listener's limits these keys set.
-    pub fn limits(&self) -> crate::http::Limits {
-        crate::http::Limits {
+    pub fn limits(&self) -> ListenerLimits {
+        ListenerLimits {
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
             request_timeout: self.request_timeout,
-            ..crate::http::Limits::default()
+            ..ListenerLimits::default()
         }
     }
 
     /// Whether the SPEC's sample token is among the tokens.
     pub fn has_sample_token(&self) -> bool {
         self.tokens.iter().any(|t| t.expose() == SAMPLE_TOKEN)
+    }
+}
+
+/// Event bodies are small JSON objects; anything bigger is a mistake or an attack. The
+/// default of `http.max_body`.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What one listener allows. Defaults: SPEC's `[http]` keys of the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// From the connection's start, or the end of the previous response, to the last header
+    /// of the next request: a connection idle this long is closed (hyper runs this timer
+    /// while waiting for a request head, so it is the keep-alive idle timeout too).
+    pub header_read_timeout: Duration,
+    /// From the headers to the response (a slow body upload included): 503 after it.
+    pub request_timeout: Duration,
+    /// How long a stop may take at most (see the module documentation).
+    pub stop_grace: Duration,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ListenerLimits {
+    /// `/metrics`: a scraper or two, short requests.
+    pub fn metrics() -> ListenerLimits {
+        ListenerLimits {
+            max_connections: 64,
+            ..ListenerLimits::default()
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub mod webhook;
 
 pub use buttons::{ButtonRoutes, ButtonsConfig};
 pub use export::ExportConfig;
-pub use http::{HttpConfig, MetricsConfig, SAMPLE_TOKEN};
+pub use http::{BODY_LIMIT, HttpConfig, ListenerLimits, MetricsConfig, SAMPLE_TOKEN};
 pub use smsc::{Bind, SmscConfig};
 pub use smsc::{MAX_ADDRESS_RANGE, MAX_PASSWORD, MAX_SOURCE_ADDR, MAX_SYSTEM_ID, MAX_SYSTEM_TYPE};
 pub use webhook::WebhookConfig;

@@ -346,24 +346,17 @@ impl Pool {
             if ids[i].is_some() {
                 continue;
             }
-            let message = ShortMessage {
-                service_type: "",
-                source: Address {
+            let message = ShortMessage::part(
+                Address {
                     ton: self.source.1,
                     npi: self.source.2,
                     addr: &self.source.0,
                 },
-                destination: Address {
-                    ton: 1,
-                    npi: 1,
-                    addr: destination,
-                },
-                esm_class: if encoded.needs_udhi() { 0x40 } else { 0 },
-                registered_delivery: u8::from(self.registered_delivery),
-                data_coding: encoded.data_coding(),
-                short_message: part,
-                params: Vec::new(),
-            };
+                Address::international(destination),
+                &encoded,
+                part,
+            )
+            .registered_delivery(u8::from(self.registered_delivery));
             let command = encode::submit_sm(0, &message)
                 .map_err(|e| fail(i + 1, ids.clone(), SubmitError::Encode(e)))?;
             submits.push((i, self.submit(command)));

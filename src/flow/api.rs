@@ -66,8 +66,8 @@ pub use super::limits::{
 };
 use super::rating::parse_rating;
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
+/// The store's clock unit, one alias for the whole service (the budget uses it too).
+pub use crate::store::Millis;
 
 /// The scores a flow's ratings may take: what `fn scale()` returns, or CSAT 1–5. The
 /// reports name it in their JSON (`"scale": {"kind": "csat", "min": 1, "max": 5}`).

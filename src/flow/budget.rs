@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use rhai::Dynamic;
 
-use super::api::Millis;
 use super::limits::{
     LOG_LINES_PER_MINUTE, MAX_LOG_LINE_BYTES, MAX_LOG_LINES, MAX_PARTS_PER_HOOK,
     MAX_PARTS_PER_MESSAGE, MAX_STATE_BYTES, MAX_STEP_BYTES, RECORD_OVERHEAD,
 };
 use crate::smpp::text::Cost;
+use crate::store::Millis;
 
 /// The running totals of one hook call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

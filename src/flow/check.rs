@@ -453,8 +453,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The reload gate: runs `candidate`'s own tests beside the `others` running now. The first
-/// failure, as (test, why), keeps the candidate out.
+/// The reload gate ([`Gate`](super::engine::Gate)): runs `candidate`'s own tests beside the
+/// `others` running now. The first failure, as (test, why), keeps the candidate out.
 pub fn gate(
     candidate: &Arc<CompiledFlow>,
     others: &[Arc<CompiledFlow>],
@@ -489,6 +489,7 @@ fn run_test(
         EngineConfig {
             scripts_dir: None,
             timezone: timezone.clone(),
+            functions: register,
             ..EngineConfig::default()
         },
     );

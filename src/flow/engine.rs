@@ -139,14 +139,28 @@ pub enum Routed {
     Unsolicited(ConversationId),
 }
 
+/// The reload gate: runs a candidate file's own `test_*` functions beside the flows running
+/// now; the first failure, as (test, why), keeps the candidate out. The engine only calls it:
+/// running tests is [`check`](super::check)'s business ([`check::gate`](super::check::gate)).
+pub type Gate = fn(
+    candidate: &Arc<CompiledFlow>,
+    others: &[Arc<CompiledFlow>],
+    timezone: &jiff::tz::TimeZone,
+) -> Result<(), (String, String)>;
+
 /// Settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// `*.rhai` files; the flow's name is the file stem. `None`: only [`FlowEngine::load_source`].
     pub scripts_dir: Option<PathBuf>,
-    /// A file goes live only when its own `test_*` functions pass (`smsflow run` turns this
-    /// on; off by default so tests and benches that build engines by the hundred pay nothing).
-    pub gate: bool,
+    /// A file goes live only when it passes this (`smsflow run` hands it
+    /// [`check::gate`](super::check::gate); none by default so tests and benches that build
+    /// engines by the hundred pay nothing).
+    pub gate: Option<Gate>,
+    /// Registers functions scripts may call beside the [`api`](super::api): the `t_*`
+    /// functions of script tests ([`check::register`](super::check::register)), which fail
+    /// outside `check`.
+    pub functions: fn(&mut Engine),
     pub timezone: jiff::tz::TimeZone,
     pub limits: Limits,
     /// The `[[webhook]]` names `notify` accepts.
@@ -160,7 +174,8 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             scripts_dir: None,
-            gate: false,
+            gate: None,
+            functions: |_| {},
             timezone: jiff::tz::TimeZone::UTC,
             limits: Limits::default(),
             webhooks: Vec::new(),
@@ -217,8 +232,7 @@ impl FlowEngine {
     /// to compile are returned (they are not loaded); the engine is usable regardless.
     pub fn new(store: Store, config: EngineConfig) -> (FlowEngine, Vec<FlowError>) {
         let mut rhai = runner::engine(config.limits);
-        // The `t_*` functions of script tests: they fail outside `check`.
-        super::check::register(&mut rhai);
+        (config.functions)(&mut rhai);
         let engine = FlowEngine {
             engine: rhai,
             store,

@@ -19,7 +19,7 @@
 //! answered finish, their answers saying `Connection: close`. Once none runs, the connections
 //! the kernel already accepted are taken and the listener is closed; connections still open
 //! get [`LAST_CALL`] to send a request (answered 503), then are closed. Whatever still runs at
-//! four fifths of [`Limits::stop_grace`] is answered 503 too, and at the grace the rest is
+//! four fifths of [`ListenerLimits::stop_grace`] is answered 503 too, and at the grace the rest is
 //! dropped. A connection that ends after an answer is closed the way nginx does
 //! ("lingering close"): our side shut, what the client still sends read and dropped for up to
 //! [`LINGER`], because closing a socket with unread bytes makes the kernel send a reset that
@@ -48,43 +48,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
+use crate::config::ListenerLimits;
 use crate::metrics as names;
-
-/// What one listener allows. Defaults: SPEC's `[http]` keys of the same names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Connections open at once.
-    pub max_connections: usize,
-    /// From the connection's start, or the end of the previous response, to the last header
-    /// of the next request: a connection idle this long is closed (hyper runs this timer
-    /// while waiting for a request head, so it is the keep-alive idle timeout too).
-    pub header_read_timeout: Duration,
-    /// From the headers to the response (a slow body upload included): 503 after it.
-    pub request_timeout: Duration,
-    /// How long a stop may take at most (see the module documentation).
-    pub stop_grace: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_connections: 512,
-            header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            stop_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Limits {
-    /// `/metrics`: a scraper or two, short requests.
-    pub fn metrics() -> Limits {
-        Limits {
-            max_connections: 64,
-            ..Limits::default()
-        }
-    }
-}
 
 /// In a stop, how long a connection that is open but not answering anything may still send
 /// a request (answered 503) before it is closed: a client that connected just before the
@@ -169,7 +134,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     router: Router,
-    limits: Limits,
+    limits: ListenerLimits,
     what: &'static str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -190,7 +155,7 @@ pub async fn serve_counted(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     router: Router,
-    limits: Limits,
+    limits: ListenerLimits,
     what: &'static str,
     census: Census,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -299,7 +264,7 @@ impl InFlight {
 struct Opener {
     tls: Option<TlsAcceptor>,
     router: Router,
-    limits: Limits,
+    limits: ListenerLimits,
     what: &'static str,
     connections: Arc<Mutex<Connections>>,
     signals: Signals,
@@ -396,7 +361,7 @@ impl Opener {
 /// timeout; dropped at once when `evict` fires, and through a stop as [`Signals`] say.
 struct Conn {
     router: Router,
-    limits: Limits,
+    limits: ListenerLimits,
     busy: Arc<AtomicU64>,
     idle_since: Arc<Mutex<Instant>>,
     evict: CancellationToken,

@@ -56,17 +56,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use crate::config::{BODY_LIMIT, ListenerLimits};
 use crate::flow::api::normalize_msisdn;
 use crate::flow::engine::{EngineError, FlowEngine, Started, StepResult};
 use crate::report::{self, Kind, Report};
 use crate::store::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, Timer};
 
 pub use buttons::warn_unloaded_routes;
-pub use listener::Limits;
-
-/// Event bodies are small JSON objects; anything bigger is a mistake or an attack. The
-/// default of `http.max_body`.
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the handlers need from the rest of the service. Closures rather than the pool and the
 /// pipeline themselves, so tests can inject readiness and a clock without SMPP.
@@ -346,7 +342,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .with_state(state)
 }
 
-/// Serves [`router`] on `listener` with the default [`Limits`] until `shutdown` completes,
+/// Serves [`router`] on `listener` with the default [`ListenerLimits`] until `shutdown` completes,
 /// then lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -357,7 +353,7 @@ pub async fn serve(
         listener,
         None,
         state,
-        Limits::default(),
+        ListenerLimits::default(),
         BODY_LIMIT,
         shutdown,
     )
@@ -369,7 +365,7 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     state: ApiState,
-    limits: Limits,
+    limits: ListenerLimits,
     max_body: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

@@ -539,7 +539,7 @@ fn table_fits_100_columns() {
         }
         assert!(text.lines().count() > 8, "{text}");
     }
-    let text = render::table::render(&full_report());
+    let text = String::from_utf8(render::render(&full_report(), Format::Table).unwrap()).unwrap();
     assert!(text.contains("op-11"), "{text}");
     assert!(text.contains("долго (36)"), "{text}");
     assert!(text.contains("operator op-17 2026-11-21"), "{text}");

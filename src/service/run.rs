@@ -136,7 +136,8 @@ pub async fn run_with(
         EngineConfig {
             scripts_dir: Some(config.service.scripts_dir.clone()),
             timezone: config.service.timezone.clone(),
-            gate: true,
+            gate: Some(crate::flow::check::gate),
+            functions: crate::flow::check::register,
             webhooks: crate::config::webhook::names(&config.webhook),
             check_webhooks: true,
             ..EngineConfig::default()
@@ -261,7 +262,7 @@ pub async fn run_with(
         https,
         http::router(state, config.http.max_body),
         // Half the stop for the HTTP drain: the pipeline, unbind and flush follow it.
-        http::Limits {
+        crate::config::ListenerLimits {
             stop_grace: config.service.shutdown_timeout / 2,
             ..config.http.limits()
         },
@@ -374,7 +375,7 @@ async fn serve_metrics(
             }
         }),
     );
-    let limits = http::Limits::metrics();
+    let limits = crate::config::ListenerLimits::metrics();
     Ok(tokio::spawn(async move {
         let forever = std::future::pending();
         let served = http::listener::serve(listener, tls, app, limits, "metrics", forever).await;

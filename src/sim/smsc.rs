@@ -27,7 +27,6 @@ use super::shared::{Control, Shared};
 use super::{Mo, RawDeliver, SimAddress, SimConfig, SimError, SimStats, Submitted, lock};
 use crate::smpp::encode::{self, Address, Param, ShortMessage};
 use crate::smpp::text;
-use crate::smpp::udh::UDHI;
 
 /// Opens the listener and starts the simulator; it runs until [`SmscHandle::shutdown`].
 pub async fn start(config: SimConfig) -> Result<SmscHandle, SimError> {
@@ -102,7 +101,6 @@ impl SmscHandle {
         // The UDH reference is 8-bit; wrapping is what real handsets do too.
         let reference = self.shared.next_mo_reference.fetch_add(1, Relaxed) as u8;
         let encoded = text::encode(&mo.text, reference);
-        let esm_class = if encoded.needs_udhi() { UDHI } else { 0 };
         let (source, destination) = (
             SimAddress::guess(&mo.source),
             SimAddress::guess(&mo.destination),
@@ -111,16 +109,8 @@ impl SmscHandle {
             .parts
             .iter()
             .map(|part| {
-                let message = ShortMessage {
-                    service_type: "",
-                    source: address(&source),
-                    destination: address(&destination),
-                    esm_class,
-                    registered_delivery: 0,
-                    data_coding: encoded.data_coding(),
-                    short_message: part,
-                    params: Vec::new(),
-                };
+                let message =
+                    ShortMessage::part(address(&source), address(&destination), &encoded, part);
                 Ok(encode::to_frame(&encode::deliver_sm(0, &message)?))
             })
             .collect::<Result<Vec<_>, SimError>>()?;
@@ -134,16 +124,16 @@ impl SmscHandle {
             .iter()
             .map(|(tag, value)| Param::Other { tag: *tag, value })
             .collect();
-        let message = ShortMessage {
-            service_type: &raw.service_type,
-            source: address(&raw.source),
-            destination: address(&raw.destination),
-            esm_class: raw.esm_class,
-            registered_delivery: raw.registered_delivery,
-            data_coding: raw.data_coding,
-            short_message: &raw.short_message,
-            params,
-        };
+        let message = ShortMessage::new(
+            address(&raw.source),
+            address(&raw.destination),
+            raw.data_coding,
+            &raw.short_message,
+        )
+        .service_type(&raw.service_type)
+        .esm_class(raw.esm_class)
+        .registered_delivery(raw.registered_delivery)
+        .params(params);
         let frame = encode::to_frame(&encode::deliver_sm(0, &message)?);
         Ok(self.shared.deliveries.inject(vec![frame]))
     }

@@ -171,24 +171,25 @@ impl Submits {
             sm.destination_addr.to_str_lossy(),
             sm.source_addr.to_str_lossy(),
         );
-        let message = ShortMessage {
-            service_type: "",
-            source: Address {
+        let message = ShortMessage::new(
+            Address {
                 ton: sm.dest_addr_ton.value(),
                 npi: sm.dest_addr_npi.value(),
                 addr: &source,
             },
-            destination: Address {
+            Address {
                 ton: sm.source_addr_ton.value(),
                 npi: sm.source_addr_npi.value(),
                 addr: &destination,
             },
-            esm_class: ESM_CLASS_RECEIPT,
-            registered_delivery: 0,
-            data_coding: 0,
-            short_message: text.as_bytes(),
-            params: vec![Param::ReceiptedMessageId(id), Param::MessageState(state)],
-        };
+            0,
+            text.as_bytes(),
+        )
+        .esm_class(ESM_CLASS_RECEIPT)
+        .params(vec![
+            Param::ReceiptedMessageId(id),
+            Param::MessageState(state),
+        ]);
         Ok(encode::to_frame(&encode::deliver_sm(0, &message)?))
     }
 

@@ -28,6 +28,8 @@ use rusmpp::{
 };
 
 use super::pdu::CommandStatus;
+use super::text::EncodedText;
+use super::udh::UDHI;
 
 /// A field we were asked to send does not fit the specification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,6 +162,26 @@ pub struct Address<'a> {
     pub addr: &'a str,
 }
 
+impl<'a> Address<'a> {
+    /// A subscriber's number: international (TON 1), E.164 (NPI 1).
+    pub fn international(addr: &'a str) -> Address<'a> {
+        Address {
+            ton: 1,
+            npi: 1,
+            addr,
+        }
+    }
+
+    /// A short code such as 5700: network specific (TON 3), unknown plan (NPI 0).
+    pub fn short_code(addr: &'a str) -> Address<'a> {
+        Address {
+            ton: 3,
+            npi: 0,
+            addr,
+        }
+    }
+}
+
 /// The optional parameters smsflow and its simulator send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -203,6 +225,64 @@ struct SmFields {
     source_addr: COctetString<1, 21>,
     destination_addr: COctetString<1, 21>,
     short_message: OctetString<0, 255>,
+}
+
+/// Building one: [`ShortMessage::new`] for raw octets, [`ShortMessage::part`] for one part of
+/// an encoded text; the rest is plain (no service type, no receipt asked, no TLVs) until a
+/// setter says otherwise.
+impl<'a> ShortMessage<'a> {
+    /// `short_message` octets in `data_coding` from `source` to `destination`, esm_class 0.
+    pub fn new(
+        source: Address<'a>,
+        destination: Address<'a>,
+        data_coding: u8,
+        short_message: &'a [u8],
+    ) -> ShortMessage<'a> {
+        ShortMessage {
+            service_type: "",
+            source,
+            destination,
+            esm_class: 0,
+            registered_delivery: 0,
+            data_coding,
+            short_message,
+            params: Vec::new(),
+        }
+    }
+
+    /// One of `text`'s parts: its data_coding, and UDHI in esm_class when the parts carry the
+    /// concatenation header.
+    pub fn part(
+        source: Address<'a>,
+        destination: Address<'a>,
+        text: &EncodedText,
+        part: &'a [u8],
+    ) -> ShortMessage<'a> {
+        let esm_class = if text.needs_udhi() { UDHI } else { 0 };
+        ShortMessage::new(source, destination, text.data_coding(), part).esm_class(esm_class)
+    }
+
+    pub fn esm_class(mut self, esm_class: u8) -> Self {
+        self.esm_class = esm_class;
+        self
+    }
+
+    /// SMPP 3.4 §5.2.17: 1 asks for a delivery receipt.
+    pub fn registered_delivery(mut self, registered_delivery: u8) -> Self {
+        self.registered_delivery = registered_delivery;
+        self
+    }
+
+    pub fn service_type(mut self, service_type: &'a str) -> Self {
+        self.service_type = service_type;
+        self
+    }
+
+    /// The TLVs, in the order they are written.
+    pub fn params(mut self, params: Vec<Param<'a>>) -> Self {
+        self.params = params;
+        self
+    }
 }
 
 impl ShortMessage<'_> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::super::runner::{self, CompiledFlow, FlowError};
-use super::{EngineError, FlowEngine, Registry};
+use super::{EngineError, FlowEngine, Gate, Registry};
 
 impl FlowEngine {
     /// Compiles every script in the directory that is new or changed since the last call. A
@@ -87,14 +87,16 @@ impl FlowEngine {
         // The tests' own log lines (a test store opening, a script's log()) are not the
         // service's: they stay out of its log. Nor do their ratings, conversations and
         // escalations count in its metrics.
-        let gate = || {
-            metrics::with_local_recorder(&metrics::NoopRecorder, || {
-                super::super::check::gate(&flow, beside, &self.config.timezone)
+        let passes = |gate: Gate| {
+            let silent = tracing::subscriber::NoSubscriber::default();
+            tracing::subscriber::with_default(silent, || {
+                metrics::with_local_recorder(&metrics::NoopRecorder, || {
+                    gate(&flow, beside, &self.config.timezone)
+                })
             })
         };
-        let silent = tracing::subscriber::NoSubscriber::default();
-        if self.config.gate
-            && let Err((test, message)) = tracing::subscriber::with_default(silent, gate)
+        if let Some(gate) = self.config.gate
+            && let Err((test, message)) = passes(gate)
         {
             if previous.is_none() {
                 self.fall_back(&flow.name);

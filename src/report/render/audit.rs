@@ -1,5 +1,5 @@
 //! The service quality audit as a terminal table, CSV and XLSX (its HTML is in
-//! `html_audit.rs`): the same figures in each, the columns of [`fields`] in one order.
+//! `html_audit.rs`): the same figures in each, the columns of `fields` in one order.
 
 use std::fmt::Write;
 

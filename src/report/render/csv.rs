@@ -6,155 +6,141 @@
 //! terms and the anomalies are in the JSON, XLSX and HTML formats.
 
 use super::{Field, csi_fields, incident_fields, incident_levels};
-use crate::report::Report;
-use crate::report::csi::CsiStats;
-use crate::report::incidents::IncidentStats;
+use crate::report::csi::{CsiReport, CsiStats};
+use crate::report::incidents::{IncidentReport, IncidentStats};
 
 /// What Excel needs to read the file as UTF-8.
 pub const BOM: &str = "\u{feff}";
 
-pub fn render(report: &Report) -> String {
-    let mut out = BOM.to_owned();
-    match report {
-        Report::Audit(r) => super::audit::csv(&mut out, r),
-        Report::Csi(r) => {
-            let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
-            header.extend(
-                csi_fields(&r.total, None, &r.scale.kind)
-                    .into_iter()
-                    .map(|(name, _)| name),
-            );
-            row(&mut out, header);
-            let range = [r.from.clone(), r.to.clone()];
+/// A CSI report's rows (after the [`BOM`]).
+pub fn csi(out: &mut String, r: &CsiReport) {
+    let kind = &r.scale.kind;
+    let names = csi_fields(&r.total, None, kind)
+        .into_iter()
+        .map(|(name, _)| name);
+    let total = csi_cells("total", &r.total, None, kind);
+    let groups = (r.groups.iter()).map(|g| csi_cells(&g.key, &g.stats, g.rank, kind));
+    grouped(
+        out,
+        [&r.from, &r.to, &r.by],
+        names,
+        std::iter::once(total).chain(groups),
+    );
+    section(out, ["outcome", "count"]);
+    for (name, n) in r.outcomes.rows() {
+        row(out, [name, n.to_string()]);
+    }
+    section(
+        out,
+        [
+            "finding",
+            "term",
+            "lemma",
+            "comments",
+            "share_pct",
+            "example",
+        ],
+    );
+    let c = &r.comments;
+    for (kind, list) in [("problem", &c.problems), ("praise", &c.praise)] {
+        for f in list {
             row(
-                &mut out,
-                range
-                    .iter()
-                    .cloned()
-                    .chain(csi_cells("total", &r.total, None, &r.scale.kind)),
-            );
-            for g in &r.groups {
-                row(
-                    &mut out,
-                    range
-                        .iter()
-                        .cloned()
-                        .chain(csi_cells(&g.key, &g.stats, g.rank, &r.scale.kind)),
-                );
-            }
-            section(&mut out, ["outcome", "count"]);
-            for (name, n) in r.outcomes.rows() {
-                row(&mut out, [name, n.to_string()]);
-            }
-            section(
-                &mut out,
+                out,
                 [
-                    "finding",
-                    "term",
-                    "lemma",
-                    "comments",
-                    "share_pct",
-                    "example",
+                    kind.to_owned(),
+                    f.term.clone(),
+                    f.lemma.clone(),
+                    f.count.to_string(),
+                    f.share.to_string(),
+                    f.examples.first().cloned().unwrap_or_default(),
                 ],
             );
-            let c = &r.comments;
-            for (kind, list) in [("problem", &c.problems), ("praise", &c.praise)] {
-                for f in list {
-                    row(
-                        &mut out,
-                        [
-                            kind.to_owned(),
-                            f.term.clone(),
-                            f.lemma.clone(),
-                            f.count.to_string(),
-                            f.share.to_string(),
-                            f.examples.first().cloned().unwrap_or_default(),
-                        ],
-                    );
-                }
-            }
-        }
-        Report::Incidents(r) => {
-            let levels = incident_levels(r);
-            let mut header = vec!["from".to_owned(), "to".to_owned(), r.by.clone()];
-            header.extend(
-                incident_fields(&r.total, levels)
-                    .into_iter()
-                    .map(|(name, _)| name),
-            );
-            row(&mut out, header);
-            let range = [r.from.clone(), r.to.clone()];
-            row(
-                &mut out,
-                range
-                    .iter()
-                    .cloned()
-                    .chain(incident_cells("total", &r.total, levels)),
-            );
-            for g in &r.groups {
-                row(
-                    &mut out,
-                    range
-                        .iter()
-                        .cloned()
-                        .chain(incident_cells(&g.key, &g.stats, levels)),
-                );
-            }
-            // Time to ack per level, then per staff member: the same columns.
-            let levels = (r.levels.iter()).map(|l| {
-                (
-                    l.level.to_string(),
-                    l.acknowledged,
-                    l.median_ack_seconds,
-                    l.p90_ack_seconds,
-                )
-            });
-            ack_times(&mut out, "level", levels);
-            let staff = (r.staff.iter()).map(|p| {
-                (
-                    p.staff.clone(),
-                    p.acknowledged,
-                    p.median_ack_seconds,
-                    p.p90_ack_seconds,
-                )
-            });
-            ack_times(&mut out, "staff", staff);
-            section(
-                &mut out,
-                [
-                    "unacknowledged_at",
-                    "conversation",
-                    "id",
-                    "button",
-                    "location",
-                    "levels_tried",
-                    "rounds",
-                ],
-            );
-            for c in &r.unacknowledged_calls {
-                row(
-                    &mut out,
-                    [
-                        c.at.clone(),
-                        c.conversation.to_string(),
-                        c.id.clone(),
-                        c.button.clone(),
-                        c.location.clone(),
-                        c.levels_tried.map(|n| n.to_string()).unwrap_or_default(),
-                        c.rounds.map(|n| n.to_string()).unwrap_or_default(),
-                    ],
-                );
-            }
-            if !r.alert_recipients.is_empty() {
-                alert_recipients(&mut out, &r.alert_recipients);
-            }
         }
     }
-    out
+}
+
+/// An incident report's rows (after the [`BOM`]).
+pub fn incidents(out: &mut String, r: &IncidentReport) {
+    let levels = incident_levels(r);
+    let names = incident_fields(&r.total, levels)
+        .into_iter()
+        .map(|(name, _)| name);
+    let total = incident_cells("total", &r.total, levels);
+    let groups = (r.groups.iter()).map(|g| incident_cells(&g.key, &g.stats, levels));
+    grouped(
+        out,
+        [&r.from, &r.to, &r.by],
+        names,
+        std::iter::once(total).chain(groups),
+    );
+    // Time to ack per level, then per staff member: the same columns.
+    let levels = (r.levels.iter()).map(|l| {
+        (
+            l.level.to_string(),
+            l.acknowledged,
+            l.median_ack_seconds,
+            l.p90_ack_seconds,
+        )
+    });
+    ack_times(out, "level", levels);
+    let staff = (r.staff.iter()).map(|p| {
+        (
+            p.staff.clone(),
+            p.acknowledged,
+            p.median_ack_seconds,
+            p.p90_ack_seconds,
+        )
+    });
+    ack_times(out, "staff", staff);
+    section(
+        out,
+        [
+            "unacknowledged_at",
+            "conversation",
+            "id",
+            "button",
+            "location",
+            "levels_tried",
+            "rounds",
+        ],
+    );
+    for c in &r.unacknowledged_calls {
+        row(
+            out,
+            [
+                c.at.clone(),
+                c.conversation.to_string(),
+                c.id.clone(),
+                c.button.clone(),
+                c.location.clone(),
+                c.levels_tried.map(|n| n.to_string()).unwrap_or_default(),
+                c.rounds.map(|n| n.to_string()).unwrap_or_default(),
+            ],
+        );
+    }
+    if !r.alert_recipients.is_empty() {
+        alert_recipients(out, &r.alert_recipients);
+    }
 }
 
 pub(super) fn opt(x: Option<f64>) -> String {
     x.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// The header (`from`, `to`, the grouping, then `names`) and a row of `cells` per key, each
+/// over the report's whole range.
+fn grouped(
+    out: &mut String,
+    [from, to, by]: [&String; 3],
+    names: impl Iterator<Item = String>,
+    cells: impl Iterator<Item = Vec<String>>,
+) {
+    let mut header = vec!["from".to_owned(), "to".to_owned(), by.clone()];
+    header.extend(names);
+    row(out, header);
+    for cells in cells {
+        row(out, [from.clone(), to.clone()].into_iter().chain(cells));
+    }
 }
 
 fn csi_cells(key: &str, s: &CsiStats, rank: Option<u32>, kind: &str) -> Vec<String> {

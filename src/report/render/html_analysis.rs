@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::duration;
-use super::html::{SCORE_COLOURS, escape, score_colour};
+use super::html_common::{SCORE_COLOURS, escape, score_colour};
 use crate::report::clauses::Finding;
 use crate::report::comments::Comments;
 use crate::report::csi::CsiGroup;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::html::{ACCENT, WARN, card, escape, panel_wide};
+use super::html_common::{ACCENT, WARN, card, escape, panel_wide};
 use super::svg::{Column, WIDE, columns, short_period};
 use super::{duration, num};
 use crate::report::audit::{AuditReport, HeatRow};

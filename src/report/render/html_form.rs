@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::duration;
-use super::html::{STYLE, escape};
+use super::html_common::{STYLE, escape};
 
 /// The current values of the dashboard's controls.
 #[derive(Debug, Clone, Default)]

@@ -8,6 +8,7 @@ pub mod csv;
 pub mod html;
 mod html_analysis;
 mod html_audit;
+mod html_common;
 mod html_form;
 pub mod responses;
 mod svg;
@@ -49,8 +50,21 @@ pub enum RenderError {
 /// `report` in `format`, as the bytes to write.
 pub fn render(report: &Report, format: Format) -> Result<Vec<u8>, RenderError> {
     Ok(match format {
-        Format::Table => table::render(report).into_bytes(),
-        Format::Csv => csv::render(report).into_bytes(),
+        Format::Table => match report {
+            Report::Csi(r) => table::csi(r),
+            Report::Incidents(r) => table::incidents(r),
+            Report::Audit(r) => audit::table(r),
+        }
+        .into_bytes(),
+        Format::Csv => {
+            let mut out = csv::BOM.to_owned();
+            match report {
+                Report::Csi(r) => csv::csi(&mut out, r),
+                Report::Incidents(r) => csv::incidents(&mut out, r),
+                Report::Audit(r) => audit::csv(&mut out, r),
+            }
+            out.into_bytes()
+        }
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
             s.push('\n');
@@ -68,7 +82,15 @@ pub fn render(report: &Report, format: Format) -> Result<Vec<u8>, RenderError> {
             };
             html::page(csi, incidents, &options).into_bytes()
         }
-        Format::Xlsx => xlsx::render(report)?,
+        Format::Xlsx => {
+            let mut book = rust_xlsxwriter::Workbook::new();
+            match report {
+                Report::Csi(r) => xlsx::csi(&mut book, r)?,
+                Report::Incidents(r) => xlsx::incidents(&mut book, r)?,
+                Report::Audit(r) => audit::xlsx(&mut book, r)?,
+            }
+            book.save_to_buffer()?
+        }
     })
 }
 

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::html::{ACCENT, MUTED, escape};
+use super::html_common::{ACCENT, MUTED, escape};
 use crate::report::csi::CsiGroup;
 
 /// At most this many groups are drawn as bars (all are in the table).

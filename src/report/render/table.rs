@@ -4,23 +4,15 @@
 use std::fmt::Write;
 
 use super::{duration, num, signed};
+use crate::report::Distribution;
 use crate::report::clauses::Finding;
 use crate::report::csi::{CsiGroup, CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
 use crate::report::outcomes::Outcomes;
 use crate::report::scale;
-use crate::report::{Distribution, Report};
 
 /// The widest line the table writes.
 pub const WIDTH: usize = 100;
-
-pub fn render(report: &Report) -> String {
-    match report {
-        Report::Csi(r) => csi(r),
-        Report::Incidents(r) => incidents(r),
-        Report::Audit(r) => super::audit::table(r),
-    }
-}
 
 #[derive(Clone, Copy)]
 pub(super) enum Align {

@@ -6,7 +6,6 @@ use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
 
 use super::xlsx_labels::{fraction, is_percent, label, repeated};
 use super::{Field, csi_fields, incident_fields, incident_levels};
-use crate::report::Report;
 use crate::report::csi::{CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
 use crate::report::scale::Scale;
@@ -156,16 +155,6 @@ pub(super) fn trend_chart(
     Ok(())
 }
 
-pub fn render(report: &Report) -> Result<Vec<u8>, XlsxError> {
-    let mut book = Workbook::new();
-    match report {
-        Report::Csi(r) => csi(&mut book, r)?,
-        Report::Incidents(r) => incidents(&mut book, r)?,
-        Report::Audit(r) => super::audit::xlsx(&mut book, r)?,
-    }
-    book.save_to_buffer()
-}
-
 /// The CSI columns: the key, then [`csi_fields`]'s (the same for any row) but the ones
 /// [`repeated`] under the scale's words.
 fn csi_header(any_row: &CsiStats, scale: &Scale) -> Vec<String> {
@@ -191,7 +180,8 @@ fn csi_row(key: &str, s: &CsiStats, rank: Option<u32>, scale: &Scale) -> Vec<Cel
     row
 }
 
-fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
+/// A CSI report's sheets.
+pub fn csi(book: &mut Workbook, r: &CsiReport) -> Result<(), XlsxError> {
     let (s, scale) = (&r.total, &r.scale);
     let mut summary = vec![
         vec![t("from"), t(&r.from)],
@@ -413,7 +403,8 @@ fn cell(field: Field) -> Cell {
     }
 }
 
-fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
+/// An incident report's sheets.
+pub fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxError> {
     // No survey scale: the incident columns have no scale words.
     let none = Scale::default();
     let levels = incident_levels(r);

@@ -40,24 +40,13 @@ fn events(session: &mut Session) -> Vec<Event> {
 fn submit_command(to: &str) -> rusmpp::Command {
     encode::submit_sm(
         0,
-        &ShortMessage {
-            service_type: "",
-            source: Address {
-                ton: 3,
-                npi: 0,
-                addr: "5700",
-            },
-            destination: Address {
-                ton: 1,
-                npi: 1,
-                addr: to,
-            },
-            esm_class: 0,
-            registered_delivery: 1,
-            data_coding: 0,
-            short_message: b"Thanks!",
-            params: vec![],
-        },
+        &ShortMessage::new(
+            Address::short_code("5700"),
+            Address::international(to),
+            0,
+            b"Thanks!",
+        )
+        .registered_delivery(1),
     )
     .unwrap()
 }
@@ -69,24 +58,14 @@ fn submit_resp(seq: u32, status: CommandStatus, id: &str) -> Bytes {
 fn deliver(seq: u32, text: &[u8], params: Vec<Param<'_>>, esm_class: u8) -> Bytes {
     let mut command = encode::deliver_sm(
         0,
-        &ShortMessage {
-            service_type: "",
-            source: Address {
-                ton: 1,
-                npi: 1,
-                addr: "998901234567",
-            },
-            destination: Address {
-                ton: 3,
-                npi: 0,
-                addr: "5700",
-            },
-            esm_class,
-            registered_delivery: 0,
-            data_coding: 0,
-            short_message: text,
-            params,
-        },
+        &ShortMessage::new(
+            Address::international("998901234567"),
+            Address::short_code("5700"),
+            0,
+            text,
+        )
+        .esm_class(esm_class)
+        .params(params),
     )
     .unwrap();
     command.sequence_number = seq;
