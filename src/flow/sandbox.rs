@@ -5,7 +5,7 @@
 //! debugger callback keeps the position of the statement or expression being run on this
 //! thread, and the error takes it.
 //!
-//! The same callback holds a hook call to [`MAX_HOOK_CPU`](super::limits::MAX_HOOK_CPU) of
+//! The same callback holds a hook call to [`MAX_HOOK_CPU`] of
 //! this thread's CPU time: the operation limit counts statements, but one statement can scan
 //! a 64 KiB string or sort 10 000 items, so counting alone let one hook take seconds. CPU
 //! time, not wall time, so a busy machine descheduling the thread fails no hook.
