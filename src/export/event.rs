@@ -139,7 +139,7 @@ impl Envelope {
                 conversation: m.conversation,
                 flow: m.flow,
                 to: m.to,
-                status: m.status,
+                status: m.status.to_string(),
                 opening: m.opening,
                 survey: m.survey.map(|s| Survey {
                     created_at: s.created_at,
@@ -229,7 +229,7 @@ impl Envelope {
                 conversation,
                 flow,
                 to,
-                status,
+                status: status.into(),
                 at,
                 opening,
                 survey: survey.map(|s| SurveyKey {

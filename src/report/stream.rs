@@ -102,7 +102,7 @@ pub fn compute(query: &Query, zone: &TimeZone, scale: Scale, events: Vec<Envelop
                     channel: key.channel,
                     delivered: false,
                 });
-                send.delivered |= m.status == "delivered";
+                send.delivered |= m.status == crate::store::MessageStatus::Delivered;
             }
             _ => {}
         }

@@ -16,7 +16,9 @@ use crate::flow::engine::{EngineError, FlowEngine, Routed};
 use crate::metrics as names;
 use crate::smpp::receipt::id_forms;
 use crate::smpp::session::Inbound as Deliver;
-use crate::store::{Millis, MoMark, OutMessage, OutboxOutcome, ReceiptApplied, Store};
+use crate::store::{
+    MessageStatus, Millis, MoMark, OutMessage, OutboxOutcome, ReceiptApplied, Store,
+};
 
 /// Counters of what went through, for progress and the summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +245,7 @@ impl Core {
             &kept.smsc,
             if overdue { IdBase::Other } else { IdBase::Same },
         );
-        let Some(status) = changed else {
+        let Some(status) = changed.as_ref().map(MessageStatus::word) else {
             return (true, false);
         };
         // Final once: a later receipt never changes a delivered or undeliverable message.
@@ -289,7 +291,7 @@ impl Core {
                     metrics::counter!(names::MT_RETRIES, "flow" => flow).increment(1);
                 }
                 outbox::Decision::Finished(outcome) => {
-                    let accepted = outcome.status == "sent";
+                    let accepted = outcome.status == MessageStatus::Sent;
                     if !accepted {
                         tracing::warn!(%to, "message refused for good: {}", outcome.status);
                     }

@@ -303,7 +303,7 @@ fn deliver_outbox(
             .map(|message| OutboxOutcome {
                 smsc_ids: vec![format!("history-{}", message.id)],
                 message,
-                status: "sent".to_owned(),
+                status: crate::store::MessageStatus::Sent,
                 at: now,
             })
             .collect();

@@ -24,7 +24,7 @@ use crate::esme::{SendError, Sent, SubmitError};
 use crate::retry::{Queued, Retries};
 use crate::smpp::pdu::CommandStatus;
 use crate::smpp::receipt::canonical_id;
-use crate::store::{Millis, OutMessage, OutboxOutcome};
+use crate::store::{MessageStatus, Millis, OutMessage, OutboxOutcome};
 
 pub use crate::retry::{GIVE_UP_MS, RESCAN, RETRY_MAX, RETRY_MIN, backoff};
 
@@ -174,7 +174,7 @@ impl Outbox {
     ) -> Decision {
         self.queue.answered();
         let (status, smsc_ids) = match result {
-            Ok(sent) => ("sent".to_owned(), sent.message_ids),
+            Ok(sent) => (MessageStatus::Sent, sent.message_ids),
             Err(SendError {
                 error: SubmitError::Shutdown,
                 ..
@@ -195,7 +195,7 @@ impl Outbox {
             }
             Err(e) => {
                 let ids = e.accepted.into_iter().flatten().collect();
-                (format!("failed: {}", e.error), ids)
+                (MessageStatus::Failed(e.error.to_string()), ids)
             }
         };
         self.accepted.remove(&message.id);
@@ -312,7 +312,7 @@ mod tests {
         match outbox.handle_result(now, GIVE_UP_MS + 1, m, refused(SubmitError::LinkLost)) {
             Decision::Finished(outcome) => {
                 assert!(
-                    outcome.status.starts_with("failed: link lost"),
+                    matches!(&outcome.status, MessageStatus::Failed(why) if why.starts_with("link lost")),
                     "{}",
                     outcome.status
                 )
@@ -374,7 +374,7 @@ mod tests {
         };
         match outbox.handle_result(t0, 0, message(1, 0), Ok(sent)) {
             Decision::Finished(o) => {
-                assert_eq!(o.status, "sent");
+                assert_eq!(o.status, MessageStatus::Sent);
                 assert_eq!(o.smsc_ids, ["ab", "ac"], "kept canonical");
             }
             other => panic!("{other:?}"),

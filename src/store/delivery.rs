@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::SentPart;
+use super::{MessageStatus, SentPart};
 
 /// What the receipts said of one part of a sent message, so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,25 +27,25 @@ impl PartState {
         matches!(self, PartState::Delivered | PartState::Undeliverable)
     }
 
-    fn status(self) -> &'static str {
+    fn status(self) -> MessageStatus {
         match self {
-            PartState::Sent => "sent",
-            PartState::Enroute => "enroute",
-            PartState::Delivered => "delivered",
-            PartState::Undeliverable => "undeliverable",
+            PartState::Sent => MessageStatus::Sent,
+            PartState::Enroute => MessageStatus::Enroute,
+            PartState::Delivered => MessageStatus::Delivered,
+            PartState::Undeliverable => MessageStatus::Undeliverable,
         }
     }
 
-    /// The message's status from its parts' states, as the timeline shows it.
-    pub fn message_status(parts: &[PartState]) -> &'static str {
+    /// The message's status from its parts' states.
+    pub fn message_status(parts: &[PartState]) -> MessageStatus {
         if parts.contains(&PartState::Undeliverable) {
-            "undeliverable"
+            MessageStatus::Undeliverable
         } else if !parts.is_empty() && parts.iter().all(|p| *p == PartState::Delivered) {
-            "delivered"
+            MessageStatus::Delivered
         } else if parts.iter().any(|p| *p != PartState::Sent) {
-            "enroute"
+            MessageStatus::Enroute
         } else {
-            "sent"
+            MessageStatus::Sent
         }
     }
 }
@@ -55,25 +55,20 @@ impl PartState {
 pub struct ReceiptApplied {
     /// The part the receipt named.
     pub part: SentPart,
-    /// The message's new status when the receipt changed it ("enroute", "delivered",
-    /// "undeliverable"); `None` when the message's status stays (another part still on its
+    /// The message's new status when the receipt changed it (`Enroute`, `Delivered`,
+    /// `Undeliverable`); `None` when the message's status stays (another part still on its
     /// way, or the message was already final).
-    pub changed: Option<&'static str>,
+    pub changed: Option<MessageStatus>,
 }
 
 /// A sent message's status (the timeline shows it) and its parts' states.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Delivery {
-    /// "sent", "failed: ..." (the submit's outcome), then what the receipts made of it.
-    pub status: String,
+    /// The submit's outcome, then what the receipts made of it.
+    pub status: MessageStatus,
     /// Empty for a message recorded before part states were kept (store schema 1).
     #[serde(default)]
     pub parts: Vec<PartState>,
-}
-
-/// A status no receipt changes any more.
-fn is_final_status(status: &str) -> bool {
-    status == "delivered" || status == "undeliverable" || status.starts_with("failed")
 }
 
 /// What a receipt saying `state` of part `part` makes of a message's delivery: the value to
@@ -82,9 +77,9 @@ pub(super) fn receipt(
     delivery: Option<Delivery>,
     part: usize,
     state: PartState,
-) -> (Option<Delivery>, Option<&'static str>) {
+) -> (Option<Delivery>, Option<MessageStatus>) {
     let mut d = delivery.unwrap_or_else(|| Delivery {
-        status: "sent".into(),
+        status: MessageStatus::Sent,
         parts: Vec::new(),
     });
     let new = if d.parts.is_empty() {
@@ -101,9 +96,9 @@ pub(super) fn receipt(
         }
         PartState::message_status(&d.parts)
     };
-    let changed = (!is_final_status(&d.status) && d.status != new).then_some(new);
-    if let Some(new) = changed {
-        d.status = new.to_owned();
+    let changed = (!d.status.is_final() && d.status != new).then_some(new);
+    if let Some(new) = &changed {
+        d.status = new.clone();
     }
     (Some(d), changed)
 }
@@ -111,6 +106,29 @@ pub(super) fn receipt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_are_stored_as_the_words_they_always_were() {
+        let failed = MessageStatus::Failed("ESME_RINVDSTADR".into());
+        for (status, word) in [
+            (MessageStatus::Sent, "sent"),
+            (MessageStatus::Enroute, "enroute"),
+            (MessageStatus::Delivered, "delivered"),
+            (MessageStatus::Undeliverable, "undeliverable"),
+            (failed, "failed: ESME_RINVDSTADR"),
+        ] {
+            assert_eq!(serde_json::to_value(&status).unwrap(), word);
+            let packed = rmp_serde::to_vec(&status).unwrap();
+            assert_eq!(rmp_serde::from_slice::<String>(&packed).unwrap(), word);
+            // What older records hold reads back as the same status.
+            let old = rmp_serde::to_vec(word).unwrap();
+            assert_eq!(
+                rmp_serde::from_slice::<MessageStatus>(&old).unwrap(),
+                status
+            );
+            assert_eq!(status.is_final(), !matches!(word, "sent" | "enroute"));
+        }
+    }
 
     #[test]
     fn a_message_is_delivered_when_every_part_is_and_failed_when_one_fails() {
@@ -121,15 +139,15 @@ mod tests {
             })
         };
         let (d, changed) = receipt(sent(), 2, PartState::Delivered);
-        assert_eq!(changed, Some("enroute"));
+        assert_eq!(changed, Some(MessageStatus::Enroute));
         let (d, changed) = receipt(d, 0, PartState::Delivered);
         assert_eq!(changed, None);
         let (d, changed) = receipt(d, 1, PartState::Delivered);
-        assert_eq!(changed, Some("delivered"));
+        assert_eq!(changed, Some(MessageStatus::Delivered));
         assert_eq!(receipt(d, 1, PartState::Undeliverable), (None, None));
 
         let (d, changed) = receipt(sent(), 1, PartState::Undeliverable);
-        assert_eq!(changed, Some("undeliverable"));
+        assert_eq!(changed, Some(MessageStatus::Undeliverable));
         let (_, changed) = receipt(d, 0, PartState::Delivered);
         assert_eq!(changed, None, "a failed message stays failed");
 
@@ -147,11 +165,11 @@ mod tests {
         assert_eq!(receipt(legacy(), 1, PartState::Delivered), (None, None));
         assert_eq!(
             receipt(legacy(), 0, PartState::Delivered).1,
-            Some("delivered")
+            Some(MessageStatus::Delivered)
         );
         assert_eq!(
             receipt(legacy(), 2, PartState::Undeliverable).1,
-            Some("undeliverable")
+            Some(MessageStatus::Undeliverable)
         );
     }
 }

@@ -69,7 +69,7 @@ pub struct MtStatus {
     pub conversation: ConversationId,
     pub flow: String,
     pub to: String,
-    pub status: String,
+    pub status: super::MessageStatus,
     pub at: Millis,
     /// Sent by the hook that opened the conversation (a survey's question).
     pub opening: bool,

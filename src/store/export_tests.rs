@@ -30,11 +30,11 @@ fn a_survey_exports_its_mt_statuses_rating_and_end_once_export_is_on() -> TestRe
     let ExportEvent::Mt(sent) = &events[0].event else {
         panic!("{events:?}")
     };
-    assert_eq!((sent.message, sent.status.as_str()), (12, "sent"));
+    assert_eq!((sent.message, sent.status.word()), (12, "sent"));
     let ExportEvent::Mt(delivered) = &events[1].event else {
         panic!("{events:?}")
     };
-    assert_eq!(delivered.status, "delivered");
+    assert_eq!(delivered.status, MessageStatus::Delivered);
     let ExportEvent::Conversation(end) = &events[3].event else {
         panic!("{events:?}")
     };

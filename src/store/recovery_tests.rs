@@ -345,7 +345,7 @@ fn a_version_1_store_is_migrated_at_open() -> TestResult {
     let applied = store
         .apply_receipt(&["ff2".into()], PartState::Delivered, 0)?
         .expect("the migrated SMSC id is known");
-    assert_eq!(applied.changed, Some("delivered"));
+    assert_eq!(applied.changed, Some(MessageStatus::Delivered));
     let verified = store.verify()?;
     assert!(verified.is_ok(), "{:?}", verified.problems);
     drop(store);

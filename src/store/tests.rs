@@ -344,12 +344,15 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
     let first = store.apply_receipt(&forms("1f"), PartState::Delivered, 0)?;
     assert_eq!(
         first.map(|r| r.changed),
-        Some(Some("enroute")),
+        Some(Some(MessageStatus::Enroute)),
         "part 2 is still on its way"
     );
     assert_eq!(store.timeline(1)?[0].status, "enroute");
     let second = store.apply_receipt(&forms("20"), PartState::Delivered, 0)?;
-    assert_eq!(second.map(|r| r.changed), Some(Some("delivered")));
+    assert_eq!(
+        second.map(|r| r.changed),
+        Some(Some(MessageStatus::Delivered))
+    );
     assert_eq!(store.timeline(1)?[0].status, "delivered");
     assert!(
         store.sent_part("1f")?.is_none(),
@@ -582,21 +585,21 @@ fn receipts_for_every_part_decide_the_message_status() -> TestResult {
     let applied = |id: &str, state| store.apply_receipt(&forms(id), state, 0);
     assert_eq!(
         applied("a3", PartState::Delivered)?.unwrap().changed,
-        Some("enroute")
+        Some(MessageStatus::Enroute)
     );
     assert_eq!(applied("a1", PartState::Enroute)?.unwrap().changed, None);
     assert_eq!(status(a)?, "enroute");
     assert_eq!(applied("a1", PartState::Delivered)?.unwrap().changed, None);
     let last = applied("a2", PartState::Delivered)?.unwrap();
     assert_eq!((last.part.outbox_id, last.part.part), (a, 1));
-    assert_eq!(last.changed, Some("delivered"));
+    assert_eq!(last.changed, Some(MessageStatus::Delivered));
     assert_eq!(status(a)?, "delivered");
 
     // Part 2 fails: undeliverable at once; parts 1 and 3 delivered later change nothing.
     let b = send(["b1", "b2", "b3"])?;
     assert_eq!(
         applied("b2", PartState::Undeliverable)?.unwrap().changed,
-        Some("undeliverable")
+        Some(MessageStatus::Undeliverable)
     );
     assert_eq!(status(b)?, "undeliverable");
     assert_eq!(applied("b1", PartState::Delivered)?.unwrap().changed, None);
@@ -631,6 +634,9 @@ fn issue_18_a_receipt_is_not_matched_to_another_subscribers_message_by_its_other
     // From B's own number, the other base still finds B's message (receipts in decimal for
     // hex submit ids, the tolerance it is there for).
     let from_b = store.apply_receipt_from(&forms, Some("998902222222"), PartState::Delivered, 0)?;
-    assert_eq!(from_b.map(|r| r.changed), Some(Some("delivered")));
+    assert_eq!(
+        from_b.map(|r| r.changed),
+        Some(Some(MessageStatus::Delivered))
+    );
     Ok(())
 }

@@ -261,12 +261,83 @@ pub struct SentPart {
     pub opening: bool,
 }
 
+/// What became of a sent message: its submit's outcome (`Sent`, `Failed`), then what its
+/// parts' receipts made of it (`Enroute`, `Delivered`, `Undeliverable`; see `delivery.rs`).
+/// Stored, exported and shown as the words the timeline has always had (`"sent"`,
+/// `"failed: ESME_RINVDSTADR"`), so older records read the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum MessageStatus {
+    /// The SMSC accepted every part; no receipt yet.
+    Sent,
+    /// A receipt that is not final (ENROUTE, ACCEPTD, ...).
+    Enroute,
+    /// Every part's receipt said DELIVRD.
+    Delivered,
+    /// A part's final receipt said otherwise (UNDELIV, EXPIRED, REJECTD, ...).
+    Undeliverable,
+    /// Refused for good at submit: the SMSC's error, or why smsflow gave up.
+    Failed(String),
+}
+
+impl MessageStatus {
+    /// No receipt changes it any more.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, MessageStatus::Sent | MessageStatus::Enroute)
+    }
+
+    /// The word alone (`failed` without its reason), for metric labels and scripts.
+    pub fn word(&self) -> &'static str {
+        match self {
+            MessageStatus::Sent => "sent",
+            MessageStatus::Enroute => "enroute",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Undeliverable => "undeliverable",
+            MessageStatus::Failed(_) => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MessageStatus::Failed(why) if !why.is_empty() => write!(f, "failed: {why}"),
+            other => f.write_str(other.word()),
+        }
+    }
+}
+
+impl From<MessageStatus> for String {
+    fn from(status: MessageStatus) -> String {
+        status.to_string()
+    }
+}
+
+impl From<&str> for MessageStatus {
+    fn from(s: &str) -> MessageStatus {
+        match s {
+            "sent" => MessageStatus::Sent,
+            "enroute" => MessageStatus::Enroute,
+            "delivered" => MessageStatus::Delivered,
+            "undeliverable" => MessageStatus::Undeliverable,
+            "failed" => MessageStatus::Failed(String::new()),
+            _ => MessageStatus::Failed(s.strip_prefix("failed: ").unwrap_or(s).to_owned()),
+        }
+    }
+}
+
+impl From<String> for MessageStatus {
+    fn from(s: String) -> MessageStatus {
+        MessageStatus::from(s.as_str())
+    }
+}
+
 /// What an outbox message came to, recorded by [`super::Store::outbox_finished`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxOutcome {
     pub message: OutMessage,
-    /// "sent" (the SMSC accepted every part) or "failed: ..." (refused for good).
-    pub status: String,
+    /// `Sent` (the SMSC accepted every part) or `Failed` (refused for good).
+    pub status: MessageStatus,
     /// The SMSC's id of each accepted part.
     pub smsc_ids: Vec<String>,
     /// When the outcome was known (0 in records written before it was kept).

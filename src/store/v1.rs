@@ -272,7 +272,13 @@ fn migrate(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
                     None => Vec::new(),
                 };
                 let id = keys::trailing_u64(&key)?;
-                out.put_value(keys::delivery(id), &Delivery { status, parts })?;
+                out.put_value(
+                    keys::delivery(id),
+                    &Delivery {
+                        status: status.into(),
+                        parts,
+                    },
+                )?;
             }
             _ => {}
         }

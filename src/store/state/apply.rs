@@ -8,7 +8,7 @@ use super::super::delivery::{Delivery, PartState, ReceiptApplied};
 use super::super::log::Record;
 use super::super::tally::{self, Delta, Tally, TallyKey};
 use super::super::{Commit, ConversationId, ConversationStatus, Millis, OutboxOutcome, PartKey};
-use super::super::{SentPart, StoreError, keys};
+use super::super::{MessageStatus, SentPart, StoreError, keys};
 use super::{Applied, Change, ConversationRecord, OldHead, PENDING_MARK_KEPT, State};
 
 impl State {
@@ -478,12 +478,12 @@ impl State {
             None => None,
         };
         // The opening message (a survey's question) delivered counts for its conversation.
-        let delivered = match (changed, part.opening) {
-            (Some("delivered"), true) => (self.record(part.conversation)?)
+        let delivered = match (&changed, part.opening) {
+            (Some(MessageStatus::Delivered), true) => (self.record(part.conversation)?)
                 .map(|r| tally::of_conversation(&self.zone, &r.conversation)),
             _ => None,
         };
-        let exports = self.receipt_event(&part, changed, at)?;
+        let exports = self.receipt_event(&part, changed.as_ref(), at)?;
         if state.is_final() {
             self.remove(sent_key);
         }
@@ -499,7 +499,7 @@ impl State {
     }
 
     /// The status a receipt set on outbox message `id`.
-    pub fn message_status(&self, id: u64) -> Result<Option<String>, StoreError> {
+    pub fn message_status(&self, id: u64) -> Result<Option<MessageStatus>, StoreError> {
         Ok(self
             .lookup::<Delivery>(&keys::delivery(id))?
             .map(|d| d.status))

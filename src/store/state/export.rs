@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use super::super::export::{ExportEvent, ExportMark, FinishedConversation, MtStatus, SurveyKey};
 use super::super::{
-    Commit, ConversationId, ConversationStatus, Millis, OutboxOutcome, SentPart, StoreError, keys,
-    tally,
+    Commit, ConversationId, ConversationStatus, MessageStatus, Millis, OutboxOutcome, SentPart,
+    StoreError, keys, tally,
 };
 use super::{Change, Slot, State};
 
@@ -146,11 +146,15 @@ impl State {
     pub(super) fn receipt_event(
         &self,
         part: &SentPart,
-        changed: Option<&str>,
+        changed: Option<&MessageStatus>,
         at: Millis,
     ) -> Result<Prepared, StoreError> {
         let status = match changed {
-            Some(s @ ("delivered" | "undeliverable")) if self.export.mark.on => s,
+            Some(s @ (MessageStatus::Delivered | MessageStatus::Undeliverable))
+                if self.export.mark.on =>
+            {
+                s.clone()
+            }
             _ => return Ok(Vec::new()),
         };
         self.prepare(vec![ExportEvent::Mt(MtStatus {
@@ -158,7 +162,7 @@ impl State {
             conversation: part.conversation,
             flow: part.flow.clone(),
             to: part.to.clone(),
-            status: status.to_owned(),
+            status,
             at,
             opening: part.opening,
             survey: self.survey_key(part.opening, part.conversation)?,
