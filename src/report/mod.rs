@@ -208,4 +208,8 @@ impl Report {
 pub use crate::store::tally::zone_name;
 
 #[cfg(test)]
+mod render_tests;
+#[cfg(test)]
+mod scale_tests;
+#[cfg(test)]
 mod tests;
