@@ -9,23 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rhai::Dynamic;
-use smsflow::flow::api::{Lookup, Millis};
+use smsflow::flow::api::{Lookup, NoLookup};
 use smsflow::flow::budget::LogRate;
 use smsflow::flow::engine::{EngineConfig, FlowEngine, Routed};
 use smsflow::flow::runner::{self, CallInput, Hook, Limits};
 use smsflow::store::Store;
 
 const T0: i64 = smsflow::flow::check::START;
-
-struct Nobody;
-impl Lookup for Nobody {
-    fn is_opted_out(&self, _: &str) -> bool {
-        false
-    }
-    fn last_conversation_at(&self, _: &str, _: &str) -> Option<Millis> {
-        None
-    }
-}
 
 fn main() {
     let n: u64 = std::env::args()
@@ -72,7 +62,7 @@ fn main() {
     // The hook alone, no store: what the commit costs by comparison.
     let rhai = runner::engine(Limits::default());
     let survey = engine.flow("survey").expect("survey loaded");
-    let lookup: Arc<dyn Lookup> = Arc::new(Nobody);
+    let lookup: Arc<dyn Lookup> = Arc::new(NoLookup);
     let started = Instant::now();
     for i in 0..n {
         let mut state = rhai::serde::to_dynamic(serde_json::json!({

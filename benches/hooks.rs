@@ -12,21 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rhai::Dynamic;
-use smsflow::flow::api::{Lookup, Millis};
+use smsflow::flow::api::NoLookup;
 use smsflow::flow::budget::LogRate;
 use smsflow::flow::runner::{self, CallInput, Hook, Limits};
 
 const T0: i64 = smsflow::flow::check::START;
-
-struct Nobody;
-impl Lookup for Nobody {
-    fn is_opted_out(&self, _: &str) -> bool {
-        false
-    }
-    fn last_conversation_at(&self, _: &str, _: &str) -> Option<Millis> {
-        None
-    }
-}
 
 /// Hostile `on_event` bodies: each is stopped by a limit, or does the most one hook may.
 const HOSTILE: &[(&str, &str)] = &[
@@ -125,7 +115,7 @@ fn time(
         let input = CallInput {
             now: T0,
             timezone: jiff::tz::TimeZone::UTC,
-            lookup: Arc::new(Nobody),
+            lookup: Arc::new(NoLookup),
             reply_code: None,
             webhooks: Vec::new().into(),
             log_rate: Arc::new(Mutex::new(LogRate::new(T0))),

@@ -121,6 +121,19 @@ pub trait Lookup: Send + Sync {
     fn last_conversation_at(&self, flow: &str, msisdn: &str) -> Option<Millis>;
 }
 
+/// A [`Lookup`] with no store behind it: nobody opted out, nobody surveyed before (hooks run
+/// on their own, as the benches do).
+pub struct NoLookup;
+
+impl Lookup for NoLookup {
+    fn is_opted_out(&self, _: &str) -> bool {
+        false
+    }
+    fn last_conversation_at(&self, _: &str, _: &str) -> Option<Millis> {
+        None
+    }
+}
+
 /// A rating as a script recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RatingRecord {
