@@ -51,6 +51,17 @@ fn cost_counts_the_parts_encode_makes_and_past_its_cap() {
 }
 
 /// Every char GSM 03.38 can carry: the default table without the escape, and the extension.
+#[test]
+fn every_gsm7_character_but_the_euro_is_at_or_below_omega() {
+    let chars = (GSM7_DEFAULT.iter().copied()).chain(GSM7_EXTENSION.iter().map(|&(_, c)| c));
+    for c in chars.filter(|&c| c != '€') {
+        assert!(c <= LAST_NON_ASCII_GSM7, "{c:?} (U+{:04X})", c as u32);
+    }
+    assert_eq!(gsm7_char('Ω'), Some(([0x15, 0], 1)));
+    assert_eq!(gsm7_char('€'), Some(([ESC, 0x65], 2)));
+    assert_eq!(gsm7_char('Ж'), None);
+}
+
 fn gsm_chars() -> Vec<char> {
     let default = GSM7_DEFAULT
         .iter()
