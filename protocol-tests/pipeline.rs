@@ -312,7 +312,7 @@ async fn a_multipart_retry_resends_only_the_lost_part_under_the_same_reference()
     until(
         || {
             let timeline = engine.store().timeline(id).unwrap();
-            timeline.iter().any(|e| e.status != "queued")
+            timeline.iter().any(|e| e.status.to_string() != "queued")
         },
         "the outcome is recorded",
     )
@@ -374,7 +374,7 @@ async fn a_submit_without_answer_is_retried_until_accepted() {
                 .timeline(id)
                 .unwrap()
                 .iter()
-                .any(|e| e.status == "delivered")
+                .any(|e| e.status.to_string() == "delivered")
         },
         "the receipt marks the question delivered",
     )
@@ -407,7 +407,7 @@ async fn a_receipt_that_overtakes_the_submit_record_still_counts() {
                     .timeline(id)
                     .unwrap()
                     .iter()
-                    .any(|e| e.status == "delivered")
+                    .any(|e| e.status.to_string() == "delivered")
             })
         },
         "every question marked delivered",
@@ -499,7 +499,7 @@ async fn issue_10_receipts_for_every_part_of_a_long_message_decide_its_status() 
         tlvs: Vec::new(),
     }
     };
-    let status = |conversation: u64| store.timeline(conversation).unwrap()[0].status.clone();
+    let status = |conversation: u64| store.timeline(conversation).unwrap()[0].status.to_string();
     let seen = |conversation: u64| {
         store.conversation(conversation).unwrap().unwrap().state["seen"]
             .as_array()

@@ -38,7 +38,9 @@ use smsflow::smpp::receipt::{DeliveryReceipt, MessageState};
 use smsflow::smpp::session::Inbound as Deliver;
 use smsflow::smpp::text;
 use smsflow::smpp::udh::ConcatInfo;
-use smsflow::store::{ConversationStatus, Direction, Store, StoreError};
+use smsflow::store::{
+    ConversationStatus, Direction, MessageStatus, Store, StoreError, TimelineStatus,
+};
 use tokio::time::Instant;
 
 use crate::util::TempDir;
@@ -644,11 +646,12 @@ impl Sim {
                     copy.ids.iter().map(|i| self.finals.get(i)).collect();
                 let Some(finals) = finals else { continue };
                 let expected = if finals.iter().all(|s| matches!(s, MessageState::Delivered)) {
-                    "delivered"
+                    MessageStatus::Delivered
                 } else {
-                    "undeliverable"
+                    MessageStatus::Undeliverable
                 };
-                if e.status != expected && !e.status.starts_with("failed") {
+                let failed = matches!(e.status, TimelineStatus::Message(MessageStatus::Failed(_)));
+                if e.status != TimelineStatus::Message(expected.clone()) && !failed {
                     fail(format!(
                         "{msisdn}: {:?} is {:?}, its parts' receipts say {expected}",
                         e.text, e.status

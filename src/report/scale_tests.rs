@@ -215,7 +215,7 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
                         direction: Direction::Out,
                         party: "998901234567".into(),
                         text: "Оцените".into(),
-                        status: "queued".into(),
+                        status: crate::store::TimelineStatus::Queued,
                         message_id: Some(question.id),
                     },
                 )],

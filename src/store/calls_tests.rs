@@ -59,7 +59,11 @@ fn a_queued_call_survives_a_crash_and_leaves_once_finished() -> TestResult {
     store.webhooks_finished(&[outcome(&a, "delivered again")])?;
     assert_eq!(store.webhooks_after(0, 10), vec![b.clone()]);
     assert_eq!(store.webhooks_len(), 1);
-    let statuses: Vec<String> = store.timeline(1)?.into_iter().map(|e| e.status).collect();
+    let statuses: Vec<String> = store
+        .timeline(1)?
+        .into_iter()
+        .map(|e| e.status.to_string())
+        .collect();
     assert_eq!(
         statuses,
         ["delivered (HTTP 200, attempt 2)"],

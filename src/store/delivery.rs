@@ -131,6 +131,29 @@ mod tests {
     }
 
     #[test]
+    fn timeline_statuses_are_stored_as_the_words_they_always_were() {
+        use crate::store::TimelineStatus as T;
+        let webhook = "delivered (HTTP 200, attempt 2)";
+        for (status, word) in [
+            (T::Received, "received"),
+            (T::Joined, "joined"),
+            (T::Updated, "updated"),
+            (T::Queued, "queued"),
+            (T::OptedOut, "suppressed (opted out)"),
+            (T::Message(MessageStatus::Delivered), "delivered"),
+            (
+                T::Message(MessageStatus::Failed("ESME_RTHROTTLED".into())),
+                "failed: ESME_RTHROTTLED",
+            ),
+            (T::Note(webhook.into()), webhook),
+        ] {
+            assert_eq!(serde_json::to_value(&status).unwrap(), word);
+            let old = rmp_serde::to_vec(word).unwrap();
+            assert_eq!(rmp_serde::from_slice::<T>(&old).unwrap(), status);
+        }
+    }
+
+    #[test]
     fn a_message_is_delivered_when_every_part_is_and_failed_when_one_fails() {
         let sent = || {
             Some(Delivery {

@@ -501,7 +501,7 @@ impl Store {
             if let Some(outbox_id) = entry.message_id
                 && let Some(status) = state.message_status(outbox_id)?
             {
-                entry.status = status.to_string();
+                entry.status = TimelineStatus::Message(status);
             }
         }
         Ok(entries)

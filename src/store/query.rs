@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 
 use super::state::created_keys;
-use super::{ConversationId, ConversationStatus, Direction, Millis, Store, StoreError, keys};
+use super::{
+    ConversationId, ConversationStatus, Direction, MessageStatus, Millis, Store, StoreError,
+    TimelineStatus, keys,
+};
 
 /// A conversation of a flow, with what the reports need of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,8 +93,8 @@ impl Store {
                 .iter()
                 .filter(|e| e.direction == Direction::Out)
             {
-                sent |= !e.status.starts_with("suppressed");
-                delivered |= e.status == "delivered";
+                sent |= e.status != TimelineStatus::OptedOut;
+                delivered |= e.status == TimelineStatus::Message(MessageStatus::Delivered);
             }
             let outcome = match conversation.status {
                 ConversationStatus::Open => None,

@@ -50,7 +50,11 @@ pub(super) fn survey(store: &Store, id: ConversationId, question: u64) -> TestRe
 }
 
 fn statuses(store: &Store, id: ConversationId) -> Result<Vec<String>, StoreError> {
-    Ok(store.timeline(id)?.into_iter().map(|e| e.status).collect())
+    Ok(store
+        .timeline(id)?
+        .into_iter()
+        .map(|e| e.status.to_string())
+        .collect())
 }
 
 #[test]

@@ -19,7 +19,9 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use super::{Conversation, Millis, Rating, StoreError, keys, show_key};
+use super::{
+    Conversation, MessageStatus, Millis, Rating, StoreError, TimelineStatus, keys, show_key,
+};
 
 /// Which tally: a local day, and the flow, operator and channel.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -119,7 +121,10 @@ pub(super) fn of_history(c: &Conversation, timeline: &[super::TimelineEntry]) ->
     if !opening.is_empty() {
         deltas.push(Delta::Sent);
     }
-    for _ in opening.iter().filter(|e| e.status == "delivered") {
+    for _ in opening
+        .iter()
+        .filter(|e| e.status == TimelineStatus::Message(MessageStatus::Delivered))
+    {
         deltas.push(Delta::Delivered);
     }
     match &c.status {

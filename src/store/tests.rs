@@ -78,7 +78,7 @@ pub(super) fn entry(at: Millis, direction: Direction, text: &str) -> TimelineEnt
         direction,
         party: "998901234567".to_string(),
         text: text.to_string(),
-        status: "received".to_string(),
+        status: TimelineStatus::Received,
         message_id: (direction == Direction::Out).then_some(7),
     }
 }
@@ -318,7 +318,7 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
     let store = Store::temporary()?;
     let (a, b) = (store.next_id()?, store.next_id()?);
     let mut queued = entry(1_000, Direction::Out, "вопрос");
-    queued.status = "queued".into();
+    queued.status = TimelineStatus::Queued;
     queued.message_id = Some(a);
     store.commit(Commit {
         conversation: Some(conv(1, "survey", &["998901234567"], 1_000)),
@@ -337,7 +337,7 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
         store.outbox(10)?.iter().map(|m| m.id).collect::<Vec<_>>(),
         [b]
     );
-    assert_eq!(store.timeline(1)?[0].status, "sent");
+    assert_eq!(store.timeline(1)?[0].status.to_string(), "sent");
     let second = store.sent_part("20")?.expect("part 2 is known");
     assert_eq!((second.outbox_id, second.part), (a, 1));
     let forms = |id: &str| vec![id.to_owned()];
@@ -347,13 +347,13 @@ fn outbox_outcomes_carry_status_and_smsc_ids_to_the_timeline() -> TestResult {
         Some(Some(MessageStatus::Enroute)),
         "part 2 is still on its way"
     );
-    assert_eq!(store.timeline(1)?[0].status, "enroute");
+    assert_eq!(store.timeline(1)?[0].status.to_string(), "enroute");
     let second = store.apply_receipt(&forms("20"), PartState::Delivered, 0)?;
     assert_eq!(
         second.map(|r| r.changed),
         Some(Some(MessageStatus::Delivered))
     );
-    assert_eq!(store.timeline(1)?[0].status, "delivered");
+    assert_eq!(store.timeline(1)?[0].status.to_string(), "delivered");
     assert!(
         store.sent_part("1f")?.is_none(),
         "a final receipt forgets its id"
@@ -562,7 +562,7 @@ fn receipts_for_every_part_decide_the_message_status() -> TestResult {
     let send = |ids: [&str; 3]| -> Result<u64, StoreError> {
         let id = store.next_id()?;
         let mut queued = entry(1_000, Direction::Out, "длинное сообщение");
-        queued.status = "queued".into();
+        queued.status = TimelineStatus::Queued;
         queued.message_id = Some(id);
         store.commit(Commit {
             conversation: Some(conv(id, "survey", &[], 1_000)),
@@ -578,7 +578,7 @@ fn receipts_for_every_part_decide_the_message_status() -> TestResult {
         }])?;
         Ok(id)
     };
-    let status = |id: u64| store.timeline(id).map(|t| t[0].status.clone());
+    let status = |id: u64| store.timeline(id).map(|t| t[0].status.to_string());
 
     // Parts 3, 1, 2 delivered in that order; an ENROUTE for part 1 on the way.
     let a = send(["a1", "a2", "a3"])?;

@@ -87,8 +87,7 @@ pub struct TimelineEntry {
     pub direction: Direction,
     pub party: String,
     pub text: String,
-    /// "received", "queued", "sent", "delivered", "failed", ... (free text, set by the service)
-    pub status: String,
+    pub status: TimelineStatus,
     /// Outbox message id for Out entries.
     pub message_id: Option<u64>,
 }
@@ -329,6 +328,72 @@ impl From<&str> for MessageStatus {
 impl From<String> for MessageStatus {
     fn from(s: String) -> MessageStatus {
         MessageStatus::from(s.as_str())
+    }
+}
+
+/// Where a timeline entry stands. Stored and shown as the words the timeline has always had
+/// (`"received"`, `"queued"`, `"suppressed (opted out)"`, a [`MessageStatus`], a webhook's
+/// outcome), so older records read the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum TimelineStatus {
+    /// An MO or an event as it came in.
+    Received,
+    /// An event that joined the open conversation (`fn join_key`).
+    Joined,
+    /// The conversation's own event id posted again, with another body.
+    Updated,
+    /// An MT in the outbox, not yet accepted by the SMSC.
+    Queued,
+    /// An MT not sent: its recipient opted out.
+    OptedOut,
+    /// An MT the SMSC was given, and what became of it.
+    Message(MessageStatus),
+    /// A webhook call's outcome (`delivered (HTTP 200, attempt 2)`), or any other text an
+    /// older store holds.
+    Note(String),
+}
+
+impl std::fmt::Display for TimelineStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimelineStatus::Received => f.write_str("received"),
+            TimelineStatus::Joined => f.write_str("joined"),
+            TimelineStatus::Updated => f.write_str("updated"),
+            TimelineStatus::Queued => f.write_str("queued"),
+            TimelineStatus::OptedOut => f.write_str("suppressed (opted out)"),
+            TimelineStatus::Message(status) => status.fmt(f),
+            TimelineStatus::Note(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<TimelineStatus> for String {
+    fn from(status: TimelineStatus) -> String {
+        status.to_string()
+    }
+}
+
+impl From<&str> for TimelineStatus {
+    fn from(s: &str) -> TimelineStatus {
+        match s {
+            "received" => TimelineStatus::Received,
+            "joined" => TimelineStatus::Joined,
+            "updated" => TimelineStatus::Updated,
+            "queued" => TimelineStatus::Queued,
+            "suppressed (opted out)" => TimelineStatus::OptedOut,
+            "sent" | "enroute" | "delivered" | "undeliverable" | "failed" => {
+                TimelineStatus::Message(s.into())
+            }
+            _ if s.starts_with("failed: ") => TimelineStatus::Message(s.into()),
+            _ => TimelineStatus::Note(s.to_owned()),
+        }
+    }
+}
+
+impl From<String> for TimelineStatus {
+    fn from(s: String) -> TimelineStatus {
+        TimelineStatus::from(s.as_str())
     }
 }
 

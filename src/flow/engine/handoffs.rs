@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::{EngineError, FlowEngine, Millis};
-use crate::store::{Commit, Conversation, Direction, TimelineEntry, WebhookCall};
+use crate::store::{Commit, Conversation, Direction, TimelineEntry, TimelineStatus, WebhookCall};
 
 impl FlowEngine {
     /// The webhook names `notify` accepts.
@@ -47,7 +47,7 @@ impl FlowEngine {
                     direction: Direction::Out,
                     party: format!("webhook:{webhook}"),
                     text: body.clone(),
-                    status: "queued".into(),
+                    status: TimelineStatus::Queued,
                     message_id: None,
                 },
             ));

@@ -5,7 +5,7 @@ use rhai::{Dynamic, Map};
 
 use crate::store::{
     Commit, Conversation, ConversationId, ConversationStatus, Direction, MoRecord, StoreError,
-    TimelineEntry, Timer,
+    TimelineEntry, TimelineStatus, Timer,
 };
 
 use super::super::api::Millis;
@@ -95,7 +95,8 @@ impl FlowEngine {
         };
         if let Some(key) = &join_key
             && let Some(open) = self.joinable(&compiled, key, now)?
-            && let Some(stepped) = self.update(now, open, event.clone(), event_key, "joined")?
+            && let Some(stepped) =
+                self.update(now, open, event.clone(), event_key, TimelineStatus::Joined)?
         {
             drop(joining);
             tracing::info!(%flow, conversation = open, "event joined an open conversation");
@@ -179,7 +180,7 @@ impl FlowEngine {
             direction: Direction::In,
             party: from.clone(),
             text: text.to_owned(),
-            status: "received".into(),
+            status: TimelineStatus::Received,
             message_id: None,
         };
         if let Some(id) = route.conversation {

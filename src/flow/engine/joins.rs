@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::super::runner::{self, CompiledFlow, Hook};
 use super::{Chain, EngineError, FlowEngine, Started, StepResult, Stepped, digest};
-use crate::store::{Commit, ConversationId, Direction, TimelineEntry};
+use crate::store::{Commit, ConversationId, Direction, TimelineEntry, TimelineStatus};
 
 /// Digests of joined events a conversation keeps to recognise their retries.
 const MAX_UPDATES: usize = 64;
@@ -47,7 +47,7 @@ impl FlowEngine {
         }
         if let Some(first) = self.store.conversation(id)?
             && first.flow == flow
-            && let Some(stepped) = self.update(now, id, event, None, "updated")?
+            && let Some(stepped) = self.update(now, id, event, None, TimelineStatus::Updated)?
         {
             tracing::info!(%flow, conversation = id, event = key, "event updated its conversation");
             return Ok((
@@ -80,7 +80,7 @@ impl FlowEngine {
         id: ConversationId,
         event: Value,
         event_key: Option<&str>,
-        status: &str,
+        status: TimelineStatus,
     ) -> Result<Option<Stepped>, EngineError> {
         let guard = self.lock(id);
         let Some(mut conversation) = (self.store.conversation(id)?).filter(|c| c.status.is_open())
@@ -110,7 +110,7 @@ impl FlowEngine {
             direction: Direction::In,
             party: "event".into(),
             text: shown,
-            status: status.into(),
+            status,
             message_id: None,
         };
         let commit = Commit {

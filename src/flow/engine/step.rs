@@ -3,7 +3,7 @@
 
 use crate::store::{
     Commit, Conversation, ConversationId, ConversationStatus, Direction, Incident, OutMessage,
-    Rating, TimelineEntry, Timer,
+    Rating, TimelineEntry, TimelineStatus, Timer,
 };
 
 use super::super::api::{Effects, Millis};
@@ -157,7 +157,7 @@ impl FlowEngine {
                     direction: Direction::Out,
                     party: to,
                     text,
-                    status: "queued".into(),
+                    status: TimelineStatus::Queued,
                     message_id: Some(message.id),
                 },
             ));
@@ -173,7 +173,7 @@ impl FlowEngine {
                     direction: Direction::Out,
                     party: to,
                     text: String::new(),
-                    status: "suppressed (opted out)".into(),
+                    status: TimelineStatus::OptedOut,
                     message_id: None,
                 },
             ));

@@ -1,7 +1,9 @@
 //! The state's webhook queue and its open conversations by reply code and join key (the
 //! indexes are kept by `State::index` and `State::unindex` with the party index).
 
-use super::super::{ConversationId, Direction, TimelineEntry, WebhookCall, WebhookOutcome, keys};
+use super::super::{
+    ConversationId, Direction, TimelineEntry, TimelineStatus, WebhookCall, WebhookOutcome, keys,
+};
 use super::State;
 
 impl State {
@@ -53,7 +55,7 @@ impl State {
                     direction: Direction::Out,
                     party: format!("webhook:{}", o.webhook),
                     text: String::new(),
-                    status: o.status.clone(),
+                    status: TimelineStatus::Note(o.status.clone()),
                     message_id: None,
                 });
         }
