@@ -17,8 +17,7 @@ use smsflow::report::query::day_start;
 use smsflow::report::source;
 use smsflow::report::{Grouping, Kind, Query};
 use smsflow::store::{
-    Commit, Conversation, ConversationStatus, Direction, OutMessage, OutboxOutcome, Rating, Store,
-    TimelineEntry, Timer,
+    Commit, Conversation, Direction, OutMessage, OutboxOutcome, Rating, Store, TimelineEntry, Timer,
 };
 
 fn arg(name: &str, default: usize) -> usize {
@@ -80,16 +79,10 @@ fn open_conversations(n: usize, zone: &jiff::tz::TimeZone) {
             state: serde_json::json!({"msisdn": msisdn, "operator": format!("op-{}", i % 20),
                 "channel": "call", "comment": true, "not_understood": 0}),
             parties: vec![msisdn.clone()],
-            status: ConversationStatus::Open,
             event_key: Some(format!("call-{i}")),
-            event_digest: None,
             created_at: now,
             updated_at: now,
-            reply_code: None,
-            join_key: None,
-            notifications: 0,
-            updates: Vec::new(),
-            incident: None,
+            ..Default::default()
         };
         store
             .commit(Commit {

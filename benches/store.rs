@@ -15,8 +15,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use smsflow::store::{
-    Commit, Conversation, ConversationStatus, Direction, OutMessage, Rating, Store, TimelineEntry,
-    Timer,
+    Commit, Conversation, Direction, OutMessage, Rating, Store, TimelineEntry, Timer,
 };
 
 const ASK: &str = "Спасибо за ваш звонок. Оцените, пожалуйста, нашу работу по шкале от 1 до 5, \
@@ -39,16 +38,10 @@ fn conversation(id: u64, at: i64) -> Conversation {
         state: json!({"event": {"id": format!("call-{id}"), "msisdn": msisdn(id),
             "operator": "op-17", "channel": "call", "comment": true}, "not_understood": 0}),
         parties: vec![msisdn(id)],
-        status: ConversationStatus::Open,
         event_key: Some(format!("call-{id}")),
-        event_digest: None,
         created_at: at,
         updated_at: at,
-        reply_code: None,
-        join_key: None,
-        notifications: 0,
-        updates: Vec::new(),
-        incident: None,
+        ..Default::default()
     }
 }
 

@@ -87,14 +87,9 @@ async fn setup() -> (Server, Vec<Made>) {
                         },
                     },
                     event_key: Some(event_id.clone()),
-                    event_digest: None,
                     created_at,
                     updated_at: created_at + 60_000,
-                    reply_code: None,
-                    join_key: None,
-                    notifications: 0,
-                    updates: Vec::new(),
-                    incident: None,
+                    ..Default::default()
                 }),
                 event_key: Some((flow.into(), event_id.clone(), id)),
                 ..Commit::default()

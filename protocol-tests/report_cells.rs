@@ -49,15 +49,9 @@ fn seed(store: &Store) {
                     status: ConversationStatus::Finished {
                         outcome: "rated".into(),
                     },
-                    event_key: None,
-                    event_digest: None,
                     created_at: at,
                     updated_at: at,
-                    reply_code: None,
-                    join_key: None,
-                    notifications: 0,
-                    updates: Vec::new(),
-                    incident: None,
+                    ..Default::default()
                 }),
                 timeline: vec![(
                     id,

@@ -32,16 +32,10 @@ pub(crate) fn rated_survey(store: &Store, id: u64) -> Result<(), StoreError> {
         flow_version: "test".into(),
         state: serde_json::json!({"operator": "op-1", "channel": "call"}),
         parties: vec![msisdn.clone()],
-        status: ConversationStatus::Open,
         event_key: Some(format!("call-{id}")),
-        event_digest: None,
         created_at: at,
         updated_at: at,
-        reply_code: None,
-        join_key: None,
-        notifications: 0,
-        updates: Vec::new(),
-        incident: None,
+        ..Default::default()
     };
     let question = OutMessage {
         id: 1_000_000 + id,

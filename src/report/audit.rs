@@ -414,15 +414,10 @@ mod tests {
                 state: json!({}),
                 parties: Vec::new(),
                 status: crate::store::ConversationStatus::Open,
-                event_key: None,
-                event_digest: None,
                 created_at: r.at,
                 updated_at: r.at + i as i64,
-                reply_code: None,
-                join_key: None,
-                notifications: 0,
-                updates: Vec::new(),
                 incident: Some(r.fields.clone()),
+                ..Default::default()
             };
             store
                 .commit(crate::store::Commit {

@@ -87,15 +87,9 @@ fn report_from_store_100k() {
                 status: ConversationStatus::Finished {
                     outcome: "rated".into(),
                 },
-                event_key: None,
-                event_digest: None,
                 created_at: at,
                 updated_at: at,
-                reply_code: None,
-                join_key: None,
-                notifications: 0,
-                updates: Vec::new(),
-                incident: None,
+                ..Default::default()
             }),
             ..Commit::default()
         };
@@ -185,16 +179,9 @@ fn the_report_from_tallies_equals_the_report_from_raw_records() {
             flow_version: "v".into(),
             state: serde_json::json!({"operator": op, "channel": channel}),
             parties: vec!["998901234567".into()],
-            status: ConversationStatus::Open,
-            event_key: None,
-            event_digest: None,
             created_at: at,
             updated_at: at,
-            reply_code: None,
-            join_key: None,
-            notifications: 0,
-            updates: Vec::new(),
-            incident: None,
+            ..Default::default()
         };
         let question = OutMessage {
             id: 10_000 + i,

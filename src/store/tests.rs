@@ -59,16 +59,10 @@ pub(super) fn conv(
         flow_version: "5e3a9c".to_string(),
         state: json!({"asked": 1, "operator": "op-17", "nested": {"list": [1, -2, 3.5, null, "ж"]}}),
         parties: parties.iter().map(|p| p.to_string()).collect(),
-        status: ConversationStatus::Open,
         event_key: Some(format!("call-{id}")),
-        event_digest: None,
         created_at,
         updated_at: created_at,
-        reply_code: None,
-        join_key: None,
-        notifications: 0,
-        updates: Vec::new(),
-        incident: None,
+        ..Default::default()
     }
 }
 

@@ -9,7 +9,9 @@ pub type ConversationId = u64;
 pub type Millis = i64;
 
 /// One running (or ended) conversation of a flow: what the script needs to take its next step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is an open one with no state, parties, keys or incident, for literals to name
+/// only what they set (`..Conversation::default()`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
     pub flow: String,
@@ -53,17 +55,14 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConversationStatus {
+    #[default]
     Open,
     /// The script called `finish(outcome)`.
-    Finished {
-        outcome: String,
-    },
+    Finished { outcome: String },
     /// A hook failed; the conversation stops rather than retrying a broken script forever.
-    Errored {
-        error: String,
-    },
+    Errored { error: String },
 }
 
 impl ConversationStatus {

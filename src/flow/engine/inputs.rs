@@ -114,16 +114,13 @@ impl FlowEngine {
             flow_version: compiled.version.clone(),
             state: serde_json::Value::Object(Default::default()),
             parties: Vec::new(),
-            status: ConversationStatus::Open,
             event_key: event_key.map(str::to_owned),
             event_digest: keyed.map(|(_, d)| d),
             created_at: now,
             updated_at: now,
             reply_code,
             join_key,
-            notifications: 0,
-            updates: Vec::new(),
-            incident: None,
+            ..Default::default()
         };
         let arg = rhai::serde::to_dynamic(&event).map_err(|e| EngineError::State {
             conversation: id,
@@ -220,16 +217,9 @@ impl FlowEngine {
                 flow_version: inbox.version.clone(),
                 state: serde_json::Value::Object(Default::default()),
                 parties: vec![from.clone()],
-                status: ConversationStatus::Open,
-                event_key: None,
-                event_digest: None,
                 created_at: now,
                 updated_at: now,
-                reply_code: None,
-                join_key: None,
-                notifications: 0,
-                updates: Vec::new(),
-                incident: None,
+                ..Default::default()
             };
             let commit = Commit {
                 script: Some((
@@ -267,15 +257,9 @@ impl FlowEngine {
                 status: ConversationStatus::Finished {
                     outcome: "unsolicited".into(),
                 },
-                event_key: None,
-                event_digest: None,
                 created_at: now,
                 updated_at: now,
-                reply_code: None,
-                join_key: None,
-                notifications: 0,
-                updates: Vec::new(),
-                incident: None,
+                ..Default::default()
             }),
             timeline: vec![(id, inbound)],
             mo,
