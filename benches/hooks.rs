@@ -41,7 +41,7 @@ const HOSTILE: &[(&str, &str)] = &[
         "map of 10 000 keys per operation",
         "let m = #{}; for i in 0..10000 { m[`k${i}`] = i; } loop { let k = m.keys(); }",
     ),
-    ("recursion to the call depth", "fn_deep(0);"),
+    ("recursion to the call depth", "deep(0);"),
     (
         "state at its size limit",
         "let s = \"\"; for i in 0..6000 { s += \"xxxxxxxxxx\"; } for i in 0..20 { this[`s${i}`] = s; }",
@@ -63,10 +63,7 @@ fn main() {
         "hook", "cpu med", "cpu max", "wall max"
     );
     for (name, body) in HOSTILE.iter().filter(|(name, _)| wanted(name)) {
-        let source = format!(
-            "fn deep(n) {{ deep(n + 1) }}\nfn on_event(event) {{ {} }}\n",
-            body.replace("fn_deep", "deep")
-        );
+        let source = format!("fn deep(n) {{ deep(n + 1) }}\nfn on_event(event) {{ {body} }}\n");
         let flow = runner::compile(&engine, "hostile", "hostile.rhai", &source).expect("compiles");
         time(&engine, &flow, name, runs, || {
             Hook::Event(rhai::serde::to_dynamic(serde_json::json!({"id": "x"})).unwrap())
