@@ -36,6 +36,38 @@ pub struct AlertRecipient {
     pub p90_ack_seconds: Option<f64>,
 }
 
+/// What the CSV and the workbook call [`AlertRecipient::figures`], in order (after the
+/// number).
+pub const FIGURES: [&str; 9] = [
+    "alerts",
+    "sends",
+    "failed",
+    "delivered",
+    "median_deliver_seconds",
+    "p90_deliver_seconds",
+    "acknowledged",
+    "median_ack_seconds",
+    "p90_ack_seconds",
+];
+
+impl AlertRecipient {
+    /// Its figures in the order of [`FIGURES`]: counts as numbers, `None` for no time.
+    pub fn figures(&self) -> [Option<f64>; 9] {
+        let n = |x: u64| Some(x as f64);
+        [
+            n(self.alerts),
+            n(self.sends),
+            n(self.failed),
+            n(self.delivered),
+            self.median_deliver_seconds,
+            self.p90_deliver_seconds,
+            n(self.acknowledged),
+            self.median_ack_seconds,
+            self.p90_ack_seconds,
+        ]
+    }
+}
+
 /// Per person, over the alerts among `calls` (each call's latest record); most alerts first,
 /// then by number.
 pub fn recipients<'a>(calls: impl IntoIterator<Item = &'a Incident>) -> Vec<AlertRecipient> {

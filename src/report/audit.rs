@@ -151,8 +151,7 @@ struct Bucket {
 impl Bucket {
     fn stats(mut self) -> AuditStats {
         let c = self.counts;
-        self.seconds.sort_by(f64::total_cmp);
-        let secs = |p| stats::nearest_rank(&self.seconds, p).map(|s| stats::round(s, 1));
+        let (median, p90) = stats::median_p90(&mut self.seconds);
         let open = c
             .calls
             .saturating_sub(c.answered + c.not_answered + c.cancelled);
@@ -166,8 +165,8 @@ impl Bucket {
             cancelled: c.cancelled,
             answered_pct: (c.calls > 0)
                 .then(|| stats::round(100.0 * c.answered as f64 / c.calls as f64, 1)),
-            median_answer_seconds: secs(0.5),
-            p90_answer_seconds: secs(0.9),
+            median_answer_seconds: median,
+            p90_answer_seconds: p90,
         }
     }
 }

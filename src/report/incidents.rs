@@ -344,11 +344,6 @@ fn unacknowledged(
         .collect()
 }
 
-/// Median and p90 (nearest rank) of some times to ack, rounded.
-fn ack_times(mut seconds: Vec<f64>) -> (Option<f64>, Option<f64>) {
-    stats::median_p90(&mut seconds)
-}
-
 fn levels(records: &[&Record]) -> Vec<LevelStats> {
     let mut by_level: std::collections::BTreeMap<u32, Vec<f64>> = Default::default();
     for r in records {
@@ -358,9 +353,9 @@ fn levels(records: &[&Record]) -> Vec<LevelStats> {
     }
     by_level
         .into_iter()
-        .map(|(level, seconds)| {
+        .map(|(level, mut seconds)| {
             let acknowledged = records.iter().filter(|r| r.level == Some(level)).count() as u64;
-            let (median, p90) = ack_times(seconds);
+            let (median, p90) = stats::median_p90(&mut seconds);
             LevelStats {
                 level,
                 acknowledged,
@@ -381,7 +376,8 @@ fn staff(records: &[&Record]) -> Vec<StaffStats> {
     let mut out: Vec<StaffStats> = by_staff
         .into_iter()
         .map(|(staff, taken)| {
-            let (median, p90) = ack_times(taken.iter().filter_map(|r| r.ack_seconds).collect());
+            let mut seconds: Vec<f64> = taken.iter().filter_map(|r| r.ack_seconds).collect();
+            let (median, p90) = stats::median_p90(&mut seconds);
             let mut at_level = Counts::default();
             for level in taken.iter().filter_map(|r| r.level) {
                 *at_level.0.entry(level).or_default() += 1;

@@ -252,7 +252,10 @@ impl Core {
         if names::MT_RECEIPT_STATUSES.contains(&status) {
             metrics::counter!(names::MT_RECEIPTS, "flow" => part.flow.clone(), "status" => status)
                 .increment(1);
-            if status == "delivered" && part.opening && self.engine.is_survey(&part.flow) {
+            if changed == Some(MessageStatus::Delivered)
+                && part.opening
+                && self.engine.is_survey(&part.flow)
+            {
                 metrics::counter!(names::SURVEY_FUNNEL,
                     "flow" => part.flow.clone(), "stage" => "delivered")
                 .increment(1);

@@ -6,6 +6,7 @@
 //! terms and the anomalies are in the JSON, XLSX and HTML formats.
 
 use super::{Field, csi_fields, incident_fields, incident_levels};
+use crate::report::alerts::{self, AlertRecipient};
 use crate::report::csi::{CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
 
@@ -170,37 +171,15 @@ fn cell(field: Field) -> String {
 }
 
 /// Emergency alerts per person (only where the range had alerts).
-fn alert_recipients(out: &mut String, people: &[crate::report::alerts::AlertRecipient]) {
+fn alert_recipients(out: &mut String, people: &[AlertRecipient]) {
     section(
         out,
-        [
-            "alert_recipient",
-            "alerts",
-            "sends",
-            "failed",
-            "delivered",
-            "median_deliver_seconds",
-            "p90_deliver_seconds",
-            "acknowledged",
-            "median_ack_seconds",
-            "p90_ack_seconds",
-        ],
+        std::iter::once("alert_recipient").chain(alerts::FIGURES),
     );
     for p in people {
         row(
             out,
-            [
-                p.msisdn.clone(),
-                p.alerts.to_string(),
-                p.sends.to_string(),
-                p.failed.to_string(),
-                p.delivered.to_string(),
-                opt(p.median_deliver_seconds),
-                opt(p.p90_deliver_seconds),
-                p.acknowledged.to_string(),
-                opt(p.median_ack_seconds),
-                opt(p.p90_ack_seconds),
-            ],
+            std::iter::once(p.msisdn.clone()).chain(p.figures().map(opt)),
         );
     }
 }
@@ -227,9 +206,9 @@ fn ack_times(
 }
 
 /// An empty line, then the header of the next section.
-pub(super) fn section<const N: usize>(out: &mut String, header: [&str; N]) {
+pub(super) fn section<'a>(out: &mut String, header: impl IntoIterator<Item = &'a str>) {
     out.push_str("\r\n");
-    row(out, header.map(str::to_owned));
+    row(out, header.into_iter().map(str::to_owned));
 }
 
 /// One CSV record (RFC 4180 quoting), CRLF-terminated.

@@ -6,6 +6,7 @@ use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, Worksheet, XlsxError};
 
 use super::xlsx_labels::{fraction, is_percent, label, repeated};
 use super::{Field, csi_fields, incident_fields, incident_levels};
+use crate::report::alerts;
 use crate::report::csi::{CsiReport, CsiStats};
 use crate::report::incidents::{IncidentReport, IncidentStats};
 use crate::report::scale::Scale;
@@ -501,36 +502,16 @@ pub fn incidents(book: &mut Workbook, r: &IncidentReport) -> Result<(), XlsxErro
         &none,
     )?;
     if !r.alert_recipients.is_empty() {
-        let k = |x: u64| n(x as f64);
+        let header: Vec<&str> = std::iter::once("msisdn").chain(alerts::FIGURES).collect();
         sheet(
             book,
             "Alert recipients",
-            &[
-                "msisdn",
-                "alerts",
-                "sends",
-                "failed",
-                "delivered",
-                "median_deliver_seconds",
-                "p90_deliver_seconds",
-                "acknowledged",
-                "median_ack_seconds",
-                "p90_ack_seconds",
-            ],
+            &header,
             (r.alert_recipients.iter())
                 .map(|p| {
-                    vec![
-                        t(&p.msisdn),
-                        k(p.alerts),
-                        k(p.sends),
-                        k(p.failed),
-                        k(p.delivered),
-                        o(p.median_deliver_seconds),
-                        o(p.p90_deliver_seconds),
-                        k(p.acknowledged),
-                        o(p.median_ack_seconds),
-                        o(p.p90_ack_seconds),
-                    ]
+                    std::iter::once(t(&p.msisdn))
+                        .chain(p.figures().map(o))
+                        .collect()
                 })
                 .collect(),
             &none,
