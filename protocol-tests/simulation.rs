@@ -25,13 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use smsflow::config::DEFAULT_REDELIVERY_WINDOW;
 use smsflow::esme::{SendError, Sent, SubmitError};
 use smsflow::flow::engine::{EngineConfig, FlowEngine};
-use smsflow::service::core::Core;
+use smsflow::service::core::{Answer, Core, Settings, Submit};
 use smsflow::service::inbound::millis;
-use smsflow::service::inbound::{self, Inbound};
-use smsflow::service::outbox::{Outbox, SendResult};
+use smsflow::service::outbox::SendResult;
 use smsflow::smpp::CommandId;
 use smsflow::smpp::pdu::{CommandStatus, EsmClass};
 use smsflow::smpp::receipt::{DeliveryReceipt, MessageState};
@@ -68,14 +66,23 @@ impl Rng {
     }
 }
 
-/// The "process": what a crash takes away and a restart builds again.
+/// The "process": what a crash takes away and a restart builds again. The core answers
+/// each deliver_sm with the message the SMSC sent.
 struct Node {
-    core: Core,
-    inbound: Inbound,
-    outbox: Outbox,
-    /// Outcomes recorded whose flush failed: they hold the budget until one succeeds.
-    undurable: Vec<u64>,
+    core: Core<Mo>,
+    /// A commit the core asked for, flushed already, whose `handle_committed` has not run:
+    /// the writes made since are not durable, and a crash now loses them.
+    flushed: Option<(u64, Result<(), StoreError>)>,
+    /// The last commit the core asked for.
+    polled: u64,
+    /// Submits whose outcome is not durable yet: (the commit that will cover the outcome,
+    /// `u64::MAX` while unanswered; its parts; whether the SMSC took it). A crash sends the
+    /// taken ones again.
+    unrecorded: Vec<(u64, usize, bool)>,
 }
+
+/// How soon the fake SMSC sends a deliver_sm again when our response was lost.
+const SMSC_RETRY: Duration = Duration::from_secs(30);
 
 /// The fake SMSC's window: what a crash may send twice at most, in parts.
 const BUDGET: usize = 8;
@@ -93,6 +100,8 @@ struct Mo {
     /// The reply's score when it is one, for the check.
     score: Option<u8>,
     receipt: Option<DeliveryReceipt>,
+    /// Its response was lost: the SMSC sends it again by then (its first retry).
+    resend_by: Option<SystemTime>,
 }
 
 /// An MT the fake SMSC accepted: which outbox message, to whom, what, each part's id.
@@ -199,27 +208,32 @@ impl Sim {
         let store = open_store(self.dir.path());
         let (engine, errors) = FlowEngine::new(store.clone(), engine_config());
         assert!(errors.is_empty(), "{errors:?}");
-        let core = Core::new(Arc::new(engine), store);
-        let mut inbound = Inbound::default();
-        let parts = core.store.parts().unwrap();
-        let restored = inbound.restore(self.wall, parts);
-        let now = self.now_ms();
-        for mo in restored {
-            assert!(core.deliver(now, mo), "a restored message is stored");
-        }
+        let settings = Settings {
+            submit_budget: BUDGET,
+            ..Settings::default()
+        };
+        let core = Core::new(Arc::new(engine), store, settings, self.wall, self.mono);
         self.node = Some(Node {
             core,
-            inbound,
-            outbox: Outbox::new(self.mono, BUDGET),
-            undurable: Vec::new(),
+            flushed: None,
+            polled: 0,
+            unrecorded: Vec::new(),
         });
     }
 
     /// `kill -9` and a restart on the same directory.
     fn crash(&mut self) {
         let node = self.node.take().expect("running");
+        // What this crash may send again: taken by the SMSC and not durably recorded, all
+        // held against the budget (one message longer than the budget may go alone).
+        let taken = node.unrecorded.iter().filter(|u| u.2).count();
+        self.in_flight_at_crash += taken;
+        let longest = node.unrecorded.iter().map(|u| u.1).max().unwrap_or(0);
+        let held = node.core.held_parts();
+        self.most_at_risk = self.most_at_risk.max(held * BUDGET / BUDGET.max(longest));
         node.core.store.simulate_crash();
-        drop(node);
+        // The SMSC sends again what got no response.
+        self.pending.extend(node.core.into_unanswered());
         self.crashes += 1;
         self.start();
     }
@@ -231,6 +245,58 @@ impl Sim {
 
     fn flush(&mut self) -> bool {
         self.node().core.store.flush_sync().is_ok()
+    }
+
+    /// The driver's flush of what the core asks, in two halves the other steps can come
+    /// between: the flush, then its `handle_committed` and the responses it lets out.
+    fn commit(&mut self) {
+        let (wall, mono) = (self.wall, self.mono);
+        if let Some((commit, result)) = self.node().flushed.take() {
+            if self.fault(4) {
+                // Killed after the flush, before the responses left: the SMSC sends them
+                // again, and the stored marks must make them redeliveries.
+                return self.crash();
+            }
+            let ok = result.is_ok();
+            let node = self.node();
+            node.core.handle_committed(wall, mono, commit, result);
+            if ok {
+                node.unrecorded.retain(|u| u.0 > commit);
+            }
+            self.answer();
+        } else if let Some(commit) = self.node().core.poll_commit() {
+            if self.fault(4) {
+                // Killed before the group commit: no response; the SMSC sends them again.
+                return self.crash();
+            }
+            let node = self.node();
+            let result = node.core.store.flush_sync();
+            node.flushed = Some((commit, result));
+            node.polled = commit;
+        }
+    }
+
+    /// The responses the core lets out reach the SMSC (or are lost on the way).
+    fn answer(&mut self) {
+        while let Some((mo, answer)) = self.node().core.poll_ack() {
+            if answer == Answer::RetryLater {
+                // Not stored: the SMSC sends it again.
+                self.pending.push(mo);
+                continue;
+            }
+            if self.fault(5) {
+                // The response was lost: the SMSC sends it again, at its first retry.
+                let resend_by = Some(self.wall + SMSC_RETRY);
+                self.pending.push(Mo {
+                    resend_by,
+                    ..mo.clone()
+                });
+            }
+            if let Some(score) = mo.score {
+                // Acknowledged once at least: this reply must be rated, once.
+                self.acked.entry(mo.from).or_insert(score);
+            }
+        }
     }
 
     /// A survey event not yet accepted (or a retry of one: the id makes it safe).
@@ -254,6 +320,7 @@ impl Sim {
         if self.flush() {
             self.events[i].2 = true;
         }
+        self.node().core.handle_outbox_changed();
     }
 
     /// A subscriber with a survey answers: a score, sometimes with a comment, sometimes
@@ -295,6 +362,7 @@ impl Sim {
                 reference,
                 score: if n == 0 { score } else { None },
                 receipt: None,
+                resend_by: None,
             });
         }
     }
@@ -306,6 +374,11 @@ impl Sim {
             return;
         }
         let k = self.rng.below(self.pending.len() as u64) as usize;
+        self.deliver(k);
+    }
+
+    /// The SMSC delivers `pending[k]`.
+    fn deliver(&mut self, k: usize) {
         let mo = self.pending.swap_remove(k);
         let deliver = Deliver {
             sequence_number: 1,
@@ -320,96 +393,43 @@ impl Sim {
             reference: mo.reference,
         };
         let (wall, mono) = (self.wall, self.mono);
-        let node = self.node.as_mut().unwrap();
-        let taken = node
-            .core
-            .take_in(&mut node.inbound, wall, mono, "sim", &deliver);
-        if self.fault(4) {
-            // Killed before the group commit: no response; the SMSC sends it again.
+        let core = &mut self.node.as_mut().unwrap().core;
+        core.handle_deliver(wall, mono, "sim", None, &deliver, mo);
+        // The ordering is the core's: nothing is acknowledged before a commit covers it.
+        while let Some((mo, answer)) = core.poll_ack() {
+            assert_eq!(
+                answer,
+                Answer::RetryLater,
+                "a deliver_sm was acknowledged before any commit covered its step"
+            );
             self.pending.push(mo);
-            return self.crash();
-        }
-        if !taken.stored || !self.flush() {
-            self.pending.push(mo);
-            return;
-        }
-        if self.fault(4) {
-            // Killed after the flush, before the response left: the SMSC sends it again and
-            // the stored mark must make it a redelivery.
-            self.pending.push(mo);
-            return self.crash();
-        }
-        if self.fault(5) {
-            // The response was lost on the way: the SMSC sends it again.
-            self.pending.push(mo.clone());
-        } else if let Some(mark) = &taken.mark {
-            let kept = inbound::kept_for(mark, DEFAULT_REDELIVERY_WINDOW);
-            let until = self.now_ms() + kept.as_millis() as i64;
-            self.node().core.store.mo_acknowledged(mark, until).unwrap();
-        }
-        if let Some(score) = mo.score {
-            // Acknowledged once at least: this reply must be rated, once.
-            self.acked.entry(mo.from).or_insert(score);
         }
     }
 
-    /// One pass of the outbox as the driver makes it: read, flush, submit, record, flush.
-    fn outbox_pass(&mut self) {
-        let (at, now) = (self.mono, self.now_ms());
-        let node = self.node.as_mut().unwrap();
-        if !node.undurable.is_empty() && node.core.store.flush_sync().is_ok() {
-            node.outbox.handle_durable(node.undurable.drain(..));
-        }
-        let (due, read) = node.outbox.poll_due(at);
-        let fresh = match read {
-            Some((after, limit)) => node
-                .outbox
-                .handle_fresh(node.core.store.outbox_after(after, limit).unwrap()),
-            None => Vec::new(),
-        };
-        let messages: Vec<_> = due.into_iter().chain(fresh).collect();
-        if messages.is_empty() {
-            return;
-        }
-        // Submitted only once the steps that queued them are durable.
-        if node.core.store.flush_sync().is_err() {
-            node.outbox.handle_not_durable(&messages);
-            return;
-        }
-        let messages = node.outbox.admit(at, messages);
-        node.outbox.handle_submitted(messages.len());
+    /// The submits the core lets out go to the SMSC, and their results back to the core.
+    fn submit_pass(&mut self) {
         let mut results: Vec<(smsflow::store::OutMessage, SendResult)> = Vec::new();
-        for m in messages {
-            let result = self.submit(&m);
-            results.push((m, result));
+        while let Some(Submit { message, .. }) = self.node().core.poll_submit() {
+            let result = self.submit(&message);
+            let parts = text::cost(&message.text).parts;
+            (self.node().unrecorded).push((u64::MAX, parts, result.is_ok()));
+            results.push((message, result));
+        }
+        if results.is_empty() {
+            return;
         }
         if self.fault(4) {
             // Killed between the submits and their recorded outcome: they go again.
-            self.in_flight_at_crash += results.iter().filter(|(_, r)| r.is_ok()).count();
-            // What this crash may send again: submitted and not durably recorded (this
-            // pass's and earlier ones whose flush failed), all held against the budget.
-            let held = self.node.as_ref().unwrap().outbox.held_parts();
-            let longest = (results.iter())
-                .map(|(m, _)| text::cost(&m.text).parts)
-                .max()
-                .unwrap_or(0);
-            // One message longer than the budget may go alone.
-            let allowed = BUDGET.max(longest);
-            self.most_at_risk = self.most_at_risk.max(held * BUDGET / allowed);
             return self.crash();
         }
-        let node = self.node.as_mut().unwrap();
-        let ids: Vec<u64> = results.iter().map(|(m, _)| m.id).collect();
-        let outcomes = node.core.record(&mut node.outbox, at, now, results);
-        let recorded: Vec<u64> = outcomes.iter().map(|o| o.message.id).collect();
-        node.outbox
-            .handle_durable(ids.into_iter().filter(|id| !recorded.contains(id)));
-        if !outcomes.is_empty() && node.core.store.flush_sync().is_ok() {
-            node.core.after_recorded(now, &outcomes);
-            node.outbox.handle_durable(recorded);
-        } else {
-            node.undurable.extend(recorded);
+        let (wall, mono) = (self.wall, self.mono);
+        let node = self.node();
+        // Recorded now: durable with the commit after the last one asked for.
+        let next = node.polled + 1;
+        for u in node.unrecorded.iter_mut().filter(|u| u.0 == u64::MAX) {
+            u.0 = next;
         }
+        node.core.handle_sent(wall, mono, results);
     }
 
     /// The fake SMSC's answer to one text: taken (ids per part, receipts to come), or not now,
@@ -488,6 +508,7 @@ impl Sim {
             payload: Vec::new(),
             reference: None,
             score: None,
+            resend_by: None,
             receipt: Some(DeliveryReceipt {
                 message_id: id,
                 state,
@@ -498,17 +519,25 @@ impl Sim {
     }
 
     fn tick(&mut self, by: Duration) {
-        self.advance(by);
-        let now = self.now_ms();
-        let wall = self.wall;
-        let mono = self.mono;
-        let node = self.node.as_mut().unwrap();
-        node.core.fire_timers(now);
-        node.core.poll_overdue_receipts(mono, now);
-        node.core.store.sweep_mo_marks(now).unwrap();
-        for mo in node.inbound.expire(wall, mono.into_std()) {
-            node.core.deliver(now, mo);
+        // An SMSC retries a deliver_sm whose response was lost within a minute, and the
+        // copy is answered before the minute is out: a content-only MO's mark is kept that
+        // long after our response (`inbound::UNREFERENCED_WINDOW`); a copy later than that
+        // is someone writing again.
+        let until = self.wall + by;
+        let due = move |mo: &Mo| mo.resend_by.is_some_and(|then| then <= until);
+        let mut retried = false;
+        for _ in 0..10_000 {
+            if let Some(k) = self.pending.iter().position(due) {
+                self.deliver(k);
+                retried = true;
+            } else if !retried || self.node().core.unanswered() == 0 {
+                break;
+            }
+            self.commit();
         }
+        self.advance(by);
+        let (wall, mono) = (self.wall, self.mono);
+        self.node().core.handle_timeout(wall, mono);
     }
 
     fn step(&mut self, replied: &mut usize) {
@@ -518,8 +547,9 @@ impl Sim {
                 self.reply(*replied);
                 *replied += 1;
             }
-            20..60 => self.deliver_one(),
-            60..80 => self.outbox_pass(),
+            20..50 => self.deliver_one(),
+            50..65 => self.commit(),
+            65..80 => self.submit_pass(),
             80..92 => self.queue_receipt(),
             92..99 => {
                 let by = Duration::from_millis(self.rng.below(20_000));
@@ -543,8 +573,11 @@ impl Sim {
             } else if !self.receipts.is_empty() {
                 self.queue_receipt();
             }
-            self.outbox_pass();
-            if idle && self.node().core.store.outbox_len() == 0 {
+            self.commit();
+            self.commit();
+            self.submit_pass();
+            let answered = self.node().core.unanswered() == 0 && self.node().flushed.is_none();
+            if idle && answered && self.node().core.store.outbox_len() == 0 {
                 return;
             }
             if round % 50 == 49 {
@@ -675,9 +708,24 @@ impl Sim {
             })
             .sum();
         if inbound != self.replies {
+            let mut by_msisdn: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for id in store.conversation_ids().unwrap() {
+                let c = store.conversation(id).unwrap().unwrap();
+                for e in store.timeline(id).unwrap() {
+                    if e.direction == Direction::In {
+                        (by_msisdn.entry(e.party.clone()).or_default())
+                            .push(format!("{id} {} {:?} {}", c.flow, e.text, e.at));
+                    }
+                }
+            }
+            let twice: Vec<String> = (by_msisdn.into_iter())
+                .filter(|(_, v)| v.len() > 1)
+                .map(|(m, v)| format!("{m}: {v:#?}"))
+                .collect();
             fail(format!(
-                "{} replies sent, {inbound} processed",
-                self.replies
+                "{} replies sent, {inbound} processed: {}",
+                self.replies,
+                twice.join("\n")
             ));
         }
         // The whole store as `smsflow store verify` reads it: no crash or restart left a

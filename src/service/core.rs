@@ -1,24 +1,41 @@
-//! The service's steps between the sans-IO decisions and the flows and store: what the
-//! driver's tasks call, and what a simulation drives on virtual time. Nothing here awaits,
-//! sleeps or reads a clock: every time is an argument, and durability is the caller's
-//! (`Store::flush` before an ack or a submit).
+//! The service's one owner of what changes per message: inbound reassembly and redelivery
+//! marks, the outbox and its budget, receipt matching, the steps of the flows, the counts,
+//! and the order of what leaves. It is sans-IO: every input is a `handle_*` call with the
+//! time as an argument, and what the world must do comes out of `poll_*`:
+//!
+//! - [`Core::poll_commit`]: make the store durable up to here (one group commit), then
+//!   [`Core::handle_committed`];
+//! - [`Core::poll_ack`]: the responses to deliver_sms, each only after a commit covering its
+//!   step is durable (an acknowledged MO is on the medium);
+//! - [`Core::poll_submit`]: the messages to submit, each only after a commit covering the
+//!   step that queued it (a crash cannot lose a step whose SMS went out), and only while the
+//!   budget of submits not durably recorded has room (what a crash may send twice);
+//! - [`Core::poll_timeout`]: when to call [`Core::handle_timeout`] next.
+//!
+//! The driver (`driver.rs`) runs one of these on one task; the seeded simulation drives the
+//! same one on virtual time, so the ordering it checks is the service's own.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::inbound::{Decision, Inbound, Mo, millis};
+use super::inbound::{self, Decision, Inbound, Mo, millis};
 use super::outbox::{self, Outbox, SendResult};
-use super::receipts::{self, EarlyReceipts, IdBase, Kept};
+use super::receipts::{Kept, Receipts};
+use crate::esme::BindLife;
 use crate::flow::engine::{EngineError, FlowEngine, Routed};
 use crate::metrics as names;
-use crate::smpp::receipt::id_forms;
 use crate::smpp::session::Inbound as Deliver;
-use crate::store::{
-    MessageStatus, Millis, MoMark, OutMessage, OutboxOutcome, ReceiptApplied, Store,
-};
+use crate::store::{MessageStatus, Millis, MoMark, OutMessage, Store, StoreError};
+
+/// How often due timers and overdue receipts are looked at.
+const TIMER_TICK: Duration = Duration::from_millis(100);
+/// How often incomplete concatenated MOs are looked at.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// How often MO marks past their window are swept.
+const SWEEP_TICK: Duration = Duration::from_secs(60);
 
 /// Counters of what went through, for progress and the summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,95 +50,215 @@ pub struct Counts {
     pub script_errors: u64,
 }
 
-/// One inbound message handled: whether it is stored (else the SMSC is asked to redeliver),
-/// and the mark to clear once its response is on its way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Taken {
-    pub stored: bool,
-    pub mark: Option<MoMark>,
-    /// It changed something that may have queued messages.
-    pub outbox_changed: bool,
+/// What `[service]` sets for the core.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long an acknowledged MO's redelivery is still recognised (see
+    /// [`inbound::kept_for`]).
+    pub redelivery_window: Duration,
+    /// How long after our response a bind's close still means the SMSC may not have it (the
+    /// longest `[[smsc]] response_timeout`; see [`Inbound::new`]).
+    pub response_grace: Duration,
+    /// Parts that may be submitted and not durably recorded at once: what a crash may send
+    /// twice (the SMSCs' `sessions × window`; see [`Outbox`]).
+    pub submit_budget: usize,
 }
 
-/// See the module documentation.
-pub struct Core {
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            redelivery_window: crate::config::DEFAULT_REDELIVERY_WINDOW,
+            response_grace: inbound::DEFAULT_GRACE,
+            submit_budget: 64,
+        }
+    }
+}
+
+/// The response a deliver_sm gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// ESME_ROK: it is on disk (or nothing needed storing).
+    Ack,
+    /// ESME_RX_T_APPN: not stored; the SMSC delivers it again later.
+    RetryLater,
+}
+
+/// A message to hand to a pool now; its result comes back to [`Core::handle_sent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submit {
+    pub message: OutMessage,
+    /// The parts an earlier attempt got accepted: left out of this one.
+    pub accepted: Vec<Option<String>>,
+}
+
+/// A deliver_sm whose step waits for commit `commit` before its response.
+struct Unanswered<R> {
+    commit: u64,
+    reply: R,
+    /// The mark to keep (as acknowledged) once answered.
+    mark: Option<MoMark>,
+    bind: Option<Arc<BindLife>>,
+}
+
+/// When each periodic look is due.
+struct Ticks {
+    timers: Instant,
+    expiry: Instant,
+    sweep: Instant,
+}
+
+/// See the module documentation. `R` is what answers one deliver_sm (the SMPP session's
+/// response handle; the simulation's own token).
+pub struct Core<R> {
     pub engine: Arc<FlowEngine>,
     pub store: Store,
-    counts: Mutex<Counts>,
-    early: Mutex<EarlyReceipts>,
-    /// What each SMSC's receipts showed of their ids, by `[[smsc]]` name.
-    bases: Mutex<HashMap<String, IdBase>>,
+    settings: Settings,
+    inbound: Inbound,
+    outbox: Outbox,
+    receipts: Receipts,
+    counts: Counts,
+    // The commits: `requested` is the last one handed out; a write made now is covered by
+    // the next (`requested + 1`), as only one is in flight and it starts after the write.
+    requested: u64,
+    in_flight: bool,
+    /// Written since the last commit was requested.
+    dirty: bool,
+    /// A commit failed with outcomes still to make durable: try again at the next tick.
+    retry_commit: bool,
+    unanswered: VecDeque<Unanswered<R>>,
+    answers: VecDeque<(R, Answer)>,
+    /// Fresh outbox messages read, waiting for the commit that covers their steps.
+    fresh: Option<(u64, Vec<OutMessage>)>,
+    submits: VecDeque<Submit>,
+    /// Outbox ids whose recorded outcome waits for a commit, holding the budget till then.
+    outcomes: VecDeque<(u64, Vec<u64>)>,
+    /// Something may have changed the outbox: read it at the next poll.
+    outbox_dirty: bool,
+    ticks: Ticks,
+    stopping: bool,
+    /// The time of the latest input.
+    now: SystemTime,
+    at: Instant,
 }
 
-impl Core {
-    pub fn new(engine: Arc<FlowEngine>, store: Store) -> Core {
-        Core {
+impl<R> Core<R> {
+    /// A core over `engine`'s store, started at `now`/`at` (the same instant on the wall
+    /// clock and the monotonic one): the MO parts stored before a restart are restored, and
+    /// messages they complete are delivered to the flows.
+    pub fn new(
+        engine: Arc<FlowEngine>,
+        store: Store,
+        settings: Settings,
+        now: SystemTime,
+        at: Instant,
+    ) -> Core<R> {
+        let mut core = Core {
             engine,
             store,
-            counts: Mutex::new(Counts::default()),
-            early: Mutex::new(EarlyReceipts::default()),
-            bases: Mutex::new(HashMap::new()),
+            settings,
+            inbound: Inbound::new(settings.response_grace),
+            outbox: Outbox::new(at, settings.submit_budget),
+            receipts: Receipts::default(),
+            counts: Counts::default(),
+            requested: 0,
+            in_flight: false,
+            dirty: false,
+            retry_commit: false,
+            unanswered: VecDeque::new(),
+            answers: VecDeque::new(),
+            fresh: None,
+            submits: VecDeque::new(),
+            outcomes: VecDeque::new(),
+            outbox_dirty: true,
+            ticks: Ticks {
+                timers: at,
+                expiry: at + EXPIRY_TICK,
+                sweep: at + SWEEP_TICK,
+            },
+            stopping: false,
+            now,
+            at,
+        };
+        match core.store.parts() {
+            Ok(parts) if !parts.is_empty() => {
+                tracing::info!(
+                    parts = parts.len(),
+                    "restoring MO parts stored before the restart"
+                );
+                for mo in core.inbound.restore(now, parts) {
+                    core.deliver(mo);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot read stored MO parts: {e}"),
         }
+        core
     }
 
     pub fn counts(&self) -> Counts {
-        *self.counts.lock().unwrap_or_else(|p| p.into_inner())
+        self.counts
     }
 
-    fn count(&self, f: impl FnOnce(&mut Counts)) {
-        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    /// The next commit: what is written from now on waits for it.
+    fn covering(&mut self) -> u64 {
+        self.dirty = true;
+        self.requested + 1
     }
 
-    /// Logs a store operation that failed: at ERROR, unless the store is damaged, which it
-    /// said once, at ERROR, when that was found (`store/damage.rs`): the same line for every
-    /// MO the SMSC redelivers would bury it.
-    fn store_failed(&self, what: std::fmt::Arguments<'_>) {
-        if self.store.is_damaged() {
-            tracing::debug!("{what}");
-        } else {
-            tracing::error!("{what}");
-        }
+    fn clock(&mut self, now: SystemTime, at: Instant) {
+        self.now = now;
+        self.at = at;
     }
 
-    /// Does what `inbound` decides for one deliver_sm from `smsc` (durable after the next
-    /// flush). `now`/`at`: the same instant on the wall clock and the monotonic one.
-    pub fn take_in(
-        &self,
-        inbound: &mut Inbound,
+    fn now_ms(&self) -> Millis {
+        millis(self.now)
+    }
+
+    // --- inputs -----------------------------------------------------------------------------
+
+    /// One deliver_sm from `smsc`, on `bind` (which takes the response), answered by `reply`
+    /// through [`Core::poll_ack`].
+    pub fn handle_deliver(
+        &mut self,
         now: SystemTime,
         at: Instant,
         smsc: &str,
+        bind: Option<Arc<BindLife>>,
         i: &Deliver,
-    ) -> Taken {
-        let now_ms = millis(now);
-        let taken = |stored, mark, outbox_changed| Taken {
-            stored,
-            mark,
-            outbox_changed,
-        };
-        let decision = inbound.handle(now, i, |mark| self.store.mo_seen(mark, now_ms));
-        let decision = match decision {
+        reply: R,
+    ) {
+        self.clock(now, at);
+        let now_ms = self.now_ms();
+        let store = &self.store;
+        let decision = match self
+            .inbound
+            .handle(now, i, |mark| store.mo_seen(mark, now_ms))
+        {
             Ok(decision) => decision,
             Err(e) => {
-                self.store_failed(format_args!("cannot read the store: {e}"));
-                return taken(false, None, false);
+                store.log_failure(format_args!("cannot read the store: {e}"));
+                return self.answers.push_back((reply, Answer::RetryLater));
             }
         };
-        match decision {
+        let (stored, mark) = match decision {
             Decision::Receipt(Ok(receipt)) => {
+                self.counts.receipts += 1;
                 let kept = Kept {
                     at,
                     receipt,
                     from: i.source_addr.clone(),
                     smsc: smsc.to_owned(),
                 };
-                let (stored, changed) = self.on_receipt(now_ms, kept);
-                taken(stored, None, changed)
+                let applied = self
+                    .receipts
+                    .handle(&self.store, &self.engine, now_ms, kept);
+                self.outbox_dirty |= applied.stepped;
+                (applied.stored, None)
             }
             // An unreadable receipt cannot be matched; acknowledging it loses nothing.
             Decision::Receipt(Err(e)) => {
                 tracing::debug!(%smsc, "unreadable delivery receipt: {e}");
-                taken(true, None, false)
+                (true, None)
             }
             Decision::Redelivered(mark) => {
                 tracing::info!(
@@ -130,167 +267,128 @@ impl Core {
                     "an MO already processed came again (the SMSC resending it, as our response \
                      may not have reached it): acknowledged, not processed again"
                 );
-                self.count(|c| c.mo_redelivered += 1);
+                self.counts.mo_redelivered += 1;
                 metrics::counter!(names::MO_REDELIVERED, "smsc" => smsc.to_owned()).increment(1);
-                taken(true, Some(mark), false)
+                (true, Some(mark))
             }
             Decision::Hold(part) => match self.store.put_part(&part) {
-                Ok(_) => taken(true, None, false),
+                Ok(_) => (true, None),
                 Err(e) => {
-                    self.store_failed(format_args!("cannot store an MO part: {e}"));
-                    taken(false, None, false)
+                    (self.store).log_failure(format_args!("cannot store an MO part: {e}"));
+                    (false, None)
                 }
             },
             Decision::Deliver(mo) => {
                 let mark = mo.mark.clone();
-                let stored = self.deliver(now_ms, mo);
-                taken(stored, mark, stored)
+                (self.deliver(mo), mark)
             }
+        };
+        if !stored {
+            return self.answers.push_back((reply, Answer::RetryLater));
         }
+        // Even a redelivery waits: its first copy's step may still be on its way to disk.
+        let commit = self.covering();
+        self.unanswered.push_back(Unanswered {
+            commit,
+            reply,
+            mark,
+            bind,
+        });
     }
 
-    /// Routes one whole MO to the flows; `true` when its step is stored.
-    pub fn deliver(&self, now_ms: Millis, mo: Mo) -> bool {
-        match (self.engine).reply_mo(now_ms, &mo.from, &mo.text, now_ms, Some(mo.record)) {
-            Ok(routed) => {
-                let flow = match &routed {
-                    Routed::Conversation(step) | Routed::Inbox(step) => {
-                        if step.error.is_some() {
-                            self.count(|c| c.script_errors += 1);
-                        }
-                        step.flow.clone()
-                    }
-                    Routed::Unsolicited(_) => "none".to_owned(),
-                };
-                metrics::counter!(names::MO_MESSAGES, "flow" => flow).increment(1);
-                self.count(|c| c.mo += 1);
-                true
-            }
+    /// Commit `commit` (from [`Core::poll_commit`]) is durable, or failed.
+    pub fn handle_committed(
+        &mut self,
+        now: SystemTime,
+        at: Instant,
+        commit: u64,
+        result: Result<(), StoreError>,
+    ) {
+        self.clock(now, at);
+        self.in_flight = false;
+        let ok = match &result {
+            Ok(()) => true,
             Err(e) => {
-                if matches!(&e, EngineError::Store(s) if Store::is_disk_full(s)) {
-                    tracing::debug!("MO not stored, left for redelivery: {e}");
-                } else {
-                    self.store_failed(format_args!("MO not stored, left for redelivery: {e}"));
+                if !Store::is_disk_full(e) {
+                    tracing::error!(
+                        "store flush failed; MOs left for redelivery, messages not sent yet: {e}"
+                    );
                 }
                 false
             }
-        }
-    }
-
-    /// A delivery receipt (with whom and which SMSC it came from): the state of the part it
-    /// names, the message's status from all its parts, and `on_delivery` when that status
-    /// changed. Returns (stored, the flows took a step). Not stored: the SMSC sends it again.
-    pub fn on_receipt(&self, now_ms: Millis, receipt: Kept) -> (bool, bool) {
-        self.count(|c| c.receipts += 1);
-        self.apply_receipt(now_ms, receipt, false)
-    }
-
-    /// Receipts that waited [`receipts::GRACE`] for their own message: from an SMSC whose
-    /// receipts carry ids in the other base, matched that way (for the same recipient); else
-    /// forgotten. Whether a flow stepped.
-    pub fn poll_overdue_receipts(&self, at: Instant, now_ms: Millis) -> bool {
-        let overdue = (self.early.lock().unwrap_or_else(|p| p.into_inner())).poll_overdue(at);
-        let mut stepped = false;
-        for kept in overdue {
-            stepped |= self.apply_receipt(now_ms, kept, true).1;
-        }
-        stepped
-    }
-
-    fn base(&self, smsc: &str) -> IdBase {
-        let bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
-        bases.get(smsc).copied().unwrap_or_default()
-    }
-
-    fn learn(&self, smsc: &str, base: IdBase) {
-        let mut bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
-        let known = bases.entry(smsc.to_owned()).or_default();
-        if *known == IdBase::Unknown {
-            let how = match base {
-                IdBase::Same => "match submit_sm_resp ids as given",
-                IdBase::Other => "carry submit_sm_resp ids in the other base (hex vs decimal)",
-                IdBase::Unknown => "are not known yet",
-            };
-            tracing::info!(%smsc, "delivery receipt ids of {smsc} {how}");
-            *known = base;
-        }
-    }
-
-    /// `overdue`: the receipt waited its grace; its id may be read in the other base (unless
-    /// its SMSC showed it gives them as they are), and unmatched it is forgotten.
-    fn apply_receipt(&self, now_ms: Millis, kept: Kept, overdue: bool) -> (bool, bool) {
-        let receipt = &kept.receipt;
-        let state = receipts::part_state(receipt);
-        let mut forms = id_forms(&receipt.message_id);
-        if !overdue || self.base(&kept.smsc) == IdBase::Same {
-            forms.truncate(1);
-        }
-        let applied = match (self.store).apply_receipt_from(&forms, Some(&kept.from), state, now_ms)
+        };
+        while let Some(u) = self.unanswered.front()
+            && u.commit <= commit
         {
-            Ok(applied) => applied,
-            Err(e) => {
-                self.store_failed(format_args!("cannot store a receipt: {e}"));
-                return (false, false);
+            let u = self.unanswered.pop_front().expect("a front");
+            if !ok {
+                self.answers.push_back((u.reply, Answer::RetryLater));
+                continue;
             }
-        };
-        // Not known yet (its submit is still being recorded, or its id is in the other
-        // base), or not ours: kept a while.
-        let Some(ReceiptApplied { part, changed }) = applied else {
-            if !overdue {
-                (self.early.lock().unwrap_or_else(|p| p.into_inner())).keep(kept);
+            if let Some(mark) = u.mark {
+                let kept = inbound::kept_for(&mark, self.settings.redelivery_window);
+                let until = self.now_ms() + kept.as_millis() as i64;
+                if let Err(e) = self.store.mo_acknowledged(&mark, until) {
+                    tracing::warn!("cannot keep an MO mark: {e}");
+                }
+                if let Some(bind) = u.bind {
+                    self.inbound.acknowledged(mark, bind, at.into_std());
+                }
             }
-            return (true, false);
-        };
-        self.learn(
-            &kept.smsc,
-            if overdue { IdBase::Other } else { IdBase::Same },
-        );
-        let Some(status) = changed.as_ref().map(MessageStatus::word) else {
-            return (true, false);
-        };
-        // Final once: a later receipt never changes a delivered or undeliverable message.
-        if names::MT_RECEIPT_STATUSES.contains(&status) {
-            metrics::counter!(names::MT_RECEIPTS, "flow" => part.flow.clone(), "status" => status)
-                .increment(1);
-            if changed == Some(MessageStatus::Delivered)
-                && part.opening
-                && self.engine.is_survey(&part.flow)
+            self.answers.push_back((u.reply, Answer::Ack));
+        }
+        if let Some((_, fresh)) = self.fresh.take_if(|(c, _)| *c <= commit) {
+            if ok {
+                self.admit(fresh);
+            } else {
+                self.outbox.handle_not_durable(&fresh);
+            }
+        }
+        if ok {
+            while let Some((c, _)) = self.outcomes.front()
+                && *c <= commit
             {
-                metrics::counter!(names::SURVEY_FUNNEL,
-                    "flow" => part.flow.clone(), "stage" => "delivered")
-                .increment(1);
+                let (_, ids) = self.outcomes.pop_front().expect("a front");
+                self.outbox.handle_durable(ids);
+            }
+            // Room in the budget, and steps durable: read on.
+            self.outbox_dirty = true;
+        } else {
+            // The outcomes hold the budget until a commit succeeds: the next tick asks for
+            // one (not at once: a full disk would make this a busy loop).
+            let next = self.requested + 1;
+            for (c, _) in self.outcomes.iter_mut().filter(|(c, _)| *c <= commit) {
+                *c = next;
+                self.retry_commit = true;
             }
         }
-        let step = (self.engine).delivery(
-            now_ms,
-            part.conversation,
-            &part.to,
-            status,
-            Some(part.outbox_id),
-        );
-        if let Err(e) = &step {
-            tracing::debug!("receipt for conversation {}: {e}", part.conversation);
-        }
-        (true, step.is_ok())
     }
 
-    /// What the finished submits came to, as `outbox` decides; the outcomes to record are
-    /// stored (durable after the next flush) and returned, for [`Core::after_recorded`].
-    pub fn record(
-        &self,
-        outbox: &mut Outbox,
+    /// What the submits of [`Core::poll_submit`] came to. The outcomes are recorded (durable
+    /// with the next commit, which frees their part of the budget), and the receipts that
+    /// came before them applied.
+    pub fn handle_sent(
+        &mut self,
+        now: SystemTime,
         at: Instant,
-        now_ms: Millis,
         finished: impl IntoIterator<Item = (OutMessage, SendResult)>,
-    ) -> Vec<OutboxOutcome> {
+    ) {
+        self.clock(now, at);
+        let now_ms = self.now_ms();
         let mut outcomes = Vec::new();
+        let mut unrecorded = Vec::new();
         for (message, result) in finished {
-            let (flow, to, opening) = (message.flow.clone(), message.to.clone(), message.opening);
-            match outbox.handle_result(at, now_ms, message, result) {
+            let (id, flow, to, opening) = (
+                message.id,
+                message.flow.clone(),
+                message.to.clone(),
+                message.opening,
+            );
+            match self.outbox.handle_result(at, now_ms, message, result) {
                 outbox::Decision::Kept => {}
                 outbox::Decision::Retry { pause, attempt } => {
                     tracing::warn!(%to, attempt, ?pause, "message not sent, will retry");
-                    self.count(|c| c.mt_retried += 1);
+                    self.counts.mt_retried += 1;
                     metrics::counter!(names::MT_RETRIES, "flow" => flow).increment(1);
                 }
                 outbox::Decision::Finished(outcome) => {
@@ -300,36 +398,224 @@ impl Core {
                     }
                     self.count_outcome(&flow, accepted, opening);
                     outcomes.push(outcome);
+                    continue;
                 }
             }
+            unrecorded.push(id);
         }
-        if !outcomes.is_empty()
-            && let Err(e) = self.store.outbox_finished(&outcomes)
-        {
+        self.outbox.handle_durable(unrecorded);
+        self.outbox_dirty = true;
+        if outcomes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.outbox_finished(&outcomes) {
             // They stay in the outbox: sent again after a restart (at-least-once).
-            self.store_failed(format_args!("cannot record sent messages: {e}"));
-            return Vec::new();
+            (self.store).log_failure(format_args!("cannot record sent messages: {e}"));
+            self.outbox
+                .handle_durable(outcomes.iter().map(|o| o.message.id));
+            return;
         }
-        outcomes
+        let commit = self.covering();
+        (self.outcomes).push_back((commit, outcomes.iter().map(|o| o.message.id).collect()));
+        let stepped = (self.receipts).handle_recorded(&self.store, &self.engine, now_ms, &outcomes);
+        self.outbox_dirty |= stepped;
     }
 
-    /// Applies the receipts that came before these outcomes were recorded.
-    pub fn after_recorded(&self, now_ms: Millis, outcomes: &[OutboxOutcome]) {
-        let early = (self.early.lock().unwrap_or_else(|p| p.into_inner()))
-            .take(outcomes.iter().flat_map(|o| &o.smsc_ids));
-        for kept in early {
-            self.apply_receipt(now_ms, kept, false);
-        }
+    /// Something outside the core (an HTTP event, a button, a reload) queued messages.
+    pub fn handle_outbox_changed(&mut self) {
+        self.outbox_dirty = true;
     }
 
-    fn count_outcome(&self, flow: &str, accepted: bool, opening: bool) {
-        self.count(|c| {
-            if accepted {
-                c.mt_accepted += 1;
-            } else {
-                c.mt_failed += 1;
+    /// Time passed: due timers fire, overdue receipts are matched or forgotten, incomplete
+    /// MOs past their wait are delivered as far as they got, old marks are swept, and due
+    /// retries go out.
+    pub fn handle_timeout(&mut self, now: SystemTime, at: Instant) {
+        self.clock(now, at);
+        let now_ms = self.now_ms();
+        if at >= self.ticks.timers {
+            self.ticks.timers = at + TIMER_TICK;
+            if self.retry_commit {
+                self.retry_commit = false;
+                self.dirty = true;
             }
-        });
+            if !self.stopping {
+                self.fire_timers(now_ms);
+            }
+            let stepped = (self.receipts).poll_overdue(&self.store, &self.engine, at, now_ms);
+            self.outbox_dirty |= stepped;
+        }
+        if at >= self.ticks.expiry {
+            self.ticks.expiry = at + EXPIRY_TICK;
+            for mo in self.inbound.expire(now, at.into_std()) {
+                self.deliver(mo);
+            }
+        }
+        if at >= self.ticks.sweep {
+            self.ticks.sweep = at + SWEEP_TICK;
+            match self.store.sweep_mo_marks(now_ms) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(marks = n, "swept MO marks past their window"),
+                Err(e) => tracing::warn!("cannot sweep MO marks: {e}"),
+            }
+        }
+        if at >= self.outbox.poll_timeout() {
+            self.outbox_dirty = true;
+        }
+    }
+
+    /// The service stops: nothing more is submitted or fired; what is stored is still
+    /// committed and answered, and submits in flight recorded.
+    pub fn handle_stop(&mut self) {
+        self.stopping = true;
+    }
+
+    // --- outputs ----------------------------------------------------------------------------
+
+    /// A commit to make: flush the store, then [`Core::handle_committed`] with this number.
+    /// One at a time; the core goes on working while it is in flight.
+    pub fn poll_commit(&mut self) -> Option<u64> {
+        self.read_outbox();
+        if self.in_flight || !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        self.in_flight = true;
+        self.requested += 1;
+        Some(self.requested)
+    }
+
+    /// A deliver_sm's response, once its step is durable.
+    pub fn poll_ack(&mut self) -> Option<(R, Answer)> {
+        self.answers.pop_front()
+    }
+
+    /// A message to submit now.
+    pub fn poll_submit(&mut self) -> Option<Submit> {
+        self.read_outbox();
+        self.submits.pop_front()
+    }
+
+    /// When [`Core::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Instant {
+        let ticks = (self.ticks.timers)
+            .min(self.ticks.expiry)
+            .min(self.ticks.sweep);
+        // The outbox is not read while stopping or while fresh messages wait for their
+        // commit (which reads it again): its due time would only spin the caller.
+        if self.stopping || self.fresh.is_some() {
+            return ticks;
+        }
+        ticks.min(self.outbox.poll_timeout())
+    }
+
+    /// Submits handed out and not answered yet.
+    pub fn sending(&self) -> usize {
+        self.outbox.sending()
+    }
+
+    /// Deliver_sms stored and waiting for their commit.
+    pub fn unanswered(&self) -> usize {
+        self.unanswered.len()
+    }
+
+    /// Parts submitted and not durably recorded (what a crash now may send again).
+    pub fn held_parts(&self) -> usize {
+        self.outbox.held_parts()
+    }
+
+    /// The deliver_sms not answered yet, taken out: what a crash leaves the SMSC to send
+    /// again (the driver's handles answer ESME_RX_T_APPN as they drop).
+    pub fn into_unanswered(self) -> impl Iterator<Item = R> {
+        (self.unanswered.into_iter().map(|u| u.reply))
+            .chain(self.answers.into_iter().map(|(r, _)| r))
+    }
+
+    /// Stopping, and nothing left to commit, answer or wait for but `sending()` submits.
+    pub fn settled(&self) -> bool {
+        self.stopping
+            && !self.in_flight
+            && !self.dirty
+            && self.unanswered.is_empty()
+            && self.answers.is_empty()
+    }
+
+    // --- the steps --------------------------------------------------------------------------
+
+    /// Due retries go now; fresh messages are read, to go once a commit covers their steps.
+    fn read_outbox(&mut self) {
+        if !self.outbox_dirty || self.stopping || self.fresh.is_some() {
+            return;
+        }
+        self.outbox_dirty = false;
+        let (due, read) = self.outbox.poll_due(self.at);
+        if !due.is_empty() {
+            self.admit(due);
+        }
+        let Some((after, limit)) = read else { return };
+        match self.store.outbox_after(after, limit) {
+            Ok(fresh) => {
+                let fresh = self.outbox.handle_fresh(fresh);
+                if !fresh.is_empty() {
+                    let commit = self.covering();
+                    self.fresh = Some((commit, fresh));
+                }
+            }
+            Err(e) => tracing::error!("cannot read the outbox: {e}"),
+        }
+    }
+
+    /// Of durable `messages`, the ones the budget lets go now.
+    fn admit(&mut self, messages: Vec<OutMessage>) {
+        if self.stopping {
+            self.outbox.handle_not_durable(&messages);
+            return;
+        }
+        let admitted = self.outbox.admit(self.at, messages);
+        self.outbox.handle_submitted(admitted.len());
+        for message in admitted {
+            let accepted = self.outbox.accepted_parts(message.id).to_vec();
+            self.submits.push_back(Submit { message, accepted });
+        }
+    }
+
+    /// Routes one whole MO to the flows; `true` when its step is stored.
+    fn deliver(&mut self, mo: Mo) -> bool {
+        let now_ms = self.now_ms();
+        match (self.engine).reply_mo(now_ms, &mo.from, &mo.text, now_ms, Some(mo.record)) {
+            Ok(routed) => {
+                let flow = match &routed {
+                    Routed::Conversation(step) | Routed::Inbox(step) => {
+                        if step.error.is_some() {
+                            self.counts.script_errors += 1;
+                        }
+                        step.flow.clone()
+                    }
+                    Routed::Unsolicited(_) => "none".to_owned(),
+                };
+                metrics::counter!(names::MO_MESSAGES, "flow" => flow).increment(1);
+                self.counts.mo += 1;
+                self.outbox_dirty = true;
+                self.dirty = true;
+                true
+            }
+            Err(e) => {
+                if matches!(&e, EngineError::Store(s) if Store::is_disk_full(s)) {
+                    tracing::debug!("MO not stored, left for redelivery: {e}");
+                } else {
+                    (self.store)
+                        .log_failure(format_args!("MO not stored, left for redelivery: {e}"));
+                }
+                false
+            }
+        }
+    }
+
+    fn count_outcome(&mut self, flow: &str, accepted: bool, opening: bool) {
+        if accepted {
+            self.counts.mt_accepted += 1;
+        } else {
+            self.counts.mt_failed += 1;
+        }
         metrics::counter!(names::MT_MESSAGES,
             "flow" => flow.to_owned(),
             "status" => if accepted { "accepted" } else { "failed" })
@@ -340,26 +626,22 @@ impl Core {
         }
     }
 
-    /// Fires the timers due at `now_ms`; whether any step ran.
-    pub fn fire_timers(&self, now_ms: Millis) -> bool {
+    /// Fires the timers due at `now_ms`.
+    fn fire_timers(&mut self, now_ms: Millis) {
         // They wait for room: a step that cannot be stored would fail each tick.
         if self.store.disk_full() {
-            return false;
+            return;
         }
         match self.engine.fire_due_timers(now_ms) {
             Ok(steps) if !steps.is_empty() => {
                 let errors = steps.iter().filter(|s| s.error.is_some()).count() as u64;
-                self.count(|c| {
-                    c.timers += steps.len() as u64;
-                    c.script_errors += errors;
-                });
-                true
+                self.counts.timers += steps.len() as u64;
+                self.counts.script_errors += errors;
+                self.outbox_dirty = true;
+                self.dirty = true;
             }
-            Ok(_) => false,
-            Err(e) => {
-                self.store_failed(format_args!("timers: {e}"));
-                false
-            }
+            Ok(_) => {}
+            Err(e) => (self.store).log_failure(format_args!("timers: {e}")),
         }
     }
 }

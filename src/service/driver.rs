@@ -1,36 +1,33 @@
-//! The service driver: the tokio tasks that connect the SMPP pools, the flow engine and the
-//! store, doing what the sans-IO parts decide (`inbound.rs`, `outbox.rs`, `receipts.rs`).
+//! The service driver: the tokio tasks around the one [`Core`], doing the I/O it asks for.
 //!
-//! - **Inbound**: MOs are taken in batches; each is handled as [`Inbound::handle`] decides and
-//!   the batch goes to the acker, which waits for one store flush covering every batch
-//!   waiting, then sends their deliver_sm_resps: an acknowledged MO is on the medium, and
-//!   durability costs one group commit per batch, not per message.
-//! - **Outbound**: the outbox is read in id order and each message submitted through a pool;
-//!   a message is submitted only after a flush that covers the step that queued it, and leaves
-//!   the outbox with what [`Outbox::handle_result`] decided. After a crash, the messages
-//!   accepted since the last outcome flush are sent again (at-least-once, bounded by the
-//!   windows).
-//! - **Timers** fire from the store's timers, one pass per tick.
+//! - **The core's task** takes MOs from the pools in batches, submit results, commit
+//!   results, outbox wake-ups (from HTTP) and timeouts, hands each to the core, then does
+//!   what the core lets out: a store flush (on the store's writer thread, while the next
+//!   batch is handled: a pipelined group commit), the deliver_sm_resps whose steps that
+//!   flush made durable, and the submits (one task each, through a pool, round robin).
+//! - **The gauges** are read from the store every few seconds.
+//!
+//! After a crash, the messages accepted since their outcomes' last commit are sent again
+//! (at-least-once, bounded by the core's budget: the SMSCs' windows).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::core::Core;
-pub use super::core::Counts;
+use super::core::{Answer, Core, Submit};
+pub use super::core::{Counts, Settings};
 use super::inbound::millis;
-use super::inbound::{self, Inbound};
-use super::outbox::{self, Outbox, SendResult};
-use crate::esme::{AckHandle, BindLife, InboundMessage, Pool};
+use super::outbox::{self, SendResult};
+use crate::esme::{AckHandle, InboundMessage, Pool};
 use crate::flow::engine::FlowEngine;
 use crate::metrics as names;
-use crate::store::{MoMark, OutMessage, Store};
+use crate::store::{OutMessage, Store, StoreError};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -42,34 +39,18 @@ const MAX_INBOUND_BATCH: usize = 512;
 /// How long a stop waits for submits in flight before leaving them in the outbox.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// What `[service]` sets for the pipeline.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// How long an acknowledged MO's redelivery is still recognised (see
-    /// [`inbound::kept_for`]).
-    pub redelivery_window: Duration,
-    /// How long after our response a bind's close still means the SMSC may not have it (the
-    /// longest `[[smsc]] response_timeout`; see [`Inbound::new`]).
-    pub response_grace: Duration,
-    /// Parts that may be submitted and not durably recorded at once: what a crash may send
-    /// twice (the SMSCs' `sessions × window`; see [`Outbox`]).
-    pub submit_budget: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            redelivery_window: crate::config::DEFAULT_REDELIVERY_WINDOW,
-            response_grace: inbound::DEFAULT_GRACE,
-            submit_budget: 64,
-        }
-    }
+/// What the core task shows the rest of the service, after each round.
+#[derive(Debug, Default, Clone, Copy)]
+struct Shown {
+    counts: Counts,
+    /// Submits in flight, and MOs stored but waiting for their commit and response: what a
+    /// stop that ran out of time abandons ([`Pipeline::describe`]).
+    sending: usize,
+    unanswered: usize,
 }
 
 /// The running service.
 pub struct Pipeline {
-    core: Core,
-    settings: Settings,
     engine: Arc<FlowEngine>,
     store: Store,
     /// One pool per `[[smsc]]`; MT messages go to a bound one, round robin.
@@ -78,15 +59,12 @@ pub struct Pipeline {
     outbox_ready: Notify,
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
-    /// Submits in flight, and MOs stored but waiting for their flush and response: what a
-    /// stop that ran out of time abandons ([`Pipeline::describe`]).
-    sending: AtomicUsize,
-    unflushed: AtomicUsize,
+    shown: watch::Receiver<Shown>,
 }
 
 impl Pipeline {
-    /// Starts the inbound, outbound and timer tasks over `store` (the engine's). `inbound`
-    /// carries the messages of every pool.
+    /// Starts the core's task and the gauges over `store` (the engine's). `inbound` carries
+    /// the messages of every pool.
     pub fn start(
         engine: Arc<FlowEngine>,
         store: Store,
@@ -95,24 +73,21 @@ impl Pipeline {
         settings: Settings,
     ) -> Arc<Pipeline> {
         assert!(!pools.is_empty(), "a pipeline needs at least one SMPP pool");
+        let (show, shown) = watch::channel(Shown::default());
         let pipeline = Arc::new(Pipeline {
-            core: Core::new(engine.clone(), store.clone()),
-            settings,
-            engine,
-            store,
+            engine: engine.clone(),
+            store: store.clone(),
             pools,
             next_pool: AtomicUsize::new(0),
             outbox_ready: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
-            sending: AtomicUsize::new(0),
-            unflushed: AtomicUsize::new(0),
+            shown,
         });
+        let core = Core::new(engine, store, settings, SystemTime::now(), Instant::now());
         {
             let mut tasks = pipeline.tasks.lock().unwrap_or_else(|p| p.into_inner());
-            tasks.spawn(pipeline.clone().inbound_loop(inbound));
-            tasks.spawn(pipeline.clone().outbox_loop());
-            tasks.spawn(pipeline.clone().timer_loop());
+            tasks.spawn(pipeline.clone().core_loop(core, inbound, show));
             tasks.spawn(pipeline.clone().gauge_loop());
         }
         pipeline
@@ -123,10 +98,10 @@ impl Pipeline {
     }
 
     pub fn counts(&self) -> Counts {
-        self.core.counts()
+        self.shown.borrow().counts
     }
 
-    /// Wakes the outbox drainer (after a step that may have queued messages).
+    /// Wakes the core to read the outbox (after a step that may have queued messages).
     pub fn outbox_changed(&self) {
         self.outbox_ready.notify_one();
     }
@@ -142,16 +117,17 @@ impl Pipeline {
 
     /// What the pipeline still waits for, in words (empty: nothing).
     pub fn describe(&self) -> Vec<String> {
-        let (sending, unflushed) = (
-            self.sending.load(Ordering::Relaxed),
-            self.unflushed.load(Ordering::Relaxed),
-        );
+        let Shown {
+            sending,
+            unanswered,
+            ..
+        } = *self.shown.borrow();
         let mut waiting = Vec::new();
         if sending > 0 {
             waiting.push(format!("{sending} MT messages being submitted"));
         }
-        if unflushed > 0 {
-            waiting.push(format!("{unflushed} MOs waiting for the store's flush"));
+        if unanswered > 0 {
+            waiting.push(format!("{unanswered} MOs waiting for the store's flush"));
         }
         waiting
     }
@@ -167,265 +143,111 @@ impl Pipeline {
             .unwrap_or(&self.pools[start % n])
     }
 
-    // --- inbound ----------------------------------------------------------------------------
-
-    async fn inbound_loop(self: Arc<Self>, mut messages: mpsc::Receiver<InboundMessage>) {
-        let mut inbound = Inbound::new(self.settings.response_grace);
-        match self.store.parts() {
-            Ok(parts) if !parts.is_empty() => {
-                tracing::info!(
-                    parts = parts.len(),
-                    "restoring MO parts stored before the restart"
-                );
-                for mo in inbound.restore(SystemTime::now(), parts) {
-                    self.core.deliver(now_ms(), mo);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!("cannot read stored MO parts: {e}"),
-        }
-        // Stored batches go to the acker, which waits for their flush and responds while the
-        // next batch is being handled (a pipelined group commit).
-        let (stored_tx, stored_rx) = mpsc::unbounded_channel();
-        // Back from the acker: content-only MOs answered, on which bind, when.
-        let (acked_tx, mut acked) = mpsc::unbounded_channel();
-        let acker = tokio::spawn(self.clone().ack_loop(stored_rx, acked_tx));
-        let mut expiry = tokio::time::interval(Duration::from_secs(1));
-        let mut batch = Vec::with_capacity(MAX_INBOUND_BATCH);
-        loop {
-            tokio::select! {
-                n = messages.recv_many(&mut batch, MAX_INBOUND_BATCH) => if n == 0 { break },
-                _ = expiry.tick() => {
-                    for mo in inbound.expire(SystemTime::now(), std::time::Instant::now()) {
-                        self.core.deliver(now_ms(), mo);
-                    }
-                    continue;
-                }
-                () = self.shutdown.cancelled() => break,
-            }
-            // Before the batch: a copy of an MO answered just now is judged by its bind.
-            while let Ok((mark, bind, at)) = acked.try_recv() {
-                inbound.acknowledged(mark, bind, at);
-            }
-            let handled: Vec<Handled> = batch
-                .drain(..)
-                .map(
-                    |InboundMessage {
-                         smsc,
-                         bind,
-                         inbound: i,
-                         ack,
-                     }| {
-                        let taken = (self.core).take_in(
-                            &mut inbound,
-                            SystemTime::now(),
-                            Instant::now(),
-                            &smsc,
-                            &i,
-                        );
-                        Handled {
-                            ack,
-                            bind,
-                            stored: taken.stored,
-                            mark: taken.mark,
-                        }
-                    },
-                )
-                .collect();
-            self.unflushed.fetch_add(handled.len(), Ordering::Relaxed);
-            if stored_tx.send(handled).is_err() {
-                break;
-            }
-        }
-        // What was stored is still flushed and acknowledged.
-        drop(stored_tx);
-        let _ = acker.await;
-    }
-
-    /// One flush for every handled batch waiting (however many), then their responses; each
-    /// MO answered goes back to the inbound loop on `acked` with its bind.
-    async fn ack_loop(
+    /// The core's task: each input goes to the core, then what it lets out goes out (flushes,
+    /// responses, submits). Flushes run on the store's writer thread while the core goes on
+    /// with the next messages.
+    async fn core_loop(
         self: Arc<Self>,
-        mut stored: mpsc::UnboundedReceiver<Vec<Handled>>,
-        acked: mpsc::UnboundedSender<(MoMark, Arc<BindLife>, std::time::Instant)>,
+        mut core: Core<AckHandle>,
+        mut messages: mpsc::Receiver<InboundMessage>,
+        show: watch::Sender<Shown>,
     ) {
-        let mut batches = Vec::new();
-        while stored.recv_many(&mut batches, 1024).await > 0 {
-            let flushed = self.store.flush().await;
-            if let Err(e) = &flushed
-                && !Store::is_disk_full(e)
-            {
-                tracing::error!("store flush failed; the SMSC will redeliver these MOs: {e}");
-            }
-            for h in batches.drain(..).flatten() {
-                self.unflushed.fetch_sub(1, Ordering::Relaxed);
-                match (&flushed, h.stored) {
-                    (Ok(()), true) => {
-                        h.ack.ack();
-                        if let Some(mark) = h.mark {
-                            let kept = inbound::kept_for(&mark, self.settings.redelivery_window);
-                            let until = now_ms() + kept.as_millis() as i64;
-                            if let Err(e) = self.store.mo_acknowledged(&mark, until) {
-                                tracing::warn!("cannot keep an MO mark: {e}");
-                            }
-                            let _ = acked.send((mark, h.bind, std::time::Instant::now()));
-                        }
-                    }
-                    _ => h.ack.retry_later(),
-                }
-            }
-            // The steps' messages are durable now: send them.
-            self.outbox_changed();
-        }
-    }
-
-    // --- outbound ---------------------------------------------------------------------------
-
-    async fn outbox_loop(self: Arc<Self>) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(OutMessage, SendResult)>();
+        let (committed_tx, mut committed) =
+            mpsc::unbounded_channel::<(u64, Result<(), StoreError>)>();
+        let (sent_tx, mut sent) = mpsc::unbounded_channel::<(OutMessage, SendResult)>();
         let mut sends = JoinSet::new();
-        let mut outbox = Outbox::new(Instant::now(), self.settings.submit_budget);
+        let mut batch = Vec::with_capacity(MAX_INBOUND_BATCH);
         let mut finished = Vec::new();
-        // Outcomes recorded whose flush failed: they hold the budget until one succeeds.
-        let mut undurable: Vec<u64> = Vec::new();
+        let mut stop_by: Option<Instant> = None;
         loop {
-            if !undurable.is_empty() && self.store.flush().await.is_ok() {
-                outbox.handle_durable(undurable.drain(..));
+            while let Some(commit) = core.poll_commit() {
+                let (store, done) = (self.store.clone(), committed_tx.clone());
+                tokio::spawn(async move {
+                    let _ = done.send((commit, store.flush().await));
+                });
             }
-            if !self.shutdown.is_cancelled() {
-                let (due, read) = outbox.poll_due(Instant::now());
-                let fresh = match read {
-                    Some((after, limit)) => match self.store.outbox_after(after, limit) {
-                        Ok(fresh) => outbox.handle_fresh(fresh),
-                        Err(e) => {
-                            tracing::error!("cannot read the outbox: {e}");
-                            Vec::new()
-                        }
-                    },
-                    None => Vec::new(),
-                };
-                // A message leaves only once the step that queued it is on disk: else a crash
-                // could lose the step (and the MO's ack) after its SMS went out, and the
-                // redelivered MO would send it again.
-                let fresh = if !fresh.is_empty()
-                    && let Err(e) = self.store.flush().await
-                {
-                    if !Store::is_disk_full(&e) {
-                        tracing::error!("store flush failed; not sending yet: {e}");
-                    }
-                    outbox.handle_not_durable(&fresh);
-                    Vec::new()
-                } else {
-                    fresh
-                };
-                let admitted = outbox.admit(Instant::now(), due.into_iter().chain(fresh).collect());
-                outbox.handle_submitted(admitted.len());
-                for message in admitted {
-                    let this = self.clone();
-                    let done = done_tx.clone();
-                    let accepted = outbox.accepted_parts(message.id).to_vec();
-                    sends.spawn(async move {
-                        let reference = outbox::reference(&message);
-                        let pool = this.pool();
-                        let result =
-                            (pool.send_parts(&message.to, &message.text, reference, &accepted))
-                                .await;
-                        let _ = done.send((message, result));
-                    });
+            while let Some((reply, answer)) = core.poll_ack() {
+                match answer {
+                    Answer::Ack => reply.ack(),
+                    Answer::RetryLater => reply.retry_later(),
                 }
+            }
+            while let Some(submit) = core.poll_submit() {
+                sends.spawn(self.clone().submit(submit, sent_tx.clone()));
             }
             while sends.try_join_next().is_some() {}
-            self.sending.store(outbox.sending(), Ordering::Relaxed);
-
-            tokio::select! {
-                n = done_rx.recv_many(&mut finished, 4096) => if n == 0 { return },
-                () = self.outbox_ready.notified() => {}
-                () = tokio::time::sleep_until(outbox.poll_timeout()) => {}
-                () = self.shutdown.cancelled(), if !self.shutdown.is_cancelled() => {}
+            show.send_replace(Shown {
+                counts: core.counts(),
+                sending: core.sending(),
+                unanswered: core.unanswered(),
+            });
+            if let Some(deadline) = stop_by {
+                if core.settled() && core.sending() == 0 {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    // Unanswered MOs get ESME_RX_T_APPN as their handles drop: redelivered,
+                    // and recognised by their marks if their steps were stored.
+                    tracing::warn!(
+                        sending = core.sending(),
+                        unanswered = core.unanswered(),
+                        "stopping with submits unanswered; they stay in the outbox"
+                    );
+                    break;
+                }
             }
-            undurable.extend(self.record(&mut outbox, &mut finished).await);
-
-            if self.shutdown.is_cancelled() {
-                // Submits in flight finish (the pools are still up) and are recorded;
-                // what does not finish in time stays in the outbox for the next start.
-                let deadline = Instant::now() + STOP_GRACE;
-                while outbox.sending() > 0 {
-                    tokio::select! {
-                        n = done_rx.recv_many(&mut finished, 4096) => if n == 0 { break },
-                        () = tokio::time::sleep_until(deadline) => {
-                            tracing::warn!(sending = outbox.sending(), "stopping with submits unanswered; they stay in the outbox");
-                            break;
-                        }
+            let wake = match stop_by {
+                Some(deadline) => core.poll_timeout().min(deadline),
+                None => core.poll_timeout(),
+            };
+            tokio::select! {
+                n = messages.recv_many(&mut batch, MAX_INBOUND_BATCH), if stop_by.is_none() => {
+                    if n == 0 {
+                        stop_by = Some(Instant::now() + STOP_GRACE);
+                        core.handle_stop();
+                        continue;
                     }
-                    undurable.extend(self.record(&mut outbox, &mut finished).await);
-                    self.sending.store(outbox.sending(), Ordering::Relaxed);
+                    let (now, at) = (SystemTime::now(), Instant::now());
+                    for m in batch.drain(..) {
+                        core.handle_deliver(now, at, &m.smsc, Some(m.bind), &m.inbound, m.ack);
+                    }
                 }
-                sends.abort_all();
-                self.sending.store(0, Ordering::Relaxed);
-                return;
-            }
-        }
-    }
-
-    /// Records what became of finished submits (one store record and one flush for the lot),
-    /// then applies the receipts that were waiting for them. Once durable, the messages free
-    /// their part of the budget; the ids of those whose flush failed are returned.
-    async fn record(
-        &self,
-        outbox: &mut Outbox,
-        finished: &mut Vec<(OutMessage, SendResult)>,
-    ) -> Vec<u64> {
-        if finished.is_empty() {
-            return Vec::new();
-        }
-        let ids: Vec<u64> = finished.iter().map(|(m, _)| m.id).collect();
-        let (at, now) = (Instant::now(), now_ms());
-        let outcomes = self.core.record(outbox, at, now, finished.drain(..));
-        let recorded: Vec<u64> = outcomes.iter().map(|o| o.message.id).collect();
-        // Not recorded (the store refused): they stay in the outbox and go again anyway.
-        outbox.handle_durable(ids.into_iter().filter(|id| !recorded.contains(id)));
-        if outcomes.is_empty() {
-            return Vec::new();
-        }
-        let flushed = self.store.flush().await;
-        self.core.after_recorded(now, &outcomes);
-        match flushed {
-            Ok(()) => {
-                outbox.handle_durable(recorded);
-                Vec::new()
-            }
-            Err(e) => {
-                if !Store::is_disk_full(&e) {
-                    tracing::error!("store flush failed: {e}");
+                Some((commit, result)) = committed.recv() => {
+                    core.handle_committed(SystemTime::now(), Instant::now(), commit, result);
                 }
-                recorded
-            }
-        }
-    }
-
-    // --- timers and gauges ------------------------------------------------------------------
-
-    async fn timer_loop(self: Arc<Self>) {
-        let mut sweep = Instant::now();
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                () = self.shutdown.cancelled() => return,
-            }
-            let stepped = self.core.fire_timers(now_ms());
-            if self.core.poll_overdue_receipts(Instant::now(), now_ms()) || stepped {
-                self.outbox_changed();
-            }
-            if sweep.elapsed() >= Duration::from_secs(60) {
-                sweep = Instant::now();
-                match self.store.sweep_mo_marks(now_ms()) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(marks = n, "swept MO marks past their window"),
-                    Err(e) => tracing::warn!("cannot sweep MO marks: {e}"),
+                n = sent.recv_many(&mut finished, 4096) => if n > 0 {
+                    core.handle_sent(SystemTime::now(), Instant::now(), finished.drain(..));
+                },
+                () = self.outbox_ready.notified() => core.handle_outbox_changed(),
+                () = tokio::time::sleep_until(wake) => {
+                    core.handle_timeout(SystemTime::now(), Instant::now());
+                }
+                () = self.shutdown.cancelled(), if stop_by.is_none() => {
+                    // What was stored is still committed and answered; submits in flight
+                    // finish (the pools are still up) and are recorded, within the grace.
+                    stop_by = Some(Instant::now() + STOP_GRACE);
+                    core.handle_stop();
                 }
             }
         }
+        sends.abort_all();
+        show.send_modify(|s| s.sending = 0);
     }
+
+    /// One submit through a pool; its result goes back to the core.
+    async fn submit(
+        self: Arc<Self>,
+        Submit { message, accepted }: Submit,
+        done: mpsc::UnboundedSender<(OutMessage, SendResult)>,
+    ) {
+        let reference = outbox::reference(&message);
+        let result = (self.pool())
+            .send_parts(&message.to, &message.text, reference, &accepted)
+            .await;
+        let _ = done.send((message, result));
+    }
+
+    // --- gauges ----------------------------------------------------------------------------
 
     /// Gauges read from the store every few seconds (from memory).
     async fn gauge_loop(self: Arc<Self>) {
@@ -469,15 +291,4 @@ impl Pipeline {
             }
         }
     }
-}
-
-/// One inbound message, handled and waiting for its batch's flush.
-struct Handled {
-    ack: AckHandle,
-    /// The bind it came on, which takes the response.
-    bind: Arc<BindLife>,
-    /// Whether it is in the store; otherwise the SMSC is asked to redeliver.
-    stored: bool,
-    /// The "acknowledgement pending" mark to clear once the response is handed over.
-    mark: Option<MoMark>,
 }

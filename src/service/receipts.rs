@@ -19,8 +19,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::smpp::receipt::{DeliveryReceipt, canonical_id};
-use crate::store::PartState;
+use crate::flow::engine::FlowEngine;
+use crate::metrics as names;
+use crate::smpp::receipt::{DeliveryReceipt, canonical_id, id_forms};
+use crate::store::{MessageStatus, Millis, OutboxOutcome, PartState, ReceiptApplied, Store};
 
 /// Receipts kept while their submit's outcome is being recorded, at most ...
 pub const MAX_EARLY: usize = 10_000;
@@ -115,6 +117,172 @@ impl EarlyReceipts {
 
     pub fn is_empty(&self) -> bool {
         self.kept.is_empty()
+    }
+}
+
+/// What a receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// It is in the store (or kept, or not ours): acknowledge it. Not stored: the SMSC sends
+    /// it again.
+    pub stored: bool,
+    /// A flow took a step (`on_delivery`): it may have queued messages.
+    pub stepped: bool,
+}
+
+/// Every receipt's way to its message: the ones waiting for their submit's outcome, and
+/// what each SMSC's receipts showed of their ids (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Receipts {
+    early: EarlyReceipts,
+    /// By `[[smsc]]` name.
+    bases: HashMap<String, IdBase>,
+}
+
+impl Receipts {
+    /// A receipt that just came: the state of the part it names, the message's status from
+    /// all its parts, and `on_delivery` when that status changed; kept when its message is
+    /// not known yet.
+    pub fn handle(
+        &mut self,
+        store: &Store,
+        engine: &FlowEngine,
+        now: Millis,
+        kept: Kept,
+    ) -> Applied {
+        self.apply(store, engine, now, kept, false)
+    }
+
+    /// Receipts that waited [`GRACE`] for their own message: from an SMSC whose receipts
+    /// carry ids in the other base, matched that way (for the same recipient); else
+    /// forgotten. Whether a flow stepped.
+    pub fn poll_overdue(
+        &mut self,
+        store: &Store,
+        engine: &FlowEngine,
+        at: Instant,
+        now: Millis,
+    ) -> bool {
+        let mut stepped = false;
+        for kept in self.early.poll_overdue(at) {
+            stepped |= self.apply(store, engine, now, kept, true).stepped;
+        }
+        stepped
+    }
+
+    /// The receipts that came before these outcomes were recorded, applied.
+    pub fn handle_recorded(
+        &mut self,
+        store: &Store,
+        engine: &FlowEngine,
+        now: Millis,
+        outcomes: &[OutboxOutcome],
+    ) -> bool {
+        let early = self.early.take(outcomes.iter().flat_map(|o| &o.smsc_ids));
+        let mut stepped = false;
+        for kept in early {
+            stepped |= self.apply(store, engine, now, kept, false).stepped;
+        }
+        stepped
+    }
+
+    /// Receipts waiting for their message.
+    pub fn waiting(&self) -> usize {
+        self.early.len()
+    }
+
+    fn learn(&mut self, smsc: &str, base: IdBase) {
+        let known = self.bases.entry(smsc.to_owned()).or_default();
+        if *known == IdBase::Unknown {
+            let how = match base {
+                IdBase::Same => "match submit_sm_resp ids as given",
+                IdBase::Other => "carry submit_sm_resp ids in the other base (hex vs decimal)",
+                IdBase::Unknown => "are not known yet",
+            };
+            tracing::info!(%smsc, "delivery receipt ids of {smsc} {how}");
+            *known = base;
+        }
+    }
+
+    /// `overdue`: the receipt waited its grace; its id may be read in the other base (unless
+    /// its SMSC showed it gives them as they are), and unmatched it is forgotten.
+    fn apply(
+        &mut self,
+        store: &Store,
+        engine: &FlowEngine,
+        now: Millis,
+        kept: Kept,
+        overdue: bool,
+    ) -> Applied {
+        let receipt = &kept.receipt;
+        let state = part_state(receipt);
+        let mut forms = id_forms(&receipt.message_id);
+        let base = self.bases.get(&kept.smsc).copied().unwrap_or_default();
+        if !overdue || base == IdBase::Same {
+            forms.truncate(1);
+        }
+        let (stored, stepped) = (
+            Applied {
+                stored: true,
+                stepped: false,
+            },
+            Applied {
+                stored: true,
+                stepped: true,
+            },
+        );
+        let applied = match store.apply_receipt_from(&forms, Some(&kept.from), state, now) {
+            Ok(applied) => applied,
+            Err(e) => {
+                store.log_failure(format_args!("cannot store a receipt: {e}"));
+                return Applied {
+                    stored: false,
+                    stepped: false,
+                };
+            }
+        };
+        // Not known yet (its submit is still being recorded, or its id is in the other
+        // base), or not ours: kept a while.
+        let Some(ReceiptApplied { part, changed }) = applied else {
+            if !overdue {
+                self.early.keep(kept);
+            }
+            return stored;
+        };
+        self.learn(
+            &kept.smsc,
+            if overdue { IdBase::Other } else { IdBase::Same },
+        );
+        let Some(status) = changed.as_ref().map(MessageStatus::word) else {
+            return stored;
+        };
+        // Final once: a later receipt never changes a delivered or undeliverable message.
+        if names::MT_RECEIPT_STATUSES.contains(&status) {
+            metrics::counter!(names::MT_RECEIPTS, "flow" => part.flow.clone(), "status" => status)
+                .increment(1);
+            if changed == Some(MessageStatus::Delivered)
+                && part.opening
+                && engine.is_survey(&part.flow)
+            {
+                metrics::counter!(names::SURVEY_FUNNEL,
+                    "flow" => part.flow.clone(), "stage" => "delivered")
+                .increment(1);
+            }
+        }
+        let step = engine.delivery(
+            now,
+            part.conversation,
+            &part.to,
+            status,
+            Some(part.outbox_id),
+        );
+        match step {
+            Ok(_) => stepped,
+            Err(e) => {
+                tracing::debug!("receipt for conversation {}: {e}", part.conversation);
+                stored
+            }
+        }
     }
 }
 

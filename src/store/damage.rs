@@ -112,6 +112,17 @@ impl Store {
         self.inner.damage.found().is_some()
     }
 
+    /// Logs an operation on this store that failed: at ERROR, unless the store is damaged,
+    /// which it said once, at ERROR, when that was found: the same line for every MO the
+    /// SMSC redelivers would bury it.
+    pub fn log_failure(&self, what: std::fmt::Arguments<'_>) {
+        if self.is_damaged() {
+            tracing::debug!("{what}");
+        } else {
+            tracing::error!("{what}");
+        }
+    }
+
     /// Runs `read`, a read of sled (`what` names it for the message): damage it meets marks
     /// the store damaged and comes back as [`StoreError::Damaged`]; sled panicking on a page
     /// is damage too.
