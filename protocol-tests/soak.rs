@@ -442,6 +442,13 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies.get(at).copied().unwrap_or_default()
 }
 
+/// What the load did: the posts, the replies and the staff calls.
+struct Load {
+    posted: Posted,
+    burst: Burst,
+    calls: usize,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_256_posters_an_mo_burst_receipts_and_timers_then_nothing_lost_or_doubled() {
     let began = Instant::now();
@@ -460,13 +467,49 @@ async fn soak_256_posters_an_mo_burst_receipts_and_timers_then_nothing_lost_or_d
     let mut service = spawn_service(&setup.config);
     until_ready(setup.http).await;
 
-    // Everything at once for the soak's time.
+    let load = run_load(&smsc, setup.http).await;
+    let surveys = load.posted.accepted.len();
+    let text = settled_metrics(&smsc, &setup, surveys, load.calls).await;
+    let stats = smsc.stats();
+    stop_with_sigterm(&mut service).await;
+    smsc.shutdown().await;
+    let receipts = check_metrics(&text, &load, &stats);
+    check_store(&setup.data, &load, receipts);
+
+    let (delivered, undeliverable) = receipts;
+    println!(
+        "soak {:?}: events posted {} (accepted {surveys}, repeats {} answered as duplicates), \
+         MOs acknowledged {} (+{} redelivered by the test, {} sent again by the simulator, {} \
+         recognised; ack p99 {:?}), MTs {} ({delivered} delivered, {undeliverable} undeliverable; \
+         {} receipt PDUs), timers fired {} ({} surveys expired, {} staff calls escalated 4 \
+         times each), post latency p99 {:?}, run time {:?}",
+        soak_time(),
+        load.posted.latencies.len(),
+        load.posted.repeats,
+        load.burst.answered.len(),
+        load.burst.redelivered,
+        stats.mo_redelivered,
+        total(&text, "smsflow_mo_redelivered_total", &[]),
+        p99(load.burst.latencies),
+        delivered + undeliverable,
+        stats.receipts_sent,
+        load.burst.silent.len() + 4 * load.calls,
+        load.burst.silent.len(),
+        load.calls,
+        p99(load.posted.latencies),
+        began.elapsed(),
+    );
+}
+
+/// Posters, the MO burst and the staff calls at once for the soak's time; each answered as
+/// documented.
+async fn run_load(smsc: &SmscHandle, http: SocketAddr) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let (to_burst, accepted) = mpsc::unbounded_channel();
     let burst = tokio::spawn(mo_burst(smsc.clone(), accepted));
-    let calls = tokio::spawn(staff_calls(setup.http, stop.clone()));
+    let calls = tokio::spawn(staff_calls(http, stop.clone()));
     let posters: Vec<_> = (0..POSTERS)
-        .map(|p| tokio::spawn(poster(p, setup.http, stop.clone(), to_burst.clone())))
+        .map(|p| tokio::spawn(poster(p, http, stop.clone(), to_burst.clone())))
         .collect();
     drop(to_burst);
     tokio::time::sleep(soak_time()).await;
@@ -483,56 +526,56 @@ async fn soak_256_posters_an_mo_burst_receipts_and_timers_then_nothing_lost_or_d
     let burst = burst.await.unwrap();
     let calls = calls.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
     let first = |failures: &[String]| failures.iter().take(5).cloned().collect::<Vec<_>>();
+    let (posts, replies) = (&posted.failures, &burst.failures);
+    let e_g = (first(posts), first(replies));
     assert!(
-        posted.failures.is_empty(),
-        "{} posts not answered 202 as documented, e.g. {:?}",
-        posted.failures.len(),
-        first(&posted.failures)
+        posts.is_empty(),
+        "{} posts not as documented: {:?}",
+        posts.len(),
+        e_g.0
     );
     assert!(
-        burst.failures.is_empty(),
-        "{} replies not acknowledged, e.g. {:?}",
-        burst.failures.len(),
-        first(&burst.failures)
+        replies.is_empty(),
+        "{} replies failed: {:?}",
+        replies.len(),
+        e_g.1
     );
-    let (surveys, answered, silent) = (
-        posted.accepted.len(),
-        burst.answered.len(),
-        burst.silent.len(),
-    );
-    assert_eq!(answered + silent, surveys, "every survey answered or left");
-    assert!(answered > 0 && silent > 0 && posted.repeats > 0 && calls > 0);
+    let left = burst.answered.len() + burst.silent.len();
+    assert_eq!(left, posted.accepted.len(), "every survey answered or left");
+    assert!(!burst.answered.is_empty() && !burst.silent.is_empty());
+    assert!(posted.repeats > 0 && calls > 0);
+    Load {
+        posted,
+        burst,
+        calls,
+    }
+}
 
-    let text = settled_metrics(&smsc, &setup, surveys, calls).await;
-    let stats = smsc.stats();
-    stop_with_sigterm(&mut service).await;
-    smsc.shutdown().await;
-    let metric = |name: &str, with: &[&str]| total(&text, name, with) as usize;
-
-    // The counters agree with what was sent.
+/// The counters of /metrics against what the load did (and the simulator saw): the MTs
+/// delivered and undeliverable.
+fn check_metrics(text: &str, load: &Load, stats: &sim::SimStats) -> (usize, usize) {
+    let metric = |name: &str, with: &[&str]| total(text, name, with) as usize;
+    let (surveys, calls) = (load.posted.accepted.len(), load.calls);
+    let (answered, silent) = (load.burst.answered.len(), load.burst.silent.len());
     let survey = "flow=\"survey\"";
-    let mos = burst.answered.len();
-    assert_eq!(
-        metric("smsflow_mo_messages_total", &[survey]),
-        mos,
-        "MOs handled once each"
+    let mos = metric("smsflow_mo_messages_total", &[survey]);
+    assert_eq!(mos, answered, "MOs handled, once each");
+    let redelivered = metric("smsflow_mo_redelivered_total", &[]);
+    let (ours, sims) = (load.burst.redelivered, stats.mo_redelivered as usize);
+    assert!(
+        ours <= redelivered && redelivered <= ours + sims,
+        "redeliveries recognised: {redelivered}; the test's {ours}, the simulator's {sims}"
     );
+    assert!(sims > 0, "the simulator copied MOs early");
+    let elsewhere = metric("smsflow_mo_messages_total", &[]) - mos;
     assert_eq!(
-        metric("smsflow_mo_messages_total", &[]),
-        mos,
-        "an MO outside its survey: handled more than {:?} after its question, the survey had \
+        elsewhere,
+        0,
+        "MOs that found no open survey (inbox or none): processed twice (a redelivery not \
+         recognised), or handled more than {:?} after their question, when the survey had \
          expired (a machine too slow for this soak, or the service stalling MOs)",
         ANSWER_WINDOW - ANSWER_WITHIN
     );
-    let redelivered = metric("smsflow_mo_redelivered_total", &[]);
-    assert!(
-        redelivered >= burst.redelivered
-            && redelivered <= burst.redelivered + stats.mo_redelivered as usize,
-        "redeliveries recognised: {redelivered}, the test's {} and the simulator's {}",
-        burst.redelivered,
-        stats.mo_redelivered
-    );
-    assert!(stats.mo_redelivered > 0, "the simulator copied MOs early");
     assert_eq!(metric("smsflow_ratings_total", &[survey]), answered);
     let finished = |outcome: &str| {
         let outcome = format!("outcome=\"{outcome}\"");
@@ -545,28 +588,16 @@ async fn soak_256_posters_an_mo_burst_receipts_and_timers_then_nothing_lost_or_d
         &[survey, "stage=\"expired\""],
     );
     assert_eq!(expired, silent, "the funnel's expired");
-    let mt = |status: &str| {
-        metric(
-            "smsflow_mt_messages_total",
-            &[&format!("status=\"{status}\"")],
-        )
-    };
+    let status = |s: &str| format!("status=\"{s}\"");
+    let mt = |s: &str| metric("smsflow_mt_messages_total", &[&status(s)]);
     assert_eq!(mt("failed"), 0, "no MT refused");
-    let survey_mts = metric(
-        "smsflow_mt_messages_total",
-        &[survey, "status=\"accepted\""],
-    );
+    let questions_and_thanks = metric("smsflow_mt_messages_total", &[survey, &status("accepted")]);
     assert_eq!(
-        survey_mts,
+        questions_and_thanks,
         surveys + answered,
         "a question each, a thanks per rating"
     );
-    let receipt = |status: &str| {
-        metric(
-            "smsflow_mt_receipts_total",
-            &[&format!("status=\"{status}\"")],
-        )
-    };
+    let receipt = |s: &str| metric("smsflow_mt_receipts_total", &[&status(s)]);
     let (delivered, undeliverable) = (receipt("delivered"), receipt("undeliverable"));
     assert_eq!(
         delivered + undeliverable,
@@ -579,17 +610,24 @@ async fn soak_256_posters_an_mo_burst_receipts_and_timers_then_nothing_lost_or_d
     );
     let nobody = metric("smsflow_escalations_total", &["level=\"none\""]);
     assert_eq!(nobody, calls, "every staff call escalated to the end");
-    let events_202 = metric(
-        "smsflow_http_requests_total",
-        &["route=\"/api/v1/flows/{flow}/events\"", "status=\"202\""],
+    let events = ["route=\"/api/v1/flows/{flow}/events\"", "status=\"202\""];
+    let answered_202 = metric("smsflow_http_requests_total", &events);
+    assert_eq!(
+        answered_202,
+        surveys + load.posted.repeats,
+        "the API's 202s"
     );
-    assert_eq!(events_202, surveys + posted.repeats, "the API's 202s");
+    (delivered, undeliverable)
+}
 
-    // The store: one conversation per accepted event, each over as it should be.
-    let store = open_store(&setup.data);
+/// The store after the stop: one conversation per accepted event, each over as it should
+/// be; each reply once in its timeline and rated once; every MT with its final receipt.
+fn check_store(data: &std::path::Path, load: &Load, receipts: (usize, usize)) {
+    let (posted, burst) = (&load.posted, &load.burst);
+    let store = open_store(data);
     let mut by_flow: HashMap<String, usize> = HashMap::new();
     let mut mo_in: HashMap<String, Vec<String>> = HashMap::new();
-    let (mut mt_delivered, mut mt_undeliverable) = (0, 0);
+    let (mut delivered, mut undeliverable) = (0, 0);
     for id in store.conversation_ids().unwrap() {
         let c = store.conversation(id).unwrap().unwrap();
         *by_flow.entry(c.flow.clone()).or_default() += 1;
@@ -599,100 +637,66 @@ async fn soak_256_posters_an_mo_burst_receipts_and_timers_then_nothing_lost_or_d
                     mo_in.entry(entry.party).or_default().push(entry.text)
                 }
                 (Direction::Out, TimelineStatus::Message(MessageStatus::Delivered)) => {
-                    mt_delivered += 1
+                    delivered += 1
                 }
                 (Direction::Out, TimelineStatus::Message(MessageStatus::Undeliverable)) => {
-                    mt_undeliverable += 1
+                    undeliverable += 1
                 }
                 (Direction::Out, status) => panic!("conversation {id}: an MT left {status}"),
                 _ => {}
             }
         }
         if c.flow == "escalation" {
-            let unacknowledged = ConversationStatus::Finished {
+            let over = ConversationStatus::Finished {
                 outcome: "unacknowledged".into(),
             };
-            assert_eq!(c.status, unacknowledged, "staff call {id}");
+            assert_eq!(c.status, over, "staff call {id}");
         }
     }
+    let (surveys, calls) = (posted.accepted.len(), load.calls);
     assert_eq!(by_flow.get("survey"), Some(&surveys), "{by_flow:?}");
     assert_eq!(by_flow.get("escalation"), Some(&calls), "{by_flow:?}");
     assert_eq!(by_flow.len(), 2, "no other conversation: {by_flow:?}");
-    assert_eq!(
-        mo_in.len(),
-        mos,
-        "MOs only from the subscribers who replied"
-    );
-    for (msisdn, reply) in &burst.answered {
-        let texts = mo_in.get(msisdn).map(Vec::as_slice);
-        assert_eq!(
-            texts,
-            Some(&[reply.text.clone()][..]),
-            "{msisdn}'s MO once, whole"
-        );
-    }
-    assert_eq!(
-        (mt_delivered, mt_undeliverable),
-        (delivered, undeliverable),
-        "timelines"
-    );
+    let timelines = (delivered, undeliverable);
+    assert_eq!(timelines, receipts, "the timelines' receipts");
     assert_eq!(store.outbox_len(), 0, "the outbox is empty");
     assert_eq!(store.next_timer_due().unwrap(), None, "no timer left");
-    for survey in posted.accepted.iter() {
-        let found = store
-            .event_conversation("survey", &survey.event_id)
-            .unwrap();
-        assert_eq!(
-            found,
-            Some(survey.conversation),
-            "event {}",
-            survey.event_id
-        );
+    for survey in &posted.accepted {
+        let found = store.event_conversation("survey", &survey.event_id);
+        let event = &survey.event_id;
+        assert_eq!(found.unwrap(), Some(survey.conversation), "event {event}");
         let c = store.conversation(survey.conversation).unwrap().unwrap();
         let outcome = match burst.answered.contains_key(&survey.msisdn) {
             true => "rated",
             false => "no_response",
         };
-        let want = ConversationStatus::Finished {
+        let over = ConversationStatus::Finished {
             outcome: outcome.into(),
         };
-        assert_eq!(c.status, want, "survey {} of {}", c.id, survey.msisdn);
+        assert_eq!(c.status, over, "survey {} of {}", c.id, survey.msisdn);
     }
     let mut ratings: HashMap<String, (u8, String)> = HashMap::new();
     for r in store.ratings(i64::MIN, i64::MAX).unwrap() {
         let again = ratings.insert(r.msisdn.clone(), (r.score, r.comment));
         assert!(again.is_none(), "{} rated twice", r.msisdn);
     }
+    let answered = burst.answered.len();
     assert_eq!(
         ratings.len(),
         answered,
         "a rating per acknowledged reply, no other"
     );
-    for (msisdn, reply) in &burst.answered {
-        let want = (reply.score, reply.comment.clone());
-        assert_eq!(
-            ratings.get(msisdn),
-            Some(&want),
-            "the rating of {msisdn}'s {reply:?}"
-        );
-    }
-
-    println!(
-        "soak {:?}: events posted {} (accepted {surveys}, repeats {} answered as duplicates), \
-         MOs acknowledged {mos} (+{} redelivered by the test, {} sent again by the simulator, \
-         {redelivered} recognised; ack p99 {:?}), MTs {} ({delivered} delivered, {undeliverable} \
-         undeliverable; {} receipt PDUs), timers fired {} ({silent} surveys expired, {calls} \
-         staff calls escalated 4 times each), post latency p99 {:?}, run time {:?}",
-        soak_time(),
-        posted.latencies.len(),
-        posted.repeats,
-        burst.redelivered,
-        stats.mo_redelivered,
-        p99(burst.latencies),
-        mt("accepted"),
-        stats.receipts_sent,
-        silent + 4 * calls,
-        p99(posted.latencies),
-        began.elapsed(),
+    assert_eq!(
+        mo_in.len(),
+        answered,
+        "MOs only from the subscribers who replied"
     );
+    for (msisdn, reply) in &burst.answered {
+        let texts = mo_in.get(msisdn).map(Vec::as_slice);
+        let once = [reply.text.clone()];
+        assert_eq!(texts, Some(&once[..]), "{msisdn}'s MO once, whole");
+        let want = (reply.score, reply.comment.clone());
+        let rating = ratings.get(msisdn);
+        assert_eq!(rating, Some(&want), "the rating of {msisdn}'s {reply:?}");
+    }
 }
