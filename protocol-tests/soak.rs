@@ -567,6 +567,11 @@ fn check_metrics(text: &str, load: &Load, stats: &sim::SimStats) -> (usize, usiz
         "redeliveries recognised: {redelivered}; the test's {ours}, the simulator's {sims}"
     );
     assert!(sims > 0, "the simulator copied MOs early");
+    let parts = (stats.receipts_sent, stats.submit_sm_received);
+    assert_eq!(
+        parts.0, parts.1,
+        "a receipt asked for and sent for every part"
+    );
     let elsewhere = metric("smsflow_mo_messages_total", &[]) - mos;
     assert_eq!(
         elsewhere,
