@@ -23,7 +23,7 @@ const BEFORE_STOP: usize = 400;
 
 /// What became of one POST.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// A whole answer: status, head, body.
     Answered(u16, String, String),
     /// The connection was refused: the service is gone, nothing was sent.
@@ -32,15 +32,16 @@ enum Outcome {
     Broken(String),
 }
 
-/// A poster's connection: kept between POSTs when `keep_alive`, until an answer closes it.
-struct Client {
-    addr: SocketAddr,
-    keep_alive: bool,
-    stream: Option<TcpStream>,
+/// A poster's connection to `POST /api/v1/flows/survey/events`: kept between POSTs when
+/// `keep_alive`, until an answer closes it (also for `soak.rs`).
+pub(crate) struct Client {
+    pub(crate) addr: SocketAddr,
+    pub(crate) keep_alive: bool,
+    pub(crate) stream: Option<TcpStream>,
 }
 
 impl Client {
-    async fn post(&mut self, body: &str) -> Outcome {
+    pub(crate) async fn post(&mut self, body: &str) -> Outcome {
         let reused = self.stream.is_some();
         let mut stream = match self.stream.take() {
             Some(stream) => stream,

@@ -45,6 +45,9 @@
 //!   own 0–10 survey answered by the simulated subscribers.
 //! - `simulation`: the service core on virtual time against a fake SMSC, with crashes at any
 //!   step, on a few hundred seeds; invariants checked on each.
+//! - `soak`: 256 HTTP posters, an MO burst, receipts and timers against `smsflow run` for
+//!   `SMSFLOW_SOAK_SECS` (default 60): every event one conversation, every acknowledged MO
+//!   rated once, nothing lost, /metrics agreeing.
 //! - `staffcalls`: what a ward sees, through `smsflow run` against node `smpp` as the SMSC:
 //!   a nurse's second `OK` is a new message, a copy after a dropped link a redelivery.
 //! - `survey_flows`: the shipped `nps` flow under `smsflow run`: its report over HTTP, the CLI
@@ -92,6 +95,7 @@ mod shutdown;
 mod sim;
 mod simctl;
 mod simulation;
+mod soak;
 mod staffcalls;
 mod store_damage;
 mod store_ops;

@@ -460,8 +460,8 @@ pub(crate) async fn scrape_until(setup: &crate::run::ServiceSetup, needle: &str)
     }
 }
 
-/// The sum of the samples of `metric` whose labels contain all of `with`.
-fn total(text: &str, metric: &str, with: &[&str]) -> f64 {
+/// The sum of the samples of `metric` whose labels contain all of `with` (also for `soak.rs`).
+pub(crate) fn total(text: &str, metric: &str, with: &[&str]) -> f64 {
     (text.lines())
         .filter(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
         .filter(|l| with.iter().all(|w| l.contains(w)))

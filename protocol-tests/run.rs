@@ -79,6 +79,30 @@ listen = "{metrics}"
     setup
 }
 
+/// A config in `dir` for the simulator on `smsc_port` running the flows in `scripts`.
+pub(crate) fn setup_in(dir: &Path, smsc_port: u16, scripts: &Path) -> ServiceSetup {
+    let setup = service_setup(dir, smsc_port, &[]);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let config = std::fs::read_to_string(&setup.config).unwrap().replace(
+        &format!("scripts_dir = \"{}\"", shipped.display()),
+        &format!("scripts_dir = \"{}\"", scripts.display()),
+    );
+    std::fs::write(&setup.config, config).unwrap();
+    setup
+}
+
+/// A copy of the shipped scripts in `dir/scripts` (for a test to edit or add to): its path.
+pub(crate) fn shipped_scripts_in(dir: &Path) -> PathBuf {
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, scripts.join(path.file_name().unwrap())).unwrap();
+    }
+    scripts
+}
+
 /// `smsflow run --config config` as a child process, killed if the test drops it.
 pub(crate) fn spawn_service(config: &Path) -> Child {
     spawn_service_with(config, &[])

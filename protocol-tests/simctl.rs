@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
 use crate::http::{post_event, raw};
-use crate::run::{service_setup, spawn_service, stop_with_sigterm};
+use crate::run::{service_setup, setup_in, spawn_service, stop_with_sigterm};
 use crate::util::{TempDir, WAIT, until_ready};
 
 /// `smsflow smsc` as a process on free ports, with its control port; its SMPP and control
@@ -290,14 +290,7 @@ async fn an_operators_own_zero_to_ten_survey_is_answered_by_the_simulated_subscr
     let scripts = dir.path().join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     std::fs::write(scripts.join("delivery.rhai"), OWN_FLOW).unwrap();
-    let setup = service_setup(dir.path(), smsc.smpp.port(), &[]);
-    let config = std::fs::read_to_string(&setup.config).unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    let config = config.replace(
-        &format!("scripts_dir = \"{}\"", shipped.display()),
-        &format!("scripts_dir = \"{}\"", scripts.display()),
-    );
-    std::fs::write(&setup.config, config).unwrap();
+    let setup = setup_in(dir.path(), smsc.smpp.port(), &scripts);
     let mut service = spawn_service(&setup.config);
     until_ready(setup.http).await;
 

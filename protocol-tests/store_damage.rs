@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::http::{Resp, raw};
-use crate::run::{ServiceSetup, service_log, service_setup, sigterm, simulator, spawn_service};
+use crate::run::{
+    ServiceSetup, service_log, setup_in, shipped_scripts_in, sigterm, simulator, spawn_service,
+};
 use crate::util::{TempDir, WAIT, send_mo, until_ready};
 
 /// Conversations of the `note` flow, closed at once: their records are read only when asked
@@ -76,18 +78,6 @@ async fn post(http: std::net::SocketAddr, flow: &str, body: &str) -> Resp {
     raw(http, "POST", &path, &headers, Some(body.as_bytes())).await
 }
 
-/// A config in `dir` for the simulator on `smsc_port` running the flows in `scripts`.
-fn setup_in(dir: &Path, smsc_port: u16, scripts: &Path) -> ServiceSetup {
-    let setup = service_setup(dir, smsc_port, &[]);
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    let config = std::fs::read_to_string(&setup.config).unwrap().replace(
-        &format!("scripts_dir = \"{}\"", shipped.display()),
-        &format!("scripts_dir = \"{}\"", scripts.display()),
-    );
-    std::fs::write(&setup.config, config).unwrap();
-    setup
-}
-
 /// `body` posted to `flow`, answered 202 with a new conversation.
 async fn posted(setup: &ServiceSetup, flow: &'static str, body: String) -> Event {
     let resp = post(setup.http, flow, &body).await;
@@ -104,13 +94,7 @@ async fn posted(setup: &ServiceSetup, flow: &'static str, body: String) -> Event
 /// stop, a restart with a few more surveys, a clean stop.
 async fn make(smsc: &smsflow::sim::SmscHandle) -> Made {
     let dir = TempDir::new("damage-made");
-    let scripts = dir.path().join("scripts");
-    std::fs::create_dir_all(&scripts).unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, scripts.join(path.file_name().unwrap())).unwrap();
-    }
+    let scripts = shipped_scripts_in(dir.path());
     std::fs::write(scripts.join("note.rhai"), NOTE_FLOW).unwrap();
     let setup = setup_in(dir.path(), smsc.local_addr().port(), &scripts);
     let mut events = Vec::new();
