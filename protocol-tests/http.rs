@@ -54,6 +54,7 @@ impl Server {
                 let ready = ready.clone();
                 Arc::new(move || ready.load(Ordering::SeqCst))
             },
+            start: smsflow::http::direct_start(engine.clone()),
             on_accepted: {
                 let accepted = accepted.clone();
                 Arc::new(move || {

@@ -22,10 +22,11 @@ async fn server(limits: ListenerLimits) -> SocketAddr {
     let engine = shipped_engine();
     let state = ApiState {
         store: engine.store().clone(),
-        engine,
+        engine: engine.clone(),
         tokens: Vec::new(),
         number_tokens: Vec::new(),
         ready: Arc::new(|| true),
+        start: smsflow::http::direct_start(engine.clone()),
         on_accepted: Arc::new(|| {}),
         now: Arc::new(|| check::START),
         buttons: smsflow::config::ButtonRoutes::shipped(),

@@ -151,6 +151,7 @@ async fn service(store: Store) -> Service {
         tokens: vec![TOKEN.to_owned(), NUMBERS_TOKEN.to_owned()],
         number_tokens: vec![NUMBERS_TOKEN.to_owned()],
         ready: Arc::new(|| true),
+        start: smsflow::http::direct_start(engine.clone()),
         on_accepted: Arc::new(|| {}),
         now: Arc::new(|| smsflow::flow::check::START),
         buttons: smsflow::config::ButtonRoutes::shipped(),

@@ -67,9 +67,9 @@ impl Rng {
 }
 
 /// The "process": what a crash takes away and a restart builds again. The core answers
-/// each deliver_sm with the message the SMSC sent.
+/// each deliver_sm with the message the SMSC sent, and each event with its index.
 struct Node {
-    core: Core<Mo>,
+    core: Core<Mo, usize>,
     /// A commit the core asked for, flushed already, whose `handle_committed` has not run:
     /// the writes made since are not durable, and a crash now loses them.
     flushed: Option<(u64, Result<(), StoreError>)>,
@@ -243,10 +243,6 @@ impl Sim {
         self.faults && self.rng.chance(percent)
     }
 
-    fn flush(&mut self) -> bool {
-        self.node().core.store.flush_sync().is_ok()
-    }
-
     /// The driver's flush of what the core asks, in two halves the other steps can come
     /// between: the flush, then its `handle_committed` and the responses it lets out.
     fn commit(&mut self) {
@@ -276,8 +272,13 @@ impl Sim {
         }
     }
 
-    /// The responses the core lets out reach the SMSC (or are lost on the way).
+    /// The responses the core lets out reach the SMSC (or are lost on the way), and the
+    /// events' answers their posters.
     fn answer(&mut self) {
+        while let Some((i, accepted)) = self.node().core.poll_accepted() {
+            accepted.unwrap();
+            self.events[i].2 = true;
+        }
         while let Some((mo, answer)) = self.node().core.poll_ack() {
             if answer == Answer::RetryLater {
                 // Not stored: the SMSC sends it again.
@@ -311,16 +312,9 @@ impl Sim {
         let now = self.now_ms();
         let event =
             serde_json::json!({"id": id, "msisdn": msisdn, "operator": "op-1", "channel": "call"});
-        let engine = &self.node.as_ref().unwrap().core.engine;
-        engine.start(now, "survey", event, Some(&id)).unwrap();
-        if self.fault(5) {
-            // Killed before the flush: the client saw no 202 and posts again later.
-            return self.crash();
-        }
-        if self.flush() {
-            self.events[i].2 = true;
-        }
-        self.node().core.handle_outbox_changed();
+        // Answered (the 202) once a commit covers its step; killed before, the client saw
+        // no 202 and posts again later.
+        (self.node().core).handle_event(now, "survey", event, Some(&id), i);
     }
 
     /// A subscriber with a survey answers: a score, sometimes with a comment, sometimes
@@ -565,7 +559,6 @@ impl Sim {
         for round in 0..10_000 {
             if self.events.iter().any(|e| !e.2) {
                 self.post_event();
-                continue;
             }
             let idle = self.pending.is_empty() && self.receipts.is_empty();
             if !self.pending.is_empty() {

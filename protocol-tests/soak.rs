@@ -559,7 +559,13 @@ fn check_metrics(text: &str, load: &Load, stats: &sim::SimStats) -> (usize, usiz
     let (answered, silent) = (load.burst.answered.len(), load.burst.silent.len());
     let survey = "flow=\"survey\"";
     let mos = metric("smsflow_mo_messages_total", &[survey]);
-    assert_eq!(mos, answered, "MOs handled, once each");
+    assert_eq!(
+        mos,
+        answered,
+        "MOs handled, once each (all flows: {}, redeliveries recognised: {})",
+        metric("smsflow_mo_messages_total", &[]),
+        metric("smsflow_mo_redelivered_total", &[])
+    );
     let redelivered = metric("smsflow_mo_redelivered_total", &[]);
     let (ours, sims) = (load.burst.redelivered, stats.mo_redelivered as usize);
     assert!(

@@ -91,7 +91,15 @@ pub enum EngineError {
          fn reply_codes(), or close calls)"
     )]
     NoReplyCode { flow: String, from: u32, to: u32 },
+    /// The event's step was taken, but the group commit that was to make it durable failed:
+    /// it waits in memory (written once there is room) and a retry is its duplicate.
+    #[error("cannot make the event durable: {detail}")]
+    NotDurable { disk_full: bool, detail: String },
 }
+
+/// What an event came to once its step is durable: what [`FlowEngine::start`] made of it,
+/// or why not.
+pub type Accepted = Result<(StepResult, Started), EngineError>;
 
 /// What [`FlowEngine::start`] made of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -58,7 +58,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{BODY_LIMIT, ListenerLimits};
 use crate::flow::api::normalize_msisdn;
-use crate::flow::engine::{EngineError, FlowEngine, Started, StepResult};
+use crate::flow::engine::{Accepted, EngineError, FlowEngine, Started, StepResult};
 use crate::report::{self, Kind, Report};
 use crate::store::{ConversationId, Direction, Millis, Store, StoreError, TimelineEntry, Timer};
 
@@ -78,12 +78,45 @@ pub struct ApiState {
     pub number_tokens: Vec<String>,
     /// true while at least one SMSC session is bound (the pool's `bound() > 0`)
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
-    /// called after an event was accepted so the outbox is drained now
+    /// Hands an event to the service's core (the one writer of steps): `(now, flow, event,
+    /// id)`, answered once its step is durable.
+    pub start: Starter,
+    /// called after an event was accepted so the webhooks are drained now
     pub on_accepted: Arc<dyn Fn() + Send + Sync>,
     /// clock in ms (tests inject a fixed one)
     pub now: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// Which flow `POST /api/v1/buttons` gives a press to (`[buttons]`).
     pub buttons: crate::config::ButtonRoutes,
+}
+
+/// What [`ApiState::start`] answers.
+pub type EventFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Accepted> + Send>>;
+
+/// What [`ApiState::start`] is.
+pub type Starter = Arc<dyn Fn(i64, String, Value, Option<String>) -> EventFuture + Send + Sync>;
+
+/// An [`ApiState::start`] for an API served without the service's core (tests of the HTTP
+/// layer alone): the engine's step on a blocking thread, then the store's flush.
+pub fn direct_start(engine: Arc<FlowEngine>) -> Starter {
+    Arc::new(move |now, flow, event, key| {
+        let engine = engine.clone();
+        Box::pin(async move {
+            let store = engine.store().clone();
+            let started = tokio::task::spawn_blocking(move || {
+                engine.start(now, &flow, event, key.as_deref())
+            })
+            .await
+            .map_err(|e| EngineError::NotDurable {
+                disk_full: false,
+                detail: format!("the flow engine task failed: {e}"),
+            })??;
+            store.flush().await.map_err(|e| EngineError::NotDurable {
+                disk_full: Store::is_disk_full(&e),
+                detail: e.to_string(),
+            })?;
+            Ok(started)
+        })
+    })
 }
 
 /// Every way a request fails. `Display` is the short `"error"` of the JSON body; the
@@ -424,38 +457,36 @@ pub(super) async fn start_event(
     let key = event_key(&event)?;
     normalize_event(&mut event)?;
 
+    // Accepted means on disk: a crash after the 202 must not lose the event (and its SMS
+    // must not leave before the conversation that sent it is durable). The core answers once
+    // the group commit covering the step is; concurrent requests share one.
     let now = (state.now)();
-    let engine = state.engine.clone();
-    let event = Value::Object(event);
-    let started = {
-        let (flow, key) = (flow.clone(), key.clone());
-        tokio::task::spawn_blocking(move || engine.start(now, &flow, event, key.as_deref()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("the flow engine task failed: {e}")))?
-    };
-    let (result, started) = match started {
-        Ok(done) => done,
-        // Two requests with the same id raced twice over: the other one's conversation.
-        Err(EngineError::Store(StoreError::EventKeyTaken { conversation, .. })) => (
-            StepResult {
-                conversation,
-                flow,
-                ..StepResult::default()
-            },
-            Started::Duplicate,
-        ),
-        Err(e) => return Err(e.into()),
-    };
-    // Accepted means on disk: a crash after the 202 must not lose the event (and its SMS must
-    // not leave before the conversation that sent it is durable). Concurrent requests share
-    // one group commit.
-    state.store.flush().await.map_err(|e| match e {
-        // The step waits in memory and is written once there is room; a retry of the
-        // event is then its duplicate, answered 202 once on disk.
-        StoreError::DiskFull(_) => ApiError::Overloaded(e.to_string()),
-        StoreError::Damaged { .. } => ApiError::from(e),
-        e => ApiError::Internal(format!("cannot make the event durable: {e}")),
-    })?;
+    let (result, started) =
+        match (state.start)(now, flow.clone(), Value::Object(event), key.clone()).await {
+            Ok(done) => done,
+            // Two requests with the same id raced twice over: the other one's conversation.
+            Err(EngineError::Store(StoreError::EventKeyTaken { conversation, .. })) => (
+                StepResult {
+                    conversation,
+                    flow,
+                    ..StepResult::default()
+                },
+                Started::Duplicate,
+            ),
+            // The step waits in memory and is written once there is room; a retry of the
+            // event is then its duplicate, answered 202 once on disk.
+            Err(
+                e @ EngineError::NotDurable {
+                    disk_full: true, ..
+                },
+            ) => {
+                return Err(ApiError::Overloaded(e.to_string()));
+            }
+            Err(e @ EngineError::NotDurable { .. }) => {
+                return Err(ApiError::Internal(e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
     match started {
         Started::Duplicate => return Ok(accepted(result.conversation, true, false)),
         Started::Conflict => {

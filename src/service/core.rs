@@ -25,11 +25,15 @@ use super::inbound::{self, Decision, Inbound, Mo, millis};
 use super::outbox::{self, Outbox, SendResult};
 use super::receipts::{Kept, Receipts};
 use crate::esme::BindLife;
-use crate::flow::engine::{EngineError, FlowEngine, Routed};
+use crate::flow::engine::{Accepted, EngineError, FlowEngine, Routed, Started, StepResult};
 use crate::metrics as names;
 use crate::smpp::session::Inbound as Deliver;
 use crate::store::{MessageStatus, Millis, MoMark, OutMessage, Store, StoreError};
 
+/// Commits asked for and not answered yet, at most: the store's writer makes the ones
+/// waiting one group, so a second one in flight lets the writes made during a group's
+/// fsync start their own without waiting for its answer.
+const MAX_COMMITS_IN_FLIGHT: usize = 2;
 /// How often due timers and overdue receipts are looked at.
 const TIMER_TICK: Duration = Duration::from_millis(100);
 /// How often incomplete concatenated MOs are looked at.
@@ -100,6 +104,13 @@ struct Unanswered<R> {
     bind: Option<Arc<BindLife>>,
 }
 
+/// An event whose step waits for commit `commit` before its answer.
+struct Unaccepted<E> {
+    commit: u64,
+    reply: E,
+    done: (StepResult, Started),
+}
+
 /// When each periodic look is due.
 struct Ticks {
     timers: Instant,
@@ -108,8 +119,9 @@ struct Ticks {
 }
 
 /// See the module documentation. `R` is what answers one deliver_sm (the SMPP session's
-/// response handle; the simulation's own token).
-pub struct Core<R> {
+/// response handle; the simulation's own token), `E` what answers one event (the HTTP
+/// request's channel).
+pub struct Core<R, E = ()> {
     pub engine: Arc<FlowEngine>,
     pub store: Store,
     settings: Settings,
@@ -118,15 +130,18 @@ pub struct Core<R> {
     receipts: Receipts,
     counts: Counts,
     // The commits: `requested` is the last one handed out; a write made now is covered by
-    // the next (`requested + 1`), as only one is in flight and it starts after the write.
+    // the next (`requested + 1`), which starts after the write. A commit that is durable
+    // makes every earlier one durable too, whichever order their answers come in.
     requested: u64,
-    in_flight: bool,
+    in_flight: usize,
     /// Written since the last commit was requested.
     dirty: bool,
     /// A commit failed with outcomes still to make durable: try again at the next tick.
     retry_commit: bool,
     unanswered: VecDeque<Unanswered<R>>,
     answers: VecDeque<(R, Answer)>,
+    unaccepted: VecDeque<Unaccepted<E>>,
+    accepted: VecDeque<(E, Accepted)>,
     /// Fresh outbox messages read, waiting for the commit that covers their steps.
     fresh: Option<(u64, Vec<OutMessage>)>,
     submits: VecDeque<Submit>,
@@ -141,7 +156,7 @@ pub struct Core<R> {
     at: Instant,
 }
 
-impl<R> Core<R> {
+impl<R, E> Core<R, E> {
     /// A core over `engine`'s store, started at `now`/`at` (the same instant on the wall
     /// clock and the monotonic one): the MO parts stored before a restart are restored, and
     /// messages they complete are delivered to the flows.
@@ -151,7 +166,7 @@ impl<R> Core<R> {
         settings: Settings,
         now: SystemTime,
         at: Instant,
-    ) -> Core<R> {
+    ) -> Core<R, E> {
         let mut core = Core {
             engine,
             store,
@@ -161,11 +176,13 @@ impl<R> Core<R> {
             receipts: Receipts::default(),
             counts: Counts::default(),
             requested: 0,
-            in_flight: false,
+            in_flight: 0,
             dirty: false,
             retry_commit: false,
             unanswered: VecDeque::new(),
             answers: VecDeque::new(),
+            unaccepted: VecDeque::new(),
+            accepted: VecDeque::new(),
             fresh: None,
             submits: VecDeque::new(),
             outcomes: VecDeque::new(),
@@ -296,6 +313,32 @@ impl<R> Core<R> {
         });
     }
 
+    /// An event for `flow` (`key`: its id, which makes a retry its duplicate), at `now_ms`
+    /// on the caller's clock, answered by `reply` through [`Core::poll_accepted`] once its
+    /// step is durable.
+    pub fn handle_event(
+        &mut self,
+        now_ms: Millis,
+        flow: &str,
+        event: serde_json::Value,
+        key: Option<&str>,
+        reply: E,
+    ) {
+        match self.engine.start(now_ms, flow, event, key) {
+            Ok(done) => {
+                // A duplicate waits too: its first copy may still be on its way to disk.
+                let commit = self.covering();
+                self.outbox_dirty = true;
+                (self.unaccepted).push_back(Unaccepted {
+                    commit,
+                    reply,
+                    done,
+                });
+            }
+            Err(e) => self.accepted.push_back((reply, Err(e))),
+        }
+    }
+
     /// Commit `commit` (from [`Core::poll_commit`]) is durable, or failed.
     pub fn handle_committed(
         &mut self,
@@ -305,7 +348,7 @@ impl<R> Core<R> {
         result: Result<(), StoreError>,
     ) {
         self.clock(now, at);
-        self.in_flight = false;
+        self.in_flight = self.in_flight.saturating_sub(1);
         let ok = match &result {
             Ok(()) => true,
             Err(e) => {
@@ -317,6 +360,19 @@ impl<R> Core<R> {
                 false
             }
         };
+        while let Some(u) = self.unaccepted.front()
+            && u.commit <= commit
+        {
+            let u = self.unaccepted.pop_front().expect("a front");
+            let answer = match &result {
+                Ok(()) => Ok(u.done),
+                Err(e) => Err(EngineError::NotDurable {
+                    disk_full: Store::is_disk_full(e),
+                    detail: e.to_string(),
+                }),
+            };
+            self.accepted.push_back((u.reply, answer));
+        }
         while let Some(u) = self.unanswered.front()
             && u.commit <= commit
         {
@@ -472,14 +528,14 @@ impl<R> Core<R> {
     // --- outputs ----------------------------------------------------------------------------
 
     /// A commit to make: flush the store, then [`Core::handle_committed`] with this number.
-    /// One at a time; the core goes on working while it is in flight.
+    /// At most [`MAX_COMMITS_IN_FLIGHT`] at a time; the core goes on working meanwhile.
     pub fn poll_commit(&mut self) -> Option<u64> {
         self.read_outbox();
-        if self.in_flight || !self.dirty {
+        if self.in_flight >= MAX_COMMITS_IN_FLIGHT || !self.dirty {
             return None;
         }
         self.dirty = false;
-        self.in_flight = true;
+        self.in_flight += 1;
         self.requested += 1;
         Some(self.requested)
     }
@@ -487,6 +543,11 @@ impl<R> Core<R> {
     /// A deliver_sm's response, once its step is durable.
     pub fn poll_ack(&mut self) -> Option<(R, Answer)> {
         self.answers.pop_front()
+    }
+
+    /// An event's answer, once its step is durable.
+    pub fn poll_accepted(&mut self) -> Option<(E, Accepted)> {
+        self.accepted.pop_front()
     }
 
     /// A message to submit now.
@@ -533,10 +594,12 @@ impl<R> Core<R> {
     /// Stopping, and nothing left to commit, answer or wait for but `sending()` submits.
     pub fn settled(&self) -> bool {
         self.stopping
-            && !self.in_flight
+            && self.in_flight == 0
             && !self.dirty
             && self.unanswered.is_empty()
             && self.answers.is_empty()
+            && self.unaccepted.is_empty()
+            && self.accepted.is_empty()
     }
 
     // --- the steps --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ pub use super::core::{Counts, Settings};
 use super::inbound::millis;
 use super::outbox::{self, SendResult};
 use crate::esme::{AckHandle, InboundMessage, Pool};
-use crate::flow::engine::FlowEngine;
+use crate::flow::engine::{Accepted, EngineError, FlowEngine};
 use crate::metrics as names;
 use crate::store::{OutMessage, Store, StoreError};
 
@@ -36,6 +36,18 @@ pub fn now_ms() -> i64 {
 
 /// Inbound messages handled per batch, at most.
 const MAX_INBOUND_BATCH: usize = 512;
+/// Events waiting for the core, at most: a poster past it waits for room (HTTP's own
+/// limits bound how many wait).
+const EVENT_QUEUE: usize = 1024;
+
+/// An event for the core, from HTTP, and where its answer goes.
+struct EventRequest {
+    now_ms: i64,
+    flow: String,
+    event: serde_json::Value,
+    key: Option<String>,
+    answer: oneshot::Sender<Accepted>,
+}
 /// How long a stop waits for submits in flight before leaving them in the outbox.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
@@ -60,6 +72,7 @@ pub struct Pipeline {
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
     shown: watch::Receiver<Shown>,
+    events: mpsc::Sender<EventRequest>,
 }
 
 impl Pipeline {
@@ -74,6 +87,7 @@ impl Pipeline {
     ) -> Arc<Pipeline> {
         assert!(!pools.is_empty(), "a pipeline needs at least one SMPP pool");
         let (show, shown) = watch::channel(Shown::default());
+        let (events, event_queue) = mpsc::channel(EVENT_QUEUE);
         let pipeline = Arc::new(Pipeline {
             engine: engine.clone(),
             store: store.clone(),
@@ -83,11 +97,12 @@ impl Pipeline {
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
             shown,
+            events,
         });
         let core = Core::new(engine, store, settings, SystemTime::now(), Instant::now());
         {
             let mut tasks = pipeline.tasks.lock().unwrap_or_else(|p| p.into_inner());
-            tasks.spawn(pipeline.clone().core_loop(core, inbound, show));
+            tasks.spawn((pipeline.clone()).core_loop(core, inbound, event_queue, show));
             tasks.spawn(pipeline.clone().gauge_loop());
         }
         pipeline
@@ -99,6 +114,33 @@ impl Pipeline {
 
     pub fn counts(&self) -> Counts {
         self.shown.borrow().counts
+    }
+
+    /// Hands an event to the core: what it came to, once its step is durable (`now_ms`:
+    /// the caller's clock).
+    pub async fn start_event(
+        &self,
+        now_ms: i64,
+        flow: String,
+        event: serde_json::Value,
+        key: Option<String>,
+    ) -> Accepted {
+        let (answer, answered) = oneshot::channel();
+        let request = EventRequest {
+            now_ms,
+            flow,
+            event,
+            key,
+            answer,
+        };
+        let stopping = || EngineError::NotDurable {
+            disk_full: false,
+            detail: "the service is stopping".into(),
+        };
+        if self.events.send(request).await.is_err() {
+            return Err(stopping());
+        }
+        answered.await.unwrap_or_else(|_| Err(stopping()))
     }
 
     /// Wakes the core to read the outbox (after a step that may have queued messages).
@@ -148,8 +190,9 @@ impl Pipeline {
     /// with the next messages.
     async fn core_loop(
         self: Arc<Self>,
-        mut core: Core<AckHandle>,
+        mut core: Core<AckHandle, oneshot::Sender<Accepted>>,
         mut messages: mpsc::Receiver<InboundMessage>,
+        mut events: mpsc::Receiver<EventRequest>,
         show: watch::Sender<Shown>,
     ) {
         let (committed_tx, mut committed) =
@@ -157,6 +200,7 @@ impl Pipeline {
         let (sent_tx, mut sent) = mpsc::unbounded_channel::<(OutMessage, SendResult)>();
         let mut sends = JoinSet::new();
         let mut batch = Vec::with_capacity(MAX_INBOUND_BATCH);
+        let mut posted = Vec::with_capacity(EVENT_QUEUE);
         let mut finished = Vec::new();
         let mut stop_by: Option<Instant> = None;
         loop {
@@ -171,6 +215,9 @@ impl Pipeline {
                     Answer::Ack => reply.ack(),
                     Answer::RetryLater => reply.retry_later(),
                 }
+            }
+            while let Some((answer, accepted)) = core.poll_accepted() {
+                let _ = answer.send(accepted);
             }
             while let Some(submit) = core.poll_submit() {
                 sends.spawn(self.clone().submit(submit, sent_tx.clone()));
@@ -210,6 +257,11 @@ impl Pipeline {
                     let (now, at) = (SystemTime::now(), Instant::now());
                     for m in batch.drain(..) {
                         core.handle_deliver(now, at, &m.smsc, Some(m.bind), &m.inbound, m.ack);
+                    }
+                }
+                n = events.recv_many(&mut posted, EVENT_QUEUE), if stop_by.is_none() => {
+                    for e in posted.drain(..n) {
+                        core.handle_event(e.now_ms, &e.flow, e.event, e.key.as_deref(), e.answer);
                     }
                 }
                 Some((commit, result)) = committed.recv() => {

@@ -245,6 +245,13 @@ pub async fn run_with(
             let pools = pools.clone();
             move || pools.iter().any(|p| p.bound() > 0)
         }),
+        start: Arc::new({
+            let pipeline = pipeline.clone();
+            move |now, flow, event, key| {
+                let pipeline = pipeline.clone();
+                Box::pin(async move { pipeline.start_event(now, flow, event, key).await })
+            }
+        }),
         on_accepted: Arc::new({
             let (pipeline, webhooks) = (pipeline.clone(), webhooks.clone());
             move || {
