@@ -21,6 +21,9 @@ pub struct BindLife {
     /// Nanoseconds after `opened` at which the newest request the SMSC answered was written;
     /// 0: none.
     answered_write: AtomicU64,
+    /// Nanoseconds after `opened` of the last deliver_sm answered with an error (a full
+    /// inbound queue, a store that could not take it); 0: none.
+    refused: AtomicU64,
 }
 
 /// A [`BindLife`] at one instant.
@@ -33,6 +36,8 @@ pub struct BindView {
     /// When the newest request of ours that the SMSC answered was written, if any: the SMSC
     /// had read everything we wrote before it (TCP keeps order).
     pub answered_write: Option<Instant>,
+    /// When we last answered a deliver_sm on it with an error, if ever.
+    pub refused: Option<Instant>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -46,6 +51,7 @@ impl BindLife {
             closed: OnceLock::new(),
             last_read: AtomicU64::new(0),
             answered_write: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -62,6 +68,11 @@ impl BindLife {
         self.answered_write.fetch_max(self.offset(written), Relaxed);
     }
 
+    /// We answered a deliver_sm with an error at `at`: the SMSC sends it again.
+    pub fn refused_at(&self, at: Instant) {
+        self.refused.fetch_max(self.offset(at), Relaxed);
+    }
+
     /// The connection is gone (the first call counts).
     pub fn close(&self, at: Instant) {
         let _ = self.closed.set(at);
@@ -74,6 +85,7 @@ impl BindLife {
             closed: self.closed.get().copied(),
             last_read: at(self.last_read.load(Relaxed)),
             answered_write: at(self.answered_write.load(Relaxed)),
+            refused: at(self.refused.load(Relaxed)),
         }
     }
 
@@ -88,9 +100,14 @@ impl BindView {
     /// may be sent again by the SMSC because the response may not have reached it: the bind
     /// closed before the SMSC showed it read the response (it answered nothing we wrote
     /// after), and either within `grace` (the SMSC's response timeout) of it, or with nothing
-    /// at all read from the SMSC after it (a link that died silently). On a live bind, or
-    /// once the SMSC showed it read on, a copy is someone writing again.
+    /// at all read from the SMSC after it (a link that died silently). Or: since then we
+    /// refused a deliver_sm on it, which may have been the SMSC's own early copy of that MO,
+    /// now retried (an overloaded service errs towards taking a second `OK` for a copy). On
+    /// a live bind, or once the SMSC showed it read on, a copy is someone writing again.
     pub fn may_resend(&self, acked: Instant, grace: Duration) -> bool {
+        if self.refused.is_some_and(|r| r >= acked) {
+            return true;
+        }
         let Some(closed) = self.closed else {
             return false;
         };
@@ -120,7 +137,24 @@ mod tests {
             closed: closed.map(at),
             last_read: last_read.map(at),
             answered_write: answered.map(at),
+            refused: None,
         }
+    }
+
+    /// Regression (the 60 s soak): the SMSC sent an early copy of an MO, which we refused
+    /// (the inbound queue was full) after answering the first; its retry on the live bind
+    /// was taken for a new message and processed twice.
+    #[test]
+    fn a_copy_after_a_refusal_since_the_response_may_be_the_smscs_retry() {
+        let t0 = Instant::now();
+        let acked = t0 + Duration::from_secs(5);
+        let refused = |r: u64| BindView {
+            refused: Some(t0 + Duration::from_secs(r)),
+            ..view(None, Some(7), Some(6), t0)
+        };
+        assert!(refused(6).may_resend(acked, GRACE));
+        // A refusal before our response was of another message, or of this one's first copy.
+        assert!(!refused(4).may_resend(acked, GRACE));
     }
 
     #[test]

@@ -216,7 +216,7 @@ pub async fn run_session(
     loop {
         // 0. Acks the application already gave go out with this iteration's write.
         while let Ok((seq, status)) = ack_rx.try_recv() {
-            session.ack(seq, status);
+            answer(&mut session, &life, seq, status);
         }
         // 1. Write what the session produced.
         if let Some(out) = session.poll_transmit() {
@@ -401,7 +401,7 @@ pub async fn run_session(
                     held = Some((job, reserve_slot(shared, now)));
                 }
             }
-            Some((seq, status)) = ack_rx.recv() => session.ack(seq, status),
+            Some((seq, status)) = ack_rx.recv() => answer(&mut session, &life, seq, status),
             () = sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
             () = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
         }
@@ -409,6 +409,15 @@ pub async fn run_session(
 }
 
 /// A job already waiting in the queue, without waiting for one (or for the queue's lock).
+/// Our deliver_sm_resp for `seq`; a refusal is noted on the bind (see
+/// [`BindView::may_resend`](super::BindView::may_resend)).
+fn answer(session: &mut Session, life: &BindLife, seq: u32, status: CommandStatus) {
+    if status != CommandStatus::ESME_ROK {
+        life.refused_at(std::time::Instant::now());
+    }
+    session.ack(seq, status);
+}
+
 fn try_next_job(shared: &Shared) -> Option<SubmitJob> {
     shared.jobs.as_ref()?.try_lock().ok()?.try_recv().ok()
 }

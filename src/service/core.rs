@@ -33,7 +33,7 @@ use crate::store::{MessageStatus, Millis, MoMark, OutMessage, Store, StoreError}
 /// Commits asked for and not answered yet, at most: the store's writer makes the ones
 /// waiting one group, so a second one in flight lets the writes made during a group's
 /// fsync start their own without waiting for its answer.
-const MAX_COMMITS_IN_FLIGHT: usize = 2;
+pub const MAX_COMMITS_IN_FLIGHT: usize = 2;
 /// How often due timers and overdue receipts are looked at.
 const TIMER_TICK: Duration = Duration::from_millis(100);
 /// How often incomplete concatenated MOs are looked at.
