@@ -516,15 +516,14 @@ impl Sim {
         // An SMSC retries a deliver_sm whose response was lost within a minute, and the
         // copy is answered before the minute is out: a content-only MO's mark is kept that
         // long after our response (`inbound::UNREFERENCED_WINDOW`); a copy later than that
-        // is someone writing again.
+        // is someone writing again. A commit takes milliseconds, not the seconds a tick
+        // jumps: what the core holds is answered (or lost in a crash) before time moves.
         let until = self.wall + by;
         let due = move |mo: &Mo| mo.resend_by.is_some_and(|then| then <= until);
-        let mut retried = false;
         for _ in 0..10_000 {
             if let Some(k) = self.pending.iter().position(due) {
                 self.deliver(k);
-                retried = true;
-            } else if !retried || self.node().core.unanswered() == 0 {
+            } else if self.node().core.unanswered() == 0 && self.node().flushed.is_none() {
                 break;
             }
             self.commit();
