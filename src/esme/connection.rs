@@ -408,7 +408,6 @@ pub async fn run_session(
     }
 }
 
-/// A job already waiting in the queue, without waiting for one (or for the queue's lock).
 /// Our deliver_sm_resp for `seq`; a refusal is noted on the bind (see
 /// [`BindView::may_resend`](super::BindView::may_resend)).
 fn answer(session: &mut Session, life: &BindLife, seq: u32, status: CommandStatus) {
@@ -418,6 +417,7 @@ fn answer(session: &mut Session, life: &BindLife, seq: u32, status: CommandStatu
     session.ack(seq, status);
 }
 
+/// A job already waiting in the queue, without waiting for one (or for the queue's lock).
 fn try_next_job(shared: &Shared) -> Option<SubmitJob> {
     shared.jobs.as_ref()?.try_lock().ok()?.try_recv().ok()
 }
