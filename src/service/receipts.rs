@@ -186,11 +186,6 @@ impl Receipts {
         stepped
     }
 
-    /// Receipts waiting for their message.
-    pub fn waiting(&self) -> usize {
-        self.early.len()
-    }
-
     fn learn(&mut self, smsc: &str, base: IdBase) {
         let known = self.bases.entry(smsc.to_owned()).or_default();
         if *known == IdBase::Unknown {
